@@ -1,0 +1,25 @@
+"""`edge-agent`: the appliance's command.
+
+Each command lives beside the code it drives and is registered here, one line each. Expected
+failures (``CallCollectError``) print one sentence and exit with the error's code, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import click
+
+from edge_agent import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="edge-agent")
+def main() -> None:
+    """callcollect edge agent: collects call records from PBXs and pushes them to the data centre.
+
+    Start with `edge-agent check -c /etc/callcollect/agent.toml` to validate a configuration,
+    then `edge-agent run -c ...` (systemd runs this on the appliance).
+    """
+
+
+# Registered commands (one line per command module):

@@ -1,0 +1,35 @@
+"""Which driver module serves each source kind. One line per driver."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from edge_agent.sources.base import Source, SourceContext
+from shared.errors import ConfigError
+
+DRIVERS: dict[str, str] = {
+    "mivb-smdr": "edge_agent.sources.mivb_smdr",
+}
+
+
+class _DriverModule(Protocol):
+    def make_source(self, ctx: SourceContext, options: Mapping[str, Any]) -> Source: ...
+
+
+def kinds() -> list[str]:
+    return sorted(DRIVERS)
+
+
+def make_source(kind: str, ctx: SourceContext, options: Mapping[str, Any]) -> Source:
+    """Build a configured source; an unknown kind is a config error that lists the known ones."""
+    module_name = DRIVERS.get(kind)
+    if module_name is None:
+        raise ConfigError(
+            f"sources.{ctx.source_id}.kind",
+            f"unknown source kind {kind!r}",
+            f"use one of: {', '.join(kinds())}",
+        )
+    module: _DriverModule = importlib.import_module(module_name)
+    return module.make_source(ctx, options)

@@ -1,0 +1,185 @@
+"""The batch file: how ICDRs travel from the appliance to the data centre.
+
+A batch file (``AGENT-SEQUENCE.ccb``) is, byte for byte::
+
+    b"CCB1\\n"                     magic and format version
+    MANIFEST-JSON b"\\n"           one line, UTF-8, keys sorted
+    PAYLOAD                       gzip of the ICDRs as JSON Lines
+
+The manifest names the agent, the tenant it believes it belongs to, the batch sequence number,
+the record count, first and last record ids, and the SHA-256 and length of the payload, so a
+truncated or altered file is detected before a single record is read. ``protection`` says how
+the payload is protected: ``"none"`` in format 1. Signing and encryption to the data centre's
+certificate (CMS) wrap these same bytes in a later protection mode, so the inner layout does not
+change when they arrive.
+
+The data centre never trusts ``tenant`` for attribution: the landing folder decides (a mismatch
+is quarantined).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.errors import EnvelopeError, ICDRValidationError
+from shared.icdr import ICDR, ICDR_VERSION, format_time, loads_lines, parse_time
+
+MAGIC = b"CCB1\n"
+FORMAT_NAME = "callcollect-batch"
+FORMAT_VERSION = 1
+SUFFIX = ".ccb"
+MAX_MANIFEST_BYTES = 64 * 1024
+_NAME_RE = re.compile(r"^(?P<agent>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})-(?P<seq>\d{10})\.ccb$")
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    agent_id: str
+    tenant: str
+    sequence: int
+    record_count: int
+    first_record_id: str
+    last_record_id: str
+    payload_sha256: str
+    payload_bytes: int
+    created_at: str
+    icdr_version: int = ICDR_VERSION
+    compression: str = "gzip"
+    protection: str = "none"
+    format: str = FORMAT_NAME
+    version: int = FORMAT_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    manifest: Manifest
+    records: list[ICDR]
+
+
+def batch_file_name(agent_id: str, sequence: int) -> str:
+    """``AGENT-0000000042.ccb``: sorts by sequence, and names the agent for technicians."""
+    name = f"{agent_id}-{sequence:010d}{SUFFIX}"
+    if not _NAME_RE.match(name):
+        raise ValueError(
+            f"agent id {agent_id!r} or sequence {sequence} cannot form a batch file name"
+        )
+    return name
+
+
+def parse_batch_file_name(name: str) -> tuple[str, int] | None:
+    """(agent_id, sequence) of a batch file name, or None if it is not one."""
+    match = _NAME_RE.match(name)
+    if not match:
+        return None
+    return match["agent"], int(match["seq"])
+
+
+def seal(
+    records: Sequence[ICDR],
+    *,
+    agent_id: str,
+    tenant: str,
+    sequence: int,
+    created_at: datetime | None = None,
+    compresslevel: int = 6,
+) -> bytes:
+    """Serialise records into batch-file bytes."""
+    if not records:
+        raise ValueError("a batch holds at least one record")
+    body = "".join(rec.to_json() + "\n" for rec in records).encode("utf-8")
+    payload = gzip.compress(body, compresslevel=compresslevel, mtime=0)
+    manifest = Manifest(
+        agent_id=agent_id,
+        tenant=tenant,
+        sequence=sequence,
+        record_count=len(records),
+        first_record_id=records[0].record_id,
+        last_record_id=records[-1].record_id,
+        payload_sha256=hashlib.sha256(payload).hexdigest(),
+        payload_bytes=len(payload),
+        created_at=format_time(created_at or datetime.now(UTC)),
+    )
+    head = json.dumps(asdict(manifest), sort_keys=True, separators=(",", ":")).encode()
+    return MAGIC + head + b"\n" + payload
+
+
+def read_manifest(data: bytes) -> tuple[Manifest, bytes]:
+    """Check the framing and the payload digest; return the manifest and the payload."""
+    if not data.startswith(MAGIC):
+        raise EnvelopeError("not a callcollect batch file (bad magic)")
+    end = data.find(b"\n", len(MAGIC), len(MAGIC) + MAX_MANIFEST_BYTES)
+    if end < 0:
+        raise EnvelopeError("manifest line is missing or too long (file truncated?)")
+    try:
+        raw_manifest = json.loads(data[len(MAGIC) : end])
+    except ValueError as exc:
+        raise EnvelopeError(f"manifest is not valid JSON: {exc}") from exc
+    manifest = _manifest_from(raw_manifest)
+    payload = data[end + 1 :]
+    if len(payload) != manifest.payload_bytes:
+        raise EnvelopeError(
+            f"payload is {len(payload)} bytes, manifest says {manifest.payload_bytes} (file truncated?)"
+        )
+    if hashlib.sha256(payload).hexdigest() != manifest.payload_sha256:
+        raise EnvelopeError("payload SHA-256 does not match the manifest (file altered or corrupt)")
+    return manifest, payload
+
+
+def open_batch(data: bytes) -> Batch:
+    """Verify and decode a batch file; any defect raises ``EnvelopeError`` with the reason."""
+    manifest, payload = read_manifest(data)
+    try:
+        text = gzip.decompress(payload).decode("utf-8")
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise EnvelopeError(f"payload does not decompress: {exc}") from exc
+    try:
+        records = list(loads_lines(text))
+    except ICDRValidationError as exc:
+        raise EnvelopeError(f"invalid record in payload: {exc}") from exc
+    if len(records) != manifest.record_count:
+        raise EnvelopeError(
+            f"payload holds {len(records)} records, manifest says {manifest.record_count}"
+        )
+    if records[0].record_id != manifest.first_record_id or (
+        records[-1].record_id != manifest.last_record_id
+    ):
+        raise EnvelopeError("first or last record id does not match the manifest")
+    return Batch(manifest=manifest, records=records)
+
+
+def _manifest_from(raw: Any) -> Manifest:
+    if not isinstance(raw, dict):
+        raise EnvelopeError("manifest is not a JSON object")
+    if raw.get("format") != FORMAT_NAME or raw.get("version") != FORMAT_VERSION:
+        raise EnvelopeError(
+            f"unsupported batch format {raw.get('format')!r} version {raw.get('version')!r}"
+        )
+    if raw.get("protection") != "none" or raw.get("compression") != "gzip":
+        raise EnvelopeError(
+            f"unsupported protection {raw.get('protection')!r} / compression {raw.get('compression')!r}"
+        )
+    expected = {
+        "agent_id": str, "tenant": str, "sequence": int, "record_count": int,
+        "first_record_id": str, "last_record_id": str, "payload_sha256": str,
+        "payload_bytes": int, "created_at": str, "icdr_version": int,
+    }  # fmt: skip
+    for key, kind in expected.items():
+        value = raw.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise EnvelopeError(f"manifest field '{key}' is missing or not a {kind.__name__}")
+    if raw["record_count"] < 1 or raw["sequence"] < 0:
+        raise EnvelopeError("manifest record_count or sequence is out of range")
+    try:
+        parse_time("created_at", raw["created_at"])
+    except ICDRValidationError as exc:
+        raise EnvelopeError(f"manifest {exc}") from exc
+    known = set(Manifest.__dataclass_fields__)
+    return Manifest(**{k: v for k, v in raw.items() if k in known})
