@@ -12,8 +12,10 @@ A driver is two halves, kept apart so parsing is testable from bytes alone:
   ``flush`` closes out). It never raises on bad input: every unit ends up parsed or quarantined.
 
 Drivers register in ``edge_agent.sources.registry``; each module exposes
-``make_source(ctx, options) -> Source`` and raises ``ConfigError`` naming ``sources.<id>.<key>``
-for a bad option.
+``make_source(ctx, options) -> Source`` (everything, connection included) and
+``make_parser(ctx, options) -> ParserKit`` (parsing only: `edge-agent parse` uses it on capture
+files, so connection options are not needed). Both raise ``ConfigError`` naming
+``sources.<id>.<key>`` for a bad option.
 """
 
 from __future__ import annotations
@@ -89,6 +91,14 @@ class UnitSink(Protocol):
         """Record the outcome of one poll or connection attempt for health reporting."""
         ...
 
+    def get_state(self, key: str) -> str | None:
+        """A small value the driver persisted with the spool (e.g. a poll watermark)."""
+        ...
+
+    def set_state(self, key: str, value: str) -> None:
+        """Persist a small value durably, in the same store as the spooled records."""
+        ...
+
     def may_read(self) -> bool:
         """False when the spool is full: stop reading and let the PBX buffer."""
         ...
@@ -104,6 +114,14 @@ class FileFramer(Protocol):
     """Splits a captured file (as the PBX sends it, without socket framing) into raw units."""
 
     def __call__(self, data: bytes) -> Iterable[bytes]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ParserKit:
+    """What `edge-agent parse` needs: a parser and how to split a capture file into units."""
+
+    parser: RecordParser
+    file_framer: FileFramer
 
 
 @dataclass(slots=True)

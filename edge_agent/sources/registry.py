@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from edge_agent.sources.base import Source, SourceContext
+from edge_agent.sources.base import ParserKit, Source, SourceContext
 from shared.errors import ConfigError
 
 DRIVERS: dict[str, str] = {
@@ -17,6 +17,8 @@ DRIVERS: dict[str, str] = {
 class _DriverModule(Protocol):
     def make_source(self, ctx: SourceContext, options: Mapping[str, Any]) -> Source: ...
 
+    def make_parser(self, ctx: SourceContext, options: Mapping[str, Any]) -> ParserKit: ...
+
 
 def kinds() -> list[str]:
     return sorted(DRIVERS)
@@ -24,6 +26,15 @@ def kinds() -> list[str]:
 
 def make_source(kind: str, ctx: SourceContext, options: Mapping[str, Any]) -> Source:
     """Build a configured source; an unknown kind is a config error that lists the known ones."""
+    return _driver(kind, ctx).make_source(ctx, options)
+
+
+def make_parser(kind: str, ctx: SourceContext, options: Mapping[str, Any]) -> ParserKit:
+    """Build only the parser of a kind (for capture files)."""
+    return _driver(kind, ctx).make_parser(ctx, options)
+
+
+def _driver(kind: str, ctx: SourceContext) -> _DriverModule:
     module_name = DRIVERS.get(kind)
     if module_name is None:
         raise ConfigError(
@@ -32,4 +43,4 @@ def make_source(kind: str, ctx: SourceContext, options: Mapping[str, Any]) -> So
             f"use one of: {', '.join(kinds())}",
         )
     module: _DriverModule = importlib.import_module(module_name)
-    return module.make_source(ctx, options)
+    return module
