@@ -10,9 +10,13 @@ from __future__ import annotations
 import click
 
 from edge_agent import __version__
+from shared.cli_errors import FriendlyGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=FriendlyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="edge-agent")
 def main() -> None:
     """callcollect edge agent: collects call records from PBXs and pushes them to the data centre.
