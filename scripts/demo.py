@@ -1,0 +1,229 @@
+"""Run a whole callcollect site on this machine: a simulated PBX feeding a local data centre.
+
+Started by `bash scripts/demo.sh` (which installs everything first). Everything listens on
+loopback only:
+
+    PBX simulator (MiVB SMDR, TCP)  ->  edge-agent run  ->  OpenSSH sshd (SFTP landing area)
+        ->  datacenter ingest --watch  ->  SQLite store  ->  datacenter serve (gunicorn)
+
+It prints the web address and a demo login, then runs until Ctrl-C, when it stops every process
+it started (and only those). State lives in ./demo-run/ (deleted at start unless --keep).
+
+This script drives both sides through their commands, so it imports neither package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / ".venv" / "bin"
+SSHD = "/usr/sbin/sshd"
+TENANT = "demo"
+AGENT = "demo-site"
+EMAIL = "demo@example.com"
+
+
+@dataclass
+class Demo:
+    """The processes of one demo run; stops them in reverse order."""
+
+    run_dir: Path
+    web_port: int
+    smdr_port: int
+    sftp_port: int
+    rate: float
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    @property
+    def dc_config(self) -> Path:
+        return self.run_dir / "datacenter.toml"
+
+    @property
+    def agent_config(self) -> Path:
+        return self.run_dir / "agent.toml"
+
+    def start(self, name: str, *argv: str | Path) -> None:
+        log = (self.run_dir / "logs" / f"{name}.log").open("ab")
+        with log:
+            proc = subprocess.Popen(
+                [str(a) for a in argv], stdout=log, stderr=log, cwd=self.run_dir
+            )
+        self.procs.append((name, proc))
+
+    def stop_all(self) -> None:
+        for name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    print(f"demo: {name} did not stop in 15 s; killing it", file=sys.stderr)
+                    proc.kill()
+                    proc.wait()
+        self.procs.clear()
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs:
+            if proc.poll() is not None:
+                log = self.run_dir / "logs" / f"{name}.log"
+                tail = log.read_text(errors="replace").splitlines()[-15:]
+                raise SystemExit(
+                    f"demo: {name} exited with code {proc.returncode}; last lines of {log}:\n"
+                    + "\n".join(tail)
+                )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, demo: Demo, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        demo.check_alive()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"demo: nothing listened on 127.0.0.1:{port} after {timeout} s")
+
+
+def run(*argv: str | Path, stdin: str | None = None) -> None:
+    result = subprocess.run(
+        [str(a) for a in argv], input=stdin, text=True, capture_output=True, check=False
+    )
+    if result.returncode != 0:
+        raise SystemExit(
+            f"demo: {' '.join(map(str, argv))} failed:\n{result.stderr}{result.stdout}"
+        )
+
+
+def keygen(path: Path) -> None:
+    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "callcollect-demo", "-f", path)
+
+
+def write_sshd(demo: Demo) -> Path:
+    """sshd as the landing area: key auth only, SFTP only, sessions start in the tenant folder."""
+    ssh = demo.run_dir / "ssh"
+    ssh.mkdir()
+    keygen(ssh / "host_ed25519")
+    keygen(ssh / "agent_ed25519")
+    auth = ssh / "authorized_keys"
+    shutil.copy(ssh / "agent_ed25519.pub", auth)
+    auth.chmod(0o600)
+    landing = demo.run_dir / "landing" / TENANT
+    user = pwd.getpwuid(os.getuid()).pw_name
+    config = ssh / "sshd_config"
+    config.write_text(
+        f"Port {demo.sftp_port}\nListenAddress 127.0.0.1\nHostKey {ssh / 'host_ed25519'}\n"
+        f"PidFile {ssh / 'sshd.pid'}\nAuthorizedKeysFile {auth}\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+        f"AllowUsers {user}\nPermitRootLogin prohibit-password\nAllowTcpForwarding no\n"
+        "X11Forwarding no\nPermitTTY no\nSubsystem sftp internal-sftp\n"
+        f"ForceCommand internal-sftp -d {landing}\n"
+    )
+    host_pub = (ssh / "host_ed25519.pub").read_text().split()
+    (ssh / "known_hosts").write_text(f"[127.0.0.1]:{demo.sftp_port} {host_pub[0]} {host_pub[1]}\n")
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    run(SSHD, "-t", "-f", config)
+    return config
+
+
+def write_configs(demo: Demo) -> str:
+    data = demo.run_dir / "dc"
+    demo.dc_config.write_text(
+        "# Data centre settings for the demo (see docs/configuration.md)\n"
+        f'data_dir = "{data}"\n\n[store]\nurl = "sqlite:///{data}/callcollect.db"\n\n'
+        f'[landing]\nroot = "{demo.run_dir / "landing"}"\n\n'
+        f'[web]\nbind = "127.0.0.1:{demo.web_port}"\nworkers = 2\n\n[ingest]\npoll_seconds = 2\n'
+    )
+    user = pwd.getpwuid(os.getuid()).pw_name
+    ssh = demo.run_dir / "ssh"
+    demo.agent_config.write_text(
+        "# Edge agent settings for the demo site (see edge_agent/agent.example.toml)\n"
+        f'[agent]\nid = "{AGENT}"\ntenant = "{TENANT}"\ntimezone = "America/Toronto"\n'
+        f'state_dir = "{demo.run_dir / "agent"}"\n\n'
+        f'[uplink]\nhost = "127.0.0.1"\nport = {demo.sftp_port}\nusername = "{user}"\n'
+        f'private_key = "{ssh / "agent_ed25519"}"\nknown_hosts = "{ssh / "known_hosts"}"\n'
+        "interval_seconds = 5\n\n[spool]\nbatch_max_age_seconds = 5\n\n"
+        f'[[sources]]\nid = "pbx1"\nkind = "mivb-smdr"\nhost = "127.0.0.1"\nport = {demo.smdr_port}\n'
+        'layout = "auto"\n'
+    )
+    return secrets.token_urlsafe(12)
+
+
+def set_up_datacenter(demo: Demo, password: str) -> None:
+    dc = BIN / "datacenter"
+    cfg = ("--config", demo.dc_config)
+    run(dc, "init", *cfg)
+    run(
+        dc, "tenant", "add", TENANT, "--name", "Demo Company", "--timezone", "America/Toronto", *cfg
+    )
+    run(dc, "agent", "add", "--tenant", TENANT, AGENT, *cfg)
+    run(dc, "user", "add", EMAIL, "--role", "tenant", "--tenant", TENANT, "--password-stdin",
+        *cfg, stdin=password + "\n")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--web-port", type=int, default=8080)
+    parser.add_argument("--rate", type=float, default=0.5, help="simulated calls per second")
+    parser.add_argument("--run-dir", type=Path, default=ROOT / "demo-run")
+    parser.add_argument("--seconds", type=float, default=0, help="stop after this long (0: Ctrl-C)")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("demo: run as root (sshd needs it): sudo bash scripts/demo.sh")
+    run_dir: Path = args.run_dir.resolve()
+    shutil.rmtree(run_dir, ignore_errors=True)
+    (run_dir / "logs").mkdir(parents=True)
+    (run_dir / "landing" / TENANT / "incoming").mkdir(parents=True)
+    demo = Demo(run_dir=run_dir, web_port=args.web_port, smdr_port=free_port(),
+                sftp_port=free_port(), rate=args.rate)  # fmt: skip
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        password = write_configs(demo)
+        sshd_config = write_sshd(demo)
+        set_up_datacenter(demo, password)
+        demo.start("sshd", SSHD, "-D", "-e", "-f", sshd_config)
+        demo.start("web", BIN / "datacenter", "serve", "--config", demo.dc_config)
+        demo.start("ingest", BIN / "datacenter", "ingest", "--watch", "--config", demo.dc_config)
+        demo.start("pbx-simulator", BIN / "edge-agent", "simulate", "mivb-smdr",
+                   "--port", str(demo.smdr_port), "--rate", str(demo.rate))  # fmt: skip
+        wait_for_port(demo.smdr_port, demo)
+        wait_for_port(demo.sftp_port, demo)
+        demo.start("edge-agent", BIN / "edge-agent", "run", "-c", demo.agent_config)
+        wait_for_port(demo.web_port, demo)
+        print(
+            "\ncallcollect demo is running (logs in demo-run/logs/).\n"
+            f"  Open:     http://127.0.0.1:{demo.web_port}/\n"
+            f"  Log in:   {EMAIL}\n  Password: {password}\n"
+            f"Calls from the simulated PBX appear within a minute. Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        deadline = time.monotonic() + args.seconds if args.seconds else None
+        while deadline is None or time.monotonic() < deadline:
+            demo.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\ndemo: stopping", flush=True)
+    finally:
+        demo.stop_all()
+
+
+if __name__ == "__main__":
+    main()
