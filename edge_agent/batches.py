@@ -1,0 +1,152 @@
+"""Sealing: spooled ICDRs become numbered batch files in the outbox.
+
+Contract:
+
+- ``seal_ready(now)`` seals the oldest unbatched rows into batches of at most
+  ``max_records``; a partial batch is sealed only when its oldest row has waited
+  ``max_age`` (or ``force=True``: ``edge-agent flush``). Sequence numbers start at 1 and have no
+  gaps, so the data centre can tell a missing batch.
+- The spool is the truth, the file is derived from it. One transaction assigns the rows to the
+  batch and inserts the batch row (with the file's SHA-256 and creation time); only then is the
+  file written, atomically, to ``STATE/outbox/NAME``. Sealing is deterministic given the rows and
+  the creation time (gzip without a timestamp), so:
+- ``recover()`` (on start) rebuilds the file of a sealed batch that is missing from the outbox —
+  a crash between the commit and the file write — byte for byte identical to what it would have
+  been (its SHA-256 is checked against the batch row). A file can never exist for a sequence
+  number the spool does not know, so no two different files ever carry the same number.
+  Leftover temporary files are deleted; an uploaded batch still in the outbox (a crash between
+  the upload and the move) moves on to ``sent/``.
+
+On disk: ``STATE/outbox/`` sealed, not yet uploaded; ``STATE/sent/`` uploaded, kept until a
+receipt and then a retention period allow deletion (a later issue).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from edge_agent.durable import atomic_write, durable_move, remove_temporaries
+from edge_agent.spool import BatchRow, BatchStatus, Spool
+from shared.envelope import batch_file_name, seal
+from shared.errors import CallCollectError
+from shared.icdr import ICDR, format_time, parse_time
+
+log = logging.getLogger(__name__)
+
+OUTBOX_DIR = "outbox"
+SENT_DIR = "sent"
+DEFAULT_MAX_RECORDS = 5000
+DEFAULT_MAX_AGE = timedelta(seconds=60)
+
+
+class BatchError(CallCollectError):
+    """A batch file cannot be rebuilt to match what the spool recorded."""
+
+
+@dataclass(frozen=True, slots=True)
+class SealedBatch:
+    sequence: int
+    file_name: str
+    path: Path
+    record_count: int
+    sha256: str
+
+
+class Batcher:
+    """Seals spool rows into batch files (see the module docstring)."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        *,
+        state_dir: Path,
+        agent_id: str,
+        tenant: str,
+        max_records: int = DEFAULT_MAX_RECORDS,
+        max_age: timedelta = DEFAULT_MAX_AGE,
+    ) -> None:
+        self.spool = spool
+        self.outbox = state_dir / OUTBOX_DIR
+        self.sent = state_dir / SENT_DIR
+        self.agent_id = agent_id
+        self.tenant = tenant
+        self.max_records = max_records
+        self.max_age = max_age
+        for directory in (self.outbox, self.sent):
+            directory.mkdir(parents=True, exist_ok=True)
+
+    def seal_ready(self, now: datetime, *, force: bool = False) -> list[SealedBatch]:
+        """Seal every batch that is due; returns them oldest first."""
+        sealed: list[SealedBatch] = []
+        while (batch := self._seal_one(now, force=force)) is not None:
+            sealed.append(batch)
+        return sealed
+
+    def _seal_one(self, now: datetime, *, force: bool) -> SealedBatch | None:
+        with self.spool.transaction():  # the write lock: another process cannot take our number
+            rows = self.spool.unbatched(self.max_records)
+            if not rows:
+                return None
+            oldest = parse_time("created", rows[0].created)
+            if len(rows) < self.max_records and not force and now - oldest < self.max_age:
+                return None
+            sequence = self.spool.next_batch_sequence()
+            records = [ICDR.from_json(row.body) for row in rows]
+            data = seal(
+                records, agent_id=self.agent_id, tenant=self.tenant, sequence=sequence,
+                created_at=now,
+            )  # fmt: skip
+            row = BatchRow(
+                sequence=sequence,
+                file_name=batch_file_name(self.agent_id, sequence),
+                record_count=len(records),
+                status=BatchStatus.SEALED,
+                sha256=hashlib.sha256(data).hexdigest(),
+                bytes=len(data),
+                created=format_time(now),
+                uploaded=None,
+            )
+            self.spool.add_batch(row, [r.record_id for r in rows])
+        path = self.outbox / row.file_name
+        atomic_write(path, data)
+        log.info("sealed %s: %d records", row.file_name, row.record_count)
+        return SealedBatch(sequence, row.file_name, path, row.record_count, row.sha256)
+
+    def recover(self) -> list[str]:
+        """Repair the outbox after a crash; returns what was done, one line per action."""
+        actions = [f"removed temporary {p.name}" for p in remove_temporaries(self.outbox)]
+        for batch in self.spool.batches(status=BatchStatus.SEALED):
+            if not (self.outbox / batch.file_name).exists():
+                self._rebuild(batch)
+                actions.append(f"rebuilt {batch.file_name}")
+        for batch in self.spool.batches(status=BatchStatus.UPLOADED):
+            path = self.outbox / batch.file_name
+            if path.exists():
+                durable_move(path, self.sent / batch.file_name)
+                actions.append(f"moved uploaded {batch.file_name} to {SENT_DIR}/")
+        for action in actions:
+            log.warning("outbox recovery: %s", action)
+        return actions
+
+    def _rebuild(self, batch: BatchRow) -> None:
+        records = [ICDR.from_json(body) for body in self.spool.batch_bodies(batch.sequence)]
+        data = seal(
+            records, agent_id=self.agent_id, tenant=self.tenant, sequence=batch.sequence,
+            created_at=parse_time("created", batch.created),
+        )  # fmt: skip
+        if hashlib.sha256(data).hexdigest() != batch.sha256:
+            raise BatchError(
+                f"batch {batch.file_name} cannot be rebuilt identically (the spool rows changed, "
+                "or the agent id/tenant in the config did); restore the file from a backup or "
+                "ask the data centre which records it holds"
+            )
+        atomic_write(self.outbox / batch.file_name, data)
+
+    def path_of(self, batch: BatchRow) -> Path:
+        """Where a batch file is now: the outbox until uploaded, then sent/."""
+        outbox = self.outbox / batch.file_name
+        return outbox if outbox.exists() else self.sent / batch.file_name

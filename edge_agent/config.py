@@ -1,0 +1,439 @@
+"""The agent's configuration: a TOML file turned into validated, frozen settings.
+
+Contract:
+
+- ``load(path)`` returns ``AgentSettings`` or raises ``ConfigError`` naming the full key
+  (``uplink.host``, ``sources[1].kind``) and the fix. Nothing else escapes: a file that does not
+  exist, is not TOML, or holds a typo'd key is a ``ConfigError`` too.
+- ``SETTINGS`` is the one table of every scalar setting (key, kind, default, help). Defaults,
+  validation, ``agent.example.toml`` and docs/configuration.md all follow it; a test checks the
+  docs list every key.
+- Unknown keys are errors (a typo must not silently fall back to a default). The exception is a
+  ``[[sources]]`` table: ``id`` and ``kind`` are ours, every other key is an option for the
+  driver of that kind, which validates it (``sources.<id>.<key>``).
+- Relative paths are relative to the directory of the config file, so a config and its keys can
+  move together.
+- ``sources[N]`` counts the ``[[sources]]`` tables from 0, in file order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from shared.errors import ConfigError
+
+REQUIRED: Any = object()  # marks a setting without a default
+DEFAULT_CONFIG_PATH = Path("/etc/callcollect/agent.toml")
+AGENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # what a batch file name allows
+SOURCE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+SECTIONS = ("agent", "spool", "journal", "uplink", "metrics")
+
+
+# --- kinds: how a raw TOML value becomes a typed one ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """How a value is checked; ``doc`` is what docs/configuration.md calls the type."""
+
+    doc: str
+
+    def convert(self, key: str, value: Any, *, base: Path) -> Any:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.doc
+
+
+@dataclass(frozen=True, slots=True)
+class Text(Kind):
+    doc: str = "string"
+    pattern: re.Pattern[str] | None = None
+    pattern_help: str = ""
+    allow_empty: bool = False
+
+    def convert(self, key: str, value: Any, *, base: Path) -> Any:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"expected a string, got {_toml_type(value)}", "quote the value")
+        if not value and not self.allow_empty:
+            raise ConfigError(key, "must not be empty", "set a value or remove the key")
+        if value and self.pattern is not None and not self.pattern.match(value):
+            raise ConfigError(key, f"{value!r} is not allowed", self.pattern_help)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Integer(Kind):
+    doc: str = "integer"
+    minimum: int = 0
+    maximum: int = 2**31
+
+    def describe(self) -> str:
+        return f"integer, {self.minimum} to {self.maximum}"
+
+    def convert(self, key: str, value: Any, *, base: Path) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(
+                key, f"expected an integer, got {_toml_type(value)}", "write a whole number"
+            )
+        if not self.minimum <= value <= self.maximum:
+            raise ConfigError(
+                key,
+                f"{value} is out of range",
+                f"use a value from {self.minimum} to {self.maximum}",
+            )
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Number(Kind):
+    doc: str = "number"
+    minimum: float = 0.0
+    maximum: float = 1e9
+
+    def describe(self) -> str:
+        return f"number, {self.minimum:g} to {self.maximum:g}"
+
+    def convert(self, key: str, value: Any, *, base: Path) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(key, f"expected a number, got {_toml_type(value)}", "write a number")
+        if not self.minimum <= value <= self.maximum:
+            raise ConfigError(
+                key,
+                f"{value} is out of range",
+                f"use a value from {self.minimum} to {self.maximum}",
+            )
+        return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class FilePath(Kind):
+    doc: str = "path"
+
+    def convert(self, key: str, value: Any, *, base: Path) -> Any:
+        text = Text().convert(key, value, base=base)
+        return (base / Path(text).expanduser()).resolve()
+
+
+@dataclass(frozen=True, slots=True)
+class TimeZone(Kind):
+    doc: str = "IANA time zone"
+
+    def convert(self, key: str, value: Any, *, base: Path) -> Any:
+        text = Text().convert(key, value, base=base)
+        try:
+            return ZoneInfo(text)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError(
+                key,
+                f"{text!r} is not a known IANA time zone",
+                "use a name such as 'Europe/London' or 'America/Toronto' (the PBX's local zone)",
+            ) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Listen(Kind):
+    """``HOST:PORT`` on a loopback or local address, or empty for off."""
+
+    doc: str = "HOST:PORT or empty"
+
+    def convert(self, key: str, value: Any, *, base: Path) -> Any:
+        text: str = Text(allow_empty=True).convert(key, value, base=base)
+        if not text:
+            return ""
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(
+                key, f"{text!r} is not HOST:PORT", "write e.g. '127.0.0.1:9108', or '' for off"
+            )
+        return text
+
+
+# --- the table -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    key: str  # "section.name"
+    kind: Kind
+    default: Any
+    help: str
+
+    @property
+    def section(self) -> str:
+        return self.key.partition(".")[0]
+
+    @property
+    def name(self) -> str:
+        return self.key.partition(".")[2]
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+_AGENT_ID = Text(
+    pattern=AGENT_ID_RE,
+    pattern_help="use letters, digits, '.', '_' or '-' (up to 64, starting with a letter or digit)",
+)
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("agent.id", _AGENT_ID, REQUIRED,
+            "This appliance's name at the data centre; it names every batch file."),
+    Setting("agent.tenant", Text(), REQUIRED,
+            "The customer (tenant) this appliance collects for, as the data centre knows it."),
+    Setting("agent.timezone", TimeZone(), REQUIRED,
+            "IANA time zone of the PBXs' clocks, used to turn local call times into UTC."),
+    Setting("agent.state_dir", FilePath(), "/var/lib/callcollect",
+            "Where the journal, spool, outbox and sent batches live."),
+    Setting("spool.quota_mb", Integer(minimum=16, maximum=1024 * 1024), 1024,
+            "Disk the spool may use. Warnings at 70 % and 90 %; at 100 % sources stop reading "
+            "(the PBX buffers) until batches are delivered."),
+    Setting("spool.batch_max_records", Integer(minimum=1, maximum=100_000), 5000,
+            "A batch is sealed as soon as this many records wait."),
+    Setting("spool.batch_max_age_seconds", Integer(minimum=1, maximum=86_400), 60,
+            "A batch is also sealed once its oldest record has waited this long."),
+    Setting("journal.segment_mb", Integer(minimum=1, maximum=1024), 16,
+            "Size at which a source's raw journal starts a new segment file."),
+    Setting("journal.retention_days", Integer(minimum=0, maximum=3650), 7,
+            "A journal segment is deleted once every unit in it is parsed and spooled AND its "
+            "last write is older than this, so raw bytes can be re-parsed after a parser fix."),
+    Setting("uplink.host", Text(), REQUIRED,
+            "The data centre's SFTP landing host name or address."),
+    Setting("uplink.port", Integer(minimum=1, maximum=65535), 22, "SSH port of the landing host."),
+    Setting("uplink.username", Text(), REQUIRED,
+            "The SFTP account the data centre created for this tenant."),
+    Setting("uplink.private_key", FilePath(), REQUIRED,
+            "This appliance's SSH private key (no passphrase); its public half is given to the "
+            "data centre."),
+    Setting("uplink.known_hosts", FilePath(), REQUIRED,
+            "known_hosts file pinning the landing host's key. A changed key is refused, never "
+            "trusted on first use."),
+    Setting("uplink.remote_dir", Text(), "incoming",
+            "Folder, relative to the landing folder, that batch files are uploaded into."),
+    Setting("uplink.interval_seconds", Integer(minimum=1, maximum=86_400), 60,
+            "How often batches are sealed and uploaded."),
+    Setting("uplink.connect_timeout_seconds", Number(minimum=0.1, maximum=600), 15.0,
+            "Time allowed to connect, exchange keys and authenticate."),
+    Setting("uplink.transfer_timeout_seconds", Number(minimum=0.1, maximum=3600), 120.0,
+            "Time a single SFTP read or write may stall before the session is abandoned."),
+    Setting("uplink.backoff_min_seconds", Number(minimum=0.01, maximum=3600), 5.0,
+            "Wait after the first failed session; doubles (with jitter) on each further failure."),
+    Setting("uplink.backoff_max_seconds", Number(minimum=0.01, maximum=86_400), 600.0,
+            "Longest wait between failed sessions."),
+    Setting("metrics.listen", Listen(), "",
+            "Address for the Prometheus /metrics endpoint, e.g. '127.0.0.1:9108'; empty is off."),
+)  # fmt: skip
+SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
+
+
+# --- the typed result ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentIdentity:
+    id: str
+    tenant: str
+    timezone: ZoneInfo
+    state_dir: Path
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolSettings:
+    quota_mb: int
+    batch_max_records: int
+    batch_max_age_seconds: int
+
+    @property
+    def quota_bytes(self) -> int:
+        return self.quota_mb * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class JournalSettings:
+    segment_mb: int
+    retention_days: int
+
+    @property
+    def segment_bytes(self) -> int:
+        return self.segment_mb * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkSettings:
+    host: str
+    username: str
+    private_key: Path
+    known_hosts: Path
+    port: int = 22
+    remote_dir: str = "incoming"
+    interval_seconds: int = 60
+    connect_timeout_seconds: float = 15.0
+    transfer_timeout_seconds: float = 120.0
+    backoff_min_seconds: float = 5.0
+    backoff_max_seconds: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    listen: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSettings:
+    id: str
+    kind: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    agent: AgentIdentity
+    spool: SpoolSettings
+    journal: JournalSettings
+    uplink: UplinkSettings
+    metrics: MetricsSettings
+    sources: tuple[SourceSettings, ...]
+    path: Path | None = None  # the file it came from, for messages
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def load(path: Path) -> AgentSettings:
+    """Read and validate a config file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            str(path), "the config file does not exist", "pass -c with the right path"
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot read the config file: {exc}", "check it") from exc
+    settings = loads(text, base=path.parent.resolve())
+    return dataclasses.replace(settings, path=path)
+
+
+def loads(text: str, *, base: Path) -> AgentSettings:
+    """Validate config text; relative paths are taken from ``base``."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            "<file>", f"not valid TOML: {exc}", "fix the syntax at that line"
+        ) from exc
+    return from_mapping(raw, base=base)
+
+
+def from_mapping(raw: Mapping[str, Any], *, base: Path) -> AgentSettings:
+    for name in raw:
+        if name not in (*SECTIONS, "sources"):
+            raise ConfigError(
+                name,
+                "unknown section or key",
+                f"use only [{'], ['.join(SECTIONS)}] and [[sources]] (a typo?)",
+            )
+    values: dict[str, Any] = {}
+    for section in SECTIONS:
+        values.update(_section(raw, section, base=base))
+    uplink = UplinkSettings(**_fields(values, "uplink"))
+    if uplink.backoff_max_seconds < uplink.backoff_min_seconds:
+        raise ConfigError(
+            "uplink.backoff_max_seconds",
+            "is smaller than uplink.backoff_min_seconds",
+            "make the maximum at least the minimum",
+        )
+    return AgentSettings(
+        agent=AgentIdentity(**_fields(values, "agent")),
+        spool=SpoolSettings(**_fields(values, "spool")),
+        journal=JournalSettings(**_fields(values, "journal")),
+        uplink=uplink,
+        metrics=MetricsSettings(**_fields(values, "metrics")),
+        sources=_sources(raw.get("sources", [])),
+    )
+
+
+def _section(raw: Mapping[str, Any], section: str, *, base: Path) -> dict[str, Any]:
+    table = raw.get(section, {})
+    if not isinstance(table, dict):
+        raise ConfigError(section, "must be a table", f"write it as [{section}]")
+    known = {s.name: s for s in SETTINGS if s.section == section}
+    for name in table:
+        if name not in known:
+            raise ConfigError(
+                f"{section}.{name}",
+                "unknown key",
+                f"check the spelling; keys of [{section}] are: {', '.join(sorted(known))}",
+            )
+    out: dict[str, Any] = {}
+    for name, setting in known.items():
+        if name in table:
+            out[setting.key] = setting.kind.convert(setting.key, table[name], base=base)
+        elif setting.required:
+            raise ConfigError(setting.key, "is required", f"add `{name} = ...` under [{section}]")
+        else:
+            out[setting.key] = setting.kind.convert(setting.key, setting.default, base=base)
+    return out
+
+
+def _fields(values: Mapping[str, Any], section: str) -> dict[str, Any]:
+    prefix = section + "."
+    return {key[len(prefix) :]: value for key, value in values.items() if key.startswith(prefix)}
+
+
+def _sources(raw: Any) -> tuple[SourceSettings, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("sources", "must be an array of tables", "write each as [[sources]]")
+    seen: set[str] = set()
+    out: list[SourceSettings] = []
+    for index, table in enumerate(raw):
+        where = f"sources[{index}]"
+        if not isinstance(table, dict):
+            raise ConfigError(where, "must be a table", "write each source as [[sources]]")
+        for name in ("id", "kind"):
+            if name not in table:
+                raise ConfigError(f"{where}.{name}", "is required", f"add `{name} = ...`")
+        source_id = Text(
+            pattern=SOURCE_ID_RE,
+            pattern_help="use lower-case letters, digits and '-' (up to 32), e.g. 'pbx-main'",
+        ).convert(f"{where}.id", table["id"], base=Path())
+        if source_id in seen:
+            raise ConfigError(
+                f"{where}.id", f"{source_id!r} is used by another source", "give each a unique id"
+            )
+        seen.add(source_id)
+        kind = Text().convert(f"{where}.kind", table["kind"], base=Path())
+        options = {k: v for k, v in table.items() if k not in ("id", "kind")}
+        out.append(SourceSettings(id=source_id, kind=kind, options=options))
+    return tuple(out)
+
+
+def _toml_type(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             list: "an array", dict: "a table"}  # fmt: skip
+    return names.get(type(value), type(value).__name__)
+
+
+# --- documentation ---------------------------------------------------------------------------
+
+
+def reference_markdown() -> str:
+    """The settings table of docs/configuration.md (a test keeps the page in step)."""
+    lines = ["| Key | Type | Default | Meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = "required" if s.required else f"`{_toml_literal(s.default)}`"
+        lines.append(f"| `{s.key}` | {s.kind.describe()} | {default} | {s.help} |")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_literal(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)

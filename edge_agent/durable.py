@@ -1,0 +1,61 @@
+"""Durable file operations: the one place that knows how to make a file or a rename survive a crash.
+
+- ``atomic_write(path, data)``: readers see the old file or the whole new one, never a part. The
+  bytes go to a temporary file in the same directory, are fsynced, renamed over ``path`` with
+  ``os.replace``, and the directory is fsynced so the rename itself is durable. The temporary
+  file is removed if anything fails.
+- ``durable_move(src, dst)``: a rename made durable in both directories.
+- Temporary files are named ``.NAME.tmp-RANDOM``; ``remove_temporaries(dir)`` deletes leftovers
+  of a crash.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+TEMP_MARK = ".tmp-"
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory entry (a new, renamed or deleted file) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o640) -> None:
+    temp = path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        temp.replace(path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def durable_move(src: Path, dst: Path) -> None:
+    src.replace(dst)
+    fsync_dir(dst.parent)
+    if src.parent != dst.parent:
+        fsync_dir(src.parent)
+
+
+def remove_temporaries(directory: Path) -> list[Path]:
+    removed = [p for p in directory.glob(f".*{TEMP_MARK}*") if p.is_file()]
+    for path in removed:
+        path.unlink()
+    if removed:
+        fsync_dir(directory)
+    return removed

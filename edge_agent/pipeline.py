@@ -1,0 +1,262 @@
+"""The per-source pipeline: the ``UnitSink`` an acquirer delivers into.
+
+Contract:
+
+- ``deliver(units, received_at)`` journals and fsyncs the units first (after which the acquirer
+  may acknowledge upstream), then feeds them to the parser, then stores the ICDRs and quarantined
+  units and advances the parse cursor in one spool transaction. When it returns, all of it is
+  durable.
+- Nothing is lost between the journal and the spool: if the process dies (or the spool write
+  fails: ``deliver`` logs it and returns, the units being durable) after the journal write, the
+  units after the cursor are parsed again from the journal, on ``open`` and on the next
+  delivery. Record ids are stable, so a replay stores nothing
+  twice.
+- A parser that raises (a bug: parsers must not) does not lose the unit: it is quarantined with
+  reason ``parser_error``.
+- ``report()`` keeps the last outcome of the source (ok or error, message, attempts, failures in
+  a row) in the spool's state table, so ``edge-agent status`` in another process can show it.
+- ``may_read()`` is False once the spool is full (its quota reached): acquirers stop reading and
+  the PBX buffers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from functools import partial
+
+from edge_agent.journal import Journal
+from edge_agent.sources.base import Clock, ParseResult, Quarantined, RawUnit, RecordParser
+from edge_agent.spool import Spool, SpoolError, SpoolLevel
+from shared.icdr import ICDR, format_time
+
+log = logging.getLogger(__name__)
+
+REPORT_KEY = "_agent.report"  # state key of the persisted SourceReport
+MAY_READ_CACHE_SECONDS = 1.0  # acquirers may ask per read; the size query need not run that often
+REPLAY_CHUNK = 1000  # units per spool transaction while replaying
+
+
+@dataclass(frozen=True, slots=True)
+class SourceReport:
+    """The last outcome of a source, as ``status`` and health show it."""
+
+    ok: bool
+    message: str
+    at: str  # ISO 8601 UTC
+    records: int = 0  # as reported by the acquirer for that poll or connection
+    attempts: int = 0
+    failures_in_a_row: int = 0
+    last_ok_at: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> SourceReport:
+        return cls(**json.loads(text))
+
+
+@dataclass(slots=True)
+class PipelineCounts:
+    """Counts since this process started (the spool holds the totals)."""
+
+    units: int = 0
+    records: int = 0
+    quarantined: int = 0
+    replayed: int = 0
+
+
+class SourcePipeline:
+    """Journal → parser → spool for one source; implements ``UnitSink``."""
+
+    def __init__(
+        self,
+        *,
+        source_id: str,
+        parser: RecordParser,
+        journal: Journal,
+        spool: Spool,
+        clock: Clock,
+    ) -> None:
+        self.source_id = source_id
+        self.parser = parser
+        self.journal = journal
+        self.spool = spool
+        self.clock = clock
+        self.counts = PipelineCounts()
+        self.spool_error = ""  # the last spool failure, until a delivery succeeds
+        self._lock = threading.Lock()  # deliver (acquirer thread) vs flush_parser (supervisor)
+        self._cursor = spool.cursor(source_id)
+        self._may_read = (0.0, True)  # (monotonic time checked, answer)
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        source_id: str,
+        parser: RecordParser,
+        journal: Journal,
+        spool: Spool,
+        clock: Clock,
+    ) -> SourcePipeline:
+        """Build the pipeline and replay whatever the journal holds beyond the cursor."""
+        pipeline = cls(
+            source_id=source_id, parser=parser, journal=journal, spool=spool, clock=clock
+        )
+        with pipeline._lock:
+            pipeline._catch_up()
+        return pipeline
+
+    @property
+    def cursor(self) -> int:
+        return self._cursor
+
+    # --- UnitSink -------------------------------------------------------------------------
+
+    def deliver(self, data: Sequence[bytes], *, received_at: datetime) -> None:
+        if not data:
+            return
+        with self._lock:
+            units = self.journal.append_many(data, received_at=received_at)
+            self.counts.units += len(units)
+            # The units are durable now. A spool failure past this point loses nothing: they
+            # stay after the cursor and are parsed from the journal on the next delivery or
+            # start, so the acquirer is not told to fail (it may acknowledge upstream).
+            try:
+                if self._cursor == units[0].seq - 1:
+                    self._process(units)
+                else:  # an earlier spool write failed: parse from the journal, in order
+                    self._catch_up()
+            except SpoolError as exc:
+                self.spool_error = str(exc)
+                log.error("source %s: spooling failed, will retry from the journal: %s",
+                          self.source_id, exc)  # fmt: skip
+            else:
+                self.spool_error = ""
+
+    def report(self, *, ok: bool, message: str = "", records: int = 0) -> None:
+        previous = self.last_report()
+        now = format_time(self.clock())
+        failures = 0 if ok else (previous.failures_in_a_row if previous else 0) + 1
+        report = SourceReport(
+            ok=ok,
+            message=message,
+            at=now,
+            records=records,
+            attempts=(previous.attempts if previous else 0) + 1,
+            failures_in_a_row=failures,
+            last_ok_at=now if ok else (previous.last_ok_at if previous else None),
+        )
+        if not ok:
+            log.warning("source %s: %s", self.source_id, message)
+        self.spool.set_state(self.source_id, REPORT_KEY, report.to_json())
+
+    def last_report(self) -> SourceReport | None:
+        text = self.spool.get_state(self.source_id, REPORT_KEY)
+        return SourceReport.from_json(text) if text else None
+
+    def get_state(self, key: str) -> str | None:
+        return self.spool.get_state(self.source_id, key)
+
+    def set_state(self, key: str, value: str) -> None:
+        self.spool.set_state(self.source_id, key, value)
+
+    def may_read(self) -> bool:
+        checked, answer = self._may_read
+        now = time.monotonic()
+        if now - checked >= MAY_READ_CACHE_SECONDS:
+            answer = self.spool.usage().level is not SpoolLevel.FULL
+            if not answer:
+                log.warning(
+                    "source %s: spool full, not reading until batches leave", self.source_id
+                )
+            self._may_read = (now, answer)
+        return answer
+
+    # --- supervisor -----------------------------------------------------------------------
+
+    def flush_parser(self) -> None:
+        """Store what an event-stream parser completes or times out by now."""
+        with self._lock:
+            results = self._safe(lambda: self.parser.flush(self.clock()), unit=None)
+            if results:
+                self._store(results, seq=self._cursor, cursor=None)
+
+    def prune_journal(self, *, now: datetime) -> None:
+        self.journal.prune(below=self._cursor, now=now)
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _catch_up(self) -> None:
+        """Parse and spool every journalled unit after the cursor (crash or failed write)."""
+        chunk: list[RawUnit] = []
+        for unit in self.journal.read_from(self._cursor + 1):
+            chunk.append(unit)
+            if len(chunk) >= REPLAY_CHUNK:
+                self._process(chunk)
+                self.counts.replayed += len(chunk)
+                chunk = []
+        if chunk:
+            self._process(chunk)
+            self.counts.replayed += len(chunk)
+        if self.counts.replayed:
+            log.info(
+                "source %s: replayed %d journalled units", self.source_id, self.counts.replayed
+            )
+
+    def _process(self, units: Sequence[RawUnit]) -> None:
+        records: list[tuple[int, ICDR]] = []
+        quarantined: list[Quarantined] = []
+        for unit in units:
+            for result in self._safe(partial(self.parser.feed, unit), unit=unit):
+                if isinstance(result, ICDR):
+                    records.append((unit.seq, result))
+                else:
+                    quarantined.append(result)
+        self._store_split(records, quarantined, cursor=units[-1].seq)
+
+    def _store(self, results: Sequence[ParseResult], *, seq: int, cursor: int | None) -> None:
+        records = [(seq, r) for r in results if isinstance(r, ICDR)]
+        quarantined = [r for r in results if isinstance(r, Quarantined)]
+        self._store_split(records, quarantined, cursor=cursor)
+
+    def _store_split(
+        self,
+        records: list[tuple[int, ICDR]],
+        quarantined: list[Quarantined],
+        *,
+        cursor: int | None,
+    ) -> None:
+        result = self.spool.store(
+            self.source_id, records, quarantined, cursor=cursor, now=self.clock()
+        )
+        if cursor is not None:
+            self._cursor = cursor
+        self.counts.records += result.inserted
+        self.counts.quarantined += result.quarantined
+
+    def _safe(
+        self, call: Callable[[], Sequence[ParseResult]], *, unit: RawUnit | None
+    ) -> list[ParseResult]:
+        """Run the parser; a parser bug quarantines the unit instead of losing it."""
+        try:
+            return list(call())
+        except Exception as exc:  # a parser must not raise; keep the bytes with the reason
+            log.exception("source %s: parser raised", self.source_id)
+            if unit is None:
+                return []
+            return [
+                Quarantined(
+                    source_id=self.source_id,
+                    seq=unit.seq,
+                    reason="parser_error",
+                    detail=f"the parser raised {type(exc).__name__}: {exc}",
+                    raw=unit.data,
+                )
+            ]

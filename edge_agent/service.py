@@ -1,0 +1,317 @@
+"""The supervisor: runs every configured source and the batch-and-upload loop.
+
+Contract:
+
+- ``open()`` takes the agent lock (one ``run`` or ``flush`` per state directory), opens the
+  spool, repairs the outbox (``Batcher.recover``), and builds each source with its journal and
+  pipeline, replaying journalled units the spool has not got yet. It starts no thread.
+- ``start()`` runs each source's acquirer in its own thread. An acquirer that raises (a driver
+  bug) is reported and restarted after a back-off; it never takes the agent down.
+- ``cycle()`` flushes the parsers' open state, prunes journals, seals due batches and, when the
+  uplink is due, uploads them. A failed upload session is retried after an exponential back-off
+  with jitter; a good one schedules the next after ``uplink.interval_seconds``.
+- ``run()`` = open, start, cycle until ``request_stop()`` (SIGTERM/SIGINT in ``edge-agent run``),
+  then ``close()``: stop the acquirers, join them (bounded), close journals (fsync) and spool.
+  ``request_flush()`` (SIGUSR1) runs a forced cycle now.
+
+On disk (``agent.state_dir``)::
+
+    agent.lock          held (flock) by the running agent; names its pid
+    spool.db            the spool (with -wal/-shm beside it)
+    journal/SOURCE/     raw journal segments per source
+    outbox/             sealed batches waiting for upload
+    sent/               uploaded batches (kept for receipts and re-sends)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from edge_agent.batches import Batcher, SealedBatch
+from edge_agent.config import AgentSettings, SourceSettings
+from edge_agent.journal import Journal
+from edge_agent.pipeline import SourcePipeline
+from edge_agent.sources import registry
+from edge_agent.sources.base import Clock, Source, SourceContext
+from edge_agent.spool import Spool
+from edge_agent.uplink import Backoff, Uplink, UploadOutcome
+from shared.errors import CallCollectError, TransportError
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = "agent.lock"
+JOURNAL_DIR = "journal"
+JOIN_TIMEOUT_SECONDS = 10.0  # per acquirer thread at shutdown; acquirers check `stop` often
+ACQUIRER_RESTART_MIN_SECONDS = 1.0
+ACQUIRER_RESTART_MAX_SECONDS = 60.0
+
+SourceFactory = Callable[[str, SourceContext, Mapping[str, Any]], Source]
+
+
+class AgentBusy(CallCollectError):
+    """Another agent process holds the state directory."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AgentLock:
+    """An exclusive ``flock`` on ``STATE/agent.lock``; released when the process ends."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(fd)
+            raise AgentBusy(
+                f"another edge-agent (pid {holder_pid(self.path) or '?'}) is using "
+                f"{self.path.parent}; it uploads on its own schedule (send it SIGUSR1 to flush "
+                "now), or stop it first"
+            ) from exc
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def holder_pid(lock_path: Path) -> int | None:
+    """The pid of the process holding the agent lock, or None when nobody holds it."""
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+@dataclass(slots=True)
+class RunningSource:
+    settings: SourceSettings
+    source: Source
+    journal: Journal
+    pipeline: SourcePipeline
+    thread: threading.Thread | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    sealed: list[SealedBatch] = field(default_factory=list)
+    uploaded: list[UploadOutcome] = field(default_factory=list)
+    upload_attempted: bool = False
+    error: TransportError | None = None
+
+
+class Service:
+    """The agent's supervisor (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        *,
+        clock: Clock = utc_now,
+        make_source: SourceFactory = registry.make_source,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.make_source = make_source
+        self.monotonic = monotonic
+        self.state_dir = settings.agent.state_dir
+        self.sources: list[RunningSource] = []
+        self.stop_event = threading.Event()
+        self._wake = threading.Event()
+        self._flush_requested = False
+        self._lock = AgentLock(self.state_dir)
+        self._spool: Spool | None = None
+        self._batcher: Batcher | None = None
+        self._uplink: Uplink | None = None
+        self.backoff = Backoff(
+            minimum=settings.uplink.backoff_min_seconds,
+            maximum=settings.uplink.backoff_max_seconds,
+        )
+        self._next_upload = 0.0  # monotonic time the uplink is due
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    def open(self) -> None:
+        self._lock.acquire()
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        s = self.settings
+        self._spool = spool = Spool.open(self.state_dir, quota_bytes=s.spool.quota_bytes)
+        self._batcher = Batcher(
+            spool,
+            state_dir=self.state_dir,
+            agent_id=s.agent.id,
+            tenant=s.agent.tenant,
+            max_records=s.spool.batch_max_records,
+            max_age=timedelta(seconds=s.spool.batch_max_age_seconds),
+        )
+        self._batcher.recover()
+        self._uplink = Uplink(s.uplink, spool=spool, batcher=self._batcher, clock=self.clock)
+        for source_settings in s.sources:
+            self.sources.append(self._open_source(source_settings, spool))
+
+    def _open_source(self, settings: SourceSettings, spool: Spool) -> RunningSource:
+        ctx = SourceContext(
+            agent_id=self.settings.agent.id,
+            source_id=settings.id,
+            timezone=self.settings.agent.timezone,
+        )
+        source = self.make_source(settings.kind, ctx, settings.options)
+        journal = Journal.open(
+            self.state_dir / JOURNAL_DIR / settings.id,
+            source_id=settings.id,
+            segment_bytes=self.settings.journal.segment_bytes,
+            retention=timedelta(days=self.settings.journal.retention_days),
+        )
+        pipeline = SourcePipeline.open(
+            source_id=settings.id,
+            parser=source.parser,
+            journal=journal,
+            spool=spool,
+            clock=self.clock,
+        )
+        return RunningSource(settings, source, journal, pipeline)
+
+    def start(self) -> None:
+        """Start one thread per acquirer."""
+        for running in self.sources:
+            if running.source.acquirer is None:
+                log.warning(
+                    "source %s (%s) has no acquirer", running.settings.id, running.source.kind
+                )
+                continue
+            running.thread = threading.Thread(
+                target=self._acquire, args=(running,), name=f"source-{running.settings.id}"
+            )
+            running.thread.start()
+
+    def _acquire(self, running: RunningSource) -> None:
+        assert running.source.acquirer is not None
+        restart = Backoff(
+            minimum=ACQUIRER_RESTART_MIN_SECONDS, maximum=ACQUIRER_RESTART_MAX_SECONDS
+        )
+        while not self.stop_event.is_set():
+            try:
+                running.source.acquirer.run(running.pipeline, self.stop_event)
+                return
+            except Exception as exc:  # a driver bug must not stop the other sources
+                log.exception("source %s: acquirer failed", running.settings.id)
+                running.pipeline.report(ok=False, message=f"acquirer failed: {exc}")
+                self.stop_event.wait(restart.next_delay())
+
+    def run(self) -> None:
+        """Run until ``request_stop()``; then shut down cleanly."""
+        self.open()
+        try:
+            self.start()
+            log.info("agent %s running %d sources", self.settings.agent.id, len(self.sources))
+            while not self.stop_event.is_set():
+                force, self._flush_requested = self._flush_requested, False
+                try:
+                    self.cycle(force=force)
+                except CallCollectError as exc:  # e.g. disk full: keep sources reading
+                    log.error("batch cycle failed, retrying in %d s: %s",
+                              self.settings.uplink.interval_seconds, exc)  # fmt: skip
+                self._wake.wait(self._seconds_to_next())
+                self._wake.clear()
+        finally:
+            self.close()
+
+    def request_stop(self) -> None:
+        self.stop_event.set()
+        self._wake.set()
+
+    def request_flush(self) -> None:
+        self._flush_requested = True
+        self._wake.set()
+
+    def close(self) -> None:
+        self.stop_event.set()
+        for running in self.sources:
+            if running.thread is not None:
+                running.thread.join(JOIN_TIMEOUT_SECONDS)
+                if running.thread.is_alive():
+                    log.error("source %s did not stop within %.0f s", running.settings.id,
+                              JOIN_TIMEOUT_SECONDS)  # fmt: skip
+        for running in self.sources:
+            running.journal.close()
+        self.sources = []
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+        self._lock.release()
+        log.info("agent %s stopped", self.settings.agent.id)
+
+    # --- the batch and upload loop ----------------------------------------------------------
+
+    def _seconds_to_next(self) -> float:
+        """Seal every interval; wake sooner when a back-off ends before that."""
+        interval = float(self.settings.uplink.interval_seconds)
+        until_upload = self._next_upload - self.monotonic()
+        # overdue means the cycle failed before it could upload: wait a whole interval
+        return min(interval, until_upload) if until_upload > 0 else interval
+
+    def cycle(self, *, force: bool = False) -> CycleResult:
+        """Flush parsers, prune journals, seal due batches, upload if due (or ``force``)."""
+        assert self._batcher is not None and self._uplink is not None, "call open() first"
+        now = self.clock()
+        for running in self.sources:
+            running.pipeline.flush_parser()
+            running.pipeline.prune_journal(now=now)
+        sealed = self._batcher.seal_ready(now, force=force)
+        if not force and self.monotonic() < self._next_upload:
+            return CycleResult(sealed=sealed)
+        try:
+            uploaded = self._uplink.send_sealed()
+        except TransportError as exc:
+            delay = self.backoff.next_delay()
+            self._next_upload = self.monotonic() + delay
+            log.error("uplink failed (attempt %d, next in %.0f s): %s", self.backoff.failures,
+                      delay, exc)  # fmt: skip
+            return CycleResult(sealed=sealed, upload_attempted=True, error=exc)
+        self.backoff.reset()
+        self._next_upload = self.monotonic() + self.settings.uplink.interval_seconds
+        return CycleResult(sealed=sealed, uploaded=uploaded, upload_attempted=True)
+
+    def flush(self) -> CycleResult:
+        """Seal everything spooled and upload now (``edge-agent flush``); one attempt."""
+        self.open()
+        try:
+            return self.cycle(force=True)
+        finally:
+            self.close()

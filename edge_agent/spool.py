@@ -1,0 +1,409 @@
+"""The spool: the agent's durable queue of parsed ICDRs, quarantined units and batch bookkeeping.
+
+Contract:
+
+- One SQLite file (``STATE/spool.db``) in WAL mode with ``synchronous=FULL``: a method that
+  writes has committed durably when it returns.
+- ``store(source_id, records, quarantined, cursor=...)`` inserts ICDRs and quarantined units and
+  advances the source's parse cursor in ONE transaction: after a crash either all of it is there
+  or none of it is, and the journal replays the units after the cursor.
+- Inserting a ``record_id`` that is already spooled is a no-op (ids are stable, so replays and
+  re-reads are harmless); so is quarantining the same (source, seq, reason, detail) twice.
+- ``usage()`` reports the bytes the spool uses against its quota and a level: ``ok`` below 70 %,
+  ``warning`` from 70 %, ``critical`` from 90 %, ``full`` at 100 % (sources stop reading).
+- Nothing is deleted here: rows leave the spool only when a receipt says the data centre has
+  them (a later issue), so usage grows until then.
+
+Tables::
+
+    icdrs       record_id PK, source_id, seq, body (ICDR JSON), batch_seq (NULL until sealed),
+                created
+    quarantine  id PK, source_id, seq, reason, detail, raw, created; unique per unit and reason
+    cursors     source_id PK, seq (last journal seq parsed and spooled), updated
+    state       (source_id, key) PK, value: small values drivers persist (poll watermarks)
+    batches     sequence PK, file_name, record_count, status (sealed/uploaded/acknowledged),
+                sha256, bytes, created, uploaded, acknowledged
+
+One ``Spool`` object may be shared by threads: a lock serialises use of its connection. Other
+processes (``edge-agent status``) open their own; SQLite's busy timeout makes them wait.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from edge_agent.sources.base import Quarantined
+from shared.errors import CallCollectError
+from shared.icdr import ICDR, format_time
+
+SPOOL_FILE = "spool.db"
+BUSY_TIMEOUT_SECONDS = 30.0
+WARNING_PERCENT = 70.0
+CRITICAL_PERCENT = 90.0
+CURSOR_NONE = 0  # journal sequence numbers start at 1
+
+
+class SpoolLevel(StrEnum):
+    OK = "ok"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    FULL = "full"
+
+
+class BatchStatus(StrEnum):
+    SEALED = "sealed"
+    UPLOADED = "uploaded"
+    ACKNOWLEDGED = "acknowledged"
+
+
+class SpoolError(CallCollectError):
+    """The spool database refused an operation (disk full, corrupt file, locked too long)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolUsage:
+    used_bytes: int
+    quota_bytes: int
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.used_bytes / self.quota_bytes
+
+    @property
+    def level(self) -> SpoolLevel:
+        if self.percent >= 100.0:
+            return SpoolLevel.FULL
+        if self.percent >= CRITICAL_PERCENT:
+            return SpoolLevel.CRITICAL
+        if self.percent >= WARNING_PERCENT:
+            return SpoolLevel.WARNING
+        return SpoolLevel.OK
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    inserted: int  # new ICDR rows (duplicates are not counted)
+    quarantined: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledRow:
+    record_id: str
+    body: str
+    created: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    sequence: int
+    file_name: str
+    record_count: int
+    status: BatchStatus
+    sha256: str
+    bytes: int
+    created: str
+    uploaded: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceCounts:
+    source_id: str
+    cursor: int
+    spooled: int
+    unbatched: int
+    quarantined: int
+    last_record_at: str | None
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS icdrs (
+    record_id TEXT PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    batch_seq INTEGER,
+    created TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS icdrs_batch ON icdrs (batch_seq);
+CREATE INDEX IF NOT EXISTS icdrs_source ON icdrs (source_id, batch_seq);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    raw BLOB NOT NULL,
+    created TEXT NOT NULL,
+    UNIQUE (source_id, seq, reason, detail)
+);
+CREATE TABLE IF NOT EXISTS cursors (
+    source_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    updated TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (
+    source_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (source_id, key)
+);
+CREATE TABLE IF NOT EXISTS batches (
+    sequence INTEGER PRIMARY KEY,
+    file_name TEXT NOT NULL UNIQUE,
+    record_count INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    created TEXT NOT NULL,
+    uploaded TEXT,
+    acknowledged TEXT
+);
+"""
+
+
+class Spool:
+    """The durable ICDR queue (see the module docstring)."""
+
+    def __init__(self, path: Path, *, quota_bytes: int) -> None:
+        self.path = path
+        self.quota_bytes = quota_bytes
+        self._lock = threading.RLock()
+        self._depth = 0  # nesting of transaction()
+        try:
+            conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise SpoolError(f"cannot open the spool {path}: {exc}") from exc
+        self.db = Database(conn)
+        with self._mapped("open"):
+            self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(_SCHEMA)
+
+    @classmethod
+    def open(cls, state_dir: Path, *, quota_bytes: int) -> Spool:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        return cls(state_dir / SPOOL_FILE, quota_bytes=quota_bytes)
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- transactions ---------------------------------------------------------------------
+
+    @contextmanager
+    def _mapped(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise SpoolError(f"spool {self.path}: {what} failed: {exc}") from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """A write transaction; nested use joins the outer one (which commits or rolls back).
+
+        BEGIN IMMEDIATE takes the write lock up front, so two processes never race to upgrade a
+        read lock (which SQLite answers with "database is locked" at once, not after a wait).
+        """
+        with self._lock, self._mapped("write"):
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.db
+                finally:
+                    self._depth -= 1
+                return
+            self.db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.rollback()
+                raise
+            finally:
+                self._depth = 0
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock, self._mapped("read"):
+            return list(self.db.query(sql, params))
+
+    # --- parsed units in ------------------------------------------------------------------
+
+    def store(
+        self,
+        source_id: str,
+        records: Sequence[tuple[int, ICDR]],
+        quarantined: Sequence[Quarantined],
+        *,
+        cursor: int | None,
+        now: datetime | None = None,
+    ) -> StoreResult:
+        """Spool (journal seq, record) pairs and quarantined units and advance the cursor.
+
+        All in one transaction; ``cursor=None`` leaves the cursor where it is. ``now`` is the
+        spooling time batches age from.
+        """
+        created = format_time(now or datetime.now(UTC))
+        with self.transaction() as db:
+            # ON CONFLICT DO NOTHING skips only duplicates; OR IGNORE would also swallow a
+            # NOT NULL violation, silently dropping a row
+            before = db.conn.total_changes
+            db.conn.executemany(
+                "INSERT INTO icdrs (record_id, source_id, seq, body, created) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(r.record_id, source_id, seq, r.to_json(), created) for seq, r in records],
+            )
+            inserted = db.conn.total_changes - before
+            db.conn.executemany(
+                "INSERT INTO quarantine (source_id, seq, reason, detail, raw, created) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(q.source_id, q.seq, q.reason, q.detail, q.raw, created) for q in quarantined],
+            )
+            if cursor is not None:
+                db.execute(
+                    "INSERT INTO cursors (source_id, seq, updated) VALUES (?, ?, ?) "
+                    "ON CONFLICT (source_id) DO UPDATE SET seq = MAX(seq, excluded.seq), "
+                    "updated = excluded.updated",
+                    (source_id, cursor, created),
+                )
+        return StoreResult(inserted=inserted, quarantined=len(quarantined))
+
+    def cursor(self, source_id: str) -> int:
+        rows = self._rows("SELECT seq FROM cursors WHERE source_id = ?", (source_id,))
+        return int(rows[0]["seq"]) if rows else CURSOR_NONE
+
+    def get_state(self, source_id: str, key: str) -> str | None:
+        rows = self._rows(
+            "SELECT value FROM state WHERE source_id = ? AND key = ?", (source_id, key)
+        )
+        return str(rows[0]["value"]) if rows else None
+
+    def set_state(self, source_id: str, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO state (source_id, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (source_id, key) DO UPDATE SET value = excluded.value",
+                (source_id, key, value),
+            )
+
+    # --- batches --------------------------------------------------------------------------
+
+    def unbatched(self, limit: int) -> list[SpooledRow]:
+        """The oldest rows not yet in a batch, in arrival order."""
+        rows = self._rows(
+            "SELECT record_id, body, created FROM icdrs WHERE batch_seq IS NULL "
+            "ORDER BY rowid LIMIT ?",
+            (limit,),
+        )
+        return [SpooledRow(r["record_id"], r["body"], r["created"]) for r in rows]
+
+    def next_batch_sequence(self) -> int:
+        rows = self._rows("SELECT COALESCE(MAX(sequence), 0) + 1 AS next FROM batches")
+        return int(rows[0]["next"])
+
+    def add_batch(self, batch: BatchRow, record_ids: Sequence[str]) -> None:
+        """Record a sealed batch and mark its rows, in one transaction."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO batches (sequence, file_name, record_count, status, sha256, bytes, "
+                "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (batch.sequence, batch.file_name, batch.record_count, batch.status,
+                 batch.sha256, batch.bytes, batch.created),
+            )  # fmt: skip
+            db.conn.executemany(
+                "UPDATE icdrs SET batch_seq = ? WHERE record_id = ? AND batch_seq IS NULL",
+                [(batch.sequence, rid) for rid in record_ids],
+            )
+
+    def batch_bodies(self, sequence: int) -> list[str]:
+        rows = self._rows("SELECT body FROM icdrs WHERE batch_seq = ? ORDER BY rowid", (sequence,))
+        return [r["body"] for r in rows]
+
+    def batches(self, *, status: BatchStatus | None = None) -> list[BatchRow]:
+        where, params = ("WHERE status = ?", (str(status),)) if status else ("", ())
+        rows = self._rows(f"SELECT * FROM batches {where} ORDER BY sequence", params)
+        return [
+            BatchRow(r["sequence"], r["file_name"], r["record_count"], BatchStatus(r["status"]),
+                     r["sha256"], r["bytes"], r["created"], r["uploaded"])
+            for r in rows
+        ]  # fmt: skip
+
+    def mark_uploaded(self, sequence: int, *, at: datetime) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE batches SET status = ?, uploaded = ? WHERE sequence = ? AND status = ?",
+                (BatchStatus.UPLOADED, format_time(at), sequence, BatchStatus.SEALED),
+            )
+
+    def batch_counts(self) -> dict[BatchStatus, int]:
+        rows = self._rows("SELECT status, COUNT(*) AS n FROM batches GROUP BY status")
+        counts = dict.fromkeys(BatchStatus, 0)
+        counts.update({BatchStatus(r["status"]): int(r["n"]) for r in rows})
+        return counts
+
+    # --- accounting -----------------------------------------------------------------------
+
+    def usage(self) -> SpoolUsage:
+        """Bytes in use (pages holding data, plus the write-ahead log) against the quota."""
+        with self._lock, self._mapped("size"):
+            page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
+            pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+            free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
+        wal = self.path.with_name(self.path.name + "-wal")
+        wal_bytes = wal.stat().st_size if wal.exists() else 0
+        return SpoolUsage((pages - free) * page_size + wal_bytes, self.quota_bytes)
+
+    def source_counts(self, source_id: str) -> SourceCounts:
+        rows = self._rows(
+            "SELECT COUNT(*) AS spooled, "
+            "COALESCE(SUM(batch_seq IS NULL), 0) AS unbatched, MAX(created) AS last "
+            "FROM icdrs WHERE source_id = ?",
+            (source_id,),
+        )
+        quarantined = self._rows(
+            "SELECT COUNT(*) AS n FROM quarantine WHERE source_id = ?", (source_id,)
+        )
+        return SourceCounts(
+            source_id=source_id,
+            cursor=self.cursor(source_id),
+            spooled=int(rows[0]["spooled"]),
+            unbatched=int(rows[0]["unbatched"]),
+            quarantined=int(quarantined[0]["n"]),
+            last_record_at=rows[0]["last"],
+        )
+
+    def quarantined(self, source_id: str) -> list[Quarantined]:
+        rows = self._rows(
+            "SELECT source_id, seq, reason, detail, raw FROM quarantine WHERE source_id = ? "
+            "ORDER BY id",
+            (source_id,),
+        )
+        return [
+            Quarantined(r["source_id"], r["seq"], r["reason"], r["detail"], bytes(r["raw"]))
+            for r in rows
+        ]
+
+    def record_ids(self, source_id: str) -> list[str]:
+        rows = self._rows(
+            "SELECT record_id FROM icdrs WHERE source_id = ? ORDER BY rowid", (source_id,)
+        )
+        return [r["record_id"] for r in rows]

@@ -1,0 +1,313 @@
+"""The uplink: pushes sealed batch files to the data centre's SFTP landing area.
+
+Contract:
+
+- Authentication is by this appliance's key only: no password, no SSH agent, no keys found
+  lying around (``look_for_keys=False``). The server's host key must match the entry pinned in
+  ``uplink.known_hosts``; an unknown or changed key is refused (``HostKeyMismatch`` names the
+  file and the fix). Nothing is ever trusted on first use.
+- A batch goes to ``REMOTE_DIR/NAME.part`` (a stale ``.part`` from an interrupted session is
+  overwritten), then is renamed to ``REMOTE_DIR/NAME`` with ``posix_rename``, so the data centre
+  never sees a partial file under the final name. A final ``NAME`` is never overwritten: if it
+  exists with our size the batch was delivered by a session that died before recording it; any
+  other size is an error for a technician.
+- After the rename the batch is marked ``uploaded`` in the spool and its file moves from
+  ``outbox/`` to ``sent/``, where it stays until a receipt and the retention period allow
+  deletion (a later issue). A crash between those steps re-uploads harmlessly (see above) or is
+  repaired by ``Batcher.recover``.
+- Every network step has a timeout (connect, authentication, each SFTP read or write), and every
+  paramiko or socket failure becomes a ``TransportError`` whose message says what to do.
+- ``Backoff`` spaces failed sessions exponentially with jitter; a success resets it.
+
+The landing layout is the data centre's (tests/fixtures/sshd.py stands in): the session starts in
+the tenant's landing folder, which holds ``incoming/`` and, later, ``receipts/``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import random
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+
+import paramiko
+
+from edge_agent.batches import Batcher
+from edge_agent.config import UplinkSettings
+from edge_agent.durable import durable_move
+from edge_agent.spool import BatchStatus, Spool
+from shared.errors import HostKeyMismatch, TransportError
+
+log = logging.getLogger(__name__)
+
+PART_SUFFIX = ".part"
+
+
+class UploadStatus(StrEnum):
+    UPLOADED = "uploaded"
+    ALREADY_THERE = "already_there"  # a previous session renamed it but died before recording
+
+
+@dataclass(frozen=True, slots=True)
+class UploadOutcome:
+    file_name: str
+    status: UploadStatus
+    bytes: int
+
+
+class Backoff:
+    """Exponential back-off with jitter: wait ``min``, ``2·min``, ... up to ``max``, each ±50 %."""
+
+    def __init__(self, *, minimum: float, maximum: float, rng: random.Random | None = None) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        self.failures = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        """Count a failure and return how long to wait before the next attempt."""
+        self.failures += 1
+        base = min(self.maximum, self.minimum * 2.0 ** min(self.failures - 1, 60))
+        return base / 2 + self._rng.uniform(0, base / 2)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+def host_key_name(host: str, port: int) -> str:
+    """How known_hosts names a host (OpenSSH brackets a non-standard port)."""
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+class UplinkSession:
+    """One SSH connection with its SFTP channel; use ``Uplink.connect()`` to open one."""
+
+    def __init__(self, settings: UplinkSettings, client: paramiko.SSHClient) -> None:
+        self.settings = settings
+        self._client = client
+        self._sftp = client.open_sftp()
+        channel = self._sftp.get_channel()
+        if channel is not None:  # every later SFTP read and write waits at most this long
+            channel.settimeout(settings.transfer_timeout_seconds)
+
+    def __enter__(self) -> UplinkSession:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._sftp.close()
+        self._client.close()
+
+    def put_file(self, local: Path, name: str) -> UploadOutcome:
+        """Upload ``local`` as ``REMOTE_DIR/name`` through ``name.part``; never overwrite ``name``."""
+        final = f"{self.settings.remote_dir}/{name}"
+        part = final + PART_SUFFIX
+        size = local.stat().st_size
+        with _sftp_errors(final):
+            existing = self._size_of(final)
+            if existing is not None:
+                if existing != size:
+                    raise TransportError(
+                        f"{final} already exists at the data centre with {existing} bytes, ours "
+                        f"has {size}: refusing to overwrite it. Another agent may be using agent "
+                        "id or this agent's state was reset; ask the data centre to check it"
+                    )
+                return UploadOutcome(name, UploadStatus.ALREADY_THERE, size)
+            self._sftp.put(str(local), part, confirm=True)  # opens with truncate: stale .part gone
+            self._sftp.posix_rename(part, final)
+        return UploadOutcome(name, UploadStatus.UPLOADED, size)
+
+    def list_remote_dir(self) -> list[str]:
+        with _sftp_errors(self.settings.remote_dir):
+            return sorted(self._sftp.listdir(self.settings.remote_dir))
+
+    def _size_of(self, path: str) -> int | None:
+        try:
+            attrs = self._sftp.stat(path)
+        except FileNotFoundError:
+            return None
+        return attrs.st_size
+
+
+class Uplink:
+    """Delivers sealed batches: connect, upload each in sequence order, record the outcome."""
+
+    def __init__(
+        self,
+        settings: UplinkSettings,
+        *,
+        spool: Spool,
+        batcher: Batcher,
+        clock: Callable[[], datetime],
+        client_factory: Callable[[], paramiko.SSHClient] = paramiko.SSHClient,
+    ) -> None:
+        self.settings = settings
+        self.spool = spool
+        self.batcher = batcher
+        self.clock = clock
+        self._client_factory = client_factory
+
+    def connect(self) -> UplinkSession:
+        return connect(self.settings, client_factory=self._client_factory)
+
+    def send_sealed(self) -> list[UploadOutcome]:
+        """Upload every sealed batch, oldest first, in one session; raises ``TransportError``.
+
+        Batches uploaded before a failure stay recorded as uploaded.
+        """
+        pending = self.spool.batches(status=BatchStatus.SEALED)
+        if not pending:
+            return []
+        outcomes: list[UploadOutcome] = []
+        with self.connect() as session:
+            for batch in pending:
+                path = self.batcher.path_of(batch)
+                if not path.exists():  # Batcher.recover rebuilds it on the next start
+                    raise TransportError(f"batch file {path} is missing; restart the agent")
+                outcome = session.put_file(path, batch.file_name)
+                self.spool.mark_uploaded(batch.sequence, at=self.clock())
+                if path.parent == self.batcher.outbox:
+                    durable_move(path, self.batcher.sent / batch.file_name)
+                log.info("uplink: %s %s (%d bytes)", batch.file_name, outcome.status, outcome.bytes)
+                outcomes.append(outcome)
+        return outcomes
+
+
+def connect(
+    s: UplinkSettings,
+    *,
+    client_factory: Callable[[], paramiko.SSHClient] = paramiko.SSHClient,
+) -> UplinkSession:
+    """Open a session: pinned host key, this appliance's key only, every step timed out."""
+    key = load_private_key(s.private_key)
+    client = client_factory()
+    try:
+        _pin_host_key(client, s)
+        client.connect(
+            s.host,
+            port=s.port,
+            username=s.username,
+            pkey=key,
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=s.connect_timeout_seconds,
+            banner_timeout=s.connect_timeout_seconds,
+            auth_timeout=s.connect_timeout_seconds,
+            channel_timeout=s.connect_timeout_seconds,
+        )
+        return UplinkSession(s, client)
+    except BaseException as exc:
+        client.close()
+        raise _transport_error(exc, s, key) from exc
+
+
+def load_private_key(path: Path) -> paramiko.PKey:
+    try:
+        return paramiko.PKey.from_path(path)
+    except FileNotFoundError as exc:
+        raise TransportError(
+            f"the uplink private key {path} does not exist: generate one "
+            f"(ssh-keygen -t ed25519 -N '' -f {path}) and give its .pub to the data centre, "
+            "or fix uplink.private_key"
+        ) from exc
+    except paramiko.PasswordRequiredException as exc:
+        raise TransportError(
+            f"the uplink private key {path} has a passphrase; the agent runs unattended, so "
+            f"remove it (ssh-keygen -p -N '' -f {path})"
+        ) from exc
+    except (paramiko.SSHException, OSError, ValueError) as exc:
+        raise TransportError(
+            f"cannot read the uplink private key {path}: {exc}; use an OpenSSH ed25519, ECDSA "
+            "or RSA key file"
+        ) from exc
+
+
+def _pin_host_key(client: paramiko.SSHClient, s: UplinkSettings) -> None:
+    try:
+        client.load_host_keys(str(s.known_hosts))
+    except (OSError, paramiko.SSHException) as exc:
+        raise HostKeyMismatch(
+            f"cannot read the pinned host keys in {s.known_hosts}: {exc}; create it with the "
+            "data centre's host key (confirm the fingerprint with them) or fix uplink.known_hosts"
+        ) from exc
+    name = host_key_name(s.host, s.port)
+    if client.get_host_keys().lookup(name) is None:
+        raise HostKeyMismatch(
+            f"{s.known_hosts} pins no host key for {name}: add the data centre's key "
+            f"(`ssh-keyscan -p {s.port} {s.host}`, then confirm its fingerprint with the data "
+            "centre); the agent never trusts a key on first use"
+        )
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+
+
+def _transport_error(exc: BaseException, s: UplinkSettings, key: paramiko.PKey) -> BaseException:
+    where = f"{s.host}:{s.port}"
+    if isinstance(exc, TransportError | KeyboardInterrupt | SystemExit):
+        return exc
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return HostKeyMismatch(
+            f"the data centre {where} presented host key {exc.key.fingerprint}, but "
+            f"{s.known_hosts} pins {exc.expected_key.fingerprint}. If the data centre has really "
+            f"replaced its key (confirm the new fingerprint with them), replace the line for "
+            f"{host_key_name(s.host, s.port)} in {s.known_hosts}; otherwise the connection may "
+            "be intercepted"
+        )
+    if isinstance(exc, paramiko.AuthenticationException):
+        return TransportError(
+            f"the data centre refused key {key.fingerprint} ({s.private_key}) for user "
+            f"{s.username!r}: add its public key ({s.private_key}.pub) to that account at the "
+            "data centre, or check uplink.username"
+        )
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError | ConnectionRefusedError):
+        return TransportError(
+            f"cannot connect to the data centre at {where}: connection refused; check that "
+            "uplink.host and uplink.port are right and that the landing server is up"
+        )
+    if isinstance(exc, socket.gaierror):
+        return TransportError(f"cannot resolve uplink.host {s.host!r}: {exc.strerror}")
+    if isinstance(exc, TimeoutError):
+        return TransportError(
+            f"the data centre at {where} did not answer within {s.connect_timeout_seconds:g} s; "
+            "check the network path and any firewall between the appliance and the data centre"
+        )
+    if isinstance(exc, paramiko.SSHException | OSError | EOFError):
+        return TransportError(f"SSH session with {where} failed: {exc or type(exc).__name__}")
+    return exc
+
+
+@contextmanager
+def _sftp_errors(remote: str) -> Iterator[None]:
+    """Map a failing SFTP step to a TransportError naming the remote file."""
+    try:
+        yield
+    except TransportError:
+        raise
+    except TimeoutError as exc:
+        raise TransportError(
+            f"SFTP transfer of {remote} stalled past uplink.transfer_timeout_seconds"
+        ) from exc
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.EACCES, errno.EPERM):
+            raise TransportError(
+                f"SFTP refused {remote}: {exc.strerror or exc}; check that uplink.remote_dir "
+                "exists in the landing folder and that the account may write there"
+            ) from exc
+        raise TransportError(f"SFTP transfer of {remote} failed: {exc}") from exc
+    except (paramiko.SSHException, EOFError) as exc:
+        raise TransportError(
+            f"SFTP transfer of {remote} failed: {exc or type(exc).__name__}"
+        ) from exc

@@ -1,0 +1,173 @@
+"""The spool: one transaction per store, idempotent ids, cursors, state, batches, quota levels."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from edge_agent.sources.base import Quarantined
+from edge_agent.spool import (
+    BatchRow,
+    BatchStatus,
+    Spool,
+    SpoolError,
+    SpoolLevel,
+    SpoolUsage,
+)
+from shared.icdr import ICDR, make_record_id
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+QUOTA = 64 * 1024 * 1024
+
+
+def gen_icdr(n: int, *, source_id: str = "pbx-1") -> ICDR:
+    start = T0 + timedelta(minutes=n)
+    return ICDR(
+        record_id=make_record_id(source_id, str(n)),
+        agent_id="agent-1",
+        source_id=source_id,
+        source_kind="fake",
+        start=start,
+        end=start + timedelta(seconds=30),
+        calling="01632960123",
+        called="02079460456",
+    )
+
+
+def gen_quarantined(seq: int, *, reason: str = "not_a_record") -> Quarantined:
+    return Quarantined("pbx-1", seq, reason, "not a call line", b"garbage\x00")
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Iterator[Spool]:
+    with Spool.open(tmp_path, quota_bytes=QUOTA) as opened:
+        yield opened
+
+
+def test_pragmas_promise_durability(spool: Spool) -> None:
+    assert spool.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert spool.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_store_inserts_records_quarantine_and_cursor_together(spool: Spool) -> None:
+    result = spool.store(
+        "pbx-1", [(1, gen_icdr(1)), (2, gen_icdr(2))], [gen_quarantined(3)], cursor=3
+    )
+    assert (result.inserted, result.quarantined) == (2, 1)
+    assert spool.cursor("pbx-1") == 3
+    assert spool.cursor("other") == 0
+    assert spool.record_ids("pbx-1") == [gen_icdr(1).record_id, gen_icdr(2).record_id]
+    assert spool.quarantined("pbx-1") == [gen_quarantined(3)]
+    counts = spool.source_counts("pbx-1")
+    assert (counts.spooled, counts.unbatched, counts.quarantined, counts.cursor) == (2, 2, 1, 3)
+
+
+def test_duplicates_are_no_ops(spool: Spool) -> None:
+    spool.store("pbx-1", [(1, gen_icdr(1))], [gen_quarantined(2)], cursor=2)
+    again = spool.store("pbx-1", [(1, gen_icdr(1)), (3, gen_icdr(3))], [gen_quarantined(2)],
+                        cursor=3)  # fmt: skip
+    assert again.inserted == 1
+    assert len(spool.record_ids("pbx-1")) == 2
+    assert len(spool.quarantined("pbx-1")) == 1
+
+
+def test_a_failed_store_leaves_nothing_behind(spool: Spool) -> None:
+    spool.store("pbx-1", [(1, gen_icdr(1))], [], cursor=1)
+    # a quarantine row with raw=None violates NOT NULL in the middle of the transaction
+    bad = Quarantined("pbx-1", 3, "x", "y", None)  # type: ignore[arg-type]
+    with pytest.raises(SpoolError):
+        spool.store("pbx-1", [(2, gen_icdr(2))], [bad], cursor=3)
+    assert spool.cursor("pbx-1") == 1
+    assert spool.record_ids("pbx-1") == [gen_icdr(1).record_id]
+
+
+def test_cursor_never_moves_back(spool: Spool) -> None:
+    spool.store("pbx-1", [], [], cursor=10)
+    spool.store("pbx-1", [], [], cursor=4)
+    spool.store("pbx-1", [], [], cursor=None)
+    assert spool.cursor("pbx-1") == 10
+
+
+def test_state_round_trip_per_source(spool: Spool) -> None:
+    assert spool.get_state("pbx-1", "watermark") is None
+    spool.set_state("pbx-1", "watermark", "2026-03-02T09:00:00Z")
+    spool.set_state("pbx-1", "watermark", "2026-03-02T10:00:00Z")
+    spool.set_state("pbx-2", "watermark", "other")
+    assert spool.get_state("pbx-1", "watermark") == "2026-03-02T10:00:00Z"
+    assert spool.get_state("pbx-2", "watermark") == "other"
+
+
+def test_survives_reopen(tmp_path: Path) -> None:
+    with Spool.open(tmp_path, quota_bytes=QUOTA) as spool:
+        spool.store("pbx-1", [(1, gen_icdr(1))], [], cursor=1)
+    with Spool.open(tmp_path, quota_bytes=QUOTA) as spool:
+        assert spool.cursor("pbx-1") == 1
+        assert ICDR.from_json(spool.unbatched(10)[0].body) == gen_icdr(1)
+
+
+def test_batches_mark_rows_and_count(spool: Spool) -> None:
+    spool.store("pbx-1", [(n, gen_icdr(n)) for n in range(1, 6)], [], cursor=5)
+    rows = spool.unbatched(3)
+    assert [r.record_id for r in rows] == [gen_icdr(n).record_id for n in (1, 2, 3)]
+    assert spool.next_batch_sequence() == 1
+    batch = BatchRow(1, "agent-1-0000000001.ccb", 3, BatchStatus.SEALED, "ab" * 32, 100,
+                     "2026-03-02T09:00:00Z", None)  # fmt: skip
+    spool.add_batch(batch, [r.record_id for r in rows])
+    assert spool.next_batch_sequence() == 2
+    assert [r.record_id for r in spool.unbatched(10)] == [gen_icdr(n).record_id for n in (4, 5)]
+    assert [ICDR.from_json(b).record_id for b in spool.batch_bodies(1)] == [
+        r.record_id for r in rows
+    ]
+    spool.mark_uploaded(1, at=T0)
+    assert spool.batches(status=BatchStatus.UPLOADED)[0].uploaded == "2026-03-02T09:00:00Z"
+    assert spool.batch_counts() == {
+        BatchStatus.SEALED: 0, BatchStatus.UPLOADED: 1, BatchStatus.ACKNOWLEDGED: 0,
+    }  # fmt: skip
+
+
+def test_nested_transaction_joins_the_outer_one(spool: Spool) -> None:
+    with pytest.raises(RuntimeError), spool.transaction():
+        spool.store("pbx-1", [(1, gen_icdr(1))], [], cursor=1)
+        raise RuntimeError("crash before commit")
+    assert spool.record_ids("pbx-1") == []
+
+
+def test_a_second_process_waits_for_the_write_lock(tmp_path: Path) -> None:
+    with (
+        Spool.open(tmp_path, quota_bytes=QUOTA) as first,
+        Spool.open(tmp_path, quota_bytes=QUOTA) as second,
+    ):
+        second.db.conn.execute("PRAGMA busy_timeout = 50")
+        with first.transaction(), pytest.raises(SpoolError, match="locked"):
+            second.store("pbx-1", [(1, gen_icdr(1))], [], cursor=1)
+
+
+@pytest.mark.parametrize(
+    ("used", "level"),
+    [(0, SpoolLevel.OK), (69, SpoolLevel.OK), (70, SpoolLevel.WARNING),
+     (89, SpoolLevel.WARNING), (90, SpoolLevel.CRITICAL), (99, SpoolLevel.CRITICAL),
+     (100, SpoolLevel.FULL), (150, SpoolLevel.FULL)],
+)  # fmt: skip
+def test_usage_levels(used: int, level: SpoolLevel) -> None:
+    assert SpoolUsage(used_bytes=used, quota_bytes=100).level is level
+
+
+def test_usage_grows_with_rows(tmp_path: Path) -> None:
+    with Spool.open(tmp_path, quota_bytes=QUOTA) as spool:
+        before = spool.usage().used_bytes
+        spool.store("pbx-1", [(n, gen_icdr(n)) for n in range(1, 2001)], [], cursor=2000)
+        after = spool.usage()
+    assert after.used_bytes > before + 2000 * 300  # each body is several hundred bytes
+    assert after.quota_bytes == QUOTA
+
+
+def test_unopenable_file_is_a_spool_error(tmp_path: Path) -> None:
+    (tmp_path / "spool.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(SpoolError, match="spool"):
+        Spool.open(tmp_path, quota_bytes=QUOTA)
+    assert issubclass(SpoolError, Exception)
+    assert sqlite3.sqlite_version_info >= (3, 24)  # ON CONFLICT DO UPDATE
