@@ -1,0 +1,75 @@
+"""The data centre's web console: a Flask app factory that gunicorn serves.
+
+``create_app(settings)`` only wires things together: it binds the store (an engine that
+connects lazily), registers the blueprints, CSRF protection, error pages and security headers.
+It never migrates the store and never touches the network: `datacenter init` migrates, and
+`datacenter serve` checks the schema before gunicorn starts.
+
+Session cookie: signed with the secret in ``web.secret_key_file`` (generated on first use;
+there is no default secret), HttpOnly, SameSite=Lax, and Secure unless the caller turns it off
+for a plain-HTTP demo (``SESSION_COOKIE_SECURE`` in ``test_config``, or
+``datacenter serve --insecure-cookies``). Browsers count http://127.0.0.1 as secure, so a
+loopback demo works with the flag on. Pages and what they show: docs/web.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from datacenter.settings import Settings, load_secret_key, load_settings
+from datacenter.store.engine import open_store
+from datacenter.web import auth, errors, headers, portal
+from datacenter.web.database import store
+from datacenter.web.display import JINJA_FILTERS
+
+__all__ = ["create_app"]
+
+SESSION_LIFETIME = timedelta(hours=8)
+SESSION_COOKIE_NAME = "callcollect_session"
+# Form tokens live as long as the session: a form left open over lunch still submits.
+CSRF_TIME_LIMIT_SECONDS = int(SESSION_LIFETIME.total_seconds())
+DEFAULTS: Mapping[str, Any] = {
+    "SESSION_COOKIE_NAME": SESSION_COOKIE_NAME,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": True,
+    "PERMANENT_SESSION_LIFETIME": SESSION_LIFETIME,
+    "WTF_CSRF_TIME_LIMIT": CSRF_TIME_LIMIT_SECONDS,
+    "LOGIN_FAILURE_DELAY": auth.LOGIN_FAILURE_DELAY_SECONDS,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,  # forms only; nothing large is ever posted
+    "TEMPLATES_AUTO_RELOAD": False,
+}
+
+csrf = CSRFProtect()
+
+
+def create_app(
+    settings: Settings | None = None, *, test_config: Mapping[str, Any] | None = None
+) -> Flask:
+    """The WSGI app for ``settings`` (default: ``load_settings()``, i.e. $CALLCOLLECT_DC_CONFIG).
+
+    ``test_config`` overrides Flask settings (tests, or ``SESSION_COOKIE_SECURE=False`` for a
+    plain-HTTP demo); a ``SECRET_KEY`` there replaces the one from ``web.secret_key_file``.
+    """
+    settings = settings if settings is not None else load_settings()
+    app = Flask(__name__)
+    app.config.update(DEFAULTS)
+    if test_config is not None:
+        app.config.update(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = load_secret_key(settings.web.secret_key_file)
+    app.config["CALLCOLLECT_SETTINGS"] = settings
+
+    store.init_app(app, open_store(settings.store.url))
+    csrf.init_app(app)
+    errors.init_app(app)
+    headers.init_app(app)
+    app.jinja_env.filters.update(JINJA_FILTERS)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(portal.bp)
+    return app

@@ -1,0 +1,133 @@
+"""`datacenter serve`: the web console under gunicorn.
+
+gunicorn runs in this process (a ``BaseApplication`` subclass), so the settings loaded and
+checked here are the ones the workers use. Each worker builds its own app with
+``create_app(settings)`` after the fork, so no database connection is shared between processes.
+The store's schema is checked once before gunicorn starts: an empty or outdated store stops
+the command with the fix (`datacenter init`), instead of every page failing.
+
+gunicorn's control socket (``~/.gunicorn/gunicorn.ctl`` by default in gunicorn 27) is
+disabled: instances on one machine would delete each other's, and nothing here uses it. The
+access log and the error log both go to stderr, which systemd hands to journald.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+from gunicorn.glogging import Logger  # type: ignore[import-untyped]
+
+from datacenter.settings import Settings
+from datacenter.store.commands import config_option, open_configured_store
+from datacenter.web import create_app
+
+PROC_NAME = "datacenter-web"
+WORKER_THREADS = 4
+WORKER_TIMEOUT_SECONDS = 30
+GRACEFUL_TIMEOUT_SECONDS = 20
+KEEPALIVE_SECONDS = 5
+
+
+class StderrLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger with the access log on stderr rather than stdout."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        if cfg.accesslog == "-":
+            fmt = logging.Formatter(self.access_fmt)
+            self._set_handler(self.access_log, "-", fmt, stream=sys.stderr)
+
+
+class WebServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn running ``create_app(settings)`` in every worker."""
+
+    def __init__(
+        self, settings: Settings, *, options: dict[str, Any], app_config: dict[str, Any]
+    ) -> None:
+        self._settings = settings
+        self._options = options
+        self._app_config = app_config
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return create_app(self._settings, test_config=self._app_config)
+
+
+def gunicorn_options(*, bind: str, workers: int) -> dict[str, Any]:
+    """The gunicorn settings `datacenter serve` runs with."""
+    return {
+        "bind": [bind],
+        "workers": workers,
+        # Threads, so a request that waits (a failed login's delay, a slow report) does not
+        # hold up every other user of the worker.
+        "worker_class": "gthread",
+        "threads": WORKER_THREADS,
+        "proc_name": PROC_NAME,
+        "timeout": WORKER_TIMEOUT_SECONDS,
+        "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
+        "keepalive": KEEPALIVE_SECONDS,
+        "control_socket_disable": True,
+        "accesslog": "-",
+        "errorlog": "-",
+        "logger_class": StderrLogger,
+    }
+
+
+def _check_bind(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+        raise click.BadParameter(f"{value!r} is not HOST:PORT; write e.g. 127.0.0.1:8080")
+    return value
+
+
+@click.command("serve")
+@config_option
+@click.option(
+    "--bind",
+    metavar="HOST:PORT",
+    callback=_check_bind,
+    help="Address to listen on. Default: web.bind.",
+)
+@click.option(
+    "--workers", type=click.IntRange(1, 64), help="Worker processes. Default: web.workers."
+)
+@click.option(
+    "--insecure-cookies",
+    is_flag=True,
+    help="Let the session cookie travel over plain HTTP (a demo on a LAN address without TLS).",
+)
+def serve_command(
+    config_path: Path | None, bind: str | None, workers: int | None, insecure_cookies: bool
+) -> None:
+    """Serve the web console (tenant call lists) with gunicorn.
+
+    Example, behind a TLS reverse proxy on the same machine:
+
+    \b
+        datacenter serve --config /etc/callcollect/datacenter.toml --bind 127.0.0.1:8080
+
+    The store must be initialised first (`datacenter init`). Logs, including one access line
+    per request, go to stderr. The session cookie is marked Secure, so browsers send it only
+    over HTTPS, or to http://127.0.0.1 and http://localhost, which they count as secure. Put a
+    TLS proxy in front for anything else (docs/web.md); --insecure-cookies is for a demo on a
+    LAN address without TLS.
+    """
+    settings, engine = open_configured_store(config_path)  # refuses an un-migrated store
+    engine.dispose()  # the workers open their own
+    options = gunicorn_options(
+        bind=bind or settings.web.bind, workers=workers or settings.web.workers
+    )
+    app_config = {"SESSION_COOKIE_SECURE": False} if insecure_cookies else {}
+    WebServer(settings, options=options, app_config=app_config).run()
