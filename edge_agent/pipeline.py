@@ -15,6 +15,11 @@ Contract:
   reason ``parser_error``.
 - ``report()`` keeps the last outcome of the source (ok or error, message, attempts, failures in
   a row) in the spool's state table, so ``edge-agent status`` in another process can show it.
+- Event-stream parsers (IP SMDR, OAI) hold calls open across units. Such a parser may offer
+  ``oldest_needed_seq()``: the lowest journal seq an open call still needs. The pipeline keeps
+  that position in the spool's state table; on ``open`` it feeds the journal from there up to the
+  cursor again, discarding the results (they were spooled), so the open calls are rebuilt as they
+  were, and it never prunes the journal above that position.
 - ``may_read()`` is False once the spool is full (its quota reached): acquirers stop reading and
   the PBX buffers.
 """
@@ -38,6 +43,7 @@ from shared.icdr import ICDR, format_time
 log = logging.getLogger(__name__)
 
 REPORT_KEY = "_agent.report"  # state key of the persisted SourceReport
+KEEP_KEY = "_agent.keep_from"  # state key: lowest journal seq an open call still needs
 MAY_READ_CACHE_SECONDS = 1.0  # acquirers may ask per read; the size query need not run that often
 REPLAY_CHUNK = 1000  # units per spool transaction while replaying
 
@@ -94,6 +100,7 @@ class SourcePipeline:
         self._lock = threading.Lock()  # deliver (acquirer thread) vs flush_parser (supervisor)
         self._cursor = spool.cursor(source_id)
         self._may_read = (0.0, True)  # (monotonic time checked, answer)
+        self._keep_from: int | None = None  # last value persisted under KEEP_KEY
 
     @classmethod
     def open(
@@ -110,6 +117,7 @@ class SourcePipeline:
             source_id=source_id, parser=parser, journal=journal, spool=spool, clock=clock
         )
         with pipeline._lock:
+            pipeline._rebuild_open_calls()
             pipeline._catch_up()
         return pipeline
 
@@ -189,9 +197,40 @@ class SourcePipeline:
                 self._store(results, seq=self._cursor, cursor=None)
 
     def prune_journal(self, *, now: datetime) -> None:
-        self.journal.prune(below=self._cursor, now=now)
+        self.journal.prune(below=self._needed_from() - 1, now=now)
 
     # --- internals ------------------------------------------------------------------------
+
+    def _needed_from(self) -> int:
+        """The first journal seq still needed: after the cursor, or an open call's first unit."""
+        oldest = getattr(self.parser, "oldest_needed_seq", None)
+        seq = oldest() if callable(oldest) else None
+        return self._cursor + 1 if seq is None else min(int(seq), self._cursor + 1)
+
+    def _remember_open_calls(self) -> None:
+        """Persist where open calls start; written only when it moves, and only for parsers
+        that keep calls open (the value only grows, so a stale one is merely conservative)."""
+        if not callable(getattr(self.parser, "oldest_needed_seq", None)):
+            return
+        needed = self._needed_from()
+        if needed != self._keep_from:
+            self.spool.set_state(self.source_id, KEEP_KEY, str(needed))
+            self._keep_from = needed
+
+    def _rebuild_open_calls(self) -> None:
+        """Feed the parser the units before the cursor that open calls need; results dropped."""
+        text = self.spool.get_state(self.source_id, KEEP_KEY)
+        if text is None:
+            return
+        self._keep_from = int(text)
+        fed = 0
+        for unit in self.journal.read_from(self._keep_from):
+            if unit.seq > self._cursor:
+                break
+            self._safe(partial(self.parser.feed, unit), unit=unit)
+            fed += 1
+        if fed:
+            log.info("source %s: rebuilt open calls from %d journalled units", self.source_id, fed)
 
     def _catch_up(self) -> None:
         """Parse and spool every journalled unit after the cursor (crash or failed write)."""
@@ -238,6 +277,7 @@ class SourcePipeline:
         )
         if cursor is not None:
             self._cursor = cursor
+        self._remember_open_calls()
         self.counts.records += result.inserted
         self.counts.quarantined += result.quarantined
 

@@ -79,6 +79,11 @@ class RecordParser(Protocol):
         """Emit whatever open state is complete or timed out by ``now`` (event streams)."""
         ...
 
+    # Optional, for parsers that hold calls open across units (event streams):
+    #     def oldest_needed_seq(self) -> int | None
+    # the lowest journal seq an open call still needs. The pipeline replays the journal from
+    # there on restart (results discarded up to its cursor) and never prunes above it.
+
 
 class UnitSink(Protocol):
     """Where an acquirer delivers raw units: the journal, then the parser and the spool."""

@@ -214,3 +214,38 @@ def test_quarantined_results_carry_their_source_and_seq(site: Site) -> None:
         Quarantined("pbx-1", 1, "not_a_record", "not a CALL line", b"x"),
         Quarantined("pbx-1", 2, "not_a_record", "not a CALL line", b"y"),
     ]
+
+
+def _ipsmdr_results(site: Site, lines: list[bytes], *, crash_after: int | None) -> dict[str, str]:
+    """Run an IP SMDR stream through the pipeline, optionally crashing (and pruning the journal
+    as the supervisor does) after ``crash_after`` lines; return the spooled calls by id."""
+    from edge_agent.sources.mcs_ipsmdr_calls import IpSmdrParser
+
+    ctx = SourceContext(agent_id="agent-1", source_id="pbx-1", timezone=ZoneInfo("America/Toronto"))
+    cut = len(lines) if crash_after is None else crash_after
+    pipeline, _ = site.open(IpSmdrParser(ctx))  # type: ignore[arg-type]
+    for line in lines[:cut]:
+        pipeline.deliver([line], received_at=T0)
+    pipeline.prune_journal(now=T0 + timedelta(days=365))
+    if crash_after is not None:
+        site.crash()
+        pipeline, _ = site.open(IpSmdrParser(ctx))  # type: ignore[arg-type]
+        for line in lines[cut:]:
+            pipeline.deliver([line], received_at=T0)
+    rows = site.spool.unbatched(10_000)
+    assert len(rows) == len({row.record_id for row in rows})
+    return {row.record_id: row.body for row in rows}
+
+
+def test_event_stream_calls_open_across_a_crash_are_rebuilt(tmp_path: Path) -> None:
+    """Calls still open when the agent dies are rebuilt from the journal on restart: the calls
+    stored equal those of an uninterrupted run, none lost, none duplicated, same ids."""
+    from edge_agent.simulators.mcs_ipsmdr import generate_calls, interleave
+
+    lines = [line.encode("latin-1") for line in interleave(generate_calls(count=12, seed=3))]
+    whole = _ipsmdr_results(Site(tmp_path / "whole"), lines, crash_after=None)
+    assert len(whole) >= 12
+    for cut in (len(lines) // 3, len(lines) // 2, len(lines) - 2):
+        site = Site(tmp_path / f"cut{cut}")
+        assert _ipsmdr_results(site, lines, crash_after=cut) == whole, f"crash after {cut} lines"
+        site.crash()
