@@ -1,0 +1,431 @@
+"""Polling a real LcsCDR stand-in (PostgreSQL through psqlODBC) and FreeTDS's error paths."""
+
+from __future__ import annotations
+
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from edge_agent.journal import Journal
+from edge_agent.pipeline import SourcePipeline
+from edge_agent.simulators.lcscdr import ExpectedCall, Generation, Session, sip, tel
+from edge_agent.sources import lync_test_source, registry
+from edge_agent.sources.base import Quarantined, RawUnit, SourceContext
+from edge_agent.sources.lync_cdr import (
+    WATERMARK_KEY,
+    LcsCdrDatabase,
+    LcsCdrPoller,
+    LyncOptions,
+    SessionKey,
+)
+from edge_agent.sources.lync_cdr_parser import LyncCdrParser
+from edge_agent.spool import Spool
+from shared.errors import SourceError
+from shared.icdr import ICDR
+from tests.fixtures.lcscdr import SCENARIO_BASE, LcsCdrFactory, LcsCdrSite
+from tests.fixtures.ports import free_port
+
+pytestmark = pytest.mark.postgres
+
+CTX = SourceContext(agent_id="agent-1", source_id="lync", timezone=ZoneInfo("UTC"))
+NOW = (SCENARIO_BASE + timedelta(hours=2)).replace(tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class MemorySink:
+    """A UnitSink that parses what it is given, keeps the latest version of each record."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.parser = LyncCdrParser(CTX)
+        self.units: list[bytes] = []
+        self.records: dict[str, ICDR] = {}
+        self.quarantined: list[Quarantined] = []
+        self.state: dict[str, str] = {}
+        self.reports: list[tuple[bool, str, int]] = []
+        self.fail = fail
+        self.stop_on_report: threading.Event | None = None
+
+    def deliver(self, data: Sequence[bytes], *, received_at: datetime) -> None:
+        if self.fail:
+            raise OSError(28, "No space left on device")
+        for unit in data:
+            seq = len(self.units) + 1
+            self.units.append(unit)
+            for result in self.parser.feed(RawUnit("lync", seq, received_at, unit)):
+                if isinstance(result, ICDR):
+                    self.records[result.record_id] = result
+                else:
+                    self.quarantined.append(result)
+
+    def report(self, *, ok: bool, message: str = "", records: int = 0) -> None:
+        self.reports.append((ok, message, records))
+        if self.stop_on_report is not None:
+            self.stop_on_report.set()
+
+    def get_state(self, key: str) -> str | None:
+        return self.state.get(key)
+
+    def set_state(self, key: str, value: str) -> None:
+        self.state[key] = value
+
+    def may_read(self) -> bool:
+        return True
+
+
+def poller(site: LcsCdrSite, clock: Clock | None = None, **options: Any) -> LcsCdrPoller:
+    settings = LyncOptions.from_mapping(CTX, {"connection_string": site.odbc, **options})
+    return LcsCdrPoller(settings, clock=clock or Clock())
+
+
+def record_of(sink: MemorySink, call: ExpectedCall) -> ICDR:
+    return sink.records[sink.parser.record_id(call.session_time, call.session_seq)]
+
+
+def check_call(record: ICDR, call: ExpectedCall, sink: MemorySink) -> None:
+    """The driver's record agrees with the simulator's account of the session."""
+    got = (record.direction.value, record.calling, record.called, record.answered)
+    assert got == (call.direction, call.calling, call.called, call.answered), call.scenario
+    assert record.completion.value == call.completion, call.scenario
+    assert record.talk_seconds == math.ceil(call.talk_ms / 1000), call.scenario
+    billed = record.answered and "not_billed" not in record.flags
+    assert billed == call.billed, call.scenario
+    assert (record.conference, record.transferred) == (call.conference, call.transferred)
+    if call.parent is not None:
+        assert record.parent_call_id == sink.parser.record_id(*call.parent), call.scenario
+
+
+@pytest.fixture
+def site(lcscdr: LcsCdrSite) -> Iterator[LcsCdrSite]:
+    yield lcscdr
+
+
+# --- the first poll --------------------------------------------------------------------------------
+
+
+def test_first_poll_delivers_every_pstn_call_and_stores_the_watermark(site: LcsCdrSite) -> None:
+    sink = MemorySink()
+    result = poller(site).poll(sink)
+    expected = {
+        (c.session_time, c.session_seq): c for c in site.expected if c.pstn and not c.end_pending
+    }
+    assert len(sink.records) == len(expected) == result.delivered
+    for call in expected.values():
+        check_call(record_of(sink, call), call, sink)
+    late = site.by_scenario("late_end")
+    assert result.held == 1  # the open session waits for a later sweep
+    assert sink.parser.record_id(late.session_time, late.session_seq) not in sink.records
+    assert not sink.quarantined
+    last = max((c.session_time, c.session_seq) for c in site.expected if c.pstn)
+    assert SessionKey.decode(sink.state[WATERMARK_KEY]) == SessionKey(*last)
+    assert "Skype for Business 2015/2019" in result.variant
+
+
+def test_include_internal_adds_internal_calls_but_never_im(site: LcsCdrSite) -> None:
+    sink = MemorySink()
+    poller(site, include_internal=True).poll(sink)
+    for call in site.expected:
+        wanted = call.scenario != "im_only" and not call.end_pending
+        assert (sink.parser.record_id(call.session_time, call.session_seq) in sink.records) is (
+            wanted
+        ), call.scenario
+        if wanted:
+            check_call(record_of(sink, call), call, sink)
+
+
+def test_billing_once_per_call(site: LcsCdrSite) -> None:
+    """Transfers, the RGS agent leg and the retried session bill exactly the documented legs."""
+    sink = MemorySink()
+    poller(site).poll(sink)
+    billed = {r.call_id for r in sink.records.values() if r.answered and "not_billed" in r.flags}
+    for pair in (("retry_original", "retry_repeat"), ("rgs_caller_leg", "rgs_agent_leg")):
+        legs = [record_of(sink, site.by_scenario(name)) for name in pair]
+        assert legs[0].call_id == legs[1].call_id  # linked by CorrelationId
+        assert [("not_billed" not in leg.flags) for leg in legs] == [True, False]
+        assert legs[0].call_id in billed
+
+
+# --- incremental polls ------------------------------------------------------------------------------
+
+
+def test_incremental_poll_delivers_only_new_sessions(site: LcsCdrSite) -> None:
+    clock = Clock()
+    source, sink = poller(site, clock), MemorySink()
+    source.poll(sink)
+    first_units = len(sink.units)
+    clock.now += timedelta(minutes=5)
+    again = source.poll(sink)
+    assert (again.delivered, len(sink.units), again.window.sweep) == (0, first_units, False)
+    new = Session(time=clock.now.replace(tzinfo=None) - timedelta(minutes=1), started_by=sip("bob"),
+                  user1=sip("bob"), user2=None, connected_number=tel("+441632960050"),
+                  to_gateway="gw01.example.com", talk=20.0)  # fmt: skip
+    site.simulator.write_sessions([new])
+    clock.now += timedelta(minutes=5)
+    third = source.poll(sink)
+    assert third.delivered == 1
+    assert SessionKey.decode(sink.state[WATERMARK_KEY]) == SessionKey(new.time, 1)
+    # The poll starts a short overlap before what was already read, not at the watermark.
+    assert third.window.start == NOW.replace(tzinfo=None) + timedelta(minutes=3 - 30)
+
+
+def test_restart_rereads_the_overlap_with_the_same_record_ids(site: LcsCdrSite) -> None:
+    clock = Clock()
+    sink = MemorySink()
+    poller(site, clock).poll(sink)
+    before = dict(sink.records)
+    clock.now += timedelta(minutes=5)
+    restarted = poller(site, clock)  # a new process: no memory of what it delivered
+    result = restarted.poll(sink)
+    assert result.delivered > 0  # the overlap sweep reads the rows again ...
+    assert sink.records.keys() == before.keys()  # ... and they are the same records
+    assert all(sink.records[k].to_dict() == before[k].to_dict() for k in before)
+
+
+def test_late_end_time_is_picked_up_by_the_sweep(site: LcsCdrSite) -> None:
+    clock = Clock()
+    source, sink = poller(site, clock), MemorySink()
+    source.poll(sink)
+    late = site.by_scenario("late_end")
+    late_id = sink.parser.record_id(late.session_time, late.session_seq)
+    assert late_id not in sink.records
+    site.simulator.complete_pending(talk_seconds=240.0)
+    clock.now += timedelta(minutes=5)
+    source.poll(sink)  # a frequent poll starts 30 min before the watermark: not yet
+    assert late_id not in sink.records
+    clock.now += timedelta(hours=1)
+    swept = source.poll(sink)
+    assert swept.window.sweep and swept.delivered == 1
+    assert sink.records[late_id].talk_seconds == 240
+    assert "end_pending" not in sink.records[late_id].flags
+
+
+def test_late_end_replaces_an_open_version_within_the_overlap(site: LcsCdrSite) -> None:
+    """With a short overlap an open session is delivered at once, then again once it ends."""
+    clock = Clock()
+    source, sink = poller(site, clock, overlap_hours=1), MemorySink()
+    source.poll(sink)
+    late = site.by_scenario("late_end")
+    late_id = sink.parser.record_id(late.session_time, late.session_seq)
+    assert "end_pending" in sink.records[late_id].flags
+    site.simulator.complete_pending(talk_seconds=240.0)
+    clock.now += timedelta(hours=1)
+    source = poller(site, clock, overlap_hours=3)  # the window still reaches the session
+    result = source.poll(sink)
+    assert result.delivered >= 1
+    assert sink.records[late_id].talk_seconds == 240  # same record id, newer version
+
+
+def test_watermark_not_advanced_when_the_sink_fails(site: LcsCdrSite) -> None:
+    broken = MemorySink(fail=True)
+    source = poller(site)
+    with pytest.raises(OSError, match="No space"):
+        source.poll(broken)
+    assert WATERMARK_KEY not in broken.state
+    healthy = MemorySink()
+    healthy.state = broken.state
+    assert source.poll(healthy).delivered == len(
+        [c for c in site.expected if c.pstn and not c.end_pending]
+    )
+
+
+def test_run_reports_each_poll_and_failures(site: LcsCdrSite) -> None:
+    for sink, ok in ((MemorySink(), True), (MemorySink(fail=True), False)):
+        stop = threading.Event()
+        sink.stop_on_report = stop
+        thread = threading.Thread(target=poller(site).run, args=(sink, stop))
+        thread.start()
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+        assert [r[0] for r in sink.reports] == [ok]
+        message, records = sink.reports[0][1], sink.reports[0][2]
+        if ok:
+            assert records == len(sink.records) and "rows" in message
+        else:
+            assert "could not store" in message and WATERMARK_KEY not in sink.state
+
+
+def test_poll_into_the_real_journal_and_spool(site: LcsCdrSite, tmp_path: Path) -> None:
+    source = registry.make_source("lync-cdr", CTX, {"connection_string": site.odbc})
+    assert source.acquirer is not None and source.kind == "lync-cdr"
+    with (
+        Journal.open(tmp_path / "journal", source_id="lync") as journal,
+        Spool.open(tmp_path, quota_bytes=10**8) as spool,
+    ):
+        pipeline = SourcePipeline.open(
+            source_id="lync", parser=source.parser, journal=journal, spool=spool, clock=Clock()
+        )
+        acquirer = poller(site)
+        acquirer.poll(pipeline)
+        stored = spool.record_ids("lync")
+        assert len(stored) == len([c for c in site.expected if c.pstn and not c.end_pending])
+        assert spool.get_state("lync", WATERMARK_KEY) is not None
+        poller(site).poll(pipeline)  # a restart re-reads the overlap: nothing stored twice
+        assert sorted(spool.record_ids("lync")) == sorted(stored)
+
+
+# --- schema variants --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("generation", "replaces", "label"),
+    [
+        (Generation.LYNC_2010, False, "Lync 2010"),
+        (Generation.LYNC_2013, True, "Lync 2013"),
+        (Generation.SFB_2015, False, "Skype for Business 2015/2019"),
+    ],
+)
+def test_schema_variants(
+    lcscdr_factory: LcsCdrFactory, generation: Generation, replaces: bool, label: str
+) -> None:
+    site = lcscdr_factory(generation, replaces_spelling=replaces)
+    sink = MemorySink()
+    source = poller(site)
+    result = source.poll(sink)
+    assert result.variant.startswith(label)
+    assert source.retention_days == (None if generation is Generation.LYNC_2010 else 60)
+    assert ("ReplacesDialogId" in result.variant) is replaces
+    for call in site.expected:
+        if call.pstn and not call.end_pending:
+            check_call(record_of(sink, call), call, sink)
+    has_last_modified = generation is Generation.SFB_2015
+    assert any('"LastModifiedTime"' in unit.decode() for unit in sink.units) is has_last_modified
+
+
+def test_unsupported_schemas_are_reported(lcscdr_factory: LcsCdrFactory) -> None:
+    empty = lcscdr_factory(scenarios=False)
+    with psycopg.connect(empty.conninfo, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA dbo CASCADE")
+    with pytest.raises(SourceError, match="DATABASE=LcsCDR"):
+        poller(empty).poll(MemorySink())
+    broken = lcscdr_factory(scenarios=False)
+    with psycopg.connect(broken.conninfo, autocommit=True) as conn:
+        conn.execute('ALTER TABLE dbo."SessionDetails" DROP COLUMN "SessionStartedById"')
+    with pytest.raises(SourceError, match=r"dbo\.SessionDetails\.SessionStartedById"):
+        poller(broken).poll(MemorySink())
+
+
+def test_the_session_is_read_only(site: LcsCdrSite) -> None:
+    db = LcsCdrDatabase(site.odbc, login_timeout_seconds=5, query_timeout_seconds=5)
+    try:
+        with pytest.raises(SourceError, match="failed"):
+            list(db.pages('DELETE FROM dbo."SessionDetails"', (), page_size=10))
+    finally:
+        db.close()
+    with psycopg.connect(site.conninfo) as conn:
+        row = conn.execute('SELECT count(*) FROM dbo."SessionDetails"').fetchone()
+    assert row is not None and row[0] == len(site.expected)
+
+
+def test_query_timeout_is_a_clear_error(site: LcsCdrSite) -> None:
+    db = LcsCdrDatabase(site.odbc, login_timeout_seconds=5, query_timeout_seconds=1)
+    try:
+        started = time.monotonic()
+        with pytest.raises(SourceError, match=r"timed out.*query_timeout_seconds"):
+            list(db.pages("SELECT pg_sleep(5)", (), page_size=1))
+        assert time.monotonic() - started < 4
+    finally:
+        db.close()
+
+
+# --- connection errors (FreeTDS, the production driver) ---------------------------------------------
+
+
+def freetds(port: int) -> str:
+    return (
+        "DRIVER={FreeTDS};SERVER=127.0.0.1;"
+        f"PORT={port};DATABASE=LcsCDR;UID=callcollect;PWD=s3cret;TDS_Version=7.4;"
+    )
+
+
+@pytest.fixture
+def silent_peer() -> Iterator[int]:
+    """A loopback port that accepts TCP connections (the backlog) and never says a word."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield int(server.getsockname()[1])
+
+
+def _poll_error(connection_string: str, **options: Any) -> tuple[str, float]:
+    settings = LyncOptions.from_mapping(CTX, {"connection_string": connection_string, **options})
+    started = time.monotonic()
+    with pytest.raises(SourceError) as info:
+        LcsCdrPoller(settings, clock=Clock()).poll(MemorySink())
+    return str(info.value), time.monotonic() - started
+
+
+def test_refused_port_fails_fast_and_clearly() -> None:
+    message, elapsed = _poll_error(freetds(free_port()), login_timeout_seconds=10)
+    assert elapsed < 3
+    assert "cannot connect to SERVER=127.0.0.1;PORT=" in message
+    assert "check SERVER and PORT" in message and "s3cret" not in message
+
+
+def test_silent_peer_hits_the_login_timeout(silent_peer: int) -> None:
+    message, elapsed = _poll_error(freetds(silent_peer), login_timeout_seconds=1)
+    assert 0.8 < elapsed < 5
+    assert "login to SERVER=127.0.0.1" in message and "timed out" in message
+    assert "s3cret" not in message
+
+
+def test_missing_driver_and_database_are_named(site: LcsCdrSite) -> None:
+    message, _ = _poll_error("DRIVER={ODBC Driver 18 for SQL Server};SERVER=127.0.0.1;")
+    assert "not installed" in message and "tdsodbc" in message
+    wrong_db = site.odbc.replace(f"DATABASE={site.dbname}", "DATABASE=NoSuchLcsCDR")
+    message, _ = _poll_error(wrong_db)
+    assert "does not exist" in message and "DATABASE=NoSuchLcsCDR" in message
+
+
+# --- test-source ------------------------------------------------------------------------------------
+
+
+def test_test_source_prints_the_next_poll_without_advancing(
+    lcscdr_factory: LcsCdrFactory,
+) -> None:
+    site = lcscdr_factory(scenarios=False)  # test-source runs on the real clock
+    expected = site.simulator.write_scenarios(datetime.now(UTC) - timedelta(hours=2))
+    runner = CliRunner()
+    args = ["--kind", "lync-cdr", "-o", f"connection_string={site.odbc}"]
+    result = runner.invoke(lync_test_source.test_source_command, args)
+    assert result.exit_code == 0, result.output
+    pstn = [c for c in expected if c.pstn]
+    outgoing = sum(1 for c in pstn if c.direction == "out")
+    assert f"sessions: {len(pstn)} (" in result.output
+    assert f"{outgoing} out" in result.output
+    assert "Skype for Business 2015/2019" in result.output
+    first = min((c.session_time, c.session_seq) for c in pstn)
+    assert f"first session: {first[0].isoformat(timespec='milliseconds')} #1" in result.output
+    assert "1 still open" in result.output and "watermark: none" in result.output
+    with psycopg.connect(site.conninfo) as conn:
+        row = conn.execute('SELECT count(*) FROM dbo."SessionDetails"').fetchone()
+    assert row is not None and row[0] == len(expected)
+
+
+def test_test_source_errors_are_one_sentence() -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        lync_test_source.test_source_command,
+        ["--kind", "lync-cdr", "-o", f"connection_string={freetds(free_port())}"],
+    )
+    assert result.exit_code == 1
+    assert "Error: cannot connect" in result.output and "Traceback" not in result.output
+    result = runner.invoke(
+        lync_test_source.test_source_command, ["--kind", "lync-cdr", "-o", "page_size=0"]
+    )
+    assert result.exit_code == 1 and "sources.lync.page_size" in result.output

@@ -1,0 +1,119 @@
+"""Property tests: whatever the rows hold, the LcsCDR parser answers with a call or a quarantine."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge_agent.sources.base import Quarantined, RawUnit, SourceContext
+from edge_agent.sources.lync_cdr_parser import LyncCdrParser
+from edge_agent.sources.lync_cdr_schema import COLUMN_KINDS, Kind, csv_units, dump_row
+from shared.icdr import ICDR
+
+CTX = SourceContext(agent_id="agent-1", source_id="lync", timezone=ZoneInfo("UTC"))
+RECEIVED = datetime(2024, 3, 1, tzinfo=UTC)
+
+_times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)).map(
+    lambda t: t.isoformat(timespec="milliseconds")
+)
+_uris = st.one_of(
+    st.text(max_size=40),
+    st.from_regex(r"(sip:|tel:)?\+?[0-9]{3,15}(@example\.com)?(;user=phone|;ext=[0-9]{1,4})?"),
+    st.from_regex(r"sip:[a-z]{1,12}@example\.com"),
+)
+_anything = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=30),
+    st.lists(st.integers(), max_size=3), _times,
+)  # fmt: skip
+
+
+# Times within a few hours of each other, so most typed rows are plausible calls.
+_near_times = st.integers(min_value=0, max_value=4 * 3600 * 1000).map(
+    lambda ms: (datetime(2024, 3, 1) + timedelta(milliseconds=ms)).isoformat(
+        timespec="milliseconds"
+    )
+)
+
+
+def _typed(kind: Kind) -> st.SearchStrategy[Any]:
+    by_kind: dict[Kind, st.SearchStrategy[Any]] = {
+        Kind.TIME: st.one_of(_near_times, _times),
+        Kind.INT: st.integers(min_value=-(2**31), max_value=2**31 - 1),
+        Kind.GUID: st.uuids().map(str),
+        Kind.TEXT: _uris,
+        Kind.BOOL: st.booleans(),
+    }
+    return st.one_of(st.none(), by_kind[kind])
+
+
+_typed_rows = st.fixed_dictionaries(
+    {"SessionIdTime": _near_times, "SessionIdSeq": st.integers(min_value=1, max_value=9)},
+    optional={
+        name: _typed(kind)
+        for name, kind in COLUMN_KINDS.items()
+        if name not in ("SessionIdTime", "SessionIdSeq")
+    },
+)
+_wild_rows = st.dictionaries(
+    st.one_of(st.sampled_from(sorted(COLUMN_KINDS)), st.text(max_size=10)), _anything, max_size=40
+)
+
+
+def _feed(data: bytes) -> list[ICDR | Quarantined]:
+    return LyncCdrParser(CTX).feed(RawUnit("lync", 1, RECEIVED, data))
+
+
+def _one_result(data: bytes) -> ICDR | Quarantined:
+    results = _feed(data)
+    assert len(results) == 1
+    result = results[0]
+    if isinstance(result, Quarantined):
+        assert result.raw == data and result.reason and result.detail
+    return result
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_are_a_call_or_quarantined(data: bytes) -> None:
+    _one_result(data)
+
+
+@given(_wild_rows)
+def test_arbitrary_values_are_a_call_or_quarantined(row: dict[str, Any]) -> None:
+    _one_result(json.dumps(row).encode())
+
+
+@settings(max_examples=300)
+@given(_typed_rows)
+def test_typed_rows_give_consistent_calls(row: dict[str, Any]) -> None:
+    result = _one_result(dump_row(row))
+    if isinstance(result, Quarantined):
+        return
+    assert result.start <= (result.answer or result.start) <= result.end
+    assert result.talk_seconds >= 0 and result.ring_seconds >= 0
+    assert result.answered == (result.answer is not None)
+    assert result.talk_seconds == 0 or result.answered
+    # Re-reading the same session, whatever changed in it, is the same record.
+    changed = dict(row, SessionEndTime=None, ResponseCode=None)
+    again = _one_result(dump_row(changed))
+    if isinstance(again, ICDR):
+        assert again.record_id == result.record_id
+
+
+@given(st.text(max_size=400))
+def test_arbitrary_csv_exports_frame_into_results(text: str) -> None:
+    data = ("SessionIdTime,SessionIdSeq,MediaTypes,StartedByUri\n" + text).encode(
+        "utf-8", "surrogateescape"
+    )
+    for unit in csv_units(data):
+        _one_result(unit)
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_csv_bytes_never_raise(data: bytes) -> None:
+    for unit in csv_units(data):
+        _one_result(unit)
