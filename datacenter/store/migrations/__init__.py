@@ -1,0 +1,1 @@
+"""Alembic migrations for the data-centre store (run by ``datacenter.store.engine.upgrade``)."""

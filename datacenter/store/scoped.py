@@ -1,0 +1,294 @@
+"""``TenantScope``: the only way to read a tenant's calls.
+
+Contract:
+
+- A scope is built from a connection and a tenant id and cannot be built without one; every
+  query it runs is filtered on that ``tenant_id`` (the leading column of every index it uses).
+  Views, reports and the API call these methods; none of them builds a call query itself, so
+  there is nowhere to forget the tenant.
+- ``list_calls`` pages newest first (``start_utc`` then ``record_id``, descending, so paging is
+  stable). ``CallFilter`` days are whole days in the tenant's time zone, or in UTC if asked.
+- ``day_summary`` reads the ``call_days`` rollup that ingest maintains, never raw call rows.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from datacenter.store.tables import call_days, calls, landed_files, tenants
+from shared.errors import StoreError, ValidationError
+from shared.icdr import ICDR, Direction
+
+DEFAULT_PER_PAGE = 50
+MAX_PER_PAGE = 500
+# Characters people type inside phone numbers that stored numbers do not carry.
+_NUMBER_PUNCTUATION = re.compile(r"[\s().\-]")
+
+_SUMMARY_COLUMNS = (
+    "record_id", "agent_id", "source_id", "source_kind", "start_utc", "answer_utc", "end_utc",
+    "utc_offset_minutes", "ring_seconds", "talk_seconds", "hold_seconds", "direction", "calling",
+    "called", "dialled_digits", "extension", "trunk", "route", "third_party", "account_code",
+    "ani", "dnis", "answered", "completion", "completion_source", "transferred", "conference",
+    "call_id", "parent_call_id",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CallFilter:
+    """What to list. Empty fields do not filter.
+
+    ``date_from``/``date_to`` are inclusive days, in the tenant's time zone unless ``utc`` is set.
+    ``number`` matches anywhere in the calling, called or dialled number (spaces, dots, dashes
+    and brackets in it are ignored).
+    """
+
+    date_from: date | None = None
+    date_to: date | None = None
+    utc: bool = False
+    extension: str | None = None
+    number: str | None = None
+    direction: Direction | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One stored call, as lists show it."""
+
+    record_id: str
+    agent_id: str
+    source_id: str
+    source_kind: str
+    start_utc: datetime
+    answer_utc: datetime | None
+    end_utc: datetime
+    utc_offset_minutes: int
+    ring_seconds: int
+    talk_seconds: int
+    hold_seconds: int
+    direction: str
+    calling: str
+    called: str
+    dialled_digits: str
+    extension: str
+    trunk: str
+    route: str
+    third_party: str
+    account_code: str
+    ani: str
+    dnis: str
+    answered: bool
+    completion: str
+    completion_source: str
+    transferred: bool
+    conference: bool
+    call_id: str
+    parent_call_id: str
+
+    @property
+    def start_site(self) -> datetime:
+        """Start on the site's wall clock (the PBX's offset when the call began)."""
+        return self.start_utc.astimezone(timezone(timedelta(minutes=self.utc_offset_minutes)))
+
+
+@dataclass(frozen=True, slots=True)
+class CallDetail:
+    """One call with its provenance: the raw source record and the full ICDR."""
+
+    call: Call
+    flags: tuple[str, ...]
+    raw: str
+    parser_version: str
+    icdr: dict[str, Any]
+    landed_file: str
+    ingested_at: datetime
+
+    def to_icdr(self) -> ICDR:
+        return ICDR.from_dict(self.icdr)
+
+
+@dataclass(frozen=True, slots=True)
+class CallPage:
+    calls: list[Call]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+
+@dataclass(frozen=True, slots=True)
+class DayCount:
+    day: date  # the tenant's local day
+    direction: str
+    calls: int
+    answered: int
+    talk_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class LandedFile:
+    file_name: str
+    agent_id: str
+    sequence: int
+    status: str
+    reason: str | None
+    records: int | None
+    inserted: int | None
+    duplicates: int | None
+    claimed_at: datetime
+    finished_at: datetime | None
+
+
+class TenantScope:
+    """Read access to one tenant's calls, rollups and landed files."""
+
+    def __init__(self, conn: sa.Connection, tenant_id: int) -> None:
+        if not isinstance(tenant_id, int) or isinstance(tenant_id, bool):
+            raise TypeError(f"TenantScope needs an integer tenant id, got {tenant_id!r}")
+        row = conn.execute(
+            sa.select(tenants.c.slug, tenants.c.timezone).where(tenants.c.tenant_id == tenant_id)
+        ).one_or_none()
+        if row is None:
+            raise StoreError(f"no tenant with id {tenant_id}")
+        self._conn = conn
+        self.tenant_id = tenant_id
+        self.slug: str = row.slug
+        self.zone = ZoneInfo(row.timezone)
+
+    def list_calls(
+        self, filter: CallFilter, *, page: int = 1, per_page: int = DEFAULT_PER_PAGE
+    ) -> CallPage:
+        if page < 1:
+            raise ValidationError("page", "pages start at 1")
+        if not 1 <= per_page <= MAX_PER_PAGE:
+            raise ValidationError("per_page", f"must be between 1 and {MAX_PER_PAGE}")
+        columns = [calls.c[name] for name in _SUMMARY_COLUMNS]
+        query = (
+            sa.select(*columns)
+            .where(*self._conditions(filter))
+            .order_by(calls.c.start_utc.desc(), calls.c.record_id.desc())
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+        rows = self._conn.execute(query).all()
+        return CallPage(
+            calls=[_call(row) for row in rows],
+            page=page,
+            per_page=per_page,
+            total=self.count_calls(filter),
+        )
+
+    def count_calls(self, filter: CallFilter) -> int:
+        query = sa.select(sa.func.count()).select_from(calls).where(*self._conditions(filter))
+        return int(self._conn.execute(query).scalar_one())
+
+    def get_call(self, record_id: str) -> CallDetail | None:
+        row = self._conn.execute(
+            calls.select().where(
+                calls.c.tenant_id == self.tenant_id, calls.c.record_id == record_id
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        return CallDetail(
+            call=_call(row),
+            flags=tuple(row.flags),
+            raw=row.raw,
+            parser_version=row.parser_version,
+            icdr=dict(row.icdr),
+            landed_file=row.landed_file,
+            ingested_at=row.ingested_at,
+        )
+
+    def day_summary(
+        self,
+        *,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        direction: Direction | None = None,
+    ) -> list[DayCount]:
+        """Per local day and direction, oldest first, from the rollup."""
+        query = sa.select(call_days).where(call_days.c.tenant_id == self.tenant_id)
+        if date_from is not None:
+            query = query.where(call_days.c.day >= date_from)
+        if date_to is not None:
+            query = query.where(call_days.c.day <= date_to)
+        if direction is not None:
+            query = query.where(call_days.c.direction == direction.value)
+        query = query.order_by(call_days.c.day, call_days.c.direction)
+        return [
+            DayCount(
+                day=row.day,
+                direction=row.direction,
+                calls=row.calls,
+                answered=row.answered,
+                talk_seconds=row.talk_seconds,
+            )
+            for row in self._conn.execute(query)
+        ]
+
+    def recent_files(self, *, limit: int = 50) -> list[LandedFile]:
+        """The tenant's most recently claimed batch files, newest first."""
+        query = (
+            sa.select(*(landed_files.c[f] for f in LandedFile.__dataclass_fields__))
+            .where(landed_files.c.tenant_id == self.tenant_id)
+            .order_by(landed_files.c.claimed_at.desc())
+            .limit(limit)
+        )
+        return [LandedFile(**row._asdict()) for row in self._conn.execute(query)]
+
+    def day_bounds(self, day: date, *, utc: bool = False) -> tuple[datetime, datetime]:
+        """[start, end) of a day in the tenant's zone (or UTC), as UTC instants."""
+        zone = UTC if utc else self.zone
+        start = datetime.combine(day, time(), tzinfo=zone)
+        end = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone)
+        return start.astimezone(UTC), end.astimezone(UTC)
+
+    def _conditions(self, filter: CallFilter) -> list[sa.ColumnElement[bool]]:
+        conditions: list[sa.ColumnElement[bool]] = [calls.c.tenant_id == self.tenant_id]
+        if filter.date_from is not None:
+            conditions.append(
+                calls.c.start_utc >= self.day_bounds(filter.date_from, utc=filter.utc)[0]
+            )
+        if filter.date_to is not None:
+            conditions.append(
+                calls.c.start_utc < self.day_bounds(filter.date_to, utc=filter.utc)[1]
+            )
+        if filter.extension:
+            conditions.append(calls.c.extension == filter.extension.strip())
+        if filter.direction is not None:
+            conditions.append(calls.c.direction == Direction(filter.direction).value)
+        number = _NUMBER_PUNCTUATION.sub("", filter.number or "")
+        if number:
+            conditions.append(
+                sa.or_(
+                    calls.c.calling.contains(number, autoescape=True),
+                    calls.c.called.contains(number, autoescape=True),
+                    calls.c.dialled_digits.contains(number, autoescape=True),
+                )
+            )
+        return conditions
+
+
+def _call(row: sa.Row[Any]) -> Call:
+    values = {name: getattr(row, name) for name in _SUMMARY_COLUMNS}
+    for name in ("answered", "transferred", "conference"):
+        values[name] = bool(values[name])
+    return Call(**values)

@@ -1,0 +1,208 @@
+"""The data-centre schema: SQLAlchemy Core tables on one ``MetaData``.
+
+Contract:
+
+- ``tenant_id`` leads the primary and unique keys of every tenant-owned table, so PostgreSQL can
+  partition and Citus can distribute by tenant without re-keying (docs/datacenter.md).
+- Calls are unique on ``(tenant_id, record_id)``: re-ingesting a record is a no-op.
+- Every time is timezone-aware UTC in Python on both SQLite and PostgreSQL (``UTCDateTime``);
+  a naive datetime is refused on the way in rather than guessed at.
+- ``call_days`` is the daily rollup (tenant's local day) that dashboards read; ingest maintains
+  it in the same transaction as the calls it counts.
+- The Alembic migrations in ``datacenter/store/migrations`` build exactly this schema; a test
+  compares the two. Change a table here only together with a new migration.
+
+Rating adds its own columns/tables in its own migration.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+ROLES = ("tenant", "technician", "admin")
+LANDED_STATUSES = ("claimed", "stored", "duplicate", "quarantined")
+SLUG_LENGTH = 63
+AGENT_ID_LENGTH = 64  # shared.envelope's batch file name allows 1-64 characters
+RECORD_ID_LENGTH = 128  # shared.icdr refuses longer ids
+TEXT_LENGTH = 256  # shared.icdr.MAX_TEXT
+
+# Names for constraints and indexes, so Alembic migrations (and SQLite batch mode) can refer to
+# them on every dialect.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every dialect.
+
+    PostgreSQL stores ``timestamptz``. SQLite has no time zone type, so the value is stored as
+    naive UTC text (which still sorts and compares correctly) and comes back tagged as UTC.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: store times as timezone-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
+JSONDocument = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def _text() -> sa.String:
+    return sa.String(TEXT_LENGTH)
+
+
+def _tenant_fk(**kwargs: Any) -> sa.Column[int]:
+    return sa.Column(
+        "tenant_id",
+        sa.Integer,
+        sa.ForeignKey("tenants.tenant_id", ondelete="RESTRICT"),
+        **kwargs,
+    )
+
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("tenant_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("slug", sa.String(SLUG_LENGTH), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    _tenant_fk(primary_key=True),
+    sa.Column("agent_id", sa.String(AGENT_ID_LENGTH), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("enrolled_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=True),
+    sa.Column("last_sequence", sa.BigInteger, nullable=True),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("user_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),  # stored lower-case
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    _tenant_fk(nullable=True),
+    sa.Column("display_name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_login_at", UTCDateTime, nullable=True),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.CheckConstraint("role IN ('tenant', 'technician', 'admin')", name="role"),
+    # A tenant user belongs to exactly one tenant; staff belong to none.
+    sa.CheckConstraint(
+        "(role = 'tenant' AND tenant_id IS NOT NULL) OR (role <> 'tenant' AND tenant_id IS NULL)",
+        name="role_tenant",
+    ),
+)
+
+landed_files = sa.Table(
+    "landed_files",
+    metadata,
+    _tenant_fk(primary_key=True),
+    sa.Column("file_name", sa.String(100), primary_key=True),
+    sa.Column("agent_id", sa.String(AGENT_ID_LENGTH), nullable=False),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("records", sa.Integer, nullable=True),
+    sa.Column("inserted", sa.Integer, nullable=True),
+    sa.Column("duplicates", sa.Integer, nullable=True),
+    sa.Column("claimed_by", sa.String(200), nullable=False),
+    sa.Column("claimed_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.CheckConstraint(
+        "status IN ('claimed', 'stored', 'duplicate', 'quarantined')", name="status"
+    ),
+)
+
+calls = sa.Table(
+    "calls",
+    metadata,
+    _tenant_fk(primary_key=True),
+    sa.Column("record_id", sa.String(RECORD_ID_LENGTH), primary_key=True),
+    sa.Column("agent_id", sa.String(AGENT_ID_LENGTH), nullable=False),
+    sa.Column("source_id", _text(), nullable=False),
+    sa.Column("source_kind", sa.String(64), nullable=False),
+    sa.Column("start_utc", UTCDateTime, nullable=False),
+    sa.Column("answer_utc", UTCDateTime, nullable=True),
+    sa.Column("end_utc", UTCDateTime, nullable=False),
+    sa.Column("utc_offset_minutes", sa.Integer, nullable=False),
+    sa.Column("ring_seconds", sa.Integer, nullable=False),
+    sa.Column("talk_seconds", sa.Integer, nullable=False),
+    sa.Column("hold_seconds", sa.Integer, nullable=False),
+    sa.Column("direction", sa.String(16), nullable=False),
+    sa.Column("calling", _text(), nullable=False),
+    sa.Column("called", _text(), nullable=False),
+    sa.Column("dialled_digits", _text(), nullable=False),
+    sa.Column("extension", _text(), nullable=False),
+    sa.Column("trunk", _text(), nullable=False),
+    sa.Column("route", _text(), nullable=False),
+    sa.Column("third_party", _text(), nullable=False),
+    sa.Column("account_code", _text(), nullable=False),
+    sa.Column("ani", _text(), nullable=False),
+    sa.Column("dnis", _text(), nullable=False),
+    sa.Column("answered", sa.Boolean, nullable=False),
+    sa.Column("completion", sa.String(16), nullable=False),
+    sa.Column("completion_source", _text(), nullable=False),
+    sa.Column("transferred", sa.Boolean, nullable=False),
+    sa.Column("conference", sa.Boolean, nullable=False),
+    sa.Column("call_id", _text(), nullable=False),
+    sa.Column("parent_call_id", _text(), nullable=False),
+    sa.Column("flags", JSONDocument, nullable=False),  # list of strings
+    sa.Column("raw", sa.Text, nullable=False),
+    sa.Column("parser_version", sa.String(64), nullable=False),
+    sa.Column("icdr", JSONDocument, nullable=False),  # the full record: ICDR.from_dict(icdr)
+    sa.Column("landed_file", sa.String(100), nullable=False),
+    sa.Column("ingested_at", UTCDateTime, nullable=False),
+    sa.Index(None, "tenant_id", "start_utc"),
+    sa.Index(None, "tenant_id", "extension", "start_utc"),
+)
+
+call_days = sa.Table(
+    "call_days",
+    metadata,
+    _tenant_fk(primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),  # the tenant's local day
+    sa.Column("direction", sa.String(16), primary_key=True),
+    sa.Column("calls", sa.Integer, nullable=False),
+    sa.Column("answered", sa.Integer, nullable=False),
+    sa.Column("talk_seconds", sa.BigInteger, nullable=False),
+)
+
+# Rating defines its tables on this metadata (migration 0002); importing them here keeps one schema.
+from datacenter.rating import tables as _rating_tables  # noqa: E402, F401

@@ -1,0 +1,109 @@
+"""The store engine: migrations from empty, schema == tables.py, UTC round-trips, both backends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from datacenter.store.engine import (
+    check_current,
+    current_revision,
+    head_revision,
+    open_store,
+    upgrade,
+    write_transaction,
+)
+from datacenter.store.tables import metadata, tenants
+from shared.errors import StoreError
+
+
+def test_migrations_run_up_from_empty_and_match_the_tables(store_url: str) -> None:
+    engine = open_store(store_url)
+    try:
+        assert current_revision(engine) is None
+        with pytest.raises(StoreError, match="datacenter init"):
+            check_current(engine)
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+        check_current(engine)
+        upgrade(engine)  # running it again changes nothing
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+            names = set(sa.inspect(conn).get_table_names())
+        assert {"tenants", "agents", "users", "landed_files", "calls", "call_days"} <= names
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        datetime(2026, 3, 29, 0, 59, 59, 123456, tzinfo=UTC),
+        # an aware non-UTC time comes back as the same instant, in UTC
+        datetime(2026, 3, 29, 2, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+    ],
+)
+def test_times_round_trip_as_aware_utc(store: sa.Engine, stored: datetime) -> None:
+    with write_transaction(store) as conn:
+        conn.execute(tenants.insert().values(slug="t", name="T", timezone="UTC", created_at=stored))
+    with store.connect() as conn:
+        back = conn.execute(sa.select(tenants.c.created_at)).scalar_one()
+    assert back == stored
+    assert back.tzinfo is not None and back.utcoffset() == timedelta(0)
+
+
+def test_naive_times_are_refused(store: sa.Engine) -> None:
+    with (
+        pytest.raises(sa.exc.StatementError, match="naive datetime"),
+        write_transaction(store) as conn,
+    ):
+        conn.execute(
+            tenants.insert().values(
+                slug="t", name="T", timezone="UTC", created_at=datetime(2026, 1, 1)
+            )
+        )
+
+
+def test_failed_write_transaction_rolls_back(store: sa.Engine) -> None:
+    with pytest.raises(RuntimeError), write_transaction(store) as conn:
+        conn.execute(
+            tenants.insert().values(
+                slug="t", name="T", timezone="UTC", created_at=datetime.now(UTC)
+            )
+        )
+        raise RuntimeError("boom")
+    with store.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(tenants)).scalar_one() == 0
+
+
+def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path: Path) -> None:
+    engine = open_store(f"sqlite:///{tmp_path / 'new' / 'x.db'}")  # the folder is created
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite://", "must be a file"),
+        ("sqlite:///:memory:", "must be a file"),
+        ("postgresql+psycopg2://u@127.0.0.1/db", "psycopg 3"),
+        ("mysql://u@127.0.0.1/db", "only sqlite"),
+        ("not a url", "not a database URL"),
+    ],
+)
+def test_unsupported_urls_are_refused(url: str, message: str) -> None:
+    with pytest.raises(StoreError, match=message):
+        open_store(url)
