@@ -12,7 +12,6 @@ is docs/icdr.md (a test checks that every field is documented there).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
@@ -114,16 +113,15 @@ class ICDR:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form: datetimes as ISO 8601 UTC strings, enums as their values."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, datetime):
-                value = format_time(value)
-            elif isinstance(value, tuple):
-                value = list(value)
-            elif isinstance(value, Mapping):
-                value = dict(value)
-            out[f.name] = value
+        out = {name: getattr(self, name) for name in _FIELD_ORDER}
+        for name in _TIME_FIELDS:
+            value = out[name]
+            if value is not None:
+                out[name] = format_time(value)
+        out["direction"] = self.direction.value
+        out["completion"] = self.completion.value
+        out["flags"] = list(self.flags)
+        out["extra"] = dict(self.extra)
         return out
 
     def to_json(self) -> str:
@@ -212,6 +210,8 @@ _FIELD_KINDS: dict[str, str] = {
     "raw": "str", "parser_version": "str", "icdr_version": "int", "extra": "strmap",
 }  # fmt: skip
 _FIELD_NAMES = frozenset(_FIELD_KINDS)
+_FIELD_ORDER = tuple(_FIELD_KINDS)
+_TIME_FIELDS = ("start", "end", "answer")
 _REQUIRED = frozenset({"record_id", "agent_id", "source_id", "source_kind", "start", "end"})
 
 
