@@ -49,6 +49,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from datacenter.accounts import Tenant, list_tenants
+from datacenter.health import ingest_heartbeats
+from datacenter.rating.store import rate_calls_for_ingest
 from datacenter.settings import Settings
 from datacenter.store.commands import config_option, open_configured_store
 from datacenter.store.engine import write_transaction
@@ -161,7 +163,15 @@ def ingest_once(
             if outcome is not None:
                 log.info("%s/%s: %s %s", tenant.slug, landed.name, outcome.status, outcome.reason)
                 outcomes.append(outcome)
+    _ingest_heartbeats(engine, settings)
     return IngestReport(outcomes=tuple(outcomes), unknown_folders=tuple(unknown))
+
+
+def _ingest_heartbeats(engine: sa.Engine, settings: Settings) -> None:
+    """Polling health's pass over ``<tenant>/heartbeats/``, after the batches of the same sessions."""
+    report = ingest_heartbeats(engine, settings)
+    if report.stored or report.rejected:
+        log.info("%s", report.summary())
 
 
 def run_forever(
@@ -344,9 +354,9 @@ def _store(engine: sa.Engine, landed: _Landed, batch: Batch, *, worker: str) -> 
             inserted_ids = _insert_calls_returning(
                 conn, tenant.tenant_id, batch.records, landed.name, now
             )
-        _add_rollups(
-            conn, tenant, [r for r in _unique(batch.records) if r.record_id in inserted_ids]
-        )
+        stored = [r for r in _unique(batch.records) if r.record_id in inserted_ids]
+        _add_rollups(conn, tenant, stored)
+        rate_calls_for_ingest(conn, tenant.tenant_id, stored)  # a cost or queue row per call
         conn.execute(
             agents.update()
             .where(agents.c.tenant_id == tenant.tenant_id, agents.c.agent_id == landed.agent_id)

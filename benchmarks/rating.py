@@ -1,0 +1,279 @@
+"""Rating throughput: calls/s on one core against a 50,000-prefix tariff, vs a dict-lookup floor.
+
+    .venv/bin/python benchmarks/rating.py            # 1,000,000 calls
+    .venv/bin/python benchmarks/rating.py --quick    # 50,000 calls, a few seconds
+    .venv/bin/python benchmarks/rating.py --profile  # cProfile of the quick run, top 25
+
+Set-up (not timed): a UK site dial plan; one carrier with two versions (the second starts
+mid-month), a peak/off-peak/weekend calendar in Europe/London and 50,000 destination prefixes
+(a CSV rate deck parsed by the real importer, so its load time is printed too); 20,000 distinct
+valid numbers in 60 countries; a pool of ICDRs with random start times over two months,
+durations 0-2 h, 10 % unanswered, rated in a cycle until the call count is reached.
+
+Timed (CPU time of this process, so other load on the machine does not count): ``rate_call``
+for every call, in batches of 5,000 built just before they are rated (as ingest rates a batch
+it has just decoded; building them is not timed) and kept until the batch is done; cold caches
+(first sight of a number, an hour of the calendar) included. The floor is the least
+work any rater must do per call, measured on the same call sequence: one dict probe keyed on
+the number. The ratio says how many dict probes a whole rating costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import pstats
+import random
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from datacenter.rating.bands import calendar_from_dict
+from datacenter.rating.carriers import single_carrier
+from datacenter.rating.engine import RatedCall, rate_call
+from datacenter.rating.money import RoundingMode
+from datacenter.rating.numbering import dial_plan_from_dict
+from datacenter.rating.tariffs import TariffPlan, TariffVersion, parse_rates_csv
+from shared.icdr import ICDR, Direction
+
+FULL_CALLS = 1_000_000
+QUICK_CALLS = 50_000
+PREFIXES = 50_000
+DISTINCT_NUMBERS = 20_000
+POOL = 100_000
+QUICK_POOL = 20_000
+TARGET = 100_000  # calls/s
+BATCH = 5_000  # calls rated and kept at a time, like one ingest batch
+SEED = 20250715
+REGIONS = [
+    "GB",
+    "FR",
+    "DE",
+    "ES",
+    "IT",
+    "NL",
+    "BE",
+    "IE",
+    "PT",
+    "SE",
+    "NO",
+    "DK",
+    "FI",
+    "PL",
+    "CZ",
+    "AT",
+    "CH",
+    "HU",
+    "RO",
+    "GR",
+    "TR",
+    "US",
+    "CA",
+    "MX",
+    "BR",
+    "AR",
+    "CL",
+    "CO",
+    "PE",
+    "AU",
+    "NZ",
+    "JP",
+    "KR",
+    "CN",
+    "HK",
+    "SG",
+    "IN",
+    "PK",
+    "BD",
+    "TH",
+    "VN",
+    "MY",
+    "ID",
+    "PH",
+    "ZA",
+    "NG",
+    "KE",
+    "EG",
+    "MA",
+    "AE",
+    "SA",
+    "IL",
+    "QA",
+    "KW",
+    "UA",
+    "RS",
+    "HR",
+    "SK",
+    "BG",
+]
+CALENDAR = {
+    "weekday": {"00:00": "offpeak", "08:00": "peak", "18:00": "offpeak"},
+    "weekend": {"00:00": "weekend"},
+    "holidays": ["2025-08-25"],
+}
+
+
+def valid_numbers(rng: random.Random, count: int) -> list[str]:
+    """Distinct E.164 numbers libphonenumber accepts, varied from each region's examples."""
+    seeds: list[str] = []
+    for region in REGIONS:
+        for kind in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is not None:
+                seeds.append(
+                    phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)[1:]
+                )
+    found: set[str] = set()
+    while len(found) < count:
+        seed = rng.choice(seeds)
+        candidate = seed[:-4] + f"{rng.randrange(10_000):04d}"
+        if candidate not in found and phonenumbers.is_valid_number(
+            phonenumbers.parse("+" + candidate)
+        ):
+            found.add(candidate)
+    return sorted(found)
+
+
+def rate_deck(rng: random.Random, numbers: list[str]) -> str:
+    """50,000 prefixes: every number's leading 2-7 digits, then random fillers."""
+    prefixes: set[str] = set()
+    for number in numbers:
+        for length in range(2, 8):
+            prefixes.add(number[:length])
+            if len(prefixes) >= PREFIXES // 2:
+                break
+    while len(prefixes) < PREFIXES:
+        prefixes.add(rng.choice(numbers)[:3] + str(rng.randrange(10 ** rng.randrange(1, 6))))
+    lines = [
+        "prefix,destination,band,rate_per_minute,connection_fee,initial_increment,subsequent_increment,max_cost"
+    ]
+    for prefix in sorted(prefixes):
+        a, b = rng.choice(((60, 60), (30, 6), (1, 1), (60, 1)))
+        fee = rng.choice(("0", "0", "0.0150"))
+        for band in ("peak", "offpeak", "weekend"):
+            rate = f"0.{rng.randrange(1, 5000):04d}"
+            lines.append(f"{prefix},Dest {prefix},{band},{rate},{fee},{a},{b},25.0000")
+    return "\n".join(lines) + "\n"
+
+
+def build(calls: int) -> tuple[list[dict[str, Any]], dict[str, TariffPlan], float]:
+    """The tariff, and the distinct calls (as ICDR keyword arguments) the run cycles through."""
+    rng = random.Random(SEED)
+    numbers = valid_numbers(rng, DISTINCT_NUMBERS if calls > QUICK_CALLS else DISTINCT_NUMBERS // 4)
+    deck = rate_deck(rng, numbers)
+    calendar = calendar_from_dict(CALENDAR)
+    started = time.perf_counter()
+    destinations = parse_rates_csv(deck, file="bench.csv", currency="GBP", bands=calendar.bands)
+    load_seconds = time.perf_counter() - started
+    mid_month = datetime(2025, 7, 15, tzinfo=UTC)
+    versions = tuple(
+        TariffVersion(
+            carrier="bench",
+            version=name,
+            valid_from=start,
+            valid_to=end,
+            currency="GBP",
+            decimals=2,
+            rounding=RoundingMode.HALF_UP,
+            destinations=destinations,
+            calendar=calendar,
+        )
+        for name, start, end in (
+            ("v1", datetime(2025, 1, 1, tzinfo=UTC), mid_month),
+            ("v2", mid_month, None),
+        )
+    )
+    plans = {"bench": TariffPlan("bench", versions)}
+    gc.freeze()  # what datacenter.rating.store does after parsing a tariff in a worker
+    pool = []
+    base = datetime(2025, 7, 1, tzinfo=UTC)
+    for _ in range(POOL if calls > QUICK_CALLS else QUICK_POOL):
+        number = rng.choice(numbers)
+        dialled = "0" + number[2:] if number.startswith("44") else "00" + number
+        start = base + timedelta(seconds=rng.randrange(60 * 86400))
+        answered = rng.random() > 0.1
+        talk = int(rng.expovariate(1 / 180)) % 7200 if answered else 0
+        answer = start + timedelta(seconds=rng.randrange(3, 20)) if answered else None
+        end = (answer or start) + timedelta(seconds=talk or rng.randrange(5, 30))
+        pool.append({
+            "agent_id": "a", "source_id": "lcs", "source_kind": "lcscdr", "start": start,
+            "answer": answer, "end": end, "talk_seconds": talk, "direction": Direction.OUT,
+            "dialled_digits": dialled, "answered": answered, "trunk": "T1",
+        })  # fmt: skip
+    return pool, plans, load_seconds
+
+
+def run(calls: int, *, profile: bool) -> int:
+    pool, plans, load_seconds = build(calls)
+    dial_plan = dial_plan_from_dict({
+        "site": "bench", "timezone": "Europe/London", "country_code": "44", "region": "GB",
+        "national_prefix": "0", "international_prefix": "00", "national_number_length": 10,
+        "local_area_codes": ["20"],
+    })  # fmt: skip
+    carriers = single_carrier("bench")
+    floor_index = {fields["dialled_digits"]: i for i, fields in enumerate(pool)}
+    profiler = cProfile.Profile() if profile else None
+    outcomes: Counter[str] = Counter()
+    seconds = floor_seconds = 0.0
+    for first in range(0, calls, BATCH):
+        # Like ingest: a batch of freshly decoded ICDRs (not timed), then rated (timed).
+        batch = [
+            ICDR(record_id=f"r{i}", **pool[i % len(pool)])
+            for i in range(first, min(first + BATCH, calls))
+        ]
+        started = time.process_time()
+        hits = [floor_index.get(c.dialled_digits) for c in batch]
+        floor_seconds += time.process_time() - started
+        if profiler is not None:
+            profiler.enable()
+        started = time.process_time()
+        results = [
+            rate_call(c, dial_plan=dial_plan, tariffs=plans, carriers=carriers) for c in batch
+        ]
+        seconds += time.process_time() - started
+        if profiler is not None:
+            profiler.disable()
+        outcomes.update(_outcome(r) for r in results)
+        del hits
+
+    rated, zero, unrated = outcomes["priced"], outcomes["zero"], outcomes["unrated"]
+    rate = calls / seconds
+    floor_rate = calls / floor_seconds
+    distinct = len({fields["dialled_digits"] for fields in pool})
+    print(f"tariff: {PREFIXES:,} prefixes x 3 bands parsed in {load_seconds:.2f} s; "
+          f"{distinct:,} distinct numbers in {len(pool):,} distinct calls, cycled")  # fmt: skip
+    print(f"rated {calls:,} calls in {seconds:.2f} s of CPU: {rate:,.0f} calls/s "
+          f"({rated:,} priced, {zero:,} zero-cost, {unrated:,} unrated; cold caches included)")  # fmt: skip
+    print(f"dict-lookup floor: {floor_rate:,.0f} lookups/s; rating = {rate / floor_rate:.3f} x floor "
+          f"({floor_rate / rate:.0f} dict lookups per rated call)")  # fmt: skip
+    print(f"target {TARGET:,} calls/s: {'met' if rate >= TARGET else 'NOT met'}")
+    if profiler is not None:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    return 0
+
+
+def _outcome(result: RatedCall | object) -> str:
+    if isinstance(result, RatedCall):
+        return "zero" if result.zero_reason else "priced"
+    return "unrated"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_CALLS:,} calls")
+    parser.add_argument("--profile", action="store_true", help="cProfile the quick run")
+    args = parser.parse_args()
+    calls = QUICK_CALLS if args.quick or args.profile else FULL_CALLS
+    return run(calls, profile=args.profile)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

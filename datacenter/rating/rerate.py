@@ -1,0 +1,291 @@
+"""Re-rating stored calls with the store's current configuration, and `datacenter rerate`.
+
+Contract:
+
+- ``rerate(engine, tenant_id, since=..., until=...)`` rates again every call of the tenant that
+  started in ``[since, until)``, one tenant-local day per transaction (a day is the unit of
+  work, so a long run can be interrupted and resumed, and workers could split it by day).
+- Idempotent: a call whose new result equals its stored one (cost, currency, version,
+  destination, bands, explanation...) is not written. A call whose result changed gets its
+  new row and a ``call_cost_history`` row with old -> new cost; so a second run with the same
+  configuration changes nothing and writes no history. Queued calls only have their attempt
+  count and time updated.
+- ``retry_unrated(engine, tenant_id)`` does the same for every call on the unrated queue, of any
+  date: what runs after a configuration change (tariff import, dial plan) so fixed calls leave
+  the queue on their own.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+import sqlalchemy as sa
+
+from datacenter.accounts import require_tenant
+from datacenter.rating.engine import RatedCall, RatingResult, Unrated
+from datacenter.rating.money import format_minor
+from datacenter.rating.store import (
+    RatingConfig,
+    cost_row,
+    load_rating_config,
+    write_results,
+)
+from datacenter.rating.tables import call_cost_history, call_costs, unrated_calls
+from datacenter.store.commands import config_option, open_configured_store
+from datacenter.store.engine import write_transaction
+from datacenter.store.tables import calls
+from shared.errors import CallCollectError
+from shared.icdr import ICDR
+
+CHUNK = 1_000  # calls read, rated and written at a time within a day's transaction
+_COMPARED = (
+    "cost_minor", "currency", "decimals", "number_class", "e164", "carrier", "destination",
+    "prefix", "tariff_version", "billed_seconds", "bands", "zero_reason", "explanation",
+)  # fmt: skip
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class RerateReport:
+    """What a re-rate did; totals are minor units per (currency, decimals) of changed calls."""
+
+    examined: int = 0
+    unchanged: int = 0
+    changed: int = 0
+    first_rated: int = 0  # calls that had no result at all (stored before rating was set up)
+    now_unrated: int = 0
+    queued: int = 0  # calls still (or newly) on the unrated queue
+    old_totals: Counter[tuple[str, int]] = field(default_factory=Counter)
+    new_totals: Counter[tuple[str, int]] = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.examined} call(s) examined", f"{self.changed} changed",
+            f"{self.unchanged} unchanged", f"{self.first_rated} rated for the first time",
+            f"{self.queued} on the unrated queue",
+        ]  # fmt: skip
+        money = [
+            f"{code}: {format_minor(self.old_totals[(code, places)], places)} -> "
+            f"{format_minor(self.new_totals[(code, places)], places)}"
+            for code, places in sorted(set(self.old_totals) | set(self.new_totals))
+        ]
+        return ", ".join(parts) + (f"; changed calls {'; '.join(money)}" if money else "")
+
+
+def count_calls(engine: sa.Engine, tenant_id: int, since: datetime, until: datetime) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(calls)
+                .where(*_window(tenant_id, since, until))
+            ).scalar_one()
+        )
+
+
+def rerate(
+    engine: sa.Engine,
+    tenant_id: int,
+    *,
+    since: datetime,
+    until: datetime,
+    zone: ZoneInfo,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> RerateReport:
+    """Re-rate the tenant's calls that started in ``[since, until)``, day by local day."""
+    report = RerateReport()
+    with engine.connect() as conn:
+        config = load_rating_config(conn, tenant_id)
+    stamp = now or datetime.now(UTC)
+    for day_start, day_end in _local_days(since, until, zone):
+        with write_transaction(engine) as conn:
+            query = _select(tenant_id).where(*_window(tenant_id, day_start, day_end))
+            for chunk in _chunks(conn, query):
+                _rerate_chunk(conn, config, chunk, report, stamp, cause="rerate")
+                if progress is not None:
+                    progress(len(chunk))
+    return report
+
+
+def retry_unrated(
+    engine: sa.Engine, tenant_id: int, *, now: datetime | None = None
+) -> RerateReport:
+    """Rate every queued call of the tenant again (after a configuration change)."""
+    report = RerateReport()
+    stamp = now or datetime.now(UTC)
+    with write_transaction(engine) as conn:
+        config = load_rating_config(conn, tenant_id)
+        query = _select(tenant_id).where(
+            calls.c.tenant_id == tenant_id, unrated_calls.c.reason.is_not(None)
+        )
+        for chunk in _chunks(conn, query):
+            _rerate_chunk(conn, config, chunk, report, stamp, cause="retry")
+    return report
+
+
+def _select(tenant_id: int) -> sa.Select[Any]:
+    """Calls with their stored cost and queue rows (either may be missing)."""
+    cost_columns = [call_costs.c[name].label(f"old_{name}") for name in _COMPARED]
+    return (
+        sa.select(calls.c.record_id, calls.c.icdr, *cost_columns, unrated_calls.c.reason)
+        .select_from(
+            calls.outerjoin(
+                call_costs,
+                sa.and_(
+                    call_costs.c.tenant_id == calls.c.tenant_id,
+                    call_costs.c.record_id == calls.c.record_id,
+                ),
+            ).outerjoin(
+                unrated_calls,
+                sa.and_(
+                    unrated_calls.c.tenant_id == calls.c.tenant_id,
+                    unrated_calls.c.record_id == calls.c.record_id,
+                ),
+            )
+        )
+        .order_by(calls.c.start_utc, calls.c.record_id)
+    )
+
+
+def _window(tenant_id: int, since: datetime, until: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    return (calls.c.tenant_id == tenant_id, calls.c.start_utc >= since, calls.c.start_utc < until)
+
+
+def _chunks(conn: sa.Connection, query: sa.Select[Any]) -> Iterator[list[sa.Row[Any]]]:
+    rows = list(conn.execute(query).all())  # one day (or the queue) at a time: bounded
+    for start in range(0, len(rows), CHUNK):
+        yield rows[start : start + CHUNK]
+
+
+def _rerate_chunk(
+    conn: sa.Connection,
+    config: RatingConfig,
+    rows: list[sa.Row[Any]],
+    report: RerateReport,
+    now: datetime,
+    *,
+    cause: str,
+) -> None:
+    tenant_id = config.tenant_id
+    changed: list[RatingResult] = []
+    history: list[dict[str, Any]] = []
+    for row in rows:
+        result = config.rate(ICDR.from_dict(row.icdr))
+        report.examined += 1
+        had_cost = row.old_cost_minor is not None
+        if isinstance(result, Unrated):
+            report.queued += 1
+            changed.append(result)  # the queue row records the attempt either way
+            if had_cost:  # it had a cost and now cannot be rated: keep the old one in history
+                report.now_unrated += 1
+                report.changed += 1
+                history.append(_history(tenant_id, row, result, now, cause))
+                report.old_totals[(row.old_currency, row.old_decimals)] += row.old_cost_minor
+            elif row.reason is not None:
+                report.unchanged += 1
+            continue
+        new = cost_row(tenant_id, result, now)
+        if had_cost and all(new[name] == row._mapping[f"old_{name}"] for name in _COMPARED):
+            report.unchanged += 1
+            continue
+        changed.append(result)
+        if had_cost or row.reason is not None:
+            report.changed += 1
+            history.append(_history(tenant_id, row, result, now, cause))
+            if had_cost:
+                report.old_totals[(row.old_currency, row.old_decimals)] += row.old_cost_minor
+            report.new_totals[(result.currency, result.decimals)] += result.cost
+        else:
+            report.first_rated += 1
+    write_results(conn, tenant_id, changed, now=now)
+    if history:
+        conn.execute(call_cost_history.insert(), history)
+
+
+def _history(
+    tenant_id: int, row: sa.Row[Any], result: RatingResult, now: datetime, cause: str
+) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id, "record_id": row.record_id, "changed_at": now,
+        "old_cost_minor": row.old_cost_minor, "old_currency": row.old_currency,
+        "old_tariff_version": row.old_tariff_version, "old_explanation": row.old_explanation,
+        "new_cost_minor": result.cost if isinstance(result, RatedCall) else None,
+        "new_currency": result.currency if isinstance(result, RatedCall) else None,
+        "new_tariff_version": result.tariff_version if isinstance(result, RatedCall) else None,
+        "cause": cause,
+    }  # fmt: skip
+
+
+def _local_days(
+    since: datetime, until: datetime, zone: ZoneInfo
+) -> Iterator[tuple[datetime, datetime]]:
+    """``[since, until)`` cut at the tenant's local midnights."""
+    day = since.astimezone(zone).date()
+    start = since
+    while start < until:
+        next_midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(
+            UTC
+        )
+        end = min(next_midnight, until)
+        yield start, end
+        start, day = end, day + timedelta(days=1)
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+# --- command ------------------------------------------------------------------------------------
+
+
+@click.command("rerate")
+@click.option(
+    "--tenant", "tenant_slug", required=True, help="Slug of the tenant whose calls to re-rate."
+)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), required=True,
+              help="First day (the tenant's local date), inclusive.")  # fmt: skip
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Last day, inclusive; default today.")  # fmt: skip
+@config_option
+def rerate_command(
+    tenant_slug: str, since: datetime, until: datetime | None, config_path: Path | None
+) -> None:
+    """Re-rate a tenant's stored calls with the tariffs, dial plans and route maps now stored.
+
+    Run it after fixing a tariff version or a dial plan. It is idempotent: calls whose cost
+    does not change are left alone, and each changed call keeps its old cost in the history
+    table (old -> new). Days are the tenant's local days; each day is one transaction.
+
+    \b
+    Example:
+      datacenter rerate --tenant acme --since 2025-07-01 --until 2025-07-31
+    """
+    _settings, engine = open_configured_store(config_path)
+    try:
+        with engine.connect() as conn:
+            tenant = require_tenant(conn, tenant_slug)
+        zone = tenant.zone
+        first = local_midnight(since.date(), zone)
+        last_day = until.date() if until is not None else datetime.now(zone).date()
+        if last_day < since.date():
+            raise click.BadParameter("is before --since", param_hint="--until")
+        end = local_midnight(last_day + timedelta(days=1), zone)
+        total = count_calls(engine, tenant.tenant_id, first, end)
+        with click.progressbar(length=total, label=f"re-rating {total} call(s)", file=None) as bar:
+            report = rerate(
+                engine, tenant.tenant_id, since=first, until=end, zone=zone, progress=bar.update
+            )
+    except CallCollectError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        engine.dispose()
+    click.echo(report.summary())
