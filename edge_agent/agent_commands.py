@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import logging
 import signal
-import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import ParamSpec, TypeVar
@@ -16,17 +16,19 @@ import paramiko
 
 from edge_agent import config as agent_config
 from edge_agent.config import DEFAULT_CONFIG_PATH, AgentSettings
+from edge_agent.enrollment import load_delivery
+from edge_agent.health import read_health_file, render_health
 from edge_agent.pipeline import REPORT_KEY, SourceReport
 from edge_agent.service import LOCK_FILE, Service, holder_pid
 from edge_agent.sources import registry
 from edge_agent.sources.base import SourceContext
 from edge_agent.spool import SPOOL_FILE, BatchStatus, Spool
+from edge_agent.systemd_service import configure_logging
 from edge_agent.uplink import connect, host_key_name, load_private_key
 from shared.errors import CallCollectError, ConfigError, TransportError
 
 P = ParamSpec("P")
 R = TypeVar("R")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 config_option = click.option(
     "-c",
@@ -85,6 +87,7 @@ def check_command(config_path: Path, try_connect: bool) -> None:
     """
     settings = agent_config.load(config_path)
     _check_key_files(settings)
+    load_delivery(settings)  # the signing identity and the data centre's certificates load
     for source in settings.sources:
         ctx = SourceContext(settings.agent.id, source.id, settings.agent.timezone)
         registry.make_source(source.kind, ctx, source.options)
@@ -92,10 +95,13 @@ def check_command(config_path: Path, try_connect: bool) -> None:
     if try_connect:
         with connect(settings.uplink) as session:
             names = session.list_remote_dir()
+            receipts = session.list_receipts()
         click.echo(
             f"uplink: logged in to {settings.uplink.host}:{settings.uplink.port}; "
-            f"{settings.uplink.remote_dir}/ holds {len(names)} files"
-        )
+            f"{settings.uplink.remote_dir}/ holds {len(names)} files; "
+            + (f"{settings.uplink.receipts_dir}/ holds {len(receipts)}" if receipts is not None
+               else f"{settings.uplink.receipts_dir}/ is MISSING (no batch can be acknowledged)")
+        )  # fmt: skip
     click.echo("configuration OK")
 
 
@@ -138,8 +144,12 @@ def _summary(settings: AgentSettings) -> str:
         f"state:   {a.state_dir}",
         f"spool:   quota {s.quota_mb} MB; batches of up to {s.batch_max_records} records or "
         f"{s.batch_max_age_seconds} s",
-        f"uplink:  sftp://{u.username}@{u.host}:{u.port}/{u.remote_dir}/ every "
-        f"{u.interval_seconds} s, key {u.private_key}",
+        f"uplink:  sftp://{u.username}@{u.host}:{u.port}/{u.remote_dir}/ "
+        f"{u.schedule.describe()} (cycle {u.interval_seconds} s), key {u.private_key}"
+        + (f", via {u.proxy.display}" if u.proxy else "")
+        + (f", max {u.max_kbps} kbit/s" if u.max_kbps else ""),
+        f"batches: protection {settings.delivery.protection}, acknowledged kept "
+        f"{settings.delivery.retention_days} days",
         f"metrics: {settings.metrics.listen or 'off'}",
         f"sources: {len(settings.sources)}",
     ]
@@ -165,13 +175,14 @@ def run_command(config_path: Path, log_level: str) -> None:
     """Run the agent: read every source, spool, seal and upload until stopped.
 
     systemd runs this on the appliance. SIGTERM or Ctrl-C stops it cleanly (sources stop,
-    journals and spool are synced); SIGUSR1 seals and uploads at once. Logs go to stderr.
+    journals and spool are synced); SIGUSR1 seals and uploads at once. Logs go to the journal
+    under systemd (Type=notify: READY=1 once sources run, WATCHDOG=1 every loop), else stderr.
 
     Example:
 
         edge-agent run -c /etc/callcollect/agent.toml
     """
-    logging.basicConfig(stream=sys.stderr, level=log_level.upper(), format=LOG_FORMAT)
+    configure_logging(log_level)  # the journal under systemd, stderr otherwise
     service = Service(agent_config.load(config_path))
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -194,7 +205,11 @@ def run_command(config_path: Path, log_level: str) -> None:
 @config_option
 @expected_errors
 def status_command(config_path: Path) -> None:
-    """Show each source's last outcome, the spool's contents and use, and the batches.
+    """Show each source's last outcome, the spool's contents and use, the batches, and health.
+
+    The health table is the agent's last heartbeat (STATE/health.json, rewritten every cycle):
+    per source the last poll, last success, last record, failures and reconnects; backlog,
+    spool, disk, uplink failures and the clock offset to the landing host.
 
     Reads the spool only; safe while `edge-agent run` is running.
 
@@ -212,6 +227,10 @@ def status_command(config_path: Path) -> None:
         return
     with Spool.open(state, quota_bytes=settings.spool.quota_bytes) as spool:
         click.echo(render_status(settings, spool))
+    heartbeat = read_health_file(state)  # what the running agent last sent as its heartbeat
+    click.echo("")
+    click.echo(render_health(heartbeat, now=datetime.now(UTC)) if heartbeat else
+               "health: no snapshot yet (`edge-agent run` writes one every cycle)")  # fmt: skip
 
 
 def render_status(settings: AgentSettings, spool: Spool) -> str:

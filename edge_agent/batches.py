@@ -7,31 +7,39 @@ Contract:
   ``max_age`` (or ``force=True``: ``edge-agent flush``). Sequence numbers start at 1 and have no
   gaps, so the data centre can tell a missing batch.
 - The spool is the truth, the file is derived from it. One transaction assigns the rows to the
-  batch and inserts the batch row (with the file's SHA-256 and creation time); only then is the
-  file written, atomically, to ``STATE/outbox/NAME``. Sealing is deterministic given the rows and
-  the creation time (gzip without a timestamp), so:
-- ``recover()`` (on start) rebuilds the file of a sealed batch that is missing from the outbox —
-  a crash between the commit and the file write — byte for byte identical to what it would have
-  been (its SHA-256 is checked against the batch row). A file can never exist for a sequence
-  number the spool does not know, so no two different files ever carry the same number.
-  Leftover temporary files are deleted; an uploaded batch still in the outbox (a crash between
-  the upload and the move) moves on to ``sent/``.
+  batch and inserts the batch row (with the SHA-256 of the file and of the CCB1 content, and
+  the creation time); only then is the file written, atomically, to ``STATE/outbox/NAME``.
+- With a ``protect`` function (protection ``cms``: ``shared.cms.protect`` with the agent's
+  identity) the file is the CCB1 content signed and encrypted. Sealing the *content* is
+  deterministic given the rows and the creation time (gzip without a timestamp); CMS output is
+  not (a fresh content key each time), which is why the row keeps both digests.
+- ``recover()`` (on start) repairs what a crash left. A sealed batch whose file is missing from
+  the outbox was never uploaded (uploads read that file): its content is rebuilt, checked
+  against the recorded content SHA-256, protected again, and the new file's SHA-256 is
+  recorded *before* the file is written, so the row always names the file that may exist. A
+  sealed batch whose file is in ``sent/`` (a re-send interrupted) moves back; it is never
+  re-protected, because the data centre may hold those exact bytes. Leftover temporary files
+  are deleted; an uploaded batch still in the outbox moves on to ``sent/``; a file whose batch
+  retention has already deleted (a crash between the purge and the unlink) is removed.
+- A file can never exist for a sequence number the spool does not know, so no two different
+  contents ever carry the same number.
 
 On disk: ``STATE/outbox/`` sealed, not yet uploaded; ``STATE/sent/`` uploaded, kept until a
-receipt and then a retention period allow deletion (a later issue).
+receipt and then ``delivery.retention_days`` allow deletion (``edge_agent.retention``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from edge_agent.durable import atomic_write, durable_move, remove_temporaries
 from edge_agent.spool import BatchRow, BatchStatus, Spool
-from shared.envelope import batch_file_name, seal
+from shared.envelope import batch_file_name, parse_batch_file_name, seal
 from shared.errors import CallCollectError
 from shared.icdr import ICDR, format_time, parse_time
 
@@ -41,6 +49,8 @@ OUTBOX_DIR = "outbox"
 SENT_DIR = "sent"
 DEFAULT_MAX_RECORDS = 5000
 DEFAULT_MAX_AGE = timedelta(seconds=60)
+
+Protect = Callable[[bytes], bytes]  # CCB1 content -> the file's bytes (CMS sign + encrypt)
 
 
 class BatchError(CallCollectError):
@@ -68,8 +78,10 @@ class Batcher:
         tenant: str,
         max_records: int = DEFAULT_MAX_RECORDS,
         max_age: timedelta = DEFAULT_MAX_AGE,
+        protect: Protect | None = None,
     ) -> None:
         self.spool = spool
+        self.protect = protect
         self.outbox = state_dir / OUTBOX_DIR
         self.sent = state_dir / SENT_DIR
         self.agent_id = agent_id
@@ -96,10 +108,11 @@ class Batcher:
                 return None
             sequence = self.spool.next_batch_sequence()
             records = [ICDR.from_json(row.body) for row in rows]
-            data = seal(
+            content = seal(
                 records, agent_id=self.agent_id, tenant=self.tenant, sequence=sequence,
                 created_at=now,
             )  # fmt: skip
+            data = self.protect(content) if self.protect else content
             row = BatchRow(
                 sequence=sequence,
                 file_name=batch_file_name(self.agent_id, sequence),
@@ -109,6 +122,7 @@ class Batcher:
                 bytes=len(data),
                 created=format_time(now),
                 uploaded=None,
+                content_sha256=hashlib.sha256(content).hexdigest(),
             )
             self.spool.add_batch(row, [r.record_id for r in rows])
         path = self.outbox / row.file_name
@@ -120,7 +134,12 @@ class Batcher:
         """Repair the outbox after a crash; returns what was done, one line per action."""
         actions = [f"removed temporary {p.name}" for p in remove_temporaries(self.outbox)]
         for batch in self.spool.batches(status=BatchStatus.SEALED):
-            if not (self.outbox / batch.file_name).exists():
+            if (self.outbox / batch.file_name).exists():
+                continue
+            if (self.sent / batch.file_name).exists():
+                durable_move(self.sent / batch.file_name, self.outbox / batch.file_name)
+                actions.append(f"moved re-queued {batch.file_name} back to {OUTBOX_DIR}/")
+            else:
                 self._rebuild(batch)
                 actions.append(f"rebuilt {batch.file_name}")
         for batch in self.spool.batches(status=BatchStatus.UPLOADED):
@@ -128,22 +147,42 @@ class Batcher:
             if path.exists():
                 durable_move(path, self.sent / batch.file_name)
                 actions.append(f"moved uploaded {batch.file_name} to {SENT_DIR}/")
+        actions.extend(f"removed {name}, purged by retention" for name in self.remove_purged())
         for action in actions:
             log.warning("outbox recovery: %s", action)
         return actions
 
+    def remove_purged(self) -> list[str]:
+        """Delete our batch files whose batch retention has deleted; returns their names."""
+        purged_through = self.spool.purged_through()
+        known = {b.file_name for b in self.spool.batches()}
+        removed: list[str] = []
+        for directory in (self.outbox, self.sent):
+            for path in sorted(directory.iterdir()):
+                parsed = parse_batch_file_name(path.name)
+                if (parsed is None or parsed[0] != self.agent_id or path.name in known
+                        or parsed[1] > purged_through):  # fmt: skip
+                    continue
+                path.unlink()
+                removed.append(path.name)
+        return removed
+
     def _rebuild(self, batch: BatchRow) -> None:
         records = [ICDR.from_json(body) for body in self.spool.batch_bodies(batch.sequence)]
-        data = seal(
+        content = seal(
             records, agent_id=self.agent_id, tenant=self.tenant, sequence=batch.sequence,
             created_at=parse_time("created", batch.created),
         )  # fmt: skip
-        if hashlib.sha256(data).hexdigest() != batch.sha256:
+        if hashlib.sha256(content).hexdigest() != batch.content_sha256:
             raise BatchError(
                 f"batch {batch.file_name} cannot be rebuilt identically (the spool rows changed, "
                 "or the agent id/tenant in the config did); restore the file from a backup or "
                 "ask the data centre which records it holds"
             )
+        data = self.protect(content) if self.protect else content
+        sha256 = hashlib.sha256(data).hexdigest()
+        if sha256 != batch.sha256:  # record first: the row must name any file that exists
+            self.spool.replace_batch_file(batch.sequence, sha256=sha256, size=len(data))
         atomic_write(self.outbox / batch.file_name, data)
 
     def path_of(self, batch: BatchRow) -> Path:

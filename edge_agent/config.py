@@ -27,13 +27,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from edge_agent.proxy import ProxySettings, parse_proxy_url
+from edge_agent.schedule import UploadSchedule, parse_schedule
 from shared.errors import ConfigError
 
 REQUIRED: Any = object()  # marks a setting without a default
 DEFAULT_CONFIG_PATH = Path("/etc/callcollect/agent.toml")
 AGENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # what a batch file name allows
 SOURCE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-SECTIONS = ("agent", "spool", "journal", "uplink", "metrics")
+SECTIONS = ("agent", "spool", "journal", "uplink", "delivery", "metrics")
+PROTECTIONS = ("cms", "none")
 
 
 # --- kinds: how a raw TOML value becomes a typed one ----------------------------------------
@@ -156,6 +159,65 @@ class Listen(Kind):
         return text
 
 
+@dataclass(frozen=True, slots=True)
+class Choice(Kind):
+    doc: str = "one of"
+    choices: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return " or ".join(f'`"{c}"`' for c in self.choices)
+
+    def convert(self, key: str, value: Any, *, base: Path) -> Any:
+        text = Text().convert(key, value, base=base)
+        if text not in self.choices:
+            raise ConfigError(key, f"{text!r} is not allowed", f"use one of {self.describe()}")
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class OptionalPath(Kind):
+    doc: str = "path or empty"
+
+    def convert(self, key: str, value: Any, *, base: Path) -> Any:
+        text = Text(allow_empty=True).convert(key, value, base=base)
+        return (base / Path(text).expanduser()).resolve() if text else None
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyUrl(Kind):
+    doc: str = "proxy URL or empty"
+
+    def convert(self, key: str, value: Any, *, base: Path) -> Any:
+        text = Text(allow_empty=True).convert(key, value, base=base)
+        if not text:
+            return None
+        try:
+            return parse_proxy_url(text)
+        except ValueError as exc:
+            raise ConfigError(
+                key,
+                f"not a proxy URL: {exc}",
+                "write 'http://host:port' or 'socks5://host:port' (user:password@ before the "
+                "host if the proxy needs them), or '' for a direct connection",
+            ) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule(Kind):
+    doc: str = '`"continuous"`, `"every N minutes"` or a list of `"HH:MM"`'
+
+    def convert(self, key: str, value: Any, *, base: Path) -> Any:
+        try:
+            return parse_schedule(value)
+        except ValueError as exc:
+            raise ConfigError(
+                key,
+                str(exc),
+                'write "continuous", "every 15 minutes" or a list of local times such as '
+                '["02:00", "13:30"]',
+            ) from exc
+
+
 # --- the table -------------------------------------------------------------------------------
 
 
@@ -228,6 +290,30 @@ SETTINGS: tuple[Setting, ...] = (
             "Wait after the first failed session; doubles (with jitter) on each further failure."),
     Setting("uplink.backoff_max_seconds", Number(minimum=0.01, maximum=86_400), 600.0,
             "Longest wait between failed sessions."),
+    Setting("uplink.receipts_dir", Text(), "receipts",
+            "Folder, relative to the landing folder, where the data centre leaves signed receipts "
+            "for stored batches; the agent reads and deletes them."),
+    Setting("uplink.schedule", Schedule(), "continuous",
+            "When to upload: \"continuous\" (every interval), \"every N minutes\", or a list of "
+            "\"HH:MM\" times in agent.timezone. Failed sessions are retried with back-off "
+            "regardless."),
+    Setting("uplink.proxy", ProxyUrl(), "",
+            "The customer's proxy for the SFTP connection: 'http://[user:password@]host:port' "
+            "(HTTP CONNECT) or 'socks5://...' ('socks5h://' lets the proxy resolve names); "
+            "empty connects directly."),
+    Setting("uplink.max_kbps", Integer(minimum=0, maximum=10_000_000), 0,
+            "Upload bandwidth limit in kilobits per second (0 = unlimited), for slow site links."),
+    Setting("delivery.protection", Choice(choices=PROTECTIONS), "none",
+            "\"cms\": batch files are signed with the agent's key and encrypted to the data "
+            "centre's certificate (run `edge-agent enroll` first). \"none\": plain files, only "
+            "for a data centre that does not yet accept cms."),
+    Setting("delivery.datacentre_certificates", OptionalPath(), "",
+            "PEM bundle published by the data centre: its envelope (RSA) certificate that "
+            "batches are encrypted to and its receipts (Ed25519) certificate. Required for "
+            "\"cms\"; receipts are verified against it whenever it is set."),
+    Setting("delivery.retention_days", Integer(minimum=0, maximum=3650), 30,
+            "Acknowledged batches (files and spool rows) are kept this long for "
+            "`edge-agent resend`, then deleted. Unacknowledged batches are never deleted."),
     Setting("metrics.listen", Listen(), "",
             "Address for the Prometheus /metrics endpoint, e.g. '127.0.0.1:9108'; empty is off."),
 )  # fmt: skip
@@ -279,6 +365,17 @@ class UplinkSettings:
     transfer_timeout_seconds: float = 120.0
     backoff_min_seconds: float = 5.0
     backoff_max_seconds: float = 600.0
+    receipts_dir: str = "receipts"
+    schedule: UploadSchedule = field(default_factory=UploadSchedule)
+    proxy: ProxySettings | None = None
+    max_kbps: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    protection: str = "none"
+    datacentre_certificates: Path | None = None
+    retention_days: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +399,7 @@ class AgentSettings:
     metrics: MetricsSettings
     sources: tuple[SourceSettings, ...]
     path: Path | None = None  # the file it came from, for messages
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -350,7 +448,15 @@ def from_mapping(raw: Mapping[str, Any], *, base: Path) -> AgentSettings:
             "is smaller than uplink.backoff_min_seconds",
             "make the maximum at least the minimum",
         )
+    delivery = DeliverySettings(**_fields(values, "delivery"))
+    if delivery.protection == "cms" and delivery.datacentre_certificates is None:
+        raise ConfigError(
+            "delivery.datacentre_certificates",
+            'is required when delivery.protection is "cms"',
+            "install the PEM bundle the data centre published and name it here",
+        )
     return AgentSettings(
+        delivery=delivery,
         agent=AgentIdentity(**_fields(values, "agent")),
         spool=SpoolSettings(**_fields(values, "spool")),
         journal=JournalSettings(**_fields(values, "journal")),
@@ -434,6 +540,8 @@ def reference_markdown() -> str:
 
 
 def _toml_literal(value: Any) -> str:
+    if isinstance(value, str) and not value:
+        return '""'
     if isinstance(value, str):
         return f'"{value}"'
     return str(value)

@@ -11,8 +11,12 @@ Contract:
   re-reads are harmless); so is quarantining the same (source, seq, reason, detail) twice.
 - ``usage()`` reports the bytes the spool uses against its quota and a level: ``ok`` below 70 %,
   ``warning`` from 70 %, ``critical`` from 90 %, ``full`` at 100 % (sources stop reading).
-- Nothing is deleted here: rows leave the spool only when a receipt says the data centre has
-  them (a later issue), so usage grows until then.
+- Rows leave the spool only through ``purge_acknowledged``: a batch whose receipt was verified
+  (``acknowledge``) and is older than the retention period goes, with its ICDR rows, in one
+  transaction. Nothing unacknowledged is ever deleted. Batch sequence numbers never go back:
+  the highest purged number is kept in ``state``.
+- ``requeue(since, until)`` turns acknowledged batches back into ``sealed`` ones (a re-send the
+  data centre asked for); they keep their file, name and SHA-256.
 
 Tables::
 
@@ -22,7 +26,9 @@ Tables::
     cursors     source_id PK, seq (last journal seq parsed and spooled), updated
     state       (source_id, key) PK, value: small values drivers persist (poll watermarks)
     batches     sequence PK, file_name, record_count, status (sealed/uploaded/acknowledged),
-                sha256, bytes, created, uploaded, acknowledged
+                sha256 (of the file as uploaded), bytes, created, uploaded, acknowledged,
+                content_sha256 (of the CCB1 bytes inside: equal to sha256 for protection none),
+                receipt (the verified receipt, as received)
 
 One ``Spool`` object may be shared by threads: a lock serialises use of its connection. Other
 processes (``edge-agent status``) open their own; SQLite's busy timeout makes them wait.
@@ -44,13 +50,15 @@ from sqlite_utils import Database
 
 from edge_agent.sources.base import Quarantined
 from shared.errors import CallCollectError
-from shared.icdr import ICDR, format_time
+from shared.icdr import ICDR, format_time, parse_time
 
 SPOOL_FILE = "spool.db"
 BUSY_TIMEOUT_SECONDS = 30.0
 WARNING_PERCENT = 70.0
 CRITICAL_PERCENT = 90.0
 CURSOR_NONE = 0  # journal sequence numbers start at 1
+AGENT_STATE = "_agent"  # state rows of the agent itself rather than of a source
+PURGED_SEQUENCE_KEY = "batch_sequence_purged"  # highest batch number retention deleted
 
 
 class SpoolLevel(StrEnum):
@@ -64,6 +72,13 @@ class BatchStatus(StrEnum):
     SEALED = "sealed"
     UPLOADED = "uploaded"
     ACKNOWLEDGED = "acknowledged"
+
+
+class AckOutcome(StrEnum):
+    ACKNOWLEDGED = "acknowledged"
+    ALREADY = "already"  # acknowledged before (a receipt for a re-sent batch, or twice)
+    UNKNOWN = "unknown"  # no batch of that name (another agent's, or purged long ago)
+    MISMATCH = "mismatch"  # the receipt is for different bytes under our name
 
 
 class SpoolError(CallCollectError):
@@ -113,6 +128,8 @@ class BatchRow:
     bytes: int
     created: str
     uploaded: str | None
+    content_sha256: str = ""
+    acknowledged: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +208,14 @@ class Spool:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(_SCHEMA)
+            self._add_columns()
+
+    def _add_columns(self) -> None:
+        """Columns added after the first release; an older spool gains them on open."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(batches)").fetchall()}
+        for column in ("content_sha256", "receipt"):
+            if column not in have:
+                self.db.execute(f"ALTER TABLE batches ADD COLUMN {column} TEXT")
 
     @classmethod
     def open(cls, state_dir: Path, *, quota_bytes: int) -> Spool:
@@ -317,17 +342,18 @@ class Spool:
         return [SpooledRow(r["record_id"], r["body"], r["created"]) for r in rows]
 
     def next_batch_sequence(self) -> int:
-        rows = self._rows("SELECT COALESCE(MAX(sequence), 0) + 1 AS next FROM batches")
-        return int(rows[0]["next"])
+        rows = self._rows("SELECT COALESCE(MAX(sequence), 0) AS last FROM batches")
+        purged = self.get_state(AGENT_STATE, PURGED_SEQUENCE_KEY)
+        return max(int(rows[0]["last"]), int(purged or 0)) + 1
 
     def add_batch(self, batch: BatchRow, record_ids: Sequence[str]) -> None:
         """Record a sealed batch and mark its rows, in one transaction."""
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO batches (sequence, file_name, record_count, status, sha256, bytes, "
-                "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "created, content_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (batch.sequence, batch.file_name, batch.record_count, batch.status,
-                 batch.sha256, batch.bytes, batch.created),
+                 batch.sha256, batch.bytes, batch.created, batch.content_sha256 or batch.sha256),
             )  # fmt: skip
             db.conn.executemany(
                 "UPDATE icdrs SET batch_seq = ? WHERE record_id = ? AND batch_seq IS NULL",
@@ -341,11 +367,94 @@ class Spool:
     def batches(self, *, status: BatchStatus | None = None) -> list[BatchRow]:
         where, params = ("WHERE status = ?", (str(status),)) if status else ("", ())
         rows = self._rows(f"SELECT * FROM batches {where} ORDER BY sequence", params)
-        return [
-            BatchRow(r["sequence"], r["file_name"], r["record_count"], BatchStatus(r["status"]),
-                     r["sha256"], r["bytes"], r["created"], r["uploaded"])
-            for r in rows
-        ]  # fmt: skip
+        return [_batch_row(r) for r in rows]
+
+    def batch_named(self, file_name: str) -> BatchRow | None:
+        rows = self._rows("SELECT * FROM batches WHERE file_name = ?", (file_name,))
+        return _batch_row(rows[0]) if rows else None
+
+    def replace_batch_file(self, sequence: int, *, sha256: str, size: int) -> None:
+        """A sealed, never-uploaded batch got a new file (CMS output differs per sealing)."""
+        with self.transaction() as db:
+            changed = db.execute(
+                "UPDATE batches SET sha256 = ?, bytes = ? WHERE sequence = ? AND status = ?",
+                (sha256, size, sequence, BatchStatus.SEALED),
+            ).rowcount
+        if changed != 1:
+            raise SpoolError(f"batch {sequence} is not a sealed batch; its file cannot change")
+
+    def acknowledge(self, file_name: str, *, sha256: str, receipt: str, at: datetime) -> AckOutcome:
+        """Record a verified receipt: the data centre holds this batch file."""
+        with self.transaction() as db:
+            rows = list(db.query("SELECT * FROM batches WHERE file_name = ?", (file_name,)))
+            if not rows:
+                return AckOutcome.UNKNOWN
+            batch = _batch_row(rows[0])
+            if batch.sha256 != sha256:
+                return AckOutcome.MISMATCH
+            if batch.status is BatchStatus.ACKNOWLEDGED:
+                return AckOutcome.ALREADY
+            # a sealed batch can be acknowledged too: uploaded by a session that died before
+            # recording it, then stored; there is nothing left to send
+            db.execute(
+                "UPDATE batches SET status = ?, acknowledged = ?, receipt = ?, "
+                "uploaded = COALESCE(uploaded, ?) WHERE sequence = ?",
+                (BatchStatus.ACKNOWLEDGED, format_time(at), receipt, format_time(at),
+                 batch.sequence),
+            )  # fmt: skip
+        return AckOutcome.ACKNOWLEDGED
+
+    def purge_acknowledged(self, *, before: datetime) -> list[BatchRow]:
+        """Delete acknowledged batches (row and ICDRs) acknowledged before ``before``.
+
+        Returns them, so the caller deletes their files after this commit. Only the status
+        ``acknowledged`` qualifies: whatever else happens, unacknowledged records stay.
+        """
+        with self.transaction() as db:
+            # times compare as datetimes: ISO text with and without microseconds does not sort
+            batches = [
+                batch for batch in self._batches_in(db, BatchStatus.ACKNOWLEDGED)
+                if parse_time("acknowledged", batch.acknowledged) < before
+            ]  # fmt: skip
+            if not batches:
+                return []
+            for batch in batches:
+                db.execute("DELETE FROM icdrs WHERE batch_seq = ?", (batch.sequence,))
+                db.execute(
+                    "DELETE FROM batches WHERE sequence = ? AND status = ?",
+                    (batch.sequence, BatchStatus.ACKNOWLEDGED),
+                )
+            db.execute(
+                "INSERT INTO state (source_id, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (source_id, key) DO UPDATE SET "
+                "value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                (AGENT_STATE, PURGED_SEQUENCE_KEY, str(batches[-1].sequence)),
+            )
+        return batches
+
+    def purged_through(self) -> int:
+        """The highest batch sequence number retention has deleted (0: none)."""
+        return int(self.get_state(AGENT_STATE, PURGED_SEQUENCE_KEY) or 0)
+
+    def requeue(self, *, since: datetime, until: datetime | None = None) -> list[BatchRow]:
+        """Acknowledged batches created in [since, until) become sealed again, to be re-sent."""
+        with self.transaction() as db:
+            batches = [
+                batch for batch in self._batches_in(db, BatchStatus.ACKNOWLEDGED)
+                if since <= parse_time("created", batch.created)
+                and (until is None or parse_time("created", batch.created) < until)
+            ]  # fmt: skip
+            db.conn.executemany(
+                "UPDATE batches SET status = ?, uploaded = NULL, acknowledged = NULL "
+                "WHERE sequence = ? AND status = ?",
+                [(BatchStatus.SEALED, b.sequence, BatchStatus.ACKNOWLEDGED) for b in batches],
+            )
+        return batches
+
+    @staticmethod
+    def _batches_in(db: Database, status: BatchStatus) -> list[BatchRow]:
+        rows = db.query("SELECT * FROM batches WHERE status = ? ORDER BY sequence", (status,))
+        return [_batch_row(r) for r in rows]
 
     def mark_uploaded(self, sequence: int, *, at: datetime) -> None:
         with self.transaction() as db:
@@ -407,3 +516,12 @@ class Spool:
             "SELECT record_id FROM icdrs WHERE source_id = ? ORDER BY rowid", (source_id,)
         )
         return [r["record_id"] for r in rows]
+
+
+def _batch_row(r: dict[str, Any]) -> BatchRow:
+    return BatchRow(
+        sequence=r["sequence"], file_name=r["file_name"], record_count=r["record_count"],
+        status=BatchStatus(r["status"]), sha256=r["sha256"], bytes=r["bytes"],
+        created=r["created"], uploaded=r["uploaded"],
+        content_sha256=r.get("content_sha256") or r["sha256"], acknowledged=r.get("acknowledged"),
+    )  # fmt: skip

@@ -13,25 +13,37 @@ Contract:
   other size is an error for a technician.
 - After the rename the batch is marked ``uploaded`` in the spool and its file moves from
   ``outbox/`` to ``sent/``, where it stays until a receipt and the retention period allow
-  deletion (a later issue). A crash between those steps re-uploads harmlessly (see above) or is
-  repaired by ``Batcher.recover``.
-- Every network step has a timeout (connect, authentication, each SFTP read or write), and every
-  paramiko or socket failure becomes a ``TransportError`` whose message says what to do.
+  deletion (``edge_agent.retention``). A crash between those steps re-uploads harmlessly (see
+  above) or is repaired by ``Batcher.recover``.
+- ``Uplink.deliver()`` is one session: first the receipts in ``RECEIPTS_DIR`` are collected
+  (``edge_agent.receipt_inbox``: verified, recorded, deleted), then every sealed batch is
+  uploaded, oldest first. A session is opened only when there is something to send or a
+  receipt to wait for, or when an ``on_session`` hook is set (the agent's heartbeat, which
+  ``edge_agent.health`` sends at the end of every session, even a failing one).
+- The connection goes direct or through ``uplink.proxy`` (``edge_agent.proxy``: HTTP CONNECT or
+  SOCKS5); SSH runs end to end over the tunnel either way.
+- ``uplink.max_kbps`` caps the upload rate: after each 32 KiB chunk the writer sleeps until the
+  bytes so far fit the rate (``Throttle``).
+- Every network step has a timeout (connect, proxy hand-shake, authentication, each SFTP read
+  or write), and every paramiko or socket failure becomes a ``TransportError`` whose message
+  says what to do.
 - ``Backoff`` spaces failed sessions exponentially with jitter; a success resets it.
 
 The landing layout is the data centre's (tests/fixtures/sshd.py stands in): the session starts in
-the tenant's landing folder, which holds ``incoming/`` and, later, ``receipts/``.
+the tenant's landing folder, which holds ``incoming/`` and ``receipts/``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import random
 import socket
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -42,8 +54,11 @@ import paramiko
 from edge_agent.batches import Batcher
 from edge_agent.config import UplinkSettings
 from edge_agent.durable import durable_move
+from edge_agent.proxy import open_tunnel
+from edge_agent.receipt_inbox import ReceiptInbox, ReceiptOutcome
 from edge_agent.spool import BatchStatus, Spool
 from shared.errors import HostKeyMismatch, TransportError
+from shared.receipts import MAX_RECEIPT_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +75,36 @@ class UploadOutcome:
     file_name: str
     status: UploadStatus
     bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """What one session did: receipts first, then uploads."""
+
+    receipts: list[ReceiptOutcome] = field(default_factory=list)
+    uploaded: list[UploadOutcome] = field(default_factory=list)
+    session_opened: bool = False
+
+
+class Throttle:
+    """Paces a transfer to ``kbps`` kilobits per second; used as paramiko's progress callback."""
+
+    def __init__(
+        self,
+        kbps: int,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.bytes_per_second = kbps * 1000 / 8
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._start = monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        ahead = done / self.bytes_per_second - (self._monotonic() - self._start)
+        if ahead > 0:
+            self._sleep(ahead)
 
 
 class Backoff:
@@ -108,12 +153,21 @@ class UplinkSession:
     ) -> None:
         self.close()
 
+    @property
+    def sftp(self) -> paramiko.SFTPClient:
+        """The session's SFTP channel (health writes its heartbeat and clock probe with it)."""
+        return self._sftp
+
     def close(self) -> None:
         self._sftp.close()
         self._client.close()
 
     def put_file(self, local: Path, name: str) -> UploadOutcome:
-        """Upload ``local`` as ``REMOTE_DIR/name`` through ``name.part``; never overwrite ``name``."""
+        """Upload ``local`` as ``REMOTE_DIR/name`` through ``name.part``; never overwrite ``name``.
+
+        The ``.part`` is opened with truncation, so a stale one from an interrupted session is
+        overwritten, never appended to.
+        """
         final = f"{self.settings.remote_dir}/{name}"
         part = final + PART_SUFFIX
         size = local.stat().st_size
@@ -127,13 +181,37 @@ class UplinkSession:
                         "id or this agent's state was reset; ask the data centre to check it"
                     )
                 return UploadOutcome(name, UploadStatus.ALREADY_THERE, size)
-            self._sftp.put(str(local), part, confirm=True)  # opens with truncate: stale .part gone
+            throttle = Throttle(self.settings.max_kbps) if self.settings.max_kbps else None
+            with local.open("rb") as source:
+                self._sftp.putfo(source, part, file_size=size, callback=throttle, confirm=True)
             self._sftp.posix_rename(part, final)
         return UploadOutcome(name, UploadStatus.UPLOADED, size)
 
     def list_remote_dir(self) -> list[str]:
         with _sftp_errors(self.settings.remote_dir):
             return sorted(self._sftp.listdir(self.settings.remote_dir))
+
+    # --- receipts (edge_agent.receipt_inbox.RemoteReceipts) ------------------------------
+
+    def list_receipts(self) -> list[str] | None:
+        """Names in the receipts folder, or None when the data centre has not made one."""
+        folder = self.settings.receipts_dir
+        with _sftp_errors(folder):
+            try:
+                return sorted(self._sftp.listdir(folder))
+            except FileNotFoundError:
+                return None
+
+    def read_receipt(self, name: str) -> bytes:
+        path = f"{self.settings.receipts_dir}/{name}"
+        with _sftp_errors(path), self._sftp.open(path, "rb") as remote:
+            return bytes(remote.read(MAX_RECEIPT_BYTES + 1))  # a larger file is refused whole
+
+    def remove_receipt(self, name: str) -> None:
+        path = f"{self.settings.receipts_dir}/{name}"
+        # already gone: removed by a session that died before it could record that
+        with _sftp_errors(path), contextlib.suppress(FileNotFoundError):
+            self._sftp.remove(path)
 
     def _size_of(self, path: str) -> int | None:
         try:
@@ -153,37 +231,62 @@ class Uplink:
         spool: Spool,
         batcher: Batcher,
         clock: Callable[[], datetime],
+        inbox: ReceiptInbox | None = None,
         client_factory: Callable[[], paramiko.SSHClient] = paramiko.SSHClient,
+        on_session: Callable[[UplinkSession], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_session = on_session  # health's heartbeat: every session, and a session each time
         self.spool = spool
         self.batcher = batcher
         self.clock = clock
+        self.inbox = inbox  # None: receipts are not read (no receipts certificate configured)
         self._client_factory = client_factory
 
     def connect(self) -> UplinkSession:
         return connect(self.settings, client_factory=self._client_factory)
+
+    def deliver(self) -> DeliveryReport:
+        """One session: collect receipts, then upload every sealed batch; ``TransportError``.
+
+        No session is opened when nothing is sealed and no uploaded batch awaits a receipt,
+        unless ``on_session`` is set: then every call is a session and ends with the hook.
+        """
+        counts = self.spool.batch_counts()
+        awaiting = counts[BatchStatus.UPLOADED] if self.inbox is not None else 0
+        if not counts[BatchStatus.SEALED] and not awaiting and self.on_session is None:
+            return DeliveryReport()
+        with self.connect() as session:
+            try:
+                receipts = self.inbox.collect(session) if self.inbox is not None else []
+                uploaded = self._upload_sealed(session)
+            finally:
+                if self.on_session is not None:  # never raises (edge_agent.health.on_session)
+                    self.on_session(session)
+        return DeliveryReport(receipts=receipts, uploaded=uploaded, session_opened=True)
 
     def send_sealed(self) -> list[UploadOutcome]:
         """Upload every sealed batch, oldest first, in one session; raises ``TransportError``.
 
         Batches uploaded before a failure stay recorded as uploaded.
         """
-        pending = self.spool.batches(status=BatchStatus.SEALED)
-        if not pending:
+        if not self.spool.batches(status=BatchStatus.SEALED):
             return []
-        outcomes: list[UploadOutcome] = []
         with self.connect() as session:
-            for batch in pending:
-                path = self.batcher.path_of(batch)
-                if not path.exists():  # Batcher.recover rebuilds it on the next start
-                    raise TransportError(f"batch file {path} is missing; restart the agent")
-                outcome = session.put_file(path, batch.file_name)
-                self.spool.mark_uploaded(batch.sequence, at=self.clock())
-                if path.parent == self.batcher.outbox:
-                    durable_move(path, self.batcher.sent / batch.file_name)
-                log.info("uplink: %s %s (%d bytes)", batch.file_name, outcome.status, outcome.bytes)
-                outcomes.append(outcome)
+            return self._upload_sealed(session)
+
+    def _upload_sealed(self, session: UplinkSession) -> list[UploadOutcome]:
+        outcomes: list[UploadOutcome] = []
+        for batch in self.spool.batches(status=BatchStatus.SEALED):
+            path = self.batcher.path_of(batch)
+            if not path.exists():  # Batcher.recover rebuilds it on the next start
+                raise TransportError(f"batch file {path} is missing; restart the agent")
+            outcome = session.put_file(path, batch.file_name)
+            self.spool.mark_uploaded(batch.sequence, at=self.clock())
+            if path.parent == self.batcher.outbox:
+                durable_move(path, self.batcher.sent / batch.file_name)
+            log.info("uplink: %s %s (%d bytes)", batch.file_name, outcome.status, outcome.bytes)
+            outcomes.append(outcome)
         return outcomes
 
 
@@ -195,10 +298,14 @@ def connect(
     """Open a session: pinned host key, this appliance's key only, every step timed out."""
     key = load_private_key(s.private_key)
     client = client_factory()
+    sock: socket.socket | None = None
     try:
         _pin_host_key(client, s)
+        if s.proxy is not None:
+            sock = open_tunnel(s.proxy, s.host, s.port, timeout=s.connect_timeout_seconds)
         client.connect(
             s.host,
+            sock=sock,
             port=s.port,
             username=s.username,
             pkey=key,
@@ -212,6 +319,8 @@ def connect(
         return UplinkSession(s, client)
     except BaseException as exc:
         client.close()
+        if sock is not None:  # paramiko closes it only once a transport has taken it over
+            sock.close()
         raise _transport_error(exc, s, key) from exc
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -142,3 +143,61 @@ def test_recover_moves_an_uploaded_batch_to_sent(spool: Spool, tmp_path: Path) -
     assert (tmp_path / "sent" / sealed.file_name).exists()
     assert batcher.path_of(spool.batches()[0]) == tmp_path / "sent" / sealed.file_name
     assert batcher.recover() == []
+
+
+# --- protection "cms": the file is signed and encrypted, the content stays deterministic ------
+
+from shared import cms, keys  # noqa: E402
+
+SIGNER = keys.new_agent_identity("agent-1")
+DC = keys.new_datacentre_keys("dc.example")
+RECIPIENT = cms.Recipient(DC.certificates.envelope, DC.envelope_key)
+
+
+def protect(content: bytes) -> bytes:
+    return cms.protect(content, signer=SIGNER, recipient=DC.certificates.envelope)
+
+
+def open_cms(data: bytes) -> list[str]:
+    landed = cms.open_landed(data, recipient=RECIPIENT,
+                             trusted_signers={keys.fingerprint(SIGNER.certificate)})  # fmt: skip
+    return [r.record_id for r in landed.batch.records]
+
+
+def test_cms_batches_record_both_digests(spool: Spool, tmp_path: Path) -> None:
+    spool_calls(spool, range(1, 4))
+    (sealed,) = make_batcher(spool, tmp_path, protect=protect).seal_ready(T0)
+    data = sealed.path.read_bytes()
+    (row,) = spool.batches()
+    assert row.sha256 == hashlib.sha256(data).hexdigest() != row.content_sha256
+    assert open_cms(data) == [gen_icdr(n).record_id for n in (1, 2, 3)]
+
+
+def test_recover_reprotects_a_missing_cms_file_and_records_it_first(
+    spool: Spool, tmp_path: Path
+) -> None:
+    spool_calls(spool, range(1, 4))
+    batcher = make_batcher(spool, tmp_path, protect=protect)
+    (sealed,) = batcher.seal_ready(T0)
+    before = spool.batches()[0]
+    sealed.path.unlink()  # the crash between the commit and the file write
+    assert batcher.recover() == [f"rebuilt {sealed.file_name}"]
+    after = spool.batches()[0]
+    data = sealed.path.read_bytes()
+    assert after.content_sha256 == before.content_sha256  # the same records, byte for byte
+    assert after.sha256 == hashlib.sha256(data).hexdigest() != before.sha256  # a fresh envelope
+    assert after.bytes == len(data)
+    assert open_cms(data) == [gen_icdr(n).record_id for n in (1, 2, 3)]
+
+
+def test_recover_moves_a_requeued_file_back_without_reprotecting(
+    spool: Spool, tmp_path: Path
+) -> None:
+    spool_calls(spool, range(1, 4))
+    batcher = make_batcher(spool, tmp_path, protect=protect)
+    (sealed,) = batcher.seal_ready(T0)
+    original = sealed.path.read_bytes()
+    sealed.path.replace(batcher.sent / sealed.file_name)  # a re-send interrupted mid-move
+    assert batcher.recover() == [f"moved re-queued {sealed.file_name} back to outbox/"]
+    assert sealed.path.read_bytes() == original  # the data centre may hold these exact bytes
+    assert spool.batches()[0].sha256 == hashlib.sha256(original).hexdigest()
