@@ -59,6 +59,7 @@ class SourceReport:
     attempts: int = 0
     failures_in_a_row: int = 0
     last_ok_at: str | None = None
+    reconnects: int = 0  # ok outcomes that ended a run of failures (health's reconnect count)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -160,6 +161,8 @@ class SourcePipeline:
             attempts=(previous.attempts if previous else 0) + 1,
             failures_in_a_row=failures,
             last_ok_at=now if ok else (previous.last_ok_at if previous else None),
+            reconnects=(previous.reconnects if previous else 0)
+            + int(ok and previous is not None and not previous.ok),
         )
         if not ok:
             log.warning("source %s: %s", self.source_id, message)

@@ -7,9 +7,15 @@ Contract:
   pipeline, replaying journalled units the spool has not got yet. It starts no thread.
 - ``start()`` runs each source's acquirer in its own thread. An acquirer that raises (a driver
   bug) is reported and restarted after a back-off; it never takes the agent down.
-- ``cycle()`` flushes the parsers' open state, prunes journals, seals due batches and, when the
-  uplink is due, uploads them. A failed upload session is retried after an exponential back-off
-  with jitter; a good one schedules the next after ``uplink.interval_seconds``.
+- ``cycle()`` flushes the parsers' open state, prunes journals, seals due batches, checks the
+  spool quota (``QuotaWatch``: alarm on each level change), applies retention to acknowledged
+  batches (at most every ``RETENTION_EVERY``; at once under quota pressure) and, when the
+  uplink is due, runs a delivery session (receipts in, sealed batches out). A failed session is
+  retried after an exponential back-off with jitter; a good one schedules the next by
+  ``uplink.schedule`` (continuous: ``uplink.interval_seconds``). A fixed-times schedule waits
+  for its first slot after start; the others deliver at once.
+- With ``delivery.protection = "cms"`` batches are sealed signed and encrypted
+  (``edge_agent.enrollment.load_delivery``); a missing identity stops ``open()`` with the fix.
 - ``run()`` = open, start, cycle until ``request_stop()`` (SIGTERM/SIGINT in ``edge-agent run``),
   then ``close()``: stop the acquirers, join them (bounded), close journals (fsync) and spool.
   ``request_flush()`` (SIGUSR1) runs a forced cycle now.
@@ -19,12 +25,14 @@ On disk (``agent.state_dir``)::
     agent.lock          held (flock) by the running agent; names its pid
     spool.db            the spool (with -wal/-shm beside it)
     journal/SOURCE/     raw journal segments per source
+    identity/           agent.key, agent.crt: the batch-signing identity (edge-agent enroll)
     outbox/             sealed batches waiting for upload
     sent/               uploaded batches (kept for receipts and re-sends)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -38,11 +46,16 @@ from typing import Any
 
 from edge_agent.batches import Batcher, SealedBatch
 from edge_agent.config import AgentSettings, SourceSettings
+from edge_agent.enrollment import load_delivery
+from edge_agent.health import ServiceHealth, SourceView
 from edge_agent.journal import Journal
 from edge_agent.pipeline import SourcePipeline
+from edge_agent.quota import QuotaWatch, at_least
+from edge_agent.receipt_inbox import ReceiptInbox, ReceiptOutcome
+from edge_agent.retention import Retention
 from edge_agent.sources import registry
 from edge_agent.sources.base import Clock, Source, SourceContext
-from edge_agent.spool import Spool
+from edge_agent.spool import Spool, SpoolLevel
 from edge_agent.uplink import Backoff, Uplink, UploadOutcome
 from shared.errors import CallCollectError, TransportError
 
@@ -53,6 +66,7 @@ JOURNAL_DIR = "journal"
 JOIN_TIMEOUT_SECONDS = 10.0  # per acquirer thread at shutdown; acquirers check `stop` often
 ACQUIRER_RESTART_MIN_SECONDS = 1.0
 ACQUIRER_RESTART_MAX_SECONDS = 60.0
+RETENTION_EVERY_SECONDS = 600.0  # retention needs no more; quota pressure runs it at once
 
 SourceFactory = Callable[[str, SourceContext, Mapping[str, Any]], Source]
 
@@ -127,6 +141,9 @@ class CycleResult:
     uploaded: list[UploadOutcome] = field(default_factory=list)
     upload_attempted: bool = False
     error: TransportError | None = None
+    receipts: list[ReceiptOutcome] = field(default_factory=list)
+    purged: int = 0  # acknowledged batches retention deleted
+    spool_level: SpoolLevel = SpoolLevel.OK
 
 
 class Service:
@@ -153,11 +170,15 @@ class Service:
         self._spool: Spool | None = None
         self._batcher: Batcher | None = None
         self._uplink: Uplink | None = None
+        self._retention: Retention | None = None
+        self._quota: QuotaWatch | None = None
+        self._next_retention = 0.0  # monotonic time retention is due
         self.backoff = Backoff(
             minimum=settings.uplink.backoff_min_seconds,
             maximum=settings.uplink.backoff_max_seconds,
         )
         self._next_upload = 0.0  # monotonic time the uplink is due
+        self.health = ServiceHealth(settings, clock=clock)  # heartbeat, sd_notify, /metrics
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -171,6 +192,7 @@ class Service:
 
     def _open(self) -> None:
         s = self.settings
+        delivery = load_delivery(s)
         self._spool = spool = Spool.open(self.state_dir, quota_bytes=s.spool.quota_bytes)
         self._batcher = Batcher(
             spool,
@@ -179,9 +201,24 @@ class Service:
             tenant=s.agent.tenant,
             max_records=s.spool.batch_max_records,
             max_age=timedelta(seconds=s.spool.batch_max_age_seconds),
+            protect=delivery.protect,
         )
         self._batcher.recover()
-        self._uplink = Uplink(s.uplink, spool=spool, batcher=self._batcher, clock=self.clock)
+        inbox = None
+        if delivery.receipts_certificate is not None:
+            inbox = ReceiptInbox(spool, agent_id=s.agent.id,
+                                 certificate=delivery.receipts_certificate, clock=self.clock)  # fmt: skip
+        else:
+            log.warning("delivery.datacentre_certificates is not set: receipts cannot be "
+                        "verified, so no batch is ever acknowledged or deleted")  # fmt: skip
+        self._uplink = Uplink(s.uplink, spool=spool, batcher=self._batcher, clock=self.clock,
+                              inbox=inbox, on_session=self.health.on_session)  # fmt: skip
+        self.health.attach(spool, self._source_views)
+        self._retention = Retention(spool, self._batcher,
+                                    keep=timedelta(days=s.delivery.retention_days))  # fmt: skip
+        self._quota = QuotaWatch(spool, clock=self.clock)
+        if s.uplink.schedule.times:  # fixed times: the first session waits for its slot
+            self._next_upload = self.monotonic() + self._seconds_to_slot(self.clock())
         for source_settings in s.sources:
             self.sources.append(self._open_source(source_settings, spool))
 
@@ -206,6 +243,9 @@ class Service:
             clock=self.clock,
         )
         return RunningSource(settings, source, journal, pipeline)
+
+    def _source_views(self) -> list[SourceView]:
+        return [SourceView(r.settings.id, r.settings.kind, r.pipeline) for r in self.sources]
 
     def start(self) -> None:
         """Start one thread per acquirer."""
@@ -240,16 +280,20 @@ class Service:
         try:
             self.start()
             log.info("agent %s running %d sources", self.settings.agent.id, len(self.sources))
+            self.health.started()  # READY=1
             while not self.stop_event.is_set():
                 force, self._flush_requested = self._flush_requested, False
+                result = CycleResult()
                 try:
-                    self.cycle(force=force)
+                    result = self.cycle(force=force)
                 except CallCollectError as exc:  # e.g. disk full: keep sources reading
                     log.error("batch cycle failed, retrying in %d s: %s",
                               self.settings.uplink.interval_seconds, exc)  # fmt: skip
+                self.health.cycled(attempted=result.upload_attempted, error=result.error)
                 self._wake.wait(self._seconds_to_next())
                 self._wake.clear()
         finally:
+            self.health.stopping(self._uplink)  # STOPPING=1, the goodbye heartbeat
             self.close()
 
     def request_stop(self) -> None:
@@ -289,24 +333,45 @@ class Service:
     def cycle(self, *, force: bool = False) -> CycleResult:
         """Flush parsers, prune journals, seal due batches, upload if due (or ``force``)."""
         assert self._batcher is not None and self._uplink is not None, "call open() first"
+        assert self._quota is not None and self._retention is not None
         now = self.clock()
         for running in self.sources:
             running.pipeline.flush_parser()
             running.pipeline.prune_journal(now=now)
         sealed = self._batcher.seal_ready(now, force=force)
+        level = self._quota.check().level
+        purged = self._apply_retention(now, level)
+        result = CycleResult(sealed=sealed, purged=purged, spool_level=level)
         if not force and self.monotonic() < self._next_upload:
-            return CycleResult(sealed=sealed)
+            return result
         try:
-            uploaded = self._uplink.send_sealed()
+            report = self._uplink.deliver()
         except TransportError as exc:
             delay = self.backoff.next_delay()
             self._next_upload = self.monotonic() + delay
             log.error("uplink failed (attempt %d, next in %.0f s): %s", self.backoff.failures,
                       delay, exc)  # fmt: skip
-            return CycleResult(sealed=sealed, upload_attempted=True, error=exc)
+            return dataclasses.replace(result, upload_attempted=True, error=exc)
         self.backoff.reset()
-        self._next_upload = self.monotonic() + self.settings.uplink.interval_seconds
-        return CycleResult(sealed=sealed, uploaded=uploaded, upload_attempted=True)
+        self._next_upload = self.monotonic() + self._seconds_to_slot(self.clock())
+        return dataclasses.replace(result, uploaded=report.uploaded, receipts=report.receipts,
+                                   upload_attempted=True)  # fmt: skip
+
+    def _seconds_to_slot(self, now: datetime) -> float:
+        """Seconds from ``now`` until the schedule's next session after a good one."""
+        s = self.settings
+        due = s.uplink.schedule.next_after(
+            now, zone=s.agent.timezone, interval=timedelta(seconds=s.uplink.interval_seconds)
+        )
+        return max(0.0, (due - now).total_seconds())
+
+    def _apply_retention(self, now: datetime, level: SpoolLevel) -> int:
+        assert self._retention is not None
+        pressure = at_least(level, SpoolLevel.CRITICAL)
+        if not pressure and self.monotonic() < self._next_retention:
+            return 0
+        self._next_retention = self.monotonic() + RETENTION_EVERY_SECONDS
+        return len(self._retention.purge(now, under_pressure=pressure).batches)
 
     def flush(self) -> CycleResult:
         """Seal everything spooled and upload now (``edge-agent flush``); one attempt."""

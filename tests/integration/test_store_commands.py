@@ -19,7 +19,11 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 def config(tmp_path: Path, store_url: str) -> Path:
     path = tmp_path / "datacenter.toml"
-    path.write_text(f'data_dir = "{tmp_path / "data"}"\n[store]\nurl = "{store_url}"\n')
+    # gen_batch writes plain CCB1 files; the CMS flow is in tests/integration/test_dc_keys.py
+    unprotected = "[ingest]\naccept_unprotected = true\n"
+    path.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n[store]\nurl = "{store_url}"\n{unprotected}'
+    )
     return path
 
 
@@ -46,6 +50,7 @@ def test_admin_flow_from_empty_store(config: Path, tmp_path: Path, store_url: st
     landing = tmp_path / "data" / "landing" / "acme"
     assert sorted(p.name for p in landing.iterdir()) == [
         "archive",
+        "heartbeats",
         "incoming",
         "quarantine",
         "receipts",
@@ -53,7 +58,7 @@ def test_admin_flow_from_empty_store(config: Path, tmp_path: Path, store_url: st
     assert "acme\t1\tEurope/London\tAcme Ltd" in ok(config, "tenant", "list")
 
     ok(config, "agent", "add", "--tenant", "acme", "edge-1", "--name", "Leeds")
-    assert "acme\tedge-1\t-\tnever\tLeeds" in ok(config, "agent", "list")
+    assert "acme\tedge-1\t-\tnever\t-\t-\tLeeds" in ok(config, "agent", "list")
 
     ok(config, "user", "add", "it@acme.example", "--role", "tenant", "--tenant", "acme",
        "--password-stdin", input=PASSWORD + "\n")  # fmt: skip
