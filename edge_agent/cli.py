@@ -27,3 +27,19 @@ def main() -> None:
 
 
 # Registered commands (one line per command module):
+from edge_agent.agent_commands import check_command, flush_command, run_command, status_command  # noqa: E402
+from edge_agent.parse_command import parse_command  # noqa: E402
+from edge_agent.simulators.command import simulate_command  # noqa: E402
+from edge_agent.sources.lync_test_source import test_source_command  # noqa: E402
+
+main.add_command(check_command)
+main.add_command(run_command)
+main.add_command(status_command)
+main.add_command(flush_command)
+main.add_command(parse_command)
+main.add_command(simulate_command)
+main.add_command(test_source_command)
+from edge_agent.delivery_commands import enroll_command, resend_command  # noqa: E402
+
+main.add_command(enroll_command)
+main.add_command(resend_command)

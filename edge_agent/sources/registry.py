@@ -11,6 +11,10 @@ from shared.errors import ConfigError
 
 DRIVERS: dict[str, str] = {
     "mivb-smdr": "edge_agent.sources.mivb_smdr",
+    "lync-cdr": "edge_agent.sources.lync_cdr",
+    "mcs-ipsmdr": "edge_agent.sources.mcs_ipsmdr",
+    "mivo250-smdr": "edge_agent.sources.mivo250_smdr",
+    "mivo250-oai": "edge_agent.sources.mivo250_oai",
 }
 
 

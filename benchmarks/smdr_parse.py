@@ -1,0 +1,134 @@
+"""MiVB SMDR parsing: lines per second through ``MivbSmdrParser``, against merely reading them.
+
+    .venv/bin/python benchmarks/smdr_parse.py [--quick] [--lines N] [--layout L2]
+
+Generates fictional calls with the simulator (the whole mix: outgoing, incoming, transfers,
+attendant, internal, long calls), repeats them up to N lines (1,000,000; 20,000 with --quick)
+as one CR LF byte stream, and measures in the same process:
+
+- baseline: framing the stream into lines (``LineFramer``, 64 KiB reads), wrapping each in a
+  ``RawUnit`` and decoding it as Latin-1: what any reader of the feed must do;
+- parse (fixed layout): the same, then ``feed`` for every line, producing validated ICDRs;
+- parse (auto layout): the same with the layout detected per line;
+- ICDR floor: constructing (and so validating) the same ICDRs from ready-made fields, which
+  every driver pays whatever its parsing costs.
+
+Times are CPU seconds of this process (``time.process_time``), so other load on a shared machine
+does not distort them; wall-clock seconds are printed beside them. The ratio parse / baseline is
+what parsing costs on top of reading. Target: 200,000 lines/s with a fixed layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edge_agent.simulators.mivb_smdr import generate_calls
+from edge_agent.sources.base import RawUnit, SourceContext
+from edge_agent.sources.lines import LineFramer
+from edge_agent.sources.mivb_smdr import MivbSmdrParser, ParserSettings
+from edge_agent.sources.mivb_smdr_layout import LayoutFlags
+from shared.icdr import ICDR
+
+ZONE = ZoneInfo("Europe/London")
+POOL = 20_000  # distinct simulated calls; the stream repeats them
+CHUNK = 65536  # bytes per simulated recv()
+GROUP = 100  # units per delivery, each group stamped with one receive time
+TARGET = 200_000
+
+
+def stream_of(lines: int, layout: str) -> tuple[bytes, datetime]:
+    calls = generate_calls(
+        count=min(lines, POOL), seed=17, start=datetime(2026, 5, 10, 8, 0), layout=layout, tz=ZONE
+    )
+    pool = b"".join(call.line.encode("latin-1") + b"\r\n" for call in calls)
+    repeats, rest = divmod(lines, len(calls))
+    tail = b"".join(call.line.encode("latin-1") + b"\r\n" for call in calls[:rest])
+    return pool * repeats + tail, calls[-1].received_at + timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Timing:
+    cpu: float
+    wall: float
+    produced: int
+
+
+def run(data: bytes, received: datetime, work: Callable[[RawUnit], object]) -> Timing:
+    """Frame, wrap and hand each unit to ``work``; seconds taken and ICDRs produced."""
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    framer = LineFramer()
+    seq = 0
+    produced = 0
+    for offset in range(0, len(data), CHUNK):
+        units = framer.feed(data[offset : offset + CHUNK])
+        for first in range(0, len(units), GROUP):
+            stamp = received + timedelta(microseconds=seq)  # a new object per delivery
+            for unit in units[first : first + GROUP]:
+                seq += 1
+                result = work(RawUnit("pbx1", seq, stamp, unit))
+                produced += result.__class__ is list and result[0].__class__ is ICDR
+    return Timing(time.process_time() - cpu_started, time.perf_counter() - started, produced)
+
+
+def icdr_floor(data: bytes, received: datetime, parser: MivbSmdrParser, lines: int) -> Timing:
+    """Construct ``lines`` ICDRs from the fields the parser produced for the first lines."""
+    fields = []
+    for seq, unit in enumerate(LineFramer().feed(data[: POOL * 200]), start=1):
+        result = parser.feed(RawUnit("pbx1", seq, received, unit))[0]
+        if isinstance(result, ICDR):
+            fields.append({f.name: getattr(result, f.name) for f in dataclasses.fields(ICDR)})
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    for index in range(lines):
+        ICDR(**fields[index % len(fields)])
+    return Timing(time.process_time() - cpu_started, time.perf_counter() - started, lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20,000 lines, a few seconds")
+    parser.add_argument("--lines", type=int, help="number of lines (default 1,000,000)")
+    parser.add_argument("--layout", default="L2", help="SMDR layout of the lines (default L2)")
+    args = parser.parse_args()
+    lines = args.lines or (20_000 if args.quick else 1_000_000)
+    data, received = stream_of(lines, args.layout)
+    ctx = SourceContext(agent_id="bench", source_id="pbx1", timezone=ZONE)
+    fixed = MivbSmdrParser(ctx, ParserSettings(layout=LayoutFlags.parse(args.layout)))
+    auto = MivbSmdrParser(ctx, ParserSettings(layout=None))
+
+    base = run(data, received, lambda unit: unit.data.decode("latin-1"))
+    fixed_run = run(data, received, fixed.feed)
+    auto_run = run(data, received, auto.feed)
+    floor = icdr_floor(data, received, fixed, lines)
+    if fixed_run.produced != lines or auto_run.produced != lines:
+        raise SystemExit(f"expected {lines} ICDRs, got {fixed_run.produced}, {auto_run.produced}")
+
+    print(f"lines: {lines:,} ({args.layout} layout, {len(data):,} bytes)")
+    print(f"{'':30}{'CPU s':>8} {'lines/s (CPU)':>14} {'wall s':>8}")
+    for name, timing in (
+        ("baseline (frame + decode)", base),
+        ("parse, fixed layout", fixed_run),
+        ("parse, auto layout", auto_run),
+        ("ICDR floor (construct only)", floor),
+    ):
+        print(f"{name:30}{timing.cpu:8.2f} {lines / timing.cpu:14,.0f} {timing.wall:8.2f}")
+    print(f"ratio fixed / baseline: {fixed_run.cpu / base.cpu:.1f}x")
+    print(f"ratio auto / baseline:  {auto_run.cpu / base.cpu:.1f}x")
+    print(f"share of fixed-layout time spent constructing ICDRs: {floor.cpu / fixed_run.cpu:.0%}")
+    rate = lines / fixed_run.cpu
+    print(f"target {TARGET:,} lines/s: {'met' if rate >= TARGET else 'missed'} ({rate:,.0f})")
+
+
+if __name__ == "__main__":
+    main()
