@@ -23,7 +23,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from datacenter.settings import Settings, load_secret_key, load_settings
 from datacenter.store.engine import open_store
-from datacenter.web import auth, errors, headers, portal
+from datacenter.web import auth, errors, headers, metrics, portal, tech
 from datacenter.web.database import store
 from datacenter.web.display import JINJA_FILTERS
 
@@ -72,4 +72,6 @@ def create_app(
     app.jinja_env.filters.update(JINJA_FILTERS)
     app.register_blueprint(auth.bp)
     app.register_blueprint(portal.bp)
+    app.register_blueprint(tech.bp)
+    metrics.init_app(app)
     return app

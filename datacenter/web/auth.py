@@ -55,7 +55,7 @@ from datacenter.web.database import store
 LOGIN_FAILURE_DELAY_SECONDS = 0.5
 LOGIN_FAILED_MESSAGE = "That email and password do not match an active account."
 # Where each role lands after logging in; roles without pages yet see the start page.
-ROLE_HOME = {"tenant": "portal.calls"}
+ROLE_HOME = {"tenant": "portal.calls", "technician": "tech.sites", "admin": "tech.sites"}
 
 bp = Blueprint("auth", __name__)
 P = ParamSpec("P")

@@ -25,7 +25,7 @@ from gunicorn.glogging import Logger  # type: ignore[import-untyped]
 
 from datacenter.settings import Settings
 from datacenter.store.commands import config_option, open_configured_store
-from datacenter.web import create_app
+from datacenter.web import create_app, metrics
 
 PROC_NAME = "datacenter-web"
 WORKER_THREADS = 4
@@ -80,6 +80,7 @@ def gunicorn_options(*, bind: str, workers: int) -> dict[str, Any]:
         "accesslog": "-",
         "errorlog": "-",
         "logger_class": StderrLogger,
+        "child_exit": metrics.child_exit,  # a dead worker's metrics files are marked
     }
 
 
@@ -130,4 +131,5 @@ def serve_command(
         bind=bind or settings.web.bind, workers=workers or settings.web.workers
     )
     app_config = {"SESSION_COOKIE_SECURE": False} if insecure_cookies else {}
+    metrics.prepare_multiprocess_dir(metrics.multiprocess_dir(settings))  # before the fork
     WebServer(settings, options=options, app_config=app_config).run()

@@ -206,7 +206,7 @@ def test_tenant_cannot_open_another_tenants_call(client: FlaskClient) -> None:
 
 def test_staff_role_is_refused_the_tenant_portal(client: FlaskClient) -> None:
     login(client, TECH_USER)
-    assert client.get("/").status_code == 200  # a start page, not a redirect into the portal
+    assert client.get("/").headers["Location"] == "/tech/sites"  # the console, not the portal
     response = client.get("/calls")
     assert response.status_code == 403
     assert "does not have access" in response.get_data(as_text=True)
