@@ -33,13 +33,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import argon2
 import click
 import sqlalchemy as sa
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from datacenter.missing_batches import describe, missing_batches
 from datacenter.settings import LANDING_FOLDERS
 from datacenter.store.commands import config_option, load_configured_settings, open_configured_store
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables import ROLES, agents, tenants, users
 from shared.envelope import batch_file_name
 from shared.errors import CallCollectError, StoreError, ValidationError
+from shared.keys import certificate_pem, common_name, fingerprint, load_certificates
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = (
@@ -72,6 +76,8 @@ class Agent:
     enrolled_at: datetime
     last_seen_at: datetime | None
     last_sequence: int | None
+    certificate: str | None = None  # PEM of the pinned batch-signing certificate
+    certificate_fingerprint: str | None = None  # shared.keys.fingerprint of it
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,23 +348,103 @@ def check_agent_id(agent_id: str) -> str:
     return agent_id
 
 
-def enroll_agent(conn: sa.Connection, tenant_slug: str, agent_id: str, *, name: str = "") -> Agent:
-    """Allow ``agent_id`` to deliver batches into ``tenant_slug``'s landing folder."""
+def enroll_agent(
+    conn: sa.Connection,
+    tenant_slug: str,
+    agent_id: str,
+    *,
+    name: str = "",
+    certificate: x509.Certificate | None = None,
+) -> Agent:
+    """Allow ``agent_id`` to deliver batches into ``tenant_slug``'s landing folder.
+
+    ``certificate`` is the agent's batch-signing certificate (``edge-agent enroll`` prints it);
+    ingest accepts signed batches only from exactly that certificate. Without one the agent can
+    deliver only unprotected files, and only while ``ingest.accept_unprotected`` is on.
+    """
     check_agent_id(agent_id)
+    pinned = _certificate_values(certificate, agent_id) if certificate is not None else {}
     tenant = require_tenant(conn, tenant_slug)
     if get_agent(conn, tenant.tenant_id, agent_id) is not None:
-        raise StoreError(f"agent {agent_id} is already enrolled for tenant {tenant_slug}")
+        raise StoreError(
+            f"agent {agent_id} is already enrolled for tenant {tenant_slug}: to pin a new "
+            f"certificate use `datacenter agent certificate --tenant {tenant_slug} {agent_id} FILE`"
+        )
     conn.execute(
         agents.insert().values(
             tenant_id=tenant.tenant_id,
             agent_id=agent_id,
             name=name.strip(),
             enrolled_at=datetime.now(UTC),
+            **pinned,
         )
     )
     agent = get_agent(conn, tenant.tenant_id, agent_id)
     assert agent is not None
     return agent
+
+
+def set_agent_certificate(
+    conn: sa.Connection, tenant_slug: str, agent_id: str, certificate: x509.Certificate
+) -> Agent:
+    """Pin a new certificate for an enrolled agent (new appliance, new key, or none before).
+
+    Batches signed with the old certificate are refused from now on (quarantined; moved back to
+    ``incoming/`` after a re-pin they are ingested).
+    """
+    pinned = _certificate_values(certificate, agent_id)
+    tenant = require_tenant(conn, tenant_slug)
+    done = conn.execute(
+        agents.update()
+        .where(agents.c.tenant_id == tenant.tenant_id, agents.c.agent_id == agent_id)
+        .values(**pinned)
+    )
+    if done.rowcount != 1:
+        raise StoreError(
+            f"agent {agent_id} is not enrolled for tenant {tenant_slug}: enrol it with "
+            f"`datacenter agent add --tenant {tenant_slug} {agent_id} --certificate FILE`"
+        )
+    agent = get_agent(conn, tenant.tenant_id, agent_id)
+    assert agent is not None
+    return agent
+
+
+def check_agent_certificate(certificate: x509.Certificate, agent_id: str) -> None:
+    """An agent's certificate: ECDSA P-256 (what agents sign with), issued for this agent id."""
+    key = certificate.public_key()
+    if not (isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)):
+        raise ValidationError(
+            "certificate",
+            "is not an agent's batch-signing certificate (ECDSA P-256): enrol the agent.crt "
+            "that `edge-agent enroll` printed, not the SSH key or a data centre certificate",
+        )
+    issued_for = common_name(certificate)
+    if issued_for != agent_id:
+        raise ValidationError(
+            "certificate",
+            f"was made for agent {issued_for!r}, not {agent_id!r}: enrol the certificate that "
+            f"`edge-agent enroll` printed on {agent_id}'s appliance",
+        )
+
+
+def _certificate_values(certificate: x509.Certificate, agent_id: str) -> dict[str, str]:
+    check_agent_certificate(certificate, agent_id)
+    return {
+        "certificate": certificate_pem(certificate).decode("ascii"),
+        "certificate_fingerprint": fingerprint(certificate),
+    }
+
+
+def trusted_signers(conn: sa.Connection, tenant_id: int, agent_id: str) -> frozenset[str] | None:
+    """The fingerprints ingest accepts for the agent: none pinned is empty; not enrolled, None."""
+    row = conn.execute(
+        sa.select(agents.c.certificate_fingerprint).where(
+            agents.c.tenant_id == tenant_id, agents.c.agent_id == agent_id
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return frozenset([row.certificate_fingerprint] if row.certificate_fingerprint else [])
 
 
 def get_agent(conn: sa.Connection, tenant_id: int, agent_id: str) -> Agent | None:
@@ -439,37 +525,119 @@ def agent_group() -> None:
     """Enrol and list edge agents (which appliances may deliver batches for which tenant)."""
 
 
+_certificate_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
 @agent_group.command("add")
 @click.argument("agent_id")
 @click.option("--tenant", "tenant_slug", required=True, help="Slug of the tenant the agent serves.")
+@click.option("--certificate", "certificate_path", type=_certificate_file, default=None,
+              help="The agent's batch-signing certificate (PEM), as `edge-agent enroll` "
+              "printed it. Without it the agent can send only unprotected batches.")  # fmt: skip
 @click.option("--name", default="", help="A label for technicians, e.g. the site.")
 @config_option
-def agent_add_command(agent_id: str, tenant_slug: str, name: str, config_path: Path | None) -> None:
+def agent_add_command(
+    agent_id: str,
+    tenant_slug: str,
+    certificate_path: Path | None,
+    name: str,
+    config_path: Path | None,
+) -> None:
     """Enrol an agent for a tenant; until then its batch files are quarantined.
+
+    The certificate is pinned: ingest accepts the agent's signed, encrypted batches only when
+    they are signed by exactly this certificate. Confirm its fingerprint (printed below and by
+    `edge-agent enroll` on the appliance) with the site by phone.
 
     \b
     Example:
-      datacenter agent add --tenant acme acme-london-1 --name "London office"
+      datacenter agent add --tenant acme acme-london-1 --certificate agent.crt --name "London office"
     """
-    agent = _run(config_path, lambda conn: enroll_agent(conn, tenant_slug, agent_id, name=name))
+    certificate = _load_certificate(certificate_path) if certificate_path else None
+    agent = _run(
+        config_path,
+        lambda conn: enroll_agent(conn, tenant_slug, agent_id, name=name, certificate=certificate),
+    )
     click.echo(f"enrolled agent {agent.agent_id} for tenant {tenant_slug}")
+    if agent.certificate_fingerprint:
+        click.echo(f"pinned certificate {agent.certificate_fingerprint}")
+    else:
+        click.echo(
+            "warning: no certificate pinned, so its signed batches are quarantined; pin it with "
+            f"`datacenter agent certificate --tenant {tenant_slug} {agent_id} agent.crt`",
+            err=True,
+        )
+
+
+@agent_group.command("certificate")
+@click.argument("agent_id")
+@click.argument("certificate_path", metavar="FILE", type=_certificate_file)
+@click.option("--tenant", "tenant_slug", required=True, help="Slug of the tenant the agent serves.")
+@config_option
+def agent_certificate_command(
+    agent_id: str, certificate_path: Path, tenant_slug: str, config_path: Path | None
+) -> None:
+    """Pin a new batch-signing certificate for an enrolled agent.
+
+    For a replaced appliance, a new key, or an agent enrolled without one. Batches signed with
+    the previous certificate are quarantined from now on.
+
+    \b
+    Example:
+      datacenter agent certificate --tenant acme acme-london-1 agent.crt
+    """
+    certificate = _load_certificate(certificate_path)
+    agent = _run(
+        config_path,
+        lambda conn: set_agent_certificate(conn, tenant_slug, agent_id, certificate),
+    )
+    click.echo(
+        f"pinned certificate {agent.certificate_fingerprint} for agent {agent.agent_id} of "
+        f"tenant {tenant_slug}"
+    )
+
+
+def _load_certificate(path: Path) -> x509.Certificate:
+    try:
+        certificates = load_certificates(path)
+    except CallCollectError as exc:
+        raise click.ClickException(
+            f"{exc}: pass the agent.crt that `edge-agent enroll` printed"
+        ) from exc
+    if len(certificates) != 1:
+        raise click.ClickException(
+            f"{path} holds {len(certificates)} certificates; pass the agent's own agent.crt, "
+            "which holds one"
+        )
+    return certificates[0]
 
 
 @agent_group.command("list")
 @click.option("--tenant", "tenant_slug", default=None, help="Only this tenant's agents.")
 @config_option
 def agent_list_command(tenant_slug: str | None, config_path: Path | None) -> None:
-    """List agents: tenant, agent id, last batch sequence, last seen (UTC), name."""
+    """List agents, tab-separated.
 
-    def action(conn: sa.Connection) -> list[tuple[str, Agent]]:
+    Columns: tenant, agent id, last batch sequence stored, last seen (UTC), missing batch
+    numbers (never landed or quarantined; ask the site to re-send them), the pinned certificate's
+    fingerprint, name. "-" means none.
+    """
+
+    def action(conn: sa.Connection) -> list[tuple[str, Agent, str]]:
         by_id = {t.tenant_id: t.slug for t in list_tenants(conn)}
         tenant_id = require_tenant(conn, tenant_slug).tenant_id if tenant_slug else None
-        return [(by_id[a.tenant_id], a) for a in list_agents(conn, tenant_id)]
+        return [
+            (by_id[a.tenant_id], a, describe(missing_batches(conn, a.tenant_id, a.agent_id)))
+            for a in list_agents(conn, tenant_id)
+        ]
 
-    for slug, agent in _run(config_path, action):
+    for slug, agent, missing in _run(config_path, action):
         seen = agent.last_seen_at.isoformat(timespec="seconds") if agent.last_seen_at else "never"
         sequence = "-" if agent.last_sequence is None else str(agent.last_sequence)
-        click.echo(f"{slug}\t{agent.agent_id}\t{sequence}\t{seen}\t{agent.name}")
+        pinned = agent.certificate_fingerprint or "-"
+        click.echo(
+            f"{slug}\t{agent.agent_id}\t{sequence}\t{seen}\t{missing}\t{pinned}\t{agent.name}"
+        )
 
 
 @click.group("user")

@@ -10,6 +10,16 @@ from __future__ import annotations
 import click
 
 from datacenter import __version__
+from datacenter.accounts import agent_group, tenant_group, user_group
+from datacenter.alarm_runner import alarms_group
+from datacenter.ingest import ingest_command
+from datacenter.keys_command import keys_group
+from datacenter.rating.command import rate_command
+from datacenter.rating.rerate import rerate_command
+from datacenter.rating.tariff_command import tariff_group
+from datacenter.store.commands import init_command
+from datacenter.technicians import technician_group
+from datacenter.web.serve import serve_command
 from shared.cli_errors import FriendlyGroup
 
 
@@ -27,3 +37,15 @@ def main() -> None:
 
 
 # Registered commands (one line per command module):
+main.add_command(serve_command)
+main.add_command(init_command)
+main.add_command(ingest_command)
+main.add_command(tenant_group)
+main.add_command(agent_group)
+main.add_command(user_group)
+main.add_command(rate_command)
+main.add_command(tariff_group)
+main.add_command(rerate_command)
+main.add_command(alarms_group)
+main.add_command(technician_group)
+main.add_command(keys_group)

@@ -9,18 +9,26 @@ Contract:
 - The tenant is the landing folder (``<landing>/<slug>/incoming/NAME``), never the file: a
   manifest naming another tenant is quarantined. Only finished batch names
   (``shared.envelope.parse_batch_file_name``) are looked at; ``*.part`` uploads are left alone.
-- A file that fails verification (truncated, altered, not a batch, wrong tenant, agent not
-  enrolled, name and manifest disagree) is moved to ``quarantine/NAME`` with ``NAME.reason``
+- A file is opened with ``shared.cms.open_landed``: a CMS file must decrypt with the data
+  centre's envelope key and be signed by exactly the certificate pinned for the agent its name
+  names (``agents.certificate_fingerprint``); a plain CCB1 file is accepted only with
+  ``ingest.accept_unprotected``. The keys are loaded once per worker (``datacenter.keys``).
+- A file that fails verification (undecryptable, altered, signed by another key, unsigned, not a
+  batch, wrong tenant, agent not enrolled, name and manifest disagree) is moved to
+  ``quarantine/NAME`` with ``NAME.reason``
   beside it, and its ``landed_files`` row says why. Nothing of it is inserted. Moving it back to
   ``incoming/`` after fixing the cause (e.g. enrolling the agent) ingests it again.
 - A good file's calls are inserted in ONE transaction with the claim's completion, the daily
   rollup (only rows actually inserted) and the agent's last-seen sequence. Calls already stored
   (same ``(tenant_id, record_id)``) are counted as duplicates and change nothing. Only after the
-  commit is the file moved to ``archive/YYYY/MM/DD/NAME`` (UTC day of ingest).
+  commit is a signed receipt written to ``receipts/NAME.receipt`` (``shared.receipts``: the
+  agent may now delete the batch), and only after that is the file moved to
+  ``archive/YYYY/MM/DD/NAME`` (UTC day of ingest). If the receipt cannot be written the file
+  stays in ``incoming/`` and the next pass writes it (the ``resent`` case below).
 - A crash anywhere is harmless: before the commit nothing is stored and the claim expires;
   after it, the file is still in ``incoming/`` and is recognised as already stored (same name and
-  SHA-256), so it is archived and reported ``resent``. An identical file sent again is the same
-  case. A *different* file under a name already stored is quarantined as ``NAME~SHA12``: it is
+  SHA-256), so it gets a receipt (``inserted`` 0, every record a duplicate), is archived and
+  reported ``resent``. An identical file sent again is the same case. A *different* file under a name already stored is quarantined as ``NAME~SHA12``: it is
   kept for a technician, never merged silently.
 """
 
@@ -42,22 +50,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Literal
 
 import click
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from datacenter.accounts import Tenant, list_tenants
+from datacenter.accounts import Tenant, list_tenants, trusted_signers
 from datacenter.health import ingest_heartbeats
+from datacenter.keys import load_ingest_keys
 from datacenter.rating.store import rate_calls_for_ingest
 from datacenter.settings import Settings
 from datacenter.store.commands import config_option, open_configured_store
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables import agents, call_days, calls, landed_files
-from shared.envelope import Batch, open_batch, parse_batch_file_name
+from shared.cms import Recipient, is_protected, open_landed
+from shared.envelope import Batch, parse_batch_file_name
 from shared.errors import EnvelopeError
 from shared.icdr import ICDR, format_time
+from shared.keys import DatacentreKeys
+from shared.receipts import make_receipt, write_receipt
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +77,7 @@ PART_SUFFIX = ".part"
 REASON_SUFFIX = ".reason"
 INSERT_CHUNK = 2000  # rows per executemany: bounds statement size and memory per round trip
 MAX_MOVE_SUFFIX = 1000
+FROM_SETTINGS: Literal["settings"] = "settings"  # ingest_once(keys=...): load them for this pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +154,19 @@ def new_worker_id() -> str:
 
 
 def ingest_once(
-    engine: sa.Engine, settings: Settings, *, worker_id: str | None = None
+    engine: sa.Engine,
+    settings: Settings,
+    *,
+    worker_id: str | None = None,
+    keys: DatacentreKeys | Literal["settings"] | None = FROM_SETTINGS,
 ) -> IngestReport:
-    """One pass over every tenant's ``incoming/`` folder."""
+    """One pass over every tenant's ``incoming/`` folder.
+
+    ``keys`` open files and sign receipts; by default they are loaded from ``settings.keys``
+    (``datacenter.keys.load_ingest_keys``). None: no keys (only unprotected files, no receipts).
+    """
     worker = worker_id or new_worker_id()
+    opener = load_ingest_keys(settings) if keys == FROM_SETTINGS else keys
     with engine.connect() as conn:
         by_slug = {tenant.slug: tenant for tenant in list_tenants(conn)}
     outcomes: list[FileOutcome] = []
@@ -159,7 +181,7 @@ def ingest_once(
                 unknown.append(folder.name)
             continue
         for landed in _finished_batches(tenant, folder / "incoming"):
-            outcome = _ingest_file(engine, settings, landed, worker=worker)
+            outcome = _ingest_file(engine, settings, landed, worker=worker, keys=opener)
             if outcome is not None:
                 log.info("%s/%s: %s %s", tenant.slug, landed.name, outcome.status, outcome.reason)
                 outcomes.append(outcome)
@@ -186,10 +208,11 @@ def run_forever(
     A store outage is logged and retried on the next pass; the files wait in ``incoming/``.
     """
     worker = worker_id or new_worker_id()
+    keys = load_ingest_keys(settings)  # once: a bad key stops the worker at start, not mid-run
     log.info("ingest worker %s watching %s", worker, settings.landing.root)
     while not stop_event.is_set():
         try:
-            report = ingest_once(engine, settings, worker_id=worker)
+            report = ingest_once(engine, settings, worker_id=worker, keys=keys)
         except sa.exc.OperationalError as exc:
             log.error("store unavailable, retrying in %s s: %s", settings.ingest.poll_seconds, exc)
         else:
@@ -214,9 +237,14 @@ def _finished_batches(tenant: Tenant, incoming: Path) -> Iterator[_Landed]:
 
 
 def _ingest_file(
-    engine: sa.Engine, settings: Settings, landed: _Landed, *, worker: str
+    engine: sa.Engine,
+    settings: Settings,
+    landed: _Landed,
+    *,
+    worker: str,
+    keys: DatacentreKeys | None,
 ) -> FileOutcome | None:
-    """Claim, verify, store, archive one file; None if another worker has it."""
+    """Claim, verify, store, receipt, archive one file; None if another worker has it."""
     try:
         landed.data = landed.path.read_bytes()
     except FileNotFoundError:
@@ -226,12 +254,12 @@ def _ingest_file(
     if claim == "busy":
         return None
     if claim == "resent":
-        return _archive(settings, landed, status="resent")
+        return _receipt_again(engine, settings, landed, keys)
     if claim == "conflict":
         return _quarantine_conflict(engine, settings, landed, worker=worker)
     try:
-        batch = open_batch(landed.data)
-        _check_attribution(engine, landed, batch)
+        batch = _open(engine, settings, landed, keys)
+        _check_attribution(landed, batch)
     except EnvelopeError as exc:
         return _quarantine(engine, settings, landed, str(exc), worker=worker)
     try:
@@ -244,7 +272,12 @@ def _ingest_file(
         reason = f"the store refused a record in this batch: {exc.orig}; report it with the file"
         return _quarantine(engine, settings, landed, reason, worker=worker)
     status = "stored" if inserted else "duplicate"
-    archived = _archive(settings, landed, status=status)  # None: another worker archived it
+    receipted = _write_receipt(
+        settings, keys, landed, records=len(batch.records), inserted=inserted,
+        duplicates=duplicates, stored_at=datetime.now(UTC),
+    )  # fmt: skip
+    # None: another worker archived it, or the receipt must be retried from incoming/
+    archived = _archive(settings, landed, status=status) if receipted else None
     return FileOutcome(
         tenant=landed.tenant.slug,
         file_name=landed.name,
@@ -307,7 +340,37 @@ def _claim(engine: sa.Engine, landed: _Landed, *, worker: str, timeout: float) -
         return "busy"
 
 
-def _check_attribution(engine: sa.Engine, landed: _Landed, batch: Batch) -> None:
+def _open(
+    engine: sa.Engine, settings: Settings, landed: _Landed, keys: DatacentreKeys | None
+) -> Batch:
+    """Decrypt and verify against the certificate pinned for the agent the file name names."""
+    slug, agent_id = landed.tenant.slug, landed.agent_id
+    with engine.connect() as conn:
+        signers = trusted_signers(conn, landed.tenant.tenant_id, agent_id)
+    if signers is None:
+        raise EnvelopeError(
+            f"agent {agent_id} is not enrolled for tenant {slug}: run "
+            f"`datacenter agent add --tenant {slug} {agent_id}` with --certificate (the "
+            "agent.crt its `edge-agent enroll` printed), then move the file back to incoming/"
+        )
+    if not signers and is_protected(landed.data):
+        raise EnvelopeError(
+            f"agent {agent_id} has no certificate pinned, so its signed batches cannot be "
+            f"checked: run `datacenter agent certificate --tenant {slug} {agent_id} agent.crt` "
+            "with the certificate its `edge-agent enroll` printed, then move the file back to "
+            "incoming/"
+        )
+    recipient = Recipient(keys.certificates.envelope, keys.envelope_key) if keys else None
+    landed_batch = open_landed(
+        landed.data,
+        recipient=recipient,
+        trusted_signers=signers,
+        accept_unprotected=settings.ingest.accept_unprotected,
+    )
+    return landed_batch.batch
+
+
+def _check_attribution(landed: _Landed, batch: Batch) -> None:
     """The folder decides the tenant; the file must agree with it and with its own name."""
     manifest, slug = batch.manifest, landed.tenant.slug
     if manifest.tenant != slug:
@@ -325,19 +388,6 @@ def _check_attribution(engine: sa.Engine, landed: _Landed, batch: Batch) -> None
         raise EnvelopeError(
             f"records from agent(s) {', '.join(sorted(strangers))} in a batch from "
             f"{manifest.agent_id}: an agent sends only its own records"
-        )
-    with engine.connect() as conn:
-        enrolled = conn.execute(
-            sa.select(agents.c.agent_id).where(
-                agents.c.tenant_id == landed.tenant.tenant_id,
-                agents.c.agent_id == manifest.agent_id,
-            )
-        ).one_or_none()
-    if enrolled is None:
-        raise EnvelopeError(
-            f"agent {manifest.agent_id} is not enrolled for tenant {slug}: run "
-            f"`datacenter agent add --tenant {slug} {manifest.agent_id}`, then move the file "
-            "back to incoming/"
         )
 
 
@@ -593,6 +643,68 @@ def _dialect_insert(conn: sa.Connection, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
+# --- receipts -----------------------------------------------------------------------------------
+
+
+def _write_receipt(
+    settings: Settings,
+    keys: DatacentreKeys | None,
+    landed: _Landed,
+    *,
+    records: int,
+    inserted: int,
+    duplicates: int,
+    stored_at: datetime,
+) -> bool:
+    """Sign and write ``receipts/NAME.receipt``; False if the file must wait for a retry.
+
+    Called only after the calls are committed. Without keys (``ingest.accept_unprotected`` and
+    no ``datacenter keys init`` yet) there is nothing to sign with and nothing an agent could
+    verify, so the file is archived without one.
+    """
+    if keys is None:
+        return True
+    receipt = make_receipt(
+        batch_name=landed.name, sha256=landed.sha256, records=records, inserted=inserted,
+        duplicates=duplicates, stored_at=stored_at, key=keys.receipts_key,
+        certificate=keys.certificates.receipts,
+    )  # fmt: skip
+    folder = settings.landing.tenant_dir(landed.tenant.slug, "receipts")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_receipt(folder, receipt, batch_name=landed.name)
+    except OSError as exc:
+        log.error(
+            "%s/%s: calls stored, but the receipt cannot be written to %s (%s); the file stays "
+            "in incoming/ and the receipt is retried on the next pass",
+            landed.tenant.slug, landed.name, folder, exc,
+        )  # fmt: skip
+        return False
+    return True
+
+
+def _receipt_again(
+    engine: sa.Engine, settings: Settings, landed: _Landed, keys: DatacentreKeys | None
+) -> FileOutcome | None:
+    """This exact file is stored already (a re-send, or a crash before its receipt): receipt it.
+
+    The receipt says every record was a duplicate; its ``stored_at`` is the original commit.
+    """
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(landed_files.c.records, landed_files.c.finished_at).where(
+                landed_files.c.tenant_id == landed.tenant.tenant_id,
+                landed_files.c.file_name == landed.name,
+            )
+        ).one()
+    records = row.records or 0
+    stored_at = row.finished_at or datetime.now(UTC)
+    if not _write_receipt(settings, keys, landed, records=records, inserted=0,
+                          duplicates=records, stored_at=stored_at):  # fmt: skip
+        return FileOutcome(tenant=landed.tenant.slug, file_name=landed.name, status="resent")
+    return _archive(settings, landed, status="resent")
+
+
 # --- moving files -------------------------------------------------------------------------------
 
 
@@ -719,8 +831,10 @@ def _same_content(a: Path, b: Path) -> bool:
 def ingest_command(config_path: Path | None, watch: bool, once: bool) -> None:
     """Ingest landed batch files into the store.
 
-    Scans <landing.root>/<tenant>/incoming/ for finished batch files, verifies each, stores its
-    calls once, and moves it to archive/YYYY/MM/DD/ (or to quarantine/ with a .reason file).
+    Scans <landing.root>/<tenant>/incoming/ for finished batch files, verifies each (decrypts
+    it with the data centre's key, checks the agent's pinned signature), stores its calls once,
+    writes a signed receipt to receipts/ for the agent, and moves it to archive/YYYY/MM/DD/ (or
+    to quarantine/ with a .reason file). Needs the keys `datacenter init` makes.
 
     \b
     Example:

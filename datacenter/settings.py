@@ -15,7 +15,8 @@ Contract:
   time: there is no default secret.
 
 On disk under ``data_dir`` by default: ``callcollect.db`` (the SQLite store), ``landing/`` (one
-folder per tenant: ``incoming/ archive/ quarantine/ receipts/``) and ``secret_key``.
+folder per tenant: ``incoming/ archive/ quarantine/ receipts/``), ``secret_key`` and ``keys/``
+(``envelope.key``, ``receipts.key``, ``datacentre-certificates.pem``: ``datacenter keys init``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.errors import ConfigError
 
@@ -40,8 +43,12 @@ DEFAULT_CLAIM_TIMEOUT_SECONDS = 600.0
 SECRET_KEY_BYTES = 32
 MIN_SECRET_KEY_CHARS = 32
 
+SMTP_TLS_MODES = ("starttls", "ssl", "none")
+KEYS_DIR = "keys"  # under data_dir: the default home of the data centre's keys
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
 # Per-tenant folders under landing.root/<tenant_slug>/.
-LANDING_FOLDERS = ("incoming", "archive", "quarantine", "receipts")
+LANDING_FOLDERS = ("incoming", "archive", "quarantine", "receipts", "heartbeats")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +56,7 @@ class Setting:
     """One row of the settings table: the single source for defaults, validation and docs."""
 
     key: str  # "section.name", or "name" at top level
-    kind: str  # "str", "path", "int", "float"
+    kind: str  # "str", "path", "int", "float", "bool"
     default: str  # as written in TOML; "" means computed from data_dir (see help)
     help: str
 
@@ -77,6 +84,82 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ingest.claim_timeout_seconds", "float", str(DEFAULT_CLAIM_TIMEOUT_SECONDS),
             "A claim on a landed file older than this is taken to be from a dead worker and "
             "may be taken over (60-86400)."),
+    Setting("ingest.accept_unprotected", "bool", "false",
+            "Also accept plain (unsigned, unencrypted) batch files, from agents not yet switched "
+            "to delivery.protection = \"cms\". Only during a transition: with it, a stolen SFTP "
+            "key can inject calls."),
+    # The data centre's keys (datacenter/keys.py; `datacenter keys init` makes them).
+    Setting("keys.envelope_key", "path", "",
+            "RSA private key that decrypts batch files; default <data_dir>/keys/envelope.key."),
+    Setting("keys.receipts_key", "path", "",
+            "Ed25519 private key that signs receipts; default <data_dir>/keys/receipts.key."),
+    Setting("keys.certificates", "path", "",
+            "The two public certificates agents install (delivery.datacentre_certificates); "
+            "default <data_dir>/keys/datacentre-certificates.pem."),
+    # Alarms, notifications and /metrics (datacenter/alarms.py, notify.py, web/metrics.py).
+    Setting("smtp.host", "str", "",
+            "SMTP server for alarm emails and digests; empty sends no email."),
+    Setting("smtp.port", "int", "25", "SMTP port (465 with smtp.tls = \"ssl\", 587 with starttls)."),
+    Setting("smtp.tls", "str", "starttls",
+            "\"starttls\" (upgrade the connection; refused if the server cannot), \"ssl\" "
+            "(TLS from the first byte) or \"none\" (plain, for a relay on the same machine)."),
+    Setting("smtp.ca_file", "path", "",
+            "PEM file of CA certificates to trust for the SMTP server; default the system's."),
+    Setting("smtp.username", "str", "", "SMTP login; empty logs in as nobody."),
+    Setting("smtp.password_file", "path", "",
+            "File holding the SMTP password (kept out of the config file)."),
+    Setting("smtp.from", "str", "callcollect@localhost", "Sender address of alarm emails."),
+    Setting("alarms.interval_seconds", "float", "60",
+            "How often `datacenter alarms run` assesses health and notifies (5-3600)."),
+    Setting("alarms.renotify_minutes", "int", "60",
+            "An open, unacknowledged alarm is sent again this often (5-10080)."),
+    Setting("alarms.webhook_url", "str", "",
+            "URL that receives every alarm as a JSON POST (ticketing); empty sends none."),
+    Setting("alarms.console_url", "str", "",
+            "The console's address as technicians reach it, for links in emails, e.g. "
+            "https://callcollect.example; empty leaves links out."),
+    Setting("digest.time", "str", "07:00",
+            "HH:MM at which each technician's daily digest is sent; empty sends none."),
+    Setting("digest.timezone", "str", "UTC", "Time zone of digest.time, e.g. Europe/London."),
+    Setting("metrics.token_file", "path", "",
+            "File holding a bearer token for /metrics; empty allows loopback clients only."),
+    # Polling health (datacenter/health.py; docs/health.md gives the exact rules).
+    Setting("health.heartbeat_late_intervals", "float", "3",
+            "Heartbeats are late (transport down) after this many of the agent's upload "
+            "intervals, and never sooner than 2 minutes (1-100)."),
+    Setting("health.agent_down_minutes", "int", "30",
+            "No heartbeat for this long (and at least twice the lateness limit) means agent "
+            "down (1-10080)."),
+    Setting("health.uplink_failures", "int", "3",
+            "Failed uplink sessions in a row, as a heartbeat reports them, that mean transport "
+            "down (1-1000)."),
+    Setting("health.transport_hold_minutes", "int", "30",
+            "Uplink failures and late heartbeats keep a site transport down this long after "
+            "they are reported (1-1440)."),
+    Setting("health.missing_batch_grace_minutes", "int", "10",
+            "A missing batch number counts once a later batch has landed this long ago "
+            "(0-1440)."),
+    Setting("health.source_down_minutes", "int", "2",
+            "A source failing this long while its agent is alive is source down (0-1440)."),
+    Setting("health.clock_skew_seconds", "float", "120",
+            "Clock skew when the agent's clock is this far from the landing host's (1-86400)."),
+    Setting("health.spool_filling_percent", "float", "70",
+            "Spool filling from this share of the spool's quota (1-100)."),
+    Setting("health.minimum_agent_version", "str", "",
+            "Agents older than this are version outdated; empty: this data centre's version."),
+    Setting("health.business_hours", "str", "08:00-18:00",
+            "Business hours (the tenant's time zone) in which a site should have calls, HH:MM-HH:MM."),
+    Setting("health.business_days", "str", "mon,tue,wed,thu,fri",
+            "Business days, comma-separated mon..sun."),
+    Setting("health.silent_after_minutes", "int", "60",
+            "Minutes into business hours before a site with no calls can be silent (1-1440)."),
+    Setting("health.silent_weeks", "int", "4",
+            "Previous same weekdays whose median call count is the usual volume (1-52)."),
+    Setting("health.silent_min_usual_calls", "int", "5",
+            "Silent only where the same weekday usually has at least this many calls by now "
+            "(1-1000000)."),
+    Setting("health.heartbeat_retention_days", "int", "30",
+            "Heartbeats are kept this many days for the console's timeline (1-3650)."),
 )  # fmt: skip
 _BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -108,6 +191,64 @@ class WebSettings:
 class IngestSettings:
     poll_seconds: float
     claim_timeout_seconds: float
+    accept_unprotected: bool = False  # plain CCB1 files too (a transition to cms only)
+
+
+@dataclass(frozen=True, slots=True)
+class KeysSettings:
+    """Where the data centre's keys are (``datacenter.keys`` makes and loads them)."""
+
+    envelope_key: Path
+    receipts_key: Path
+    certificates: Path  # the public bundle agents install
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    host: str  # "" = no email
+    port: int
+    tls: str  # one of SMTP_TLS_MODES
+    ca_file: Path | None
+    username: str
+    password_file: Path | None
+    sender: str  # the `smtp.from` key
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmSettings:
+    interval_seconds: float
+    renotify_minutes: int
+    webhook_url: str  # "" = no webhook
+    console_url: str  # "" = no links in emails
+    digest_time: str  # "HH:MM", "" = no digest
+    digest_timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    token_file: Path | None  # None: loopback clients only
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSettings:
+    """The ``[health]`` thresholds; ``datacenter.health.policy_from_settings`` uses them."""
+
+    heartbeat_late_intervals: float
+    agent_down_minutes: int
+    uplink_failures: int
+    transport_hold_minutes: int
+    missing_batch_grace_minutes: int
+    source_down_minutes: int
+    clock_skew_seconds: float
+    spool_filling_percent: float
+    minimum_agent_version: str  # "" = this data centre's version
+    business_start: time
+    business_end: time
+    business_days: tuple[int, ...]  # Monday = 0
+    silent_after_minutes: int
+    silent_weeks: int
+    silent_min_usual_calls: int
+    heartbeat_retention_days: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +258,11 @@ class Settings:
     landing: LandingSettings
     web: WebSettings
     ingest: IngestSettings
+    smtp: SmtpSettings
+    alarms: AlarmSettings
+    metrics: MetricsSettings
+    health: HealthSettings
+    keys: KeysSettings
     source: Path | None = None  # the TOML file read, if any
 
 
@@ -245,9 +391,126 @@ def _build(values: Mapping[str, tuple[Any, Path]], source: Path | None) -> Setti
         store=StoreSettings(url=url),
         landing=LandingSettings(root=landing),
         web=WebSettings(secret_key_file=secret_file, bind=bind, workers=workers),
-        ingest=IngestSettings(poll_seconds=poll, claim_timeout_seconds=claim),
+        ingest=IngestSettings(
+            poll_seconds=poll,
+            claim_timeout_seconds=claim,
+            accept_unprotected=get("ingest.accept_unprotected"),
+        ),
+        keys=_keys_section(values, get, data_dir),
         source=source,
+        **_alarm_sections(values, get),
+        health=_health_section(get),
     )
+
+
+def _alarm_sections(values: Mapping[str, tuple[Any, Path]], get: Any) -> dict[str, Any]:
+    """The ``smtp``, ``alarms``/``digest`` and ``metrics`` sections, validated."""
+
+    def optional_path(key: str) -> Path | None:
+        return get(key) if values.get(key) and str(values[key][0]).strip() else None
+
+    tls: str = get("smtp.tls")
+    if tls not in SMTP_TLS_MODES:
+        raise ConfigError("smtp.tls", f"{tls!r} is not a TLS mode",
+                          'write "starttls", "ssl" or "none"')  # fmt: skip
+    port: int = get("smtp.port")
+    _check_range("smtp.port", port, 1, 65535)
+    interval: float = get("alarms.interval_seconds")
+    _check_range("alarms.interval_seconds", interval, 5, 3600)
+    renotify: int = get("alarms.renotify_minutes")
+    _check_range("alarms.renotify_minutes", renotify, 5, 10080)
+    for key in ("alarms.webhook_url", "alarms.console_url"):
+        url: str = get(key)
+        if url and not url.startswith(("http://", "https://")):
+            raise ConfigError(key, f"{url!r} is not an http(s) URL",
+                              "write e.g. https://tickets.example/hooks/callcollect")  # fmt: skip
+    digest_time: str = get("digest.time")
+    if digest_time and not _valid_clock_time(digest_time):
+        raise ConfigError("digest.time", f"{digest_time!r} is not HH:MM",
+                          'write a 24-hour time such as "07:00", or "" for no digest')  # fmt: skip
+    zone: str = get("digest.timezone")
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("digest.timezone", f"{zone!r} is not a time zone",
+                          'write an IANA name such as "Europe/London"') from None  # fmt: skip
+    smtp = SmtpSettings(
+        host=get("smtp.host"), port=port, tls=tls, ca_file=optional_path("smtp.ca_file"),
+        username=get("smtp.username"), password_file=optional_path("smtp.password_file"),
+        sender=get("smtp.from"),
+    )  # fmt: skip
+    alarms = AlarmSettings(
+        interval_seconds=interval, renotify_minutes=renotify,
+        webhook_url=get("alarms.webhook_url"), console_url=get("alarms.console_url").rstrip("/"),
+        digest_time=digest_time, digest_timezone=zone,
+    )  # fmt: skip
+    return {
+        "smtp": smtp,
+        "alarms": alarms,
+        "metrics": MetricsSettings(token_file=optional_path("metrics.token_file")),
+    }
+
+
+def _keys_section(values: Mapping[str, tuple[Any, Path]], get: Any, data_dir: Path) -> KeysSettings:
+    """The ``keys`` section: each path as configured, else its file under ``<data_dir>/keys/``."""
+
+    def path(key: str, default: str) -> Path:
+        configured: Path = get(key) if values.get(key) else data_dir / KEYS_DIR / default
+        return configured
+
+    return KeysSettings(
+        envelope_key=path("keys.envelope_key", "envelope.key"),
+        receipts_key=path("keys.receipts_key", "receipts.key"),
+        certificates=path("keys.certificates", "datacentre-certificates.pem"),
+    )
+
+
+_HEALTH_RANGES = {
+    "heartbeat_late_intervals": (1, 100), "agent_down_minutes": (1, 10080),
+    "uplink_failures": (1, 1000), "transport_hold_minutes": (1, 1440),
+    "missing_batch_grace_minutes": (0, 1440), "source_down_minutes": (0, 1440),
+    "clock_skew_seconds": (1, 86400), "spool_filling_percent": (1, 100),
+    "silent_after_minutes": (1, 1440), "silent_weeks": (1, 52),
+    "silent_min_usual_calls": (1, 1_000_000), "heartbeat_retention_days": (1, 3650),
+}  # fmt: skip
+_DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _health_section(get: Any) -> HealthSettings:
+    """The ``health`` section, validated (the business hours and days parsed)."""
+    numbers: dict[str, Any] = {}
+    for name, (low, high) in _HEALTH_RANGES.items():
+        numbers[name] = get(f"health.{name}")
+        _check_range(f"health.{name}", numbers[name], low, high)
+    hours: str = get("health.business_hours")
+    start, sep, end = hours.partition("-")
+    if not (sep and _valid_clock_time(start.strip()) and _valid_clock_time(end.strip())):
+        raise ConfigError("health.business_hours", f"{hours!r} is not HH:MM-HH:MM",
+                          'write e.g. "08:00-18:00"')  # fmt: skip
+    begin, finish = (time.fromisoformat(t.strip().zfill(5)) for t in (start, end))
+    if finish <= begin:
+        raise ConfigError("health.business_hours", f"{hours!r} ends before it starts",
+                          'write the start first, e.g. "08:00-18:00"')  # fmt: skip
+    days_text: str = get("health.business_days")
+    days = [d.strip().lower() for d in days_text.split(",") if d.strip()]
+    if not days or any(d not in _DAY_NAMES for d in days):
+        raise ConfigError("health.business_days", f"{days_text!r} is not a list of days",
+                          'write e.g. "mon,tue,wed,thu,fri"')  # fmt: skip
+    return HealthSettings(
+        **numbers,
+        minimum_agent_version=get("health.minimum_agent_version"),
+        business_start=begin,
+        business_end=finish,
+        business_days=tuple(sorted({_DAY_NAMES.index(d) for d in days})),
+    )
+
+
+def _valid_clock_time(text: str) -> bool:
+    hours, sep, minutes = text.partition(":")
+    return bool(
+        sep and len(minutes) == 2 and hours.isdigit() and minutes.isdigit()
+        and int(hours) < 24 and int(minutes) < 60
+    )  # fmt: skip
 
 
 def _convert(setting: Setting, value: Any, base: Path) -> Any:
@@ -273,6 +536,14 @@ def _convert(setting: Setting, value: Any, base: Path) -> Any:
             except ValueError:
                 raise ConfigError(key, f"expected a whole number, got {value!r}",
                                   "write a number without quotes, e.g. 4") from None  # fmt: skip
+        case "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()  # from the environment: a string
+            if text in _TRUE or text in _FALSE:
+                return text in _TRUE
+            raise ConfigError(key, f"expected true or false, got {value!r}",
+                              "write true or false without quotes") from None  # fmt: skip
         case "float":
             try:
                 if isinstance(value, bool):

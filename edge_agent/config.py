@@ -303,10 +303,10 @@ SETTINGS: tuple[Setting, ...] = (
             "empty connects directly."),
     Setting("uplink.max_kbps", Integer(minimum=0, maximum=10_000_000), 0,
             "Upload bandwidth limit in kilobits per second (0 = unlimited), for slow site links."),
-    Setting("delivery.protection", Choice(choices=PROTECTIONS), "none",
+    Setting("delivery.protection", Choice(choices=PROTECTIONS), "cms",
             "\"cms\": batch files are signed with the agent's key and encrypted to the data "
             "centre's certificate (run `edge-agent enroll` first). \"none\": plain files, only "
-            "for a data centre that does not yet accept cms."),
+            "while the data centre runs with ingest.accept_unprotected (a transition)."),
     Setting("delivery.datacentre_certificates", OptionalPath(), "",
             "PEM bundle published by the data centre: its envelope (RSA) certificate that "
             "batches are encrypted to and its receipts (Ed25519) certificate. Required for "

@@ -33,6 +33,7 @@ SSHD = "/usr/sbin/sshd"
 TENANT = "demo"
 AGENT = "demo-site"
 EMAIL = "demo@example.com"
+DEMO_METRICS_PORT = 9108  # the agent's /metrics (docs/health.md)
 
 
 @dataclass
@@ -53,6 +54,11 @@ class Demo:
     @property
     def agent_config(self) -> Path:
         return self.run_dir / "agent.toml"
+
+    @property
+    def agent_bundle(self) -> Path:
+        """The appliance's copy of the data centre's certificates (delivery.datacentre_certificates)."""
+        return self.run_dir / "agent-datacentre-certificates.pem"
 
     def start(self, name: str, *argv: str | Path) -> None:
         log = (self.run_dir / "logs" / f"{name}.log").open("ab")
@@ -161,6 +167,9 @@ def write_configs(demo: Demo) -> str:
         f'[uplink]\nhost = "127.0.0.1"\nport = {demo.sftp_port}\nusername = "{user}"\n'
         f'private_key = "{ssh / "agent_ed25519"}"\nknown_hosts = "{ssh / "known_hosts"}"\n'
         "interval_seconds = 5\n\n[spool]\nbatch_max_age_seconds = 5\n\n"
+        f'[metrics]\nlisten = "127.0.0.1:{DEMO_METRICS_PORT}"\n\n'  # off on the appliance, on here
+        # protection "cms" (the default): signed by the agent, encrypted to the data centre
+        f'[delivery]\ndatacentre_certificates = "{demo.agent_bundle}"\n\n'
         f'[[sources]]\nid = "pbx1"\nkind = "mivb-smdr"\nhost = "127.0.0.1"\nport = {demo.smdr_port}\n'
         'layout = "auto"\n'
     )
@@ -174,9 +183,22 @@ def set_up_datacenter(demo: Demo, password: str) -> None:
     run(
         dc, "tenant", "add", TENANT, "--name", "Demo Company", "--timezone", "America/Toronto", *cfg
     )
-    run(dc, "agent", "add", "--tenant", TENANT, AGENT, *cfg)
     run(dc, "user", "add", EMAIL, "--role", "tenant", "--tenant", TENANT, "--password-stdin",
         *cfg, stdin=password + "\n")  # fmt: skip
+
+
+def enrol_agent(demo: Demo) -> None:
+    """Exchange certificates as a site and the data centre would (docs/delivery.md).
+
+    The data centre's bundle (made by `datacenter init`) goes to the appliance; `edge-agent
+    enroll` makes the appliance's signing key and certificate; the data centre pins that
+    certificate with `datacenter agent add --certificate`.
+    """
+    shutil.copy(demo.run_dir / "dc" / "keys" / "datacentre-certificates.pem", demo.agent_bundle)
+    run(BIN / "edge-agent", "enroll", "-c", demo.agent_config)
+    certificate = demo.run_dir / "agent" / "identity" / "agent.crt"
+    run(BIN / "datacenter", "agent", "add", "--tenant", TENANT, AGENT, "--certificate",
+        certificate, "--config", demo.dc_config)  # fmt: skip
 
 
 def main() -> None:
@@ -199,6 +221,7 @@ def main() -> None:
         password = write_configs(demo)
         sshd_config = write_sshd(demo)
         set_up_datacenter(demo, password)
+        enrol_agent(demo)
         demo.start("sshd", SSHD, "-D", "-e", "-f", sshd_config)
         demo.start("web", BIN / "datacenter", "serve", "--config", demo.dc_config)
         demo.start("ingest", BIN / "datacenter", "ingest", "--watch", "--config", demo.dc_config)

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
+from datacenter.keys import ensure_keys
 from datacenter.settings import ENV_CONFIG, Settings, load_secret_key, load_settings
 from datacenter.store.engine import (
     check_current,
@@ -73,8 +74,10 @@ def init_command(config_path: Path | None) -> None:
     """Create or upgrade the store and the data directories.
 
     Runs the store's migrations to the newest schema (safe to repeat: an up-to-date store is left
-    alone), creates the landing root and generates the web session secret if there is none.
-    Run it after installing and after every upgrade, before `datacenter serve`.
+    alone), creates the landing root, generates the web session secret if there is none, and
+    creates the data centre's keys if there are none (`datacenter keys init`: never replaced),
+    printing where the certificate bundle for the agents is. Run it after installing and after
+    every upgrade, before `datacenter serve`.
 
     \b
     Example:
@@ -95,15 +98,18 @@ def init_command(config_path: Path | None) -> None:
     try:
         settings.landing.root.mkdir(parents=True, exist_ok=True)
         load_secret_key(settings.web.secret_key_file)
+        keys = ensure_keys(settings.keys)
     except CallCollectError as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(
-            f"cannot create {settings.landing.root}: {exc.strerror}; set landing.root to a "
-            "writable folder"
+            f"cannot create {exc.filename or settings.landing.root}: {exc.strerror}; make it "
+            "writable, or set landing.root / keys.* to writable places"
         ) from exc
     if before == after:
         click.echo(f"store is up to date (revision {after})")
     else:
         click.echo(f"store migrated from {before or 'empty'} to revision {after}")
     click.echo(f"landing area: {settings.landing.root}")
+    for line in keys.describe():
+        click.echo(line)

@@ -244,6 +244,48 @@ class TenantScope:
             for row in self._conn.execute(query)
         ]
 
+    def count_calls_by_source(
+        self, start: datetime, end: datetime, *, agent_id: str
+    ) -> dict[str, int]:
+        """Calls of one agent started in [start, end), per source (polling health's volume)."""
+        query = (
+            sa.select(calls.c.source_id, sa.func.count())
+            .where(
+                calls.c.tenant_id == self.tenant_id,
+                calls.c.start_utc >= start,
+                calls.c.start_utc < end,
+                calls.c.agent_id == agent_id,
+            )
+            .group_by(calls.c.source_id)
+        )
+        return {row[0]: int(row[1]) for row in self._conn.execute(query)}
+
+    def hourly_counts(
+        self, start: datetime, end: datetime, *, agent_id: str | None = None
+    ) -> list[tuple[datetime, int]]:
+        """Calls started per UTC hour in [start, end), oldest first; hours without calls omitted."""
+        if self._conn.dialect.name == "postgresql":
+            hour: sa.ColumnElement[Any] = sa.func.date_trunc("hour", calls.c.start_utc)
+        else:  # SQLite stores naive UTC text: cut it at the hour
+            hour = sa.func.strftime("%Y-%m-%d %H:00:00", calls.c.start_utc)
+        query = sa.select(hour.label("hour"), sa.func.count()).where(
+            calls.c.tenant_id == self.tenant_id,
+            calls.c.start_utc >= start,
+            calls.c.start_utc < end,
+        )
+        if agent_id is not None:
+            query = query.where(calls.c.agent_id == agent_id)
+        out: list[tuple[datetime, int]] = []
+        for value, count in self._conn.execute(query.group_by("hour").order_by("hour")):
+            when = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+            out.append(
+                (
+                    when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC),
+                    int(count),
+                )
+            )
+        return out
+
     def recent_files(self, *, limit: int = 50) -> list[LandedFile]:
         """The tenant's most recently claimed batch files, newest first."""
         query = (

@@ -106,6 +106,9 @@ agents = sa.Table(
     sa.Column("enrolled_at", UTCDateTime, nullable=False),
     sa.Column("last_seen_at", UTCDateTime, nullable=True),
     sa.Column("last_sequence", sa.BigInteger, nullable=True),
+    # The pinned batch-signing certificate (PEM) and its shared.keys.fingerprint (migration 0006)
+    sa.Column("certificate", sa.Text, nullable=True),
+    sa.Column("certificate_fingerprint", sa.String(80), nullable=True),
 )
 
 users = sa.Table(
@@ -148,6 +151,7 @@ landed_files = sa.Table(
     sa.CheckConstraint(
         "status IN ('claimed', 'stored', 'duplicate', 'quarantined')", name="status"
     ),
+    sa.Index(None, "tenant_id", "agent_id", "sequence"),  # missing batches (migration 0006)
 )
 
 calls = sa.Table(
@@ -206,3 +210,5 @@ call_days = sa.Table(
 
 # Rating defines its tables on this metadata (migration 0002); importing them here keeps one schema.
 from datacenter.rating import tables as _rating_tables  # noqa: E402, F401
+from datacenter.store import alarm_tables as _alarm_tables  # noqa: E402, F401  (migration 0004)
+from datacenter.store import health_tables as _health_tables  # noqa: E402, F401  (migration 0005)

@@ -32,6 +32,7 @@ def write_config(tmp_path: Path, sshd: SshdServer, **overrides: Any) -> Path:
     lines = ['[agent]', 'id = "agent-1"', 'tenant = "demo"', 'timezone = "Europe/London"',
              'state_dir = "state"', "[uplink]"]  # fmt: skip
     lines += [f"{k} = {v!r}".replace("'", '"') for k, v in uplink.items()]
+    lines += ["[delivery]", 'protection = "none"']  # plain files: these tests read what lands
     lines += ["[[sources]]", 'id = "pbx-1"', 'kind = "fake"']
     path = tmp_path / "agent.toml"
     path.write_text("\n".join(lines) + "\n")

@@ -69,6 +69,7 @@ class Site:
             f'[agent]\nid = "{AGENT}"\ntenant = "{TENANT}"\ntimezone = "Europe/London"\n'
             f'state_dir = "{self.state_dir}"\n\n'
             "[spool]\nbatch_max_age_seconds = 1\n\n"
+            '[delivery]\nprotection = "none"\n\n'  # plain files, as dc_settings accept them
             f'[uplink]\nhost = "127.0.0.1"\nport = {self.sshd.port}\n'
             f'username = "{self.sshd.username}"\nprivate_key = "{self.sshd.client_key}"\n'
             f'known_hosts = "{self.sshd.known_hosts}"\ninterval_seconds = 1\n'

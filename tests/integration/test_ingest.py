@@ -21,7 +21,7 @@ from datacenter.ingest import (
     ingest_once,
     run_forever,
 )
-from datacenter.settings import IngestSettings, Settings
+from datacenter.settings import Settings
 from datacenter.store.engine import write_transaction
 from datacenter.store.scoped import TenantScope
 from datacenter.store.tables import agents, call_days, calls, landed_files
@@ -329,7 +329,9 @@ def test_live_claim_is_skipped_and_stale_claim_taken_over(
         )  # fmt: skip
     assert ingest_once(engine, settings).outcomes == ()  # 30 s old: still live
 
-    impatient = replace(settings, ingest=IngestSettings(poll_seconds=1, claim_timeout_seconds=10))
+    impatient = replace(
+        settings, ingest=replace(settings.ingest, poll_seconds=1, claim_timeout_seconds=10)
+    )
     report = ingest_once(engine, impatient, worker_id="w2")
 
     assert [o.status for o in report.outcomes] == ["stored"]
@@ -434,7 +436,9 @@ def test_a_record_the_database_refuses_quarantines_the_file(
 
 def test_run_forever_ingests_until_stopped(setup: tuple[sa.Engine, Settings]) -> None:
     engine, settings = setup
-    fast = replace(settings, ingest=IngestSettings(poll_seconds=0.1, claim_timeout_seconds=600))
+    fast = replace(
+        settings, ingest=replace(settings.ingest, poll_seconds=0.1, claim_timeout_seconds=600)
+    )
     stop = threading.Event()
     worker = threading.Thread(target=run_forever, args=(engine, fast), kwargs={"stop_event": stop})
     worker.start()

@@ -79,6 +79,7 @@ def test_the_agent_process_is_ready_pets_the_watchdog_and_says_goodbye(
         f'[uplink]\nhost = "127.0.0.1"\nport = {sshd.port}\nusername = "{sshd.username}"\n'
         f'private_key = "{sshd.client_key}"\nknown_hosts = "{sshd.known_hosts}"\n'
         "interval_seconds = 1\nconnect_timeout_seconds = 5.0\n\n"
+        '[delivery]\nprotection = "none"\n\n'  # no keys needed to test readiness
         # A PBX that is not there: the source fails, the agent runs on.
         '[[sources]]\nid = "pbx"\nkind = "mivb-smdr"\nhost = "127.0.0.1"\nport = 9\n'
         "reconnect_min_seconds = 0.2\nreconnect_max_seconds = 0.5\n"

@@ -43,6 +43,7 @@ def agent_config(sshd: SshdServer, state: Path, *, calls: int = CALLS) -> dict[s
                    "interval_seconds": 1, "connect_timeout_seconds": 5.0,
                    "backoff_min_seconds": 0.1, "backoff_max_seconds": 0.5},
         "sources": [{"id": "pbx-1", "kind": "fake", "calls": calls, "chunk": 20}],
+        "delivery": {"protection": "none"},  # plain files: the tests read what lands
     }  # fmt: skip
 
 

@@ -26,6 +26,7 @@ def make_service(tmp_path: Path, sshd: SshdServer, schedule: Any, clock: list[fl
                    "connect_timeout_seconds": 5.0, "schedule": schedule,
                    "interval_seconds": 60, "backoff_min_seconds": 5.0,
                    "backoff_max_seconds": 10.0},
+        "delivery": {"protection": "none"},  # the schedule, not the envelope, is under test
     }  # fmt: skip
     # the wall clock moves with the monotonic one: NOW at monotonic 1000
     return Service(from_mapping(raw, base=tmp_path),

@@ -19,7 +19,7 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 def config(tmp_path: Path, store_url: str) -> Path:
     path = tmp_path / "datacenter.toml"
-    # gen_batch writes plain CCB1 files; the CMS flow is in tests/integration/test_dc_keys.py
+    # gen_batch writes plain CCB1 files; the CMS flow is in tests/integration/test_keys_command.py
     unprotected = "[ingest]\naccept_unprotected = true\n"
     path.write_text(
         f'data_dir = "{tmp_path / "data"}"\n[store]\nurl = "{store_url}"\n{unprotected}'

@@ -58,6 +58,7 @@ def settings_for(tmp_path: Path, **uplink: Any) -> AgentSettings:
         "uplink": {"host": "127.0.0.1", "port": 2222, "username": "acme",
                    "private_key": "key", "known_hosts": "known_hosts", "interval_seconds": 30},
         "sources": [{"id": "pbx-1", "kind": "fake"}],
+        "delivery": {"datacentre_certificates": "datacentre-certificates.pem"},
     }  # fmt: skip
     config["uplink"].update(uplink)
     return from_mapping(config, base=tmp_path)

@@ -24,6 +24,7 @@ def minimal() -> dict[str, Any]:
         "uplink": {"host": "127.0.0.1", "username": "acme", "private_key": "key",
                    "known_hosts": "known_hosts"},
         "sources": [{"id": "pbx-main", "kind": "mivb-smdr", "host": "127.0.0.1", "port": 1752}],
+        "delivery": {"datacentre_certificates": "datacentre-certificates.pem"},
     }  # fmt: skip
 
 
@@ -43,6 +44,8 @@ def test_minimal_config_takes_every_default() -> None:
     assert settings.uplink.port == 22 and settings.uplink.remote_dir == "incoming"
     assert settings.uplink.private_key == BASE / "key"  # relative to the config file
     assert settings.metrics.listen == ""
+    assert settings.delivery.protection == "cms"  # signed and encrypted unless told otherwise
+    assert settings.delivery.datacentre_certificates == BASE / "datacentre-certificates.pem"
     (source,) = settings.sources
     assert (source.id, source.kind, dict(source.options)) == (
         "pbx-main", "mivb-smdr", {"host": "127.0.0.1", "port": 1752},
@@ -65,6 +68,7 @@ def test_minimal_config_takes_every_default() -> None:
         ("uplink.backoff_max_seconds", 1.0, "backoff_max_seconds': is smaller than"),
         ("metrics.listen", "9108", "metrics.listen': '9108' is not HOST:PORT"),
         ("metrics.listen", "127.0.0.1:0", "is not HOST:PORT"),
+        ("delivery.datacentre_certificates", "", 'is required when delivery.protection is "cms"'),
     ],
 )
 def test_bad_values_name_the_key_and_the_fix(key: str, value: Any, message: str) -> None:
@@ -139,6 +143,7 @@ def test_load_resolves_paths_next_to_the_file(tmp_path: Path) -> None:
     path.write_text(
         '[agent]\nid = "a1"\ntenant = "t"\ntimezone = "UTC"\nstate_dir = "state"\n'
         '[uplink]\nhost = "h"\nusername = "u"\nprivate_key = "k"\nknown_hosts = "kh"\n'
+        '[delivery]\ndatacentre_certificates = "dc.pem"\n'
     )
     settings = load(path)
     assert settings.agent.state_dir == tmp_path / "state"
