@@ -6,8 +6,13 @@ loopback only:
     PBX simulator (MiVB SMDR, TCP)  ->  edge-agent run  ->  OpenSSH sshd (SFTP landing area)
         ->  datacenter ingest --watch  ->  SQLite store  ->  datacenter serve (gunicorn)
 
-It prints the web address and a demo login, then runs until Ctrl-C, when it stops every process
-it started (and only those). State lives in ./demo-run/ (deleted at start unless --keep).
+The demo site runs three sources side by side: a MiVoice Business SMDR simulator, an MCS IP SMDR
+simulator, and a Lync / Skype for Business LcsCDR stand-in (a PostgreSQL database with the real
+dbo schema, read through psqlODBC). The data centre also runs its alarm loop.
+
+It prints the web address and two logins (a tenant user and a technician), then runs until
+Ctrl-C, when it stops every process it started (and only those). State lives in ./demo-run/
+(deleted at start).
 
 This script drives both sides through their commands, so it imports neither package.
 """
@@ -23,9 +28,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -33,7 +41,9 @@ SSHD = "/usr/sbin/sshd"
 TENANT = "demo"
 AGENT = "demo-site"
 EMAIL = "demo@example.com"
-DEMO_METRICS_PORT = 9108  # the agent's /metrics (docs/health.md)
+TECH_EMAIL = "tech@example.com"
+SITE_ZONE = "Europe/London"  # the demo site; rated with the London dial plan and britline
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
 @dataclass
@@ -45,7 +55,14 @@ class Demo:
     smdr_port: int
     sftp_port: int
     rate: float
+    smdr_calls: int
+    seed: int
+    smdr_start: datetime | None = None
+    ipsmdr_port: int = 0
+    metrics_port: int = 0  # the agent's Prometheus metrics (docs/health.md)
+    pg_port: int = 0
     procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    cleanup: list[Path] = field(default_factory=list)  # folders outside run_dir to remove
 
     @property
     def dc_config(self) -> Path:
@@ -60,12 +77,13 @@ class Demo:
         """The appliance's copy of the data centre's certificates (delivery.datacentre_certificates)."""
         return self.run_dir / "agent-datacentre-certificates.pem"
 
-    def start(self, name: str, *argv: str | Path) -> None:
+    def start(self, name: str, *argv: str | Path, user: str | None = None) -> None:
         log = (self.run_dir / "logs" / f"{name}.log").open("ab")
         with log:
             proc = subprocess.Popen(
-                [str(a) for a in argv], stdout=log, stderr=log, cwd=self.run_dir
-            )
+                [str(a) for a in argv], stdout=log, stderr=log, user=user,
+                cwd="/" if user else self.run_dir,  # another user may not enter the run dir
+            )  # fmt: skip
         self.procs.append((name, proc))
 
     def stop_all(self) -> None:
@@ -79,6 +97,8 @@ class Demo:
                     proc.kill()
                     proc.wait()
         self.procs.clear()
+        for path in self.cleanup:
+            shutil.rmtree(path, ignore_errors=True)
 
     def check_alive(self) -> None:
         for name, proc in self.procs:
@@ -109,9 +129,20 @@ def wait_for_port(port: int, demo: Demo, timeout: float = 30.0) -> None:
     raise SystemExit(f"demo: nothing listened on 127.0.0.1:{port} after {timeout} s")
 
 
-def run(*argv: str | Path, stdin: str | None = None) -> None:
+def wait_for_log(name: str, text: str, demo: Demo, timeout: float = 30.0) -> None:
+    log = demo.run_dir / "logs" / f"{name}.log"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        demo.check_alive()
+        if log.exists() and text in log.read_text(errors="replace"):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"demo: {name} did not report '{text}' within {timeout} s")
+
+
+def run(*argv: str | Path, stdin: str | None = None, user: str | None = None) -> None:
     result = subprocess.run(
-        [str(a) for a in argv], input=stdin, text=True, capture_output=True, check=False
+        [str(a) for a in argv], input=stdin, text=True, capture_output=True, check=False, user=user
     )
     if result.returncode != 0:
         raise SystemExit(
@@ -162,29 +193,81 @@ def write_configs(demo: Demo) -> str:
     ssh = demo.run_dir / "ssh"
     demo.agent_config.write_text(
         "# Edge agent settings for the demo site (see edge_agent/agent.example.toml)\n"
-        f'[agent]\nid = "{AGENT}"\ntenant = "{TENANT}"\ntimezone = "America/Toronto"\n'
+        f'[agent]\nid = "{AGENT}"\ntenant = "{TENANT}"\ntimezone = "{SITE_ZONE}"\n'
         f'state_dir = "{demo.run_dir / "agent"}"\n\n'
         f'[uplink]\nhost = "127.0.0.1"\nport = {demo.sftp_port}\nusername = "{user}"\n'
         f'private_key = "{ssh / "agent_ed25519"}"\nknown_hosts = "{ssh / "known_hosts"}"\n'
         "interval_seconds = 5\n\n[spool]\nbatch_max_age_seconds = 5\n\n"
-        f'[metrics]\nlisten = "127.0.0.1:{DEMO_METRICS_PORT}"\n\n'  # off on the appliance, on here
+        f'[metrics]\nlisten = "127.0.0.1:{demo.metrics_port}"\n\n'  # off on the appliance, on here
         # protection "cms" (the default): signed by the agent, encrypted to the data centre
         f'[delivery]\ndatacentre_certificates = "{demo.agent_bundle}"\n\n'
-        f'[[sources]]\nid = "pbx1"\nkind = "mivb-smdr"\nhost = "127.0.0.1"\nport = {demo.smdr_port}\n'
-        'layout = "auto"\n'
+        f'[[sources]]\nid = "mivb-london"\nkind = "mivb-smdr"\nhost = "127.0.0.1"\nport = {demo.smdr_port}\n'
+        'layout = "auto"\n\n'
+        f'[[sources]]\nid = "mcs1"\nkind = "mcs-ipsmdr"\nhost = "127.0.0.1"\nport = {demo.ipsmdr_port}\n'
+        'pad_character = "0"\n\n'
+        f'[[sources]]\nid = "lync1"\nkind = "lync-cdr"\nconnection_string = "{lcscdr_odbc(demo)}"\n'
+        "poll_interval_seconds = 15\nsettle_seconds = 5\n"
     )
     return secrets.token_urlsafe(12)
+
+
+def lcscdr_odbc(demo: Demo) -> str:
+    return (
+        "DRIVER={PostgreSQL Unicode};SERVER=127.0.0.1;"
+        f"PORT={demo.pg_port};DATABASE=LcsCDR;UID=postgres;BoolsAsChar=0;"
+    )
+
+
+def start_lcscdr(demo: Demo) -> None:
+    """The Lync monitoring database's stand-in: a throwaway PostgreSQL cluster with schema dbo,
+    filled by `edge-agent simulate lync-cdr` with sessions of every kind, starting 2 h ago."""
+    # Outside the run dir: PostgreSQL runs as its own user, who may not enter it.
+    pg = Path(tempfile.mkdtemp(prefix="callcollect-demo-pg-"))
+    demo.cleanup.append(pg)
+    shutil.chown(pg, "postgres", "postgres")
+    run(PG_BIN / "initdb", "-D", pg / "data", "-A", "trust", "--no-sync", "-U", "postgres",
+        user="postgres")  # fmt: skip
+    demo.start("lcscdr-postgres", PG_BIN / "postgres", "-D", pg / "data", "-p", str(demo.pg_port),
+               "-k", pg, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", user="postgres")  # fmt: skip
+    wait_for_port(demo.pg_port, demo)
+    run("psql", "-h", "127.0.0.1", "-p", str(demo.pg_port), "-U", "postgres", "-c",
+        'CREATE DATABASE "LcsCDR"')  # fmt: skip
+    first = (datetime.now(UTC) - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S")
+    run(BIN / "edge-agent", "simulate", "lync-cdr", "--bulk", "40", "--start", first,
+        "--db", f"postgresql://postgres@127.0.0.1:{demo.pg_port}/LcsCDR")  # fmt: skip
+
+
+def start_pbx_simulators(demo: Demo) -> None:
+    """The two Mitel simulators, their calls starting now on the site's wall clock."""
+    now_local = datetime.now(ZoneInfo(SITE_ZONE)).replace(tzinfo=None, microsecond=0)
+    smdr_start = demo.smdr_start or now_local
+    demo.start("mivb-smdr-simulator", BIN / "edge-agent", "simulate", "mivb-smdr",
+               "--port", str(demo.smdr_port), "--rate", str(demo.rate),
+               "--count", str(demo.smdr_calls), "--seed", str(demo.seed),
+               "--timezone", SITE_ZONE, "--start", smdr_start.isoformat())  # fmt: skip
+    demo.start("mcs-ipsmdr-simulator", BIN / "edge-agent", "simulate", "mcs-ipsmdr",
+               "--port", str(demo.ipsmdr_port), "--calls", "200", "--interval", "1",
+               "--start", now_local.isoformat(sep=" "))  # fmt: skip
+    # Not probed by connecting: a PBX streams SMDR to whoever connects, so a probe would take
+    # records meant for the agent. The simulators say when they listen.
+    wait_for_log("mivb-smdr-simulator", "MiVB SMDR simulator on", demo)
+    wait_for_log("mcs-ipsmdr-simulator", "MCS IP SMDR simulator on", demo)
 
 
 def set_up_datacenter(demo: Demo, password: str) -> None:
     dc = BIN / "datacenter"
     cfg = ("--config", demo.dc_config)
     run(dc, "init", *cfg)
-    run(
-        dc, "tenant", "add", TENANT, "--name", "Demo Company", "--timezone", "America/Toronto", *cfg
-    )
+    run(dc, "tenant", "add", TENANT, "--name", "Demo Company", "--timezone", SITE_ZONE, *cfg)
     run(dc, "user", "add", EMAIL, "--role", "tenant", "--tenant", TENANT, "--password-stdin",
         *cfg, stdin=password + "\n")  # fmt: skip
+    run(dc, "user", "add", TECH_EMAIL, "--role", "technician", "--password-stdin",
+        *cfg, stdin=password + "\n")  # fmt: skip
+    run(dc, "technician", "assign", TECH_EMAIL, TENANT, *cfg)
+    rating = ROOT / "datacenter" / "rating" / "demo"
+    run(dc, "tariff", "import", "--tenant", TENANT, rating / "britline.toml", *cfg)
+    run(dc, "tariff", "set-site", "--tenant", TENANT, "--dial-plan", rating / "london.toml",
+        "--carriers", rating / "london-routes.toml", *cfg)  # fmt: skip
 
 
 def enrol_agent(demo: Demo) -> None:
@@ -204,7 +287,17 @@ def enrol_agent(demo: Demo) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--web-port", type=int, default=8080)
-    parser.add_argument("--rate", type=float, default=0.5, help="simulated calls per second")
+    parser.add_argument("--rate", type=float, default=0.5, help="SMDR calls per second")
+    parser.add_argument("--smdr-calls", type=int, default=5000, help="SMDR calls to play")
+    parser.add_argument(
+        "--seed", type=int, default=1, help="simulator seed (same seed, same calls)"
+    )
+    parser.add_argument(
+        "--smdr-start",
+        type=datetime.fromisoformat,
+        default=None,
+        help="site wall-clock time of the first SMDR call (default: now)",
+    )
     parser.add_argument("--run-dir", type=Path, default=ROOT / "demo-run")
     parser.add_argument("--seconds", type=float, default=0, help="stop after this long (0: Ctrl-C)")
     args = parser.parse_args()
@@ -215,7 +308,9 @@ def main() -> None:
     (run_dir / "logs").mkdir(parents=True)
     (run_dir / "landing" / TENANT / "incoming").mkdir(parents=True)
     demo = Demo(run_dir=run_dir, web_port=args.web_port, smdr_port=free_port(),
-                sftp_port=free_port(), rate=args.rate)  # fmt: skip
+                sftp_port=free_port(), rate=args.rate, smdr_calls=args.smdr_calls,
+                seed=args.seed, smdr_start=args.smdr_start, ipsmdr_port=free_port(),
+                pg_port=free_port(), metrics_port=free_port())  # fmt: skip
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         password = write_configs(demo)
@@ -225,17 +320,21 @@ def main() -> None:
         demo.start("sshd", SSHD, "-D", "-e", "-f", sshd_config)
         demo.start("web", BIN / "datacenter", "serve", "--config", demo.dc_config)
         demo.start("ingest", BIN / "datacenter", "ingest", "--watch", "--config", demo.dc_config)
-        demo.start("pbx-simulator", BIN / "edge-agent", "simulate", "mivb-smdr",
-                   "--port", str(demo.smdr_port), "--rate", str(demo.rate))  # fmt: skip
-        wait_for_port(demo.smdr_port, demo)
+        demo.start("alarms", BIN / "datacenter", "alarms", "run", "--config", demo.dc_config)
+        start_lcscdr(demo)
+        start_pbx_simulators(demo)
         wait_for_port(demo.sftp_port, demo)
         demo.start("edge-agent", BIN / "edge-agent", "run", "-c", demo.agent_config)
         wait_for_port(demo.web_port, demo)
         print(
             "\ncallcollect demo is running (logs in demo-run/logs/).\n"
             f"  Open:     http://127.0.0.1:{demo.web_port}/\n"
-            f"  Log in:   {EMAIL}\n  Password: {password}\n"
-            f"Calls from the simulated PBX appear within a minute. Ctrl-C stops everything.\n",
+            f"  Tenant:     {EMAIL}  password {password}  (the call list)\n"
+            f"  Technician: {TECH_EMAIL}  password {password}  (site health console)\n"
+            f"  Metrics:    http://127.0.0.1:{demo.web_port}/metrics (data centre), "
+            f"http://127.0.0.1:{demo.metrics_port}/metrics (agent)\n"
+            "Calls from the simulated PBXs and Lync appear within a minute. "
+            "Ctrl-C stops everything.\n",
             flush=True,
         )
         deadline = time.monotonic() + args.seconds if args.seconds else None

@@ -1,3 +1,12 @@
 """Fixtures for real servers live in tests/fixtures/; they are registered here."""
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.sshd"]
+pytest_plugins = [
+    "tests.fixtures.postgres",
+    "tests.fixtures.sshd",
+    "tests.fixtures.store",
+    "tests.fixtures.web",
+    "tests.fixtures.browser",
+    "tests.fixtures.lcscdr",
+    "tests.fixtures.proxies",
+    "tests.fixtures.console",
+]

@@ -328,8 +328,21 @@ class IpSmdrPusher:
 @click.option(
     "--interval", type=float, default=0.2, show_default=True, help="Seconds between lines."
 )
+@click.option(
+    "--start",
+    type=click.DateTime(),
+    default=None,
+    help="Wall-clock time of the first call at the MCS (default: 2026-05-14 09:00).",
+)
 def simulate_mcs_ipsmdr(
-    host: str, port: int, push_to: str | None, calls: int, seed: int, pad: str, interval: float
+    host: str,
+    port: int,
+    push_to: str | None,
+    calls: int,
+    seed: int,
+    pad: str,
+    interval: float,
+    start: datetime | None,
 ) -> None:
     """Play a Mitel Communication Service sending IP SMDR events (formats.md §3).
 
@@ -343,7 +356,8 @@ def simulate_mcs_ipsmdr(
     """
     if len(pad) != 1 or pad == "|":
         raise click.BadParameter("give exactly one character other than '|'", param_hint="--pad")
-    lines = interleave(generate_calls(count=calls, seed=seed, pad=pad))
+    first = start if start is not None else DEFAULT_START
+    lines = interleave(generate_calls(count=calls, seed=seed, pad=pad, start=first))
     if push_to:
         target_host, _, target_port = push_to.rpartition(":")
         if not target_host or not target_port.isdigit():
