@@ -185,6 +185,14 @@ class Batcher:
             self.spool.replace_batch_file(batch.sequence, sha256=sha256, size=len(data))
         atomic_write(self.outbox / batch.file_name, data)
 
+    def back_to_outbox(self, batches: list[BatchRow]) -> None:
+        """Move re-sealed batches' files from sent/ back to the outbox, bytes unchanged: the
+        data centre may already hold exactly these bytes, so they are never sealed again."""
+        for batch in batches:
+            sent = self.sent / batch.file_name
+            if sent.exists():  # an interrupted move is finished by recover()
+                durable_move(sent, self.outbox / batch.file_name)
+
     def path_of(self, batch: BatchRow) -> Path:
         """Where a batch file is now: the outbox until uploaded, then sent/."""
         outbox = self.outbox / batch.file_name

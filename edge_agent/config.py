@@ -314,6 +314,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("delivery.retention_days", Integer(minimum=0, maximum=3650), 30,
             "Acknowledged batches (files and spool rows) are kept this long for "
             "`edge-agent resend`, then deleted. Unacknowledged batches are never deleted."),
+    Setting("delivery.receipt_timeout_minutes", Integer(minimum=0, maximum=7 * 24 * 60), 120,
+            "An uploaded batch with no receipt after this long is sent again (same name, same "
+            "bytes; the data centre stores nothing twice): it was lost or quarantined in the "
+            "landing area. 0 never re-sends by itself (`edge-agent resend` still does)."),
     Setting("metrics.listen", Listen(), "",
             "Address for the Prometheus /metrics endpoint, e.g. '127.0.0.1:9108'; empty is off."),
 )  # fmt: skip
@@ -376,6 +380,7 @@ class DeliverySettings:
     protection: str = "none"
     datacentre_certificates: Path | None = None
     retention_days: int = 30
+    receipt_timeout_minutes: int = 120
 
 
 @dataclass(frozen=True, slots=True)

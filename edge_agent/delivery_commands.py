@@ -84,12 +84,12 @@ def render_enrolment(e: Enrolment, settings: agent_config.AgentSettings) -> str:
 @click.option("--dry-run", is_flag=True, help="List the batches; change nothing.")
 @expected_errors
 def resend_command(config_path: Path, since: str, until_text: str | None, dry_run: bool) -> None:
-    """Re-send acknowledged batches sealed in a date range, for a technician's request.
+    """Re-send the batches sealed in a date range, for a technician's request.
 
-    The batches go again under their own names with the same bytes; the data centre stores
+    Acknowledged batches and batches still awaiting a receipt (lost or quarantined in the
+    landing area) go again under their own names with the same bytes; the data centre stores
     any call it does not hold and never one twice, then sends new receipts. Only batches still
-    kept on the appliance can go (delivery.retention_days, default 30); batches not yet
-    acknowledged are queued anyway and are not listed. Safe while the agent runs: it sends
+    kept on the appliance can go (delivery.retention_days, default 30). Safe while the agent runs: it sends
     them in its next session (SIGUSR1 sends at once).
 
     Example:
@@ -105,8 +105,8 @@ def resend_command(config_path: Path, since: str, until_text: str | None, dry_ru
     state = settings.agent.state_dir
     with Spool.open(state, quota_bytes=settings.spool.quota_bytes) as spool:
         if dry_run:
-            batches = [b for b in spool.batches(status=BatchStatus.ACKNOWLEDGED)
-                       if _sealed_in(b, start, end)]  # fmt: skip
+            batches = [b for status in (BatchStatus.ACKNOWLEDGED, BatchStatus.UPLOADED)
+                       for b in spool.batches(status=status) if _sealed_in(b, start, end)]  # fmt: skip
         else:
             batcher = Batcher(spool, state_dir=state, agent_id=settings.agent.id,
                               tenant=settings.agent.tenant)  # fmt: skip

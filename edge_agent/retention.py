@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from edge_agent.batches import Batcher
-from edge_agent.durable import durable_move, fsync_dir
+from edge_agent.durable import fsync_dir
 from edge_agent.spool import BatchRow, Spool
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,7 @@ class Retention:
 def resend(
     spool: Spool, batcher: Batcher, *, since: datetime, until: datetime | None
 ) -> list[BatchRow]:
-    """Re-queue acknowledged batches sealed in [since, until); returns them."""
+    """Re-queue the sent batches (acknowledged or not) sealed in [since, until); returns them."""
     requeued = spool.requeue(since=since, until=until)
-    for batch in requeued:
-        sent = batcher.sent / batch.file_name
-        if sent.exists():  # an interrupted move is finished by Batcher.recover
-            durable_move(sent, batcher.outbox / batch.file_name)
+    batcher.back_to_outbox(requeued)
     return requeued

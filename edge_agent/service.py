@@ -212,7 +212,8 @@ class Service:
             log.warning("delivery.datacentre_certificates is not set: receipts cannot be "
                         "verified, so no batch is ever acknowledged or deleted")  # fmt: skip
         self._uplink = Uplink(s.uplink, spool=spool, batcher=self._batcher, clock=self.clock,
-                              inbox=inbox, on_session=self.health.on_session)  # fmt: skip
+                              inbox=inbox, on_session=self.health.on_session,
+                              receipt_timeout=_minutes(s.delivery.receipt_timeout_minutes))  # fmt: skip
         self.health.attach(spool, self._source_views)
         self._retention = Retention(spool, self._batcher,
                                     keep=timedelta(days=s.delivery.retention_days))  # fmt: skip
@@ -380,3 +381,8 @@ class Service:
             return self.cycle(force=True)
         finally:
             self.close()
+
+
+def _minutes(value: int) -> timedelta | None:
+    """A timeout in minutes from the config, where 0 means never."""
+    return timedelta(minutes=value) if value else None

@@ -437,19 +437,41 @@ class Spool:
         return int(self.get_state(AGENT_STATE, PURGED_SEQUENCE_KEY) or 0)
 
     def requeue(self, *, since: datetime, until: datetime | None = None) -> list[BatchRow]:
-        """Acknowledged batches created in [since, until) become sealed again, to be re-sent."""
+        """Batches created in [since, until) that were sent (acknowledged or still awaiting a
+        receipt) become sealed again, to be re-sent. A batch the data centre quarantined never
+        gets a receipt, so a technician's re-send must include the unacknowledged ones."""
         with self.transaction() as db:
             batches = [
-                batch for batch in self._batches_in(db, BatchStatus.ACKNOWLEDGED)
+                batch
+                for status in (BatchStatus.ACKNOWLEDGED, BatchStatus.UPLOADED)
+                for batch in self._batches_in(db, status)
                 if since <= parse_time("created", batch.created)
                 and (until is None or parse_time("created", batch.created) < until)
-            ]  # fmt: skip
-            db.conn.executemany(
-                "UPDATE batches SET status = ?, uploaded = NULL, acknowledged = NULL "
-                "WHERE sequence = ? AND status = ?",
-                [(BatchStatus.SEALED, b.sequence, BatchStatus.ACKNOWLEDGED) for b in batches],
-            )
+            ]
+            self._reseal(db, batches)
         return batches
+
+    def requeue_overdue(self, *, uploaded_before: datetime) -> list[BatchRow]:
+        """Uploaded batches still without a receipt since before ``uploaded_before`` become
+        sealed again: the file was lost or quarantined in the landing area, or the data centre
+        has not ingested it; sending it again is harmless (same name, same bytes)."""
+        with self.transaction() as db:
+            batches = [
+                batch
+                for batch in self._batches_in(db, BatchStatus.UPLOADED)
+                if batch.uploaded is not None
+                and parse_time("uploaded", batch.uploaded) < uploaded_before
+            ]
+            self._reseal(db, batches)
+        return batches
+
+    @staticmethod
+    def _reseal(db: Database, batches: list[BatchRow]) -> None:
+        db.conn.executemany(
+            "UPDATE batches SET status = ?, uploaded = NULL, acknowledged = NULL "
+            "WHERE sequence = ? AND status = ?",
+            [(BatchStatus.SEALED, b.sequence, b.status) for b in batches],
+        )
 
     @staticmethod
     def _batches_in(db: Database, status: BatchStatus) -> list[BatchRow]:

@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
@@ -234,8 +234,10 @@ class Uplink:
         inbox: ReceiptInbox | None = None,
         client_factory: Callable[[], paramiko.SSHClient] = paramiko.SSHClient,
         on_session: Callable[[UplinkSession], None] | None = None,
+        receipt_timeout: timedelta | None = None,
     ) -> None:
         self.settings = settings
+        self.receipt_timeout = receipt_timeout  # None: never re-send an unreceipted batch
         self.on_session = on_session  # health's heartbeat: every session, and a session each time
         self.spool = spool
         self.batcher = batcher
@@ -259,11 +261,22 @@ class Uplink:
         with self.connect() as session:
             try:
                 receipts = self.inbox.collect(session) if self.inbox is not None else []
+                self._requeue_unreceipted()
                 uploaded = self._upload_sealed(session)
             finally:
                 if self.on_session is not None:  # never raises (edge_agent.health.on_session)
                     self.on_session(session)
         return DeliveryReport(receipts=receipts, uploaded=uploaded, session_opened=True)
+
+    def _requeue_unreceipted(self) -> None:
+        """Send again what got no receipt in time (checked after this session's receipts)."""
+        if self.inbox is None or self.receipt_timeout is None:
+            return
+        overdue = self.spool.requeue_overdue(uploaded_before=self.clock() - self.receipt_timeout)
+        self.batcher.back_to_outbox(overdue)
+        for batch in overdue:
+            log.warning("uplink: no receipt for %s since %s: sending it again",
+                        batch.file_name, batch.uploaded)  # fmt: skip
 
     def send_sealed(self) -> list[UploadOutcome]:
         """Upload every sealed batch, oldest first, in one session; raises ``TransportError``.

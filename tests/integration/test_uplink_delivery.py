@@ -186,3 +186,29 @@ def test_throttle_sleeps_until_the_bytes_fit_the_rate(
     clock[0] += elapsed
     throttle(progress, progress * 2)
     assert slept == ([] if sleep is None else [pytest.approx(sleep)])
+
+
+def test_a_batch_lost_in_the_landing_area_is_sent_again_after_the_receipt_timeout(
+    agent: Agent, sshd: SshdServer, dc: ReceiptingLanding
+) -> None:
+    """Nothing lost: an upload that never gets a receipt (deleted or quarantined on the way)
+    goes again, same name and bytes, once the timeout passes; never before."""
+    now = [T0]
+    agent.uplink.clock = lambda: now[0]
+    agent.uplink.receipt_timeout = timedelta(minutes=120)
+    name = agent.seal()
+    agent.uplink.deliver()
+    sent_bytes = (sshd.landing / "incoming" / name).read_bytes()
+    (sshd.landing / "incoming" / name).unlink()  # lost before the data centre saw it
+
+    now[0] = T0 + timedelta(minutes=119)
+    assert agent.uplink.deliver().uploaded == []  # still within the timeout
+    assert agent.statuses() == [BatchStatus.UPLOADED]
+
+    now[0] = T0 + timedelta(minutes=121)
+    report = agent.uplink.deliver()
+    assert [o.file_name for o in report.uploaded] == [name]
+    assert (sshd.landing / "incoming" / name).read_bytes() == sent_bytes  # never re-sealed
+    assert dc.ingest() == [name]
+    assert [r.status for r in agent.uplink.deliver().receipts] == [ReceiptStatus.ACKNOWLEDGED]
+    assert agent.statuses() == [BatchStatus.ACKNOWLEDGED]
