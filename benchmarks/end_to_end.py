@@ -1,0 +1,229 @@
+"""Calls per second from the agent's spool to the data centre's store, over real SFTP.
+
+    .venv/bin/python benchmarks/end_to_end.py [--quick] [--calls N] [--per-batch N]
+
+Issue 2's delivery benchmark: N ICDRs already in the agent's spool are sealed into batches as in
+production (CMS: signed by the agent, encrypted to the data centre), uploaded by the agent's
+uplink to a real OpenSSH sshd on loopback, and ingested (decrypt, verify, validate, insert once,
+rate, receipt) into a SQLite store and then, from the same landed files, a PostgreSQL store.
+
+Printed: each stage's time and rate, the end-to-end rate per store (N / (seal + upload +
+ingest), the stages run one after another on this one machine), and the pipelined rate (the
+slowest stage: on a real deployment the agent and the data centre are different machines).
+Baseline, measured in the same run: the same number of rows written by plain sqlite3
+``executemany`` in one transaction per batch (the store's floor), and OpenSSH's own `sftp -b`
+uploading the same files (the transport's floor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from datacenter import accounts
+from datacenter.ingest import ingest_once
+from datacenter.keys import ensure_keys, load_ingest_keys
+from datacenter.settings import Settings, settings_for_data_dir
+from datacenter.store.engine import open_store, upgrade, write_transaction
+from edge_agent.batches import Batcher
+from edge_agent.config import UplinkSettings
+from edge_agent.spool import Spool
+from edge_agent.uplink import Uplink
+from shared import cms
+from shared.icdr import ICDR, Completion, Direction, make_record_id
+from shared.keys import new_agent_identity
+from tests.fixtures.postgres import throwaway_cluster
+from tests.fixtures.sshd import SshdServer, make_sshd
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+AGENT, TENANT = "bench-site", "demo"  # make_sshd's landing folder is <root>/demo
+T = TypeVar("T")
+
+
+def timed(what: Callable[[], T]) -> tuple[T, float]:
+    began = time.perf_counter()
+    result = what()
+    return result, time.perf_counter() - began
+
+
+def gen_call(n: int) -> ICDR:
+    start = T0 + timedelta(seconds=7 * n)
+    talk = n % 600
+    return ICDR(
+        record_id=make_record_id(AGENT, "pbx1", str(n)), agent_id=AGENT, source_id="pbx1",
+        source_kind="mivb-smdr", start=start, answer=start + timedelta(seconds=5),
+        end=start + timedelta(seconds=5 + talk), ring_seconds=5, talk_seconds=talk,
+        direction=Direction.OUT, calling=f"2{n % 400:03d}", called="T061",
+        dialled_digits=f"01632960{n % 1000:03d}", extension=f"2{n % 400:03d}", trunk="T061",
+        answered=True, completion=Completion.ANSWERED, completion_source="A",
+        raw=f" 03/02 08:00  00:{talk // 60:02d}:{talk % 60:02d} 2{n % 400:03d}      "
+        f"01632960{n % 1000:03d}               A T061                    001  ",
+        parser_version="mivb-smdr/1",
+    )  # fmt: skip
+
+
+def fill_spool(spool: Spool, calls: int) -> None:
+    chunk = 10_000
+    for first in range(0, calls, chunk):
+        rows = [(n + 1, gen_call(n)) for n in range(first, min(calls, first + chunk))]
+        spool.store("pbx1", rows, [], cursor=rows[-1][0], now=T0)
+
+
+def store_for(settings: Settings, url: str, cert_pem: object) -> Settings:
+    engine = open_store(url)
+    upgrade(engine)
+    with write_transaction(engine) as conn:
+        accounts.create_tenant(conn, TENANT, "Bench", "Europe/London")
+        accounts.enroll_agent(conn, TENANT, AGENT, certificate=cert_pem)  # type: ignore[arg-type]
+    engine.dispose()
+    return replace(settings, store=replace(settings.store, url=url))
+
+
+def ingest_from(settings: Settings, landed: Path, incoming: Path, calls: int) -> float:
+    """Copy the landed batch files into incoming/ and ingest them all; return seconds."""
+    for path in sorted(landed.iterdir()):
+        shutil.copy(path, incoming / path.name)
+    engine = open_store(settings.store.url)
+    keys = load_ingest_keys(settings)
+    report, seconds = timed(lambda: ingest_once(engine, settings, keys=keys))
+    engine.dispose()
+    assert report.inserted == calls, report.summary()
+    return seconds
+
+
+def sqlite_floor(calls: int, per_batch: int, path: Path) -> float:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(
+        "CREATE TABLE calls (tenant_id INT, record_id TEXT, start TEXT, talk INT, "
+        "calling TEXT, dialled TEXT, raw TEXT, PRIMARY KEY (tenant_id, record_id))"
+    )
+    rows = [(1, c.record_id, c.start.isoformat(), c.talk_seconds, c.calling, c.dialled_digits,
+             c.raw) for c in map(gen_call, range(calls))]  # fmt: skip
+    began = time.perf_counter()
+    for first in range(0, calls, per_batch):
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(
+            "INSERT INTO calls VALUES (?, ?, ?, ?, ?, ?, ?)", rows[first : first + per_batch]
+        )
+        db.execute("COMMIT")
+    seconds = time.perf_counter() - began
+    db.close()
+    return seconds
+
+
+def sftp_floor(files: Path, sshd_port: int, key: Path, known_hosts: Path, user: str) -> float:
+    batch = "".join(f"put {p} incoming/floor-{p.name}\n" for p in sorted(files.iterdir()))
+    began = time.perf_counter()
+    subprocess.run(
+        ["sftp", "-q", "-b", "-", "-i", str(key), "-o", f"UserKnownHostsFile={known_hosts}",
+         "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-P", str(sshd_port),
+         f"{user}@127.0.0.1"],
+        input=batch, text=True, check=True, capture_output=True,
+    )  # fmt: skip
+    return time.perf_counter() - began
+
+
+def run(calls: int, per_batch: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="cc-e2e-") as tmp:
+        root = Path(tmp)
+        sshd = make_sshd(root / "sshd")
+        sshd.start()
+        try:
+            measure(root, sshd, calls, per_batch)
+        finally:
+            sshd.stop()
+
+
+def measure(root: Path, sshd: SshdServer, calls: int, per_batch: int) -> None:
+    dc = settings_for_data_dir(root / "dc")
+    bundle = ensure_keys(dc.keys).certificates
+    identity = new_agent_identity(AGENT)
+    protect = partial(cms.protect, signer=identity, recipient=bundle.envelope)
+    with Spool.open(root / "agent", quota_bytes=64 * 2**30) as spool:
+        fill_spool(spool, calls)
+        batcher = Batcher(spool, state_dir=root / "agent", agent_id=AGENT, tenant=TENANT,
+                          max_records=per_batch, protect=protect)  # fmt: skip
+        sealed, seal_s = timed(lambda: batcher.seal_ready(T0, force=True))
+        uplink = Uplink(
+            UplinkSettings(host="127.0.0.1", port=sshd.port, username=sshd.username,
+                           private_key=sshd.client_key, known_hosts=sshd.known_hosts,
+                           connect_timeout_seconds=10, transfer_timeout_seconds=600),
+            spool=spool, batcher=batcher, clock=lambda: T0,
+        )  # fmt: skip
+        uploaded, upload_s = timed(uplink.send_sealed)
+    assert len(uploaded) == len(sealed)
+    landed = root / "landed"
+    shutil.move(sshd.landing / "incoming", landed)
+    (sshd.landing / "incoming").mkdir()
+    megabytes = sum(p.stat().st_size for p in landed.iterdir()) / 1e6
+    incoming = dc.landing.tenant_dir(TENANT, "incoming")
+    incoming.mkdir(parents=True)
+
+    sqlite = store_for(dc, f"sqlite:///{root / 'dc' / 'bench.db'}", identity.certificate)
+    sqlite_s = ingest_from(sqlite, landed, incoming, calls)
+    with throwaway_cluster() as cluster:
+        postgres = store_for(
+            dc, cluster.url(cluster.create_database("bench")), identity.certificate
+        )
+        pg_s = ingest_from(postgres, landed, incoming, calls)
+
+    floor_db = sqlite_floor(calls, per_batch, root / "floor.db")
+    floor_sftp = sftp_floor(landed, sshd.port, sshd.client_key, sshd.known_hosts, sshd.username)
+
+    def rate(seconds: float) -> str:
+        return f"{calls / seconds:>10,.0f} calls/s"
+
+    print(f"calls: {calls:,} in {len(sealed)} batches of {per_batch:,} ({megabytes:.1f} MB sealed)")
+    print(f"seal (gzip + CMS sign + encrypt):   {seal_s:7.2f} s {rate(seal_s)}")
+    print(f"upload (paramiko SFTP):             {upload_s:7.2f} s {rate(upload_s)} "
+          f"{megabytes / upload_s:6.1f} MB/s")  # fmt: skip
+    print(f"ingest into SQLite:                 {sqlite_s:7.2f} s {rate(sqlite_s)}")
+    print(f"ingest into PostgreSQL:             {pg_s:7.2f} s {rate(pg_s)}")
+    for name, ingest_s in (("SQLite", sqlite_s), ("PostgreSQL", pg_s)):
+        serial = seal_s + upload_s + ingest_s
+        pipelined = max(seal_s, upload_s, ingest_s)
+        print(
+            f"end to end, {name:10}: one machine, stages in turn {rate(serial)}; "
+            f"pipelined (agent and data centre apart) {rate(pipelined)}"
+        )
+    print(
+        f"baseline: plain sqlite3 executemany {rate(floor_db)}; "
+        f"OpenSSH sftp -b {megabytes / floor_sftp:6.1f} MB/s"
+    )
+    print(
+        f"ratio: SQLite ingest / plain sqlite3 = {floor_db / sqlite_s:.2f}; "
+        f"paramiko upload / sftp -b = {floor_sftp / upload_s:.2f}"
+    )
+    target = 15_000
+    best = calls / max(seal_s, upload_s, min(sqlite_s, pg_s))
+    print(
+        f"target {target:,} calls/s end to end: {'met' if best >= target else 'NOT met'} "
+        f"(pipelined, best store: {best:,.0f})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20,000 calls, well under a minute")
+    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--per-batch", type=int, default=5_000)
+    args = parser.parse_args()
+    run(20_000 if args.quick else args.calls, args.per_batch)
+
+
+if __name__ == "__main__":
+    main()
