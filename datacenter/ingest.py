@@ -404,6 +404,7 @@ def _store(engine: sa.Engine, landed: _Landed, batch: Batch, *, worker: str) -> 
             inserted_ids = _insert_calls_returning(
                 conn, tenant.tenant_id, batch.records, landed.name, now
             )
+            _analyze_calls_if_unsized(conn, len(inserted_ids))
         stored = [r for r in _unique(batch.records) if r.record_id in inserted_ids]
         _add_rollups(conn, tenant, stored)
         rate_calls_for_ingest(conn, tenant.tenant_id, stored)  # a cost or queue row per call
@@ -459,6 +460,28 @@ def _insert_calls_returning(
         ]
         inserted.update(conn.execute(insert, rows).scalars())
     return inserted
+
+
+def _analyze_calls_if_unsized(conn: sa.Connection, inserted: int) -> None:
+    """ANALYZE ``calls`` (PostgreSQL) while its statistics count fewer rows than this batch added.
+
+    Why: each call_costs/unrated_calls row written by rating fires a foreign-key check, ``SELECT 1
+    FROM calls WHERE tenant_id = $1 AND record_id = $2``. Without statistics (a new store, before
+    autovacuum's first pass) the planner sizes ``calls`` from its declared column widths, expects
+    about one row per tenant and may plan that check as a scan of a ``(tenant_id, ...)`` secondary
+    index filtered on ``record_id``: every check then reads all the tenant's calls, so a batch
+    costs O(batch x calls) and ingest crawls. ANALYZE inside this transaction counts the rows just
+    inserted (and rolls back with it), so the checks use ``pk_calls``. Once the statistics are
+    realistic this is one catalogue read per batch; autovacuum keeps them so.
+    """
+    if inserted == 0:
+        return
+    counted = conn.execute(
+        sa.text("SELECT reltuples FROM pg_class WHERE oid = CAST(:table AS regclass)"),
+        {"table": calls.name},
+    ).scalar_one()
+    if counted < inserted:
+        conn.execute(sa.text(f"ANALYZE {calls.name}"))
 
 
 def _insert_calls_sqlite(
