@@ -16,6 +16,9 @@ Contract (formats.md §2):
   gave no answer supervision.
 - ``record_id`` = agent, source, journal sequence and SHA-256 of the raw line, so re-reading the
   journal gives the same ids. ``raw`` is the line decoded as Latin-1 exactly as received.
+- A parser caches what repeats between lines (each printed hour with its date, clock reading
+  and UTC start; durations; parties; the columns kept in ``extra``). The caches are bounded
+  and change speed only: a line reads the same to a fresh parser.
 
 Quarantine reasons: ``not_a_record`` (banners, clock-fault messages, blank lines),
 ``layout_mismatch``, ``bad_date``, ``bad_time``, ``bad_duration``, ``too_long``,
@@ -78,7 +81,6 @@ BLANK_CODE = "blank"
 _DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # leap year: 29 Feb is valid
 # Control bytes are removed from the parser's copy only; the journal and `raw` keep them.
 _CONTROL = dict.fromkeys([*range(0x20), 0x7F, *range(0x80, 0xA0)])
-_OFFSET_CACHE_LIMIT = 20_000
 
 # Normalised outcome per (direction, completion letter), formats.md §2.4. A letter missing here
 # (blank, account-code markers C/R, anything unknown) is judged from the evidence instead: TTA
@@ -160,6 +162,45 @@ DIRECTIONS: Mapping[tuple[str, str], Direction] = {
 
 # --- the parser -----------------------------------------------------------------------------------
 
+# The parser's caches are cleared when full, so a feed of unusual values costs time, never memory.
+_HOUR_CACHE_LIMIT = 20_000  # printed hours (mm/dd hh and AM/PM): a year of 24-hour lines has 8,784
+_DURATION_CACHE_LIMIT = 50_000
+_PARTY_CACHE_LIMIT = 20_000
+_EXTRAS_CACHE_LIMIT = 20_000
+# Columns kept in ``extra`` under these names, in this order, when not blank.
+_EXTRA_NAMES = (
+    "system_id",
+    "attendant",
+    "speed_forward",
+    "transfer_flag",
+    "route_optimisation",
+    "meter_pulses",
+    "precedence",
+)
+_KINDS = ("station", "trunk", "attendant", "blank", "unknown")
+
+
+@dataclass(slots=True)
+class _Hour:
+    """A printed ``mm/dd hh`` with its AM/PM column, read once: date, 24-hour hour, UTC start.
+
+    ``utc_start`` is the UTC instant of hh:00:00 in ``year``, worked out on first use and again
+    only when a line of the same printed hour falls in another year; None when the site's UTC
+    offset changes within the hour, whose lines are then converted one by one.
+    """
+
+    month: int
+    day: int
+    hour: int  # above 23 is refused per line, with the line's minutes
+    flags: tuple[str, ...]  # ("clock_ambiguous",) or ()
+    leap_day: bool
+    year: int = 0
+    utc_start: datetime | None = None
+    offset_minutes: int = 0
+
+
+_Route = tuple[Direction, Mapping[str, Completion]]
+
 
 class MivbSmdrParser:
     """One SMDR line in, one ICDR or one quarantined unit out."""
@@ -177,14 +218,18 @@ class MivbSmdrParser:
             else compile_layout(self._settings.layout, self._settings.columns)
         )
         self._clock = self._settings.clock
-        self._completion = self._settings.completion_map
+        self._routes = _routes(self._settings.completion_map)
         self._allowance = self._settings.unsupervised_allowance_seconds
         self._tolerance = self._settings.year_tolerance
         self._reference_key: datetime | None = None
         self._reference_local = datetime.min
         self._reference_utc = datetime.min.replace(tzinfo=UTC)
         self._reference_tuple = (0, 0, 0, 0, 0)
-        self._offsets: dict[tuple[int, int, int, int], tuple[timedelta, int]] = {}
+        self._reference_year = datetime.min.year
+        self._hours: dict[str, _Hour | Rejection] = {}
+        self._durations: dict[str, tuple[int, tuple[str, ...]] | Rejection] = {}
+        self._parties: dict[str, tuple[str, str]] = {}
+        self._extras: dict[tuple[str, ...], dict[str, str]] = {}
 
     def feed(self, unit: RawUnit) -> list[ParseResult]:
         try:
@@ -200,17 +245,20 @@ class MivbSmdrParser:
     def flush(self, now: datetime) -> list[ParseResult]:
         return []  # one line is one call: no open state
 
-    # The hot path: one pass, locals only, no exceptions on the normal route.
+    # The hot path: one pass, locals only, no exceptions on the normal route. What repeats
+    # between lines (a printed hour and its UTC offset, a duration, a party, the columns kept
+    # in `extra`) is read once and cached: see _Hour, _read_duration, _party, _read_extras.
     def _parse(self, unit: RawUnit) -> ICDR | Rejection:
         data = unit.data
         if len(data) > MAX_LINE_CHARS:
             return Rejection("too_long", f"{len(data)} bytes is not an SMDR line")
         raw = data.decode("latin-1")
         line = raw if raw.isprintable() else raw.translate(_CONTROL)
-        reference = self._reference(unit.received_at)
-        flags: list[str] = []
+        if unit.received_at is not self._reference_key:
+            self._receive(unit.received_at)
+        flags: tuple[str, ...] = ()
         if line[:1] == "@":
-            line, reference = self._date_prefix(line, reference, flags)
+            line, flags = self._date_prefix(line)
         layout = self._layout
         if layout is None:
             found = match_layout(line)
@@ -225,28 +273,24 @@ class MivbSmdrParser:
             matched = layout.head.match(line)
             if matched is None:
                 return _unmatched(line, layout)
-            head = matched
+            head = matched.groups()
         (
             _long_call,
-            month_text,
-            day_text,
-            hour_text,
+            date_hour,
             minute_text,
             second_text,
             am_pm,
-            duration_hours,
-            duration_minutes,
-            duration_seconds,
-            calling,
+            duration_text,
+            calling_text,
             attendant,
             tta_text,
-        ) = head.groups()
+        ) = head
         (
             digits,
             meter_pulses,
             completion_letter,
             speed_forward,
-            called,
+            called_text,
             transfer,
             third_party,
             account_code,
@@ -259,42 +303,22 @@ class MivbSmdrParser:
             oli_associated,
         ) = layout.text(line)
 
-        # when: date and clock
-        month = int(month_text)
-        day = int(day_text)
-        if not 1 <= month <= 12 or not 1 <= day <= _DAYS_IN_MONTH[month]:
-            return Rejection("bad_date", f"{month_text}/{day_text} is not a date (mm/dd)")
-        hour = int(hour_text)
-        if am_pm == " ":
-            if hour == 12:
-                if self._clock == "12h":
-                    hour = 0
-                elif self._clock == "auto":
-                    flags.append("clock_ambiguous")
-        elif 1 <= hour <= 12:
-            if am_pm in "Pp":
-                hour = hour if hour == 12 else hour + 12
-            elif hour == 12:
-                hour = 0
-        else:
-            return Rejection("bad_time", f"hour {hour_text} with {am_pm!r} is not a 12-hour time")
+        # when: the printed hour (date and clock) is read once, then the minutes and seconds
+        hour = self._hours.get(date_hour + am_pm) or self._read_hour(date_hour, am_pm)
+        if isinstance(hour, Rejection):
+            return hour
         minute = int(minute_text)
         second = int(second_text) if second_text else 0
-        if hour > 23 or minute > 59 or second > 59:
-            return Rejection("bad_time", f"{hour_text}:{minute_text} is not a time of day")
+        if hour.hour > 23 or minute > 59 or second > 59:
+            return Rejection("bad_time", f"{date_hour[-2:]}:{minute_text} is not a time of day")
+        flags += hour.flags
 
         # how long
-        if duration_minutes == OVERFLOW_FIELD and duration_seconds == OVERFLOW_FIELD:
-            duration = OVERFLOW_SECONDS
-            flags.append("duration_overflow")
-        else:
-            minutes = int(duration_minutes)
-            seconds = int(duration_seconds)
-            if minutes > 59 or seconds > 59:
-                return Rejection("bad_duration", "the duration's minutes or seconds exceed 59")
-            duration = int(duration_hours) * 3600 + minutes * 60 + seconds
-            if duration > MAX_CALL_SECONDS:
-                return Rejection("bad_duration", f"{duration_hours} hours is not a call")
+        length = self._durations.get(duration_text) or self._read_duration(duration_text)
+        if isinstance(length, Rejection):
+            return length
+        duration, duration_flags = length
+        flags += duration_flags
         tta: int | None = None
         never_answered = False
         if tta_text[0] == "*":
@@ -303,22 +327,20 @@ class MivbSmdrParser:
             tta = int(tta_text)
 
         # who
-        calling = calling.strip()
-        called = called.strip()
-        calling_kind = party_kind(calling)
-        called_kind = party_kind(called)
-        direction = DIRECTIONS.get((calling_kind, called_kind), _UNKNOWN)
+        calling, calling_kind = self._parties.get(calling_text) or self._party(calling_text)
+        called, called_kind = self._parties.get(called_text) or self._party(called_text)
+        direction, letters = self._routes[calling_kind, called_kind]
 
         # outcome and timing, in seconds from the start
         code = completion_letter.strip()
-        completion = self._completion.get((direction, code))
+        completion = letters.get(code)
         unsupervised = False
         if completion is None:
             if direction is _IN or direction is _TANDEM:
                 answered = tta is not None or (not never_answered and duration > 0)
             elif direction is _OUT:
                 unsupervised = True
-                flags.append("unsupervised")
+                flags += ("unsupervised",)
                 answered = duration > self._allowance
             else:
                 answered = duration > 0
@@ -342,40 +364,45 @@ class MivbSmdrParser:
         else:
             ring, talk, end_after = duration, 0, duration
 
-        # which year (§2.7.4), then UTC; the common case (this year, before receipt) builds no
-        # intermediate datetime
-        year = reference.year
-        if (month, day, hour, minute, second) > self._reference_tuple or (
-            month == 2 and day == 29 and not calendar.isleap(year)
+        # which year (§2.7.4), then UTC from the printed hour's cached start
+        month, day, hour_of_day = hour.month, hour.day, hour.hour
+        year = self._reference_year
+        if (month, day, hour_of_day, minute, second) > self._reference_tuple or (
+            hour.leap_day and not calendar.isleap(year)
         ):
-            latest = _latest_before(reference, month, day, hour, minute, second)
+            latest = _latest_before(self._reference_local, month, day, hour_of_day, minute, second)
             if latest is None:
-                return Rejection("bad_date", f"no year puts {month_text}/{day_text} before receipt")
+                return Rejection("bad_date", f"no year puts {date_hour[:5]} before receipt")
             year = latest.year
-        offset = self._offsets.get((year, month, day, hour), _UNCACHED)
-        if offset is _UNCACHED:
-            offset = self._offset(datetime(year, month, day, hour, minute, second), flags)
-        start = datetime(year, month, day, hour, minute, second, tzinfo=UTC) - offset[0]
-        end = start + (_SECONDS.get(end_after) or _seconds(end_after))
+        if hour.year != year:
+            self._locate(hour, year)
+        hour_start = hour.utc_start
+        if hour_start is not None:
+            start = hour_start + _DELTAS[minute * 60 + second]  # within the hour: prebuilt
+            offset_minutes = hour.offset_minutes
+        else:  # the site's offset changes within this hour
+            start, offset_minutes, ambiguous = self._exact_start(
+                datetime(year, month, day, hour_of_day, minute, second)
+            )
+            if ambiguous:
+                flags += ("local_time_ambiguous",)
+        end = start + _seconds(end_after)
         if end > self._reference_utc:
-            flags.append("ends_after_receipt")
+            flags += ("ends_after_receipt",)
 
-        extra: dict[str, str] = {"layout": layout.name} if self._layout is None else {}
-        value = system_id.strip()
-        if value:
-            extra["system_id"] = value
-        if (attendant + speed_forward + transfer + route_opt + meter_pulses + precedence).strip():
-            for name, value in (
-                ("attendant", attendant),
-                ("speed_forward", speed_forward),
-                ("transfer_flag", transfer),
-                ("route_optimisation", route_opt),
-                ("meter_pulses", meter_pulses),
-                ("precedence", precedence),
-            ):
-                value = value.strip()
-                if value:
-                    extra[name] = value
+        columns = (
+            system_id,
+            attendant,
+            speed_forward,
+            transfer,
+            route_opt,
+            meter_pulses,
+            precedence,
+        )
+        known = self._extras.get(columns)
+        if known is None:
+            known = self._read_extras(columns)
+        extra = known.copy() if self._layout is not None else {"layout": layout.name, **known}
         if len(line) > layout.length:
             rest = line[layout.length :].rstrip()
             if rest.strip():
@@ -404,11 +431,9 @@ class MivbSmdrParser:
             source_id=self._ctx.source_id,
             source_kind=KIND,
             start=start,
-            answer=None
-            if answer_after is None
-            else start + (_SECONDS.get(answer_after) or _seconds(answer_after)),
+            answer=None if answer_after is None else start + _seconds(answer_after),
             end=end,
-            utc_offset_minutes=offset[1],
+            utc_offset_minutes=offset_minutes,
             ring_seconds=ring,
             talk_seconds=talk,
             direction=direction,
@@ -428,70 +453,168 @@ class MivbSmdrParser:
             conference=transfer in CONFERENCE_LETTERS,
             call_id=oli_call_id.strip(),
             parent_call_id=oli_associated.strip(),
-            flags=tuple(flags),
+            flags=flags,
             raw=raw,
             parser_version=PARSER_VERSION,
             extra=extra,
         )
 
-    def _reference(self, received_at: datetime) -> datetime:
-        """Receive time as naive site wall-clock plus the tolerance (cached per delivery)."""
-        if received_at is not self._reference_key:
-            aware = received_at if received_at.tzinfo else received_at.replace(tzinfo=UTC)
-            local = aware.astimezone(self._zone).replace(tzinfo=None)
-            self._set_reference(local + self._tolerance, aware + self._tolerance)
-            self._reference_key = received_at
-        return self._reference_local
+    def _receive(self, received_at: datetime) -> None:
+        """Receive time as naive site wall-clock plus the tolerance (once per delivery)."""
+        aware = received_at if received_at.tzinfo else received_at.replace(tzinfo=UTC)
+        local = aware.astimezone(self._zone).replace(tzinfo=None)
+        self._set_reference(local + self._tolerance, (aware + self._tolerance).astimezone(UTC))
+        self._reference_key = received_at
 
     def _set_reference(self, local: datetime, utc: datetime) -> None:
         self._reference_local = local
         self._reference_utc = utc
         self._reference_tuple = (local.month, local.day, local.hour, local.minute, local.second)
+        self._reference_year = local.year
 
-    def _date_prefix(
-        self, line: str, reference: datetime, flags: list[str]
-    ) -> tuple[str, datetime]:
+    def _date_prefix(self, line: str) -> tuple[str, tuple[str, ...]]:
         """Strip an ``@YYYYMMDD@`` prefix; its date (end of that day) becomes the reference."""
         text = line[1:9]
         if line[9:10] != "@" or not text.isdecimal():
-            return line, reference
+            return line, ()
         try:
             day = datetime(int(text[:4]), int(text[4:6]), int(text[6:8]))
         except ValueError:
-            flags.append("bad_date_prefix")
-            return line[10:], reference
+            return line[10:], ("bad_date_prefix",)
         reference = day + timedelta(days=1) + self._tolerance
         self._set_reference(reference, reference.replace(tzinfo=self._zone).astimezone(UTC))
         self._reference_key = None  # the next line may carry no prefix
-        return line[10:], reference
+        return line[10:], ()
 
-    def _offset(self, local: datetime, flags: list[str]) -> tuple[timedelta, int]:
-        """UTC offset of a site wall-clock time; cached per hour when the hour has one offset."""
+    def _read_hour(self, date_hour: str, am_pm: str) -> _Hour | Rejection:
+        """Read a printed ``mm/dd hh`` and AM/PM column on the site's clock (then cached)."""
+        month_text, day_text, hour_text = date_hour[:2], date_hour[3:5], date_hour[-2:]
+        month = int(month_text)
+        day = int(day_text)
+        hour = int(hour_text)
+        flags: tuple[str, ...] = ()
+        result: _Hour | Rejection
+        if not 1 <= month <= 12 or not 1 <= day <= _DAYS_IN_MONTH[month]:
+            result = Rejection("bad_date", f"{month_text}/{day_text} is not a date (mm/dd)")
+        elif am_pm != " " and not 1 <= hour <= 12:
+            result = Rejection("bad_time", f"hour {hour_text} with {am_pm!r} is not a 12-hour time")
+        else:
+            if am_pm == " ":
+                if hour == 12:
+                    if self._clock == "12h":
+                        hour = 0
+                    elif self._clock == "auto":
+                        flags = ("clock_ambiguous",)
+            elif am_pm in "Pp":
+                hour = hour if hour == 12 else hour + 12
+            elif hour == 12:
+                hour = 0
+            result = _Hour(month, day, hour, flags, leap_day=month == 2 and day == 29)
+        if len(self._hours) >= _HOUR_CACHE_LIMIT:
+            self._hours.clear()
+        self._hours[date_hour + am_pm] = result
+        return result
+
+    def _locate(self, hour: _Hour, year: int) -> None:
+        """Work out the UTC start of a printed hour in ``year``, if the hour has one offset."""
+        local = datetime(year, hour.month, hour.day, hour.hour)
         constant = _hour_offset(local, self._zone)
-        if len(self._offsets) >= _OFFSET_CACHE_LIMIT:
-            self._offsets.clear()
-        if constant is not None:
-            self._offsets[(local.year, local.month, local.day, local.hour)] = constant
-            return constant
-        # a DST change falls in this hour: resolve the exact minute, earlier reading first
+        hour.year = year
+        if constant is None:
+            hour.utc_start = None
+        else:
+            hour.utc_start = local.replace(tzinfo=UTC) - constant[0]
+            hour.offset_minutes = constant[1]
+
+    def _exact_start(self, local: datetime) -> tuple[datetime, int, bool]:
+        """UTC start, offset and ambiguity of a time in an hour where the offset changes.
+
+        The earlier reading wins where the wall-clock time happens twice (the autumn change).
+        """
         first = local.replace(tzinfo=self._zone, fold=0).utcoffset()
         second = local.replace(tzinfo=self._zone, fold=1).utcoffset()
-        if first != second:
-            flags.append("local_time_ambiguous")
         delta = first or timedelta(0)
-        return delta, int(delta.total_seconds() // 60)
+        start = local.replace(tzinfo=UTC) - delta
+        return start, int(delta.total_seconds() // 60), first != second
+
+    def _read_duration(self, text: str) -> tuple[int, tuple[str, ...]] | Rejection:
+        """Seconds and flags of a printed ``[hh]hh:mm:ss`` duration (then cached)."""
+        hours_text, minutes_text, seconds_text = text.split(":")
+        result: tuple[int, tuple[str, ...]] | Rejection
+        if minutes_text == OVERFLOW_FIELD and seconds_text == OVERFLOW_FIELD:
+            result = (OVERFLOW_SECONDS, ("duration_overflow",))
+        else:
+            minutes = int(minutes_text)
+            seconds = int(seconds_text)
+            duration = int(hours_text) * 3600 + minutes * 60 + seconds
+            if minutes > 59 or seconds > 59:
+                result = Rejection("bad_duration", "the duration's minutes or seconds exceed 59")
+            elif duration > MAX_CALL_SECONDS:
+                result = Rejection("bad_duration", f"{hours_text} hours is not a call")
+            else:
+                result = (duration, ())
+        if len(self._durations) >= _DURATION_CACHE_LIMIT:
+            self._durations.clear()
+        self._durations[text] = result
+        return result
+
+    def _read_extras(self, columns: tuple[str, ...]) -> dict[str, str]:
+        """The ``extra`` entries of the columns without an ICDR field (then cached)."""
+        known: dict[str, str] = {}
+        for name, text in zip(_EXTRA_NAMES, columns, strict=True):
+            value = text.strip()
+            if value:
+                known[name] = value
+        if len(self._extras) >= _EXTRAS_CACHE_LIMIT:
+            self._extras.clear()
+        self._extras[columns] = known
+        return known
+
+    def _party(self, text: str) -> tuple[str, str]:
+        """A party column's text and form (then cached: a site has few parties, so the cached
+        strings are also shared between records)."""
+        party = text.strip()
+        result = (party, party_kind(party))
+        if len(self._parties) >= _PARTY_CACHE_LIMIT:
+            self._parties.clear()
+        self._parties[text] = result
+        return result
 
 
-_UNCACHED = (timedelta(0), 0)  # sentinel: compared by identity
+def _routes(
+    completion_map: Mapping[tuple[Direction, str], Completion],
+) -> dict[tuple[str, str], _Route]:
+    """Per pair of party forms: the direction, and that direction's completion letters."""
+    letters: dict[Direction, dict[str, Completion]] = {}
+    for direction in Direction:
+        table = letters[direction] = {}
+        for _, code in completion_map:
+            outcome = completion_map.get((direction, code))
+            if outcome is not None:
+                table[code] = outcome
+    routes: dict[tuple[str, str], _Route] = {}
+    for calling in _KINDS:
+        for called in _KINDS:
+            direction = DIRECTIONS.get((calling, called), Direction.UNKNOWN)
+            routes[calling, called] = (direction, letters[direction])
+    return routes
+
+
+_DELTAS = tuple(timedelta(seconds=count) for count in range(3600))  # the first hour, prebuilt
 _SECONDS: dict[int, timedelta] = {}
 _SECONDS_LIMIT = 100_000
 
 
 def _seconds(count: int) -> timedelta:
-    """``timedelta(seconds=count)``, memoised: call lengths repeat and construction is slow."""
-    delta = timedelta(seconds=count)
-    if len(_SECONDS) < _SECONDS_LIMIT:
-        _SECONDS[count] = delta
+    """``timedelta(seconds=count)`` without building one per call (construction is slow):
+    prebuilt for the first hour, memoised beyond it, where call lengths repeat too."""
+    if 0 <= count < len(_DELTAS):
+        return _DELTAS[count]
+    delta = _SECONDS.get(count)
+    if delta is None:
+        delta = timedelta(seconds=count)
+        if len(_SECONDS) < _SECONDS_LIMIT:
+            _SECONDS[count] = delta
     return delta
 
 

@@ -23,6 +23,7 @@ suffix (implies ANI), ``M`` meter pulses (overlays the last five columns of the 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import operator
@@ -242,17 +243,16 @@ def _build(flags: LayoutFlags) -> ColumnMap:
 
 # The head pattern captures exactly these groups, in this order, for every layout (a layout
 # without seconds captures an empty string), so the parser unpacks them without branching.
+# ``date_hour`` is ``mm/dd hh`` with the spacer between them: the parser reads each printed hour
+# once and keys its per-hour cache on this text; ``duration`` is whole (``[hh]hh:mm:ss``) for the
+# same reason.
 HEAD_GROUPS = (
     "long_call",
-    "month",
-    "day",
-    "hour",
+    "date_hour",
     "minute",
     "second",
     "am_pm",
-    "duration_hours",
-    "duration_minutes",
-    "duration_seconds",
+    "duration",
     "calling",
     "attendant",
     "tta",
@@ -262,15 +262,10 @@ HEAD_GROUPS = (
 def _field_pattern(column: Column) -> str:
     width = column.width
     match column.name:
-        case "date":
-            return "([0-9]{2})/([0-9]{2})"
-        case "start_time":
-            seconds = ":([0-9]{2})" if width == 8 else "()"
-            return "([0-9 ][0-9]):([0-9]{2})" + seconds
         case "am_pm":
             return "([ APap])"
         case "duration":
-            return f"([0-9]{{{width - 6}}}):([0-9]{{2}}):([0-9]{{2}})"
+            return f"([0-9]{{{width - 6}}}:[0-9]{{2}}:[0-9]{{2}})"
         case "attendant":
             return "([^0-9])"
         case "tta":
@@ -280,17 +275,36 @@ def _field_pattern(column: Column) -> str:
             return f"(.{{{width}}})"
 
 
-def _head_pattern(cmap: ColumnMap) -> re.Pattern[str]:
+def _date_time_pattern(date: Column, start_time: Column) -> str:
+    """``mm/dd hh`` as one group, then the minutes and (empty without ``L2``) the seconds."""
+    spacer = " " * (start_time.first - date.last - 1)
+    seconds = ":([0-9]{2})" if start_time.width == 8 else "()"
+    return f"([0-9]{{2}}/[0-9]{{2}}{spacer}[0-9 ][0-9]):([0-9]{{2}}){seconds}"
+
+
+def _pattern_through(cmap: ColumnMap, last: str) -> str:
+    """The anchors and captures of the head's columns, from the first through ``last``."""
+    columns = cmap.by_name()
     parts: list[str] = []
     position = 1
     for column in cmap.columns:
-        if column.name not in HEAD_FIELDS:
-            break
+        if column.name == "start_time":
+            continue  # read with the date
         parts.append(" " * (column.first - position))  # spacers must be spaces
-        parts.append(_field_pattern(column))
+        if column.name == "date":
+            parts.append(_date_time_pattern(column, columns["start_time"]))
+            column = columns["start_time"]
+        else:
+            parts.append(_field_pattern(column))
         position = column.last + 1
-    parts.append(" ")  # the spacer that closes the head
-    return re.compile("".join(parts), re.DOTALL)
+        if column.name == last:
+            break
+    return "".join(parts)
+
+
+def _head_pattern(cmap: ColumnMap) -> re.Pattern[str]:
+    # the closing spacer after the TTA belongs to the head
+    return re.compile(_pattern_through(cmap, HEAD_FIELDS[-1]) + " ", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,44 +389,71 @@ def looks_like_record(line: str) -> bool:
 
 
 def _record_shape() -> re.Pattern[str]:
-    cmap = column_map(LayoutFlags())
-    parts: list[str] = []
-    position = 1
-    for name in ("long_call", "date", "start_time"):
-        column = cmap.by_name()[name]
-        parts.append(" " * (column.first - position))
-        parts.append(_field_pattern(column))
-        position = column.last + 1
-    return re.compile("".join(parts), re.DOTALL)
+    return re.compile(_pattern_through(column_map(LayoutFlags()), "start_time"), re.DOTALL)
 
 
 _RECORD_SHAPE = _record_shape()
 
 
-def match_layout(line: str) -> tuple[CompiledLayout, re.Match[str]] | None:
-    """The first base layout whose head anchors the line satisfies, with suffixes it carries.
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """A base layout as auto-detection sees it: its head groups and its suffix variants."""
 
-    Suffixes are recognised by content beyond the base record: text past the base width means
-    ANI/DNIS, text past the ANI/DNIS suffix means OLI. Meter pulses cannot be told from digits,
-    so auto-detection never assumes them.
+    groups: tuple[int, ...]  # the head's groups within the detection pattern
+    layout: CompiledLayout
+    with_ani: CompiledLayout
+    with_oli: CompiledLayout
+
+
+def _detector() -> tuple[re.Pattern[str], dict[int, _Candidate]]:
+    """One pattern with the base layouts' heads as alternatives, in order of preference.
+
+    The regex engine tries alternatives in order and takes the first that fits, as a loop over
+    the layouts would, without coming back to Python between them. Each alternative is wrapped
+    in a group that closes last, so ``Match.lastindex`` names the layout that fitted.
     """
+    alternatives: list[str] = []
+    candidates: dict[int, _Candidate] = {}
+    group = 1
     for base in _BASE_FLAGS:
         layout = compile_layout(base)
-        padded = line if len(line) >= layout.length else line.ljust(layout.length)
-        found = layout.head.match(padded)
-        if found is None:
-            continue
-        tail = line[layout.length :]
-        if not tail.strip():
-            return layout, found
-        with_ani = LayoutFlags(base.extended_digits, base.seconds, base.extended_tta, True)
-        ani_length = compile_layout(with_ani).length
-        if line[ani_length:].strip():
-            with_ani = LayoutFlags(
-                base.extended_digits, base.seconds, base.extended_tta, True, True
-            )
-        return compile_layout(with_ani), found
-    return None
+        alternatives.append(f"({layout.head.pattern})")
+        candidates[group] = _Candidate(
+            groups=tuple(range(group + 1, group + 1 + layout.head.groups)),
+            layout=layout,
+            with_ani=compile_layout(dataclasses.replace(base, ani_dnis=True)),
+            with_oli=compile_layout(dataclasses.replace(base, ani_dnis=True, oli=True)),
+        )
+        group += 1 + layout.head.groups
+    return re.compile("|".join(alternatives), re.DOTALL), candidates
+
+
+_DETECT, _CANDIDATES = _detector()
+# A head pattern reads a fixed number of columns (through the spacer after the TTA), so padding
+# a short line to the widest head shows each head what padding to its own layout's length would.
+_DETECT_WIDTH = max(
+    candidate.layout.cmap.by_name()[HEAD_FIELDS[-1]].last + 1 for candidate in _CANDIDATES.values()
+)
+
+
+def match_layout(line: str) -> tuple[CompiledLayout, tuple[str, ...]] | None:
+    """The first base layout whose head anchors the line satisfies, with suffixes it carries.
+
+    Returns the layout and the head's captures (``HEAD_GROUPS``). Suffixes are recognised by
+    content beyond the base record: text past the base width means ANI/DNIS, text past the
+    ANI/DNIS suffix means OLI. Meter pulses cannot be told from digits, so auto-detection never
+    assumes them.
+    """
+    found = _DETECT.match(line if len(line) >= _DETECT_WIDTH else line.ljust(_DETECT_WIDTH))
+    if found is None or found.lastindex is None:
+        return None
+    candidate = _CANDIDATES[found.lastindex]
+    head: tuple[str, ...] = found.group(*candidate.groups)
+    if not line[candidate.layout.length :].strip():
+        return candidate.layout, head
+    if line[candidate.with_ani.length :].strip():
+        return candidate.with_oli, head
+    return candidate.with_ani, head
 
 
 def candidate_layouts(line: str) -> set[str]:

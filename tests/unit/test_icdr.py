@@ -138,7 +138,7 @@ def test_every_field_is_documented() -> None:
 
 # --- properties ---------------------------------------------------------------------------------
 
-text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
 moments = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(UTC)
 )

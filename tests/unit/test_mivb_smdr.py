@@ -520,6 +520,74 @@ def test_the_autumn_hour_that_happens_twice_is_flagged() -> None:
     assert rec.flags == ()
 
 
+def feed_one(parser: mivb_smdr.MivbSmdrParser, line: str, received: datetime) -> ICDR:
+    result = parser.feed(RawUnit("pbx1", 1, received, line.encode("latin-1")))[0]
+    assert isinstance(result, ICDR), result
+    return result
+
+
+@pytest.mark.parametrize(
+    ("line", "first", "again"),
+    [
+        # Europe/London: 01:30 on 29 Mar 2026 falls in the spring gap (read with the offset
+        # before it); on 29 Mar 2027 it is summer time.
+        (
+            record("L2", date="03/29", start_time="01:30:00"),
+            (datetime(2026, 3, 30, tzinfo=UTC), datetime(2026, 3, 29, 1, 30, tzinfo=UTC), 0),
+            (datetime(2027, 3, 30, tzinfo=UTC), datetime(2027, 3, 29, 0, 30, tzinfo=UTC), 60),
+        ),
+        # 31 Dec received on 1 Jan is last year's; the same text a year on is that year's
+        (
+            record("L2", date="12/31", start_time="23:30:00"),
+            (datetime(2027, 1, 1, 0, 5, tzinfo=UTC), datetime(2026, 12, 31, 23, 30, tzinfo=UTC), 0),
+            (datetime(2028, 1, 1, 0, 5, tzinfo=UTC), datetime(2027, 12, 31, 23, 30, tzinfo=UTC), 0),
+        ),
+        # summer time, then a receive time that puts the same printed hour in winter
+        (
+            record("L2", date="10/25", start_time="09:15:00"),
+            (datetime(2025, 10, 25, 12, tzinfo=UTC), datetime(2025, 10, 25, 8, 15, tzinfo=UTC), 60),
+            (datetime(2026, 10, 26, 12, tzinfo=UTC), datetime(2026, 10, 25, 9, 15, tzinfo=UTC), 0),
+        ),
+    ],
+)
+def test_a_printed_hour_is_converted_again_in_another_year(
+    line: str, first: tuple[datetime, datetime, int], again: tuple[datetime, datetime, int]
+) -> None:
+    """One parser caches each printed hour's date and UTC start; a new year must not reuse it."""
+    ctx = SourceContext(agent_id="agent-1", source_id="pbx1", timezone=LONDON)
+    parser = mivb_smdr.MivbSmdrParser(
+        ctx, mivb_smdr.ParserSettings(layout=LayoutFlags(seconds=True))
+    )
+    for received, start, offset in (first, again, first):
+        rec = feed_one(parser, line, received)
+        assert (rec.start, rec.utc_offset_minutes) == (start, offset)
+
+
+def test_the_same_printed_hour_with_and_without_pm() -> None:
+    ctx = SourceContext(agent_id="agent-1", source_id="pbx1", timezone=TORONTO)
+    parser = mivb_smdr.MivbSmdrParser(
+        ctx, mivb_smdr.ParserSettings(layout=LayoutFlags(), clock="12h")
+    )
+    hours = [
+        local(feed_one(parser, record(start_time="09:31", am_pm=am_pm), RECEIVED).start).hour
+        for am_pm in ("", "P", "", "p", "A")
+    ]
+    assert hours == [9, 21, 9, 21, 9]
+
+
+def test_cached_columns_are_copied_into_each_record() -> None:
+    """Records read from lines with the same columns share no mutable ``extra``."""
+    ctx = SourceContext(agent_id="agent-1", source_id="pbx1", timezone=TORONTO)
+    parser = mivb_smdr.MivbSmdrParser(ctx, mivb_smdr.ParserSettings(layout=LayoutFlags()))
+    tandem = record(calling="T012", called="T061", system_id="042")
+    outgoing = record(system_id="042")
+    first = feed_one(parser, tandem, RECEIVED)
+    second = feed_one(parser, outgoing, RECEIVED)
+    assert first.extra == {"system_id": "042", "outgoing_trunk": "T061"}
+    assert second.extra == {"system_id": "042"}
+    assert first.extra is not second.extra
+
+
 # --- parties, direction, completion, timing ----------------------------------------------------
 
 

@@ -162,3 +162,52 @@ def test_calls_around_daylight_saving_changes_round_trip(zone: str, start: datet
         assert_same_call(rec, sim, fixed=True)
         offsets.add(rec.utc_offset_minutes)
     assert len(offsets) == 2  # the window really crossed the change
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    layout=st.sampled_from(LAYOUTS),
+    zone=st.sampled_from(ZONES),
+    seed=st.integers(0, 10_000),
+    start=st.sampled_from(
+        [
+            datetime(2026, 3, 28, 20, 0),  # spring change (Europe/London, Lord Howe: April)
+            datetime(2026, 10, 24, 20, 0),  # autumn change
+            datetime(2026, 4, 4, 20, 0),  # Lord Howe's half-hour change
+            datetime(2026, 12, 31, 12, 0),  # New Year
+            datetime(2028, 2, 28, 12, 0),  # a leap day
+        ]
+    ),
+    clock=st.sampled_from(["24h", "12h"]),
+    limit=st.sampled_from([1, 2, 20_000]),
+)
+def test_cached_and_fresh_parsers_agree(
+    monkeypatch: pytest.MonkeyPatch,
+    layout: str,
+    zone: str,
+    seed: int,
+    start: datetime,
+    clock: str,
+    limit: int,
+) -> None:
+    """The parser's caches (printed hours, durations, parties, columns) change speed, never a
+    result: one parser fed a run of calls across a clock change, New Year or a leap day, even
+    with caches cleared every line or two, reads each line as a fresh parser does."""
+    for name in (
+        "_HOUR_CACHE_LIMIT",
+        "_DURATION_CACHE_LIMIT",
+        "_PARTY_CACHE_LIMIT",
+        "_EXTRAS_CACHE_LIMIT",
+    ):
+        monkeypatch.setattr(mivb_smdr, name, limit)
+    calls = generate_calls(
+        count=50, seed=seed, start=start, layout=layout, tz=zone, clock=clock, mean_gap_seconds=1800
+    )
+    warm = parser(zone, layout=layout, clock=clock)
+    detecting = parser(zone, clock=clock)
+    for seq, sim in enumerate(calls):
+        unit = RawUnit("pbx1", seq, sim.received_at, sim.line.encode("latin-1"))
+        assert warm.feed(unit) == parser(zone, layout=layout, clock=clock).feed(unit), sim.line
+        assert detecting.feed(unit) == parser(zone, clock=clock).feed(unit), sim.line
