@@ -242,6 +242,9 @@ class SiteOptions:
     proxy: str = ""
     max_kbps: int = 0
     store_url: str = ""  # empty: a SQLite file under dc/
+    # Another source than the SMDR simulator: its kind and options (``id`` is ``SOURCE_ID``).
+    # The simulator then has nobody to stream to; give ``calls=0``.
+    source: Mapping[str, Any] | None = None
 
 
 # --- processes -----------------------------------------------------------------------------------
@@ -422,7 +425,8 @@ class Site:
                       "batch_max_age_seconds": 1},
             "uplink": uplink,
             "delivery": {"protection": "cms", "datacentre_certificates": self.bundle},
-            "sources": [{"id": SOURCE_ID, "kind": "mivb-smdr", "host": "127.0.0.1",
+            "sources": [{"id": SOURCE_ID, **o.source} if o.source is not None else
+                        {"id": SOURCE_ID, "kind": "mivb-smdr", "host": "127.0.0.1",
                          "port": self.simulator.port, "layout": "standard",
                          "reconnect_min_seconds": 0.1, "reconnect_max_seconds": 0.5}],
         }))  # fmt: skip
