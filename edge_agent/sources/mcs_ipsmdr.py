@@ -32,7 +32,7 @@ from typing import Any
 
 from edge_agent.sources.acquirer_group import AcquirerGroup
 from edge_agent.sources.base import Acquirer, ParserKit, Source, SourceContext
-from edge_agent.sources.driver_options import OptionReader
+from edge_agent.sources.driver_options import OptionReader, ReconnectOptions, read_reconnect_options
 from edge_agent.sources.lines import split_lines
 from edge_agent.sources.mcs_ipsmdr_calls import (
     DEFAULT_IDLE_TIMEOUT,
@@ -41,16 +41,13 @@ from edge_agent.sources.mcs_ipsmdr_calls import (
     IpSmdrParser,
 )
 from edge_agent.sources.mcs_ipsmdr_line import DEFAULT_PAD, PIPE
-from edge_agent.sources.tcp import Backoff, TcpClientAcquirer, TcpListenerAcquirer
+from edge_agent.sources.tcp import TcpListenerAcquirer
 from shared.errors import ConfigError
 
 MODES = ("local", "push", "both")
 DEFAULT_PORT = 2007
 DEFAULT_LISTEN_HOST = "0.0.0.0"  # noqa: S104 - MCS connects in from the customer network
 DEFAULT_LISTEN_PORT = 2007
-DEFAULT_CONNECT_TIMEOUT_SECONDS = 10.0
-DEFAULT_RECONNECT_MIN_SECONDS = 1.0
-DEFAULT_RECONNECT_MAX_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +61,7 @@ class Settings:
     pad: str
     idle_timeout: timedelta
     max_open_calls: int
-    connect_timeout_seconds: float
-    reconnect_min_seconds: float
-    reconnect_max_seconds: float
-    idle_reconnect_seconds: float
+    reconnect: ReconnectOptions
 
 
 def read_settings(ctx: SourceContext, options: Mapping[str, Any]) -> Settings:
@@ -105,16 +99,7 @@ def read_settings(ctx: SourceContext, options: Mapping[str, Any]) -> Settings:
         max_open_calls=reader.integer(
             "max_open_calls", DEFAULT_MAX_OPEN_CALLS, minimum=100, maximum=10_000_000
         ),
-        connect_timeout_seconds=reader.number(
-            "connect_timeout_seconds", DEFAULT_CONNECT_TIMEOUT_SECONDS, minimum=0.1, maximum=300
-        ),
-        reconnect_min_seconds=reader.number(
-            "reconnect_min_seconds", DEFAULT_RECONNECT_MIN_SECONDS, minimum=0.01, maximum=3600
-        ),
-        reconnect_max_seconds=reader.number(
-            "reconnect_max_seconds", DEFAULT_RECONNECT_MAX_SECONDS, minimum=0.01, maximum=3600
-        ),
-        idle_reconnect_seconds=reader.number("idle_reconnect_seconds", 0, minimum=0, maximum=86400),
+        reconnect=read_reconnect_options(reader),
     )
     reader.finish()
     return settings
@@ -152,9 +137,7 @@ def _parser(ctx: SourceContext, settings: Settings) -> IpSmdrParser:
 
 def make_source(ctx: SourceContext, options: Mapping[str, Any]) -> Source:
     settings = read_settings(ctx, options)
-    backoff = Backoff(
-        min_seconds=settings.reconnect_min_seconds, max_seconds=settings.reconnect_max_seconds
-    )
+    backoff = settings.reconnect.backoff()
     members: list[Acquirer] = []
     names: list[str] = []
     if settings.mode in ("local", "both"):
@@ -165,13 +148,7 @@ def make_source(ctx: SourceContext, options: Mapping[str, Any]) -> Source:
                 'set host = "ADDRESS" to the MCS server, or mode = "push"',
             )
         members.append(
-            TcpClientAcquirer(
-                host=settings.host,
-                port=settings.port,
-                connect_timeout=settings.connect_timeout_seconds,
-                idle_timeout=settings.idle_reconnect_seconds or None,
-                backoff=backoff,
-            )
+            settings.reconnect.client(host=settings.host, port=settings.port, backoff=backoff)
         )
         names.append(f"{ctx.source_id}-local")
     if settings.mode in ("push", "both"):
@@ -186,7 +163,7 @@ def make_source(ctx: SourceContext, options: Mapping[str, Any]) -> Source:
                 host=settings.listen_host,
                 port=settings.listen_port,
                 allowed_peers=settings.push_allowed_peers,
-                idle_timeout=settings.idle_reconnect_seconds or None,
+                idle_timeout=settings.reconnect.idle_timeout,
                 backoff=backoff,
             )
         )

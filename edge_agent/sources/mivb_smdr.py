@@ -43,7 +43,7 @@ from edge_agent.sources.base import (
     Source,
     SourceContext,
 )
-from edge_agent.sources.driver_options import OptionReader
+from edge_agent.sources.driver_options import OptionReader, ReconnectOptions, read_reconnect_options
 from edge_agent.sources.lines import split_lines
 from edge_agent.sources.mivb_smdr_layout import (
     AUTO,
@@ -56,7 +56,6 @@ from edge_agent.sources.mivb_smdr_layout import (
     match_layout,
 )
 from edge_agent.sources.rejection import Rejection, quarantine
-from edge_agent.sources.tcp import Backoff, TcpClientAcquirer
 from shared.errors import ConfigError, ICDRValidationError
 from shared.icdr import ICDR, MAX_CALL_SECONDS, MAX_RAW, Completion, Direction, make_record_id
 
@@ -69,9 +68,6 @@ CLOCKS = ("auto", "12h", "24h")
 DEFAULT_UNSUPERVISED_ALLOWANCE_SECONDS = 0
 MAX_UNSUPERVISED_ALLOWANCE_SECONDS = 600
 DEFAULT_YEAR_TOLERANCE_DAYS = 1.0
-DEFAULT_CONNECT_TIMEOUT_SECONDS = 10.0
-DEFAULT_RECONNECT_MIN_SECONDS = 1.0
-DEFAULT_RECONNECT_MAX_SECONDS = 60.0
 DEFAULT_IDLE_RECONNECT_SECONDS = 900.0
 OVERFLOW_SECONDS = 100 * 3600  # `99:99:99` means "100 hours or more" (§2.3)
 OVERFLOW_FIELD = "99"
@@ -675,10 +671,7 @@ class DriverSettings:
     parser: ParserSettings
     host: str
     port: int
-    connect_timeout_seconds: float
-    reconnect_min_seconds: float
-    reconnect_max_seconds: float
-    idle_reconnect_seconds: float
+    reconnect: ReconnectOptions
 
 
 def read_settings(ctx: SourceContext, options: Mapping[str, Any]) -> DriverSettings:
@@ -723,26 +716,9 @@ def read_settings(ctx: SourceContext, options: Mapping[str, Any]) -> DriverSetti
         ),
         host=reader.string("host", "").strip(),
         port=reader.integer("port", DEFAULT_PORT, minimum=1, maximum=65535),
-        connect_timeout_seconds=reader.number(
-            "connect_timeout_seconds", DEFAULT_CONNECT_TIMEOUT_SECONDS, minimum=0.1, maximum=300
-        ),
-        reconnect_min_seconds=reader.number(
-            "reconnect_min_seconds", DEFAULT_RECONNECT_MIN_SECONDS, minimum=0.01, maximum=3600
-        ),
-        reconnect_max_seconds=reader.number(
-            "reconnect_max_seconds", DEFAULT_RECONNECT_MAX_SECONDS, minimum=0.01, maximum=3600
-        ),
-        idle_reconnect_seconds=reader.number(
-            "idle_reconnect_seconds", DEFAULT_IDLE_RECONNECT_SECONDS, minimum=0, maximum=86400
-        ),
+        reconnect=read_reconnect_options(reader, idle_reconnect=DEFAULT_IDLE_RECONNECT_SECONDS),
     )
     reader.finish()
-    if settings.reconnect_max_seconds < settings.reconnect_min_seconds:
-        raise ConfigError(
-            reader.key("reconnect_max_seconds"),
-            "is smaller than reconnect_min_seconds",
-            "set it to at least reconnect_min_seconds",
-        )
     return settings
 
 
@@ -833,15 +809,8 @@ def make_source(ctx: SourceContext, options: Mapping[str, Any]) -> Source:
             "is missing",
             'set host = "ADDRESS" to the PBX controller that serves SMDR (port 1752)',
         )
-    acquirer = TcpClientAcquirer(
-        host=settings.host,
-        port=settings.port,
-        connect_timeout=settings.connect_timeout_seconds,
-        idle_timeout=settings.idle_reconnect_seconds or None,
-        backoff=Backoff(
-            min_seconds=settings.reconnect_min_seconds,
-            max_seconds=settings.reconnect_max_seconds,
-        ),
+    acquirer = settings.reconnect.client(
+        host=settings.host, port=settings.port, backoff=settings.reconnect.backoff()
     )
     layout = "auto" if settings.parser.layout is None else settings.parser.layout.name
     return Source(

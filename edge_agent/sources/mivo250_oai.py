@@ -40,7 +40,7 @@ from datetime import timedelta
 from typing import Any
 
 from edge_agent.sources.base import ParserKit, Source, SourceContext
-from edge_agent.sources.driver_options import OptionReader
+from edge_agent.sources.driver_options import OptionReader, ReconnectOptions, read_reconnect_options
 from edge_agent.sources.lines import split_lines
 from edge_agent.sources.mivo250_framing import (
     MAX_OAI_FRAME,
@@ -70,7 +70,6 @@ from edge_agent.sources.mivo250_oai_wire import (
     monitor_start,
     no_operation,
 )
-from edge_agent.sources.tcp import Backoff, TcpClientAcquirer
 from shared.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -79,9 +78,6 @@ DEFAULT_PORT = 4000
 DEFAULT_APP_NAME = "callcollect"
 DEFAULT_KEEPALIVE_SECONDS = 30.0
 DEFAULT_KEEPALIVE_MISSED_LIMIT = 3
-DEFAULT_CONNECT_TIMEOUT_SECONDS = 10.0
-DEFAULT_RECONNECT_MIN_SECONDS = 1.0
-DEFAULT_RECONNECT_MAX_SECONDS = 60.0
 KEEPALIVE_POLL_SECONDS = 0.25
 FIRST_KEEPALIVE_INVOKE_ID = 100
 
@@ -99,9 +95,7 @@ class Settings:
     keepalive_missed_limit: int
     idle_timeout: timedelta
     max_open_calls: int
-    connect_timeout_seconds: float
-    reconnect_min_seconds: float
-    reconnect_max_seconds: float
+    reconnect: ReconnectOptions
 
     def monitors(self) -> list[bytes]:
         """The Monitor Start commands sent right after login."""
@@ -147,15 +141,7 @@ def read_settings(ctx: SourceContext, options: Mapping[str, Any]) -> Settings:
         max_open_calls=reader.integer(
             "max_open_calls", DEFAULT_MAX_OPEN_CALLS, minimum=100, maximum=10_000_000
         ),
-        connect_timeout_seconds=reader.number(
-            "connect_timeout_seconds", DEFAULT_CONNECT_TIMEOUT_SECONDS, minimum=0.1, maximum=300
-        ),
-        reconnect_min_seconds=reader.number(
-            "reconnect_min_seconds", DEFAULT_RECONNECT_MIN_SECONDS, minimum=0.01, maximum=3600
-        ),
-        reconnect_max_seconds=reader.number(
-            "reconnect_max_seconds", DEFAULT_RECONNECT_MAX_SECONDS, minimum=0.01, maximum=3600
-        ),
+        reconnect=read_reconnect_options(reader, idle_reconnect=None),
     )
     reader.finish()
     for name in ("password", "app_name"):
@@ -303,16 +289,13 @@ def make_source(ctx: SourceContext, options: Mapping[str, Any]) -> Source:
             "is missing",
             'set host = "ADDRESS" to the MiVoice Office 250 (System OAI, port 4000)',
         )
-    backoff = Backoff(
-        min_seconds=settings.reconnect_min_seconds, max_seconds=settings.reconnect_max_seconds
-    )
+    backoff = settings.reconnect.backoff()
     link = OaiLink(settings)
-    tcp = TcpClientAcquirer(
+    tcp = settings.reconnect.client(
         host=settings.host,
         port=settings.port,
         framer_factory=link.framer,
         handshake=link.handshake,
-        connect_timeout=settings.connect_timeout_seconds,
         backoff=backoff,
     )
     return Source(

@@ -29,7 +29,7 @@ from functools import partial
 from typing import Any
 
 from edge_agent.sources.base import ParseResult, ParserKit, RawUnit, Source, SourceContext
-from edge_agent.sources.driver_options import OptionReader
+from edge_agent.sources.driver_options import OptionReader, ReconnectOptions, read_reconnect_options
 from edge_agent.sources.lines import split_lines
 from edge_agent.sources.mivo250_framing import (
     MAX_PASSWORD,
@@ -46,16 +46,11 @@ from edge_agent.sources.mivo250_smdr_record import (
     record_to_icdr,
 )
 from edge_agent.sources.rejection import Rejection, quarantine
-from edge_agent.sources.tcp import Backoff, TcpClientAcquirer
 from shared.errors import ConfigError, ICDRValidationError
 
 KIND = "mivo250-smdr"
 PARSER_VERSION = f"{KIND}/1"
 DEFAULT_PORT = 4000
-DEFAULT_CONNECT_TIMEOUT_SECONDS = 10.0
-DEFAULT_RECONNECT_MIN_SECONDS = 1.0
-DEFAULT_RECONNECT_MAX_SECONDS = 60.0
-DEFAULT_IDLE_RECONNECT_SECONDS = 0.0
 
 
 class Mivo250SmdrParser:
@@ -95,10 +90,7 @@ class Settings:
     host: str
     port: int
     password: str
-    connect_timeout_seconds: float
-    reconnect_min_seconds: float
-    reconnect_max_seconds: float
-    idle_reconnect_seconds: float
+    reconnect: ReconnectOptions
 
 
 def read_settings(ctx: SourceContext, options: Mapping[str, Any]) -> Settings:
@@ -107,18 +99,7 @@ def read_settings(ctx: SourceContext, options: Mapping[str, Any]) -> Settings:
         host=reader.string("host", ""),
         port=reader.integer("port", DEFAULT_PORT, minimum=1, maximum=65535),
         password=reader.string("password", "", max_length=MAX_PASSWORD),
-        connect_timeout_seconds=reader.number(
-            "connect_timeout_seconds", DEFAULT_CONNECT_TIMEOUT_SECONDS, minimum=0.1, maximum=300
-        ),
-        reconnect_min_seconds=reader.number(
-            "reconnect_min_seconds", DEFAULT_RECONNECT_MIN_SECONDS, minimum=0.01, maximum=3600
-        ),
-        reconnect_max_seconds=reader.number(
-            "reconnect_max_seconds", DEFAULT_RECONNECT_MAX_SECONDS, minimum=0.01, maximum=3600
-        ),
-        idle_reconnect_seconds=reader.number(
-            "idle_reconnect_seconds", DEFAULT_IDLE_RECONNECT_SECONDS, minimum=0, maximum=86400
-        ),
+        reconnect=read_reconnect_options(reader),
     )
     reader.finish()
     if not settings.password.isascii() or "\x00" in settings.password:
@@ -143,10 +124,8 @@ def make_source(ctx: SourceContext, options: Mapping[str, Any]) -> Source:
             "is missing",
             'set host = "ADDRESS" to the MiVoice Office 250 that serves SMDR (port 4000)',
         )
-    backoff = Backoff(
-        min_seconds=settings.reconnect_min_seconds, max_seconds=settings.reconnect_max_seconds
-    )
-    tcp = TcpClientAcquirer(
+    backoff = settings.reconnect.backoff()
+    tcp = settings.reconnect.client(
         host=settings.host,
         port=settings.port,
         framer_factory=partial(
@@ -155,8 +134,6 @@ def make_source(ctx: SourceContext, options: Mapping[str, Any]) -> Source:
         handshake=login_handshake(
             service="SMDR", socket_type=SMDR_SOCKET_TYPE, password=settings.password
         ),
-        connect_timeout=settings.connect_timeout_seconds,
-        idle_timeout=settings.idle_reconnect_seconds or None,
         backoff=backoff,
     )
     return Source(

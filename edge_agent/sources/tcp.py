@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypedDict, Unpack
 
 from edge_agent.sources.base import Clock, UnitSink
 from edge_agent.sources.lines import LineFramer
@@ -166,8 +166,22 @@ class _Stream:
         self.sock.close()
 
 
-class TcpClientAcquirer:
-    """Connects to the PBX (the PBX is the server) and delivers what it sends until stopped."""
+class _StreamOptions(TypedDict, total=False):
+    """The keyword options both acquirers pass on to ``_TcpAcquirer`` (defaults there)."""
+
+    framer_factory: FramerFactory
+    idle_timeout: float | None
+    backoff: Backoff | None
+    keepalive: Keepalive | None
+    max_group: int
+    poll_interval: float
+    recv_bytes: int
+    clock: Clock
+    rng: random.Random | None
+
+
+class _TcpAcquirer:
+    """What both acquirers hold: the address, the framer, back-off, keepalive and read limits."""
 
     def __init__(
         self,
@@ -175,8 +189,6 @@ class TcpClientAcquirer:
         host: str,
         port: int,
         framer_factory: FramerFactory = LineFramer,
-        handshake: Handshake | None = None,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         idle_timeout: float | None = None,
         backoff: Backoff | None = None,
         keepalive: Keepalive | None = None,
@@ -190,8 +202,6 @@ class TcpClientAcquirer:
         self.port = port
         self.address = f"{host}:{port}"
         self._framer_factory = framer_factory
-        self._handshake = handshake
-        self._connect_timeout = connect_timeout
         self._idle_timeout = idle_timeout
         self._backoff = backoff or Backoff()
         self._keepalive = keepalive or Keepalive()
@@ -200,6 +210,23 @@ class TcpClientAcquirer:
         self._recv_bytes = recv_bytes
         self._clock = clock
         self._rng = rng or random.Random()
+
+
+class TcpClientAcquirer(_TcpAcquirer):
+    """Connects to the PBX (the PBX is the server) and delivers what it sends until stopped."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        handshake: Handshake | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        **options: Unpack[_StreamOptions],
+    ) -> None:
+        super().__init__(host=host, port=port, **options)
+        self._handshake = handshake
+        self._connect_timeout = connect_timeout
 
     def run(self, sink: UnitSink, stop: threading.Event) -> None:
         attempt = 0
@@ -315,7 +342,7 @@ class TcpClientAcquirer:
         return ended
 
 
-class TcpListenerAcquirer:
+class TcpListenerAcquirer(_TcpAcquirer):
     """Listens for PBX connections (the PBX pushes) and delivers what each connection sends.
 
     Several controllers may be connected at once, each with its own framer. ``allowed_peers``
@@ -328,32 +355,13 @@ class TcpListenerAcquirer:
         *,
         host: str,
         port: int,
-        framer_factory: FramerFactory = LineFramer,
         allowed_peers: frozenset[str] | None = None,
-        idle_timeout: float | None = None,
-        backoff: Backoff | None = None,
-        keepalive: Keepalive | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        max_group: int = DEFAULT_MAX_GROUP,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
-        recv_bytes: int = DEFAULT_RECV_BYTES,
-        clock: Clock = utc_now,
-        rng: random.Random | None = None,
+        **options: Unpack[_StreamOptions],
     ) -> None:
-        self.host = host
-        self.port = port
-        self.address = f"{host}:{port}"
-        self._framer_factory = framer_factory
+        super().__init__(host=host, port=port, **options)
         self._allowed = allowed_peers
-        self._idle_timeout = idle_timeout
-        self._backoff = backoff or Backoff()
-        self._keepalive = keepalive or Keepalive()
         self._max_connections = max_connections
-        self._max_group = max_group
-        self._poll = poll_interval
-        self._recv_bytes = recv_bytes
-        self._clock = clock
-        self._rng = rng or random.Random()
         self.listening = threading.Event()
         self.bound_port: int | None = None
 
