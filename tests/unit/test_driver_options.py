@@ -134,5 +134,5 @@ def test_every_tcp_kind_refuses_a_reconnect_maximum_below_the_minimum(kind: str)
 
     ctx = SourceContext(agent_id="a", source_id="pbx", timezone=ZoneInfo("UTC"))
     options = {"host": "127.0.0.1", "reconnect_min_seconds": 30, "reconnect_max_seconds": 5}
-    with pytest.raises(ConfigError, match="sources.pbx.reconnect_max_seconds"):
+    with pytest.raises(ConfigError, match=r"sources\.pbx\.reconnect_max_seconds"):
         registry.make_source(kind, ctx, options)
