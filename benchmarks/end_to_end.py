@@ -7,7 +7,8 @@ production (CMS: signed by the agent, encrypted to the data centre), uploaded by
 uplink to a real OpenSSH sshd on loopback, and ingested (decrypt, verify, validate, insert once,
 rate, receipt) into a SQLite store and then, from the same landed files, a PostgreSQL store.
 
-Printed: each stage's time and rate, the end-to-end rate per store (N / (seal + upload +
+``--workers N`` runs N ingest workers side by side (separate processes claiming files through
+the store, as production scales ingest). Printed: each stage's time and rate, the end-to-end rate per store (N / (seal + upload +
 ingest), the stages run one after another on this one machine), and the pipelined rate (the
 slowest stage: on a real deployment the agent and the data centre are different machines).
 Baseline, measured in the same run: the same number of rows written by plain sqlite3
@@ -18,6 +19,7 @@ uploading the same files (the transport's floor).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import shutil
 import sqlite3
 import subprocess
@@ -92,15 +94,29 @@ def store_for(settings: Settings, url: str, cert_pem: object) -> Settings:
     return replace(settings, store=replace(settings.store, url=url))
 
 
-def ingest_from(settings: Settings, landed: Path, incoming: Path, calls: int) -> float:
-    """Copy the landed batch files into incoming/ and ingest them all; return seconds."""
+def ingest_worker(settings: Settings) -> int:
+    """One stateless ingest worker (its own process and connection): calls it inserted."""
+    engine = open_store(settings.store.url)
+    report = ingest_once(engine, settings, keys=load_ingest_keys(settings))
+    engine.dispose()
+    return report.inserted
+
+
+def ingest_from(
+    settings: Settings, landed: Path, incoming: Path, calls: int, *, workers: int
+) -> float:
+    """Copy the landed batch files into incoming/ and ingest them all; return seconds.
+
+    With several workers, each claims files through the store as production workers do, so
+    decryption and validation run in parallel while the store serialises the writes."""
     for path in sorted(landed.iterdir()):
         shutil.copy(path, incoming / path.name)
-    engine = open_store(settings.store.url)
-    keys = load_ingest_keys(settings)
-    report, seconds = timed(lambda: ingest_once(engine, settings, keys=keys))
-    engine.dispose()
-    assert report.inserted == calls, report.summary()
+    if workers == 1:
+        inserted, seconds = timed(lambda: [ingest_worker(settings)])
+    else:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            inserted, seconds = timed(lambda: pool.map(ingest_worker, [settings] * workers))
+    assert sum(inserted) == calls, f"{sum(inserted)} of {calls} calls inserted"
     return seconds
 
 
@@ -137,18 +153,18 @@ def sftp_floor(files: Path, sshd_port: int, key: Path, known_hosts: Path, user: 
     return time.perf_counter() - began
 
 
-def run(calls: int, per_batch: int) -> None:
+def run(calls: int, per_batch: int, workers: int) -> None:
     with tempfile.TemporaryDirectory(prefix="cc-e2e-") as tmp:
         root = Path(tmp)
         sshd = make_sshd(root / "sshd")
         sshd.start()
         try:
-            measure(root, sshd, calls, per_batch)
+            measure(root, sshd, calls, per_batch, workers)
         finally:
             sshd.stop()
 
 
-def measure(root: Path, sshd: SshdServer, calls: int, per_batch: int) -> None:
+def measure(root: Path, sshd: SshdServer, calls: int, per_batch: int, workers: int) -> None:
     dc = settings_for_data_dir(root / "dc")
     bundle = ensure_keys(dc.keys).certificates
     identity = new_agent_identity(AGENT)
@@ -174,12 +190,12 @@ def measure(root: Path, sshd: SshdServer, calls: int, per_batch: int) -> None:
     incoming.mkdir(parents=True)
 
     sqlite = store_for(dc, f"sqlite:///{root / 'dc' / 'bench.db'}", identity.certificate)
-    sqlite_s = ingest_from(sqlite, landed, incoming, calls)
+    sqlite_s = ingest_from(sqlite, landed, incoming, calls, workers=workers)
     with throwaway_cluster() as cluster:
         postgres = store_for(
             dc, cluster.url(cluster.create_database("bench")), identity.certificate
         )
-        pg_s = ingest_from(postgres, landed, incoming, calls)
+        pg_s = ingest_from(postgres, landed, incoming, calls, workers=workers)
 
     floor_db = sqlite_floor(calls, per_batch, root / "floor.db")
     floor_sftp = sftp_floor(landed, sshd.port, sshd.client_key, sshd.known_hosts, sshd.username)
@@ -191,8 +207,8 @@ def measure(root: Path, sshd: SshdServer, calls: int, per_batch: int) -> None:
     print(f"seal (gzip + CMS sign + encrypt):   {seal_s:7.2f} s {rate(seal_s)}")
     print(f"upload (paramiko SFTP):             {upload_s:7.2f} s {rate(upload_s)} "
           f"{megabytes / upload_s:6.1f} MB/s")  # fmt: skip
-    print(f"ingest into SQLite:                 {sqlite_s:7.2f} s {rate(sqlite_s)}")
-    print(f"ingest into PostgreSQL:             {pg_s:7.2f} s {rate(pg_s)}")
+    print(f"ingest into SQLite ({workers} worker(s)):     {sqlite_s:7.2f} s {rate(sqlite_s)}")
+    print(f"ingest into PostgreSQL ({workers} worker(s)): {pg_s:7.2f} s {rate(pg_s)}")
     for name, ingest_s in (("SQLite", sqlite_s), ("PostgreSQL", pg_s)):
         serial = seal_s + upload_s + ingest_s
         pipelined = max(seal_s, upload_s, ingest_s)
@@ -221,8 +237,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="20,000 calls, well under a minute")
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--per-batch", type=int, default=5_000)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="ingest workers (stateless; claim files)"
+    )
     args = parser.parse_args()
-    run(20_000 if args.quick else args.calls, args.per_batch)
+    run(20_000 if args.quick else args.calls, args.per_batch, args.workers)
 
 
 if __name__ == "__main__":

@@ -240,7 +240,11 @@ class ICDR:
                 if name in _REQUIRED:
                     raise ICDRValidationError(name, "missing")
                 continue
-            kwargs[name] = _coerce(name, kind, data[name])
+            value = data[name]
+            # Most fields are strings: checked here, without a call per field (ingest's hot path).
+            kwargs[name] = (
+                value if kind == "str" and type(value) is str else _coerce(name, kind, value)
+            )
         return cls(**kwargs)
 
     @classmethod
