@@ -35,6 +35,7 @@ HOUR = 3600
 DAY_TYPES = ("weekday", "saturday", "sunday", "holiday")
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)  # built once: epoch_seconds is on the rating hot path
 
 
 class Span(NamedTuple):
@@ -103,20 +104,16 @@ class BandClock:
             hour += 1
         return out
 
-    def uniform(self, start: int, end: int) -> str | None:
-        """The band if ``[start, end)`` lies in one run of one hour (the common call), else None."""
-        hour = start // HOUR
-        if end <= (hour + 1) * HOUR:
-            runs = self._hours.get(hour) or self._hour(hour)
-            if len(runs) == 1:
-                return runs[0].band
-        return None
+    def run_at(self, instant: int) -> Span:
+        """The run of one band that holds ``instant``, cut at the UTC hour (memoised per hour).
 
-    def band_at(self, instant: int) -> str:
+        The engine's fast path: a call that ends by ``run_at(start).end`` is in one band.
+        """
         hour = instant // HOUR
-        for run in self._hours.get(hour) or self._hour(hour):
-            if run.start <= instant < run.end:
-                return run.band
+        runs = self._hours.get(hour) or self._hour(hour)
+        for run in runs:  # the runs tile the hour in order; most hours hold one
+            if instant < run.end:
+                return run
         raise AssertionError("an hour's runs tile the hour")  # pragma: no cover
 
     def _hour(self, hour: int) -> tuple[Span, ...]:
@@ -145,7 +142,7 @@ class BandClock:
 
 def epoch_seconds(instant: datetime) -> int:
     """Whole UTC epoch seconds (floor), computed without float."""
-    return (instant - _EPOCH) // timedelta(seconds=1)
+    return (instant - _EPOCH) // _SECOND
 
 
 def from_epoch(seconds: int) -> datetime:

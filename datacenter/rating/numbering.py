@@ -157,8 +157,9 @@ class DialPlan:
     # a call shorter than the threshold (after the allowance) counts as unanswered.
     unsupervised_allowance: int = 0
     unsupervised_min_seconds: int = 0
-    _cache: dict[tuple[str, bool, bool], Normalised] = field(
-        init=False, default_factory=dict, compare=False, repr=False, hash=False
+    # decisions by number, one memo per (strip access digits, inbound) reading: plain string keys
+    _cache: tuple[dict[str, Normalised], ...] = field(
+        init=False, default_factory=lambda: ({}, {}, {}, {}), compare=False, repr=False, hash=False
     )
 
     def zone(self) -> ZoneInfo | None:
@@ -171,12 +172,12 @@ class DialPlan:
     def normalise(self, number: str, *, source_id: str = "", inbound: bool = False) -> Normalised:
         """Normalise one recorded number (memoised; see module docstring)."""
         strip_access = not inbound and self.access_digits_included(source_id)
-        key = (number, strip_access, inbound)
-        hit = self._cache.get(key)
+        cache = self._cache[2 * inbound + strip_access]
+        hit = cache.get(number)
         if hit is None:
-            if len(self._cache) >= DECISION_CACHE_SIZE:
-                self._cache.clear()
-            hit = self._cache[key] = _normalise(
+            if len(cache) >= DECISION_CACHE_SIZE:
+                cache.clear()
+            hit = cache[number] = _normalise(
                 self, number, strip_access=strip_access, inbound=inbound
             )
         return hit

@@ -18,7 +18,6 @@ Contract:
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -110,7 +109,6 @@ def load_rating_config(conn: sa.Connection, tenant_id: int) -> RatingConfig:
     settings_columns = [c for c in tariff_versions.c if c.name != "rates_csv"]
     by_carrier: dict[str, list[TariffVersion]] = {}
     keys: list[str] = []
-    parsed_any = False
     rows = conn.execute(
         sa.select(*settings_columns)
         .where(tariff_versions.c.tenant_id == tenant_id)
@@ -123,14 +121,7 @@ def load_rating_config(conn: sa.Connection, tenant_id: int) -> RatingConfig:
         if version is None:
             version = _load_version(conn, tenant_id, row)
             _remember(_versions, key, version)
-            parsed_any = True
         by_carrier.setdefault(row.carrier, []).append(version)
-    if parsed_any:
-        # A big tariff is hundreds of thousands of immutable, acyclic objects that live as long
-        # as the worker: move them out of the cyclic collector's way, or every full collection
-        # rescans them (about a third of rating time in benchmarks/rating.py). Replaced versions
-        # are still freed by reference counting.
-        gc.freeze()
     plans = {carrier: TariffPlan(carrier, tuple(vs)) for carrier, vs in by_carrier.items()}
     sites = _documents_of(conn, dial_plans, "plan", tenant_id, keys, default_zone=zone)
     routes = _documents_of(conn, route_maps, "rules", tenant_id, keys)

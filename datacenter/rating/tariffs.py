@@ -64,6 +64,7 @@ DEFAULT_INCREMENT = 60
 DEFAULT_MAX_BAND_SPANS = 24  # a call crossing more band runs than this is queued
 MAX_PROBLEMS_SHOWN = 20
 MAX_PREFIX_DIGITS = 15
+MEMO_SIZE = 1_000_000  # numbers remembered per prefix index; cleared wholesale when full
 OUT, IN = "out", "in"
 
 COLUMNS = (
@@ -160,7 +161,12 @@ class PrefixIndex:
     lengths: tuple[int, ...]  # distinct prefix lengths, descending
     by_class: Mapping[NumberClass, Destination]
     service_prefixes: Mapping[str, Destination]
-    _memo: dict[tuple[str, NumberClass], Destination | None] = field(
+    # longest-prefix hits by number (None: no prefix matches), one memo per table; plain string
+    # keys, so a memo of many numbers adds no objects for the garbage collector to track
+    _memo: dict[str, Destination | None] = field(
+        init=False, default_factory=dict, compare=False, repr=False
+    )
+    _service_memo: dict[str, Destination | None] = field(
         init=False, default_factory=dict, compare=False, repr=False
     )
 
@@ -179,25 +185,24 @@ class PrefixIndex:
         return cls(by_prefix, lengths, by_class, service)
 
     def match(self, e164: str, number_class: NumberClass) -> Destination | None:
-        key = (e164, number_class)
-        memo = self._memo
-        if key in memo:
-            return memo[key]
-        found = None
-        if e164:
-            table = self.service_prefixes if number_class is NumberClass.SERVICE else self.by_prefix
-            get = table.get
-            for length in self.lengths:
-                if length <= len(e164):
-                    found = get(e164[:length])
-                    if found is not None:
-                        break
-        if found is None:
-            found = self.by_class.get(number_class)
-        if len(memo) >= 1_000_000:
-            memo.clear()
-        memo[key] = found
-        return found
+        service = number_class is NumberClass.SERVICE
+        memo = self._service_memo if service else self._memo
+        if e164 in memo:
+            found = memo[e164]
+        else:
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            found = memo[e164] = self._longest(e164, service)
+        return self.by_class.get(number_class) if found is None else found
+
+    def _longest(self, e164: str, service: bool) -> Destination | None:
+        get = (self.service_prefixes if service else self.by_prefix).get
+        for length in self.lengths:
+            if length <= len(e164):
+                found = get(e164[:length])
+                if found is not None:
+                    return found
+        return None
 
 
 @dataclass(frozen=True)
@@ -218,6 +223,8 @@ class TariffVersion:
     minor_denominator: int = field(init=False, compare=False, repr=False)
     outbound: PrefixIndex = field(init=False, compare=False, repr=False)
     inbound: PrefixIndex = field(init=False, compare=False, repr=False)
+    # ("peak",) for each band a call can be in: a rated call's bands, shared rather than built
+    band_tuples: Mapping[str, tuple[str]] = field(init=False, compare=False, repr=False)
     # band clocks per site zone, filled by the engine (a memo: never changes a result)
     clocks: dict[str, BandClock] = field(
         init=False, default_factory=dict, compare=False, repr=False
@@ -229,6 +236,8 @@ class TariffVersion:
         inbound = [d for d in self.destinations if d.direction == IN]
         object.__setattr__(self, "outbound", PrefixIndex.build(outbound))
         object.__setattr__(self, "inbound", PrefixIndex.build(inbound))
+        bands = {*self.calendar.bands, SINGLE_BAND, ALL_BANDS}
+        object.__setattr__(self, "band_tuples", {band: (band,) for band in bands})
 
     def covers(self, instant: datetime) -> bool:
         return self.valid_from <= instant and (self.valid_to is None or instant < self.valid_to)
@@ -240,19 +249,19 @@ class TariffPlan:
 
     carrier: str
     versions: tuple[TariffVersion, ...]
+    _starts: tuple[datetime, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_starts", tuple(v.valid_from for v in self.versions))
 
     def version_at(self, instant: datetime) -> TariffVersion | None:
         """The version in force at ``instant`` (the call's start, never the processing time)."""
-        position = bisect_right(self.versions, instant, key=_valid_from) - 1
+        position = bisect_right(self._starts, instant) - 1
         if position < 0:
             return None
         version = self.versions[position]
         valid_to = version.valid_to
         return version if valid_to is None or instant < valid_to else None
-
-
-def _valid_from(version: TariffVersion) -> datetime:
-    return version.valid_from
 
 
 # --- CSV rate decks ---------------------------------------------------------------------------

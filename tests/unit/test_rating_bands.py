@@ -90,6 +90,22 @@ def test_spans_tile_the_interval_and_match_a_direct_lookup(
             assert CALENDAR.band_at_local(local)[0] == span.band
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    instant=st.integers(at(2025, 1, 1), at(2026, 12, 31)),
+    zone=st.sampled_from(["Europe/London", "America/New_York", "Asia/Kolkata"]),
+)
+def test_run_at_is_the_run_holding_the_instant_within_its_utc_hour(instant: int, zone: str) -> None:
+    clock = BandClock(CALENDAR, ZoneInfo(zone))
+    run = clock.run_at(instant)
+    hour_end = (instant // 3600 + 1) * 3600
+    assert run.start <= instant < run.end <= hour_end
+    local = datetime.fromtimestamp(instant, ZoneInfo(zone))
+    assert run.band == CALENDAR.band_at_local(local)[0]
+    # the engine's fast path: a call ending by run.end is exactly one span in run's band
+    assert clock.spans(instant, run.end) == [Span(instant, run.end, run.band)]
+
+
 BAD: list[tuple[dict[str, Any], str]] = [
     ({"weekday": {"00:00": "a"}}, "calendar.saturday"),
     ({"weekday": {"01:00": "a"}, "weekend": {"00:00": "b"}}, "calendar.weekday"),

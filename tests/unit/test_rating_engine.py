@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import datacenter.rating as rating
+from datacenter.rating.bands import epoch_seconds
 from datacenter.rating.carriers import carrier_rules_from_dict
 from datacenter.rating.engine import (
     RatedCall,
@@ -494,6 +495,31 @@ def test_cost_is_monotone_in_duration(
         assert isinstance(result, RatedCall)
         costs.append(result.cost)
     assert costs[0] <= costs[1]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seconds=st.integers(1, 40000), minute=st.integers(0, 7 * 24 * 60),
+    rule=st.sampled_from(list(BandRule)), inc=increments,
+)  # fmt: skip
+def test_charges_add_up_to_the_billed_time_and_the_raw_cost(
+    seconds: int, minute: int, rule: BandRule, inc: tuple[int, int]
+) -> None:
+    # a call in one band keeps no charge tuples; the charge it shows must still add up
+    csv_text = WEEKEND_CSV.replace("60,60", f"{inc[0]},{inc[1]}")
+    version = gen_version(csv_text, calendar=PEAK_CALENDAR, band_rule=rule, max_band_spans=99)
+    call = gen_icdr(number="0033123456789", answer=TUESDAY + timedelta(minutes=minute),
+                    seconds=seconds)  # fmt: skip
+    rated = rate_call(
+        call, dial_plan=gen_dial_plan(), tariffs=gen_plan(version), carriers=gen_carriers()
+    )
+    assert isinstance(rated, RatedCall)
+    charges = rated.explanation.charges
+    assert sum(c.seconds for c in charges) == rated.billed_seconds > 0
+    assert rated.raw60 == rated.fee * 60 + sum(c.amount60 for c in charges)
+    assert rated.bands == tuple(dict.fromkeys(c.band for c in charges))
+    assert charges[0].start == epoch_seconds(call.answer or call.end)
+    assert rated.to_dict()["explanation"]["charges"][0]["band"] == charges[0].band
 
 
 @settings(max_examples=40, deadline=None)

@@ -95,6 +95,16 @@ def test_access_digits_are_stripped_only_for_sources_that_include_them() -> None
     assert from_mivb.e164 != "14165550123"
 
 
+def test_the_same_digits_inbound_and_outbound_are_read_separately() -> None:
+    # outbound "0123" is an extension; inbound it is a short DDI completed with the DID prefix
+    for inbound_first in (False, True):
+        plan = demo_dial_plan("london")
+        order = (True, False) if inbound_first else (False, True)
+        seen = {inbound: plan.normalise("0123", inbound=inbound) for inbound in order}
+        assert seen[False].number_class is NumberClass.INTERNAL
+        assert seen[True].e164 == "442079460123"
+
+
 PROBLEMS = [
     ("90909879>", NumberProblem.AMBIGUOUS_NUMBER),
     ("alice@example.com", NumberProblem.INVALID_NUMBER),

@@ -107,6 +107,20 @@ def test_longest_prefix_then_priority_then_class(
     assert (found.name if found else None) == name
 
 
+def test_one_index_answers_every_number_and_class_in_any_order() -> None:
+    # the index memoises by number: a number seen as one class must not answer for another
+    for order in (MATCHES, MATCHES[::-1]):
+        index = PrefixIndex.build(parse_rates_csv(LPM, file="lpm.csv", currency="EUR"))
+        for e164, number_class, name in order:
+            for _ in range(2):  # the second lookup is answered from the memo
+                found = index.match(e164, number_class)
+                assert (found.name if found else None) == name, (e164, number_class)
+        service = index.match("44100", NumberClass.SERVICE)
+        national = index.match("44100", NumberClass.NATIONAL)
+        assert service is not None and service.name == "Service codes"
+        assert national is None or national.name != "Service codes"
+
+
 def test_the_tie_rule_does_not_depend_on_row_order() -> None:
     rows = LPM.splitlines()
     reversed_text = "\n".join([rows[0], *reversed(rows[1:])]) + "\n"
