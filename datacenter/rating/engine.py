@@ -68,6 +68,9 @@ from shared.icdr import ICDR, Direction, format_time
 ENGINE_VERSION = "1"
 INCOMPLETE_FLAGS = frozenset({"partial", "incomplete"})
 UNSUPERVISED_FLAG = "unsupervised"
+# Set by a driver on a record that is real but must not be charged: a Lync retried session or a
+# Response Group agent leg (the caller's leg is billed), whose reason travels beside it in flags.
+NOT_BILLED_FLAG = "not_billed"
 _MICROSECOND = timedelta(microseconds=1)
 _RAW_SCALE = SECONDS_PER_MINUTE * MICRO  # sixtieths of a micro-unit per currency unit
 
@@ -98,6 +101,7 @@ class ZeroReason(StrEnum):
     INBOUND = "inbound_not_tariffed"
     UNANSWERED = "unanswered"
     TOLL_FREE = "toll_free"
+    NOT_BILLED = "not_billed"  # the source marks the record as not a billable call
 
 
 class Charge(NamedTuple):
@@ -252,6 +256,8 @@ def rate_call(
 ) -> RatingResult:
     """Rate one call. Pure: no I/O, no clock; memo caches never change a result."""
     trace = _Trace(icdr)
+    if NOT_BILLED_FLAG in icdr.flags:
+        return trace.zero(ZeroReason.NOT_BILLED)
     if icdr.direction is Direction.IN:
         return _rate_inbound(trace, dial_plan, tariffs, carriers)
     field_name, number = _outgoing_number(icdr)

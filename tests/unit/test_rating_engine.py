@@ -566,4 +566,25 @@ def test_zero_reason_values_are_stable() -> None:
     # reports group by these strings; renaming one is a data migration
     assert [z.value for z in ZeroReason] == [
         "internal", "on_net", "emergency", "inbound_not_tariffed", "unanswered", "toll_free",
+        "not_billed",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [("retried_session", "not_billed"), ("rgs_agent_leg", "not_billed")],
+)
+def test_a_record_its_source_marks_not_billed_costs_nothing(flags: tuple[str, ...]) -> None:
+    """Lync's retried sessions and Response Group agent legs are real records, but billing
+    them would charge the call twice (formats.md §1.9): zero, with the reason."""
+    charged = rate(france(), seconds=125)
+    assert charged.cost > 0
+    call = gen_icdr(number="0033612345678", answer=TUESDAY_10, seconds=125, flags=flags)
+    result = rate_call(
+        call,
+        dial_plan=gen_dial_plan(),
+        tariffs=gen_plan(gen_version(france())),
+        carriers=gen_carriers(),
+    )
+    assert isinstance(result, RatedCall)
+    assert (result.cost, result.zero_reason) == (0, "not_billed")
