@@ -28,13 +28,13 @@ Route map file (TOML)::
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from datacenter.rating.toml_files import read_toml
 from shared.errors import ConfigError
 
 _TRUNK_NUMBER = re.compile(r"(\d+)$")
@@ -129,13 +129,7 @@ def single_carrier(carrier: str) -> CarrierRules:
 
 
 def load_carrier_rules(path: Path) -> CarrierRules:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot be read ({exc.strerror})", "check the path") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), f"is not valid TOML ({exc})", "fix the syntax") from exc
-    return carrier_rules_from_dict(data)
+    return carrier_rules_from_dict(read_toml(path))
 
 
 def carrier_rules_from_dict(data: Mapping[str, Any]) -> CarrierRules:

@@ -36,7 +36,6 @@ Dial plan file (TOML; docs/rating.md has every key)::
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -47,6 +46,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
+from datacenter.rating.toml_files import read_toml
 from shared.errors import ConfigError
 
 MAX_E164_DIGITS = 15
@@ -411,13 +411,7 @@ _KEYS = {
 
 def load_dial_plan(path: Path) -> DialPlan:
     """Read a dial plan TOML file; ConfigError names the bad key."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot be read ({exc.strerror})", "check the path") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), f"is not valid TOML ({exc})", "fix the syntax") from exc
-    return dial_plan_from_dict(data)
+    return dial_plan_from_dict(read_toml(path))
 
 
 def dial_plan_from_dict(data: Mapping[str, Any]) -> DialPlan:
