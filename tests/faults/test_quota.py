@@ -57,6 +57,10 @@ def test_disk_quota_reached_sources_pause_then_drain(make_site: Callable[..., Si
 
     began = time.monotonic()
     site.start_ingest()
+    # The source must resume and read every line the PBX held: "the agent has nothing left"
+    # alone is also true while it is still paused, with lines waiting in the TCP buffers.
+    site.wait_until(lambda: parsed(site) >= CALLS, timeout=120,
+                    what="the paused source to read every line the PBX held")  # fmt: skip
     drained = site.wait_delivered(timeout=120)
     result = assert_exactly_once(site.engine, site.expected())
     log = site.agent_log.read_text()
