@@ -21,8 +21,8 @@ CALENDAR = calendar_from_dict({
 })  # fmt: skip
 
 
-def at(*args: int) -> int:
-    return epoch_seconds(datetime(*args, tzinfo=UTC))  # type: ignore[misc]
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
+    return epoch_seconds(datetime(year, month, day, hour, minute, second, tzinfo=UTC))
 
 
 SPANS = [

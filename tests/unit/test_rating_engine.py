@@ -389,7 +389,7 @@ ROUTES: list[tuple[str, dict[str, Any], dict[str, str], str]] = [
 
 @pytest.mark.parametrize(("what", "routes", "call", "expected"), ROUTES)
 def test_carrier_selection_outcomes(
-    what: str, routes: dict[str, Any], call: dict[str, str], expected: str
+    what: str, routes: dict[str, Any], call: dict[str, Any], expected: str
 ) -> None:
     result = rate_call(
         gen_icdr(number="0033123456789", **call), dial_plan=gen_dial_plan(),
