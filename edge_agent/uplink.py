@@ -159,8 +159,14 @@ class UplinkSession:
         return self._sftp
 
     def close(self) -> None:
-        self._sftp.close()
-        self._client.close()
+        """Close the session; on a link that already died this must not raise, or it would
+        replace the TransportError that says what went wrong (paramiko raises EOFError)."""
+        try:
+            self._sftp.close()
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            log.debug("uplink: closing SFTP on a broken link: %r", exc)
+        finally:
+            self._client.close()
 
     def put_file(self, local: Path, name: str) -> UploadOutcome:
         """Upload ``local`` as ``REMOTE_DIR/name`` through ``name.part``; never overwrite ``name``.

@@ -11,7 +11,7 @@ import pytest
 
 from edge_agent.config import UplinkSettings
 from edge_agent.proxy import parse_proxy_url
-from edge_agent.uplink import UploadStatus, connect
+from edge_agent.uplink import UplinkSession, UploadStatus, connect
 from shared.errors import TransportError
 from tests.fixtures.ports import free_port
 from tests.fixtures.proxies import HttpConnectProxy, ProxyServer, Socks5Proxy
@@ -128,3 +128,31 @@ def test_a_silent_proxy_times_out(sshd: SshdServer) -> None:
         port = silent.getsockname()[1]
         with pytest.raises(TransportError, match="failed during CONNECT"):
             connect(via(sshd, f"http://127.0.0.1:{port}", connect_timeout_seconds=0.5))
+
+
+class _DeadLinkSftp:
+    def get_channel(self) -> None:
+        return None
+
+    def close(self) -> None:
+        raise EOFError  # what paramiko raises closing SFTP on a link that already died
+
+
+class _Client:
+    closed = False
+
+    def open_sftp(self) -> _DeadLinkSftp:
+        return _DeadLinkSftp()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_closing_a_session_whose_link_died_keeps_the_real_error(sshd: SshdServer) -> None:
+    """Closing must not raise on a dead link: the EOFError would replace the TransportError that
+    names the failed transfer (a flaky CI failure of the link-cut test before the fix)."""
+    client = _Client()
+    session = UplinkSession(via(sshd, "http://127.0.0.1:9"), client)  # type: ignore[arg-type]
+    with pytest.raises(TransportError, match="cut"), session:
+        raise TransportError("SFTP transfer of incoming/x.ccb failed: link cut")
+    assert client.closed
