@@ -10,9 +10,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -25,7 +23,6 @@ from edge_agent.simulators.pbx_server import PbxServer, recv_exactly
 from edge_agent.sources import registry
 from edge_agent.sources.acquirer_group import AcquirerGroup
 from edge_agent.sources.base import (
-    Acquirer,
     ParseResult,
     Quarantined,
     RawUnit,
@@ -36,66 +33,9 @@ from edge_agent.sources.mivo250_framing import encode_frame
 from edge_agent.sources.tcp import TcpListenerAcquirer
 from shared.icdr import ICDR
 from tests.fixtures.ports import free_port
+from tests.fixtures.recording_sink import WAIT, RecordingSink, running
 
-WAIT = 10.0
 FAST = {"reconnect_min_seconds": 0.05, "reconnect_max_seconds": 0.2, "connect_timeout_seconds": 2}
-
-
-@dataclass
-class RecordingSink:
-    """A thread-safe UnitSink keeping units and reports in memory."""
-
-    units: list[bytes] = field(default_factory=list)
-    reports: list[tuple[bool, str]] = field(default_factory=list)
-    state: dict[str, str] = field(default_factory=dict)
-    changed: threading.Condition = field(default_factory=threading.Condition)
-
-    def deliver(self, data: Sequence[bytes], *, received_at: datetime) -> None:
-        assert received_at.tzinfo is not None
-        with self.changed:
-            self.units.extend(data)
-            self.changed.notify_all()
-
-    def report(self, *, ok: bool, message: str = "", records: int = 0) -> None:
-        with self.changed:
-            self.reports.append((ok, message))
-            self.changed.notify_all()
-
-    def get_state(self, key: str) -> str | None:
-        return self.state.get(key)
-
-    def set_state(self, key: str, value: str) -> None:
-        self.state[key] = value
-
-    def may_read(self) -> bool:
-        return True
-
-    def wait(self, done: Callable[[RecordingSink], bool], timeout: float = WAIT) -> bool:
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not done(self):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self.changed.wait(remaining)
-        return True
-
-    def reported(self, text: str) -> bool:
-        return any(text in message for _, message in self.reports)
-
-
-@contextmanager
-def running(acquirer: Acquirer | None, sink: RecordingSink) -> Iterator[None]:
-    assert acquirer is not None
-    stop = threading.Event()
-    thread = threading.Thread(target=acquirer.run, args=(sink, stop), daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(WAIT)
-        assert not thread.is_alive(), "the acquirer did not stop"
 
 
 def source(kind: str, **options: object) -> Source:

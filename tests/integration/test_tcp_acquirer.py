@@ -6,9 +6,8 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 import pytest
@@ -19,72 +18,21 @@ from edge_agent.sources.base import Acquirer
 from edge_agent.sources.tcp import Backoff, TcpClientAcquirer, TcpListenerAcquirer
 from shared.errors import SourceError
 from tests.fixtures.ports import free_port
+from tests.fixtures.recording_sink import WAIT, RecordingSink
+from tests.fixtures.recording_sink import running as run_acquirer
+
+STOP_WITHIN = 3.0  # stop must be prompt: the supervisor joins acquirers on shutdown
+
+
+def running(acquirer: Acquirer, sink: RecordingSink) -> AbstractContextManager[threading.Event]:
+    return run_acquirer(acquirer, sink, stop_within=STOP_WITHIN)
+
 
 FAST = Backoff(min_seconds=0.05, max_seconds=0.2)
-WAIT = 10.0
 LINES = [
     call.line
     for call in generate_calls(count=120, seed=4, start=datetime(2026, 5, 14, 9, 0), tz="UTC")
 ]
-
-
-@dataclass
-class RecordingSink:
-    """A UnitSink that keeps everything in memory, in order."""
-
-    room: bool = True
-    units: list[bytes] = field(default_factory=list)
-    groups: list[int] = field(default_factory=list)
-    reports: list[tuple[bool, str]] = field(default_factory=list)
-    state: dict[str, str] = field(default_factory=dict)
-    changed: threading.Condition = field(default_factory=threading.Condition)
-
-    def deliver(self, data: Sequence[bytes], *, received_at: datetime) -> None:
-        assert received_at.tzinfo is not None
-        with self.changed:
-            self.units.extend(data)
-            self.groups.append(len(data))
-            self.changed.notify_all()
-
-    def report(self, *, ok: bool, message: str = "", records: int = 0) -> None:
-        with self.changed:
-            self.reports.append((ok, message))
-            self.changed.notify_all()
-
-    def get_state(self, key: str) -> str | None:
-        return self.state.get(key)
-
-    def set_state(self, key: str, value: str) -> None:
-        self.state[key] = value
-
-    def may_read(self) -> bool:
-        return self.room
-
-    def wait(self, done: Callable[[RecordingSink], bool], timeout: float = WAIT) -> bool:
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not done(self):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self.changed.wait(remaining)
-        return True
-
-    def reported(self, text: str) -> bool:
-        return any(text in message for _, message in self.reports)
-
-
-@contextmanager
-def running(acquirer: Acquirer, sink: RecordingSink) -> Iterator[threading.Event]:
-    stop = threading.Event()
-    thread = threading.Thread(target=acquirer.run, args=(sink, stop), daemon=True)
-    thread.start()
-    try:
-        yield stop
-    finally:
-        stop.set()
-        thread.join(3.0)
-        assert not thread.is_alive(), "the acquirer did not stop"
 
 
 def client(port: int, **kwargs: object) -> TcpClientAcquirer:

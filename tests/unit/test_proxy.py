@@ -12,7 +12,7 @@ from edge_agent.proxy import ProxySettings, parse_proxy_url
     [
         ("http://proxy.example.net:3128", ProxySettings("http", "proxy.example.net", 3128)),
         ("http://proxy.example.net", ProxySettings("http", "proxy.example.net", 3128)),
-        ("socks5://10.0.0.1", ProxySettings("socks5", "10.0.0.1", 1080)),
+        ("socks5://198.18.0.1", ProxySettings("socks5", "198.18.0.1", 1080)),
         ("socks5h://u%40corp:p%3Ass@proxy:1081/",
          ProxySettings("socks5h", "proxy", 1081, "u@corp", "p:ss")),
         ("http://[2001:db8::1]:8080", ProxySettings("http", "2001:db8::1", 8080)),
