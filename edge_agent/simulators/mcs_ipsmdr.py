@@ -17,14 +17,13 @@ import contextlib
 import random
 import socket
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import click
 
-from edge_agent.simulators.pbx_server import PbxServer
+from edge_agent.simulators.pbx_server import PbxServer, serve_until_interrupted
 
 DEFAULT_PORT = 2007
 DEFAULT_START = datetime(2026, 5, 14, 9, 0, 0)  # local wall clock of the simulated MCS
@@ -373,19 +372,11 @@ def simulate_mcs_ipsmdr(
         click.echo(f"pushed {sent} events of {calls} calls to {push_to}")
         return
     server = IpSmdrServer(lines, host=host, port=port, interval=interval)
-    try:
-        server.server.start()
-    except OSError as exc:
-        raise click.ClickException(
-            f"cannot listen on {host}:{port}: {exc}; pick another --port"
-        ) from exc
-    click.echo(
-        f"MCS IP SMDR simulator on {host}:{server.server.port}: {len(lines)} events; Ctrl-C stops"
+    serve_until_interrupted(
+        server.server,
+        host=host,
+        port=port,
+        banner=lambda bound: (
+            f"MCS IP SMDR simulator on {host}:{bound}: {len(lines)} events; Ctrl-C stops"
+        ),
     )
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server.stop()

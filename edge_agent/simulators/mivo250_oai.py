@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import click
 
-from edge_agent.simulators.pbx_server import PbxServer, recv_exactly
+from edge_agent.simulators.pbx_server import PbxServer, recv_exactly, serve_until_interrupted
 from edge_agent.sources.mivo250_framing import (
     LENGTH_BYTES,
     MAX_OAI_FRAME,
@@ -441,19 +441,11 @@ def simulate_mivo250_oai(
     """
     frames = interleave(generate_calls(count=calls, seed=seed), noise_every=10)
     server = Mivo250OaiServer(frames, password=password, host=host, port=port, speed=speed)
-    try:
-        server.server.start()
-    except OSError as exc:
-        raise click.ClickException(
-            f"cannot listen on {host}:{port}: {exc}; pick another --port"
-        ) from exc
-    click.echo(
-        f"MiVO250 OAI simulator on {host}:{server.server.port}: {len(frames)} frames; Ctrl-C stops"
+    serve_until_interrupted(
+        server.server,
+        host=host,
+        port=port,
+        banner=lambda bound: (
+            f"MiVO250 OAI simulator on {host}:{bound}: {len(frames)} frames; Ctrl-C stops"
+        ),
     )
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server.stop()

@@ -17,14 +17,13 @@ from __future__ import annotations
 import random
 import socket
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import time as clock_time
 
 import click
 
-from edge_agent.simulators.pbx_server import PbxServer, recv_exactly
+from edge_agent.simulators.pbx_server import PbxServer, recv_exactly, serve_until_interrupted
 from edge_agent.sources.mivo250_framing import (
     LENGTH_BYTES,
     MAX_SMDR_FRAME,
@@ -219,19 +218,11 @@ def simulate_mivo250_smdr(
     """
     texts = [record.text for record in generate_records(count=records, seed=seed)]
     server = Mivo250SmdrServer(texts, password=password, host=host, port=port, interval=interval)
-    try:
-        server.server.start()
-    except OSError as exc:
-        raise click.ClickException(
-            f"cannot listen on {host}:{port}: {exc}; pick another --port"
-        ) from exc
-    click.echo(
-        f"MiVO250 SMDR simulator on {host}:{server.server.port}: {records} records; Ctrl-C stops"
+    serve_until_interrupted(
+        server.server,
+        host=host,
+        port=port,
+        banner=lambda bound: (
+            f"MiVO250 SMDR simulator on {host}:{bound}: {records} records; Ctrl-C stops"
+        ),
     )
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server.stop()

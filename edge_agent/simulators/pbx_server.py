@@ -11,8 +11,11 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable
 from types import TracebackType
+
+import click
 
 ACCEPT_POLL_SECONDS = 0.2
 JOIN_SECONDS = 5.0
@@ -123,3 +126,24 @@ def recv_exactly(conn: socket.socket, count: int, stop: threading.Event) -> byte
             return None
         data += chunk
     return bytes(data)
+
+
+def serve_until_interrupted(
+    server: PbxServer, *, host: str, port: int, banner: Callable[[int], str]
+) -> None:
+    """What a `simulate` command does with its server: listen (a busy port is one clear
+    sentence), print ``banner(bound_port)``, serve until Ctrl-C, stop."""
+    try:
+        server.start()
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc}; pick another --port"
+        ) from exc
+    click.echo(banner(server.port))
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
