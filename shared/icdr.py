@@ -290,11 +290,22 @@ def dumps_lines(records: Iterable[ICDR]) -> str:
 
 def loads_lines(text: str) -> Iterator[ICDR]:
     """Parse JSON Lines; the error says which line failed."""
-    for number, line in enumerate(text.splitlines(), start=1):
+    for _line, record in read_lines(text):
+        yield record
+
+
+def read_lines(text: str) -> Iterator[tuple[str, ICDR]]:
+    """Each record of a JSON Lines text, with the line it was read from; the error names the line.
+
+    Lines end at LF only. ``str.splitlines`` would also break at U+0085, U+2028 and U+2029, which
+    ``to_json`` leaves unescaped (``ensure_ascii=False``): one SMDR byte 0x85 in a ``raw`` would
+    split its record in two and make the whole batch unreadable.
+    """
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            yield ICDR.from_json(line)
+            yield line, ICDR.from_json(line)
         except ICDRValidationError as exc:
             raise ICDRValidationError(exc.field, f"line {number}: {exc.problem}") from exc
 

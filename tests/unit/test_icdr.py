@@ -20,6 +20,7 @@ from shared.icdr import (
     dumps_lines,
     format_time,
     loads_lines,
+    read_lines,
     make_record_id,
 )
 
@@ -171,6 +172,21 @@ def icdrs(draw: st.DrawFn) -> ICDR:
 def test_property_json_round_trip(rec: ICDR) -> None:
     assert ICDR.from_json(rec.to_json()) == rec
     assert ICDR.from_json(rec.to_json()).to_json() == rec.to_json()
+
+
+@given(st.lists(icdrs(), max_size=5))
+def test_property_json_lines_round_trip(records: list[ICDR]) -> None:
+    text = dumps_lines(records)
+    assert list(loads_lines(text)) == records
+    assert [line for line, _ in read_lines(text)] == [rec.to_json() for rec in records]
+
+
+def test_json_lines_break_at_lf_only() -> None:
+    # to_json leaves these unescaped; str.splitlines() would cut the record at each of them.
+    rec = gen_icdr(raw="2201 \x85 NEL \u2028 LS \u2029 PS \x1c FS", calling="\u2028")
+    text = dumps_lines([rec, rec])
+    assert "\x85" in text and "\u2028" in text
+    assert list(loads_lines(text)) == [rec, rec]
 
 
 @given(
