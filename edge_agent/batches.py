@@ -38,10 +38,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from edge_agent.durable import atomic_write, durable_move, remove_temporaries
-from edge_agent.spool import BatchRow, BatchStatus, Spool
-from shared.envelope import batch_file_name, parse_batch_file_name, seal
+from edge_agent.spool import BatchRow, BatchStatus, Spool, SpooledRow
+from shared.envelope import batch_file_name, parse_batch_file_name, seal_json
 from shared.errors import CallCollectError
-from shared.icdr import ICDR, format_time, parse_time
+from shared.icdr import format_time, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -107,16 +107,12 @@ class Batcher:
             if len(rows) < self.max_records and not force and now - oldest < self.max_age:
                 return None
             sequence = self.spool.next_batch_sequence()
-            records = [ICDR.from_json(row.body) for row in rows]
-            content = seal(
-                records, agent_id=self.agent_id, tenant=self.tenant, sequence=sequence,
-                created_at=now,
-            )  # fmt: skip
+            content = self._content(rows, sequence, created_at=now)
             data = self.protect(content) if self.protect else content
             row = BatchRow(
                 sequence=sequence,
                 file_name=batch_file_name(self.agent_id, sequence),
-                record_count=len(records),
+                record_count=len(rows),
                 status=BatchStatus.SEALED,
                 sha256=hashlib.sha256(data).hexdigest(),
                 bytes=len(data),
@@ -167,12 +163,25 @@ class Batcher:
                 removed.append(path.name)
         return removed
 
-    def _rebuild(self, batch: BatchRow) -> None:
-        records = [ICDR.from_json(body) for body in self.spool.batch_bodies(batch.sequence)]
-        content = seal(
-            records, agent_id=self.agent_id, tenant=self.tenant, sequence=batch.sequence,
-            created_at=parse_time("created", batch.created),
+    def _content(self, rows: list[SpooledRow], sequence: int, *, created_at: datetime) -> bytes:
+        """The batch file's content: the spooled JSON as written (records are not re-encoded, so a
+        rebuild by a later version of the agent gives the same bytes)."""
+        return seal_json(
+            [row.body for row in rows], first_record_id=rows[0].record_id,
+            last_record_id=rows[-1].record_id, agent_id=self.agent_id, tenant=self.tenant,
+            sequence=sequence, created_at=created_at,
         )  # fmt: skip
+
+    def _rebuild(self, batch: BatchRow) -> None:
+        rows = self.spool.batch_rows(batch.sequence)
+        if not rows:
+            raise BatchError(
+                f"batch {batch.file_name} cannot be rebuilt: its records are no longer in the "
+                "spool; ask the data centre which records it holds"
+            )
+        content = self._content(
+            rows, batch.sequence, created_at=parse_time("created", batch.created)
+        )
         if hashlib.sha256(content).hexdigest() != batch.content_sha256:
             raise BatchError(
                 f"batch {batch.file_name} cannot be rebuilt identically (the spool rows changed, "

@@ -361,8 +361,15 @@ class Spool:
             )
 
     def batch_bodies(self, sequence: int) -> list[str]:
-        rows = self._rows("SELECT body FROM icdrs WHERE batch_seq = ? ORDER BY rowid", (sequence,))
-        return [r["body"] for r in rows]
+        return [row.body for row in self.batch_rows(sequence)]
+
+    def batch_rows(self, sequence: int) -> list[SpooledRow]:
+        """A batch's rows, in the order it was sealed with."""
+        rows = self._rows(
+            "SELECT record_id, body, created FROM icdrs WHERE batch_seq = ? ORDER BY rowid",
+            (sequence,),
+        )
+        return [SpooledRow(r["record_id"], r["body"], r["created"]) for r in rows]
 
     def batches(self, *, status: BatchStatus | None = None) -> list[BatchRow]:
         where, params = ("WHERE status = ?", (str(status),)) if status else ("", ())

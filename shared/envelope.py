@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.errors import EnvelopeError, ICDRValidationError
-from shared.icdr import ICDR, ICDR_VERSION, format_time, loads_lines, parse_time
+from shared.icdr import ICDR, ICDR_VERSION, format_time, parse_time, read_lines
 
 MAGIC = b"CCB1\n"
 FORMAT_NAME = "callcollect-batch"
@@ -62,6 +62,7 @@ class Manifest:
 class Batch:
     manifest: Manifest
     records: list[ICDR]
+    lines: list[str]  # each record's JSON text as received, in the same order
 
 
 def batch_file_name(agent_id: str, sequence: int) -> str:
@@ -94,15 +95,44 @@ def seal(
     """Serialise records into batch-file bytes."""
     if not records:
         raise ValueError("a batch holds at least one record")
-    body = "".join(rec.to_json() + "\n" for rec in records).encode("utf-8")
+    return seal_json(
+        [rec.to_json() for rec in records],
+        first_record_id=records[0].record_id,
+        last_record_id=records[-1].record_id,
+        agent_id=agent_id,
+        tenant=tenant,
+        sequence=sequence,
+        created_at=created_at,
+        compresslevel=compresslevel,
+    )
+
+
+def seal_json(
+    bodies: Sequence[str],
+    *,
+    first_record_id: str,
+    last_record_id: str,
+    agent_id: str,
+    tenant: str,
+    sequence: int,
+    created_at: datetime | None = None,
+    compresslevel: int = 6,
+) -> bytes:
+    """Seal records already serialised by ``ICDR.to_json``, as the agent's spool keeps them.
+
+    Why: decoding each spooled record only to encode it again was two thirds of sealing's time.
+    """
+    if not bodies:
+        raise ValueError("a batch holds at least one record")
+    body = ("\n".join(bodies) + "\n").encode("utf-8")
     payload = gzip.compress(body, compresslevel=compresslevel, mtime=0)
     manifest = Manifest(
         agent_id=agent_id,
         tenant=tenant,
         sequence=sequence,
-        record_count=len(records),
-        first_record_id=records[0].record_id,
-        last_record_id=records[-1].record_id,
+        record_count=len(bodies),
+        first_record_id=first_record_id,
+        last_record_id=last_record_id,
         payload_sha256=hashlib.sha256(payload).hexdigest(),
         payload_bytes=len(payload),
         created_at=format_time(created_at or datetime.now(UTC)),
@@ -141,9 +171,11 @@ def open_batch(data: bytes) -> Batch:
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
         raise EnvelopeError(f"payload does not decompress: {exc}") from exc
     try:
-        records = list(loads_lines(text))
+        pairs = list(read_lines(text))
     except ICDRValidationError as exc:
         raise EnvelopeError(f"invalid record in payload: {exc}") from exc
+    lines = [line for line, _ in pairs]
+    records = [record for _, record in pairs]
     if len(records) != manifest.record_count:
         raise EnvelopeError(
             f"payload holds {len(records)} records, manifest says {manifest.record_count}"
@@ -152,7 +184,7 @@ def open_batch(data: bytes) -> Batch:
         records[-1].record_id != manifest.last_record_id
     ):
         raise EnvelopeError("first or last record id does not match the manifest")
-    return Batch(manifest=manifest, records=records)
+    return Batch(manifest=manifest, records=records, lines=lines)
 
 
 def _manifest_from(raw: Any) -> Manifest:
