@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -231,20 +231,19 @@ class ICDR:
                 "icdr_version",
                 f"version {version!r} is not supported (this build reads {ICDR_VERSION})",
             )
-        unknown = set(data) - _FIELD_NAMES
-        if unknown:
-            raise ICDRValidationError(sorted(unknown)[0], "unknown field")
+        if not _FIELD_NAMES.issuperset(data):
+            raise ICDRValidationError(sorted(set(data) - _FIELD_NAMES)[0], "unknown field")
         kwargs: dict[str, Any] = {}
-        for name, kind in _FIELD_KINDS.items():
-            if name not in data:
-                if name in _REQUIRED:
+        # Ingest's hot path: one look-up per field; strings (most fields) need no call at all.
+        for name, coerce, required in _FIELD_COERCION:
+            value = data.get(name, _ABSENT)
+            if value is _ABSENT:
+                if required:
                     raise ICDRValidationError(name, "missing")
-                continue
-            value = data[name]
-            # Most fields are strings: checked here, without a call per field (ingest's hot path).
-            kwargs[name] = (
-                value if kind == "str" and type(value) is str else _coerce(name, kind, value)
-            )
+            elif coerce is None and type(value) is str:
+                kwargs[name] = value
+            else:
+                kwargs[name] = (coerce or _coerce_str)(name, value)
         return cls(**kwargs)
 
     @classmethod
@@ -329,39 +328,81 @@ _TIME_FIELDS = ("start", "end", "answer")
 _REQUIRED = frozenset({"record_id", "agent_id", "source_id", "source_kind", "start", "end"})
 
 
-def _coerce(name: str, kind: str, value: Any) -> Any:
-    match kind:
-        case "str":
-            if not isinstance(value, str):
-                raise ICDRValidationError(name, f"expected a string, got {type(value).__name__}")
-            return value
-        case "int":
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ICDRValidationError(name, f"expected an integer, got {type(value).__name__}")
-            return value
-        case "bool":
-            if not isinstance(value, bool):
-                raise ICDRValidationError(name, f"expected true or false, got {value!r}")
-            return value
-        case "time":
-            return parse_time(name, value)
-        case "time?":
-            return None if value is None else parse_time(name, value)
-        case "direction":
-            return _enum(name, Direction, value)
-        case "completion":
-            return _enum(name, Completion, value)
-        case "strs":
-            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-                raise ICDRValidationError(name, "expected a list of strings")
-            return tuple(value)
-        case "strmap":
-            if not isinstance(value, Mapping) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-            ):
-                raise ICDRValidationError(name, "expected an object of string values")
-            return dict(value)
-    raise AssertionError(f"no coercion for {kind}")  # pragma: no cover - table is static
+def _coerce_str(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ICDRValidationError(name, f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _coerce_int(name: str, value: Any) -> int:
+    # bool is an int subclass, and not a count
+    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ICDRValidationError(name, f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _coerce_bool(name: str, value: Any) -> bool:
+    if value is not True and value is not False:
+        raise ICDRValidationError(name, f"expected true or false, got {value!r}")
+    return value
+
+
+def _coerce_time(name: str, value: Any) -> datetime:
+    if type(value) is str:  # the usual case, without parse_time's general checks
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return parse_time(name, value)  # raises, with the message
+        if parsed.tzinfo is UTC:
+            return parsed
+    return parse_time(name, value)
+
+
+def _coerce_optional_time(name: str, value: Any) -> datetime | None:
+    return None if value is None else _coerce_time(name, value)
+
+
+def _coerce_direction(name: str, value: Any) -> Direction:
+    member = _DIRECTIONS.get(value) if type(value) is str else None
+    return member if member is not None else _enum(name, Direction, value)
+
+
+def _coerce_completion(name: str, value: Any) -> Completion:
+    member = _COMPLETIONS.get(value) if type(value) is str else None
+    return member if member is not None else _enum(name, Completion, value)
+
+
+def _coerce_strs(name: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ICDRValidationError(name, "expected a list of strings")
+    return tuple(value)
+
+
+def _coerce_strmap(name: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ICDRValidationError(name, "expected an object of string values")
+    return dict(value)
+
+
+_DIRECTIONS = {member.value: member for member in Direction}
+_COMPLETIONS = {member.value: member for member in Completion}
+_ABSENT = object()
+_COERCERS: dict[str, Callable[[str, Any], Any] | None] = {
+    "str": None,
+    "int": _coerce_int,
+    "bool": _coerce_bool,
+    "time": _coerce_time,
+    "time?": _coerce_optional_time,
+    "direction": _coerce_direction,
+    "completion": _coerce_completion,
+    "strs": _coerce_strs,
+    "strmap": _coerce_strmap,
+}
+_FIELD_COERCION = tuple(
+    (name, _COERCERS[kind], name in _REQUIRED) for name, kind in _FIELD_KINDS.items()
+)
 
 
 def _enum(name: str, enum: type[_E], value: Any) -> _E:
