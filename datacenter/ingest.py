@@ -19,7 +19,9 @@ Contract:
   beside it, and its ``landed_files`` row says why. Nothing of it is inserted. Moving it back to
   ``incoming/`` after fixing the cause (e.g. enrolling the agent) ingests it again.
 - A good file's calls are inserted in ONE transaction with the claim's completion, the daily
-  rollup (only rows actually inserted) and the agent's last-seen sequence. Calls already stored
+  rollup (only rows actually inserted), their rating and the agent's last-seen sequence, in bulk
+  (``datacenter.store.bulk``: COPY on PostgreSQL). Each call keeps its record's JSON exactly as
+  the batch carried it (the ``icdr`` column), once that text has validated as an ICDR. Calls already stored
   (same ``(tenant_id, record_id)``) are counted as duplicates and change nothing. Only after the
   commit is a signed receipt written to ``receipts/NAME.receipt`` (``shared.receipts``: the
   agent may now delete the batch), and only after that is the file moved to
@@ -61,6 +63,7 @@ from datacenter.health import ingest_heartbeats
 from datacenter.keys import load_ingest_keys
 from datacenter.rating.store import rate_calls_for_ingest
 from datacenter.settings import Settings
+from datacenter.store.bulk import insert_new_rows, time_encoder
 from datacenter.store.commands import config_option, open_configured_store
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables import agents, call_days, calls, landed_files
@@ -396,14 +399,11 @@ def _store(engine: sa.Engine, landed: _Landed, batch: Batch, *, worker: str) -> 
     tenant = landed.tenant
     now = datetime.now(UTC)
     with write_transaction(engine) as conn:
-        if conn.dialect.name == "sqlite":
-            inserted_ids = _insert_calls_sqlite(
-                conn, tenant.tenant_id, batch.records, landed.name, now
-            )
-        else:
-            inserted_ids = _insert_calls_returning(
-                conn, tenant.tenant_id, batch.records, landed.name, now
-            )
+        rows = _call_rows(conn, tenant.tenant_id, batch, landed.name, now)
+        inserted_ids = insert_new_rows(
+            conn, calls, rows, key="record_id", scope=("tenant_id", tenant.tenant_id)
+        )
+        if conn.dialect.name == "postgresql":
             _analyze_calls_if_unsized(conn, len(inserted_ids))
         stored = [r for r in _unique(batch.records) if r.record_id in inserted_ids]
         _add_rollups(conn, tenant, stored)
@@ -443,23 +443,23 @@ def _store(engine: sa.Engine, landed: _Landed, batch: Batch, *, worker: str) -> 
     return inserted, duplicates
 
 
-def _insert_calls_returning(
-    conn: sa.Connection, tenant_id: int, records: Sequence[ICDR], landed_file: str, now: datetime
-) -> set[str]:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING: the ids that went in, under concurrency."""
-    insert = (
-        _dialect_insert(conn, calls)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "record_id"])
-        .returning(calls.c.record_id)
-    )
-    inserted: set[str] = set()
-    for start in range(0, len(records), INSERT_CHUNK):
-        rows = [
-            dict(zip(CALL_COLUMNS, call_values(tenant_id, rec, landed_file, now), strict=True))
-            for rec in records[start : start + INSERT_CHUNK]
-        ]
-        inserted.update(conn.execute(insert, rows).scalars())
-    return inserted
+def _call_rows(
+    conn: sa.Connection, tenant_id: int, batch: Batch, landed_file: str, now: datetime
+) -> list[tuple[Any, ...]]:
+    encode_time = time_encoder(conn)
+    ingested_at = encode_time(now)
+    return [
+        call_values(
+            tenant_id,
+            rec,
+            landed_file,
+            ingested_at,
+            document=line,
+            encode_time=encode_time,
+            encode_json=_json_text,
+        )
+        for rec, line in zip(batch.records, batch.lines, strict=True)
+    ]
 
 
 def _analyze_calls_if_unsized(conn: sa.Connection, inserted: int) -> None:
@@ -484,55 +484,11 @@ def _analyze_calls_if_unsized(conn: sa.Connection, inserted: int) -> None:
         conn.execute(sa.text(f"ANALYZE {calls.name}"))
 
 
-def _insert_calls_sqlite(
-    conn: sa.Connection, tenant_id: int, records: Sequence[ICDR], landed_file: str, now: datetime
-) -> set[str]:
-    """The SQLite fast path: a prepared executemany of ready-encoded tuples.
-
-    ``write_transaction`` holds SQLite's write lock from BEGIN IMMEDIATE, so no other writer can
-    add a call between the look-up of existing ids and the insert: the new ids are exactly the
-    ones not found. Values are encoded as SQLAlchemy's SQLite types store them (UTCDateTime:
-    naive UTC text; JSON: json.dumps; a test reads them back through the tables).
-    """
-    wanted = {rec.record_id for rec in records}
-    existing: set[str] = set()
-    ids = sorted(wanted)
-    for start in range(0, len(ids), LOOKUP_CHUNK):
-        existing.update(
-            conn.execute(
-                sa.select(calls.c.record_id).where(
-                    calls.c.tenant_id == tenant_id,
-                    calls.c.record_id.in_(ids[start : start + LOOKUP_CHUNK]),
-                )
-            ).scalars()
-        )
-    fresh = [rec for rec in records if rec.record_id not in existing]
-    now_text = _sqlite_time(now)
-    rows = [
-        call_values(
-            tenant_id, rec, landed_file, now_text, encode_time=_sqlite_time, encode_json=_json_text
-        )
-        for rec in fresh
-    ]
-    if rows:
-        conn.exec_driver_sql(_SQLITE_INSERT, rows)
-    return wanted - existing
-
-
 CALL_COLUMNS = tuple(column.name for column in calls.columns)
-LOOKUP_CHUNK = 500  # ids per IN (...) look-up, well under SQLite's parameter limit
-_SQLITE_INSERT = (
-    f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({', '.join('?' * len(CALL_COLUMNS))}) "
-    "ON CONFLICT (tenant_id, record_id) DO NOTHING"
-)
 
 
 def _same(value: Any) -> Any:
     return value
-
-
-def _sqlite_time(value: datetime) -> str:
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _json_text(value: Any) -> str:
@@ -545,10 +501,15 @@ def call_values(
     landed_file: str,
     ingested_at: Any,
     *,
+    document: str | None = None,
     encode_time: Callable[[datetime], Any] = _same,
     encode_json: Callable[[Any], Any] = _same,
 ) -> tuple[Any, ...]:
-    """One ``calls`` row, in ``CALL_COLUMNS`` order (a test pins the order to the table)."""
+    """One ``calls`` row, in ``CALL_COLUMNS`` order (a test pins the order to the table).
+
+    ``document`` is the record's JSON text as the batch carried it, stored as it is (ingest has
+    just validated it into ``rec``); without it the document is built from ``rec``.
+    """
     return (
         tenant_id,
         rec.record_id,
@@ -583,7 +544,7 @@ def call_values(
         encode_json(list(rec.flags)),
         rec.raw,
         rec.parser_version,
-        encode_json(icdr_document(rec)),
+        encode_json(icdr_document(rec)) if document is None else document,
         landed_file,
         ingested_at,
     )

@@ -56,6 +56,7 @@ from datacenter.rating.tariffs import (
     parse_rates_csv,
     rates_to_csv,
 )
+from datacenter.store.bulk import append_rows, encoded_rows
 from datacenter.store.tables import tenants
 from shared.errors import StoreError
 from shared.icdr import ICDR, format_time
@@ -336,12 +337,20 @@ def set_site(
 def rate_calls_for_ingest(
     conn: sa.Connection, tenant_id: int, icdrs: Sequence[ICDR]
 ) -> list[RatingResult]:
-    """Rate calls ingest has just inserted, in its transaction; one result row per call."""
+    """Rate calls ingest has just inserted, in its transaction; one result row per call.
+
+    The calls are new, so neither a cost nor a queue row can exist for them: the rows are
+    appended in bulk, with no delete or upsert (``write_results`` is for re-rating).
+    """
     if not icdrs:
         return []
     config = load_rating_config(conn, tenant_id)
     results = [config.rate(icdr) for icdr in icdrs]
-    write_results(conn, tenant_id, results, now=datetime.now(UTC))
+    now = datetime.now(UTC)
+    costs = [cost_row(tenant_id, r, now) for r in results if isinstance(r, RatedCall)]
+    queued = [unrated_row(tenant_id, r, now) for r in results if isinstance(r, Unrated)]
+    append_rows(conn, call_costs, encoded_rows(conn, call_costs, costs))
+    append_rows(conn, unrated_calls, encoded_rows(conn, unrated_calls, queued))
     return results
 
 

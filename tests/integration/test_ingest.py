@@ -25,7 +25,7 @@ from datacenter.settings import Settings
 from datacenter.store.engine import write_transaction
 from datacenter.store.scoped import TenantScope
 from datacenter.store.tables import agents, call_days, calls, landed_files
-from shared.envelope import MAGIC
+from shared.envelope import MAGIC, batch_file_name, seal_json
 from shared.icdr import ICDR, Direction
 from tests.fixtures.store import gen_agent, gen_batch, gen_icdr, gen_tenant, land
 
@@ -482,3 +482,24 @@ def test_run_forever_ingests_until_stopped(setup: tuple[sa.Engine, Settings]) ->
         worker.join(timeout=10)
     assert not worker.is_alive()
     assert _count(engine, calls) == 2
+
+
+def test_each_call_keeps_its_record_exactly_as_the_batch_carried_it(
+    setup: tuple[sa.Engine, Settings],
+) -> None:
+    """The ``icdr`` document is the received JSON text (once validated), not a re-encoding."""
+    engine, settings = setup
+    rec = gen_icdr(1)
+    document = rec.to_dict()
+    document["start"] = rec.start.isoformat()  # "+00:00": valid ICDR, not how to_json writes it
+    line = json.dumps(document, indent=None)  # default separators, unsorted
+    data = seal_json([line], first_record_id=rec.record_id, last_record_id=rec.record_id,
+                     agent_id="edge-1", tenant="acme", sequence=1)  # fmt: skip
+    land(settings, "acme", batch_file_name("edge-1", 1), data)
+    assert ingest_once(engine, settings).inserted == 1
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(calls.c.icdr)).scalar_one()
+        tenant_id = conn.execute(sa.select(agents.c.tenant_id)).scalar_one()
+        call = TenantScope(conn, tenant_id).get_call(rec.record_id)
+    assert stored == document and stored["start"].endswith("+00:00")
+    assert call is not None and call.to_icdr() == rec

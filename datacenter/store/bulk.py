@@ -1,0 +1,167 @@
+"""Writing many rows at once, the fastest way each dialect offers (ingest's hot path).
+
+Contract:
+
+- Rows are tuples in the table's column order: ``encoded_rows`` makes them from mappings of
+  column to value, as the table's types take them; the hot caller (ingest's ``calls``) builds
+  them itself with ``time_encoder(conn)``, which gives the function that
+  writes a ``UTCDateTime`` value the way that type stores it (PostgreSQL: the aware datetime;
+  SQLite: naive UTC text). JSON columns take JSON text on both dialects (SQLite's JSON type stores
+  text; PostgreSQL parses it into ``jsonb``). A test reads rows written here back through the
+  tables' own types.
+- ``append_rows(conn, table, rows)`` adds rows none of which may exist yet: a key conflict raises
+  and so rolls back the caller's transaction. PostgreSQL: one ``COPY ... FROM STDIN``; SQLite: one
+  prepared ``executemany``.
+- ``insert_new_rows(conn, table, rows, key=...)`` adds the rows whose key is not taken and returns
+  their key values. PostgreSQL: COPY into a temporary staging table, then one ``INSERT ... SELECT
+  ... ON CONFLICT DO NOTHING RETURNING``, which stays right with concurrent writers. SQLite: the
+  taken keys are looked up first, which is exact because the caller's ``write_transaction`` holds
+  SQLite's single write lock from ``BEGIN IMMEDIATE``.
+
+Why not SQLAlchemy's executemany: on psycopg it sends "insertmanyvalues" statements of up to
+1,000 rows, each too long for psycopg's query cache, so psycopg re-parses every one with a regular
+expression (65 ms per statement for 36 columns): ingest into PostgreSQL ran at 2,200 calls/s.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+
+from datacenter.store.tables import UTCDateTime
+
+LOOKUP_CHUNK = 500  # keys per IN (...) look-up, well under SQLite's parameter limit
+
+Row = tuple[Any, ...]
+
+
+def time_encoder(conn: sa.Connection) -> Callable[[datetime], Any]:
+    """How ``UTCDateTime`` stores an aware datetime on this connection's dialect."""
+    return _sqlite_time if conn.dialect.name == "sqlite" else _aware
+
+
+def append_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Row]) -> None:
+    """Add rows that must all be new (their keys are not in the table)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        _copy(conn, table.name, _names(table), rows)
+    else:
+        conn.exec_driver_sql(_insert_sql(table), list(rows))
+
+
+def insert_new_rows(
+    conn: sa.Connection,
+    table: sa.Table,
+    rows: Sequence[Row],
+    *,
+    key: str,
+    scope: tuple[str, Any],
+) -> set[Any]:
+    """Add the rows whose ``key`` is not taken within ``scope`` (column, value); the keys added.
+
+    Every row must carry ``scope``'s value, and ``(scope column, key)`` must be unique in the
+    table. A key repeated within ``rows`` is added once, from its first row.
+    """
+    position = _names(table).index(key)
+    first: dict[Any, Row] = {}
+    for row in rows:
+        first.setdefault(row[position], row)
+    if not first:
+        return set()
+    if conn.dialect.name == "postgresql":
+        return _insert_new_postgres(conn, table, list(first.values()), key, scope[0])
+    taken = _taken_keys(conn, table, key, scope, list(first))
+    append_rows(conn, table, [row for k, row in first.items() if k not in taken])
+    return set(first) - taken
+
+
+def _taken_keys(
+    conn: sa.Connection, table: sa.Table, key: str, scope: tuple[str, Any], keys: list[Any]
+) -> set[Any]:
+    taken: set[Any] = set()
+    for start in range(0, len(keys), LOOKUP_CHUNK):
+        taken.update(
+            conn.execute(
+                sa.select(table.c[key]).where(
+                    table.c[scope[0]] == scope[1],
+                    table.c[key].in_(keys[start : start + LOOKUP_CHUNK]),
+                )
+            ).scalars()
+        )
+    return taken
+
+
+def _insert_new_postgres(
+    conn: sa.Connection, table: sa.Table, rows: list[Row], key: str, scope_column: str
+) -> set[Any]:
+    staging = f"{table.name}_staging"
+    columns = ", ".join(_names(table))
+    # Temporary: private to this session, created once per connection; ON COMMIT DELETE ROWS
+    # empties it at every commit, and a rollback takes its rows (or its creation) back.
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} "
+        f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    _copy(conn, staging, _names(table), rows)
+    added = conn.exec_driver_sql(
+        f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {staging} "
+        f"ON CONFLICT ({scope_column}, {key}) DO NOTHING RETURNING {key}"
+    )
+    return set(added.scalars())
+
+
+def _copy(conn: sa.Connection, target: str, columns: list[str], rows: Sequence[Row]) -> None:
+    """COPY rows through this SQLAlchemy connection's psycopg connection, so in its transaction."""
+    driver = conn.connection.driver_connection
+    assert driver is not None  # an open SQLAlchemy connection always has one
+    statement = f"COPY {target} ({', '.join(columns)}) FROM STDIN"
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.Error as exc:  # raised as SQLAlchemy raises its own: sa.exc.DataError, ...
+        raise sa.exc.DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
+
+
+def _names(table: sa.Table) -> list[str]:
+    return [column.name for column in table.columns]
+
+
+def _insert_sql(table: sa.Table) -> str:
+    names = _names(table)
+    return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+
+
+def _sqlite_time(value: datetime) -> str:
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _aware(value: datetime) -> datetime:
+    return value
+
+
+def encoded_rows(
+    conn: sa.Connection, table: sa.Table, values: Iterable[Mapping[str, Any]]
+) -> list[Row]:
+    """Rows for ``append_rows`` from mappings of every column to the value its type takes."""
+    encoders = [(column.name, _encoder(conn, column)) for column in table.columns]
+    return [tuple(encode(each[name]) for name, encode in encoders) for each in values]
+
+
+def _encoder(conn: sa.Connection, column: sa.Column[Any]) -> Callable[[Any], Any]:
+    if isinstance(column.type, UTCDateTime):
+        encode_time = time_encoder(conn)
+        return lambda value: None if value is None else encode_time(value)
+    if isinstance(column.type, sa.JSON):
+        return json.dumps
+    return _same
+
+
+def _same(value: Any) -> Any:
+    return value

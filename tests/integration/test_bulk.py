@@ -1,0 +1,131 @@
+"""Bulk writes (COPY on PostgreSQL, executemany on SQLite) read back as the tables' types give them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from datacenter.ingest import call_values
+from datacenter.rating.tables import unrated_calls
+from datacenter.store.bulk import append_rows, encoded_rows, insert_new_rows, time_encoder
+from datacenter.store.engine import write_transaction
+from datacenter.store.scoped import TenantScope
+from datacenter.store.tables import calls
+from shared.icdr import ICDR, Direction
+from tests.fixtures.store import gen_agent, gen_icdr, gen_tenant
+
+NOW = datetime(2026, 7, 1, 9, 30, 15, 250000, tzinfo=UTC)
+
+
+def _call_row(
+    conn: sa.Connection, tenant_id: int, rec: ICDR, landed_file: str
+) -> tuple[object, ...]:
+    encode = time_encoder(conn)
+    return call_values(
+        tenant_id, rec, landed_file, encode(NOW), document=rec.to_json(), encode_time=encode,
+        encode_json=json.dumps,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def tenant_id(store: sa.Engine) -> int:
+    tenant = gen_tenant(store, "acme", timezone="Europe/London")
+    gen_agent(store, "acme", "edge-1")
+    return tenant.tenant_id
+
+
+def test_calls_written_in_bulk_read_back_through_the_table_types(
+    store: sa.Engine, tenant_id: int
+) -> None:
+    records = [
+        gen_icdr(1, flags=("unsupervised",), extra={"layout": "L2"}, account_code="4711"),
+        gen_icdr(2, direction=Direction.IN, answered=False, answer=None, talk_seconds=0),
+    ]
+    with write_transaction(store) as conn:
+        rows = [_call_row(conn, tenant_id, rec, "edge-1-0000000001.ccb") for rec in records]
+        added = insert_new_rows(conn, calls, rows, key="record_id", scope=("tenant_id", tenant_id))
+    assert added == {rec.record_id for rec in records}
+    with store.connect() as conn:
+        scope = TenantScope(conn, tenant_id)
+        stored = [scope.get_call(rec.record_id) for rec in records]
+        ingested = conn.execute(sa.select(calls.c.ingested_at)).scalars().all()
+    assert [s.to_icdr() if s else None for s in stored] == records
+    assert stored[0] is not None and stored[0].call.start_utc == records[0].start
+    assert stored[1] is not None and stored[1].call.answer_utc is None
+    assert (stored[0].flags, stored[0].call.answered, stored[1].call.answered) == (
+        ("unsupervised",), True, False,
+    )  # fmt: skip
+    assert ingested == [NOW, NOW]
+
+
+def test_only_new_keys_are_added_and_a_repeated_key_once(store: sa.Engine, tenant_id: int) -> None:
+    a, b, c = gen_icdr(1), gen_icdr(2), gen_icdr(3)
+    with write_transaction(store) as conn:
+        rows = [_call_row(conn, tenant_id, rec, name) for rec, name in
+                ((a, "first.ccb"), (b, "first.ccb"), (a, "again.ccb"))]  # fmt: skip
+        first = insert_new_rows(conn, calls, rows, key="record_id", scope=("tenant_id", tenant_id))
+    with write_transaction(store) as conn:
+        rows = [_call_row(conn, tenant_id, rec, "second.ccb") for rec in (b, c)]
+        second = insert_new_rows(conn, calls, rows, key="record_id", scope=("tenant_id", tenant_id))
+    assert (first, second) == ({a.record_id, b.record_id}, {c.record_id})
+    with store.connect() as conn:
+        files = dict(conn.execute(sa.select(calls.c.record_id, calls.c.landed_file)).all())
+    assert files == {a.record_id: "first.ccb", b.record_id: "first.ccb", c.record_id: "second.ccb"}
+
+
+def test_a_key_taken_in_another_tenant_does_not_count(store: sa.Engine, tenant_id: int) -> None:
+    other = gen_tenant(store, "globex").tenant_id
+    gen_agent(store, "globex", "edge-1")
+    rec = gen_icdr(1)
+    for tenant in (tenant_id, other):
+        with write_transaction(store) as conn:
+            added = insert_new_rows(conn, calls, [_call_row(conn, tenant, rec, "f.ccb")],
+                                    key="record_id", scope=("tenant_id", tenant))  # fmt: skip
+        assert added == {rec.record_id}
+
+
+def test_appended_rows_keep_json_times_and_nulls(store: sa.Engine, tenant_id: int) -> None:
+    rec = gen_icdr(1)
+    explanation = {"steps": ["no dial plan"], "direction": "out", "cost": None}
+    with write_transaction(store) as conn:
+        insert_new_rows(conn, calls, [_call_row(conn, tenant_id, rec, "f.ccb")],
+                        key="record_id", scope=("tenant_id", tenant_id))  # fmt: skip
+        row = {
+            "tenant_id": tenant_id, "record_id": rec.record_id, "reason": "no_dial_plan",
+            "detail": "agent 'edge-1' has no dial plan", "explanation": explanation,
+            "first_attempt_at": NOW, "last_attempt_at": NOW, "attempts": 1,
+        }  # fmt: skip
+        append_rows(conn, unrated_calls, encoded_rows(conn, unrated_calls, [row]))
+    with store.connect() as conn:
+        stored = conn.execute(sa.select(unrated_calls)).one()._asdict()
+    assert stored == row
+
+
+def test_appending_an_existing_key_raises_and_rolls_back(store: sa.Engine, tenant_id: int) -> None:
+    rec = gen_icdr(1)
+    with write_transaction(store) as conn:
+        append_rows(conn, calls, [_call_row(conn, tenant_id, rec, "first.ccb")])
+    with pytest.raises(sa.exc.IntegrityError), write_transaction(store) as conn:
+        append_rows(conn, calls, [_call_row(conn, tenant_id, gen_icdr(2), "second.ccb"),
+                                  _call_row(conn, tenant_id, rec, "second.ccb")])  # fmt: skip
+    with store.connect() as conn:
+        assert conn.execute(sa.select(calls.c.landed_file)).scalars().all() == ["first.ccb"]
+
+
+def test_the_postgresql_staging_table_is_empty_after_each_commit(
+    store: sa.Engine, tenant_id: int
+) -> None:
+    if store.dialect.name != "postgresql":
+        pytest.skip("SQLite needs no staging table")
+    with store.connect() as conn:
+        for n in (1, 2):
+            with conn.begin():
+                insert_new_rows(conn, calls, [_call_row(conn, tenant_id, gen_icdr(n), "f.ccb")],
+                                key="record_id", scope=("tenant_id", tenant_id))  # fmt: skip
+                staged = conn.exec_driver_sql("SELECT count(*) FROM calls_staging").scalar_one()
+                assert staged == 1  # this transaction's row only
+            assert conn.exec_driver_sql("SELECT count(*) FROM calls_staging").scalar_one() == 0
+            conn.rollback()
