@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import gc
 import hashlib
-import json
 import logging
 import os
 import signal
@@ -48,6 +48,7 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,9 +62,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from datacenter.accounts import Tenant, list_tenants, trusted_signers
 from datacenter.health import ingest_heartbeats
 from datacenter.keys import load_ingest_keys
-from datacenter.rating.store import rate_calls_for_ingest
+from datacenter.rating.store import rate_batch, write_batch_rating
 from datacenter.settings import Settings
-from datacenter.store.bulk import insert_new_rows, time_encoder
+from datacenter.store.bulk import insert_new_rows, json_text, time_encoder
 from datacenter.store.commands import config_option, open_configured_store
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables import agents, call_days, calls, landed_files
@@ -184,12 +185,31 @@ def ingest_once(
                 unknown.append(folder.name)
             continue
         for landed in _finished_batches(tenant, folder / "incoming"):
-            outcome = _ingest_file(engine, settings, landed, worker=worker, keys=opener)
+            with _collector_paused():
+                outcome = _ingest_file(engine, settings, landed, worker=worker, keys=opener)
             if outcome is not None:
                 log.info("%s/%s: %s %s", tenant.slug, landed.name, outcome.status, outcome.reason)
                 outcomes.append(outcome)
     _ingest_heartbeats(engine, settings)
     return IngestReport(outcomes=tuple(outcomes), unknown_folders=tuple(unknown))
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while one file is ingested.
+
+    Why: a batch allocates tens of thousands of containers (records, rows, rating explanations)
+    that all live until its commit, so the collector runs again and again over objects that are
+    not garbage: 15 % of ingest's CPU time. A batch is bounded (its records are in memory anyway)
+    and makes no reference cycles worth collecting early; the collector catches up after it.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _ingest_heartbeats(engine: sa.Engine, settings: Settings) -> None:
@@ -398,16 +418,20 @@ def _store(engine: sa.Engine, landed: _Landed, batch: Batch, *, worker: str) -> 
     """Insert the calls, rollups, agent state and claim completion in one transaction."""
     tenant = landed.tenant
     now = datetime.now(UTC)
-    with write_transaction(engine) as conn:
+    records = _unique(batch.records)
+    # Most of the CPU time (encoding rows, rating) is spent before the write lock is taken, so
+    # concurrent workers overlap it; calls a re-sent batch already stored are rated for nothing.
+    with engine.connect() as conn:
         rows = _call_rows(conn, tenant.tenant_id, batch, landed.name, now)
+        rating = rate_batch(conn, tenant.tenant_id, records, now=now)
+    with write_transaction(engine) as conn:
         inserted_ids = insert_new_rows(
             conn, calls, rows, key="record_id", scope=("tenant_id", tenant.tenant_id)
         )
         if conn.dialect.name == "postgresql":
             _analyze_calls_if_unsized(conn, len(inserted_ids))
-        stored = [r for r in _unique(batch.records) if r.record_id in inserted_ids]
-        _add_rollups(conn, tenant, stored)
-        rate_calls_for_ingest(conn, tenant.tenant_id, stored)  # a cost or queue row per call
+        _add_rollups(conn, tenant, [r for r in records if r.record_id in inserted_ids])
+        write_batch_rating(conn, rating, inserted_ids)  # a cost or queue row per stored call
         conn.execute(
             agents.update()
             .where(agents.c.tenant_id == tenant.tenant_id, agents.c.agent_id == landed.agent_id)
@@ -456,7 +480,7 @@ def _call_rows(
             ingested_at,
             document=line,
             encode_time=encode_time,
-            encode_json=_json_text,
+            encode_json=json_text,
         )
         for rec, line in zip(batch.records, batch.lines, strict=True)
     ]
@@ -489,10 +513,6 @@ CALL_COLUMNS = tuple(column.name for column in calls.columns)
 
 def _same(value: Any) -> Any:
     return value
-
-
-def _json_text(value: Any) -> str:
-    return json.dumps(value)
 
 
 def call_values(

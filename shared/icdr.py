@@ -21,6 +21,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, TypeVar, final
 
+import orjson
+
 from shared.errors import ICDRValidationError
 
 ICDR_VERSION = 1
@@ -249,7 +251,7 @@ class ICDR:
     @classmethod
     def from_json(cls, line: str | bytes) -> ICDR:
         try:
-            data = json.loads(line)
+            data = orjson.loads(line)  # strict RFC 8259 (no NaN, valid UTF-8), 2x json's speed
         except (ValueError, UnicodeDecodeError) as exc:
             raise ICDRValidationError("<record>", f"not valid JSON: {exc}") from exc
         return cls.from_dict(data)

@@ -25,11 +25,11 @@ expression (65 ms per statement for 36 columns): ingest into PostgreSQL ran at 2
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import psycopg
 import sqlalchemy as sa
 
@@ -159,8 +159,12 @@ def _encoder(conn: sa.Connection, column: sa.Column[Any]) -> Callable[[Any], Any
         encode_time = time_encoder(conn)
         return lambda value: None if value is None else encode_time(value)
     if isinstance(column.type, sa.JSON):
-        return json.dumps
+        return json_text
     return _same
+
+
+def json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()  # several times json.dumps's speed; same JSON
 
 
 def _same(value: Any) -> Any:
