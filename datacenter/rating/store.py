@@ -7,9 +7,11 @@ Contract:
   a dial plan or route map by its JSON), so a 50,000-prefix tariff is parsed once per worker,
   not once per batch, and the engines' memo caches stay warm; a change in the store is seen on
   the next load because the key is the content.
-- ``rate_calls_for_ingest(conn, tenant_id, icdrs)`` rates freshly stored calls inside the
-  caller's transaction: each gets a ``call_costs`` row or an ``unrated_calls`` row, never both,
-  never neither. It is what ingest calls once per batch.
+- Ingest rates each batch with ``rate_batch`` *before* it takes the write lock (rating and
+  encoding the rows is most of its CPU time, so concurrent workers overlap it), then, in its
+  transaction, ``write_batch_rating`` appends a ``call_costs`` or an ``unrated_calls`` row for
+  each call it actually inserted: never both, never neither. ``rate_calls_for_ingest`` does both
+  steps in the caller's transaction.
 - ``import_tariff_plan`` merges a validated plan into the stored versions in one transaction:
   same-id versions are replaced, others kept, overlaps refused (``StoreError``), open-ended
   versions closed at the next version's start. Nothing is written if anything is wrong.
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -56,7 +58,7 @@ from datacenter.rating.tariffs import (
     parse_rates_csv,
     rates_to_csv,
 )
-from datacenter.store.bulk import append_rows, encoded_rows
+from datacenter.store.bulk import Row, append_rows, encoded_rows
 from datacenter.store.tables import tenants
 from shared.errors import StoreError
 from shared.icdr import ICDR, format_time
@@ -334,24 +336,51 @@ def set_site(
 # --- results --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class BatchRating:
+    """A batch's rating, worked out before ingest takes the write lock: rows ready to append."""
+
+    results: dict[str, RatingResult]  # by record id
+    cost_rows: dict[str, Row]
+    queue_rows: dict[str, Row]
+
+
+def rate_batch(
+    conn: sa.Connection, tenant_id: int, icdrs: Sequence[ICDR], *, now: datetime
+) -> BatchRating:
+    """Rate a batch's calls (record ids unique) and encode their result rows; writes nothing."""
+    config = load_rating_config(conn, tenant_id)
+    results = {icdr.record_id: config.rate(icdr) for icdr in icdrs}
+    costs = {
+        rid: cost_row(tenant_id, r, now) for rid, r in results.items() if isinstance(r, RatedCall)
+    }
+    queued = {
+        rid: unrated_row(tenant_id, r, now) for rid, r in results.items() if isinstance(r, Unrated)
+    }
+    return BatchRating(
+        results,
+        dict(zip(costs, encoded_rows(conn, call_costs, costs.values()), strict=True)),
+        dict(zip(queued, encoded_rows(conn, unrated_calls, queued.values()), strict=True)),
+    )
+
+
+def write_batch_rating(conn: sa.Connection, rating: BatchRating, stored: Collection[str]) -> None:
+    """Append the cost or queue row of each call ingest has just stored (``stored``: their record
+    ids; the batch's other calls were duplicates). The calls are new, so neither kind of row can
+    exist for them: no delete or upsert (``write_results`` is for re-rating)."""
+    append_rows(conn, call_costs, [row for rid, row in rating.cost_rows.items() if rid in stored])
+    append_rows(
+        conn, unrated_calls, [row for rid, row in rating.queue_rows.items() if rid in stored]
+    )
+
+
 def rate_calls_for_ingest(
     conn: sa.Connection, tenant_id: int, icdrs: Sequence[ICDR]
 ) -> list[RatingResult]:
-    """Rate calls ingest has just inserted, in its transaction; one result row per call.
-
-    The calls are new, so neither a cost nor a queue row can exist for them: the rows are
-    appended in bulk, with no delete or upsert (``write_results`` is for re-rating).
-    """
-    if not icdrs:
-        return []
-    config = load_rating_config(conn, tenant_id)
-    results = [config.rate(icdr) for icdr in icdrs]
-    now = datetime.now(UTC)
-    costs = [cost_row(tenant_id, r, now) for r in results if isinstance(r, RatedCall)]
-    queued = [unrated_row(tenant_id, r, now) for r in results if isinstance(r, Unrated)]
-    append_rows(conn, call_costs, encoded_rows(conn, call_costs, costs))
-    append_rows(conn, unrated_calls, encoded_rows(conn, unrated_calls, queued))
-    return results
+    """Rate freshly stored calls and write their rows, both in the caller's transaction."""
+    rating = rate_batch(conn, tenant_id, icdrs, now=datetime.now(UTC))
+    write_batch_rating(conn, rating, rating.results.keys())
+    return list(rating.results.values())
 
 
 def cost_row(tenant_id: int, result: RatedCall, now: datetime) -> dict[str, Any]:
@@ -363,7 +392,7 @@ def cost_row(tenant_id: int, result: RatedCall, now: datetime) -> dict[str, Any]
         "prefix": result.prefix, "tariff_version": result.tariff_version,
         "billed_seconds": result.billed_seconds, "bands": list(result.bands),
         "zero_reason": result.zero_reason or None,
-        "explanation": _json_ready(result.explanation.to_dict()),
+        "explanation": result.explanation.to_dict(),
         "engine_version": ENGINE_VERSION, "rated_at": now,
     }  # fmt: skip
 
@@ -371,7 +400,7 @@ def cost_row(tenant_id: int, result: RatedCall, now: datetime) -> dict[str, Any]
 def unrated_row(tenant_id: int, result: Unrated, now: datetime) -> dict[str, Any]:
     return {
         "tenant_id": tenant_id, "record_id": result.record_id, "reason": result.reason.value,
-        "detail": result.detail, "explanation": _json_ready(result.explanation.to_dict()),
+        "detail": result.detail, "explanation": result.explanation.to_dict(),
         "first_attempt_at": now, "last_attempt_at": now, "attempts": 1,
     }  # fmt: skip
 
@@ -391,12 +420,6 @@ def write_results(
         _upsert(conn, unrated_calls, [unrated_row(tenant_id, r, now) for r in queued],
                 ("tenant_id", "record_id"), keep=("first_attempt_at",),
                 increment="attempts")  # fmt: skip
-
-
-def _json_ready(data: dict[str, Any]) -> dict[str, Any]:
-    """What the JSON column gives back (tuples as lists), so stored and fresh compare equal."""
-    result: dict[str, Any] = json.loads(json.dumps(data))
-    return result
 
 
 def _delete(conn: sa.Connection, table: sa.Table, tenant_id: int, ids: list[str]) -> None:

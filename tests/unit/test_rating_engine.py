@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 import datacenter.rating as rating
 from datacenter.rating.bands import epoch_seconds
-from datacenter.rating.carriers import carrier_rules_from_dict
+from datacenter.rating.carriers import carrier_rules_from_dict, load_carrier_rules
 from datacenter.rating.engine import (
     RatedCall,
     Unrated,
@@ -21,9 +22,11 @@ from datacenter.rating.engine import (
     rate_call,
 )
 from datacenter.rating.money import RoundingMode
-from datacenter.rating.tariffs import BandRule, Rate
-from shared.icdr import Direction
+from datacenter.rating.numbering import load_dial_plan
+from datacenter.rating.tariffs import BandRule, Rate, load_tariff
+from shared.icdr import ICDR, Direction
 from tests.unit.rating_factories import (
+    DEMO,
     PEAK_CALENDAR,
     gen_carriers,
     gen_dial_plan,
@@ -588,3 +591,29 @@ def test_a_record_its_source_marks_not_billed_costs_nothing(flags: tuple[str, ..
     )
     assert isinstance(result, RatedCall)
     assert (result.cost, result.zero_reason) == (0, "not_billed")
+
+
+def _json_native(value: object) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _json_native(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_json_native(v) for v in value)
+    return value is None or type(value) in (str, int, bool)
+
+
+@pytest.mark.parametrize("site", ["london", "toronto"])
+def test_explanations_are_plain_json_as_the_store_gives_them_back(site: str) -> None:
+    """Stored as they are and compared with stored ones by re-rating: no tuples, no objects."""
+    tariffs = {name: load_tariff(DEMO / f"{name}.toml") for name in ("britline", "northtel")}
+    plan = load_dial_plan(DEMO / f"{site}.toml")
+    routes = load_carrier_rules(DEMO / f"{site}-routes.toml")
+    lines = (DEMO / f"{site}-calls.jsonl").read_text().splitlines()
+    results = [
+        rate_call(ICDR.from_json(line), dial_plan=plan, tariffs=tariffs, carriers=routes)
+        for line in lines
+    ]
+    assert any(isinstance(r, RatedCall) for r in results)
+    for result in results:
+        document = result.explanation.to_dict()
+        assert _json_native(document), document
+        assert json.loads(json.dumps(document)) == document
