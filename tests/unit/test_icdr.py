@@ -20,8 +20,8 @@ from shared.icdr import (
     dumps_lines,
     format_time,
     loads_lines,
-    read_lines,
     make_record_id,
+    read_lines,
 )
 
 START = datetime(2026, 5, 14, 13, 31, tzinfo=UTC)
