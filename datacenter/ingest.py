@@ -20,8 +20,7 @@ Contract:
   ``incoming/`` after fixing the cause (e.g. enrolling the agent) ingests it again.
 - A good file's calls are inserted in ONE transaction with the claim's completion, the daily
   rollup (only rows actually inserted), their rating and the agent's last-seen sequence, in bulk
-  (``datacenter.store.bulk``: COPY on PostgreSQL). Each call keeps its record's JSON exactly as
-  the batch carried it (the ``icdr`` column), once that text has validated as an ICDR. Calls already stored
+  (``datacenter.store.bulk``: COPY on PostgreSQL). Calls already stored
   (same ``(tenant_id, record_id)``) are counted as duplicates and change nothing. Only after the
   commit is a signed receipt written to ``receipts/NAME.receipt`` (``shared.receipts``: the
   agent may now delete the batch), and only after that is the file moved to
@@ -36,7 +35,6 @@ Contract:
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import gc
 import hashlib
@@ -71,7 +69,7 @@ from datacenter.store.tables import agents, call_days, calls, landed_files
 from shared.cms import Recipient, is_protected, open_landed
 from shared.envelope import Batch, parse_batch_file_name
 from shared.errors import EnvelopeError
-from shared.icdr import ICDR, format_time
+from shared.icdr import ICDR
 from shared.keys import DatacentreKeys
 from shared.receipts import make_receipt, write_receipt
 
@@ -478,11 +476,10 @@ def _call_rows(
             rec,
             landed_file,
             ingested_at,
-            document=line,
             encode_time=encode_time,
             encode_json=json_text,
         )
-        for rec, line in zip(batch.records, batch.lines, strict=True)
+        for rec in batch.records
     ]
 
 
@@ -521,15 +518,10 @@ def call_values(
     landed_file: str,
     ingested_at: Any,
     *,
-    document: str | None = None,
     encode_time: Callable[[datetime], Any] = _same,
     encode_json: Callable[[Any], Any] = _same,
 ) -> tuple[Any, ...]:
-    """One ``calls`` row, in ``CALL_COLUMNS`` order (a test pins the order to the table).
-
-    ``document`` is the record's JSON text as the batch carried it, stored as it is (ingest has
-    just validated it into ``rec``); without it the document is built from ``rec``.
-    """
+    """One ``calls`` row, in ``CALL_COLUMNS`` order (a test pins the order to the table)."""
     return (
         tenant_id,
         rec.record_id,
@@ -564,28 +556,11 @@ def call_values(
         encode_json(list(rec.flags)),
         rec.raw,
         rec.parser_version,
-        encode_json(icdr_document(rec)) if document is None else document,
         landed_file,
         ingested_at,
+        encode_json(dict(rec.extra)),
+        rec.icdr_version,
     )
-
-
-_ICDR_FIELDS = tuple(f.name for f in dataclasses.fields(ICDR))
-
-
-def icdr_document(rec: ICDR) -> dict[str, Any]:
-    """``rec.to_dict()``, about three times faster: ingest builds one per call.
-
-    Field kinds are fixed by ICDR version 1 (times: start, end, answer; a tuple: flags; a
-    mapping: extra); a test checks the two stay equal.
-    """
-    doc = {name: getattr(rec, name) for name in _ICDR_FIELDS}
-    doc["start"] = format_time(rec.start)
-    doc["end"] = format_time(rec.end)
-    doc["answer"] = None if rec.answer is None else format_time(rec.answer)
-    doc["flags"] = list(rec.flags)
-    doc["extra"] = dict(rec.extra)
-    return doc
 
 
 def _unique(records: Sequence[ICDR]) -> list[ICDR]:

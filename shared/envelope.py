@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.errors import EnvelopeError, ICDRValidationError
-from shared.icdr import ICDR, ICDR_VERSION, format_time, parse_time, read_lines
+from shared.icdr import ICDR, ICDR_VERSION, format_time, loads_lines, parse_time
 
 MAGIC = b"CCB1\n"
 FORMAT_NAME = "callcollect-batch"
@@ -62,7 +62,6 @@ class Manifest:
 class Batch:
     manifest: Manifest
     records: list[ICDR]
-    lines: list[str]  # each record's JSON text as received, in the same order
 
 
 def batch_file_name(agent_id: str, sequence: int) -> str:
@@ -171,11 +170,9 @@ def open_batch(data: bytes) -> Batch:
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
         raise EnvelopeError(f"payload does not decompress: {exc}") from exc
     try:
-        pairs = list(read_lines(text))
+        records = list(loads_lines(text))
     except ICDRValidationError as exc:
         raise EnvelopeError(f"invalid record in payload: {exc}") from exc
-    lines = [line for line, _ in pairs]
-    records = [record for _, record in pairs]
     if len(records) != manifest.record_count:
         raise EnvelopeError(
             f"payload holds {len(records)} records, manifest says {manifest.record_count}"
@@ -184,7 +181,7 @@ def open_batch(data: bytes) -> Batch:
         records[-1].record_id != manifest.last_record_id
     ):
         raise EnvelopeError("first or last record id does not match the manifest")
-    return Batch(manifest=manifest, records=records, lines=lines)
+    return Batch(manifest=manifest, records=records)
 
 
 def _manifest_from(raw: Any) -> Manifest:

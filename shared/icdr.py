@@ -290,13 +290,7 @@ def dumps_lines(records: Iterable[ICDR]) -> str:
 
 
 def loads_lines(text: str) -> Iterator[ICDR]:
-    """Parse JSON Lines; the error says which line failed."""
-    for _line, record in read_lines(text):
-        yield record
-
-
-def read_lines(text: str) -> Iterator[tuple[str, ICDR]]:
-    """Each record of a JSON Lines text, with the line it was read from; the error names the line.
+    """Parse JSON Lines; the error says which line failed.
 
     Lines end at LF only. ``str.splitlines`` would also break at U+0085, U+2028 and U+2029, which
     ``to_json`` leaves unescaped (``ensure_ascii=False``): one SMDR byte 0x85 in a ``raw`` would
@@ -306,7 +300,7 @@ def read_lines(text: str) -> Iterator[tuple[str, ICDR]]:
         if not line.strip():
             continue
         try:
-            yield line, ICDR.from_json(line)
+            yield ICDR.from_json(line)
         except ICDRValidationError as exc:
             raise ICDRValidationError(exc.field, f"line {number}: {exc.problem}") from exc
 

@@ -40,9 +40,9 @@ from datacenter.rating.store import (
 from datacenter.rating.tables import call_cost_history, call_costs, unrated_calls
 from datacenter.store.commands import config_option, open_configured_store
 from datacenter.store.engine import write_transaction
+from datacenter.store.scoped import icdr_from_row
 from datacenter.store.tables import calls
 from shared.errors import CallCollectError
-from shared.icdr import ICDR
 
 CHUNK = 1_000  # calls read, rated and written at a time within a day's transaction
 _COMPARED = (
@@ -136,7 +136,7 @@ def _select(tenant_id: int) -> sa.Select[Any]:
     """Calls with their stored cost and queue rows (either may be missing)."""
     cost_columns = [call_costs.c[name].label(f"old_{name}") for name in _COMPARED]
     return (
-        sa.select(calls.c.record_id, calls.c.icdr, *cost_columns, unrated_calls.c.reason)
+        sa.select(*calls.c, *cost_columns, unrated_calls.c.reason)
         .select_from(
             calls.outerjoin(
                 call_costs,
@@ -179,7 +179,7 @@ def _rerate_chunk(
     changed: list[RatingResult] = []
     history: list[dict[str, Any]] = []
     for row in rows:
-        result = config.rate(ICDR.from_dict(row.icdr))
+        result = config.rate(icdr_from_row(row))
         report.examined += 1
         had_cost = row.old_cost_minor is not None
         if isinstance(result, Unrated):

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from datacenter.store.tables import call_days, calls, landed_files, tenants
 from shared.errors import StoreError, ValidationError
-from shared.icdr import ICDR, Direction
+from shared.icdr import ICDR, Completion, Direction
 
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 500
@@ -105,12 +105,12 @@ class CallDetail:
     flags: tuple[str, ...]
     raw: str
     parser_version: str
-    icdr: dict[str, Any]
+    record: ICDR
     landed_file: str
     ingested_at: datetime
 
     def to_icdr(self) -> ICDR:
-        return ICDR.from_dict(self.icdr)
+        return self.record
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +212,7 @@ class TenantScope:
             flags=tuple(row.flags),
             raw=row.raw,
             parser_version=row.parser_version,
-            icdr=dict(row.icdr),
+            record=icdr_from_row(row),
             landed_file=row.landed_file,
             ingested_at=row.ingested_at,
         )
@@ -327,6 +327,24 @@ class TenantScope:
                 )
             )
         return conditions
+
+
+def icdr_from_row(row: sa.Row[Any]) -> ICDR:
+    """The ICDR a ``calls`` row holds (every column of the table), validated again on the way."""
+    return ICDR(
+        record_id=row.record_id, agent_id=row.agent_id, source_id=row.source_id,
+        source_kind=row.source_kind, start=row.start_utc, end=row.end_utc, answer=row.answer_utc,
+        utc_offset_minutes=row.utc_offset_minutes, ring_seconds=row.ring_seconds,
+        talk_seconds=row.talk_seconds, hold_seconds=row.hold_seconds,
+        direction=Direction(row.direction), calling=row.calling, called=row.called,
+        dialled_digits=row.dialled_digits, extension=row.extension, trunk=row.trunk,
+        route=row.route, third_party=row.third_party, account_code=row.account_code,
+        ani=row.ani, dnis=row.dnis, answered=bool(row.answered),
+        completion=Completion(row.completion), completion_source=row.completion_source,
+        transferred=bool(row.transferred), conference=bool(row.conference), call_id=row.call_id,
+        parent_call_id=row.parent_call_id, flags=tuple(row.flags), raw=row.raw,
+        parser_version=row.parser_version, icdr_version=row.icdr_version, extra=dict(row.extra),
+    )  # fmt: skip
 
 
 def _call(row: sa.Row[Any]) -> Call:

@@ -190,9 +190,11 @@ calls = sa.Table(
     sa.Column("flags", JSONDocument, nullable=False),  # list of strings
     sa.Column("raw", sa.Text, nullable=False),
     sa.Column("parser_version", sa.String(64), nullable=False),
-    sa.Column("icdr", JSONDocument, nullable=False),  # the full record: ICDR.from_dict(icdr)
     sa.Column("landed_file", sa.String(100), nullable=False),
     sa.Column("ingested_at", UTCDateTime, nullable=False),
+    # With the columns above, the whole record: scoped.icdr_from_row rebuilds the ICDR.
+    sa.Column("extra", JSONDocument, nullable=False),  # the driver's extras (string map)
+    sa.Column("icdr_version", sa.SmallInteger, nullable=False),
     sa.Index(None, "tenant_id", "start_utc"),
     sa.Index(None, "tenant_id", "extension", "start_utc"),
 )

@@ -25,7 +25,7 @@ def _call_row(
 ) -> tuple[object, ...]:
     encode = time_encoder(conn)
     return call_values(
-        tenant_id, rec, landed_file, encode(NOW), document=rec.to_json(), encode_time=encode,
+        tenant_id, rec, landed_file, encode(NOW), encode_time=encode,
         encode_json=json.dumps,
     )  # fmt: skip
 

@@ -17,7 +17,6 @@ from datacenter.ingest import (
     CALL_COLUMNS,
     IngestReport,
     call_values,
-    icdr_document,
     ingest_once,
     run_forever,
 )
@@ -25,8 +24,8 @@ from datacenter.settings import Settings
 from datacenter.store.engine import write_transaction
 from datacenter.store.scoped import TenantScope
 from datacenter.store.tables import agents, call_days, calls, landed_files
-from shared.envelope import MAGIC, batch_file_name, seal_json
-from shared.icdr import ICDR, Direction
+from shared.envelope import MAGIC
+from shared.icdr import Direction
 from tests.fixtures.store import gen_agent, gen_batch, gen_icdr, gen_tenant, land
 
 
@@ -404,21 +403,6 @@ def test_call_values_follow_the_table_column_order() -> None:
     assert {key: values[key] for key in expected} == expected
 
 
-@pytest.mark.parametrize(
-    "rec",
-    [
-        gen_icdr(1),
-        gen_icdr(2, answer=None, answered=False, flags=("x", "y"), extra={"site": "leeds"}),
-        gen_icdr(3, start=datetime(2026, 1, 1, 0, 0, 0, 123000, tzinfo=UTC), talk_seconds=0),
-    ],
-)
-def test_icdr_document_equals_to_dict(rec: ICDR) -> None:
-    assert icdr_document(rec) == rec.to_dict()
-    assert json.dumps(icdr_document(rec), sort_keys=True) == json.dumps(
-        rec.to_dict(), sort_keys=True
-    )
-
-
 def test_a_record_the_database_refuses_quarantines_the_file(
     setup: tuple[sa.Engine, Settings], backend: str
 ) -> None:
@@ -482,24 +466,3 @@ def test_run_forever_ingests_until_stopped(setup: tuple[sa.Engine, Settings]) ->
         worker.join(timeout=10)
     assert not worker.is_alive()
     assert _count(engine, calls) == 2
-
-
-def test_each_call_keeps_its_record_exactly_as_the_batch_carried_it(
-    setup: tuple[sa.Engine, Settings],
-) -> None:
-    """The ``icdr`` document is the received JSON text (once validated), not a re-encoding."""
-    engine, settings = setup
-    rec = gen_icdr(1)
-    document = rec.to_dict()
-    document["start"] = rec.start.isoformat()  # "+00:00": valid ICDR, not how to_json writes it
-    line = json.dumps(document, indent=None)  # default separators, unsorted
-    data = seal_json([line], first_record_id=rec.record_id, last_record_id=rec.record_id,
-                     agent_id="edge-1", tenant="acme", sequence=1)  # fmt: skip
-    land(settings, "acme", batch_file_name("edge-1", 1), data)
-    assert ingest_once(engine, settings).inserted == 1
-    with engine.connect() as conn:
-        stored = conn.execute(sa.select(calls.c.icdr)).scalar_one()
-        tenant_id = conn.execute(sa.select(agents.c.tenant_id)).scalar_one()
-        call = TenantScope(conn, tenant_id).get_call(rec.record_id)
-    assert stored == document and stored["start"].endswith("+00:00")
-    assert call is not None and call.to_icdr() == rec

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from datacenter.ingest import CALL_COLUMNS, call_values
 from datacenter.store.engine import (
+    alembic_config,
     check_current,
     current_revision,
     head_revision,
@@ -18,8 +21,18 @@ from datacenter.store.engine import (
     upgrade,
     write_transaction,
 )
+from datacenter.store.scoped import TenantScope
 from datacenter.store.tables import metadata, tenants
 from shared.errors import StoreError
+from shared.icdr import ICDR
+from tests.fixtures.store import gen_agent, gen_icdr, gen_tenant
+
+NOW = datetime(2026, 1, 3, 0, 0, tzinfo=UTC)
+
+
+def downgrade(engine: sa.Engine, *, revision: str) -> None:
+    with write_transaction(engine) as conn:
+        command.downgrade(alembic_config(conn), revision)
 
 
 def test_migrations_run_up_from_empty_and_match_the_tables(store_url: str) -> None:
@@ -107,3 +120,37 @@ def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path: Path) -> None:
 def test_unsupported_urls_are_refused(url: str, message: str) -> None:
     with pytest.raises(StoreError, match=message):
         open_store(url)
+
+
+def test_revision_0007_moves_the_record_documents_extras_into_columns(store_url: str) -> None:
+    """Calls stored before 0007 (with an ``icdr`` document) read back as the same ICDR after it."""
+    engine = open_store(store_url)
+    rec = gen_icdr(1, start=datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC), extra={"k": "v"})
+    old = gen_icdr(2)  # a document without ``extra``, as a hand-made one may be
+    try:
+        upgrade(engine, revision="0006")
+        tenant_id = gen_tenant(engine, "acme").tenant_id
+        gen_agent(engine, "acme", "edge-1")
+        with write_transaction(engine) as conn:
+            table = sa.Table("calls", sa.MetaData(), autoload_with=conn)
+            for each, document in ((rec, rec.to_dict()), (old, _without_extra(old))):
+                values = call_values(tenant_id, each, "f.ccb", NOW)[:-2]  # no extra, icdr_version
+                row = dict(zip(CALL_COLUMNS[:-2], values, strict=True))
+                conn.execute(table.insert().values(**row, icdr=document))
+        upgrade(engine)
+        with engine.connect() as conn:
+            scope = TenantScope(conn, tenant_id)
+            stored = [scope.get_call(each.record_id) for each in (rec, old)]
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("calls")}
+        assert [each.to_icdr() if each else None for each in stored] == [rec, old]
+        assert "icdr" not in columns and {"extra", "icdr_version"} <= columns
+        with pytest.raises(NotImplementedError, match="restore the store's backup"):
+            downgrade(engine, revision="0006")
+    finally:
+        engine.dispose()
+
+
+def _without_extra(rec: ICDR) -> dict[str, object]:
+    document = rec.to_dict()
+    del document["extra"]
+    return document
