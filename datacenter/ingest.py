@@ -77,7 +77,6 @@ log = logging.getLogger(__name__)
 
 PART_SUFFIX = ".part"
 REASON_SUFFIX = ".reason"
-INSERT_CHUNK = 2000  # rows per executemany: bounds statement size and memory per round trip
 MAX_MOVE_SUFFIX = 1000
 FROM_SETTINGS: Literal["settings"] = "settings"  # ingest_once(keys=...): load them for this pass
 
@@ -420,7 +419,7 @@ def _store(engine: sa.Engine, landed: _Landed, batch: Batch, *, worker: str) -> 
     # Most of the CPU time (encoding rows, rating) is spent before the write lock is taken, so
     # concurrent workers overlap it; calls a re-sent batch already stored are rated for nothing.
     with engine.connect() as conn:
-        rows = _call_rows(conn, tenant.tenant_id, batch, landed.name, now)
+        rows = _call_rows(conn, tenant.tenant_id, records, landed.name, now)
         rating = rate_batch(conn, tenant.tenant_id, records, now=now)
     with write_transaction(engine) as conn:
         inserted_ids = insert_new_rows(
@@ -466,7 +465,7 @@ def _store(engine: sa.Engine, landed: _Landed, batch: Batch, *, worker: str) -> 
 
 
 def _call_rows(
-    conn: sa.Connection, tenant_id: int, batch: Batch, landed_file: str, now: datetime
+    conn: sa.Connection, tenant_id: int, records: Sequence[ICDR], landed_file: str, now: datetime
 ) -> list[tuple[Any, ...]]:
     encode_time = time_encoder(conn)
     ingested_at = encode_time(now)
@@ -479,7 +478,7 @@ def _call_rows(
             encode_time=encode_time,
             encode_json=json_text,
         )
-        for rec in batch.records
+        for rec in records
     ]
 
 

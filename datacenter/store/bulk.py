@@ -2,13 +2,12 @@
 
 Contract:
 
-- Rows are tuples in the table's column order: ``encoded_rows`` makes them from mappings of
-  column to value, as the table's types take them; the hot caller (ingest's ``calls``) builds
-  them itself with ``time_encoder(conn)``, which gives the function that
-  writes a ``UTCDateTime`` value the way that type stores it (PostgreSQL: the aware datetime;
-  SQLite: naive UTC text). JSON columns take JSON text on both dialects (SQLite's JSON type stores
-  text; PostgreSQL parses it into ``jsonb``). A test reads rows written here back through the
-  tables' own types.
+- Rows are tuples in the table's column order. ``encoded_rows`` makes them from mappings of
+  column to value as the table's types take them; the hot caller (ingest's ``calls``) builds
+  them itself with ``time_encoder(conn)``, which writes a ``UTCDateTime`` value the way that type
+  stores it (PostgreSQL: the aware datetime; SQLite: naive UTC text), and ``json_text``. JSON
+  columns take JSON text on both dialects (SQLite's JSON type stores text; PostgreSQL parses it
+  into ``jsonb``). A test reads rows written here back through the tables' own types.
 - ``append_rows(conn, table, rows)`` adds rows none of which may exist yet: a key conflict raises
   and so rolls back the caller's transaction. PostgreSQL: one ``COPY ... FROM STDIN``; SQLite: one
   prepared ``executemany``.
