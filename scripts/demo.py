@@ -215,7 +215,6 @@ def lcscdr_odbc(demo: Demo) -> str:
     return (
         "DRIVER={PostgreSQL Unicode};SERVER=127.0.0.1;"
         f"PORT={demo.pg_port};DATABASE=LcsCDR;UID=postgres;BoolsAsChar=0;"
-        "CommLog=0;"  # Debian's odbcinst.ini turns psqlODBC's /tmp/psqlodbc_*.log on
     )
 
 
