@@ -41,7 +41,7 @@ Row = tuple[Any, ...]
 
 def time_encoder(conn: sa.Connection) -> Callable[[datetime], Any]:
     """How ``UTCDateTime`` stores an aware datetime on this connection's dialect."""
-    return _sqlite_time if conn.dialect.name == "sqlite" else _aware
+    return _sqlite_time if conn.dialect.name == "sqlite" else _same  # timestamptz takes it as is
 
 
 def append_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Row]) -> None:
@@ -139,10 +139,6 @@ def _insert_sql(table: sa.Table) -> str:
 
 def _sqlite_time(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-def _aware(value: datetime) -> datetime:
-    return value
 
 
 def encoded_rows(
