@@ -218,6 +218,26 @@ def lcscdr_odbc(demo: Demo) -> str:
     )
 
 
+def quiet_psqlodbc(demo: Demo) -> None:
+    """The demo's processes read a copy of odbcinst.ini with psqlODBC's CommLog off.
+
+    Debian registers psqlODBC with ``CommLog=1``, which leaves a /tmp/psqlodbc_*.log behind
+    every process that connects (``CommLog=0`` in the connection string does not stop it).
+    The agent inherits ``ODBCSYSINI`` from this process.
+    """
+    system = Path("/etc/odbcinst.ini")
+    if not system.exists():
+        return
+    folder = demo.run_dir / "odbc"
+    folder.mkdir()
+    lines = system.read_text().splitlines()
+    quiet = [
+        "CommLog=0" if line.replace(" ", "").lower() == "commlog=1" else line for line in lines
+    ]
+    (folder / "odbcinst.ini").write_text("\n".join(quiet) + "\n")
+    os.environ["ODBCSYSINI"] = str(folder)
+
+
 def start_lcscdr(demo: Demo) -> None:
     """The Lync monitoring database's stand-in: a throwaway PostgreSQL cluster with schema dbo,
     filled by `edge-agent simulate lync-cdr` with sessions of every kind, starting 2 h ago."""
@@ -321,6 +341,7 @@ def main() -> None:
         demo.start("web", BIN / "datacenter", "serve", "--config", demo.dc_config)
         demo.start("ingest", BIN / "datacenter", "ingest", "--watch", "--config", demo.dc_config)
         demo.start("alarms", BIN / "datacenter", "alarms", "run", "--config", demo.dc_config)
+        quiet_psqlodbc(demo)
         start_lcscdr(demo)
         start_pbx_simulators(demo)
         wait_for_port(demo.sftp_port, demo)
