@@ -50,7 +50,7 @@ from sqlite_utils import Database
 
 from edge_agent.sources.base import Quarantined
 from shared.errors import CallCollectError
-from shared.icdr import ICDR, format_time, parse_time
+from shared.icdr import ICDR, format_time, lone_surrogate_field, parse_time
 
 SPOOL_FILE = "spool.db"
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -288,6 +288,8 @@ class Spool:
         spooling time batches age from.
         """
         created = format_time(now or datetime.now(UTC))
+        rows, unspoolable = _spoolable(source_id, records, created)
+        quarantined = [*quarantined, *unspoolable]
         with self.transaction() as db:
             # ON CONFLICT DO NOTHING skips only duplicates; OR IGNORE would also swallow a
             # NOT NULL violation, silently dropping a row
@@ -295,7 +297,7 @@ class Spool:
             db.conn.executemany(
                 "INSERT INTO icdrs (record_id, source_id, seq, body, created) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [(r.record_id, source_id, seq, r.to_json(), created) for seq, r in records],
+                rows,
             )
             inserted = db.conn.total_changes - before
             db.conn.executemany(
@@ -554,3 +556,30 @@ def _batch_row(r: dict[str, Any]) -> BatchRow:
         created=r["created"], uploaded=r["uploaded"],
         content_sha256=r.get("content_sha256") or r["sha256"], acknowledged=r.get("acknowledged"),
     )  # fmt: skip
+
+
+def _spoolable(
+    source_id: str, records: Sequence[tuple[int, ICDR]], created: str
+) -> tuple[list[tuple[str, str, int, str, str]], list[Quarantined]]:
+    """The ``icdrs`` rows of the records, and the records no UTF-8 file can hold, quarantined.
+
+    A record with a lone surrogate (a driver bug) would otherwise fail the whole store, and
+    the source would retry it for ever behind its cursor. Only non-ASCII JSON is looked at.
+    """
+    rows: list[tuple[str, str, int, str, str]] = []
+    refused: list[Quarantined] = []
+    for seq, rec in records:
+        body = rec.to_json()
+        field = None if body.isascii() else lone_surrogate_field(rec)
+        if field is None:
+            rows.append((rec.record_id, source_id, seq, body, created))
+            continue
+        refused.append(
+            Quarantined(
+                source_id, seq, "invalid_record",
+                f"field {field} holds a lone surrogate (U+D800-U+DFFF), which no UTF-8 file can "
+                "carry: a driver bug; the record's raw text is kept here",
+                rec.raw.encode("utf-8", "surrogatepass"),
+            )
+        )  # fmt: skip
+    return rows, refused

@@ -263,6 +263,34 @@ class _UnfrozenICDR:
     __slots__ = tuple(f.name for f in fields(ICDR))
 
 
+def lone_surrogate_field(rec: ICDR) -> str | None:
+    """The first field holding a lone surrogate (U+D800-U+DFFF), or None.
+
+    Such text is a valid Python ``str`` but no UTF-8 file can carry it, so the record could be
+    neither spooled nor delivered. Validation does not look for it (every record would pay for a
+    fault no driver makes: they decode Latin-1 or strict UTF-16); the spool asks only when a
+    record's JSON is not ASCII, and quarantines the record instead of failing its whole store.
+    """
+    for name in _STRING_FIELDS:
+        if not _utf8_safe(getattr(rec, name)):
+            return name
+    if not all(map(_utf8_safe, rec.flags)):
+        return "flags"
+    if not all(_utf8_safe(k) and _utf8_safe(v) for k, v in rec.extra.items()):
+        return "extra"
+    return None
+
+
+def _utf8_safe(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def format_time(value: datetime) -> str:
     """ISO 8601 in UTC with a 'Z'; microseconds only when present, so LcsCDR's milliseconds survive."""
     text = value.astimezone(UTC).isoformat()
@@ -319,6 +347,7 @@ _FIELD_KINDS: dict[str, str] = {
     "raw": "str", "parser_version": "str", "icdr_version": "int", "extra": "strmap",
 }  # fmt: skip
 _FIELD_NAMES = frozenset(_FIELD_KINDS)
+_STRING_FIELDS = tuple(name for name, kind in _FIELD_KINDS.items() if kind == "str")
 _FIELD_ORDER = tuple(_FIELD_KINDS)
 _TIME_FIELDS = ("start", "end", "answer")
 _REQUIRED = frozenset({"record_id", "agent_id", "source_id", "source_kind", "start", "end"})

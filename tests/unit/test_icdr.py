@@ -20,6 +20,7 @@ from shared.icdr import (
     dumps_lines,
     format_time,
     loads_lines,
+    lone_surrogate_field,
     make_record_id,
 )
 
@@ -51,6 +52,25 @@ def gen_icdr(**overrides: Any) -> ICDR:
     }
     fields.update(overrides)
     return ICDR(**fields)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({}, None),
+        ({"calling": "Zoë 2201"}, None),  # non-ASCII is fine
+        ({"dialled_digits": "0163\ud83d"}, "dialled_digits"),
+        ({"raw": "\udc85 line"}, "raw"),
+        ({"flags": ("ok", "bad\udfff")}, "flags"),
+        ({"extra": {"k\ud800": "v"}}, "extra"),
+        ({"extra": {"k": "\ud800"}}, "extra"),
+        ({"calling": "\ud800", "raw": "\ud800"}, "calling"),  # the first, in field order
+    ],
+)
+def test_lone_surrogate_field_names_the_field_no_utf8_file_can_hold(
+    overrides: dict[str, Any], field: str | None
+) -> None:
+    assert lone_surrogate_field(gen_icdr(**overrides)) == field
 
 
 def test_round_trip_through_json_lines_is_exact() -> None:
