@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from edge_agent.simulators.pbx_server import PbxServer
+from edge_agent.simulators.pbx_server import PbxServer, serve_until_interrupted
 from edge_agent.sources.mivb_smdr_layout import LayoutFlags, column_map, format_record
 from shared.icdr import Completion, Direction
 
@@ -586,22 +586,13 @@ def simulate_mivb_smdr(
     server = SmdrSimulatorServer(
         calls, host=host, port=port, rate_per_second=rate, drop_after_lines=drop_after
     )
-    try:
-        server.start()
-    except OSError as exc:
-        raise click.ClickException(
-            f"cannot listen on {host}:{port}: {exc}; pick another --port"
-        ) from exc
-    click.echo(
-        f"MiVB SMDR simulator on {host}:{server.port}: {count} calls, layout {flags.name}, "
-        f"{rate:g} lines/s; Ctrl-C stops"
-    )
-    try:
+
+    def all_sent() -> None:
         server.wait_until_sent(timeout=None)
         click.echo(f"all {count} lines sent; the port stays open until Ctrl-C")
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+
+    serve_until_interrupted(
+        server, host=host, port=port, then=all_sent,
+        banner=lambda bound: f"MiVB SMDR simulator on {host}:{bound}: {count} calls, "
+        f"layout {flags.name}, {rate:g} lines/s; Ctrl-C stops",
+    )  # fmt: skip

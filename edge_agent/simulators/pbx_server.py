@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import Protocol
 
 import click
 
@@ -128,11 +129,28 @@ def recv_exactly(conn: socket.socket, count: int, stop: threading.Event) -> byte
     return bytes(data)
 
 
+class Serving(Protocol):
+    """A simulator's server as `serve_until_interrupted` drives it."""
+
+    @property
+    def port(self) -> int: ...
+
+    def start(self) -> object: ...
+
+    def stop(self) -> None: ...
+
+
 def serve_until_interrupted(
-    server: PbxServer, *, host: str, port: int, banner: Callable[[int], str]
+    server: Serving,
+    *,
+    host: str,
+    port: int,
+    banner: Callable[[int], str],
+    then: Callable[[], None] | None = None,
 ) -> None:
     """What a `simulate` command does with its server: listen (a busy port is one clear
-    sentence), print ``banner(bound_port)``, serve until Ctrl-C, stop."""
+    sentence), print ``banner(bound_port)``, run ``then`` (e.g. wait for a finite feed to be
+    sent), serve until Ctrl-C, stop."""
     try:
         server.start()
     except OSError as exc:
@@ -141,6 +159,8 @@ def serve_until_interrupted(
         ) from exc
     click.echo(banner(server.port))
     try:
+        if then is not None:
+            then()
         while True:
             time.sleep(1)
     except KeyboardInterrupt:
