@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge_agent.batches import Batcher
+from edge_agent.delivery.batches import Batcher
 from edge_agent.journal import Journal
 from edge_agent.pipeline import SourcePipeline
 from edge_agent.sources.base import SourceContext

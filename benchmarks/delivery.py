@@ -11,7 +11,7 @@ Spools N batches of fictional calls, then times each stage on this machine:
 3. verify (for reference, not added to the total): the data centre's opener
    ``shared.cms.open_landed`` alone (decrypt, verify the signature, check the manifest, parse
    every ICDR) plus a signed receipt per batch;
-4. ingest: ``datacenter.ingest.ingest_once`` over the landing area into a migrated SQLite
+4. ingest: ``datacenter.ingest.worker.ingest_once`` over the landing area into a migrated SQLite
    store: claim, open (step 3 again, for real), store every call once, rate, write the signed
    receipt, archive. This is what the data centre spends per batch.
 
@@ -35,14 +35,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datacenter.accounts import create_tenant, enroll_agent
-from datacenter.ingest import ingest_once
+from datacenter.accounts.model import create_tenant, enroll_agent
+from datacenter.ingest.worker import ingest_once
 from datacenter.settings import settings_for_data_dir
 from datacenter.store.engine import open_store, upgrade, write_transaction
-from edge_agent.batches import Batcher
 from edge_agent.config import UplinkSettings
+from edge_agent.delivery.batches import Batcher
+from edge_agent.delivery.uplink import Uplink
 from edge_agent.spool import Spool
-from edge_agent.uplink import Uplink
 from shared import cms, keys
 from shared.icdr import ICDR, Completion, Direction, make_record_id
 from shared.receipts import make_receipt

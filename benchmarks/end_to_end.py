@@ -40,20 +40,20 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datacenter import accounts
-from datacenter.ingest import ingest_once
-from datacenter.keys import ensure_keys, load_ingest_keys
+from datacenter.accounts import model as accounts
+from datacenter.ingest.keys import ensure_keys, load_ingest_keys
+from datacenter.ingest.worker import ingest_once
 from datacenter.rating.carriers import load_carrier_rules
 from datacenter.rating.numbering import load_dial_plan
 from datacenter.rating.store import import_tariff_plan, set_site
-from datacenter.rating.tables import call_costs, unrated_calls
 from datacenter.rating.tariffs import load_tariff
 from datacenter.settings import Settings, settings_for_data_dir
 from datacenter.store.engine import open_store, upgrade, write_transaction
-from edge_agent.batches import Batcher
+from datacenter.store.tables.rating import call_costs, unrated_calls
 from edge_agent.config import UplinkSettings
+from edge_agent.delivery.batches import Batcher
+from edge_agent.delivery.uplink import Uplink
 from edge_agent.spool import Spool
-from edge_agent.uplink import Uplink
 from shared import cms
 from shared.icdr import ICDR, Completion, Direction, make_record_id
 from shared.keys import new_agent_identity

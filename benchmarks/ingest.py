@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datacenter import accounts
-from datacenter.ingest import CALL_COLUMNS, call_values, ingest_once
+from datacenter.accounts import model as accounts
+from datacenter.ingest.worker import CALL_COLUMNS, call_values, ingest_once
 from datacenter.settings import settings_for_data_dir
 from datacenter.store.engine import open_store, upgrade, write_transaction
 from shared.envelope import batch_file_name, seal

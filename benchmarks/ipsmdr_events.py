@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_agent.simulators.mcs_ipsmdr import generate_calls, interleave
 from edge_agent.sources.base import RawUnit, SourceContext
-from edge_agent.sources.lines import LineFramer
-from edge_agent.sources.mcs_ipsmdr_calls import IpSmdrParser
-from edge_agent.sources.mcs_ipsmdr_line import IpSmdrEvent, read_line
+from edge_agent.sources.mcs_ipsmdr.calls import IpSmdrParser
+from edge_agent.sources.mcs_ipsmdr.line import IpSmdrEvent, read_line
+from edge_agent.sources.streams.lines import LineFramer
 from shared.icdr import ICDR
 
 RECEIVED = datetime(2026, 5, 14, 8, 0, tzinfo=UTC)

@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_agent.simulators.lcscdr import Generation, LcsCdrSimulator, Variant, create_schema
 from edge_agent.sources.base import RawUnit, SourceContext
-from edge_agent.sources.lync_cdr import LcsCdrPoller, LyncOptions
-from edge_agent.sources.lync_cdr_parser import LyncCdrParser
-from edge_agent.sources.lync_cdr_schema import build_query, variant_from_columns
+from edge_agent.sources.lync_cdr.driver import LcsCdrPoller, LyncOptions
+from edge_agent.sources.lync_cdr.parser import LyncCdrParser
+from edge_agent.sources.lync_cdr.schema import build_query, variant_from_columns
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 FULL, QUICK = 1_000_000, 20_000

@@ -27,14 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_agent.simulators.mivo250_oai import generate_calls, interleave
 from edge_agent.sources.base import RawUnit, SourceContext
-from edge_agent.sources.mivo250_framing import (
+from edge_agent.sources.mivo250_oai.calls import OaiParser
+from edge_agent.sources.mivo250_oai.wire import OaiEvent, decode_event
+from edge_agent.sources.mivo250_socket.framing import (
     MAX_OAI_FRAME,
     MIN_OAI_FRAME,
     FrameDecoder,
     encode_frame,
 )
-from edge_agent.sources.mivo250_oai_calls import OaiParser
-from edge_agent.sources.mivo250_oai_wire import OaiEvent, decode_event
 from shared.icdr import ICDR
 
 BASE = datetime(2026, 5, 14, 8, 0, tzinfo=UTC)

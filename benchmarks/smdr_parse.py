@@ -41,9 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_agent.simulators.mivb_smdr import generate_calls
 from edge_agent.sources.base import RawUnit, SourceContext
-from edge_agent.sources.lines import LineFramer
-from edge_agent.sources.mivb_smdr import MivbSmdrParser, ParserSettings
-from edge_agent.sources.mivb_smdr_layout import LayoutFlags
+from edge_agent.sources.mivb_smdr.driver import MivbSmdrParser, ParserSettings
+from edge_agent.sources.mivb_smdr.layout import LayoutFlags
+from edge_agent.sources.streams.lines import LineFramer
 from shared.icdr import ICDR, make_record_id
 
 ZONE = ZoneInfo("Europe/London")

@@ -10,15 +10,15 @@ from __future__ import annotations
 import click
 
 from datacenter import __version__
-from datacenter.accounts import agent_group, tenant_group, user_group
-from datacenter.alarm_runner import alarms_group
-from datacenter.ingest import ingest_command
-from datacenter.keys_command import keys_group
-from datacenter.rating.command import rate_command
+from datacenter.accounts.model import agent_group, tenant_group, user_group
+from datacenter.accounts.technicians import technician_group
+from datacenter.commands.init import init_command
+from datacenter.commands.keys import keys_group
+from datacenter.commands.rate import rate_command
+from datacenter.commands.tariff import tariff_group
+from datacenter.health.runner import alarms_group
+from datacenter.ingest.worker import ingest_command
 from datacenter.rating.rerate import rerate_command
-from datacenter.rating.tariff_command import tariff_group
-from datacenter.store.commands import init_command
-from datacenter.technicians import technician_group
 from datacenter.web.serve import serve_command
 from shared.cli_errors import FriendlyGroup
 

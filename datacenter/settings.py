@@ -88,7 +88,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Also accept plain (unsigned, unencrypted) batch files, from agents not yet switched "
             "to delivery.protection = \"cms\". Only during a transition: with it, a stolen SFTP "
             "key can inject calls."),
-    # The data centre's keys (datacenter/keys.py; `datacenter keys init` makes them).
+    # The data centre's keys (datacenter/ingest/keys.py; `datacenter keys init` makes them).
     Setting("keys.envelope_key", "path", "",
             "RSA private key that decrypts batch files; default <data_dir>/keys/envelope.key."),
     Setting("keys.receipts_key", "path", "",
@@ -96,7 +96,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("keys.certificates", "path", "",
             "The two public certificates agents install (delivery.datacentre_certificates); "
             "default <data_dir>/keys/datacentre-certificates.pem."),
-    # Alarms, notifications and /metrics (datacenter/alarms.py, notify.py, web/metrics.py).
+    # Alarms, notifications and /metrics (datacenter/health/alarms.py, notify.py, web/metrics.py).
     Setting("smtp.host", "str", "",
             "SMTP server for alarm emails and digests; empty sends no email."),
     Setting("smtp.port", "int", "25", "SMTP port (465 with smtp.tls = \"ssl\", 587 with starttls)."),
@@ -123,7 +123,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("digest.timezone", "str", "UTC", "Time zone of digest.time, e.g. Europe/London."),
     Setting("metrics.token_file", "path", "",
             "File holding a bearer token for /metrics; empty allows loopback clients only."),
-    # Polling health (datacenter/health.py; docs/health.md gives the exact rules).
+    # Polling health (datacenter/health/model.py; docs/health.md gives the exact rules).
     Setting("health.heartbeat_late_intervals", "float", "3",
             "Heartbeats are late (transport down) after this many of the agent's upload "
             "intervals, and never sooner than 2 minutes (1-100)."),
@@ -196,7 +196,7 @@ class IngestSettings:
 
 @dataclass(frozen=True, slots=True)
 class KeysSettings:
-    """Where the data centre's keys are (``datacenter.keys`` makes and loads them)."""
+    """Where the data centre's keys are (``datacenter.ingest.keys`` makes and loads them)."""
 
     envelope_key: Path
     receipts_key: Path
@@ -231,7 +231,7 @@ class MetricsSettings:
 
 @dataclass(frozen=True, slots=True)
 class HealthSettings:
-    """The ``[health]`` thresholds; ``datacenter.health.policy_from_settings`` uses them."""
+    """The ``[health]`` thresholds; ``datacenter.health.model.policy_from_settings`` uses them."""
 
     heartbeat_late_intervals: float
     agent_down_minutes: int

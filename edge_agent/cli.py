@@ -27,10 +27,10 @@ def main() -> None:
 
 
 # Registered commands (one line per command module):
-from edge_agent.agent_commands import check_command, flush_command, run_command, status_command  # noqa: E402
-from edge_agent.parse_command import parse_command  # noqa: E402
-from edge_agent.simulators.command import simulate_command  # noqa: E402
-from edge_agent.sources.lync_test_source import test_source_command  # noqa: E402
+from edge_agent.commands.parse import parse_command  # noqa: E402
+from edge_agent.commands.service import check_command, flush_command, run_command, status_command  # noqa: E402
+from edge_agent.commands.simulate import simulate_command  # noqa: E402
+from edge_agent.commands.test_source import test_source_command  # noqa: E402
 
 main.add_command(check_command)
 main.add_command(run_command)
@@ -39,7 +39,7 @@ main.add_command(flush_command)
 main.add_command(parse_command)
 main.add_command(simulate_command)
 main.add_command(test_source_command)
-from edge_agent.delivery_commands import enroll_command, resend_command  # noqa: E402
+from edge_agent.commands.delivery import enroll_command, resend_command  # noqa: E402
 
 main.add_command(enroll_command)
 main.add_command(resend_command)

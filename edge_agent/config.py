@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from edge_agent.proxy import ProxySettings, parse_proxy_url
-from edge_agent.schedule import UploadSchedule, parse_schedule
+from edge_agent.delivery.proxy import ProxySettings, parse_proxy_url
+from edge_agent.delivery.schedule import UploadSchedule, parse_schedule
 from shared.errors import ConfigError
 
 REQUIRED: Any = object()  # marks a setting without a default

@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from edge_agent.durable import fsync_dir
 from edge_agent.sources.base import RawUnit
+from shared.durable import fsync_dir
 
 log = logging.getLogger(__name__)
 

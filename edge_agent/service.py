@@ -15,7 +15,7 @@ Contract:
   ``uplink.schedule`` (continuous: ``uplink.interval_seconds``). A fixed-times schedule waits
   for its first slot after start; the others deliver at once.
 - With ``delivery.protection = "cms"`` batches are sealed signed and encrypted
-  (``edge_agent.enrollment.load_delivery``); a missing identity stops ``open()`` with the fix.
+  (``edge_agent.delivery.enrollment.load_delivery``); a missing identity stops ``open()`` with the fix.
 - ``run()`` = open, start, cycle until ``request_stop()`` (SIGTERM/SIGINT in ``edge-agent run``),
   then ``close()``: stop the acquirers, join them (bounded), close journals (fsync) and spool.
   ``request_flush()`` (SIGUSR1) runs a forced cycle now.
@@ -44,19 +44,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from edge_agent.batches import Batcher, SealedBatch
 from edge_agent.config import AgentSettings, SourceSettings
-from edge_agent.enrollment import load_delivery
-from edge_agent.health import ServiceHealth, SourceView
+from edge_agent.delivery.batches import Batcher, SealedBatch
+from edge_agent.delivery.enrollment import load_delivery
+from edge_agent.delivery.receipts import ReceiptInbox, ReceiptOutcome
+from edge_agent.delivery.retention import Retention
+from edge_agent.delivery.uplink import Backoff, Uplink, UploadOutcome
+from edge_agent.health.quota import QuotaWatch, at_least
+from edge_agent.health.status import ServiceHealth, SourceView
 from edge_agent.journal import Journal
 from edge_agent.pipeline import SourcePipeline
-from edge_agent.quota import QuotaWatch, at_least
-from edge_agent.receipt_inbox import ReceiptInbox, ReceiptOutcome
-from edge_agent.retention import Retention
 from edge_agent.sources import registry
 from edge_agent.sources.base import Clock, Source, SourceContext
 from edge_agent.spool import Spool, SpoolLevel
-from edge_agent.uplink import Backoff, Uplink, UploadOutcome
 from shared.errors import CallCollectError, TransportError
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,8 @@ from zoneinfo import ZoneInfo
 import click
 import sqlalchemy as sa
 
-from datacenter.accounts import require_tenant
+from datacenter.accounts.model import require_tenant
+from datacenter.commands.init import config_option, open_configured_store
 from datacenter.rating.engine import RatedCall, RatingResult, Unrated
 from datacenter.rating.money import format_minor
 from datacenter.rating.store import (
@@ -37,11 +38,10 @@ from datacenter.rating.store import (
     load_rating_config,
     write_results,
 )
-from datacenter.rating.tables import call_cost_history, call_costs, unrated_calls
-from datacenter.store.commands import config_option, open_configured_store
 from datacenter.store.engine import write_transaction
 from datacenter.store.scoped import icdr_from_row
-from datacenter.store.tables import calls
+from datacenter.store.tables.core import calls
+from datacenter.store.tables.rating import call_cost_history, call_costs, unrated_calls
 from shared.errors import CallCollectError
 
 CHUNK = 1_000  # calls read, rated and written at a time within a day's transaction

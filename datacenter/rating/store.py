@@ -43,14 +43,6 @@ from datacenter.rating.engine import (
 )
 from datacenter.rating.money import RoundingMode
 from datacenter.rating.numbering import DialPlan, dial_plan_from_dict, dial_plan_to_dict
-from datacenter.rating.tables import (
-    TENANT_DEFAULT_SITE,
-    call_costs,
-    dial_plans,
-    route_maps,
-    tariff_versions,
-    unrated_calls,
-)
 from datacenter.rating.tariffs import (
     BandRule,
     TariffPlan,
@@ -59,7 +51,15 @@ from datacenter.rating.tariffs import (
     rates_to_csv,
 )
 from datacenter.store.bulk import Row, append_rows, encoded_rows
-from datacenter.store.tables import tenants
+from datacenter.store.tables.core import tenants
+from datacenter.store.tables.rating import (
+    TENANT_DEFAULT_SITE,
+    call_costs,
+    dial_plans,
+    route_maps,
+    tariff_versions,
+    unrated_calls,
+)
 from shared.errors import StoreError
 from shared.icdr import ICDR, format_time
 

@@ -32,7 +32,7 @@ import orjson
 import psycopg
 import sqlalchemy as sa
 
-from datacenter.store.tables import UTCDateTime
+from datacenter.store.tables.metadata import UTCDateTime
 
 LOOKUP_CHUNK = 500  # keys per IN (...) look-up, well under SQLite's parameter limit
 

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from datacenter.store.tables import call_days, calls, landed_files, tenants
+from datacenter.store.tables.core import call_days, calls, landed_files, tenants
 from shared.errors import StoreError, ValidationError
 from shared.icdr import ICDR, Completion, Direction
 

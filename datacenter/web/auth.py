@@ -41,7 +41,7 @@ from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from datacenter.accounts import (
+from datacenter.accounts.model import (
     MAX_PASSWORD_LENGTH,
     Tenant,
     User,

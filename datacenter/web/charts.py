@@ -11,7 +11,7 @@ from datetime import tzinfo
 
 from markupsafe import Markup, escape
 
-from datacenter.console import Volume
+from datacenter.health.console import Volume
 
 WIDTH = 760
 HEIGHT = 190

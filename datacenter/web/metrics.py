@@ -41,10 +41,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from datacenter.health import iter_states, policy_from_settings, site_health
+from datacenter.health.model import iter_states, policy_from_settings, site_health
 from datacenter.settings import Settings
-from datacenter.store.alarm_tables import alarms
-from datacenter.store.tables import landed_files, metadata
+from datacenter.store.tables import metadata
+from datacenter.store.tables.alarms import alarms
+from datacenter.store.tables.core import landed_files
 from datacenter.web.database import store
 from shared.envelope import parse_batch_file_name
 

@@ -23,8 +23,8 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 from gunicorn.glogging import Logger  # type: ignore[import-untyped]
 
+from datacenter.commands.init import config_option, open_configured_store
 from datacenter.settings import Settings
-from datacenter.store.commands import config_option, open_configured_store
 from datacenter.web import create_app, metrics
 
 PROC_NAME = "datacenter-web"

@@ -3,7 +3,7 @@
 Contract:
 
 - Every page needs the ``technician`` or ``admin`` role (a tenant user gets 403 on each). A
-  technician sees only the tenants assigned to them (``datacenter.technicians``); a site or
+  technician sees only the tenants assigned to them (``datacenter.accounts.technicians``); a site or
   alarm of any other tenant is answered 404, exactly like one that does not exist.
 - ``/tech/sites`` is the grid: state (colour and words), tenant, site, reason, last poll, last
   record, last upload, backlog and the alarm's acknowledgement. Filters and sort travel in the
@@ -14,7 +14,7 @@ Contract:
   last day (server-rendered SVG) and a timeline of polls, uploads, errors and alarm events.
 - Acknowledge, silence and unsilence are POSTs with a CSRF token; each is recorded in the alarm
   history with the technician's email and note. ``/tech/alarms`` is that history.
-- Health is assessed when the page is asked for (``datacenter.health.site_health``): what a
+- Health is assessed when the page is asked for (``datacenter.health.model.site_health``): what a
   technician sees is never older than the newest heartbeat in the store.
 """
 
@@ -32,9 +32,9 @@ from flask_wtf import FlaskForm
 from wtforms import SelectChoice, SelectField, TextAreaField
 from wtforms.validators import Length
 
-from datacenter.accounts import Tenant
-from datacenter.alarm_runner import state_label
-from datacenter.alarms import (
+from datacenter.accounts.model import Tenant
+from datacenter.accounts.technicians import tenants_of
+from datacenter.health.alarms import (
     MAX_NOTE_LENGTH,
     Alarm,
     acknowledge,
@@ -43,7 +43,7 @@ from datacenter.alarms import (
     silence,
     unsilence,
 )
-from datacenter.console import (
+from datacenter.health.console import (
     PROBLEMS,
     SORTS,
     GridQuery,
@@ -52,7 +52,7 @@ from datacenter.console import (
     site_timeline,
     state_counts,
 )
-from datacenter.health import (
+from datacenter.health.model import (
     HealthPolicy,
     assess,
     collect_site_facts,
@@ -61,11 +61,11 @@ from datacenter.health import (
     policy_from_settings,
     site_health,
 )
+from datacenter.health.runner import state_label
 from datacenter.settings import Settings
-from datacenter.store.alarm_tables import EVENT_KINDS
 from datacenter.store.engine import write_transaction
 from datacenter.store.scoped import TenantScope
-from datacenter.technicians import tenants_of
+from datacenter.store.tables.alarms import EVENT_KINDS
 from datacenter.web.auth import require_viewer, role_required
 from datacenter.web.charts import hourly_bars
 from datacenter.web.database import store

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from edge_agent.simulators.pbx_server import PbxServer, serve_until_interrupted
-from edge_agent.sources.mivb_smdr_layout import LayoutFlags, column_map, format_record
+from edge_agent.sources.mivb_smdr.layout import LayoutFlags, column_map, format_record
 from shared.icdr import Completion, Direction
 
 DEFAULT_PORT = 1752

@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 import click
 
 from edge_agent.simulators.pbx_server import PbxServer, recv_exactly, serve_until_interrupted
-from edge_agent.sources.mivo250_framing import (
+from edge_agent.sources.mivo250_oai.wire import join_fields, read_command
+from edge_agent.sources.mivo250_socket.framing import (
     LENGTH_BYTES,
     MAX_OAI_FRAME,
     OAI_SOCKET_TYPE,
     encode_frame,
     read_login_packet,
 )
-from edge_agent.sources.mivo250_oai_wire import join_fields, read_command
 
 DEFAULT_PORT = 4000
 LOGIN_TIMEOUT_SECONDS = 5.0

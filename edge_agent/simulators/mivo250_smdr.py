@@ -24,7 +24,7 @@ from datetime import time as clock_time
 import click
 
 from edge_agent.simulators.pbx_server import PbxServer, recv_exactly, serve_until_interrupted
-from edge_agent.sources.mivo250_framing import (
+from edge_agent.sources.mivo250_socket.framing import (
     LENGTH_BYTES,
     MAX_SMDR_FRAME,
     SMDR_SOCKET_TYPE,

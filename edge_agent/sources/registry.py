@@ -10,11 +10,11 @@ from edge_agent.sources.base import ParserKit, Source, SourceContext
 from shared.errors import ConfigError
 
 DRIVERS: dict[str, str] = {
-    "mivb-smdr": "edge_agent.sources.mivb_smdr",
-    "lync-cdr": "edge_agent.sources.lync_cdr",
-    "mcs-ipsmdr": "edge_agent.sources.mcs_ipsmdr",
-    "mivo250-smdr": "edge_agent.sources.mivo250_smdr",
-    "mivo250-oai": "edge_agent.sources.mivo250_oai",
+    "mivb-smdr": "edge_agent.sources.mivb_smdr.driver",
+    "lync-cdr": "edge_agent.sources.lync_cdr.driver",
+    "mcs-ipsmdr": "edge_agent.sources.mcs_ipsmdr.driver",
+    "mivo250-smdr": "edge_agent.sources.mivo250_smdr.driver",
+    "mivo250-oai": "edge_agent.sources.mivo250_oai.driver",
 }
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from datacenter.alarm_runner import AlarmRunner
+from datacenter.health.runner import AlarmRunner
 from datacenter.store.engine import open_store
 from tests.fixtures.console import ACME_DOWN, ACME_TRANSPORT, seed_console_store
 from tests.fixtures.ports import free_port, wait_for_port

@@ -9,7 +9,7 @@ Contract:
   either in-process (``run_forever`` in a thread) or as a real ``datacenter ingest --watch``
   subprocess, into a migrated store (SQLite file, or PostgreSQL through ``pg_url``).
 - ``expected_calls`` derives, from the simulator's calls alone, the record id each call must get
-  (agent, source, journal sequence, SHA-256 of the line: ``edge_agent.sources.mivb_smdr``) and
+  (agent, source, journal sequence, SHA-256 of the line: ``edge_agent.sources.mivb_smdr.driver``) and
   the facts a correct parse gives (calling, called, start, talk seconds).
 - ``assert_exactly_once(store, expected)`` fails unless the calls in the store are exactly the
   expected ones: none lost, none duplicated (no PBX line stored twice, under any id), none
@@ -42,17 +42,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from datacenter import accounts
-from datacenter.health import Finding, State, policy_from_settings, site_health
-from datacenter.ingest import run_forever
-from datacenter.keys import ensure_keys
-from datacenter.missing_batches import describe, missing_batches
+from datacenter.accounts import model as accounts
+from datacenter.health.missing_batches import describe, missing_batches
+from datacenter.health.model import Finding, State, policy_from_settings, site_health
+from datacenter.ingest.keys import ensure_keys
+from datacenter.ingest.worker import run_forever
 from datacenter.settings import LANDING_FOLDERS, Settings, load_settings
 from datacenter.store.engine import open_store, upgrade, write_transaction
-from datacenter.store.tables import calls as calls_table
-from datacenter.store.tables import landed_files
+from datacenter.store.tables.core import calls as calls_table
+from datacenter.store.tables.core import landed_files
 from edge_agent import config as agent_config
-from edge_agent.enrollment import enroll, identity_paths
+from edge_agent.delivery.enrollment import enroll, identity_paths
 from edge_agent.journal import Journal
 from edge_agent.simulators.mivb_smdr import SimCall, SmdrSimulatorServer, generate_calls
 from shared.icdr import make_record_id
@@ -530,7 +530,7 @@ class Site:
     # --- the data centre's view -----------------------------------------------------------------
 
     def findings(self) -> list[Finding]:
-        """Polling health's findings for this site now (``datacenter.health.site_health``)."""
+        """Polling health's findings for this site now (``datacenter.health.model.site_health``)."""
         assert self.dc_settings is not None, "Site.open() first"
         policy = policy_from_settings(self.dc_settings.health)
         with self.engine.connect() as conn:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from datacenter.health import State
+from datacenter.health.model import State
 from tests.faults.site import Site, assert_exactly_once
 
 pytestmark = [pytest.mark.faults, pytest.mark.sshd]

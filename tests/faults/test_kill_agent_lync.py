@@ -31,7 +31,7 @@ import pytest
 
 from edge_agent.journal import Journal
 from edge_agent.pipeline import REPORT_KEY
-from edge_agent.sources.lync_cdr import WATERMARK_KEY
+from edge_agent.sources.lync_cdr.driver import WATERMARK_KEY
 from shared.icdr import make_record_id
 from tests.faults.site import AGENT_ID, SOURCE_ID, Site, StoredCall, stored_calls
 from tests.fixtures.lcscdr import LcsCdrFactory, LcsCdrSite

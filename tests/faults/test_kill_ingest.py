@@ -17,7 +17,7 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from datacenter.store.tables import landed_files
+from datacenter.store.tables.core import landed_files
 from tests.faults.site import Site, assert_exactly_once, stored_count
 
 pytestmark = [pytest.mark.faults, pytest.mark.sshd]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pytest
 
-from edge_agent.quota import RANK
+from edge_agent.health.quota import RANK
 from edge_agent.spool import SpoolLevel
 from tests.faults.site import SOURCE_ID, Site, assert_exactly_once
 

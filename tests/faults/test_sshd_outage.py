@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from datacenter.health import State
+from datacenter.health.model import State
 from tests.faults.site import Site, assert_exactly_once
 
 pytestmark = [pytest.mark.faults, pytest.mark.sshd]

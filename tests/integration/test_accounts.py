@@ -6,9 +6,9 @@ import argon2
 import pytest
 import sqlalchemy as sa
 
-from datacenter import accounts
+from datacenter.accounts import model as accounts
 from datacenter.store.engine import write_transaction
-from datacenter.store.tables import users
+from datacenter.store.tables.core import users
 from shared.errors import StoreError, ValidationError
 from tests.fixtures.store import gen_tenant
 

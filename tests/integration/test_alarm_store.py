@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from datacenter import accounts
-from datacenter.alarms import (
+from datacenter.accounts import model as accounts
+from datacenter.accounts.technicians import alarm_recipients, assign, tenants_of, unassign
+from datacenter.health.alarms import (
     AlarmKey,
     Condition,
     Notice,
@@ -23,9 +24,8 @@ from datacenter.alarms import (
     record_notified,
     silence,
 )
-from datacenter.store.alarm_tables import alarms
 from datacenter.store.engine import write_transaction
-from datacenter.technicians import alarm_recipients, assign, tenants_of, unassign
+from datacenter.store.tables.alarms import alarms
 from shared.errors import StoreError, ValidationError
 from tests.fixtures.store import gen_tenant
 

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from datacenter.ingest import call_values
-from datacenter.rating.tables import unrated_calls
+from datacenter.ingest.worker import call_values
 from datacenter.store.bulk import append_rows, encoded_rows, insert_new_rows, time_encoder
 from datacenter.store.engine import write_transaction
 from datacenter.store.scoped import TenantScope
-from datacenter.store.tables import calls
+from datacenter.store.tables.core import calls
+from datacenter.store.tables.rating import unrated_calls
 from shared.icdr import ICDR, Direction
 from tests.fixtures.store import gen_agent, gen_icdr, gen_tenant
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from datacenter.health import HealthPolicy, SiteHealth, State, site_health
-from datacenter.ingest import ingest_once
+from datacenter.health.model import HealthPolicy, SiteHealth, State, site_health
+from datacenter.ingest.worker import ingest_once
 from datacenter.settings import LandingSettings, Settings
-from edge_agent.health import read_health_file
+from edge_agent.health.status import read_health_file
 from edge_agent.simulators.mivb_smdr import SmdrSimulatorServer, generate_calls
 from shared.heartbeat import HEARTBEAT_FOLDER, Heartbeat, SourceStatus, heartbeat_file_name
 from tests.fixtures.sshd import SshdServer

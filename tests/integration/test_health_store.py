@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from datacenter.health import (
+from datacenter.health.model import (
     HealthPolicy,
     SequenceGap,
     collect_site_facts,
     heartbeat_history,
     ingest_heartbeats,
 )
-from datacenter.ingest import ingest_once
+from datacenter.ingest.worker import ingest_once
 from datacenter.settings import Settings
-from datacenter.store.health_tables import agent_heartbeats
 from datacenter.store.scoped import TenantScope
+from datacenter.store.tables.health import agent_heartbeats
 from shared.heartbeat import HEARTBEAT_FOLDER, Heartbeat, UplinkStatus, heartbeat_file_name
 from tests.fixtures.store import gen_agent, gen_batch, gen_icdr, gen_tenant, land
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from datacenter.ingest import (
+from datacenter.ingest.worker import (
     CALL_COLUMNS,
     IngestReport,
     call_values,
@@ -23,7 +23,7 @@ from datacenter.ingest import (
 from datacenter.settings import Settings
 from datacenter.store.engine import write_transaction
 from datacenter.store.scoped import TenantScope
-from datacenter.store.tables import agents, call_days, calls, landed_files
+from datacenter.store.tables.core import agents, call_days, calls, landed_files
 from shared.envelope import MAGIC
 from shared.icdr import Direction
 from tests.fixtures.store import gen_agent, gen_batch, gen_icdr, gen_tenant, land
@@ -159,7 +159,7 @@ def test_crash_after_commit_before_move_is_harmless(
     engine, settings = setup
     name, data = gen_batch([gen_icdr(n) for n in range(3)])
     land(settings, "acme", name, data)
-    monkeypatch.setattr("datacenter.ingest._archive", _crash)
+    monkeypatch.setattr("datacenter.ingest.worker._archive", _crash)
     with pytest.raises(KeyboardInterrupt):
         ingest_once(engine, settings)
     monkeypatch.undo()

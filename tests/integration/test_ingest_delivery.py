@@ -1,7 +1,7 @@
 """Ingest of CMS batches on both store backends: agent-sealed files in, signed receipts out.
 
 The agent side is the real one (``Batcher`` with ``shared.cms.protect``, ``Uplink`` to the real
-sshd, ``ReceiptInbox``); the data centre is ``datacenter.ingest.ingest_once`` with its keys
+sshd, ``ReceiptInbox``); the data centre is ``datacenter.ingest.worker.ingest_once`` with its keys
 loaded from the settings' paths, as the worker does.
 """
 
@@ -17,19 +17,19 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from datacenter import ingest
-from datacenter.accounts import enroll_agent
-from datacenter.ingest import IngestReport, ingest_once
-from datacenter.missing_batches import MissingRange, missing_batches
+from datacenter.accounts.model import enroll_agent
+from datacenter.health.missing_batches import MissingRange, missing_batches
+from datacenter.ingest import worker as ingest
+from datacenter.ingest.worker import IngestReport, ingest_once
 from datacenter.settings import Settings, StoreSettings, settings_for_data_dir
 from datacenter.store.engine import write_transaction
-from datacenter.store.tables import calls, landed_files
-from edge_agent.batches import Batcher
+from datacenter.store.tables.core import calls, landed_files
 from edge_agent.config import UplinkSettings
-from edge_agent.receipt_inbox import ReceiptInbox, ReceiptStatus
-from edge_agent.retention import resend
+from edge_agent.delivery.batches import Batcher
+from edge_agent.delivery.receipts import ReceiptInbox, ReceiptStatus
+from edge_agent.delivery.retention import resend
+from edge_agent.delivery.uplink import Uplink
 from edge_agent.spool import BatchStatus, Spool
-from edge_agent.uplink import Uplink
 from shared import cms, keys
 from shared.envelope import batch_file_name, seal
 from shared.errors import ConfigError

@@ -16,19 +16,20 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+from edge_agent.commands import test_source as lync_test_source
 from edge_agent.journal import Journal
 from edge_agent.pipeline import SourcePipeline
 from edge_agent.simulators.lcscdr import ExpectedCall, Generation, Session, sip, tel
-from edge_agent.sources import lync_test_source, registry
+from edge_agent.sources import registry
 from edge_agent.sources.base import Quarantined, RawUnit, SourceContext
-from edge_agent.sources.lync_cdr import (
+from edge_agent.sources.lync_cdr.driver import (
     WATERMARK_KEY,
     LcsCdrDatabase,
     LcsCdrPoller,
     LyncOptions,
     SessionKey,
 )
-from edge_agent.sources.lync_cdr_parser import LyncCdrParser
+from edge_agent.sources.lync_cdr.parser import LyncCdrParser
 from edge_agent.spool import Spool
 from shared.errors import SourceError
 from shared.icdr import ICDR

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from datacenter.missing_batches import MissingRange, describe, missing_batches
+from datacenter.health.missing_batches import MissingRange, describe, missing_batches
 from datacenter.store.engine import write_transaction
-from datacenter.store.tables import landed_files
+from datacenter.store.tables.core import landed_files
 from shared.envelope import batch_file_name
 from tests.fixtures.store import gen_agent, gen_tenant
 

@@ -21,7 +21,6 @@ from edge_agent.simulators import mivo250_oai as oai_sim
 from edge_agent.simulators import mivo250_smdr as smdr_sim
 from edge_agent.simulators.pbx_server import PbxServer, recv_exactly
 from edge_agent.sources import registry
-from edge_agent.sources.acquirer_group import AcquirerGroup
 from edge_agent.sources.base import (
     ParseResult,
     Quarantined,
@@ -29,8 +28,9 @@ from edge_agent.sources.base import (
     Source,
     SourceContext,
 )
-from edge_agent.sources.mivo250_framing import encode_frame
-from edge_agent.sources.tcp import TcpListenerAcquirer
+from edge_agent.sources.mivo250_socket.framing import encode_frame
+from edge_agent.sources.streams.acquirer_group import AcquirerGroup
+from edge_agent.sources.streams.tcp import TcpListenerAcquirer
 from shared.icdr import ICDR
 from tests.fixtures.ports import free_port
 from tests.fixtures.recording_sink import WAIT, RecordingSink, running

@@ -32,9 +32,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from datacenter.alarm_runner import AlarmRunner
-from datacenter.alarms import acknowledge, open_alarms
-from datacenter.notify import AlarmNotice, Mailer, NotifyError, Webhook, alarm_email
+from datacenter.health.alarms import acknowledge, open_alarms
+from datacenter.health.notify import AlarmNotice, Mailer, NotifyError, Webhook, alarm_email
+from datacenter.health.runner import AlarmRunner
 from datacenter.settings import LandingSettings, Settings, SmtpSettings, StoreSettings
 from datacenter.store.engine import open_store, write_transaction
 from tests.fixtures.console import (

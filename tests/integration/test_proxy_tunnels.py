@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from edge_agent.config import UplinkSettings
-from edge_agent.proxy import parse_proxy_url
-from edge_agent.uplink import UplinkSession, UploadStatus, connect
+from edge_agent.delivery.proxy import parse_proxy_url
+from edge_agent.delivery.uplink import UplinkSession, UploadStatus, connect
 from shared.errors import TransportError
 from tests.fixtures.ports import free_port
 from tests.fixtures.proxies import HttpConnectProxy, ProxyServer, Socks5Proxy

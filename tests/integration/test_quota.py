@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from edge_agent.health.quota import QuotaWatch, stored_state
 from edge_agent.journal import Journal
 from edge_agent.pipeline import SourcePipeline
-from edge_agent.quota import QuotaWatch, stored_state
 from edge_agent.sources.base import RawUnit, SourceContext
-from edge_agent.sources.tcp import Backoff, TcpClientAcquirer
+from edge_agent.sources.streams.tcp import Backoff, TcpClientAcquirer
 from edge_agent.spool import Spool, SpoolLevel
 from shared.icdr import ICDR
 from tests.fixtures.fake_source import FakeParser, call_line
@@ -52,11 +52,11 @@ def test_each_level_change_is_logged_once_and_stored(
     severities: list[int],
 ) -> None:  # fmt: skip
     watch = QuotaWatch(spool, clock=lambda: T0)
-    caplog.set_level(logging.INFO, logger="edge_agent.quota")
+    caplog.set_level(logging.INFO, logger="edge_agent.health.quota")
     for percent in percents:
         set_fill(spool, percent)
         watch.check()
-    records = [r for r in caplog.records if r.name == "edge_agent.quota"]
+    records = [r for r in caplog.records if r.name == "edge_agent.health.quota"]
     assert [r.message.split(":")[0] for r in records] == [f"spool quota {lv}" for lv in levels]
     assert [r.levelno for r in records] == severities
     state = stored_state(spool)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from datacenter.cli import main
-from datacenter.ingest import CALL_COLUMNS, call_values, ingest_once
+from datacenter.ingest.worker import CALL_COLUMNS, call_values, ingest_once
 from datacenter.rating.carriers import load_carrier_rules
 from datacenter.rating.numbering import load_dial_plan
 from datacenter.rating.rerate import rerate, retry_unrated
@@ -20,11 +20,16 @@ from datacenter.rating.store import (
     rate_calls_for_ingest,
     set_site,
 )
-from datacenter.rating.tables import call_cost_history, call_costs, tariff_versions, unrated_calls
 from datacenter.rating.tariffs import TariffPlan, load_tariff, parse_rates_csv
 from datacenter.settings import Settings
 from datacenter.store.engine import write_transaction
-from datacenter.store.tables import calls
+from datacenter.store.tables.core import calls
+from datacenter.store.tables.rating import (
+    call_cost_history,
+    call_costs,
+    tariff_versions,
+    unrated_calls,
+)
 from shared.errors import StoreError
 from shared.icdr import ICDR, Direction, make_record_id
 from tests.fixtures.store import gen_agent, gen_batch, gen_tenant, land

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from datacenter.ingest import ingest_once
+from datacenter.ingest.worker import ingest_once
 from datacenter.settings import Settings
 from datacenter.store.scoped import CallFilter, TenantScope
 from shared.errors import StoreError, ValidationError

@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 
 from datacenter.cli import main
 from datacenter.store.engine import open_store
-from datacenter.store.tables import calls
+from datacenter.store.tables.core import calls
 from tests.fixtures.store import gen_batch, gen_icdr
 
 PASSWORD = "correct horse battery"

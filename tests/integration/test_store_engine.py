@@ -11,7 +11,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from datacenter.ingest import CALL_COLUMNS, call_values
+from datacenter.ingest.worker import CALL_COLUMNS, call_values
 from datacenter.store.engine import (
     alembic_config,
     check_current,
@@ -22,7 +22,8 @@ from datacenter.store.engine import (
     write_transaction,
 )
 from datacenter.store.scoped import TenantScope
-from datacenter.store.tables import metadata, tenants
+from datacenter.store.tables import metadata
+from datacenter.store.tables.core import tenants
 from shared.errors import StoreError
 from shared.icdr import ICDR
 from tests.fixtures.store import gen_agent, gen_icdr, gen_tenant

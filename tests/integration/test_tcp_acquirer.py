@@ -15,7 +15,7 @@ import pytest
 from edge_agent.simulators.mivb_smdr import SmdrSimulatorServer, generate_calls
 from edge_agent.simulators.pbx_server import PbxServer, recv_exactly
 from edge_agent.sources.base import Acquirer
-from edge_agent.sources.tcp import Backoff, TcpClientAcquirer, TcpListenerAcquirer
+from edge_agent.sources.streams.tcp import Backoff, TcpClientAcquirer, TcpListenerAcquirer
 from shared.errors import SourceError
 from tests.fixtures.ports import free_port
 from tests.fixtures.recording_sink import WAIT, RecordingSink

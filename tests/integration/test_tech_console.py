@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from datacenter.alarm_runner import AlarmRunner
-from datacenter.alarms import Alarm, history, open_alarms
+from datacenter.health.alarms import Alarm, history, open_alarms
+from datacenter.health.runner import AlarmRunner
 from datacenter.store.engine import open_store
 from datacenter.web import SESSION_COOKIE_NAME, create_app
 from tests.fixtures.console import (
@@ -328,7 +328,7 @@ def test_technicians_land_on_the_grid_and_see_the_nav(client: FlaskClient) -> No
 def test_a_technician_without_tenants_is_told_how_to_get_some(
     client: FlaskClient, console: ConsoleStore, engine: sa.Engine
 ) -> None:
-    from datacenter.accounts import create_user
+    from datacenter.accounts.model import create_user
     from datacenter.store.engine import write_transaction
     from tests.fixtures.web import PASSWORD
 

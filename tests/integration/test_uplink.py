@@ -12,10 +12,10 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from edge_agent.batches import Batcher
 from edge_agent.config import UplinkSettings
+from edge_agent.delivery.batches import Batcher
+from edge_agent.delivery.uplink import Backoff, Uplink, UploadStatus, connect
 from edge_agent.spool import BatchStatus, Spool
-from edge_agent.uplink import Backoff, Uplink, UploadStatus, connect
 from shared.envelope import open_batch
 from shared.errors import HostKeyMismatch, TransportError
 from shared.icdr import ICDR, make_record_id

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.batches import Batcher
 from edge_agent.config import UplinkSettings
-from edge_agent.receipt_inbox import ReceiptInbox, ReceiptStatus
+from edge_agent.delivery.batches import Batcher
+from edge_agent.delivery.receipts import ReceiptInbox, ReceiptStatus
+from edge_agent.delivery.uplink import Throttle, Uplink, UploadStatus, connect
 from edge_agent.spool import BatchStatus, Spool
-from edge_agent.uplink import Throttle, Uplink, UploadStatus, connect
 from shared import cms, keys
 from shared.icdr import ICDR, make_record_id
 from shared.receipts import make_receipt, write_receipt

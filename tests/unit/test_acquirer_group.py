@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from edge_agent.sources.acquirer_group import AcquirerGroup
 from edge_agent.sources.base import UnitSink
+from edge_agent.sources.streams.acquirer_group import AcquirerGroup
 from shared.errors import SourceError
 
 

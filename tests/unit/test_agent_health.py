@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from edge_agent import health as health_module
 from edge_agent.config import AgentSettings, from_mapping
-from edge_agent.health import (
+from edge_agent.health import status as health_module
+from edge_agent.health.metrics import start_metrics
+from edge_agent.health.status import (
     HEALTH_FILE,
     PENDING_DIR,
     AgentHealth,
@@ -29,7 +30,6 @@ from edge_agent.health import (
     status_line,
 )
 from edge_agent.journal import Journal
-from edge_agent.metrics import start_metrics
 from edge_agent.pipeline import SourcePipeline
 from edge_agent.sources.base import SourceContext
 from edge_agent.spool import Spool

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from datacenter.alarms import (
+from datacenter.health.alarms import (
     Alarm,
     AlarmKey,
     Condition,

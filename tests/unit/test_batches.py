@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.batches import Batcher, BatchError
+from edge_agent.delivery.batches import Batcher, BatchError
 from edge_agent.spool import BatchStatus, Spool
 from shared.envelope import batch_file_name, open_batch
 from shared.icdr import ICDR, make_record_id

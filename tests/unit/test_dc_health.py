@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from datacenter.health import (
+from datacenter.health.model import (
     HealthPolicy,
     HeartbeatFacts,
     SequenceGap,

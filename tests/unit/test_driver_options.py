@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from edge_agent.sources.base import SourceContext
-from edge_agent.sources.driver_options import OptionReader, ReconnectOptions, read_reconnect_options
+from edge_agent.sources.options import OptionReader, ReconnectOptions, read_reconnect_options
 from shared.errors import ConfigError
 
 CTX = SourceContext(agent_id="a", source_id="pbx", timezone=ZoneInfo("UTC"))

@@ -20,10 +20,10 @@ from edge_agent.simulators import mcs_ipsmdr as ipsmdr_sim
 from edge_agent.simulators import mivo250_oai as oai_sim
 from edge_agent.simulators import mivo250_smdr as smdr_sim
 from edge_agent.sources.base import ParseResult, Quarantined, RawUnit, RecordParser, SourceContext
-from edge_agent.sources.mcs_ipsmdr_calls import IpSmdrParser
-from edge_agent.sources.mivo250_framing import MAX_SMDR_FRAME, FrameDecoder, encode_frame
-from edge_agent.sources.mivo250_oai_calls import OaiParser
-from edge_agent.sources.mivo250_smdr import Mivo250SmdrParser
+from edge_agent.sources.mcs_ipsmdr.calls import IpSmdrParser
+from edge_agent.sources.mivo250_oai.calls import OaiParser
+from edge_agent.sources.mivo250_smdr.driver import Mivo250SmdrParser
+from edge_agent.sources.mivo250_socket.framing import MAX_SMDR_FRAME, FrameDecoder, encode_frame
 from shared.icdr import ICDR
 
 ZONE = ZoneInfo("Europe/London")

@@ -13,7 +13,7 @@ import pytest
 
 from edge_agent.sources import registry
 from edge_agent.sources.base import SourceContext
-from edge_agent.sources.lync_cdr import (
+from edge_agent.sources.lync_cdr.driver import (
     LcsCdrPoller,
     LyncOptions,
     SessionKey,

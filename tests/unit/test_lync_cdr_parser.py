@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from edge_agent.sources.base import Quarantined, RawUnit, SourceContext
-from edge_agent.sources.lync_cdr import make_parser
-from edge_agent.sources.lync_cdr_parser import LyncCdrParser, party
-from edge_agent.sources.lync_cdr_schema import csv_units, dump_row, serialise_row
+from edge_agent.sources.lync_cdr.driver import make_parser
+from edge_agent.sources.lync_cdr.parser import LyncCdrParser, party
+from edge_agent.sources.lync_cdr.schema import csv_units, dump_row, serialise_row
 from shared.icdr import ICDR
 
 CTX = SourceContext(agent_id="agent-1", source_id="lync", timezone=ZoneInfo("Europe/London"))

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_agent.sources.base import Quarantined, RawUnit, SourceContext
-from edge_agent.sources.lync_cdr_parser import LyncCdrParser
-from edge_agent.sources.lync_cdr_schema import COLUMN_KINDS, Kind, csv_units, dump_row
+from edge_agent.sources.lync_cdr.parser import LyncCdrParser
+from edge_agent.sources.lync_cdr.schema import COLUMN_KINDS, Kind, csv_units, dump_row
 from shared.icdr import ICDR
 
 CTX = SourceContext(agent_id="agent-1", source_id="lync", timezone=ZoneInfo("UTC"))

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from edge_agent.simulators.lcscdr import Generation, Variant, schema_ddl
-from edge_agent.sources.lync_cdr_schema import (
+from edge_agent.sources.lync_cdr.schema import (
     UnsupportedSchema,
     build_query,
     purge_query,

@@ -11,13 +11,13 @@ from click.testing import CliRunner
 
 from edge_agent.cli import main
 from edge_agent.simulators.mcs_ipsmdr import format_line, generate_calls, interleave
-from edge_agent.sources.acquirer_group import AcquirerGroup
 from edge_agent.sources.base import ParseResult, Quarantined, RawUnit, SourceContext
-from edge_agent.sources.mcs_ipsmdr import make_parser, make_source
-from edge_agent.sources.mcs_ipsmdr_calls import IpSmdrParser
-from edge_agent.sources.mcs_ipsmdr_line import IpSmdrEvent, read_line
+from edge_agent.sources.mcs_ipsmdr.calls import IpSmdrParser
+from edge_agent.sources.mcs_ipsmdr.driver import make_parser, make_source
+from edge_agent.sources.mcs_ipsmdr.line import IpSmdrEvent, read_line
 from edge_agent.sources.rejection import Rejection
-from edge_agent.sources.tcp import TcpClientAcquirer, TcpListenerAcquirer
+from edge_agent.sources.streams.acquirer_group import AcquirerGroup
+from edge_agent.sources.streams.tcp import TcpClientAcquirer, TcpListenerAcquirer
 from shared.errors import ConfigError
 from shared.icdr import ICDR, Completion, Direction, make_record_id
 

@@ -10,16 +10,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge_agent.sources import mivb_smdr, registry
+from edge_agent.sources import registry
 from edge_agent.sources.base import Quarantined, RawUnit, SourceContext
-from edge_agent.sources.lines import split_lines
-from edge_agent.sources.mivb_smdr_layout import (
+from edge_agent.sources.mivb_smdr import driver as mivb_smdr
+from edge_agent.sources.mivb_smdr.layout import (
     LayoutFlags,
     candidate_layouts,
     column_map,
     format_record,
 )
-from edge_agent.sources.tcp import TcpClientAcquirer
+from edge_agent.sources.streams.lines import split_lines
+from edge_agent.sources.streams.tcp import TcpClientAcquirer
 from shared.errors import ConfigError
 from shared.icdr import ICDR, Completion, Direction, make_record_id
 

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge_agent.simulators.mivb_smdr import SCENARIOS, SimCall, generate_calls
-from edge_agent.sources import mivb_smdr
 from edge_agent.sources.base import Quarantined, RawUnit, SourceContext
+from edge_agent.sources.mivb_smdr import driver as mivb_smdr
 from shared.icdr import ICDR
 
 RECEIVED = datetime(2026, 5, 14, 18, 0, tzinfo=UTC)

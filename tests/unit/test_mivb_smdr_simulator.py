@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from edge_agent.cli import main
-from edge_agent.sources.mivb_smdr_layout import LayoutFlags, column_map
+from edge_agent.sources.mivb_smdr.layout import LayoutFlags, column_map
 
 
 def test_writes_a_capture_of_the_chosen_layout() -> None:

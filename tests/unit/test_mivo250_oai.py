@@ -13,10 +13,15 @@ from click.testing import CliRunner
 from edge_agent.cli import main
 from edge_agent.simulators.mivo250_oai import established, event, smr_event
 from edge_agent.sources.base import ParseResult, Quarantined, RawUnit, SourceContext
-from edge_agent.sources.mivo250_framing import StreamFault, encode_frame
-from edge_agent.sources.mivo250_oai import OaiFramer, Settings, _Session, make_parser, read_settings
-from edge_agent.sources.mivo250_oai_calls import OaiParser
-from edge_agent.sources.mivo250_oai_wire import (
+from edge_agent.sources.mivo250_oai.calls import OaiParser
+from edge_agent.sources.mivo250_oai.driver import (
+    OaiFramer,
+    Settings,
+    _Session,
+    make_parser,
+    read_settings,
+)
+from edge_agent.sources.mivo250_oai.wire import (
     OaiEvent,
     decode_event,
     join_fields,
@@ -25,6 +30,7 @@ from edge_agent.sources.mivo250_oai_wire import (
     read_command,
     split_fields,
 )
+from edge_agent.sources.mivo250_socket.framing import StreamFault, encode_frame
 from edge_agent.sources.rejection import Rejection
 from shared.errors import ConfigError
 from shared.icdr import ICDR, Completion, Direction, format_time, make_record_id

@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from edge_agent.sources.base import Quarantined, RawUnit, SourceContext
-from edge_agent.sources.mivo250_framing import (
+from edge_agent.sources.mivo250_smdr.driver import Mivo250SmdrParser, make_parser, make_source
+from edge_agent.sources.mivo250_smdr.record import SmdrRecord, read_record, start_time
+from edge_agent.sources.mivo250_socket.framing import (
     SMDR_SOCKET_TYPE,
     FrameDecoder,
     StreamFault,
@@ -17,9 +19,7 @@ from edge_agent.sources.mivo250_framing import (
     login_packet,
     read_login_packet,
 )
-from edge_agent.sources.mivo250_link import RestartingAcquirer
-from edge_agent.sources.mivo250_smdr import Mivo250SmdrParser, make_parser, make_source
-from edge_agent.sources.mivo250_smdr_record import SmdrRecord, read_record, start_time
+from edge_agent.sources.mivo250_socket.link import RestartingAcquirer
 from edge_agent.sources.rejection import Rejection
 from shared.errors import ConfigError
 from shared.icdr import ICDR, Completion, Direction

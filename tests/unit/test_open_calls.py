@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from edge_agent.sources.open_calls import OpenCalls, RecentlyClosed
+from edge_agent.sources.streams.open_calls import OpenCalls, RecentlyClosed
 
 T = datetime(2026, 5, 14, 9, 0, tzinfo=UTC)
 

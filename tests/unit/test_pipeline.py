@@ -219,7 +219,7 @@ def test_quarantined_results_carry_their_source_and_seq(site: Site) -> None:
 def _ipsmdr_results(site: Site, lines: list[bytes], *, crash_after: int | None) -> dict[str, str]:
     """Run an IP SMDR stream through the pipeline, optionally crashing (and pruning the journal
     as the supervisor does) after ``crash_after`` lines; return the spooled calls by id."""
-    from edge_agent.sources.mcs_ipsmdr_calls import IpSmdrParser
+    from edge_agent.sources.mcs_ipsmdr.calls import IpSmdrParser
 
     ctx = SourceContext(agent_id="agent-1", source_id="pbx-1", timezone=ZoneInfo("America/Toronto"))
     cut = len(lines) if crash_after is None else crash_after

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge_agent.proxy import ProxySettings, parse_proxy_url
+from edge_agent.delivery.proxy import ProxySettings, parse_proxy_url
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_agent.batches import Batcher
-from edge_agent.retention import Retention, resend
+from edge_agent.delivery.batches import Batcher
+from edge_agent.delivery.retention import Retention, resend
 from edge_agent.spool import AckOutcome, BatchStatus, Spool
 from shared.icdr import ICDR, make_record_id
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge_agent.schedule import UploadSchedule, parse_schedule
+from edge_agent.delivery.schedule import UploadSchedule, parse_schedule
 
 LONDON = ZoneInfo("Europe/London")
 MINUTE = timedelta(seconds=60)

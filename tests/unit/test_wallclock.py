@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge_agent.sources.wallclock import offset_minutes, to_utc
+from edge_agent.sources.streams.wallclock import offset_minutes, to_utc
 
 LONDON = ZoneInfo("Europe/London")
 

@@ -5,7 +5,7 @@ Revises:
 Create Date: 2026-01-01 00:00:00
 
 Written out in full (not generated from tables.py at run time) so that this revision stays what
-it was when it shipped; tests check that head matches datacenter/store/tables.py.
+it was when it shipped; tests check that head matches datacenter/store/tables/core.py.
 """
 
 from __future__ import annotations

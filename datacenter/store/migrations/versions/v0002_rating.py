@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-01-02 00:00:00
 
-Written out in full, like 0001; datacenter/rating/tables.py defines the same tables and a test
+Written out in full, like 0001; datacenter/store/tables/rating.py defines the same tables and a test
 checks that head matches the metadata.
 """
 

@@ -4,7 +4,7 @@ Revision ID: 0004
 Revises: 0002
 Create Date: 2026-01-04 00:00:00
 
-Written out in full, like 0001; datacenter/store/alarm_tables.py defines the same tables and a
+Written out in full, like 0001; datacenter/store/tables/alarms.py defines the same tables and a
 test checks that head matches the metadata.
 """
 

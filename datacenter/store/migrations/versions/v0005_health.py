@@ -4,7 +4,7 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-01-05 00:00:00
 
-Written out in full, like 0001; datacenter/store/health_tables.py defines the same table and a
+Written out in full, like 0001; datacenter/store/tables/health.py defines the same table and a
 test checks that head matches the metadata.
 """
 

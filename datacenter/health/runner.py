@@ -1,0 +1,370 @@
+"""`datacenter alarms run`: assess polling health, raise and clear alarms, notify, send digests.
+
+Contract:
+
+- ``AlarmRunner.run_once(now)`` is one pass: assess every site (``datacenter.health.model``), turn
+  each finding into an alarm condition keyed (tenant, site, source, state), apply
+  ``alarms.decide`` in one transaction, then send the notices (email to the tenant's
+  technicians, else the admins; the webhook) and record each delivery. Then, once a day at
+  ``digest.time`` (in ``digest.timezone``), every technician and admin who looks after at least
+  one tenant gets a digest: every site not ok, and what changed since their previous digest.
+- A failed delivery is logged and retried on the next pass (the alarm stays un-notified); a
+  store or health error ends the pass with the error logged and the next pass tries again.
+  Several runners may run (each decision is one transaction and the store refuses a second
+  open alarm per key), but one is enough.
+- Without ``smtp.host`` and ``alarms.webhook_url`` alarms are still raised, cleared and shown on
+  the console; nothing is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from types import FrameType
+from zoneinfo import ZoneInfo
+
+import click
+import sqlalchemy as sa
+
+from datacenter.accounts.model import User, list_tenants
+from datacenter.accounts.technicians import alarm_recipients, digest_recipients, tenants_of
+from datacenter.commands.init import config_option, open_configured_store
+from datacenter.health.alarms import (
+    Alarm,
+    AlarmKey,
+    Condition,
+    Notice,
+    Pending,
+    apply,
+    decide,
+    history,
+    open_alarms,
+    recent_silences,
+    record_notified,
+)
+from datacenter.health.model import SiteHealth, State, policy_from_settings, site_health
+from datacenter.health.notify import (
+    AlarmNotice,
+    DigestChange,
+    DigestSite,
+    Mailer,
+    NotifyError,
+    Webhook,
+    alarm_email,
+    digest_email,
+)
+from datacenter.settings import Settings
+from datacenter.store.engine import write_transaction
+from datacenter.store.tables.alarms import technician_digests
+
+log = logging.getLogger(__name__)
+
+FIRST_DIGEST_LOOKBACK = timedelta(days=1)  # a technician's first digest covers the last day
+DIGEST_CHANGE_KINDS = ("raised", "cleared", "acknowledged", "silenced", "unsilenced")
+
+
+@dataclass(slots=True)
+class RunReport:
+    """What one pass did."""
+
+    sites: int = 0
+    raised: int = 0
+    cleared: int = 0
+    notices_sent: int = 0
+    digests_sent: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{self.sites} site(s) assessed, {self.raised} alarm(s) raised, {self.cleared} "
+            f"cleared, {self.notices_sent} notice(s) sent, {self.digests_sent} digest(s) sent, "
+            f"{len(self.failures)} delivery failure(s)"
+        )
+
+
+def conditions(sites: Iterable[SiteHealth]) -> list[Condition]:
+    """One alarm condition per finding of every site."""
+    return [
+        Condition(AlarmKey(s.tenant_id, s.agent_id, f.source_id, f.state.value), f.reason)
+        for s in sites
+        for f in s.findings
+    ]
+
+
+def state_label(state: str) -> str:
+    """ "source_down" -> "Source down" (unknown codes are shown the same way)."""
+    try:
+        label = State(state).label
+    except ValueError:
+        label = state.replace("_", " ")
+    return "OK" if label == "ok" else label[:1].upper() + label[1:]
+
+
+def site_url(console_url: str, tenant_slug: str, agent_id: str) -> str:
+    """The console page of a site, or "" when ``alarms.console_url`` is not set."""
+    return f"{console_url}/tech/sites/{tenant_slug}/{agent_id}" if console_url else ""
+
+
+class AlarmRunner:
+    """One data centre's alarm scheduler (settings, store, channels)."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        settings: Settings,
+        *,
+        mailer: Mailer | None = None,
+        webhook: Webhook | None = None,
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._policy = policy_from_settings(settings.health)
+        self._mailer = mailer if mailer is not None else Mailer(settings.smtp)
+        self._webhook = webhook if webhook is not None else Webhook(settings.alarms.webhook_url)
+        self._renotify = timedelta(minutes=settings.alarms.renotify_minutes)
+
+    @property
+    def _channels(self) -> bool:
+        return self._mailer.enabled or self._webhook.enabled
+
+    def run_once(self, now: datetime) -> RunReport:
+        report = RunReport()
+        with self._engine.connect() as conn:
+            sites = site_health(conn, now=now, policy=self._policy)
+        report.sites = len(sites)
+        with write_transaction(self._engine) as conn:
+            decisions = decide(
+                open_alarms(conn),
+                conditions(sites),
+                now=now,
+                renotify=self._renotify,
+                silences=recent_silences(conn, now=now),
+            )
+            pending = apply(conn, decisions, now=now)
+        report.raised = sum(1 for d in decisions if d.step == "raise")
+        report.cleared = sum(1 for d in decisions if d.step == "clear")
+        if self._channels:
+            for item in pending:
+                self._deliver(item, now=now, report=report)
+        report.digests_sent = self.send_digests(now, sites=sites, report=report)
+        return report
+
+    # --- notices ---------------------------------------------------------------------------
+
+    def _deliver(self, item: Pending, *, now: datetime, report: RunReport) -> None:
+        alarm, notice = item.alarm, item.notice
+        with self._engine.connect() as conn:
+            names = {t.tenant_id: t for t in list_tenants(conn)}
+            recipients = [u.email for u in alarm_recipients(conn, alarm.tenant_id)]
+        tenant = names.get(alarm.tenant_id)
+        message = self._notice(alarm, notice, slug=tenant.slug if tenant else "?",
+                               name=tenant.name if tenant else "?")  # fmt: skip
+        delivered: list[str] = []
+        if self._mailer.enabled and recipients:
+            email = alarm_email(message, sender=self._mailer.sender, to=recipients, now=now)
+            self._attempt(lambda: self._mailer.send(email), f"email to {', '.join(recipients)}",
+                          delivered, report)  # fmt: skip
+        elif self._mailer.enabled:
+            report.failures.append(f"alarm {alarm.alarm_id}: no technician or admin to email")
+        if self._webhook.enabled:
+            self._attempt(lambda: self._webhook.send(message, now=now), "webhook",
+                          delivered, report)  # fmt: skip
+        if delivered:
+            with write_transaction(self._engine) as conn:
+                record_notified(conn, alarm, notice, delivered="; ".join(delivered), now=now)
+            report.notices_sent += 1
+
+    @staticmethod
+    def _attempt(
+        send: Callable[[], None], what: str, delivered: list[str], report: RunReport
+    ) -> None:
+        try:
+            send()
+        except NotifyError as exc:
+            log.warning("%s failed: %s", what, exc)
+            report.failures.append(str(exc))
+        else:
+            delivered.append(what)
+
+    def _notice(self, alarm: Alarm, notice: Notice, *, slug: str, name: str) -> AlarmNotice:
+        return AlarmNotice(
+            event=notice.value,
+            alarm_id=alarm.alarm_id,
+            tenant_slug=slug,
+            tenant_name=name,
+            agent_id=alarm.agent_id,
+            source_id=alarm.source_id,
+            state=alarm.state,
+            state_label=state_label(alarm.state),
+            reason=alarm.reason,
+            raised_at=alarm.raised_at,
+            cleared_at=alarm.cleared_at,
+            notice_number=alarm.notifications + 1,
+            url=site_url(self._settings.alarms.console_url, slug, alarm.agent_id),
+        )
+
+    # --- digests ---------------------------------------------------------------------------
+
+    def digest_due(self, now: datetime) -> date | None:
+        """Today's date in ``digest.timezone`` if the digest time has passed, else None."""
+        alarms_settings = self._settings.alarms
+        if not alarms_settings.digest_time or not self._mailer.enabled:
+            return None
+        local = now.astimezone(ZoneInfo(alarms_settings.digest_timezone))
+        hours, minutes = (int(part) for part in alarms_settings.digest_time.split(":"))
+        return local.date() if local.time() >= time(hours, minutes) else None
+
+    def send_digests(self, now: datetime, *, sites: Sequence[SiteHealth], report: RunReport) -> int:
+        """Each technician's digest, once per day after ``digest.time``; how many went out."""
+        today = self.digest_due(now)
+        if today is None:
+            return 0
+        sent = 0
+        with self._engine.connect() as conn:
+            last = {row.user_id: row for row in conn.execute(technician_digests.select())}
+            users = digest_recipients(conn)
+            plans = [(u, tenants_of(conn, u)) for u in users]
+        for user, tenants in plans:
+            previous = last.get(user.user_id)
+            if not tenants or (previous is not None and previous.last_day >= today):
+                continue
+            since = previous.last_sent_at if previous is not None else now - FIRST_DIGEST_LOOKBACK
+            message = self._digest(user, {t.tenant_id: t.name for t in tenants}, sites,
+                                   since=since, now=now)  # fmt: skip
+            try:
+                self._mailer.send(message)
+            except NotifyError as exc:
+                log.warning("digest to %s failed: %s", user.email, exc)
+                report.failures.append(str(exc))
+                continue
+            with write_transaction(self._engine) as conn:
+                conn.execute(technician_digests.delete().where(
+                    technician_digests.c.user_id == user.user_id))  # fmt: skip
+                conn.execute(technician_digests.insert().values(
+                    user_id=user.user_id, last_sent_at=now, last_day=today))  # fmt: skip
+            sent += 1
+        return sent
+
+    def _digest(
+        self,
+        user: User,
+        tenant_names: dict[int, str],
+        sites: Sequence[SiteHealth],
+        *,
+        since: datetime,
+        now: datetime,
+    ) -> EmailMessage:
+        console = self._settings.alarms.console_url
+        with self._engine.connect() as conn:
+            # The open alarm of each site's worst state says since when, and who took it on.
+            alarm_of = {
+                (a.tenant_id, a.agent_id, a.state): a
+                for a in open_alarms(conn, tenant_ids=tenant_names)
+            }
+            changes = history(conn, tenant_names, since=since, kinds=DIGEST_CHANGE_KINDS)
+        not_ok = []
+        for site in sites:
+            if site.tenant_id not in tenant_names or site.state is State.OK:
+                continue
+            alarm = alarm_of.get((site.tenant_id, site.agent_id, site.state.value))
+            not_ok.append(
+                DigestSite(
+                    tenant_name=tenant_names[site.tenant_id],
+                    agent_id=site.agent_id,
+                    state_label=state_label(site.state.value),
+                    reason=site.reason,
+                    since=alarm.raised_at if alarm else None,
+                    acknowledged_by=alarm.acknowledged_by if alarm else None,
+                    url=site_url(console, site.tenant_slug, site.agent_id),
+                )
+            )
+        return digest_email(
+            sites=not_ok,
+            changes=[
+                DigestChange(
+                    at=c.at,
+                    tenant_name=c.tenant_name,
+                    agent_id=c.alarm.agent_id,
+                    state_label=state_label(c.alarm.state),
+                    kind=c.kind,
+                    actor=c.actor,
+                    note=c.note,
+                )
+                for c in reversed(changes)  # oldest first reads like a log
+            ],
+            since=since,
+            sender=self._mailer.sender,
+            to=user.email,
+            now=now,
+            console_url=console,
+        )
+
+
+def run_forever(runner: AlarmRunner, *, interval: float, stop_event: threading.Event) -> None:
+    """A pass every ``interval`` seconds until ``stop_event`` is set; errors are logged."""
+    while not stop_event.is_set():
+        try:
+            report = runner.run_once(datetime.now(UTC))
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            log.error("alarm pass failed, trying again in %.0f s: %s", interval, exc)
+        else:
+            if report.raised or report.cleared or report.notices_sent or report.failures:
+                log.info("%s", report.summary())
+        stop_event.wait(interval)
+
+
+# --- command ------------------------------------------------------------------------------------
+
+
+@click.group("alarms")
+def alarms_group() -> None:
+    """Polling-health alarms: email, webhook and the daily digest."""
+
+
+@alarms_group.command("run")
+@config_option
+@click.option("--once", is_flag=True, help="One pass, print what it did, then exit.")
+def run_command(config_path: Path | None, once: bool) -> None:
+    """Assess every site, raise and clear alarms, send notices and the daily digests.
+
+    Every alarms.interval_seconds (default 60) it compares each site's polling-health state
+    with the open alarms: a new problem raises an alarm and emails the tenant's technicians
+    (and POSTs alarms.webhook_url), an open alarm nobody acknowledged is repeated every
+    alarms.renotify_minutes, a site that is ok again clears its alarm. After digest.time
+    each technician gets one digest a day.
+
+    \b
+    Example (systemd runs it like this):
+      datacenter alarms run --config /etc/callcollect/datacenter.toml
+
+    --once makes a single pass and prints a summary (cron, or a check after changing SMTP
+    settings). Stops on SIGTERM or Ctrl-C after the current pass.
+    """
+    settings, engine = open_configured_store(config_path)
+    try:
+        runner = AlarmRunner(engine, settings)
+        if once:
+            report = runner.run_once(datetime.now(UTC))
+            click.echo(report.summary())
+            for failure in report.failures:
+                click.echo(f"failed: {failure}", err=True)
+            return
+        if not logging.getLogger().handlers:  # journald under systemd, stderr otherwise
+            logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        stop = threading.Event()
+
+        def _stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %s: stopping after this pass", signum)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        run_forever(runner, interval=settings.alarms.interval_seconds, stop_event=stop)
+    finally:
+        engine.dispose()

@@ -1,0 +1,15 @@
+"""The data-centre schema: one SQLAlchemy ``MetaData``, its tables grouped by concern.
+
+    metadata.py   the MetaData, naming convention and column types every module shares
+    core.py       tenants, agents, users, landed files, calls, daily rollups (v0001)
+    rating.py     tariffs, dial plans, route maps, call costs, the unrated queue (v0002)
+    alarms.py     alarms, notifications, technicians' tenants (v0004)
+    health.py     heartbeats (v0005)
+
+Importing this package imports every table module, so ``metadata`` holds the whole schema.
+"""
+
+from datacenter.store.tables import alarms, core, health, rating
+from datacenter.store.tables.metadata import metadata
+
+__all__ = ["alarms", "core", "health", "metadata", "rating"]

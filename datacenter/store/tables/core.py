@@ -1,0 +1,154 @@
+"""The data-centre schema: SQLAlchemy Core tables on one ``MetaData``.
+
+Contract:
+
+- ``tenant_id`` leads the primary and unique keys of every tenant-owned table, so PostgreSQL can
+  partition and Citus can distribute by tenant without re-keying (docs/datacenter.md).
+- Calls are unique on ``(tenant_id, record_id)``: re-ingesting a record is a no-op.
+- Every time is timezone-aware UTC in Python on both SQLite and PostgreSQL (``UTCDateTime``);
+  a naive datetime is refused on the way in rather than guessed at.
+- ``call_days`` is the daily rollup (tenant's local day) that dashboards read; ingest maintains
+  it in the same transaction as the calls it counts.
+- The Alembic migrations in ``datacenter/store/migrations`` build exactly this schema; a test
+  compares the two. Change a table here only together with a new migration.
+
+Rating adds its own columns/tables in its own migration.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from datacenter.store.tables.metadata import (
+    AGENT_ID_LENGTH,
+    RECORD_ID_LENGTH,
+    SLUG_LENGTH,
+    JSONDocument,
+    UTCDateTime,
+    metadata,
+    tenant_fk,
+    text_column,
+)
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("tenant_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("slug", sa.String(SLUG_LENGTH), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    tenant_fk(primary_key=True),
+    sa.Column("agent_id", sa.String(AGENT_ID_LENGTH), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("enrolled_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=True),
+    sa.Column("last_sequence", sa.BigInteger, nullable=True),
+    # The pinned batch-signing certificate (PEM) and its shared.keys.fingerprint (migration 0006)
+    sa.Column("certificate", sa.Text, nullable=True),
+    sa.Column("certificate_fingerprint", sa.String(80), nullable=True),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("user_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),  # stored lower-case
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    tenant_fk(nullable=True),
+    sa.Column("display_name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_login_at", UTCDateTime, nullable=True),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.CheckConstraint("role IN ('tenant', 'technician', 'admin')", name="role"),
+    # A tenant user belongs to exactly one tenant; staff belong to none.
+    sa.CheckConstraint(
+        "(role = 'tenant' AND tenant_id IS NOT NULL) OR (role <> 'tenant' AND tenant_id IS NULL)",
+        name="role_tenant",
+    ),
+)
+
+landed_files = sa.Table(
+    "landed_files",
+    metadata,
+    tenant_fk(primary_key=True),
+    sa.Column("file_name", sa.String(100), primary_key=True),
+    sa.Column("agent_id", sa.String(AGENT_ID_LENGTH), nullable=False),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("records", sa.Integer, nullable=True),
+    sa.Column("inserted", sa.Integer, nullable=True),
+    sa.Column("duplicates", sa.Integer, nullable=True),
+    sa.Column("claimed_by", sa.String(200), nullable=False),
+    sa.Column("claimed_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.CheckConstraint(
+        "status IN ('claimed', 'stored', 'duplicate', 'quarantined')", name="status"
+    ),
+    sa.Index(None, "tenant_id", "agent_id", "sequence"),  # missing batches (migration 0006)
+)
+
+calls = sa.Table(
+    "calls",
+    metadata,
+    tenant_fk(primary_key=True),
+    sa.Column("record_id", sa.String(RECORD_ID_LENGTH), primary_key=True),
+    sa.Column("agent_id", sa.String(AGENT_ID_LENGTH), nullable=False),
+    sa.Column("source_id", text_column(), nullable=False),
+    sa.Column("source_kind", sa.String(64), nullable=False),
+    sa.Column("start_utc", UTCDateTime, nullable=False),
+    sa.Column("answer_utc", UTCDateTime, nullable=True),
+    sa.Column("end_utc", UTCDateTime, nullable=False),
+    sa.Column("utc_offset_minutes", sa.Integer, nullable=False),
+    sa.Column("ring_seconds", sa.Integer, nullable=False),
+    sa.Column("talk_seconds", sa.Integer, nullable=False),
+    sa.Column("hold_seconds", sa.Integer, nullable=False),
+    sa.Column("direction", sa.String(16), nullable=False),
+    sa.Column("calling", text_column(), nullable=False),
+    sa.Column("called", text_column(), nullable=False),
+    sa.Column("dialled_digits", text_column(), nullable=False),
+    sa.Column("extension", text_column(), nullable=False),
+    sa.Column("trunk", text_column(), nullable=False),
+    sa.Column("route", text_column(), nullable=False),
+    sa.Column("third_party", text_column(), nullable=False),
+    sa.Column("account_code", text_column(), nullable=False),
+    sa.Column("ani", text_column(), nullable=False),
+    sa.Column("dnis", text_column(), nullable=False),
+    sa.Column("answered", sa.Boolean, nullable=False),
+    sa.Column("completion", sa.String(16), nullable=False),
+    sa.Column("completion_source", text_column(), nullable=False),
+    sa.Column("transferred", sa.Boolean, nullable=False),
+    sa.Column("conference", sa.Boolean, nullable=False),
+    sa.Column("call_id", text_column(), nullable=False),
+    sa.Column("parent_call_id", text_column(), nullable=False),
+    sa.Column("flags", JSONDocument, nullable=False),  # list of strings
+    sa.Column("raw", sa.Text, nullable=False),
+    sa.Column("parser_version", sa.String(64), nullable=False),
+    sa.Column("landed_file", sa.String(100), nullable=False),
+    sa.Column("ingested_at", UTCDateTime, nullable=False),
+    # With the columns above, the whole record: scoped.icdr_from_row rebuilds the ICDR.
+    sa.Column("extra", JSONDocument, nullable=False),  # the driver's extras (string map)
+    sa.Column("icdr_version", sa.SmallInteger, nullable=False),
+    sa.Index(None, "tenant_id", "start_utc"),
+    sa.Index(None, "tenant_id", "extension", "start_utc"),
+)
+
+call_days = sa.Table(
+    "call_days",
+    metadata,
+    tenant_fk(primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),  # the tenant's local day
+    sa.Column("direction", sa.String(16), primary_key=True),
+    sa.Column("calls", sa.Integer, nullable=False),
+    sa.Column("answered", sa.Integer, nullable=False),
+    sa.Column("talk_seconds", sa.BigInteger, nullable=False),
+)

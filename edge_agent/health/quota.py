@@ -1,0 +1,99 @@
+"""The spool quota alarm: says loudly, once per change, how close the spool is to full.
+
+Contract:
+
+- ``QuotaWatch.check()`` measures the spool (``Spool.usage``) and, when its level changed since
+  the last check, logs one line at a severity that matches (``warning`` → WARNING, ``critical``
+  → ERROR, ``full`` → CRITICAL, back to ``ok`` → INFO) and stores the new level in the spool's
+  state (``QUOTA_STATE_KEY``, JSON: level, percent, used and quota bytes, since) so ``status``
+  and the health heartbeat in other threads or processes report the same alarm.
+- The levels are the spool's: ``warning`` from 70 %, ``critical`` from 90 %, ``full`` at 100 %,
+  when ``SourcePipeline.may_read`` turns False and every acquirer stops reading (the PBX
+  buffers). Nothing unacknowledged is deleted to make room; retention may delete acknowledged
+  batches early (``edge_agent.delivery.retention``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from edge_agent.spool import AGENT_STATE, Spool, SpoolLevel, SpoolUsage
+from shared.icdr import format_time
+
+log = logging.getLogger(__name__)
+
+QUOTA_STATE_KEY = "spool_quota"
+SEVERITY = {
+    SpoolLevel.OK: logging.INFO,
+    SpoolLevel.WARNING: logging.WARNING,
+    SpoolLevel.CRITICAL: logging.ERROR,
+    SpoolLevel.FULL: logging.CRITICAL,
+}
+ADVICE = {
+    SpoolLevel.OK: "back below 70 %",
+    SpoolLevel.WARNING: "batches are not leaving: check the uplink and receipts "
+    "(edge-agent status, edge-agent check --connect)",
+    SpoolLevel.CRITICAL: "sources will stop reading at 100 %: restore the uplink now, or raise "
+    "spool.quota_mb if the disk has room",
+    SpoolLevel.FULL: "sources have STOPPED reading (the PBXs buffer, for as long as they can); "
+    "nothing is lost yet: restore the uplink or raise spool.quota_mb",
+}
+RANK = {level: rank for rank, level in enumerate(SpoolLevel)}
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaState:
+    level: SpoolLevel
+    percent: float
+    used_bytes: int
+    quota_bytes: int
+    since: str
+
+    def to_json(self) -> str:
+        return json.dumps({"level": str(self.level), "percent": round(self.percent, 1),
+                           "used_bytes": self.used_bytes, "quota_bytes": self.quota_bytes,
+                           "since": self.since}, sort_keys=True)  # fmt: skip
+
+    @classmethod
+    def from_json(cls, text: str) -> QuotaState:
+        raw = json.loads(text)
+        return cls(SpoolLevel(raw["level"]), float(raw["percent"]), int(raw["used_bytes"]),
+                   int(raw["quota_bytes"]), str(raw["since"]))  # fmt: skip
+
+
+def at_least(level: SpoolLevel, floor: SpoolLevel) -> bool:
+    return RANK[level] >= RANK[floor]
+
+
+class QuotaWatch:
+    """Raises and clears the spool quota alarm (see the module docstring)."""
+
+    def __init__(self, spool: Spool, *, clock: Callable[[], datetime]) -> None:
+        self.spool = spool
+        self.clock = clock
+        stored = spool.get_state(AGENT_STATE, QUOTA_STATE_KEY)
+        self.level = QuotaState.from_json(stored).level if stored else SpoolLevel.OK
+
+    def check(self) -> SpoolUsage:
+        usage = self.spool.usage()
+        if usage.level is not self.level:
+            state = QuotaState(usage.level, usage.percent, usage.used_bytes, usage.quota_bytes,
+                               format_time(self.clock()))  # fmt: skip
+            self.spool.set_state(AGENT_STATE, QUOTA_STATE_KEY, state.to_json())
+            log.log(
+                SEVERITY[usage.level],
+                "spool quota %s: %.1f %% of %.0f MB used; %s",
+                usage.level, usage.percent, usage.quota_bytes / 2**20, ADVICE[usage.level],
+            )  # fmt: skip
+            self.level = usage.level
+        return usage
+
+
+def stored_state(spool: Spool) -> QuotaState | None:
+    """The last alarm state ``QuotaWatch`` recorded (for status and health)."""
+    text = spool.get_state(AGENT_STATE, QUOTA_STATE_KEY)
+    return QuotaState.from_json(text) if text else None
