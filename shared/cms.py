@@ -4,7 +4,8 @@ A protected batch file (protection ``cms``) is standard CMS (RFC 5652), DER-enco
 the unchanged CCB1 bytes of ``shared.envelope`` inside two layers::
 
     ContentInfo  EnvelopedData                 ← the file on disk; opaque without envelope.key
-      recipient  RSA key transport (PKCS #1 v1.5) to the data centre's envelope certificate
+      recipient  RSA key transport (RSAES-OAEP, SHA-256, MGF1-SHA-256) to the data centre's
+                 envelope certificate, named by issuer and serial number
       content    AES-256-CBC of:
         ContentInfo  SignedData
           content      the CCB1 bytes (magic, manifest line, gzip payload)
@@ -23,8 +24,15 @@ the signature inside is what detects tampering, and every field outside it is ch
 the one value we write), signed by a certificate the data centre has not enrolled, or a bad
 signature. Validity dates are not checked: agent certificates are pinned by fingerprint.
 
-cryptography builds and decrypts CMS but cannot verify a SignedData, so the verification is
-ours, on asn1crypto's parse: exactly one signer, its certificate in the message and pinned, the
+Key transport is OAEP. cryptography's CMS builder offers only PKCS #1 v1.5 (``add_recipient``
+takes no padding), whose decryption is a padding oracle by design; so the outer layer is
+assembled with asn1crypto's CMS types around cryptography's primitives (RSA-OAEP, AES-CBC,
+PKCS #7 padding) and decrypted the same way, with one message for every failure. Files from
+agents older than this (PKCS #1 v1.5) are still opened, by cryptography's own decryption, so a
+fleet can be upgraded agent by agent; ``ENVELOPE_KEY_TRANSPORTS`` names both.
+
+cryptography signs CMS but cannot verify a SignedData, so the verification is ours, on
+asn1crypto's parse: exactly one signer, its certificate in the message and pinned, the
 message-digest attribute equal to SHA-256 of the content, and the signature over the DER of the
 signed attributes (re-tagged as SET OF, RFC 5652 §5.4) verified by cryptography.
 """
@@ -33,17 +41,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from asn1crypto import algos as asn1_algos
 from asn1crypto import cms as asn1_cms
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.ciphers import algorithms
+from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from shared.envelope import Batch, open_batch
@@ -54,6 +66,18 @@ PROTECTION = "cms"
 MAX_REASON_CHARS = 120
 DER_SEQUENCE = 0x30  # every DER ContentInfo starts with it; CCB1 starts with "C"
 _SIGNATURE_OPTIONS = [pkcs7.PKCS7Options.Binary, pkcs7.PKCS7Options.NoCapabilities]
+OAEP = "rsaes_oaep"
+LEGACY_PKCS1V15 = "rsaes_pkcs1v15"  # what agents before OAEP wrote; still opened
+ENVELOPE_KEY_TRANSPORTS = (OAEP, LEGACY_PKCS1V15)
+_CEK_BYTES = 32  # AES-256
+_IV_BYTES = 16
+_OAEP_PADDING = rsa_padding.OAEP(
+    mgf=rsa_padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None
+)
+_OAEP_PARAMETERS = {
+    "hash_algorithm": {"algorithm": "sha256"},
+    "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +149,37 @@ def protect(content: bytes, *, signer: AgentIdentity, recipient: x509.Certificat
         .add_signer(signer.certificate, signer.private_key, hashes.SHA256())
         .sign(serialization.Encoding.DER, _SIGNATURE_OPTIONS)
     )
-    return (
-        pkcs7.PKCS7EnvelopeBuilder()
-        .set_data(signed)
-        .add_recipient(recipient)
-        .set_content_encryption_algorithm(algorithms.AES256)
-        .encrypt(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+    return _envelope(signed, recipient)
+
+
+def _envelope(signed: bytes, recipient: x509.Certificate) -> bytes:
+    """EnvelopedData (RFC 5652 §6) with one OAEP key-transport recipient (RFC 3560)."""
+    public_key = recipient.public_key()
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        raise EnvelopeError("the data centre's envelope certificate must hold an RSA key")
+    cek, iv = os.urandom(_CEK_BYTES), os.urandom(_IV_BYTES)
+    padder = padding.PKCS7(algorithms.AES.block_size).padder()
+    encryptor = Cipher(algorithms.AES256(cek), modes.CBC(iv)).encryptor()
+    ciphertext = encryptor.update(padder.update(signed) + padder.finalize()) + encryptor.finalize()
+    issuer = asn1_x509.Certificate.load(recipient.public_bytes(serialization.Encoding.DER))
+    ktri = asn1_cms.KeyTransRecipientInfo({
+        "version": "v0",
+        "rid": asn1_cms.RecipientIdentifier({"issuer_and_serial_number": {
+            "issuer": issuer.issuer, "serial_number": issuer.serial_number}}),
+        "key_encryption_algorithm": {"algorithm": OAEP, "parameters": _OAEP_PARAMETERS},
+        "encrypted_key": public_key.encrypt(cek, _OAEP_PADDING),
+    })  # fmt: skip
+    enveloped = asn1_cms.EnvelopedData({
+        "version": "v0",
+        "recipient_infos": [asn1_cms.RecipientInfo({"ktri": ktri})],
+        "encrypted_content_info": {
+            "content_type": "data",
+            "content_encryption_algorithm": {"algorithm": "aes256_cbc", "parameters": iv},
+            "encrypted_content": ciphertext,
+        },
+    })  # fmt: skip
+    return bytes(
+        asn1_cms.ContentInfo({"content_type": "enveloped_data", "content": enveloped}).dump()
     )
 
 
@@ -140,8 +189,8 @@ def unprotect(
     """Decrypt and verify; ``trusted_signers`` are the fingerprints enrolled for the sender."""
     if not is_protected(data):
         raise EnvelopeError("not a CMS envelope (protection 'cms' files are DER)")
-    _check_enveloped_structure(data)
-    signed = _decrypt(data, recipient)
+    transport = _check_enveloped_structure(data)
+    signed = _decrypt_oaep(data, recipient) if transport == OAEP else _decrypt(data, recipient)
     signed_data = _signed_data(signed)
     content = _content(signed_data)
     signer_info = _single_signer(signed_data)
@@ -160,8 +209,10 @@ def unprotect(
 # --- the outer layer -------------------------------------------------------------------------
 
 
-def _check_enveloped_structure(data: bytes) -> None:
+def _check_enveloped_structure(data: bytes) -> str:
     """Every field outside the ciphertext must be the one value ``protect`` writes.
+
+    Returns the key transport (``OAEP``, or ``LEGACY_PKCS1V15`` from an older agent).
 
     Fields OpenSSL ignores (versions, parameters) are otherwise free to change, which would
     make a flipped bit pass unnoticed: the promise is that *any* change is detected.
@@ -184,18 +235,62 @@ def _check_enveloped_structure(data: bytes) -> None:
         if not all(checks):
             raise EnvelopeError("envelope fields differ from what an agent writes (altered file)")
         ktri = recipients[0].chosen
-        if (ktri["version"].native != "v0"
-                or ktri["key_encryption_algorithm"]["algorithm"].native != "rsaes_pkcs1v15"
-                or ktri["key_encryption_algorithm"]["parameters"].native is not None):  # fmt: skip
+        transport = ktri["key_encryption_algorithm"]["algorithm"].native
+        parameters = ktri["key_encryption_algorithm"]["parameters"]
+        if ktri["version"].native != "v0" or not _expected_parameters(transport, parameters):
             raise EnvelopeError("envelope recipient fields differ from what an agent writes")
         _strict_der(info, data, "envelope")
+        return str(transport)
     except EnvelopeError:
         raise
     except Exception as exc:  # asn1crypto parses lazily: a bad inner field surfaces here
         raise EnvelopeError(f"envelope is damaged ({_reason(exc)})") from exc
 
 
+def _expected_parameters(transport: str, parameters: Any) -> bool:
+    if transport == LEGACY_PKCS1V15:
+        return parameters.native is None
+    if transport != OAEP:
+        return False
+    expected = asn1_algos.RSAESOAEPParams(_OAEP_PARAMETERS)
+    return bool(parameters.dump(force=True) == expected.dump(force=True))
+
+
+def _decrypt_oaep(data: bytes, recipient: Recipient) -> bytes:
+    """Unwrap the content key with OAEP, then AES-256-CBC; every failure reads the same."""
+    env = asn1_cms.ContentInfo.load(data)["content"]
+    ktri = env["recipient_infos"][0].chosen
+    ours = asn1_x509.Certificate.load(
+        recipient.certificate.public_bytes(serialization.Encoding.DER)
+    )
+    rid = ktri["rid"]
+    # Byte equality, not asn1crypto's Name comparison, which ignores case: any flipped bit counts
+    if rid.name != "issuer_and_serial_number" or (
+        rid.chosen["issuer"].dump(force=True) != ours.issuer.dump(force=True)
+        or rid.chosen["serial_number"].native != ours.serial_number
+    ):
+        raise EnvelopeError(
+            "not encrypted to this data centre's envelope certificate "
+            f"({fingerprint(recipient.certificate)}): the agent has another data centre's "
+            "certificates installed (delivery.datacentre_certificates)"
+        )
+    encrypted = env["encrypted_content_info"]
+    try:
+        cek = recipient.private_key.decrypt(ktri["encrypted_key"].native, _OAEP_PADDING)
+        iv = encrypted["content_encryption_algorithm"]["parameters"].native
+        if len(cek) != _CEK_BYTES or len(iv) != _IV_BYTES:
+            raise ValueError("key or iv of the wrong size")
+        decryptor = Cipher(algorithms.AES256(cek), modes.CBC(iv)).decryptor()
+        padded = decryptor.update(encrypted["encrypted_content"].native) + decryptor.finalize()
+        unpadder = padding.PKCS7(algorithms.AES.block_size).unpadder()
+        return unpadder.update(padded) + unpadder.finalize()
+    except (ValueError, TypeError) as exc:
+        # One message for every decryption failure: distinct errors would be an oracle
+        raise EnvelopeError("envelope does not decrypt (file damaged or altered)") from exc
+
+
 def _decrypt(data: bytes, recipient: Recipient) -> bytes:
+    """An older agent's PKCS #1 v1.5 envelope, through cryptography's CMS decryption."""
     try:
         return pkcs7.pkcs7_decrypt_der(data, recipient.certificate, recipient.private_key, [])
     except ValueError as exc:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from asn1crypto import cms as asn1_cms
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.serialization import pkcs7
@@ -49,6 +50,46 @@ def test_round_trip_names_the_signer() -> None:
     assert CONTENT not in SEALED and b"CCB1" not in SEALED  # unreadable at rest
 
 
+def test_key_transport_is_oaep_with_sha256() -> None:
+    ktri = asn1_cms.ContentInfo.load(SEALED)["content"]["recipient_infos"][0].chosen
+    algorithm = ktri["key_encryption_algorithm"]
+    assert algorithm["algorithm"].native == "rsaes_oaep"
+    assert algorithm["parameters"]["hash_algorithm"]["algorithm"].native == "sha256"
+    assert algorithm["parameters"]["mask_gen_algorithm"]["parameters"]["algorithm"].native == (
+        "sha256"
+    )
+
+
+def _legacy_protect(content: bytes) -> bytes:
+    """What agents before OAEP wrote: cryptography's builder, PKCS #1 v1.5 key transport."""
+    return (
+        pkcs7.PKCS7EnvelopeBuilder()
+        .set_data(_signed_only(content, [pkcs7.PKCS7Options.NoCapabilities]))
+        .add_recipient(DC.certificates.envelope)
+        .set_content_encryption_algorithm(algorithms.AES256)
+        .encrypt(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+    )
+
+
+def test_an_older_agents_pkcs1v15_envelope_still_opens() -> None:
+    legacy = _legacy_protect(CONTENT)
+    ktri = asn1_cms.ContentInfo.load(legacy)["content"]["recipient_infos"][0].chosen
+    assert ktri["key_encryption_algorithm"]["algorithm"].native == "rsaes_pkcs1v15"
+    opened = cms.unprotect(legacy, recipient=RECIPIENT, trusted_signers=TRUSTED)
+    assert opened.content == CONTENT
+
+
+def test_oaep_with_other_parameters_is_refused() -> None:
+    info = asn1_cms.ContentInfo.load(SEALED)
+    ktri = info["content"]["recipient_infos"][0].chosen
+    ktri["key_encryption_algorithm"] = {"algorithm": "rsaes_oaep", "parameters": {
+        "hash_algorithm": {"algorithm": "sha384"},
+        "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha384"}},
+    }}  # fmt: skip
+    with pytest.raises(EnvelopeError, match="recipient fields differ"):
+        cms.unprotect(info.dump(force=True), recipient=RECIPIENT, trusted_signers=TRUSTED)
+
+
 def test_open_landed_returns_the_records() -> None:
     landed = cms.open_landed(SEALED, recipient=RECIPIENT, trusted_signers=TRUSTED)
     assert landed.protection == "cms"
@@ -76,12 +117,12 @@ def test_openssl_cms_decrypts_and_verifies(tmp_path: Path) -> None:
     assert subprocess.run(wrong, cwd=tmp_path, capture_output=True, timeout=30).returncode != 0
 
 
-def _signed_only(content: bytes) -> bytes:
+def _signed_only(content: bytes, options: list[pkcs7.PKCS7Options] | None = None) -> bytes:
     return (
         pkcs7.PKCS7SignatureBuilder()
         .set_data(content)
         .add_signer(AGENT.certificate, AGENT.private_key, hashes.SHA256())
-        .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+        .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary, *(options or [])])
     )
 
 
