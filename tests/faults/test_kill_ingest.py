@@ -17,7 +17,7 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from datacenter.store.tables.core import landed_files
+from datacenter.store.tables.core import calls, landed_files
 from tests.faults.site import Site, assert_exactly_once, stored_count
 
 pytestmark = [pytest.mark.faults, pytest.mark.sshd]
@@ -34,6 +34,16 @@ def claimed_file(site: Site) -> tuple[str, str] | None:
     with site.engine.connect() as conn:
         row = conn.execute(query).first()
     return None if row is None else (row.file_name, row.claimed_by)
+
+
+def stored_at_kill(site: Site, name: str) -> tuple[int, int]:
+    """(calls stored from ``name``, calls the files finished before the kill say they stored)."""
+    of_file = sa.select(sa.func.count()).select_from(calls).where(calls.c.landed_file == name)
+    finished = sa.select(sa.func.coalesce(sa.func.sum(landed_files.c.inserted), 0)).where(
+        landed_files.c.status == "stored"
+    )
+    with site.engine.connect() as conn:
+        return int(conn.execute(of_file).scalar_one()), int(conn.execute(finished).scalar_one())
 
 
 def test_kill_9_ingest_worker_mid_file(make_site: Callable[..., Site]) -> None:
@@ -62,6 +72,12 @@ def test_kill_9_ingest_worker_mid_file(make_site: Callable[..., Site]) -> None:
     assert (site.landing / "incoming" / name).exists(), f"{name} left incoming/ unfinished"
     assert claimed_file(site) == (name, dead_worker), "the dead worker's claim changed"
     stored_after_kill = stored_count(site.engine)
+    of_the_file, of_finished_files = stored_at_kill(site, name)
+    assert of_the_file == 0, f"{of_the_file} calls of {name} were stored before its commit"
+    assert stored_after_kill == of_finished_files, (
+        f"{stored_after_kill} calls stored, but the files finished before the kill hold "
+        f"{of_finished_files}"
+    )
 
     site.ingest_process.start()
     took_over = site.wait_log(f"{name}: took over claim from {dead_worker}",
@@ -73,7 +89,8 @@ def test_kill_9_ingest_worker_mid_file(make_site: Callable[..., Site]) -> None:
     assert rows[name].status == "stored" and rows[name].claimed_by != dead_worker, rows[name]
     print(
         f"\nkill -9 ingest mid-file: {result.calls} calls, 0 lost, 0 duplicated; {name} claimed by "
-        f"the dead worker with {stored_after_kill} calls stored at the kill; taken over after "
+        f"the dead worker with {of_the_file} of its calls stored at the kill ({stored_after_kill} "
+        f"from files finished before it); taken over after "
         f"{took_over:.1f} s (claim timeout {CLAIM_TIMEOUT_SECONDS} s); all acknowledged "
         f"{waited:.1f} s after the kill"
     )
