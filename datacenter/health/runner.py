@@ -2,7 +2,7 @@
 
 Contract:
 
-- ``AlarmRunner.run_once(now)`` is one pass: assess every site (``datacenter.health.model``), turn
+- ``AlarmRunner.run_once(now)`` is one pass: assess every site (``datacenter.health.facts``), turn
   each finding into an alarm condition keyed (tenant, site, source, state), apply
   ``alarms.decide`` in one transaction, then send the notices (email to the tenant's
   technicians, else the admins; the webhook) and record each delivery. Then, once a day at
@@ -48,7 +48,8 @@ from datacenter.health.alarms import (
     recent_silences,
     record_notified,
 )
-from datacenter.health.model import SiteHealth, State, policy_from_settings, site_health
+from datacenter.health.facts import site_health
+from datacenter.health.model import SiteHealth, State, policy_from_settings
 from datacenter.health.notify import (
     AlarmNotice,
     DigestChange,

@@ -59,7 +59,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from datacenter.accounts.model import Tenant, list_tenants, trusted_signers
 from datacenter.commands.init import config_option, open_configured_store
-from datacenter.health.model import ingest_heartbeats
+from datacenter.health.heartbeats import ingest_heartbeats
 from datacenter.ingest.keys import load_ingest_keys
 from datacenter.rating.store import rate_batch, write_batch_rating
 from datacenter.settings import Settings

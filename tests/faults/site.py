@@ -43,8 +43,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from datacenter.accounts import model as accounts
+from datacenter.health.facts import site_health
 from datacenter.health.missing_batches import describe, missing_batches
-from datacenter.health.model import Finding, State, policy_from_settings, site_health
+from datacenter.health.model import Finding, State, policy_from_settings
 from datacenter.ingest.keys import ensure_keys
 from datacenter.ingest.worker import run_forever
 from datacenter.settings import LANDING_FOLDERS, Settings, load_settings
@@ -530,7 +531,7 @@ class Site:
     # --- the data centre's view -----------------------------------------------------------------
 
     def findings(self) -> list[Finding]:
-        """Polling health's findings for this site now (``datacenter.health.model.site_health``)."""
+        """Polling health's findings for this site now (``datacenter.health.facts.site_health``)."""
         assert self.dc_settings is not None, "Site.open() first"
         policy = policy_from_settings(self.dc_settings.health)
         with self.engine.connect() as conn:
