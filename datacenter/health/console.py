@@ -23,7 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from datacenter.accounts.model import Tenant
+from datacenter.accounts.tenants import Tenant
 from datacenter.health.alarms import Alarm, HistoryEntry
 from datacenter.health.heartbeats import from_document
 from datacenter.health.model import SiteHealth, State, iter_states

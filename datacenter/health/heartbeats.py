@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from datacenter.accounts.model import list_tenants
+from datacenter.accounts.tenants import list_tenants
 from datacenter.settings import Settings
 from datacenter.store.dialect import dialect_insert
 from datacenter.store.engine import write_transaction

@@ -32,8 +32,8 @@ from flask_wtf import FlaskForm
 from wtforms import SelectChoice, SelectField, TextAreaField
 from wtforms.validators import Length
 
-from datacenter.accounts.model import Tenant
 from datacenter.accounts.technicians import tenants_of
+from datacenter.accounts.tenants import Tenant
 from datacenter.health.alarms import (
     MAX_NOTE_LENGTH,
     Alarm,
