@@ -35,7 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datacenter.accounts.model import create_tenant, enroll_agent
+from datacenter.accounts.agents import enroll_agent
+from datacenter.accounts.tenants import create_tenant
 from datacenter.ingest.worker import ingest_once
 from datacenter.settings import settings_for_data_dir
 from datacenter.store.engine import open_store, upgrade, write_transaction

@@ -40,7 +40,8 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datacenter.accounts import model as accounts
+from datacenter.accounts.agents import enroll_agent
+from datacenter.accounts.tenants import create_tenant
 from datacenter.ingest.keys import ensure_keys, load_ingest_keys
 from datacenter.ingest.worker import ingest_once
 from datacenter.rating.carriers import load_carrier_rules
@@ -110,8 +111,8 @@ def store_for(settings: Settings, url: str, cert_pem: object) -> Settings:
     engine = open_store(url)
     upgrade(engine)
     with write_transaction(engine) as conn:
-        tenant = accounts.create_tenant(conn, TENANT, "Bench", "Europe/London")
-        accounts.enroll_agent(conn, TENANT, AGENT, certificate=cert_pem)  # type: ignore[arg-type]
+        tenant = create_tenant(conn, TENANT, "Bench", "Europe/London")
+        enroll_agent(conn, TENANT, AGENT, certificate=cert_pem)  # type: ignore[arg-type]
         import_tariff_plan(conn, tenant.tenant_id, load_tariff(DEMO / "britline.toml"), now=T0)
         set_site(conn, tenant.tenant_id, AGENT, dial_plan=load_dial_plan(DEMO / "london.toml"),
                  carriers=load_carrier_rules(DEMO / "london-routes.toml"), now=T0)  # fmt: skip

@@ -23,8 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datacenter.accounts import model as accounts
-from datacenter.ingest.worker import CALL_COLUMNS, call_values, ingest_once
+from datacenter.accounts.agents import enroll_agent
+from datacenter.accounts.tenants import create_tenant
+from datacenter.ingest.rows import CALL_COLUMNS, call_values
+from datacenter.ingest.worker import ingest_once
 from datacenter.settings import settings_for_data_dir
 from datacenter.store.engine import open_store, upgrade, write_transaction
 from shared.envelope import batch_file_name, seal
@@ -77,8 +79,8 @@ def run(files: int, per_file: int) -> None:
         engine = open_store(settings.store.url)
         upgrade(engine)
         with write_transaction(engine) as conn:
-            tenant = accounts.create_tenant(conn, "acme", "Acme", "Europe/London")
-            accounts.enroll_agent(conn, "acme", "edge-1")
+            tenant = create_tenant(conn, "acme", "Acme", "Europe/London")
+            enroll_agent(conn, "acme", "edge-1")
         incoming = settings.landing.tenant_dir("acme", "incoming")
         incoming.mkdir(parents=True)
         for seq, records in enumerate(batches):
@@ -95,7 +97,7 @@ def run(files: int, per_file: int) -> None:
         baseline_engine = open_store(url)
         upgrade(baseline_engine)
         with write_transaction(baseline_engine) as conn:
-            accounts.create_tenant(conn, "acme", "Acme", "Europe/London")
+            create_tenant(conn, "acme", "Acme", "Europe/London")
         baseline_engine.dispose()
         now = datetime.now(UTC)
         # Encoded before the clock starts: the baseline is the database's own cost.

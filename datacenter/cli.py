@@ -1,6 +1,6 @@
 """`datacenter`: the appliance's command.
 
-Each command lives beside the code it drives and is registered here, one line each. Expected
+Each command lives in ``datacenter/commands/<group>.py`` and is registered here, one line each. Expected
 failures (``CallCollectError``) print one sentence and exit with the error's code, never a
 traceback.
 """
@@ -10,16 +10,18 @@ from __future__ import annotations
 import click
 
 from datacenter import __version__
-from datacenter.accounts.model import agent_group, tenant_group, user_group
-from datacenter.accounts.technicians import technician_group
+from datacenter.commands.agent import agent_group
+from datacenter.commands.alarms import alarms_group
+from datacenter.commands.ingest import ingest_command
 from datacenter.commands.init import init_command
 from datacenter.commands.keys import keys_group
 from datacenter.commands.rate import rate_command
+from datacenter.commands.rerate import rerate_command
+from datacenter.commands.serve import serve_command
 from datacenter.commands.tariff import tariff_group
-from datacenter.health.runner import alarms_group
-from datacenter.ingest.worker import ingest_command
-from datacenter.rating.rerate import rerate_command
-from datacenter.web.serve import serve_command
+from datacenter.commands.technician import technician_group
+from datacenter.commands.tenant import tenant_group
+from datacenter.commands.user import user_group
 from shared.cli_errors import FriendlyGroup
 
 
@@ -36,7 +38,7 @@ def main() -> None:
     """
 
 
-# Registered commands (one line per command module):
+# Registered commands (one line per module of datacenter/commands/):
 main.add_command(serve_command)
 main.add_command(init_command)
 main.add_command(ingest_command)

@@ -10,29 +10,20 @@ Contract:
 - Functions take a ``Connection`` in the caller's transaction; bad input raises
   ``ValidationError`` naming the fix.
 
-`datacenter technician assign|unassign|list` at the end of this module drive these functions.
+`datacenter technician assign|unassign|list` (``datacenter.commands.technician``) drive these
+functions.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 
-import click
 import sqlalchemy as sa
 
-from datacenter.accounts.model import (
-    Tenant,
-    User,
-    get_user_by_email,
-    list_tenants,
-    list_users,
-    require_tenant,
-)
-from datacenter.commands.init import config_option, open_configured_store
-from datacenter.store.engine import write_transaction
+from datacenter.accounts.tenants import Tenant, list_tenants, require_tenant
+from datacenter.accounts.users import User, get_user_by_email, list_users
 from datacenter.store.tables.alarms import technician_tenants
-from shared.errors import CallCollectError, ValidationError
+from shared.errors import ValidationError
 
 STAFF_ROLES = ("technician", "admin")
 
@@ -119,78 +110,3 @@ def _technician(conn: sa.Connection, email: str) -> User:
             "(admins look after every tenant already)",
         )
     return user
-
-
-# --- commands -----------------------------------------------------------------------------------
-
-
-@click.group("technician")
-def technician_group() -> None:
-    """Which tenants each technician looks after (console and alarm email)."""
-
-
-@technician_group.command("assign")
-@click.argument("email")
-@click.argument("tenant_slug")
-@config_option
-def assign_command(email: str, tenant_slug: str, config_path: Path | None) -> None:
-    """Let a technician look after a tenant: see its sites and receive its alarms.
-
-    Example:
-
-    \b
-        datacenter technician assign tess@callcollect.example acme
-    """
-    _, engine = open_configured_store(config_path)
-    try:
-        with write_transaction(engine) as conn:
-            added = assign(conn, email, tenant_slug, now=datetime.now(UTC))
-    except CallCollectError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        engine.dispose()
-    click.echo(f"{email} {'now looks' if added else 'already looked'} after {tenant_slug}")
-
-
-@technician_group.command("unassign")
-@click.argument("email")
-@click.argument("tenant_slug")
-@config_option
-def unassign_command(email: str, tenant_slug: str, config_path: Path | None) -> None:
-    """Stop a technician looking after a tenant.
-
-    Example:
-
-    \b
-        datacenter technician unassign tess@callcollect.example acme
-    """
-    _, engine = open_configured_store(config_path)
-    try:
-        with write_transaction(engine) as conn:
-            removed = unassign(conn, email, tenant_slug)
-    except CallCollectError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        engine.dispose()
-    click.echo(f"{email} {'no longer looks' if removed else 'did not look'} after {tenant_slug}")
-
-
-@technician_group.command("list")
-@config_option
-def list_command(config_path: Path | None) -> None:
-    """List technicians and admins with the tenants each looks after.
-
-    Example:
-
-    \b
-        datacenter technician list
-    """
-    _, engine = open_configured_store(config_path)
-    try:
-        with engine.connect() as conn:
-            for user in digest_recipients(conn):
-                slugs = ", ".join(t.slug for t in tenants_of(conn, user)) or "(none)"
-                scope = "all tenants" if user.role == "admin" else slugs
-                click.echo(f"{user.email}\t{user.role}\t{scope}")
-    finally:
-        engine.dispose()

@@ -1,10 +1,22 @@
 """The `datacenter` commands, one module per command or group; `datacenter/cli.py` registers them.
 
-A command parses its options, opens the configured store, calls the module that does the work
-and reports; it holds no logic of its own that a test could not reach without the command line.
+Every click command of the data centre lives here and nowhere else. A command parses its
+options, opens the configured store, calls the module that does the work and reports; it holds
+no logic of its own that a test could not reach without the command line. Expected failures are
+``CallCollectError`` classes, left to ``shared.cli_errors.FriendlyGroup`` so each exits with its
+documented code; ``click.ClickException`` / ``BadParameter`` only for usage problems.
 
-    init.py    init, and the one way commands open the configured store
-    keys.py    keys init | show
-    rate.py    rate: ICDRs against tariff files, without a database
-    tariff.py  tariff import | export | list; dial plans and routes
+    options.py     --config, and the one way commands open the configured store
+    init.py        init: migrate the store, create the data directories and keys
+    serve.py       serve: the web console under gunicorn
+    ingest.py      ingest [--watch]: landed batch files into the store
+    alarms.py      alarms run: the polling-health alarm loop
+    tenant.py      tenant add | list
+    agent.py       agent add | certificate | list
+    user.py        user add | list
+    technician.py  technician assign | unassign | list
+    keys.py        keys init | show
+    rate.py        rate: ICDRs against tariff files, without a database
+    rerate.py      rerate: stored calls again with the current tariffs
+    tariff.py      tariff import | export | list; dial plans and routes
 """

@@ -1,10 +1,4 @@
-"""`datacenter init`, and the one way commands open the configured store.
-
-``open_configured_store(config_path)`` loads the settings and opens the store, turning a bad
-config, an unreachable database or an un-migrated schema into a one-sentence
-``ClickException`` that names the fix. Every command that touches the store uses it (``serve``
-may too); only ``init`` migrates.
-"""
+"""`datacenter init`: create or upgrade the store, the landing root, the web secret and the keys."""
 
 from __future__ import annotations
 
@@ -13,59 +7,10 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
+from datacenter.commands.options import config_option, open_configured_store, unreachable_store
 from datacenter.ingest.keys import ensure_keys
-from datacenter.settings import ENV_CONFIG, Settings, load_secret_key, load_settings
-from datacenter.store.engine import (
-    check_current,
-    current_revision,
-    head_revision,
-    open_store,
-    upgrade,
-)
-from shared.errors import CallCollectError
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar=ENV_CONFIG,
-    help=f"Data-centre config file (TOML); default ${ENV_CONFIG}, else built-in defaults.",
-)
-
-
-def load_configured_settings(config_path: Path | None) -> Settings:
-    try:
-        return load_settings(config_path)
-    except CallCollectError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def open_configured_store(
-    config_path: Path | None, *, require_current: bool = True
-) -> tuple[Settings, sa.Engine]:
-    """Settings and an engine on the configured store, checked to be migrated to head."""
-    settings = load_configured_settings(config_path)
-    try:
-        engine = open_store(settings.store.url)
-    except CallCollectError as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
-        if require_current:
-            check_current(engine)
-    except CallCollectError as exc:
-        engine.dispose()
-        raise click.ClickException(str(exc)) from exc
-    except sa.exc.OperationalError as exc:
-        engine.dispose()
-        raise click.ClickException(
-            f"cannot reach the store at {_redacted(settings.store.url)}: {exc.orig}; "
-            "check store.url and that the database server is running"
-        ) from exc
-    return settings, engine
-
-
-def _redacted(url: str) -> str:
-    return sa.make_url(url).render_as_string(hide_password=True)
+from datacenter.settings import load_secret_key
+from datacenter.store.engine import current_revision, head_revision, upgrade
 
 
 @click.command("init")
@@ -89,18 +34,13 @@ def init_command(config_path: Path | None) -> None:
         upgrade(engine)
         after = head_revision()
     except sa.exc.OperationalError as exc:
-        raise click.ClickException(
-            f"cannot migrate the store at {_redacted(settings.store.url)}: {exc.orig}; "
-            "check store.url and that the database server is running"
-        ) from exc
+        raise unreachable_store(settings, exc, doing="migrate") from exc
     finally:
         engine.dispose()
     try:
         settings.landing.root.mkdir(parents=True, exist_ok=True)
         load_secret_key(settings.web.secret_key_file)
         keys = ensure_keys(settings.keys)
-    except CallCollectError as exc:
-        raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(
             f"cannot create {exc.filename or settings.landing.root}: {exc.strerror}; make it "

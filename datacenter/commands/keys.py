@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from datacenter.commands.init import config_option, load_configured_settings
+from datacenter.commands.options import config_option, load_configured_settings, with_hint
 from datacenter.ingest.keys import DEFAULT_NAME, ensure_keys
 from shared.errors import CallCollectError
 from shared.keys import fingerprint, load_datacentre_certificates
@@ -38,8 +38,6 @@ def keys_init_command(name: str, config_path: Path | None) -> None:
     settings = load_configured_settings(config_path)
     try:
         report = ensure_keys(settings.keys, name=name)
-    except CallCollectError as exc:
-        raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(
             f"cannot write the keys under {settings.keys.envelope_key.parent}: {exc.strerror}; "
@@ -63,7 +61,7 @@ def keys_show_command(config_path: Path | None) -> None:
     try:
         certificates = load_datacentre_certificates(bundle)
     except CallCollectError as exc:
-        raise click.ClickException(f"{exc}; run `datacenter keys init` first") from exc
+        raise with_hint(exc, "; run `datacenter keys init` first") from exc
     click.echo(f"# {bundle}")
     click.echo(f"# envelope {fingerprint(certificates.envelope)}")
     click.echo(f"# receipts {fingerprint(certificates.receipts)}")

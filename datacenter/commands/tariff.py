@@ -16,8 +16,8 @@ from typing import TypeVar
 import click
 import sqlalchemy as sa
 
-from datacenter.accounts.model import require_tenant
-from datacenter.commands.init import config_option, open_configured_store
+from datacenter.accounts.tenants import require_tenant
+from datacenter.commands.options import config_option, open_configured_store
 from datacenter.rating.carriers import load_carrier_rules
 from datacenter.rating.numbering import load_dial_plan
 from datacenter.rating.rerate import RerateReport, retry_unrated
@@ -31,7 +31,6 @@ from datacenter.rating.tariffs import (
 )
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.rating import TENANT_DEFAULT_SITE, tariff_versions
-from shared.errors import CallCollectError
 from shared.icdr import format_time
 
 _T = TypeVar("_T")
@@ -133,8 +132,6 @@ def list_command(tenant_slug: str, config_path: Path | None) -> None:
                 .where(tariff_versions.c.tenant_id == tenant.tenant_id)
                 .order_by(tariff_versions.c.carrier, tariff_versions.c.valid_from)
             ).all()  # fmt: skip
-    except CallCollectError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         engine.dispose()
     if not rows:
@@ -168,8 +165,6 @@ def export_command(tenant_slug: str, carrier: str, out_dir: Path, config_path: P
         with engine.connect() as conn:
             tenant = require_tenant(conn, tenant_slug)
             plan = load_rating_config(conn, tenant.tenant_id).tariffs.get(carrier)
-    except CallCollectError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         engine.dispose()
     if plan is None:
@@ -211,8 +206,6 @@ def _write_then_retry(
             tenant = require_tenant(conn, tenant_slug)
             result = action(conn, tenant.tenant_id)
         return result, retry_unrated(engine, tenant.tenant_id)
-    except CallCollectError as exc:
-        raise click.ClickException(str(exc)) from exc
     finally:
         engine.dispose()
 

@@ -10,7 +10,8 @@ Contract:
   failures), its landed batch files and its alarm events into one list, newest first.
 - ``hourly_volume`` counts the site's calls per hour through ``TenantScope`` (the only way to
   read calls), with empty hours filled in.
-Everything except the two store readers is pure.
+- ``heartbeat_history`` reads an agent's stored heartbeats (``StoredHeartbeat``) for the timeline.
+Everything except the three store readers is pure.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from datacenter.accounts.model import Tenant
+from datacenter.accounts.tenants import Tenant
 from datacenter.health.alarms import Alarm, HistoryEntry
-from datacenter.health.model import SiteHealth, State, StoredHeartbeat, iter_states
+from datacenter.health.heartbeats import from_document
+from datacenter.health.model import SiteHealth, State, iter_states
 from datacenter.store.scoped import LandedFile, TenantScope
+from datacenter.store.tables.health import agent_heartbeats
+from shared.heartbeat import Heartbeat
 
 PROBLEMS = "problems"  # the state filter meaning "anything but ok"
 SORTS = ("state", "tenant", "site", "last_poll", "last_record", "last_upload", "backlog")
@@ -166,6 +170,38 @@ def state_counts(sites: Iterable[SiteHealth]) -> list[tuple[State, int]]:
 
 
 # --- one site -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHeartbeat:
+    """A heartbeat as stored: the document, when it landed and how late."""
+
+    heartbeat: Heartbeat
+    received_at: datetime
+    delay_seconds: float
+
+
+def heartbeat_history(
+    conn: sa.Connection,
+    *,
+    tenant_id: int,
+    agent_id: str,
+    since: datetime,
+    until: datetime | None = None,
+    limit: int = 1000,
+) -> list[StoredHeartbeat]:
+    """An agent's heartbeats written in [since, until), oldest first (at most ``limit``)."""
+    t = agent_heartbeats
+    query = sa.select(t.c.received_at, t.c.delay_seconds, t.c.document).where(
+        t.c.tenant_id == tenant_id, t.c.agent_id == agent_id, t.c.sent_at >= since
+    )
+    if until is not None:
+        query = query.where(t.c.sent_at < until)
+    rows = conn.execute(query.order_by(t.c.sent_at.desc()).limit(limit)).all()
+    return [
+        StoredHeartbeat(from_document(r.document), r.received_at, r.delay_seconds)
+        for r in reversed(rows)
+    ]
 
 
 @dataclass(frozen=True, slots=True)

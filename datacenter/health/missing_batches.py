@@ -13,7 +13,7 @@ Contract:
 - The query reads only the agent's rows of ``landed_files`` through the
   ``(tenant_id, agent_id, sequence)`` index and returns the gaps, not the rows.
 
-The technician console's transport check (``datacenter.health.model``) looks at recent landings for
+The technician console's transport check (``datacenter.health.facts``) looks at recent landings for
 its alarm; this is the exact, all-time answer for `datacenter agent list` and re-send requests.
 """
 

@@ -1,8 +1,8 @@
-"""`datacenter alarms run`: assess polling health, raise and clear alarms, notify, send digests.
+"""The alarm loop: assess polling health, raise and clear alarms, notify, send digests.
 
 Contract:
 
-- ``AlarmRunner.run_once(now)`` is one pass: assess every site (``datacenter.health.model``), turn
+- ``AlarmRunner.run_once(now)`` is one pass: assess every site (``datacenter.health.facts``), turn
   each finding into an alarm condition keyed (tenant, site, source, state), apply
   ``alarms.decide`` in one transaction, then send the notices (email to the tenant's
   technicians, else the admins; the webhook) and record each delivery. Then, once a day at
@@ -14,27 +14,25 @@ Contract:
   open alarm per key), but one is enough.
 - Without ``smtp.host`` and ``alarms.webhook_url`` alarms are still raised, cleared and shown on
   the console; nothing is sent.
+
+The command that runs it is ``datacenter.commands.alarms`` (`datacenter alarms run`).
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
-from pathlib import Path
-from types import FrameType
 from zoneinfo import ZoneInfo
 
-import click
 import sqlalchemy as sa
 
-from datacenter.accounts.model import User, list_tenants
 from datacenter.accounts.technicians import alarm_recipients, digest_recipients, tenants_of
-from datacenter.commands.init import config_option, open_configured_store
+from datacenter.accounts.tenants import list_tenants
+from datacenter.accounts.users import User
 from datacenter.health.alarms import (
     Alarm,
     AlarmKey,
@@ -48,7 +46,8 @@ from datacenter.health.alarms import (
     recent_silences,
     record_notified,
 )
-from datacenter.health.model import SiteHealth, State, policy_from_settings, site_health
+from datacenter.health.facts import site_health
+from datacenter.health.model import SiteHealth, State, policy_from_settings
 from datacenter.health.notify import (
     AlarmNotice,
     DigestChange,
@@ -317,54 +316,3 @@ def run_forever(runner: AlarmRunner, *, interval: float, stop_event: threading.E
             if report.raised or report.cleared or report.notices_sent or report.failures:
                 log.info("%s", report.summary())
         stop_event.wait(interval)
-
-
-# --- command ------------------------------------------------------------------------------------
-
-
-@click.group("alarms")
-def alarms_group() -> None:
-    """Polling-health alarms: email, webhook and the daily digest."""
-
-
-@alarms_group.command("run")
-@config_option
-@click.option("--once", is_flag=True, help="One pass, print what it did, then exit.")
-def run_command(config_path: Path | None, once: bool) -> None:
-    """Assess every site, raise and clear alarms, send notices and the daily digests.
-
-    Every alarms.interval_seconds (default 60) it compares each site's polling-health state
-    with the open alarms: a new problem raises an alarm and emails the tenant's technicians
-    (and POSTs alarms.webhook_url), an open alarm nobody acknowledged is repeated every
-    alarms.renotify_minutes, a site that is ok again clears its alarm. After digest.time
-    each technician gets one digest a day.
-
-    \b
-    Example (systemd runs it like this):
-      datacenter alarms run --config /etc/callcollect/datacenter.toml
-
-    --once makes a single pass and prints a summary (cron, or a check after changing SMTP
-    settings). Stops on SIGTERM or Ctrl-C after the current pass.
-    """
-    settings, engine = open_configured_store(config_path)
-    try:
-        runner = AlarmRunner(engine, settings)
-        if once:
-            report = runner.run_once(datetime.now(UTC))
-            click.echo(report.summary())
-            for failure in report.failures:
-                click.echo(f"failed: {failure}", err=True)
-            return
-        if not logging.getLogger().handlers:  # journald under systemd, stderr otherwise
-            logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-        stop = threading.Event()
-
-        def _stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("signal %s: stopping after this pass", signum)
-            stop.set()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
-        run_forever(runner, interval=settings.alarms.interval_seconds, stop_event=stop)
-    finally:
-        engine.dispose()

@@ -1,4 +1,4 @@
-"""The ingest worker: landed batch files -> verified, de-duplicated call rows.
+"""The ingest worker: landed batch files -> verified, de-duplicated call rows, one file end to end.
 
 Contract:
 
@@ -31,73 +31,61 @@ Contract:
   SHA-256), so it gets a receipt (``inserted`` 0, every record a duplicate), is archived and
   reported ``resent``. An identical file sent again is the same case. A *different* file under a name already stored is quarantined as ``NAME~SHA12``: it is
   kept for a technician, never merged silently.
+
+The parts: ``claim`` (the claim protocol), ``files`` (finding and moving files), ``rows`` (the
+rows a batch stores), ``receipts`` (signing them); the command is ``datacenter.commands.ingest``.
 """
 
 from __future__ import annotations
 
-import errno
 import gc
 import hashlib
 import logging
 import os
-import signal
 import socket
 import threading
 import uuid
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from types import FrameType
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Literal
 
-import click
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from datacenter.accounts.model import Tenant, list_tenants, trusted_signers
-from datacenter.commands.init import config_option, open_configured_store
-from datacenter.health.model import ingest_heartbeats
+from datacenter.accounts.agents import trusted_signers
+from datacenter.accounts.tenants import list_tenants
+from datacenter.health.heartbeats import ingest_heartbeats
+from datacenter.ingest.claim import (
+    LostClaim,
+    claim_file,
+    mark_quarantined,
+    our_claim,
+    record_conflict,
+)
+from datacenter.ingest.files import (
+    FileOutcome,
+    Landed,
+    archive,
+    finished_batches,
+    move_to_quarantine,
+)
 from datacenter.ingest.keys import load_ingest_keys
+from datacenter.ingest.receipts import receipt_again, write_batch_receipt
+from datacenter.ingest.rows import add_rollups, call_rows, unique_records
 from datacenter.rating.store import rate_batch, write_batch_rating
 from datacenter.settings import Settings
-from datacenter.store.bulk import insert_new_rows, json_text, time_encoder
+from datacenter.store.bulk import insert_new_rows
 from datacenter.store.engine import write_transaction
-from datacenter.store.tables.core import agents, call_days, calls, landed_files
+from datacenter.store.tables.core import agents, calls, landed_files
 from shared.cms import Recipient, is_protected, open_landed
-from shared.envelope import Batch, parse_batch_file_name
+from shared.envelope import Batch
 from shared.errors import EnvelopeError
-from shared.icdr import ICDR
 from shared.keys import DatacentreKeys
-from shared.receipts import make_receipt, write_receipt
 
 log = logging.getLogger(__name__)
 
-PART_SUFFIX = ".part"
-REASON_SUFFIX = ".reason"
-MAX_MOVE_SUFFIX = 1000
 FROM_SETTINGS: Literal["settings"] = "settings"  # ingest_once(keys=...): load them for this pass
-
-
-@dataclass(frozen=True, slots=True)
-class FileOutcome:
-    """What happened to one landed file.
-
-    ``status``: ``stored`` (new calls inserted), ``duplicate`` (valid, but every call was already
-    stored), ``resent`` (this exact file was ingested before; archived, nothing changed) or
-    ``quarantined`` (``reason`` says why).
-    """
-
-    tenant: str
-    file_name: str
-    status: str
-    records: int = 0
-    inserted: int = 0
-    duplicates: int = 0
-    reason: str = ""
-    moved_to: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,27 +114,6 @@ class IngestReport:
         if self.unknown_folders:
             parts.append(f"skipped unknown tenant folder(s): {', '.join(self.unknown_folders)}")
         return "; ".join(parts)
-
-
-class _LostClaim(Exception):
-    """Another worker took over this file's claim (ours had expired); leave the file to it."""
-
-
-@dataclass(slots=True)
-class _Landed:
-    tenant: Tenant
-    path: Path
-    agent_id: str
-    sequence: int
-    data: bytes = b""
-    sha256: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-
-# --- the worker loop ----------------------------------------------------------------------------
 
 
 def new_worker_id() -> str:
@@ -181,7 +148,7 @@ def ingest_once(
                 log.warning("landing folder %s has no tenant %r: skipped", folder, folder.name)
                 unknown.append(folder.name)
             continue
-        for landed in _finished_batches(tenant, folder / "incoming"):
+        for landed in finished_batches(tenant, folder / "incoming"):
             with _collector_paused():
                 outcome = _ingest_file(engine, settings, landed, worker=worker, keys=opener)
             if outcome is not None:
@@ -241,25 +208,10 @@ def run_forever(
         stop_event.wait(settings.ingest.poll_seconds)
 
 
-def _finished_batches(tenant: Tenant, incoming: Path) -> Iterator[_Landed]:
-    if not incoming.is_dir():
-        return
-    for path in sorted(incoming.iterdir()):
-        if path.name.endswith(PART_SUFFIX) or not path.is_file():
-            continue
-        parsed = parse_batch_file_name(path.name)
-        if parsed is None:
-            continue
-        yield _Landed(tenant=tenant, path=path, agent_id=parsed[0], sequence=parsed[1])
-
-
-# --- one file -----------------------------------------------------------------------------------
-
-
 def _ingest_file(
     engine: sa.Engine,
     settings: Settings,
-    landed: _Landed,
+    landed: Landed,
     *,
     worker: str,
     keys: DatacentreKeys | None,
@@ -270,11 +222,11 @@ def _ingest_file(
     except FileNotFoundError:
         return None  # another worker archived it while we listed
     landed.sha256 = hashlib.sha256(landed.data).hexdigest()
-    claim = _claim(engine, landed, worker=worker, timeout=settings.ingest.claim_timeout_seconds)
+    claim = claim_file(engine, landed, worker=worker, timeout=settings.ingest.claim_timeout_seconds)
     if claim == "busy":
         return None
     if claim == "resent":
-        return _receipt_again(engine, settings, landed, keys)
+        return receipt_again(settings, engine, landed, keys)
     if claim == "conflict":
         return _quarantine_conflict(engine, settings, landed, worker=worker)
     try:
@@ -284,7 +236,7 @@ def _ingest_file(
         return _quarantine(engine, settings, landed, str(exc), worker=worker)
     try:
         inserted, duplicates = _store(engine, landed, batch, worker=worker)
-    except _LostClaim:
+    except LostClaim:
         return None
     except sa.exc.DataError as exc:
         # A value the database cannot hold (PostgreSQL: NUL in text, a too-long code). Retrying
@@ -292,12 +244,12 @@ def _ingest_file(
         reason = f"the store refused a record in this batch: {exc.orig}; report it with the file"
         return _quarantine(engine, settings, landed, reason, worker=worker)
     status = "stored" if inserted else "duplicate"
-    receipted = _write_receipt(
+    receipted = write_batch_receipt(
         settings, keys, landed, records=len(batch.records), inserted=inserted,
         duplicates=duplicates, stored_at=datetime.now(UTC),
     )  # fmt: skip
     # None: another worker archived it, or the receipt must be retried from incoming/
-    archived = _archive(settings, landed, status=status) if receipted else None
+    archived = archive(settings, landed, status=status) if receipted else None
     return FileOutcome(
         tenant=landed.tenant.slug,
         file_name=landed.name,
@@ -309,59 +261,8 @@ def _ingest_file(
     )
 
 
-def _claim(engine: sa.Engine, landed: _Landed, *, worker: str, timeout: float) -> str:
-    """``claimed`` (ours), ``busy`` (another worker's live claim), ``resent`` or ``conflict``."""
-    now = datetime.now(UTC)
-    key = (landed_files.c.tenant_id == landed.tenant.tenant_id) & (
-        landed_files.c.file_name == landed.name
-    )
-    values = {
-        "tenant_id": landed.tenant.tenant_id,
-        "file_name": landed.name,
-        "agent_id": landed.agent_id,
-        "sequence": landed.sequence,
-        "sha256": landed.sha256,
-        "size": len(landed.data),
-        "status": "claimed",
-        "claimed_by": worker,
-        "claimed_at": now,
-    }
-    with write_transaction(engine) as conn:
-        # RETURNING says whether the row went in (rowcount of an INSERT is not portable).
-        insert = (
-            _dialect_insert(conn, landed_files)
-            .values(**values)
-            .on_conflict_do_nothing()
-            .returning(landed_files.c.file_name)
-        )
-        if conn.execute(insert).first() is not None:
-            return "claimed"
-        # SKIP LOCKED: on PostgreSQL a row another worker is busy taking over is not waited for.
-        row = conn.execute(
-            sa.select(landed_files).where(key).with_for_update(skip_locked=True)
-        ).one_or_none()
-        if row is None:
-            return "busy"
-        if row.status in ("stored", "duplicate"):
-            return "resent" if row.sha256 == landed.sha256 else "conflict"
-        expired = row.status == "claimed" and row.claimed_at < now - timedelta(seconds=timeout)
-        if row.status == "quarantined" or expired:
-            # Compare-and-set on the old claim, so two workers cannot both take it over.
-            takeover = (
-                landed_files.update()
-                .where(key, landed_files.c.status == row.status)
-                .where(landed_files.c.claimed_by == row.claimed_by)
-                .where(landed_files.c.claimed_at == row.claimed_at)
-                .values(**values, reason=None, records=None, inserted=None, duplicates=None)
-            )
-            if conn.execute(takeover).rowcount == 1:
-                log.info("%s: took over claim from %s", landed.name, row.claimed_by)
-                return "claimed"
-        return "busy"
-
-
 def _open(
-    engine: sa.Engine, settings: Settings, landed: _Landed, keys: DatacentreKeys | None
+    engine: sa.Engine, settings: Settings, landed: Landed, keys: DatacentreKeys | None
 ) -> Batch:
     """Decrypt and verify against the certificate pinned for the agent the file name names."""
     slug, agent_id = landed.tenant.slug, landed.agent_id
@@ -390,7 +291,7 @@ def _open(
     return landed_batch.batch
 
 
-def _check_attribution(landed: _Landed, batch: Batch) -> None:
+def _check_attribution(landed: Landed, batch: Batch) -> None:
     """The folder decides the tenant; the file must agree with it and with its own name."""
     manifest, slug = batch.manifest, landed.tenant.slug
     if manifest.tenant != slug:
@@ -411,15 +312,15 @@ def _check_attribution(landed: _Landed, batch: Batch) -> None:
         )
 
 
-def _store(engine: sa.Engine, landed: _Landed, batch: Batch, *, worker: str) -> tuple[int, int]:
+def _store(engine: sa.Engine, landed: Landed, batch: Batch, *, worker: str) -> tuple[int, int]:
     """Insert the calls, rollups, agent state and claim completion in one transaction."""
     tenant = landed.tenant
     now = datetime.now(UTC)
-    records = _unique(batch.records)
+    records = unique_records(batch.records)
     # Most of the CPU time (encoding rows, rating) is spent before the write lock is taken, so
     # concurrent workers overlap it; calls a re-sent batch already stored are rated for nothing.
     with engine.connect() as conn:
-        rows = _call_rows(conn, tenant.tenant_id, records, landed.name, now)
+        rows = call_rows(conn, tenant.tenant_id, records, landed.name, now)
         rating = rate_batch(conn, tenant.tenant_id, records, now=now)
     with write_transaction(engine) as conn:
         inserted_ids = insert_new_rows(
@@ -427,7 +328,7 @@ def _store(engine: sa.Engine, landed: _Landed, batch: Batch, *, worker: str) -> 
         )
         if conn.dialect.name == "postgresql":
             _analyze_calls_if_unsized(conn, len(inserted_ids))
-        _add_rollups(conn, tenant, [r for r in records if r.record_id in inserted_ids])
+        add_rollups(conn, tenant, [r for r in records if r.record_id in inserted_ids])
         write_batch_rating(conn, rating, inserted_ids)  # a cost or queue row per stored call
         conn.execute(
             agents.update()
@@ -450,7 +351,7 @@ def _store(engine: sa.Engine, landed: _Landed, batch: Batch, *, worker: str) -> 
         duplicates = len(batch.records) - inserted
         done = conn.execute(
             landed_files.update()
-            .where(*_our_claim(landed, worker))
+            .where(*our_claim(landed, worker))
             .values(
                 status="stored" if inserted else "duplicate",
                 records=len(batch.records),
@@ -460,26 +361,8 @@ def _store(engine: sa.Engine, landed: _Landed, batch: Batch, *, worker: str) -> 
             )
         )
         if done.rowcount != 1:
-            raise _LostClaim(landed.name)  # rolls the whole transaction back
+            raise LostClaim(landed.name)  # rolls the whole transaction back
     return inserted, duplicates
-
-
-def _call_rows(
-    conn: sa.Connection, tenant_id: int, records: Sequence[ICDR], landed_file: str, now: datetime
-) -> list[tuple[Any, ...]]:
-    encode_time = time_encoder(conn)
-    ingested_at = encode_time(now)
-    return [
-        call_values(
-            tenant_id,
-            rec,
-            landed_file,
-            ingested_at,
-            encode_time=encode_time,
-            encode_json=json_text,
-        )
-        for rec in records
-    ]
 
 
 def _analyze_calls_if_unsized(conn: sa.Connection, inserted: int) -> None:
@@ -504,204 +387,16 @@ def _analyze_calls_if_unsized(conn: sa.Connection, inserted: int) -> None:
         conn.execute(sa.text(f"ANALYZE {calls.name}"))
 
 
-CALL_COLUMNS = tuple(column.name for column in calls.columns)
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-def call_values(
-    tenant_id: int,
-    rec: ICDR,
-    landed_file: str,
-    ingested_at: Any,
-    *,
-    encode_time: Callable[[datetime], Any] = _same,
-    encode_json: Callable[[Any], Any] = _same,
-) -> tuple[Any, ...]:
-    """One ``calls`` row, in ``CALL_COLUMNS`` order (a test pins the order to the table)."""
-    return (
-        tenant_id,
-        rec.record_id,
-        rec.agent_id,
-        rec.source_id,
-        rec.source_kind,
-        encode_time(rec.start),
-        None if rec.answer is None else encode_time(rec.answer),
-        encode_time(rec.end),
-        rec.utc_offset_minutes,
-        rec.ring_seconds,
-        rec.talk_seconds,
-        rec.hold_seconds,
-        rec.direction.value,
-        rec.calling,
-        rec.called,
-        rec.dialled_digits,
-        rec.extension,
-        rec.trunk,
-        rec.route,
-        rec.third_party,
-        rec.account_code,
-        rec.ani,
-        rec.dnis,
-        rec.answered,
-        rec.completion.value,
-        rec.completion_source,
-        rec.transferred,
-        rec.conference,
-        rec.call_id,
-        rec.parent_call_id,
-        encode_json(list(rec.flags)),
-        rec.raw,
-        rec.parser_version,
-        landed_file,
-        ingested_at,
-        encode_json(dict(rec.extra)),
-        rec.icdr_version,
-    )
-
-
-def _unique(records: Sequence[ICDR]) -> list[ICDR]:
-    """First occurrence of each record id (a batch could repeat one; it is stored once)."""
-    seen: dict[str, ICDR] = {}
-    for rec in records:
-        seen.setdefault(rec.record_id, rec)
-    return list(seen.values())
-
-
-def _add_rollups(conn: sa.Connection, tenant: Tenant, records: Sequence[ICDR]) -> None:
-    totals: dict[tuple[Any, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    zone = tenant.zone
-    for rec in records:
-        total = totals[(rec.start.astimezone(zone).date(), rec.direction.value)]
-        total[0] += 1
-        total[1] += int(rec.answered)
-        total[2] += rec.talk_seconds
-    if not totals:
-        return
-    insert = _dialect_insert(conn, call_days)
-    upsert = insert.on_conflict_do_update(
-        index_elements=["tenant_id", "day", "direction"],
-        set_={
-            "calls": call_days.c.calls + insert.excluded.calls,
-            "answered": call_days.c.answered + insert.excluded.answered,
-            "talk_seconds": call_days.c.talk_seconds + insert.excluded.talk_seconds,
-        },
-    )
-    conn.execute(
-        upsert,
-        [
-            {
-                "tenant_id": tenant.tenant_id,
-                "day": day,
-                "direction": direction,
-                "calls": n,
-                "answered": answered,
-                "talk_seconds": talk,
-            }
-            for (day, direction), (n, answered, talk) in sorted(totals.items())
-        ],
-    )
-
-
-def _our_claim(landed: _Landed, worker: str) -> tuple[sa.ColumnElement[bool], ...]:
-    return (
-        landed_files.c.tenant_id == landed.tenant.tenant_id,
-        landed_files.c.file_name == landed.name,
-        landed_files.c.status == "claimed",
-        landed_files.c.claimed_by == worker,
-    )
-
-
-def _dialect_insert(conn: sa.Connection, table: sa.Table) -> Any:
-    """INSERT with ON CONFLICT support for the connection's dialect."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
-# --- receipts -----------------------------------------------------------------------------------
-
-
-def _write_receipt(
-    settings: Settings,
-    keys: DatacentreKeys | None,
-    landed: _Landed,
-    *,
-    records: int,
-    inserted: int,
-    duplicates: int,
-    stored_at: datetime,
-) -> bool:
-    """Sign and write ``receipts/NAME.receipt``; False if the file must wait for a retry.
-
-    Called only after the calls are committed. Without keys (``ingest.accept_unprotected`` and
-    no ``datacenter keys init`` yet) there is nothing to sign with and nothing an agent could
-    verify, so the file is archived without one.
-    """
-    if keys is None:
-        return True
-    receipt = make_receipt(
-        batch_name=landed.name, sha256=landed.sha256, records=records, inserted=inserted,
-        duplicates=duplicates, stored_at=stored_at, key=keys.receipts_key,
-        certificate=keys.certificates.receipts,
-    )  # fmt: skip
-    folder = settings.landing.tenant_dir(landed.tenant.slug, "receipts")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_receipt(folder, receipt, batch_name=landed.name)
-    except OSError as exc:
-        log.error(
-            "%s/%s: calls stored, but the receipt cannot be written to %s (%s); the file stays "
-            "in incoming/ and the receipt is retried on the next pass",
-            landed.tenant.slug, landed.name, folder, exc,
-        )  # fmt: skip
-        return False
-    return True
-
-
-def _receipt_again(
-    engine: sa.Engine, settings: Settings, landed: _Landed, keys: DatacentreKeys | None
-) -> FileOutcome | None:
-    """This exact file is stored already (a re-send, or a crash before its receipt): receipt it.
-
-    The receipt says every record was a duplicate; its ``stored_at`` is the original commit.
-    """
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(landed_files.c.records, landed_files.c.finished_at).where(
-                landed_files.c.tenant_id == landed.tenant.tenant_id,
-                landed_files.c.file_name == landed.name,
-            )
-        ).one()
-    records = row.records or 0
-    stored_at = row.finished_at or datetime.now(UTC)
-    if not _write_receipt(settings, keys, landed, records=records, inserted=0,
-                          duplicates=records, stored_at=stored_at):  # fmt: skip
-        return FileOutcome(tenant=landed.tenant.slug, file_name=landed.name, status="resent")
-    return _archive(settings, landed, status="resent")
-
-
-# --- moving files -------------------------------------------------------------------------------
-
-
 def _quarantine(
-    engine: sa.Engine, settings: Settings, landed: _Landed, reason: str, *, worker: str
+    engine: sa.Engine, settings: Settings, landed: Landed, reason: str, *, worker: str
 ) -> FileOutcome | None:
-    with write_transaction(engine) as conn:
-        done = conn.execute(
-            landed_files.update()
-            .where(*_our_claim(landed, worker))
-            .values(status="quarantined", reason=reason, finished_at=datetime.now(UTC))
-        )
-        if done.rowcount != 1:
-            return None
-    return _move_to_quarantine(settings, landed, landed.name, reason)
+    if not mark_quarantined(engine, landed, reason, worker=worker):
+        return None
+    return move_to_quarantine(settings, landed, landed.name, reason)
 
 
 def _quarantine_conflict(
-    engine: sa.Engine, settings: Settings, landed: _Landed, *, worker: str
+    engine: sa.Engine, settings: Settings, landed: Landed, *, worker: str
 ) -> FileOutcome | None:
     """A different file under a name already stored: keep it, under ``NAME~SHA12``."""
     name = f"{landed.name}~{landed.sha256[:12]}"
@@ -710,140 +405,5 @@ def _quarantine_conflict(
         "batch sequence may have been reset (re-enrolled or restored); compare the two and "
         "re-send the records under a new sequence"
     )
-    now = datetime.now(UTC)
-    with write_transaction(engine) as conn:
-        conn.execute(
-            _dialect_insert(conn, landed_files)
-            .values(
-                tenant_id=landed.tenant.tenant_id,
-                file_name=name,
-                agent_id=landed.agent_id,
-                sequence=landed.sequence,
-                sha256=landed.sha256,
-                size=len(landed.data),
-                status="quarantined",
-                reason=reason,
-                claimed_by=worker,
-                claimed_at=now,
-                finished_at=now,
-            )
-            .on_conflict_do_nothing()
-        )
-    return _move_to_quarantine(settings, landed, name, reason)
-
-
-def _move_to_quarantine(
-    settings: Settings, landed: _Landed, name: str, reason: str
-) -> FileOutcome | None:
-    folder = settings.landing.tenant_dir(landed.tenant.slug, "quarantine")
-    moved = _move(landed.path, folder, name)
-    if moved is None:
-        return None
-    moved.with_name(moved.name + REASON_SUFFIX).write_text(reason + "\n", encoding="utf-8")
-    return FileOutcome(
-        tenant=landed.tenant.slug,
-        file_name=landed.name,
-        status="quarantined",
-        reason=reason,
-        moved_to=moved,
-    )
-
-
-def _archive(settings: Settings, landed: _Landed, *, status: str) -> FileOutcome | None:
-    day = datetime.now(UTC)
-    folder = settings.landing.tenant_dir(landed.tenant.slug, "archive") / day.strftime("%Y/%m/%d")
-    moved = _move(landed.path, folder, landed.name)
-    if moved is None:
-        return None
-    return FileOutcome(
-        tenant=landed.tenant.slug, file_name=landed.name, status=status, moved_to=moved
-    )
-
-
-def _move(source: Path, folder: Path, name: str) -> Path | None:
-    """Move ``source`` into ``folder`` without overwriting; None if the source is gone.
-
-    A hard link claims the target name atomically (``os.replace`` would overwrite a file another
-    worker just put there). An identical file already at the target just absorbs the source.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    for n in range(MAX_MOVE_SUFFIX):
-        target = folder / (name if n == 0 else f"{name}.{n}")
-        try:
-            os.link(source, target)
-        except FileExistsError:
-            try:
-                if not _same_content(source, target):
-                    continue
-            except FileNotFoundError:
-                return None
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
-                raise
-            if target.exists():
-                continue
-            source.replace(target)  # no hard links here: accept the tiny race
-            return target
-        source.unlink(missing_ok=True)
-        return target
-    raise OSError(f"{folder} already holds {MAX_MOVE_SUFFIX} different files named {name}")
-
-
-def _same_content(a: Path, b: Path) -> bool:
-    if a.samefile(b):
-        return True
-    return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
-
-
-# --- command ------------------------------------------------------------------------------------
-
-
-@click.command("ingest")
-@config_option
-@click.option(
-    "--watch", is_flag=True, help="Keep scanning every ingest.poll_seconds until stopped."
-)
-@click.option("--once", is_flag=True, help="One pass, then exit (the default).")
-def ingest_command(config_path: Path | None, watch: bool, once: bool) -> None:
-    """Ingest landed batch files into the store.
-
-    Scans <landing.root>/<tenant>/incoming/ for finished batch files, verifies each (decrypts
-    it with the data centre's key, checks the agent's pinned signature), stores its calls once,
-    writes a signed receipt to receipts/ for the agent, and moves it to archive/YYYY/MM/DD/ (or
-    to quarantine/ with a .reason file). Needs the keys `datacenter init` makes.
-
-    \b
-    Example:
-      datacenter ingest --config /etc/callcollect/datacenter.toml --watch
-
-    --watch runs until SIGTERM or Ctrl-C (systemd runs it this way); any number of workers may
-    run at once. Without it, one pass is made and a summary printed.
-    """
-    if watch and once:
-        raise click.UsageError("choose --watch or --once, not both")
-    settings, engine = open_configured_store(config_path)
-    try:
-        if not watch:
-            report = ingest_once(engine, settings)
-            click.echo(report.summary())
-            for outcome in report.outcomes:
-                if outcome.status == "quarantined":
-                    click.echo(
-                        f"quarantined {outcome.tenant}/{outcome.file_name}: {outcome.reason}"
-                    )
-            return
-        if not logging.getLogger().handlers:  # journald under systemd, stderr otherwise
-            logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-        stop = threading.Event()
-
-        def _stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("signal %s: stopping after this pass", signum)
-            stop.set()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
-        run_forever(engine, settings, stop_event=stop)
-    finally:
-        engine.dispose()
+    record_conflict(engine, landed, name, reason, worker=worker)
+    return move_to_quarantine(settings, landed, name, reason)

@@ -1,4 +1,4 @@
-"""Re-rating stored calls with the store's current configuration, and `datacenter rerate`.
+"""Re-rating stored calls with the store's current configuration (`datacenter rerate` runs it).
 
 Contract:
 
@@ -21,15 +21,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import click
 import sqlalchemy as sa
 
-from datacenter.accounts.model import require_tenant
-from datacenter.commands.init import config_option, open_configured_store
 from datacenter.rating.engine import RatedCall, RatingResult, Unrated
 from datacenter.rating.money import format_minor
 from datacenter.rating.store import (
@@ -42,7 +38,6 @@ from datacenter.store.engine import write_transaction
 from datacenter.store.scoped import icdr_from_row
 from datacenter.store.tables.core import calls
 from datacenter.store.tables.rating import call_cost_history, call_costs, unrated_calls
-from shared.errors import CallCollectError
 
 CHUNK = 1_000  # calls read, rated and written at a time within a day's transaction
 _COMPARED = (
@@ -242,50 +237,3 @@ def _local_days(
 
 def local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
-
-
-# --- command ------------------------------------------------------------------------------------
-
-
-@click.command("rerate")
-@click.option(
-    "--tenant", "tenant_slug", required=True, help="Slug of the tenant whose calls to re-rate."
-)
-@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), required=True,
-              help="First day (the tenant's local date), inclusive.")  # fmt: skip
-@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="Last day, inclusive; default today.")  # fmt: skip
-@config_option
-def rerate_command(
-    tenant_slug: str, since: datetime, until: datetime | None, config_path: Path | None
-) -> None:
-    """Re-rate a tenant's stored calls with the tariffs, dial plans and route maps now stored.
-
-    Run it after fixing a tariff version or a dial plan. It is idempotent: calls whose cost
-    does not change are left alone, and each changed call keeps its old cost in the history
-    table (old -> new). Days are the tenant's local days; each day is one transaction.
-
-    \b
-    Example:
-      datacenter rerate --tenant acme --since 2025-07-01 --until 2025-07-31
-    """
-    _settings, engine = open_configured_store(config_path)
-    try:
-        with engine.connect() as conn:
-            tenant = require_tenant(conn, tenant_slug)
-        zone = tenant.zone
-        first = local_midnight(since.date(), zone)
-        last_day = until.date() if until is not None else datetime.now(zone).date()
-        if last_day < since.date():
-            raise click.BadParameter("is before --since", param_hint="--until")
-        end = local_midnight(last_day + timedelta(days=1), zone)
-        total = count_calls(engine, tenant.tenant_id, first, end)
-        with click.progressbar(length=total, label=f"re-rating {total} call(s)", file=None) as bar:
-            report = rerate(
-                engine, tenant.tenant_id, since=first, until=end, zone=zone, progress=bar.update
-            )
-    except CallCollectError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        engine.dispose()
-    click.echo(report.summary())

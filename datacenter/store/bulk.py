@@ -32,6 +32,7 @@ import orjson
 import psycopg
 import sqlalchemy as sa
 
+from datacenter.store.dialect import same
 from datacenter.store.tables.metadata import UTCDateTime
 
 LOOKUP_CHUNK = 500  # keys per IN (...) look-up, well under SQLite's parameter limit
@@ -41,7 +42,7 @@ Row = tuple[Any, ...]
 
 def time_encoder(conn: sa.Connection) -> Callable[[datetime], Any]:
     """How ``UTCDateTime`` stores an aware datetime on this connection's dialect."""
-    return _sqlite_time if conn.dialect.name == "sqlite" else _same  # timestamptz takes it as is
+    return _sqlite_time if conn.dialect.name == "sqlite" else same  # timestamptz takes it as is
 
 
 def append_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Row]) -> None:
@@ -155,12 +156,8 @@ def _encoder(conn: sa.Connection, column: sa.Column[Any]) -> Callable[[Any], Any
         return lambda value: None if value is None else encode_time(value)
     if isinstance(column.type, sa.JSON):
         return json_text
-    return _same
+    return same
 
 
 def json_text(value: Any) -> str:
     return orjson.dumps(value).decode()  # several times json.dumps's speed; same JSON
-
-
-def _same(value: Any) -> Any:
-    return value

@@ -41,14 +41,9 @@ from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from datacenter.accounts.model import (
-    MAX_PASSWORD_LENGTH,
-    Tenant,
-    User,
-    authenticate,
-    get_tenant_by_id,
-    get_user,
-)
+from datacenter.accounts.passwords import MAX_PASSWORD_LENGTH
+from datacenter.accounts.tenants import Tenant, get_tenant_by_id
+from datacenter.accounts.users import User, authenticate, get_user
 from datacenter.store.engine import write_transaction
 from datacenter.web.database import store
 

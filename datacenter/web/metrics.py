@@ -41,7 +41,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from datacenter.health.model import iter_states, policy_from_settings, site_health
+from datacenter.health.facts import site_health
+from datacenter.health.model import iter_states, policy_from_settings
 from datacenter.settings import Settings
 from datacenter.store.tables import metadata
 from datacenter.store.tables.alarms import alarms

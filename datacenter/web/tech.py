@@ -14,7 +14,7 @@ Contract:
   last day (server-rendered SVG) and a timeline of polls, uploads, errors and alarm events.
 - Acknowledge, silence and unsilence are POSTs with a CSRF token; each is recorded in the alarm
   history with the technician's email and note. ``/tech/alarms`` is that history.
-- Health is assessed when the page is asked for (``datacenter.health.model.site_health``): what a
+- Health is assessed when the page is asked for (``datacenter.health.facts.site_health``): what a
   technician sees is never older than the newest heartbeat in the store.
 """
 
@@ -32,8 +32,8 @@ from flask_wtf import FlaskForm
 from wtforms import SelectChoice, SelectField, TextAreaField
 from wtforms.validators import Length
 
-from datacenter.accounts.model import Tenant
 from datacenter.accounts.technicians import tenants_of
+from datacenter.accounts.tenants import Tenant
 from datacenter.health.alarms import (
     MAX_NOTE_LENGTH,
     Alarm,
@@ -48,19 +48,13 @@ from datacenter.health.console import (
     SORTS,
     GridQuery,
     grid_rows,
+    heartbeat_history,
     hourly_volume,
     site_timeline,
     state_counts,
 )
-from datacenter.health.model import (
-    HealthPolicy,
-    assess,
-    collect_site_facts,
-    heartbeat_history,
-    iter_states,
-    policy_from_settings,
-    site_health,
-)
+from datacenter.health.facts import collect_site_facts, site_health
+from datacenter.health.model import HealthPolicy, assess, iter_states, policy_from_settings
 from datacenter.health.runner import state_label
 from datacenter.settings import Settings
 from datacenter.store.engine import write_transaction

@@ -42,9 +42,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from datacenter.accounts import model as accounts
+from datacenter.accounts.agents import enroll_agent
+from datacenter.accounts.tenants import create_tenant, get_tenant
+from datacenter.health.facts import site_health
 from datacenter.health.missing_batches import describe, missing_batches
-from datacenter.health.model import Finding, State, policy_from_settings, site_health
+from datacenter.health.model import Finding, State, policy_from_settings
 from datacenter.ingest.keys import ensure_keys
 from datacenter.ingest.worker import run_forever
 from datacenter.settings import LANDING_FOLDERS, Settings, load_settings
@@ -135,7 +137,7 @@ def expected_calls(calls: Sequence[SimCall]) -> list[ExpectedCall]:
 def stored_calls(store: sa.Engine, *, tenant: str = TENANT) -> list[StoredCall]:
     c = calls_table.c
     with store.connect() as conn:
-        found = accounts.get_tenant(conn, tenant)
+        found = get_tenant(conn, tenant)
         if found is None:
             return []
         rows = conn.execute(
@@ -148,7 +150,7 @@ def stored_calls(store: sa.Engine, *, tenant: str = TENANT) -> list[StoredCall]:
 
 def stored_count(store: sa.Engine, *, tenant: str = TENANT) -> int:
     with store.connect() as conn:
-        found = accounts.get_tenant(conn, tenant)
+        found = get_tenant(conn, tenant)
         if found is None:
             return 0
         query = sa.select(sa.func.count()).where(calls_table.c.tenant_id == found.tenant_id)
@@ -396,8 +398,8 @@ class Site:
         self.store = open_store(self.store_url)
         upgrade(self.store)
         with write_transaction(self.store) as conn:
-            accounts.create_tenant(conn, TENANT, "Demo Ltd", SITE_TIMEZONE)
-            accounts.enroll_agent(conn, TENANT, AGENT_ID,
+            create_tenant(conn, TENANT, "Demo Ltd", SITE_TIMEZONE)
+            enroll_agent(conn, TENANT, AGENT_ID,
                                   certificate=load_certificates(certificate)[0])  # fmt: skip
         return self
 
@@ -530,7 +532,7 @@ class Site:
     # --- the data centre's view -----------------------------------------------------------------
 
     def findings(self) -> list[Finding]:
-        """Polling health's findings for this site now (``datacenter.health.model.site_health``)."""
+        """Polling health's findings for this site now (``datacenter.health.facts.site_health``)."""
         assert self.dc_settings is not None, "Site.open() first"
         policy = policy_from_settings(self.dc_settings.health)
         with self.engine.connect() as conn:
@@ -583,7 +585,7 @@ class Site:
     def missing_batches(self) -> str:
         """The data centre's missing batch numbers for this agent ("3,6", or "-")."""
         with self.engine.connect() as conn:
-            tenant = accounts.get_tenant(conn, TENANT)
+            tenant = get_tenant(conn, TENANT)
             assert tenant is not None
             return describe(missing_batches(conn, tenant.tenant_id, AGENT_ID))
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from datacenter.accounts import model as accounts
 from datacenter.accounts.technicians import alarm_recipients, assign, tenants_of, unassign
+from datacenter.accounts.users import create_user
 from datacenter.health.alarms import (
     AlarmKey,
     Condition,
@@ -132,8 +132,8 @@ def test_acknowledging_a_cleared_or_unknown_alarm_says_so(store: sa.Engine) -> N
 def test_technicians_tenants_and_alarm_recipients(store: sa.Engine) -> None:
     acme, globex = gen_tenant(store, "acme"), gen_tenant(store, "globex")
     with write_transaction(store) as conn:
-        tess = accounts.create_user(conn, "tess@x.example", "long enough password", "technician")
-        ada = accounts.create_user(conn, "ada@x.example", "long enough password", "admin")
+        tess = create_user(conn, "tess@x.example", "long enough password", "technician")
+        ada = create_user(conn, "ada@x.example", "long enough password", "admin")
         assert assign(conn, "tess@x.example", "acme", now=NOW) is True
         assert assign(conn, "tess@x.example", "acme", now=NOW) is False
         with pytest.raises(ValidationError, match="only technicians"):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from datacenter.ingest.worker import call_values
+from datacenter.ingest.rows import call_values
 from datacenter.store.bulk import append_rows, encoded_rows, insert_new_rows, time_encoder
 from datacenter.store.engine import write_transaction
 from datacenter.store.scoped import TenantScope

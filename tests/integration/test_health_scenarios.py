@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from datacenter.health.model import HealthPolicy, SiteHealth, State, site_health
+from datacenter.health.facts import site_health
+from datacenter.health.model import HealthPolicy, SiteHealth, State
 from datacenter.ingest.worker import ingest_once
 from datacenter.settings import LandingSettings, Settings
 from edge_agent.health.status import read_health_file

@@ -10,13 +10,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from datacenter.health.model import (
-    HealthPolicy,
-    SequenceGap,
-    collect_site_facts,
-    heartbeat_history,
-    ingest_heartbeats,
-)
+from datacenter.health.console import heartbeat_history
+from datacenter.health.facts import collect_site_facts
+from datacenter.health.heartbeats import ingest_heartbeats
+from datacenter.health.model import HealthPolicy, SequenceGap
 from datacenter.ingest.worker import ingest_once
 from datacenter.settings import Settings
 from datacenter.store.scoped import TenantScope

@@ -13,13 +13,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from datacenter.ingest.worker import (
-    CALL_COLUMNS,
-    IngestReport,
-    call_values,
-    ingest_once,
-    run_forever,
-)
+from datacenter.ingest.rows import CALL_COLUMNS, call_values
+from datacenter.ingest.worker import IngestReport, ingest_once, run_forever
 from datacenter.settings import Settings
 from datacenter.store.engine import write_transaction
 from datacenter.store.scoped import TenantScope
@@ -159,7 +154,7 @@ def test_crash_after_commit_before_move_is_harmless(
     engine, settings = setup
     name, data = gen_batch([gen_icdr(n) for n in range(3)])
     land(settings, "acme", name, data)
-    monkeypatch.setattr("datacenter.ingest.worker._archive", _crash)
+    monkeypatch.setattr("datacenter.ingest.worker.archive", _crash)
     with pytest.raises(KeyboardInterrupt):
         ingest_once(engine, settings)
     monkeypatch.undo()

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from datacenter.accounts.model import enroll_agent
+from datacenter.accounts.agents import enroll_agent
 from datacenter.health.missing_batches import MissingRange, missing_batches
-from datacenter.ingest import worker as ingest
+from datacenter.ingest import receipts as ingest_receipts
 from datacenter.ingest.worker import IngestReport, ingest_once
 from datacenter.settings import Settings, StoreSettings, settings_for_data_dir
 from datacenter.store.engine import write_transaction
@@ -321,7 +321,7 @@ def test_a_receipt_that_could_not_be_written_is_written_on_the_next_pass(
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr(ingest, "write_receipt", disk_full)
+        patch.setattr(ingest_receipts, "write_receipt", disk_full)
         first = ingest_once(store, settings)
     assert statuses(first) == [(name, "stored", 3, 0)]
     assert path.exists() and receipts(settings) == []  # kept for the retry, not archived

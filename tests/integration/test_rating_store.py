@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from datacenter.cli import main
-from datacenter.ingest.worker import CALL_COLUMNS, call_values, ingest_once
+from datacenter.ingest.rows import CALL_COLUMNS, call_values
+from datacenter.ingest.worker import ingest_once
 from datacenter.rating.carriers import load_carrier_rules
 from datacenter.rating.numbering import load_dial_plan
 from datacenter.rating.rerate import rerate, retry_unrated

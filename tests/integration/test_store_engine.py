@@ -11,7 +11,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from datacenter.ingest.worker import CALL_COLUMNS, call_values
+from datacenter.ingest.rows import CALL_COLUMNS, call_values
 from datacenter.store.engine import (
     alembic_config,
     check_current,

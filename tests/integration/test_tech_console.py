@@ -328,7 +328,7 @@ def test_technicians_land_on_the_grid_and_see_the_nav(client: FlaskClient) -> No
 def test_a_technician_without_tenants_is_told_how_to_get_some(
     client: FlaskClient, console: ConsoleStore, engine: sa.Engine
 ) -> None:
-    from datacenter.accounts.model import create_user
+    from datacenter.accounts.users import create_user
     from datacenter.store.engine import write_transaction
     from tests.fixtures.web import PASSWORD
 

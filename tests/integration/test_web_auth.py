@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from datacenter.accounts.model import create_user, get_user_by_email, set_disabled
+from datacenter.accounts.users import create_user, get_user_by_email, set_disabled
 from datacenter.settings import load_settings
 from datacenter.store.engine import current_revision, open_store, write_transaction
 from datacenter.web import create_app

@@ -7,7 +7,7 @@ Contract:
   whole document it keeps the columns the health model filters on: when the file landed
   (``received_at``, the landing area's clock), how late it arrived (``delay_seconds``, corrected
   by the agent's measured clock offset), the uplink failures it reports and the agent's state.
-  ``datacenter.health.model`` writes it (ingest) and prunes it after ``health.heartbeat_retention_days``.
+  ``datacenter.health.heartbeats`` writes it (ingest) and prunes it after ``health.heartbeat_retention_days``.
 - The newest row per agent is the agent's current picture; the rows of the last hours are its
   timeline. Last upload and last batch sequence stay where ingest keeps them (``agents``,
   ``landed_files``).

@@ -1,0 +1,207 @@
+"""Heartbeat ingest: landed heartbeat documents into the store, with their quarantine.
+
+- Heartbeats live in ``agent_heartbeats`` (datacenter/store/tables/health.py): one row per
+  document, keyed ``(tenant_id, agent_id, sent_at)``. ``ingest_heartbeats`` takes them from
+  ``<landing>/<tenant>/heartbeats/*.json`` (the agent uploads them through ``.part`` + rename),
+  stores each once and deletes the file; a document that fails validation, names another
+  tenant or agent, or comes from an agent not enrolled goes to
+  ``<landing>/<tenant>/quarantine/heartbeats/NAME`` with ``NAME.reason``. ``ingest_once`` runs
+  it after the batch files, so a session's batches are stored before its heartbeat is judged.
+- ``record_heartbeat`` stores one validated heartbeat; ``prune_heartbeats`` drops old ones after
+  ``health.heartbeat_retention_days``. ``from_document`` reads a stored document back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from datacenter.accounts.tenants import list_tenants
+from datacenter.settings import Settings
+from datacenter.store.dialect import dialect_insert
+from datacenter.store.engine import write_transaction
+from datacenter.store.tables.core import agents
+from datacenter.store.tables.health import agent_heartbeats
+from shared.errors import ValidationError
+from shared.heartbeat import (
+    HEARTBEAT_FOLDER,
+    Heartbeat,
+    heartbeat_file_name,
+    parse_heartbeat,
+    parse_heartbeat_file_name,
+)
+
+log = logging.getLogger(__name__)
+
+PART_SUFFIX = ".part"
+REASON_SUFFIX = ".reason"
+
+
+def from_document(document: Any) -> Heartbeat:
+    """A heartbeat stored as its JSON document, parsed and validated again."""
+    return parse_heartbeat(json.dumps(document))
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatReport:
+    stored: int = 0
+    duplicates: int = 0
+    rejected: tuple[tuple[str, str], ...] = ()  # (tenant/file name, reason)
+    pruned: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.stored} heartbeat(s) stored, {self.duplicates} already stored, "
+            f"{len(self.rejected)} rejected, {self.pruned} pruned"
+        )
+
+
+def record_heartbeat(
+    conn: sa.Connection,
+    *,
+    tenant_id: int,
+    heartbeat: Heartbeat,
+    file_name: str,
+    received_at: datetime,
+    stored_at: datetime | None = None,
+) -> bool:
+    """Store one validated heartbeat; False if this (agent, sent_at) was stored before."""
+    delay = (received_at - heartbeat.sent_at).total_seconds() - (
+        heartbeat.clock_offset_seconds or 0
+    )
+    values = {
+        "tenant_id": tenant_id,
+        "agent_id": heartbeat.agent_id,
+        "sent_at": heartbeat.sent_at,
+        "received_at": received_at,
+        "stored_at": stored_at or datetime.now(UTC),
+        "file_name": file_name,
+        "agent_state": heartbeat.state.value,
+        "agent_version": heartbeat.agent_version[:64],
+        "delay_seconds": max(0.0, delay),
+        "uplink_failures": heartbeat.uplink.failures_in_a_row,
+        "document": heartbeat.to_dict(),
+    }
+    insert = dialect_insert(conn, agent_heartbeats).values(**values).on_conflict_do_nothing()
+    return conn.execute(insert.returning(agent_heartbeats.c.agent_id)).first() is not None
+
+
+def ingest_heartbeats(
+    engine: sa.Engine, settings: Settings, *, now: datetime | None = None
+) -> HeartbeatReport:
+    """Store every heartbeat in ``<landing>/<tenant>/heartbeats/``; prune old ones.
+
+    Safe with any number of workers: the insert is idempotent and a file already taken by
+    another worker is simply gone.
+    """
+    root = settings.landing.root
+    stored = duplicates = pruned = 0
+    rejected: list[tuple[str, str]] = []
+    with engine.connect() as conn:
+        tenant_list = list_tenants(conn)
+        enrolled = {
+            (a.tenant_id, a.agent_id)
+            for a in conn.execute(sa.select(agents.c.tenant_id, agents.c.agent_id))
+        }
+    for tenant in tenant_list:
+        folder = root / tenant.slug / HEARTBEAT_FOLDER
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.name.endswith(PART_SUFFIX) or not path.is_file():
+                continue
+            outcome = _ingest_heartbeat(engine, tenant.tenant_id, tenant.slug, path, enrolled)
+            if outcome == "stored":
+                stored += 1
+            elif outcome == "duplicate":
+                duplicates += 1
+            elif outcome is not None:
+                _quarantine_heartbeat(root / tenant.slug, path, outcome)
+                rejected.append((f"{tenant.slug}/{path.name}", outcome))
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=settings.health.heartbeat_retention_days)
+    with write_transaction(engine) as conn:
+        for tenant in tenant_list:
+            pruned += prune_heartbeats(conn, tenant_id=tenant.tenant_id, before=cutoff)
+    return HeartbeatReport(stored, duplicates, tuple(rejected), pruned)
+
+
+def prune_heartbeats(conn: sa.Connection, *, tenant_id: int, before: datetime) -> int:
+    """Delete a tenant's heartbeats that landed before ``before``; how many went."""
+    t = agent_heartbeats
+    result = conn.execute(t.delete().where(t.c.tenant_id == tenant_id, t.c.received_at < before))
+    return int(result.rowcount or 0)
+
+
+def _ingest_heartbeat(
+    engine: sa.Engine, tenant_id: int, slug: str, path: Path, enrolled: set[tuple[int, str]]
+) -> str | None:
+    """``stored``, ``duplicate``, None (gone: another worker took it), or a rejection reason."""
+    try:
+        data = path.read_bytes()
+        received_at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except FileNotFoundError:
+        return None
+    reason = _reject_reason(path.name, data, slug, tenant_id, enrolled)
+    if isinstance(reason, str):
+        return reason
+    with write_transaction(engine) as conn:
+        fresh = record_heartbeat(
+            conn,
+            tenant_id=tenant_id,
+            heartbeat=reason,
+            file_name=path.name,
+            received_at=received_at,
+        )
+    path.unlink(missing_ok=True)
+    return "stored" if fresh else "duplicate"
+
+
+def _reject_reason(
+    name: str, data: bytes, slug: str, tenant_id: int, enrolled: set[tuple[int, str]]
+) -> Heartbeat | str:
+    """The heartbeat, or why it cannot be accepted."""
+    parsed_name = parse_heartbeat_file_name(name)
+    if parsed_name is None:
+        return f"{name} is not a heartbeat file name (AGENT-YYYYMMDDTHHMMSSmmmZ.json)"
+    try:
+        heartbeat = parse_heartbeat(data)
+    except ValidationError as exc:
+        return f"not a valid heartbeat document: {exc}"
+    if (
+        heartbeat.agent_id != parsed_name[0]
+        or heartbeat_file_name(heartbeat.agent_id, heartbeat.sent_at) != name
+    ):
+        return (
+            f"the file name says agent {parsed_name[0]} at {parsed_name[1]:%Y-%m-%d %H:%M:%S}, "
+            f"the document agent {heartbeat.agent_id} at {heartbeat.sent_at:%Y-%m-%d %H:%M:%S}: "
+            "the file was renamed"
+        )
+    if heartbeat.tenant != slug:
+        return (
+            f"the heartbeat names tenant {heartbeat.tenant!r} but landed in tenant {slug!r}'s "
+            "folder: check the agent's configured tenant"
+        )
+    if (tenant_id, heartbeat.agent_id) not in enrolled:
+        return (
+            f"agent {heartbeat.agent_id} is not enrolled for tenant {slug}: run "
+            f"`datacenter agent add --tenant {slug} {heartbeat.agent_id}`"
+        )
+    return heartbeat
+
+
+def _quarantine_heartbeat(tenant_dir: Path, path: Path, reason: str) -> None:
+    folder = tenant_dir / "quarantine" / HEARTBEAT_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    try:
+        path.replace(target)  # heartbeats are small and superseded: replacing one is fine
+    except FileNotFoundError:
+        return
+    target.with_name(target.name + REASON_SUFFIX).write_text(reason + "\n", encoding="utf-8")
+    log.warning("heartbeat %s quarantined: %s", path.name, reason)

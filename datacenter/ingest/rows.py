@@ -1,0 +1,139 @@
+"""The rows a batch stores: its ``calls`` rows and the daily rollup in ``call_days``.
+
+- ``call_values`` builds one ``calls`` row in ``CALL_COLUMNS`` order (a test pins the order to
+  the table); ``call_rows`` builds a batch's with the dialect's encoders
+  (``datacenter.store.bulk``).
+- ``unique_records`` keeps the first record of each id (a batch could repeat one).
+- ``add_rollups`` adds the calls actually inserted to ``call_days`` (one upsert per batch).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from datacenter.accounts.tenants import Tenant
+from datacenter.store.bulk import json_text, time_encoder
+from datacenter.store.dialect import dialect_insert, same
+from datacenter.store.tables.core import call_days, calls
+from shared.icdr import ICDR
+
+CALL_COLUMNS = tuple(column.name for column in calls.columns)
+
+
+def call_rows(
+    conn: sa.Connection, tenant_id: int, records: Sequence[ICDR], landed_file: str, now: datetime
+) -> list[tuple[Any, ...]]:
+    """The ``calls`` rows of a batch, encoded for the connection's dialect."""
+    encode_time = time_encoder(conn)
+    ingested_at = encode_time(now)
+    return [
+        call_values(
+            tenant_id,
+            rec,
+            landed_file,
+            ingested_at,
+            encode_time=encode_time,
+            encode_json=json_text,
+        )
+        for rec in records
+    ]
+
+
+def call_values(
+    tenant_id: int,
+    rec: ICDR,
+    landed_file: str,
+    ingested_at: Any,
+    *,
+    encode_time: Callable[[datetime], Any] = same,
+    encode_json: Callable[[Any], Any] = same,
+) -> tuple[Any, ...]:
+    """One ``calls`` row, in ``CALL_COLUMNS`` order (a test pins the order to the table)."""
+    return (
+        tenant_id,
+        rec.record_id,
+        rec.agent_id,
+        rec.source_id,
+        rec.source_kind,
+        encode_time(rec.start),
+        None if rec.answer is None else encode_time(rec.answer),
+        encode_time(rec.end),
+        rec.utc_offset_minutes,
+        rec.ring_seconds,
+        rec.talk_seconds,
+        rec.hold_seconds,
+        rec.direction.value,
+        rec.calling,
+        rec.called,
+        rec.dialled_digits,
+        rec.extension,
+        rec.trunk,
+        rec.route,
+        rec.third_party,
+        rec.account_code,
+        rec.ani,
+        rec.dnis,
+        rec.answered,
+        rec.completion.value,
+        rec.completion_source,
+        rec.transferred,
+        rec.conference,
+        rec.call_id,
+        rec.parent_call_id,
+        encode_json(list(rec.flags)),
+        rec.raw,
+        rec.parser_version,
+        landed_file,
+        ingested_at,
+        encode_json(dict(rec.extra)),
+        rec.icdr_version,
+    )
+
+
+def unique_records(records: Sequence[ICDR]) -> list[ICDR]:
+    """First occurrence of each record id (a batch could repeat one; it is stored once)."""
+    seen: dict[str, ICDR] = {}
+    for rec in records:
+        seen.setdefault(rec.record_id, rec)
+    return list(seen.values())
+
+
+def add_rollups(conn: sa.Connection, tenant: Tenant, records: Sequence[ICDR]) -> None:
+    """Add these (inserted) calls to the tenant's per local day and direction totals."""
+    totals: dict[tuple[Any, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    zone = tenant.zone
+    for rec in records:
+        total = totals[(rec.start.astimezone(zone).date(), rec.direction.value)]
+        total[0] += 1
+        total[1] += int(rec.answered)
+        total[2] += rec.talk_seconds
+    if not totals:
+        return
+    insert = dialect_insert(conn, call_days)
+    upsert = insert.on_conflict_do_update(
+        index_elements=["tenant_id", "day", "direction"],
+        set_={
+            "calls": call_days.c.calls + insert.excluded.calls,
+            "answered": call_days.c.answered + insert.excluded.answered,
+            "talk_seconds": call_days.c.talk_seconds + insert.excluded.talk_seconds,
+        },
+    )
+    conn.execute(
+        upsert,
+        [
+            {
+                "tenant_id": tenant.tenant_id,
+                "day": day,
+                "direction": direction,
+                "calls": n,
+                "answered": answered,
+                "talk_seconds": talk,
+            }
+            for (day, direction), (n, answered, talk) in sorted(totals.items())
+        ],
+    )
