@@ -1,9 +1,10 @@
 """`datacenter init`, and the one way commands open the configured store.
 
-``open_configured_store(config_path)`` loads the settings and opens the store, turning a bad
-config, an unreachable database or an un-migrated schema into a one-sentence
-``ClickException`` that names the fix. Every command that touches the store uses it (``serve``
-may too); only ``init`` migrates.
+``open_configured_store(config_path)`` loads the settings and opens the store. A bad config
+raises ``ConfigError``; an unreachable database or an un-migrated schema, ``StoreError`` naming
+the fix. They reach the ``datacenter`` group (shared/cli_errors.py), which prints the sentence
+and exits with the class's code (docs/operations.md). Every command that touches the store uses
+it (``serve`` may too); only ``init`` migrates.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from datacenter.store.engine import (
     open_store,
     upgrade,
 )
-from shared.errors import CallCollectError
+from shared.errors import CallCollectError, ConfigError, StoreError
 
 config_option = click.option(
     "--config",
@@ -34,10 +35,8 @@ config_option = click.option(
 
 
 def load_configured_settings(config_path: Path | None) -> Settings:
-    try:
-        return load_settings(config_path)
-    except CallCollectError as exc:
-        raise click.ClickException(str(exc)) from exc
+    """The settings; a bad file or value raises ``ConfigError`` (exit 2) naming the key."""
+    return load_settings(config_path)
 
 
 def open_configured_store(
@@ -45,19 +44,16 @@ def open_configured_store(
 ) -> tuple[Settings, sa.Engine]:
     """Settings and an engine on the configured store, checked to be migrated to head."""
     settings = load_configured_settings(config_path)
-    try:
-        engine = open_store(settings.store.url)
-    except CallCollectError as exc:
-        raise click.ClickException(str(exc)) from exc
+    engine = open_store(settings.store.url)
     try:
         if require_current:
             check_current(engine)
-    except CallCollectError as exc:
+    except CallCollectError:
         engine.dispose()
-        raise click.ClickException(str(exc)) from exc
+        raise
     except sa.exc.OperationalError as exc:
         engine.dispose()
-        raise click.ClickException(
+        raise StoreError(
             f"cannot reach the store at {_redacted(settings.store.url)}: {exc.orig}; "
             "check store.url and that the database server is running"
         ) from exc
@@ -89,7 +85,7 @@ def init_command(config_path: Path | None) -> None:
         upgrade(engine)
         after = head_revision()
     except sa.exc.OperationalError as exc:
-        raise click.ClickException(
+        raise StoreError(
             f"cannot migrate the store at {_redacted(settings.store.url)}: {exc.orig}; "
             "check store.url and that the database server is running"
         ) from exc
@@ -99,12 +95,11 @@ def init_command(config_path: Path | None) -> None:
         settings.landing.root.mkdir(parents=True, exist_ok=True)
         load_secret_key(settings.web.secret_key_file)
         keys = ensure_keys(settings.keys)
-    except CallCollectError as exc:
-        raise click.ClickException(str(exc)) from exc
     except OSError as exc:
-        raise click.ClickException(
-            f"cannot create {exc.filename or settings.landing.root}: {exc.strerror}; make it "
-            "writable, or set landing.root / keys.* to writable places"
+        raise ConfigError(
+            "landing.root / keys.*",
+            f"cannot create {exc.filename or settings.landing.root}: {exc.strerror}",
+            "make it writable, or set landing.root and keys.* to writable places",
         ) from exc
     if before == after:
         click.echo(f"store is up to date (revision {after})")
