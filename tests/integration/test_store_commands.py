@@ -40,7 +40,7 @@ def ok(config: Path, *args: str, input: str | None = None) -> str:
 @pytest.mark.usefixtures("cheap_passwords")
 def test_admin_flow_from_empty_store(config: Path, tmp_path: Path, store_url: str) -> None:
     refused = run(config, "tenant", "list")
-    assert refused.exit_code == 1 and "run `datacenter init`" in refused.output
+    assert refused.exit_code == 8 and "run `datacenter init`" in refused.output
 
     assert "migrated from empty to revision" in ok(config, "init")
     assert "up to date" in ok(config, "init")
@@ -118,7 +118,7 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[web]\nworkers = 0\n")
     result = run(path, "init")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # ConfigError
     assert "config key 'web.workers'" in result.output and "Fix:" in result.output
 
 
@@ -128,5 +128,5 @@ def test_unreachable_postgres_is_one_sentence(tmp_path: Path) -> None:
         f'data_dir = "{tmp_path}"\n[store]\nurl = "postgresql+psycopg://nobody@127.0.0.1:1/x"\n'
     )
     result = run(path, "tenant", "list")
-    assert result.exit_code == 1
+    assert result.exit_code == 8  # StoreError
     assert "cannot reach the store at postgresql+psycopg://nobody@127.0.0.1:1/x" in result.output

@@ -36,7 +36,7 @@ def test_serve_refuses_an_uninitialised_store(tmp_path: Path) -> None:
     config = tmp_path / "dc.toml"
     config.write_text(f'data_dir = "{tmp_path}"\n')
     result = CliRunner().invoke(main, ["serve", "--config", str(config), "--bind", "127.0.0.1:1"])
-    assert result.exit_code == 1
+    assert result.exit_code == 8  # StoreError: not migrated
     assert "run `datacenter init`" in result.output
     assert "Traceback" not in result.output
 
