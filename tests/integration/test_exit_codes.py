@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
+import os
 import pkgutil
 import re
 import socket
@@ -338,11 +340,19 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 @pytest.fixture(autouse=True)
 def no_dc_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings come from the files here only, never from the caller's environment."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("CALLCOLLECT_DC_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def root_logger_kept() -> Iterator[None]:
+    """`edge-agent run` configures the root logger in-process; later tests get it back as it was."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 # --- tests -------------------------------------------------------------------------------------
