@@ -420,7 +420,11 @@ def load(path: Path) -> AgentSettings:
         ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), f"cannot read the config file: {exc}", "check it") from exc
-    settings = loads(text, base=path.parent.resolve())
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # the key is the file: name it, not "<file>"
+        raise ConfigError(str(path), f"not valid TOML: {exc}", "fix the syntax there") from exc
+    settings = from_mapping(raw, base=path.parent.resolve())
     return dataclasses.replace(settings, path=path)
 
 

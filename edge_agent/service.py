@@ -57,7 +57,7 @@ from edge_agent.pipeline import SourcePipeline
 from edge_agent.sources import registry
 from edge_agent.sources.base import Clock, Source, SourceContext
 from edge_agent.spool import Spool, SpoolLevel
-from shared.errors import CallCollectError, TransportError
+from shared.errors import AgentStateError, CallCollectError, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,10 @@ RETENTION_EVERY_SECONDS = 600.0  # retention needs no more; quota pressure runs 
 SourceFactory = Callable[[str, SourceContext, Mapping[str, Any]], Source]
 
 
-class AgentBusy(CallCollectError):
+class AgentBusy(AgentStateError):
     """Another agent process holds the state directory."""
+
+    exit_code = 10
 
 
 def utc_now() -> datetime:

@@ -49,7 +49,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from edge_agent.sources.base import Quarantined
-from shared.errors import CallCollectError
+from shared.errors import AgentStateError
 from shared.icdr import ICDR, format_time, lone_surrogate_field, parse_time
 
 SPOOL_FILE = "spool.db"
@@ -81,8 +81,10 @@ class AckOutcome(StrEnum):
     MISMATCH = "mismatch"  # the receipt is for different bytes under our name
 
 
-class SpoolError(CallCollectError):
+class SpoolError(AgentStateError):
     """The spool database refused an operation (disk full, corrupt file, locked too long)."""
+
+    exit_code = 9
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-from shared.errors import CallCollectError
+from shared.errors import CallCollectError, ConfigError
 
 AGENT_CURVE = ec.SECP256R1()
 ENVELOPE_RSA_BITS = 3072  # NIST SP 800-57: 128-bit security, like AES-128 and P-256
@@ -45,10 +45,20 @@ FINGERPRINT_PREFIX = "sha256:"
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 
-class KeyFileError(CallCollectError):
-    """A key or certificate file is missing, unreadable or of the wrong kind."""
+class KeyFileError(ConfigError):
+    """A key or certificate file is missing, unreadable or of the wrong kind.
+
+    The message names the file and what is wrong with it; the setting that names the file is
+    the key to fix (``key`` says which, when the raiser knows it).
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, *, key: str = "") -> None:
+        self.key = key
+        self.problem = message
+        self.fix = ""
+        CallCollectError.__init__(self, message)  # the message already says what to do
 
 
 @dataclass(frozen=True, slots=True)

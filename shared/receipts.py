@@ -39,7 +39,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from shared.envelope import parse_batch_file_name
-from shared.errors import CallCollectError, ICDRValidationError
+from shared.errors import EnvelopeError, ICDRValidationError
 from shared.icdr import format_time, parse_time
 from shared.keys import fingerprint
 
@@ -52,7 +52,7 @@ MAX_RECEIPT_BYTES = 8192
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
-class ReceiptError(CallCollectError):
+class ReceiptError(EnvelopeError):
     """A receipt is malformed, altered, or not signed by the pinned data centre key."""
 
     exit_code = 4

@@ -11,6 +11,7 @@ from datacenter.commands.options import config_option, open_configured_store, un
 from datacenter.ingest.keys import ensure_keys
 from datacenter.settings import load_secret_key
 from datacenter.store.engine import current_revision, head_revision, upgrade
+from shared.errors import ConfigError
 
 
 @click.command("init")
@@ -42,9 +43,10 @@ def init_command(config_path: Path | None) -> None:
         load_secret_key(settings.web.secret_key_file)
         keys = ensure_keys(settings.keys)
     except OSError as exc:
-        raise click.ClickException(
-            f"cannot create {exc.filename or settings.landing.root}: {exc.strerror}; make it "
-            "writable, or set landing.root / keys.* to writable places"
+        raise ConfigError(
+            "landing.root / keys.*",
+            f"cannot create {exc.filename or settings.landing.root}: {exc.strerror}",
+            "make it writable, or set landing.root and keys.* to writable places",
         ) from exc
     if before == after:
         click.echo(f"store is up to date (revision {after})")

@@ -57,7 +57,9 @@ def rate_command(
             --carriers demo/london-routes.toml demo/london-calls.jsonl
 
     Exit status 0; 3 if some input lines were not valid ICDRs (each is reported on stdout with
-    its line number, and the other lines are still rated).
+    its line number, and the other lines are still rated) or a tariff plan has problems; 2 for
+    a dial plan or route map with problems, a missing input file or a bad option. Every code is
+    in docs/operations.md, "Exit codes".
     """
     plans = _load_plans(tariff_files)
     carriers = _carriers(carriers_file, plans)

@@ -31,7 +31,7 @@ import requests
 
 from datacenter import __version__
 from datacenter.settings import SmtpSettings
-from shared.errors import CallCollectError
+from shared.errors import NotifyError
 from shared.icdr import format_time
 
 SMTP_TIMEOUT_SECONDS = 15.0
@@ -41,10 +41,6 @@ PAYLOAD_VERSION = 1
 SUBJECT_PREFIX = "[callcollect]"
 USER_AGENT = f"callcollect-datacenter/{__version__}"
 NOTICE_EVENTS = ("raised", "reminder", "cleared")
-
-
-class NotifyError(CallCollectError):
-    """A notification could not be delivered; the message says where and what to check."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,6 +100,8 @@ class Problem:
 class TariffImportError(ValidationError):
     """A tariff plan or rate deck has problems; nothing of it was loaded."""
 
+    exit_code = 3
+
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
         shown = "; ".join(str(p) for p in self.problems[:MAX_PROBLEMS_SHOWN])

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from edge_agent import config as agent_config
-from edge_agent.commands.service import config_option, expected_errors
+from edge_agent.commands.service import config_option
 from edge_agent.delivery.batches import Batcher
 from edge_agent.delivery.enrollment import Enrolment, enroll
 from edge_agent.delivery.retention import resend
@@ -22,7 +22,6 @@ from shared.icdr import format_time, parse_time
 
 @click.command("enroll")
 @config_option
-@expected_errors
 def enroll_command(config_path: Path) -> None:
     """Create this appliance's keys (if missing) and print what the data centre needs.
 
@@ -82,7 +81,6 @@ def render_enrolment(e: Enrolment, settings: agent_config.AgentSettings) -> str:
 )
 @click.option("--until", "until_text", help="Last day, inclusive (default: up to now).")
 @click.option("--dry-run", is_flag=True, help="List the batches; change nothing.")
-@expected_errors
 def resend_command(config_path: Path, since: str, until_text: str | None, dry_run: bool) -> None:
     """Re-send the batches sealed in a date range, for a technician's request.
 

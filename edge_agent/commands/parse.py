@@ -108,13 +108,15 @@ def parse_command(
     try:
         kit = registry.make_parser(kind, ctx, settings)
     except ConfigError as exc:
-        raise click.ClickException(
+        raise click.UsageError(  # exit 2, like a bad config key
             f"option {exc.key.rsplit('.', 1)[-1]}: {exc.problem}. Fix: {exc.fix}"
         ) from exc
     try:
         data = capture.read()
     except OSError as exc:
-        raise click.ClickException(f"cannot read {capture.name}: {exc.strerror or exc}") from exc
+        raise click.BadParameter(
+            f"cannot read {capture.name}: {exc.strerror or exc}", param_hint="CAPTURE"
+        ) from exc
     parsed = 0
     reasons: Counter[str] = Counter()
     layouts: Counter[str] = Counter()

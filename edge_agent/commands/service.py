@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import ParamSpec, TypeVar
 
 import click
 import paramiko
@@ -25,10 +23,7 @@ from edge_agent.sources import registry
 from edge_agent.sources.base import SourceContext
 from edge_agent.spool import SPOOL_FILE, BatchStatus, Spool
 from edge_agent.systemd_service import configure_logging
-from shared.errors import CallCollectError, ConfigError, TransportError
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from shared.errors import ConfigError, TransportError
 
 config_option = click.option(
     "-c",
@@ -39,27 +34,6 @@ config_option = click.option(
     show_default=True,
     help="The agent's TOML configuration.",
 )
-
-
-class AgentCommandError(click.ClickException):
-    """A ``CallCollectError`` as click shows it: one sentence, the error's exit code."""
-
-    def __init__(self, error: CallCollectError) -> None:
-        super().__init__(str(error))
-        self.exit_code = error.exit_code  # type: ignore[misc]  # click reads it per instance
-
-
-def expected_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Expected failures end the command with their message and exit code, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except CallCollectError as exc:
-            raise AgentCommandError(exc) from exc
-
-    return wrapper
 
 
 # --- check -----------------------------------------------------------------------------------
@@ -73,13 +47,14 @@ def expected_errors(command: Callable[P, R]) -> Callable[P, R]:
     is_flag=True,
     help="Also log in to the data centre and list remote_dir.",
 )
-@expected_errors
 def check_command(config_path: Path, try_connect: bool) -> None:
     """Validate a configuration and the files it names, and print what it sets up.
 
-    Exits 0 when the agent could start with it, 2 with the key and the fix when not. The
-    private key must load, known_hosts must pin the data centre's host key, and every source's
-    options must satisfy its driver. Nothing connects unless --connect is given.
+    Exits 0 when the agent could start with it; otherwise prints the key and the fix and exits
+    with the error's code (docs/operations.md, "Exit codes": 2 for a bad setting or key file;
+    with --connect, 6 or 7 for the uplink). The private key must load, known_hosts must pin the
+    data centre's host key, and every source's options must satisfy its driver. Nothing
+    connects unless --connect is given.
 
     Example:
 
@@ -170,7 +145,6 @@ def _summary(settings: AgentSettings) -> str:
     default="info",
     show_default=True,
 )
-@expected_errors
 def run_command(config_path: Path, log_level: str) -> None:
     """Run the agent: read every source, spool, seal and upload until stopped.
 
@@ -203,7 +177,6 @@ def run_command(config_path: Path, log_level: str) -> None:
 
 @click.command("status")
 @config_option
-@expected_errors
 def status_command(config_path: Path) -> None:
     """Show each source's last outcome, the spool's contents and use, the batches, and health.
 
@@ -276,7 +249,6 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
 
 @click.command("flush")
 @config_option
-@expected_errors
 def flush_command(config_path: Path) -> None:
     """Seal everything spooled into batches and upload them now; print what was sent.
 

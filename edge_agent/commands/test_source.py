@@ -29,7 +29,6 @@ from edge_agent.sources.lync_cdr.driver import (
 from edge_agent.sources.lync_cdr.parser import KIND, LyncCdrParser
 from edge_agent.sources.lync_cdr.schema import format_db_time
 from edge_agent.spool import SPOOL_FILE, Spool
-from shared.errors import CallCollectError
 
 
 @click.command("test-source")
@@ -74,17 +73,14 @@ def test_source_command(
 
         edge-agent test-source --kind lync-cdr -o "connection_string=DSN=LcsCDR;UID=cdr;"
     """
+    poller, ctx, stored = _poller(name, config_path, kind, options)
+    mark = SessionKey.decode(stored)
+    if watermark is not None:
+        mark = SessionKey(_parse_time(watermark), 0)
     try:
-        poller, ctx, stored = _poller(name, config_path, kind, options)
-        mark = SessionKey.decode(stored)
-        if watermark is not None:
-            mark = SessionKey(_parse_time(watermark), 0)
-        try:
-            result = poller.preview(mark, parser=LyncCdrParser(ctx))
-        finally:
-            poller.close()
-    except CallCollectError as exc:
-        raise click.ClickException(str(exc)) from exc
+        result = poller.preview(mark, parser=LyncCdrParser(ctx))
+    finally:
+        poller.close()
     click.echo(render(ctx.source_id, poller, result))
 
 

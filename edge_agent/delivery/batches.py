@@ -40,7 +40,7 @@ from pathlib import Path
 from edge_agent.spool import BatchRow, BatchStatus, Spool, SpooledRow
 from shared.durable import atomic_write, durable_move, remove_temporaries
 from shared.envelope import batch_file_name, parse_batch_file_name, seal_json
-from shared.errors import CallCollectError
+from shared.errors import AgentStateError
 from shared.icdr import format_time, parse_time
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,10 @@ DEFAULT_MAX_AGE = timedelta(seconds=60)
 Protect = Callable[[bytes], bytes]  # CCB1 content -> the file's bytes (CMS sign + encrypt)
 
 
-class BatchError(CallCollectError):
+class BatchError(AgentStateError):
     """A batch file cannot be rebuilt to match what the spool recorded."""
+
+    exit_code = 9
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,8 @@ from typing import Any
 import click
 import psycopg
 
+from shared.errors import SourceError
+
 DOMAIN = "example.com"
 CLIENT_TYPES = {  # ClientVersions rows: (Version, ClientType)
     "lync": ("Lync 15.0 desktop", 4),
@@ -645,7 +647,7 @@ def simulate_lync_cdr(
         if bulk:
             simulator.write_bulk(bulk, start=begin + timedelta(days=1))
     except psycopg.Error as exc:
-        raise click.ClickException(
+        raise SourceError(  # the stand-in is the PBX side: a failure there is a source's
             f"cannot write the LcsCDR stand-in ({exc.__class__.__name__}: {exc}); "
             "pass --db with an empty database the postgres user may write"
         ) from exc

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 import click
 
 from edge_agent.simulators.pbx_server import PbxServer, serve_until_interrupted
+from shared.errors import SourceError
 
 DEFAULT_PORT = 2007
 DEFAULT_START = datetime(2026, 5, 14, 9, 0, 0)  # local wall clock of the simulated MCS
@@ -366,7 +367,7 @@ def simulate_mcs_ipsmdr(
                 lines, host=target_host, port=int(target_port), interval=interval
             ).push()
         except OSError as exc:
-            raise click.ClickException(
+            raise SourceError(  # the simulated PBX cannot reach the agent's listener
                 f"cannot push to {push_to}: {exc}; start the agent's push listener first"
             ) from exc
         click.echo(f"pushed {sent} events of {calls} calls to {push_to}")

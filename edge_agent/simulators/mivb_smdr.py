@@ -536,7 +536,7 @@ class SmdrSimulatorServer:
 @click.option(
     "--write",
     "write_to",
-    type=click.File("w", encoding="latin-1"),
+    type=click.File("w", encoding="latin-1", lazy=False),  # a bad path is a usage error (2)
     help="Write the lines to this file (- for stdout) instead of serving them.",
 )
 def simulate_mivb_smdr(
@@ -569,14 +569,14 @@ def simulate_mivb_smdr(
         flags = LayoutFlags.parse(layout)
         zone = ZoneInfo(tz)
     except (ValueError, KeyError) as exc:
-        raise click.ClickException(
+        raise click.UsageError(
             f"{exc}; use a layout such as standard or A+L2+X and a zone such as Europe/London"
         ) from exc
     try:
         first = datetime.fromisoformat(start) if start else datetime.now(zone)
     except ValueError as exc:
-        raise click.ClickException(
-            f"--start {start!r} is not ISO 8601, e.g. 2026-05-14T09:00"
+        raise click.BadParameter(
+            f"{start!r} is not ISO 8601, e.g. 2026-05-14T09:00", param_hint="--start"
         ) from exc
     calls = generate_calls(count=count, seed=seed, start=first, layout=flags, tz=zone, clock=clock)
     if write_to is not None:

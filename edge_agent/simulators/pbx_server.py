@@ -18,6 +18,8 @@ from typing import Protocol
 
 import click
 
+from shared.errors import SourceError
+
 ACCEPT_POLL_SECONDS = 0.2
 JOIN_SECONDS = 5.0
 
@@ -47,9 +49,13 @@ class PbxServer:
     def start(self) -> PbxServer:
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
         listener = socket.socket(family, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self._host, self._requested_port))
-        listener.listen(8)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((self._host, self._requested_port))
+            listener.listen(8)
+        except OSError:
+            listener.close()  # a busy port must not leak the socket
+            raise
         listener.settimeout(ACCEPT_POLL_SECONDS)
         self._listener = listener
         thread = threading.Thread(target=self._accept_loop, name="pbx-sim-accept", daemon=True)
@@ -154,7 +160,7 @@ def serve_until_interrupted(
     try:
         server.start()
     except OSError as exc:
-        raise click.ClickException(
+        raise SourceError(  # the simulated PBX cannot offer its link: a PBX-side failure
             f"cannot listen on {host}:{port}: {exc}; pick another --port"
         ) from exc
     click.echo(banner(server.port))

@@ -6,6 +6,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+from edge_agent.cli import main
 from edge_agent.simulators.lcscdr import simulate_lync_cdr
 from tests.fixtures.lcscdr import LcsCdrSite
 from tests.fixtures.ports import free_port
@@ -36,8 +37,8 @@ def test_simulate_command_creates_a_populated_stand_in(pg_cluster: PgCluster) ->
 
 def test_simulate_command_reports_a_bad_database() -> None:
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/LcsCDR?connect_timeout=2"
-    result = CliRunner().invoke(simulate_lync_cdr, ["--db", url])
-    assert result.exit_code == 1
+    result = CliRunner().invoke(main, ["simulate", "lync-cdr", "--db", url])
+    assert result.exit_code == 5  # SourceError: the stand-in is the PBX side
     assert "Error: cannot write the LcsCDR stand-in" in result.output
     assert "Traceback" not in result.output
 

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+from edge_agent.cli import main
 from edge_agent.commands import test_source as lync_test_source
 from edge_agent.journal import Journal
 from edge_agent.pipeline import SourcePipeline
@@ -421,12 +422,10 @@ def test_test_source_prints_the_next_poll_without_advancing(
 def test_test_source_errors_are_one_sentence() -> None:
     runner = CliRunner()
     result = runner.invoke(
-        lync_test_source.test_source_command,
-        ["--kind", "lync-cdr", "-o", f"connection_string={freetds(free_port())}"],
+        main,
+        ["test-source", "--kind", "lync-cdr", "-o", f"connection_string={freetds(free_port())}"],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 5  # SourceError
     assert "Error: cannot connect" in result.output and "Traceback" not in result.output
-    result = runner.invoke(
-        lync_test_source.test_source_command, ["--kind", "lync-cdr", "-o", "page_size=0"]
-    )
-    assert result.exit_code == 1 and "sources.lync.page_size" in result.output
+    result = runner.invoke(main, ["test-source", "--kind", "lync-cdr", "-o", "page_size=0"])
+    assert result.exit_code == 2 and "sources.lync.page_size" in result.output  # ConfigError

@@ -27,7 +27,7 @@ def test_same_seed_same_capture() -> None:
 
 def test_bad_arguments_fail_with_one_sentence() -> None:
     result = CliRunner().invoke(main, ["simulate", "mivb-smdr", "--layout", "Q", "--write", "-"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error (docs/operations.md)
     assert "unknown layout option 'Q'" in result.stderr and "Traceback" not in result.stderr
     result = CliRunner().invoke(main, ["simulate", "mivb-smdr", "--timezone", "Nowhere/Town"])
-    assert result.exit_code == 1 and "Europe/London" in result.stderr
+    assert result.exit_code == 2 and "Europe/London" in result.stderr

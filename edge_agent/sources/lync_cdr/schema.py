@@ -156,6 +156,8 @@ PROBE_PARAMS: tuple[str, ...] = (SCHEMA, *TABLES, PURGE_TABLE)
 class UnsupportedSchema(SourceError):
     """The database is not an LcsCDR database this driver can read."""
 
+    exit_code = 5
+
 
 @dataclass(frozen=True, slots=True)
 class SchemaVariant:

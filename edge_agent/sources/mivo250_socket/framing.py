@@ -73,6 +73,8 @@ class StreamFault(SourceError):
     the message, drops the connection and logs in again after a back-off.
     """
 
+    exit_code = 5
+
     def __init__(self, message: str, *, units: list[bytes]) -> None:
         super().__init__(message)
         self.units = units
