@@ -53,7 +53,6 @@ from datacenter.health.notify import (
     DigestChange,
     DigestSite,
     Mailer,
-    NotifyError,
     Webhook,
     alarm_email,
     digest_email,
@@ -61,6 +60,7 @@ from datacenter.health.notify import (
 from datacenter.settings import Settings
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.alarms import technician_digests
+from shared.errors import NotifyError
 
 log = logging.getLogger(__name__)
 

@@ -33,10 +33,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from datacenter.health.alarms import acknowledge, open_alarms
-from datacenter.health.notify import AlarmNotice, Mailer, NotifyError, Webhook, alarm_email
+from datacenter.health.notify import AlarmNotice, Mailer, Webhook, alarm_email
 from datacenter.health.runner import AlarmRunner
 from datacenter.settings import LandingSettings, Settings, SmtpSettings, StoreSettings
 from datacenter.store.engine import open_store, write_transaction
+from shared.errors import NotifyError
 from tests.fixtures.console import (
     ACME_DOWN,
     ACME_TRANSPORT,
