@@ -124,6 +124,8 @@ class Sample:
     rss_kb: int
     hwm_kb: int
     cpu_ticks: int
+    switches: int  # voluntary context switches over all threads: how often the agent wakes
+    threads: int
     at: float
 
 
@@ -133,7 +135,19 @@ def sample(pid: int) -> Sample:
     stat = Path(f"/proc/{pid}/stat").read_text()
     after_name = stat[stat.rindex(")") + 2 :].split()
     ticks = int(after_name[11]) + int(after_name[12])  # utime, stime (fields 14, 15)
-    return Sample(int(fields["VmRSS"]), int(fields["VmHWM"]), ticks, time.monotonic())
+    switches, threads = 0, 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for line in (task / "status").read_text().splitlines():
+            if line.startswith("voluntary_ctxt_switches"):
+                switches += int(line.split()[1])
+                threads += 1
+    return Sample(
+        int(fields["VmRSS"]), int(fields["VmHWM"]), ticks, switches, threads, time.monotonic()
+    )
+
+
+def wakeups(first: Sample, last: Sample) -> float:
+    return (last.switches - first.switches) / (last.at - first.at)
 
 
 def cpu_percent(first: Sample, last: Sample) -> float:
@@ -242,7 +256,8 @@ def report(
     print(f"agent, no sources       RSS {mb(core)}   {core / bare:4.1f}x baseline")
     print(f"agent, 3 sources idle   RSS {mb(idle_end.rss_kb)}   {idle_end.rss_kb / bare:4.1f}x "
           f"baseline   CPU {cpu_percent(idle_start, idle_end):5.2f} % of one core "
-          f"over {idle_end.at - idle_start.at:.0f} s")  # fmt: skip
+          f"over {idle_end.at - idle_start.at:.0f} s, {wakeups(idle_start, idle_end):.1f} "
+          f"wake-ups/s, {idle_end.threads} threads")  # fmt: skip
     print(f"agent, {rate:.0f} calls/s      RSS {mb(feed_end.rss_kb)}   peak {mb(feed_end.hwm_kb)}"
           f"   {feed_end.hwm_kb / bare:4.1f}x baseline   CPU {cpu_percent(feed_start, feed_end):5.2f} "
           f"% over {feed_end.at - feed_start.at:.0f} s")  # fmt: skip
