@@ -1,12 +1,15 @@
-"""The agent installs and runs from `.[agent]` alone, without the data centre's libraries.
+"""Each part installs and runs alone: `.[agent]` without the data centre's libraries, and
+`.[datacenter]` without the agent's ODBC, SSH and capture libraries.
 
-Builds this repository's wheel and the agent's dependency wheels once per session (from pip's
-cache or the index), installs `callcollect[agent]` into a throwaway venv with ``--no-index``,
-then runs the agent's commands and imports every driver there. About 30 s.
+Builds this repository's wheel and both parts' dependency wheels once per session (from pip's
+cache or the index), installs each part into its own throwaway venv with ``--no-index``, then
+runs its commands there. About 40 s.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import shutil
 import subprocess
 import sys
@@ -21,32 +24,67 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCE_PARTS = ["pyproject.toml", "README.md", "edge_agent", "datacenter", "shared"]
 DATACENTER_LIBRARIES = ["flask", "flask_wtf", "gunicorn", "sqlalchemy", "alembic", "psycopg",
                         "argon2", "openpyxl", "phonenumbers", "requests"]  # fmt: skip
+AGENT_LIBRARIES = ["paramiko", "pyodbc", "socks", "pyroute2", "systemd", "sqlite_utils"]
 
 pytestmark = [pytest.mark.install, pytest.mark.timeout(180)]
 
 
 @pytest.fixture(scope="session")
-def agent_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Wheels of callcollect and of everything `callcollect[agent]` needs."""
-    source = tmp_path_factory.mktemp("source")  # build a copy: setuptools writes build/ in-tree
-    for part in SOURCE_PARTS:
+def wheels(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """Wheels of callcollect and of everything either part needs, built once per run.
+
+    Shared by pytest-xdist workers (their temp folders have one parent): the first builds them
+    under a lock, the others wait and reuse them.
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent  # this run's, never an older one's
+    folder = shared / "callcollect-wheels"
+    with (shared / "callcollect-wheels.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "complete").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            build_wheels(folder, tmp_path_factory.mktemp("source"))
+            (folder / "complete").touch()
+    return folder
+
+
+def build_wheels(folder: Path, source: Path) -> None:
+    for part in SOURCE_PARTS:  # build a copy: setuptools writes build/ in the source tree
         if (ROOT / part).is_dir():
             shutil.copytree(ROOT / part, source / part,
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
         else:
             shutil.copy2(ROOT / part, source / part)
-    wheels = tmp_path_factory.mktemp("wheels")
-    pip(sys.executable, "wheel", "--wheel-dir", str(wheels), f"{source}[agent]")
-    return wheels
+    pip(sys.executable, "wheel", "--wheel-dir", str(folder), f"{source}[agent,datacenter]")
+
+
+def part_venv(part: str, wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    venv = tmp_path_factory.mktemp(f"{part}-venv")
+    # no pip inside (ensurepip costs seconds): this interpreter's pip installs into it
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    pip(sys.executable, "--python", str(venv / "bin" / "python"), "install", "--no-index",
+        "--find-links", str(wheels), f"callcollect[{part}]")  # fmt: skip
+    return venv
 
 
 @pytest.fixture(scope="session")
-def agent_venv(agent_wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    venv = tmp_path_factory.mktemp("agent-venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
-    pip(python, "install", "--no-index", "--find-links", str(agent_wheels), "callcollect[agent]")
-    return venv
+def agent_venv(wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return part_venv("agent", wheels, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def datacenter_venv(wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return part_venv("datacenter", wheels, tmp_path_factory)
+
+
+def importable(venv: Path, modules: list[str]) -> list[str]:
+    probe = (
+        "import importlib.util as u, json; "
+        f"print(json.dumps([m for m in {modules!r} if u.find_spec(m)]))"
+    )
+    result = run(venv, "python", "-c", probe)
+    assert result.returncode == 0, result.stderr
+    return list(json.loads(result.stdout))
 
 
 def pip(python: str, *args: str) -> None:
@@ -64,14 +102,18 @@ def run(venv: Path, *command: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_agent_venv_has_none_of_the_data_centre_libraries(agent_venv: Path) -> None:
-    probe = (
-        "import importlib.util as u, json; "
-        f"print(json.dumps([m for m in {DATACENTER_LIBRARIES!r} if u.find_spec(m)]))"
-    )
-    result = run(agent_venv, "python", "-c", probe)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
-    assert run(agent_venv, "python", "-c", "import paramiko, pyodbc").returncode == 0
+    assert importable(agent_venv, DATACENTER_LIBRARIES) == []
+    assert importable(agent_venv, ["paramiko", "pyodbc"]) == ["paramiko", "pyodbc"]
+
+
+def test_the_data_centre_installs_and_runs_without_the_agent_libraries(
+    datacenter_venv: Path,
+) -> None:
+    assert importable(datacenter_venv, AGENT_LIBRARIES) == []
+    assert importable(datacenter_venv, ["flask", "sqlalchemy"]) == ["flask", "sqlalchemy"]
+    listing = run(datacenter_venv, "datacenter", "--help")  # imports every command module
+    assert listing.returncode == 0, listing.stderr
+    assert "ingest" in listing.stdout and "serve" in listing.stdout
 
 
 def test_edge_agent_runs_its_commands(agent_venv: Path) -> None:
