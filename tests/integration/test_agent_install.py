@@ -3,7 +3,7 @@
 
 Builds this repository's wheel and both parts' dependency wheels once per session (from pip's
 cache or the index), installs each part into its own throwaway venv with ``--no-index``, then
-runs its commands there. About 40 s.
+runs its commands there. About 25 s on an idle machine.
 """
 
 from __future__ import annotations
