@@ -10,11 +10,26 @@ from __future__ import annotations
 import click
 
 from edge_agent import __version__
-from shared.cli_errors import FriendlyGroup
+from shared.lazy_group import LazyGroup
+
+# Registered commands, one line each, imported when used (shared/lazy_group.py says why):
+COMMANDS = {
+    "check": "edge_agent.commands.service:check_command",
+    "run": "edge_agent.commands.service:run_command",
+    "status": "edge_agent.commands.service:status_command",
+    "flush": "edge_agent.commands.service:flush_command",
+    "parse": "edge_agent.commands.parse:parse_command",
+    "simulate": "edge_agent.commands.simulate:simulate_command",
+    "test-source": "edge_agent.commands.test_source:test_source_command",
+    "enroll": "edge_agent.commands.delivery:enroll_command",
+    "resend": "edge_agent.commands.delivery:resend_command",
+}
 
 
 @click.group(
-    cls=FriendlyGroup,
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    install_hint="pip install 'callcollect[agent]'",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name="edge-agent")
@@ -24,22 +39,3 @@ def main() -> None:
     Start with `edge-agent check -c /etc/callcollect/agent.toml` to validate a configuration,
     then `edge-agent run -c ...` (systemd runs this on the appliance).
     """
-
-
-# Registered commands (one line per command module):
-from edge_agent.commands.parse import parse_command  # noqa: E402
-from edge_agent.commands.service import check_command, flush_command, run_command, status_command  # noqa: E402
-from edge_agent.commands.simulate import simulate_command  # noqa: E402
-from edge_agent.commands.test_source import test_source_command  # noqa: E402
-
-main.add_command(check_command)
-main.add_command(run_command)
-main.add_command(status_command)
-main.add_command(flush_command)
-main.add_command(parse_command)
-main.add_command(simulate_command)
-main.add_command(test_source_command)
-from edge_agent.commands.delivery import enroll_command, resend_command  # noqa: E402
-
-main.add_command(enroll_command)
-main.add_command(resend_command)

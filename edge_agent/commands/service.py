@@ -10,11 +10,11 @@ from pathlib import Path
 from types import FrameType
 
 import click
-import paramiko
 
 from edge_agent import config as agent_config
 from edge_agent.config import DEFAULT_CONFIG_PATH, AgentSettings
 from edge_agent.delivery.enrollment import load_delivery
+from edge_agent.delivery.ssh import paramiko
 from edge_agent.delivery.uplink import connect, host_key_name, load_private_key
 from edge_agent.health.status import read_health_file, render_health
 from edge_agent.pipeline import REPORT_KEY, SourceReport

@@ -7,14 +7,24 @@ from __future__ import annotations
 
 import click
 
-from edge_agent.simulators.lcscdr import simulate_lync_cdr
-from edge_agent.simulators.mcs_ipsmdr import simulate_mcs_ipsmdr
-from edge_agent.simulators.mivb_smdr import simulate_mivb_smdr
-from edge_agent.simulators.mivo250_oai import simulate_mivo250_oai
-from edge_agent.simulators.mivo250_smdr import simulate_mivo250_smdr
+from shared.lazy_group import LazyGroup
+
+# One line per simulator, imported when used: lync-cdr needs psycopg (the `simulators` extra).
+SIMULATORS = {
+    "mivb-smdr": "edge_agent.simulators.mivb_smdr:simulate_mivb_smdr",
+    "lync-cdr": "edge_agent.simulators.lcscdr:simulate_lync_cdr",
+    "mcs-ipsmdr": "edge_agent.simulators.mcs_ipsmdr:simulate_mcs_ipsmdr",
+    "mivo250-smdr": "edge_agent.simulators.mivo250_smdr:simulate_mivo250_smdr",
+    "mivo250-oai": "edge_agent.simulators.mivo250_oai:simulate_mivo250_oai",
+}
 
 
-@click.group("simulate")
+@click.group(
+    "simulate",
+    cls=LazyGroup,
+    lazy=SIMULATORS,
+    install_hint="pip install 'callcollect[agent,simulators]'",
+)
 def simulate_command() -> None:
     """Play a PBX's call-record interface with generated, fictional calls.
 
@@ -26,10 +36,3 @@ def simulate_command() -> None:
     Simulators listen on 127.0.0.1 unless told otherwise. Every number they generate is from a
     range reserved for fiction.
     """
-
-
-simulate_command.add_command(simulate_mivb_smdr)
-simulate_command.add_command(simulate_lync_cdr)
-simulate_command.add_command(simulate_mcs_ipsmdr)
-simulate_command.add_command(simulate_mivo250_smdr)
-simulate_command.add_command(simulate_mivo250_oai)

@@ -49,12 +49,11 @@ from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 
-import paramiko
-
 from edge_agent.config import UplinkSettings
 from edge_agent.delivery.batches import Batcher
 from edge_agent.delivery.proxy import open_tunnel
 from edge_agent.delivery.receipts import ReceiptInbox, ReceiptOutcome
+from edge_agent.delivery.ssh import paramiko
 from edge_agent.spool import BatchStatus, Spool
 from shared.durable import durable_move
 from shared.errors import HostKeyMismatch, TransportError

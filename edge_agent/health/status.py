@@ -48,11 +48,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import paramiko
-
 from edge_agent import __version__
 from edge_agent.config import AgentSettings
-from edge_agent.health.metrics import MetricsServer, start_metrics
+from edge_agent.delivery.ssh import paramiko
 from edge_agent.pipeline import SourcePipeline
 from edge_agent.spool import BatchStatus, Spool, SpoolError
 from edge_agent.systemd_service import Notifier
@@ -71,6 +69,7 @@ from shared.icdr import parse_time
 
 if TYPE_CHECKING:
     from edge_agent.delivery.uplink import Uplink, UplinkSession
+    from edge_agent.health.metrics import MetricsServer
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +352,9 @@ class ServiceHealth:
 
     def started(self) -> None:
         listen = self.agent.settings.metrics.listen
-        if listen:
+        if listen:  # prometheus-client (2 MB) is loaded only when /metrics is on
+            from edge_agent.health.metrics import start_metrics
+
             self.metrics = start_metrics(listen, self.agent)
             log.info("metrics on http://%s/metrics", listen)
         heartbeat = self._refresh()

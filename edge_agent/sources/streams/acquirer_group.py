@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from edge_agent.sources.base import Acquirer, UnitSink
 
-WATCH_SECONDS = 0.25
+WATCH_SECONDS = 1.0  # how soon a failed member stops the others; idle agents wake this often
 JOIN_SECONDS = 30.0
 
 

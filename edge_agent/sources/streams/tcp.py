@@ -18,7 +18,9 @@ MiVoice Office 250 SMDR socket); ``TcpListenerAcquirer`` is for PBXs that connec
   night, so silence alone is no fault); an optional idle timeout reconnects after that many
   seconds without a byte (the PBX buffers meanwhile).
 - **Prompt stop.** Every blocking step (connect, read, back-off, pause) waits at most
-  ``poll_interval`` before looking at ``stop``.
+  ``poll_interval`` (1 s by default) before looking at ``stop``. Data never waits for it: a
+  read returns as soon as bytes arrive, so the interval costs only stop latency, and a longer
+  one lets an idle agent sleep (benchmarks/agent_footprint.py counts its wake-ups).
 - **Back-pressure.** While ``sink.may_read()`` is False nothing is read (or accepted), so TCP flow
   control makes the PBX hold its records in its own buffer.
 
@@ -47,7 +49,7 @@ from edge_agent.sources.streams.lines import LineFramer
 from shared.errors import SourceError
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_POLL_INTERVAL = 0.25
+DEFAULT_POLL_INTERVAL = 1.0  # each idle source wakes this often to look at `stop`: 1/s is cheap
 DEFAULT_MAX_GROUP = 100
 DEFAULT_RECV_BYTES = 65536
 DEFAULT_KEEPALIVE_IDLE = 60  # seconds of silence before the kernel probes the peer
