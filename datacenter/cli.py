@@ -1,8 +1,9 @@
-"""`datacenter`: the appliance's command.
+"""`datacenter`: the data centre's command.
 
-Each command lives in ``datacenter/commands/<group>.py`` and is registered here, one line each. Expected
-failures (``CallCollectError``) print one sentence and exit with the error's code, never a
-traceback.
+Every command lives in ``datacenter/commands/`` (one module per command or group) and is
+registered here, one line each, imported when used (shared/lazy_group.py says why). Expected
+failures (``CallCollectError``) print one sentence and exit with the error's code
+(docs/operations.md), never a traceback.
 """
 
 from __future__ import annotations
@@ -10,23 +11,28 @@ from __future__ import annotations
 import click
 
 from datacenter import __version__
-from datacenter.commands.agent import agent_group
-from datacenter.commands.alarms import alarms_group
-from datacenter.commands.ingest import ingest_command
-from datacenter.commands.init import init_command
-from datacenter.commands.keys import keys_group
-from datacenter.commands.rate import rate_command
-from datacenter.commands.rerate import rerate_command
-from datacenter.commands.serve import serve_command
-from datacenter.commands.tariff import tariff_group
-from datacenter.commands.technician import technician_group
-from datacenter.commands.tenant import tenant_group
-from datacenter.commands.user import user_group
-from shared.cli_errors import FriendlyGroup
+from shared.lazy_group import LazyGroup
+
+COMMANDS = {
+    "serve": "datacenter.commands.serve:serve_command",
+    "init": "datacenter.commands.init:init_command",
+    "ingest": "datacenter.commands.ingest:ingest_command",
+    "tenant": "datacenter.commands.tenant:tenant_group",
+    "agent": "datacenter.commands.agent:agent_group",
+    "user": "datacenter.commands.user:user_group",
+    "rate": "datacenter.commands.rate:rate_command",
+    "tariff": "datacenter.commands.tariff:tariff_group",
+    "rerate": "datacenter.commands.rerate:rerate_command",
+    "alarms": "datacenter.commands.alarms:alarms_group",
+    "technician": "datacenter.commands.technician:technician_group",
+    "keys": "datacenter.commands.keys:keys_group",
+}
 
 
 @click.group(
-    cls=FriendlyGroup,
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    install_hint="pip install 'callcollect[datacenter]'",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name="datacenter")
@@ -36,18 +42,3 @@ def main() -> None:
     Start with `datacenter init` to create the store, then `datacenter serve` and
     `datacenter ingest --watch` (systemd runs both in production).
     """
-
-
-# Registered commands (one line per module of datacenter/commands/):
-main.add_command(serve_command)
-main.add_command(init_command)
-main.add_command(ingest_command)
-main.add_command(tenant_group)
-main.add_command(agent_group)
-main.add_command(user_group)
-main.add_command(rate_command)
-main.add_command(tariff_group)
-main.add_command(rerate_command)
-main.add_command(alarms_group)
-main.add_command(technician_group)
-main.add_command(keys_group)

@@ -1,6 +1,6 @@
 """`edge-agent`: the appliance's command.
 
-Each command lives beside the code it drives and is registered here, one line each. Expected
+Every command lives in ``edge_agent/commands/`` and is registered here, one line each. Expected
 failures (``CallCollectError``) print one sentence and exit with the error's code, never a
 traceback.
 """

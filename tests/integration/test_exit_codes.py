@@ -60,7 +60,11 @@ def documented() -> dict[str, Documented]:
 
 
 def commands(group: click.Group, prefix: str) -> Iterator[str]:
-    for name, command in group.commands.items():
+    # list_commands/get_command, not .commands: the top-level groups import commands lazily
+    ctx = click.Context(group, info_name=prefix)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, f"{prefix} {name} is listed but cannot be loaded"
         if isinstance(command, click.Group):
             yield from commands(command, f"{prefix} {name}")
         else:
