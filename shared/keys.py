@@ -24,7 +24,6 @@ typo'd command would make batches unreadable or orphan an enrolled agent.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
+from shared.durable import atomic_write
 from shared.errors import CallCollectError
 
 AGENT_CURVE = ec.SECP256R1()
@@ -195,22 +195,15 @@ def write_public_file(path: Path, data: bytes) -> None:
 
 
 def write_new_file(path: Path, data: bytes, *, mode: int) -> None:
-    """Create ``path`` with ``data`` (fsynced); an existing file is an error, never replaced."""
+    """Create ``path`` with ``data`` durably; an existing file is an error, never replaced."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        atomic_write(path, data, mode=mode, overwrite=False)
     except FileExistsError as exc:
         raise KeyFileError(
             f"{path} already exists; keys are never overwritten (move it away first if you "
             "really mean to replace it, and re-enrol)"
         ) from exc
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def load_private_key(path: Path) -> PrivateKey:

@@ -27,7 +27,8 @@ Contract:
 - Every network step has a timeout (connect, proxy hand-shake, authentication, each SFTP read
   or write), and every paramiko or socket failure becomes a ``TransportError`` whose message
   says what to do.
-- ``Backoff`` spaces failed sessions exponentially with jitter; a success resets it.
+- The service spaces failed sessions with ``shared.backoff.Retries`` (exponential, jittered);
+  a success resets it.
 
 The landing layout is the data centre's (tests/fixtures/sshd.py stands in): the session starts in
 the tenant's landing folder, which holds ``incoming/`` and ``receipts/``.
@@ -38,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import random
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -105,25 +105,6 @@ class Throttle:
         ahead = done / self.bytes_per_second - (self._monotonic() - self._start)
         if ahead > 0:
             self._sleep(ahead)
-
-
-class Backoff:
-    """Exponential back-off with jitter: wait ``min``, ``2·min``, ... up to ``max``, each ±50 %."""
-
-    def __init__(self, *, minimum: float, maximum: float, rng: random.Random | None = None) -> None:
-        self.minimum = minimum
-        self.maximum = maximum
-        self.failures = 0
-        self._rng = rng or random.Random()
-
-    def next_delay(self) -> float:
-        """Count a failure and return how long to wait before the next attempt."""
-        self.failures += 1
-        base = min(self.maximum, self.minimum * 2.0 ** min(self.failures - 1, 60))
-        return base / 2 + self._rng.uniform(0, base / 2)
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 def host_key_name(host: str, port: int) -> str:
