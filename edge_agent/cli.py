@@ -1,6 +1,7 @@
 """`edge-agent`: the appliance's command.
 
-Each command lives beside the code it drives and is registered here, one line each. Expected
+Every command lives in ``edge_agent/commands/`` (options and printing only; the work is in the
+feature modules) and is registered here, one line each. Expected
 failures (``CallCollectError``) print one sentence and exit with the error's code, never a
 traceback.
 """

@@ -57,7 +57,7 @@ from edge_agent.delivery.proxy import open_tunnel
 from edge_agent.delivery.receipts import ReceiptInbox, ReceiptOutcome
 from edge_agent.spool import BatchStatus, Spool
 from shared.durable import durable_move
-from shared.errors import HostKeyMismatch, TransportError
+from shared.errors import ConfigError, HostKeyMismatch, TransportError
 from shared.receipts import MAX_RECEIPT_BYTES
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,38 @@ class Throttle:
         ahead = done / self.bytes_per_second - (self._monotonic() - self._start)
         if ahead > 0:
             self._sleep(ahead)
+
+
+def check_key_files(u: UplinkSettings) -> None:
+    """The private key loads and known_hosts pins the landing host (``edge-agent check``)."""
+    if not u.private_key.is_file():
+        raise ConfigError(
+            "uplink.private_key",
+            f"{u.private_key} does not exist",
+            f"generate it with `ssh-keygen -t ed25519 -N '' -f {u.private_key}` and give the "
+            ".pub to the data centre, or fix the path",
+        )
+    try:
+        load_private_key(u.private_key)
+    except TransportError as exc:
+        raise ConfigError("uplink.private_key", str(exc), "see above") from exc
+    if not u.known_hosts.is_file():
+        raise ConfigError(
+            "uplink.known_hosts",
+            f"{u.known_hosts} does not exist",
+            "create it with the data centre's host key (confirm its fingerprint with them)",
+        )
+    try:
+        pinned = paramiko.HostKeys(str(u.known_hosts)).lookup(host_key_name(u.host, u.port))
+    except (OSError, paramiko.SSHException) as exc:
+        raise ConfigError("uplink.known_hosts", f"cannot read it: {exc}", "fix the file") from exc
+    if pinned is None:
+        raise ConfigError(
+            "uplink.known_hosts",
+            f"{u.known_hosts} pins no key for {host_key_name(u.host, u.port)}",
+            f"add the data centre's key (ssh-keyscan -p {u.port} {u.host}, then confirm "
+            "its fingerprint with the data centre)",
+        )
 
 
 def host_key_name(host: str, port: int) -> str:
