@@ -6,7 +6,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paramiko
@@ -19,18 +19,11 @@ from edge_agent.spool import BatchStatus, Spool
 from shared.backoff import Backoff, Retries
 from shared.envelope import open_batch
 from shared.errors import HostKeyMismatch, TransportError
-from shared.icdr import ICDR, make_record_id
+from tests.factories import gen_icdr
 from tests.fixtures.sshd import SshdServer, keygen
 
 pytestmark = pytest.mark.sshd
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def gen_icdr(n: int) -> ICDR:
-    start = T0 + timedelta(minutes=n)
-    return ICDR(record_id=make_record_id("pbx-1", str(n)), agent_id="agent-1", source_id="pbx-1",
-                source_kind="fake", start=start, end=start + timedelta(seconds=42),
-                calling="01632960123", called="02079460456")  # fmt: skip
 
 
 def uplink_settings(sshd: SshdServer, **changes: object) -> UplinkSettings:
