@@ -161,7 +161,7 @@ def test_a_second_process_waits_for_the_write_lock(tmp_path: Path) -> None:
         Spool.open(tmp_path, quota_bytes=QUOTA) as first,
         Spool.open(tmp_path, quota_bytes=QUOTA) as second,
     ):
-        second.db.conn.execute("PRAGMA busy_timeout = 50")
+        second.db.execute("PRAGMA busy_timeout = 50")
         with first.transaction(), pytest.raises(SpoolError, match="locked"):
             second.store("pbx-1", [(1, gen_icdr(1, seconds=30))], [], cursor=1)
 
