@@ -25,7 +25,7 @@ typo'd command would make batches unreadable or orphan an enrolled agent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
+from shared.clock import utc_now
 from shared.durable import atomic_write
 from shared.errors import CallCollectError
 
@@ -153,7 +154,7 @@ def _self_signed(
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
         ]
     )
-    start = (now or datetime.now(UTC)) - CLOCK_SLACK
+    start = (now or utc_now()) - CLOCK_SLACK
     usage = x509.KeyUsage(
         digital_signature=signing, content_commitment=False, key_encipherment=not signing,
         data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
