@@ -2,8 +2,11 @@
 
 ``gen_icdr(n, **overrides)`` makes a minimal valid call: number ``n`` starts ``n`` minutes
 after ``T0`` and lasts ``seconds`` (42); any ICDR field can be overridden by keyword. The
-presets below are ``gen_icdr`` with a fuller set of fields, for tests that need them. Every
-number is from a range reserved for fiction.
+presets are ``gen_icdr`` with a fuller set of fields, for tests that need them:
+``gen_outgoing_call`` (the data centre's stored call), ``gen_mivb_call`` (one MiVB line, every
+field set), ``gen_rated_call`` (a call to rate), ``gen_smdr_call`` (the web fixtures' site
+calls, raw line and UK offset included). ``gen_quarantined`` is a refused unit. Every number is
+from a range reserved for fiction.
 """
 
 from __future__ import annotations
@@ -114,6 +117,59 @@ def gen_rated_call(
         "talk_seconds": seconds if answered else 0, "calling": "", "called": "",
     }  # fmt: skip
     return gen_icdr(**{**values, **extra})
+
+
+def gen_smdr_call(
+    key: str,
+    *,
+    agent_id: str,
+    start: datetime,
+    direction: Direction = Direction.OUT,
+    extension: str = "201",
+    calling: str = "",
+    called: str = "",
+    talk_seconds: int = 65,
+    ring_seconds: int = 7,
+    completion: Completion = Completion.ANSWERED,
+    account_code: str = "",
+    trunk: str = "T001",
+) -> ICDR:
+    """One SMDR-style call; times in UTC, site clock on UK time."""
+    answered = completion is Completion.ANSWERED
+    talk = talk_seconds if answered else 0
+    answer = start + timedelta(seconds=ring_seconds) if answered else None
+    end = start + timedelta(seconds=ring_seconds + talk)
+    offset = 60 if datetime(2025, 3, 30, 1, tzinfo=UTC) <= start < datetime(2025, 10, 26, 1, tzinfo=UTC) else 0  # fmt: skip
+    local = start + timedelta(minutes=offset)
+    dialled = called if direction is Direction.OUT else ""
+    raw = (
+        f"{local:%m/%d %H:%M} {talk // 3600:02d}:{talk % 3600 // 60:02d}:{talk % 60:02d} "
+        f"{extension:<5} {dialled or calling:<15} {trunk} {account_code:<6} {'A' if answered else 'U'}"
+    )
+    return gen_icdr(
+        record_id=make_record_id(agent_id, key),
+        agent_id=agent_id,
+        source_id="smdr-main",
+        source_kind="mitel_smdr",
+        start=start,
+        answer=answer,
+        end=end,
+        utc_offset_minutes=offset,
+        ring_seconds=ring_seconds,
+        talk_seconds=talk,
+        direction=direction,
+        calling=calling or (extension if direction is Direction.OUT else ""),
+        called=called or (extension if direction is Direction.IN else ""),
+        dialled_digits=dialled,
+        extension=extension,
+        trunk=trunk,
+        account_code=account_code,
+        answered=answered,
+        completion=completion,
+        completion_source="A" if answered else "U",
+        raw=raw,
+        parser_version="mitel-smdr/1",
+    )
 
 
 def gen_quarantined(seq: int, *, reason: str = "not_a_record") -> Quarantined:
