@@ -9,8 +9,9 @@ Contract:
   error too, so a typo never silently falls back to a default.
 - Relative paths in the file are relative to the file's folder; in the environment, to the
   working directory.
-- ``SETTINGS`` is the one declarative table (key, default, help) the loader, the example config
-  and docs/datacenter.md are checked against.
+- ``SETTINGS`` is the one declarative table (key, kind, default, help; the shared form of
+  ``shared.settings_table``) the loader, the example config and docs/datacenter.md are checked
+  against.
 - ``load_secret_key(path)`` returns the web session secret, generating it (random, 0600) the first
   time: there is no default secret.
 
@@ -32,6 +33,17 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.errors import ConfigError
+from shared.settings_table import (
+    EnvFlag,
+    EnvInteger,
+    EnvNumber,
+    EnvPath,
+    EnvText,
+    Kind,
+    Setting,
+    by_key,
+    check_range,
+)
 
 ENV_CONFIG = "CALLCOLLECT_DC_CONFIG"
 ENV_PREFIX = "CALLCOLLECT_DC_"
@@ -45,123 +57,117 @@ MIN_SECRET_KEY_CHARS = 32
 
 SMTP_TLS_MODES = ("starttls", "ssl", "none")
 KEYS_DIR = "keys"  # under data_dir: the default home of the data centre's keys
-_TRUE = ("true", "1", "yes", "on")
-_FALSE = ("false", "0", "no", "off")
 # Per-tenant folders under landing.root/<tenant_slug>/.
 LANDING_FOLDERS = ("incoming", "archive", "quarantine", "receipts", "heartbeats")
 
 
-@dataclass(frozen=True, slots=True)
-class Setting:
-    """One row of the settings table: the single source for defaults, validation and docs."""
+# Every value may come from the environment (text), so every kind takes text too.
+TEXT, PATH, WHOLE, NUMBER, FLAG = EnvText(), EnvPath(), EnvInteger(), EnvNumber(), EnvFlag()
 
-    key: str  # "section.name", or "name" at top level
-    kind: str  # "str", "path", "int", "float", "bool"
-    default: str  # as written in TOML; "" means computed from data_dir (see help)
-    help: str
 
-    @property
-    def env(self) -> str:
-        return ENV_PREFIX + self.key.replace(".", "_").upper()
+def _setting(key: str, kind: Kind, default: str, help: str) -> Setting:
+    """A row of the table: ``default`` as written in TOML ("" = computed from data_dir, see help);
+    every row may be overridden from the environment (``Setting.env``)."""
+    return Setting(key, kind, default, help, env_prefix=ENV_PREFIX)
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("data_dir", "path", str(DEFAULT_DATA_DIR),
+    _setting("data_dir", PATH, str(DEFAULT_DATA_DIR),
             "Folder for the SQLite store, the landing area and the secret key."),
-    Setting("store.url", "str", "",
+    _setting("store.url", TEXT, "",
             "SQLAlchemy URL of the store; default sqlite:///<data_dir>/callcollect.db. "
             "PostgreSQL: postgresql+psycopg://USER@HOST/DB."),
-    Setting("landing.root", "path", "",
+    _setting("landing.root", PATH, "",
             "Landing area (the SFTP chroots); default <data_dir>/landing. One folder per tenant "
             "slug with incoming/, archive/, quarantine/ and receipts/."),
-    Setting("web.secret_key_file", "path", "",
+    _setting("web.secret_key_file", PATH, "",
             "File holding the session secret; default <data_dir>/secret_key. Generated on first "
             "use if missing."),
-    Setting("web.bind", "str", DEFAULT_BIND, "HOST:PORT gunicorn listens on."),
-    Setting("web.workers", "int", str(DEFAULT_WORKERS), "gunicorn worker processes (1-64)."),
-    Setting("ingest.poll_seconds", "float", str(DEFAULT_POLL_SECONDS),
+    _setting("web.bind", TEXT, DEFAULT_BIND, "HOST:PORT gunicorn listens on."),
+    _setting("web.workers", WHOLE, str(DEFAULT_WORKERS), "gunicorn worker processes (1-64)."),
+    _setting("ingest.poll_seconds", NUMBER, str(DEFAULT_POLL_SECONDS),
             "How often `datacenter ingest --watch` scans the landing area (0.1-3600)."),
-    Setting("ingest.claim_timeout_seconds", "float", str(DEFAULT_CLAIM_TIMEOUT_SECONDS),
+    _setting("ingest.claim_timeout_seconds", NUMBER, str(DEFAULT_CLAIM_TIMEOUT_SECONDS),
             "A claim on a landed file older than this is taken to be from a dead worker and "
             "may be taken over (60-86400)."),
-    Setting("ingest.accept_unprotected", "bool", "false",
+    _setting("ingest.accept_unprotected", FLAG, "false",
             "Also accept plain (unsigned, unencrypted) batch files, from agents not yet switched "
             "to delivery.protection = \"cms\". Only during a transition: with it, a stolen SFTP "
             "key can inject calls."),
     # The data centre's keys (datacenter/ingest/keys.py; `datacenter keys init` makes them).
-    Setting("keys.envelope_key", "path", "",
+    _setting("keys.envelope_key", PATH, "",
             "RSA private key that decrypts batch files; default <data_dir>/keys/envelope.key."),
-    Setting("keys.receipts_key", "path", "",
+    _setting("keys.receipts_key", PATH, "",
             "Ed25519 private key that signs receipts; default <data_dir>/keys/receipts.key."),
-    Setting("keys.certificates", "path", "",
+    _setting("keys.certificates", PATH, "",
             "The two public certificates agents install (delivery.datacentre_certificates); "
             "default <data_dir>/keys/datacentre-certificates.pem."),
     # Alarms, notifications and /metrics (datacenter/health/alarms.py, notify.py, web/metrics.py).
-    Setting("smtp.host", "str", "",
+    _setting("smtp.host", TEXT, "",
             "SMTP server for alarm emails and digests; empty sends no email."),
-    Setting("smtp.port", "int", "25", "SMTP port (465 with smtp.tls = \"ssl\", 587 with starttls)."),
-    Setting("smtp.tls", "str", "starttls",
+    _setting("smtp.port", WHOLE, "25", "SMTP port (465 with smtp.tls = \"ssl\", 587 with starttls)."),
+    _setting("smtp.tls", TEXT, "starttls",
             "\"starttls\" (upgrade the connection; refused if the server cannot), \"ssl\" "
             "(TLS from the first byte) or \"none\" (plain, for a relay on the same machine)."),
-    Setting("smtp.ca_file", "path", "",
+    _setting("smtp.ca_file", PATH, "",
             "PEM file of CA certificates to trust for the SMTP server; default the system's."),
-    Setting("smtp.username", "str", "", "SMTP login; empty logs in as nobody."),
-    Setting("smtp.password_file", "path", "",
+    _setting("smtp.username", TEXT, "", "SMTP login; empty logs in as nobody."),
+    _setting("smtp.password_file", PATH, "",
             "File holding the SMTP password (kept out of the config file)."),
-    Setting("smtp.from", "str", "callcollect@localhost", "Sender address of alarm emails."),
-    Setting("alarms.interval_seconds", "float", "60",
+    _setting("smtp.from", TEXT, "callcollect@localhost", "Sender address of alarm emails."),
+    _setting("alarms.interval_seconds", NUMBER, "60",
             "How often `datacenter alarms run` assesses health and notifies (5-3600)."),
-    Setting("alarms.renotify_minutes", "int", "60",
+    _setting("alarms.renotify_minutes", WHOLE, "60",
             "An open, unacknowledged alarm is sent again this often (5-10080)."),
-    Setting("alarms.webhook_url", "str", "",
+    _setting("alarms.webhook_url", TEXT, "",
             "URL that receives every alarm as a JSON POST (ticketing); empty sends none."),
-    Setting("alarms.console_url", "str", "",
+    _setting("alarms.console_url", TEXT, "",
             "The console's address as technicians reach it, for links in emails, e.g. "
             "https://callcollect.example; empty leaves links out."),
-    Setting("digest.time", "str", "07:00",
+    _setting("digest.time", TEXT, "07:00",
             "HH:MM at which each technician's daily digest is sent; empty sends none."),
-    Setting("digest.timezone", "str", "UTC", "Time zone of digest.time, e.g. Europe/London."),
-    Setting("metrics.token_file", "path", "",
+    _setting("digest.timezone", TEXT, "UTC", "Time zone of digest.time, e.g. Europe/London."),
+    _setting("metrics.token_file", PATH, "",
             "File holding a bearer token for /metrics; empty allows loopback clients only."),
     # Polling health (datacenter/health/model.py; docs/health.md gives the exact rules).
-    Setting("health.heartbeat_late_intervals", "float", "3",
+    _setting("health.heartbeat_late_intervals", NUMBER, "3",
             "Heartbeats are late (transport down) after this many of the agent's upload "
             "intervals, and never sooner than 2 minutes (1-100)."),
-    Setting("health.agent_down_minutes", "int", "30",
+    _setting("health.agent_down_minutes", WHOLE, "30",
             "No heartbeat for this long (and at least twice the lateness limit) means agent "
             "down (1-10080)."),
-    Setting("health.uplink_failures", "int", "3",
+    _setting("health.uplink_failures", WHOLE, "3",
             "Failed uplink sessions in a row, as a heartbeat reports them, that mean transport "
             "down (1-1000)."),
-    Setting("health.transport_hold_minutes", "int", "30",
+    _setting("health.transport_hold_minutes", WHOLE, "30",
             "Uplink failures and late heartbeats keep a site transport down this long after "
             "they are reported (1-1440)."),
-    Setting("health.missing_batch_grace_minutes", "int", "10",
+    _setting("health.missing_batch_grace_minutes", WHOLE, "10",
             "A missing batch number counts once a later batch has landed this long ago "
             "(0-1440)."),
-    Setting("health.source_down_minutes", "int", "2",
+    _setting("health.source_down_minutes", WHOLE, "2",
             "A source failing this long while its agent is alive is source down (0-1440)."),
-    Setting("health.clock_skew_seconds", "float", "120",
+    _setting("health.clock_skew_seconds", NUMBER, "120",
             "Clock skew when the agent's clock is this far from the landing host's (1-86400)."),
-    Setting("health.spool_filling_percent", "float", "70",
+    _setting("health.spool_filling_percent", NUMBER, "70",
             "Spool filling from this share of the spool's quota (1-100)."),
-    Setting("health.minimum_agent_version", "str", "",
+    _setting("health.minimum_agent_version", TEXT, "",
             "Agents older than this are version outdated; empty: this data centre's version."),
-    Setting("health.business_hours", "str", "08:00-18:00",
+    _setting("health.business_hours", TEXT, "08:00-18:00",
             "Business hours (the tenant's time zone) in which a site should have calls, HH:MM-HH:MM."),
-    Setting("health.business_days", "str", "mon,tue,wed,thu,fri",
+    _setting("health.business_days", TEXT, "mon,tue,wed,thu,fri",
             "Business days, comma-separated mon..sun."),
-    Setting("health.silent_after_minutes", "int", "60",
+    _setting("health.silent_after_minutes", WHOLE, "60",
             "Minutes into business hours before a site with no calls can be silent (1-1440)."),
-    Setting("health.silent_weeks", "int", "4",
+    _setting("health.silent_weeks", WHOLE, "4",
             "Previous same weekdays whose median call count is the usual volume (1-52)."),
-    Setting("health.silent_min_usual_calls", "int", "5",
+    _setting("health.silent_min_usual_calls", WHOLE, "5",
             "Silent only where the same weekday usually has at least this many calls by now "
             "(1-1000000)."),
-    Setting("health.heartbeat_retention_days", "int", "30",
+    _setting("health.heartbeat_retention_days", WHOLE, "30",
             "Heartbeats are kept this many days for the console's timeline (1-3650)."),
 )  # fmt: skip
-_BY_KEY = {s.key: s for s in SETTINGS}
+_BY_KEY = by_key(SETTINGS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +284,7 @@ def load_settings(
     base = source.parent if source is not None else Path.cwd()
     values: dict[str, tuple[Any, Path]] = {key: (val, base) for key, val in _flatten(raw).items()}
     for setting in SETTINGS:
-        if setting.env in environ:
+        if setting.env is not None and setting.env in environ:
             values[setting.key] = (environ[setting.env], Path.cwd())
     return _build(values, source)
 
@@ -366,7 +372,7 @@ def _build(values: Mapping[str, tuple[Any, Path]], source: Path | None) -> Setti
     def get(key: str) -> Any:
         setting = _BY_KEY[key]
         value, base = values.get(key, (setting.default, Path.cwd()))
-        return _convert(setting, value, base)
+        return setting.kind.convert(key, value, base=base)
 
     data_dir: Path = get("data_dir")
     url: str = get("store.url") or f"sqlite:///{data_dir / 'callcollect.db'}"
@@ -378,14 +384,14 @@ def _build(values: Mapping[str, tuple[Any, Path]], source: Path | None) -> Setti
         get("web.secret_key_file") if values.get("web.secret_key_file") else data_dir / "secret_key"
     )
     workers: int = get("web.workers")
-    _check_range("web.workers", workers, 1, 64)
+    check_range("web.workers", workers, 1, 64)
     bind: str = get("web.bind")
     if not _valid_bind(bind):
         raise ConfigError("web.bind", f"{bind!r} is not HOST:PORT", "write e.g. 127.0.0.1:8080")
     poll: float = get("ingest.poll_seconds")
-    _check_range("ingest.poll_seconds", poll, 0.1, 3600)
+    check_range("ingest.poll_seconds", poll, 0.1, 3600)
     claim: float = get("ingest.claim_timeout_seconds")
-    _check_range("ingest.claim_timeout_seconds", claim, 60, 86400)
+    check_range("ingest.claim_timeout_seconds", claim, 60, 86400)
     return Settings(
         data_dir=data_dir,
         store=StoreSettings(url=url),
@@ -414,11 +420,11 @@ def _alarm_sections(values: Mapping[str, tuple[Any, Path]], get: Any) -> dict[st
         raise ConfigError("smtp.tls", f"{tls!r} is not a TLS mode",
                           'write "starttls", "ssl" or "none"')  # fmt: skip
     port: int = get("smtp.port")
-    _check_range("smtp.port", port, 1, 65535)
+    check_range("smtp.port", port, 1, 65535)
     interval: float = get("alarms.interval_seconds")
-    _check_range("alarms.interval_seconds", interval, 5, 3600)
+    check_range("alarms.interval_seconds", interval, 5, 3600)
     renotify: int = get("alarms.renotify_minutes")
-    _check_range("alarms.renotify_minutes", renotify, 5, 10080)
+    check_range("alarms.renotify_minutes", renotify, 5, 10080)
     for key in ("alarms.webhook_url", "alarms.console_url"):
         url: str = get(key)
         if url and not url.startswith(("http://", "https://")):
@@ -481,7 +487,7 @@ def _health_section(get: Any) -> HealthSettings:
     numbers: dict[str, Any] = {}
     for name, (low, high) in _HEALTH_RANGES.items():
         numbers[name] = get(f"health.{name}")
-        _check_range(f"health.{name}", numbers[name], low, high)
+        check_range(f"health.{name}", numbers[name], low, high)
     hours: str = get("health.business_hours")
     start, sep, end = hours.partition("-")
     if not (sep and _valid_clock_time(start.strip()) and _valid_clock_time(end.strip())):
@@ -511,53 +517,6 @@ def _valid_clock_time(text: str) -> bool:
         sep and len(minutes) == 2 and hours.isdigit() and minutes.isdigit()
         and int(hours) < 24 and int(minutes) < 60
     )  # fmt: skip
-
-
-def _convert(setting: Setting, value: Any, base: Path) -> Any:
-    key = setting.key
-    match setting.kind:
-        case "str":
-            if not isinstance(value, str):
-                raise ConfigError(
-                    key, f"expected a string, got {value!r}", 'quote the value: "..."'
-                )
-            return value.strip()
-        case "path":
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError(key, f"expected a path, got {value!r}",
-                                  'write a quoted path, e.g. "/var/lib/callcollect"')  # fmt: skip
-            path = Path(value.strip()).expanduser()
-            return path if path.is_absolute() else (base / path).resolve()
-        case "int":
-            try:
-                if isinstance(value, bool | float):
-                    raise ValueError
-                return int(value)
-            except ValueError:
-                raise ConfigError(key, f"expected a whole number, got {value!r}",
-                                  "write a number without quotes, e.g. 4") from None  # fmt: skip
-        case "bool":
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()  # from the environment: a string
-            if text in _TRUE or text in _FALSE:
-                return text in _TRUE
-            raise ConfigError(key, f"expected true or false, got {value!r}",
-                              "write true or false without quotes") from None  # fmt: skip
-        case "float":
-            try:
-                if isinstance(value, bool):
-                    raise ValueError
-                return float(value)
-            except ValueError:
-                raise ConfigError(key, f"expected a number, got {value!r}",
-                                  "write a number without quotes, e.g. 5") from None  # fmt: skip
-    raise AssertionError(f"no conversion for {setting.kind}")  # pragma: no cover - table is static
-
-
-def _check_range(key: str, value: float, low: float, high: float) -> None:
-    if not low <= value <= high:
-        raise ConfigError(key, f"{value} is out of range", f"use a value from {low} to {high}")
 
 
 def _valid_bind(bind: str) -> bool:

@@ -1,8 +1,8 @@
 """`edge-agent`: the appliance's command.
 
-Every command lives in ``edge_agent/commands/`` and is registered here, one line each. Expected
-failures (``CallCollectError``) print one sentence and exit with the error's code, never a
-traceback.
+Every command lives in ``edge_agent/commands/`` (options and printing only; the work is in the
+feature modules) and is registered here, one line each, imported when used. Expected failures
+(``CallCollectError``) print one sentence and exit with the error's code, never a traceback.
 """
 
 from __future__ import annotations

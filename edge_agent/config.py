@@ -5,9 +5,9 @@ Contract:
 - ``load(path)`` returns ``AgentSettings`` or raises ``ConfigError`` naming the full key
   (``uplink.host``, ``sources[1].kind``) and the fix. Nothing else escapes: a file that does not
   exist, is not TOML, or holds a typo'd key is a ``ConfigError`` too.
-- ``SETTINGS`` is the one table of every scalar setting (key, kind, default, help). Defaults,
-  validation, ``agent.example.toml`` and docs/configuration.md all follow it; a test checks the
-  docs list every key.
+- ``SETTINGS`` is the one table of every scalar setting (key, kind, default, help), in the
+  shared form of ``shared.settings_table``. Defaults, validation, ``agent.example.toml`` and
+  docs/configuration.md all follow it; a test checks the docs list every key.
 - Unknown keys are errors (a typo must not silently fall back to a default). The exception is a
   ``[[sources]]`` table: ``id`` and ``kind`` are ours, every other key is an option for the
   driver of that kind, which validates it (``sources.<id>.<key>``).
@@ -25,13 +25,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from edge_agent.delivery.proxy import ProxySettings, parse_proxy_url
 from edge_agent.delivery.schedule import UploadSchedule, parse_schedule
+from shared import settings_table
 from shared.errors import ConfigError
+from shared.settings_table import (
+    REQUIRED,
+    Choice,
+    FilePath,
+    Integer,
+    Kind,
+    Listen,
+    Number,
+    OptionalPath,
+    Setting,
+    Text,
+    TimeZone,
+    by_key,
+)
 
-REQUIRED: Any = object()  # marks a setting without a default
 DEFAULT_CONFIG_PATH = Path("/etc/callcollect/agent.toml")
 AGENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # what a batch file name allows
 SOURCE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -39,148 +53,7 @@ SECTIONS = ("agent", "spool", "journal", "uplink", "delivery", "metrics")
 PROTECTIONS = ("cms", "none")
 
 
-# --- kinds: how a raw TOML value becomes a typed one ----------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Kind:
-    """How a value is checked; ``doc`` is what docs/configuration.md calls the type."""
-
-    doc: str
-
-    def convert(self, key: str, value: Any, *, base: Path) -> Any:
-        raise NotImplementedError
-
-    def describe(self) -> str:
-        return self.doc
-
-
-@dataclass(frozen=True, slots=True)
-class Text(Kind):
-    doc: str = "string"
-    pattern: re.Pattern[str] | None = None
-    pattern_help: str = ""
-    allow_empty: bool = False
-
-    def convert(self, key: str, value: Any, *, base: Path) -> Any:
-        if not isinstance(value, str):
-            raise ConfigError(key, f"expected a string, got {_toml_type(value)}", "quote the value")
-        if not value and not self.allow_empty:
-            raise ConfigError(key, "must not be empty", "set a value or remove the key")
-        if value and self.pattern is not None and not self.pattern.match(value):
-            raise ConfigError(key, f"{value!r} is not allowed", self.pattern_help)
-        return value
-
-
-@dataclass(frozen=True, slots=True)
-class Integer(Kind):
-    doc: str = "integer"
-    minimum: int = 0
-    maximum: int = 2**31
-
-    def describe(self) -> str:
-        return f"integer, {self.minimum} to {self.maximum}"
-
-    def convert(self, key: str, value: Any, *, base: Path) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(
-                key, f"expected an integer, got {_toml_type(value)}", "write a whole number"
-            )
-        if not self.minimum <= value <= self.maximum:
-            raise ConfigError(
-                key,
-                f"{value} is out of range",
-                f"use a value from {self.minimum} to {self.maximum}",
-            )
-        return value
-
-
-@dataclass(frozen=True, slots=True)
-class Number(Kind):
-    doc: str = "number"
-    minimum: float = 0.0
-    maximum: float = 1e9
-
-    def describe(self) -> str:
-        return f"number, {self.minimum:g} to {self.maximum:g}"
-
-    def convert(self, key: str, value: Any, *, base: Path) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(key, f"expected a number, got {_toml_type(value)}", "write a number")
-        if not self.minimum <= value <= self.maximum:
-            raise ConfigError(
-                key,
-                f"{value} is out of range",
-                f"use a value from {self.minimum} to {self.maximum}",
-            )
-        return float(value)
-
-
-@dataclass(frozen=True, slots=True)
-class FilePath(Kind):
-    doc: str = "path"
-
-    def convert(self, key: str, value: Any, *, base: Path) -> Any:
-        text = Text().convert(key, value, base=base)
-        return (base / Path(text).expanduser()).resolve()
-
-
-@dataclass(frozen=True, slots=True)
-class TimeZone(Kind):
-    doc: str = "IANA time zone"
-
-    def convert(self, key: str, value: Any, *, base: Path) -> Any:
-        text = Text().convert(key, value, base=base)
-        try:
-            return ZoneInfo(text)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ConfigError(
-                key,
-                f"{text!r} is not a known IANA time zone",
-                "use a name such as 'Europe/London' or 'America/Toronto' (the PBX's local zone)",
-            ) from exc
-
-
-@dataclass(frozen=True, slots=True)
-class Listen(Kind):
-    """``HOST:PORT`` on a loopback or local address, or empty for off."""
-
-    doc: str = "HOST:PORT or empty"
-
-    def convert(self, key: str, value: Any, *, base: Path) -> Any:
-        text: str = Text(allow_empty=True).convert(key, value, base=base)
-        if not text:
-            return ""
-        host, sep, port = text.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ConfigError(
-                key, f"{text!r} is not HOST:PORT", "write e.g. '127.0.0.1:9108', or '' for off"
-            )
-        return text
-
-
-@dataclass(frozen=True, slots=True)
-class Choice(Kind):
-    doc: str = "one of"
-    choices: tuple[str, ...] = ()
-
-    def describe(self) -> str:
-        return " or ".join(f'`"{c}"`' for c in self.choices)
-
-    def convert(self, key: str, value: Any, *, base: Path) -> Any:
-        text = Text().convert(key, value, base=base)
-        if text not in self.choices:
-            raise ConfigError(key, f"{text!r} is not allowed", f"use one of {self.describe()}")
-        return text
-
-
-@dataclass(frozen=True, slots=True)
-class OptionalPath(Kind):
-    doc: str = "path or empty"
-
-    def convert(self, key: str, value: Any, *, base: Path) -> Any:
-        text = Text(allow_empty=True).convert(key, value, base=base)
-        return (base / Path(text).expanduser()).resolve() if text else None
+# --- kinds of this table only (the rest are shared.settings_table's) --------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,26 +92,6 @@ class Schedule(Kind):
 
 
 # --- the table -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Setting:
-    key: str  # "section.name"
-    kind: Kind
-    default: Any
-    help: str
-
-    @property
-    def section(self) -> str:
-        return self.key.partition(".")[0]
-
-    @property
-    def name(self) -> str:
-        return self.key.partition(".")[2]
-
-    @property
-    def required(self) -> bool:
-        return self.default is REQUIRED
 
 
 _AGENT_ID = Text(
@@ -321,7 +174,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("metrics.listen", Listen(), "",
             "Address for the Prometheus /metrics endpoint, e.g. '127.0.0.1:9108'; empty is off."),
 )  # fmt: skip
-SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
+SETTINGS_BY_KEY = by_key(SETTINGS)
 
 
 # --- the typed result ------------------------------------------------------------------------
@@ -530,27 +383,9 @@ def _sources(raw: Any) -> tuple[SourceSettings, ...]:
     return tuple(out)
 
 
-def _toml_type(value: Any) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-             list: "an array", dict: "a table"}  # fmt: skip
-    return names.get(type(value), type(value).__name__)
-
-
 # --- documentation ---------------------------------------------------------------------------
 
 
 def reference_markdown() -> str:
     """The settings table of docs/configuration.md (a test keeps the page in step)."""
-    lines = ["| Key | Type | Default | Meaning |", "|---|---|---|---|"]
-    for s in SETTINGS:
-        default = "required" if s.required else f"`{_toml_literal(s.default)}`"
-        lines.append(f"| `{s.key}` | {s.kind.describe()} | {default} | {s.help} |")
-    return "\n".join(lines) + "\n"
-
-
-def _toml_literal(value: Any) -> str:
-    if isinstance(value, str) and not value:
-        return '""'
-    if isinstance(value, str):
-        return f'"{value}"'
-    return str(value)
+    return settings_table.reference_markdown(SETTINGS)

@@ -36,8 +36,9 @@ from datetime import datetime
 from functools import partial
 
 from edge_agent.journal import Journal
-from edge_agent.sources.base import Clock, ParseResult, Quarantined, RawUnit, RecordParser
+from edge_agent.sources.base import ParseResult, Quarantined, RawUnit, RecordParser
 from edge_agent.spool import Spool, SpoolError, SpoolLevel
+from shared.clock import Clock
 from shared.icdr import ICDR, format_time
 
 log = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +49,16 @@ from edge_agent.delivery.batches import Batcher, SealedBatch
 from edge_agent.delivery.enrollment import load_delivery
 from edge_agent.delivery.receipts import ReceiptInbox, ReceiptOutcome
 from edge_agent.delivery.retention import Retention
-from edge_agent.delivery.uplink import Backoff, Uplink, UploadOutcome
+from edge_agent.delivery.uplink import Uplink, UploadOutcome
 from edge_agent.health.quota import QuotaWatch, at_least
 from edge_agent.health.status import ServiceHealth, SourceView
 from edge_agent.journal import Journal
 from edge_agent.pipeline import SourcePipeline
 from edge_agent.sources import registry
-from edge_agent.sources.base import Clock, Source, SourceContext
+from edge_agent.sources.base import Source, SourceContext
 from edge_agent.spool import Spool, SpoolLevel
+from shared.backoff import Backoff, Retries
+from shared.clock import Clock, utc_now
 from shared.errors import AgentStateError, CallCollectError, TransportError
 
 log = logging.getLogger(__name__)
@@ -75,10 +77,6 @@ class AgentBusy(AgentStateError):
     """Another agent process holds the state directory."""
 
     exit_code = 10
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class AgentLock:
@@ -175,9 +173,11 @@ class Service:
         self._retention: Retention | None = None
         self._quota: QuotaWatch | None = None
         self._next_retention = 0.0  # monotonic time retention is due
-        self.backoff = Backoff(
-            minimum=settings.uplink.backoff_min_seconds,
-            maximum=settings.uplink.backoff_max_seconds,
+        self.backoff = Retries(
+            Backoff(
+                min_seconds=settings.uplink.backoff_min_seconds,
+                max_seconds=settings.uplink.backoff_max_seconds,
+            )
         )
         self._next_upload = 0.0  # monotonic time the uplink is due
         self.health = ServiceHealth(settings, clock=clock)  # heartbeat, sd_notify, /metrics
@@ -265,8 +265,10 @@ class Service:
 
     def _acquire(self, running: RunningSource) -> None:
         assert running.source.acquirer is not None
-        restart = Backoff(
-            minimum=ACQUIRER_RESTART_MIN_SECONDS, maximum=ACQUIRER_RESTART_MAX_SECONDS
+        restart = Retries(
+            Backoff(
+                min_seconds=ACQUIRER_RESTART_MIN_SECONDS, max_seconds=ACQUIRER_RESTART_MAX_SECONDS
+            )
         )
         while not self.stop_event.is_set():
             try:

@@ -41,14 +41,13 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from edge_agent.sources.base import Quarantined
+from shared.clock import utc_now
 from shared.errors import AgentStateError
 from shared.icdr import ICDR, format_time, lone_surrogate_field, parse_time
 
@@ -204,9 +203,9 @@ class Spool:
             )
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot open the spool {path}: {exc}") from exc
-        self.db = Database(conn)
+        self.db = conn
         with self._mapped("open"):
-            self.db.enable_wal()
+            self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(_SCHEMA)
@@ -244,7 +243,7 @@ class Spool:
             raise SpoolError(f"spool {self.path}: {what} failed: {exc}") from exc
 
     @contextmanager
-    def transaction(self) -> Iterator[Database]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction; nested use joins the outer one (which commits or rolls back).
 
         BEGIN IMMEDIATE takes the write lock up front, so two processes never race to upgrade a
@@ -271,7 +270,7 @@ class Spool:
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._lock, self._mapped("read"):
-            return list(self.db.query(sql, params))
+            return list(_query(self.db, sql, params))
 
     # --- parsed units in ------------------------------------------------------------------
 
@@ -289,20 +288,20 @@ class Spool:
         All in one transaction; ``cursor=None`` leaves the cursor where it is. ``now`` is the
         spooling time batches age from.
         """
-        created = format_time(now or datetime.now(UTC))
+        created = format_time(now or utc_now())
         rows, unspoolable = _spoolable(source_id, records, created)
         quarantined = [*quarantined, *unspoolable]
         with self.transaction() as db:
             # ON CONFLICT DO NOTHING skips only duplicates; OR IGNORE would also swallow a
             # NOT NULL violation, silently dropping a row
-            before = db.conn.total_changes
-            db.conn.executemany(
+            before = db.total_changes
+            db.executemany(
                 "INSERT INTO icdrs (record_id, source_id, seq, body, created) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 rows,
             )
-            inserted = db.conn.total_changes - before
-            db.conn.executemany(
+            inserted = db.total_changes - before
+            db.executemany(
                 "INSERT INTO quarantine (source_id, seq, reason, detail, raw, created) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [(q.source_id, q.seq, q.reason, q.detail, q.raw, created) for q in quarantined],
@@ -359,7 +358,7 @@ class Spool:
                 (batch.sequence, batch.file_name, batch.record_count, batch.status,
                  batch.sha256, batch.bytes, batch.created, batch.content_sha256 or batch.sha256),
             )  # fmt: skip
-            db.conn.executemany(
+            db.executemany(
                 "UPDATE icdrs SET batch_seq = ? WHERE record_id = ? AND batch_seq IS NULL",
                 [(batch.sequence, rid) for rid in record_ids],
             )
@@ -397,7 +396,7 @@ class Spool:
     def acknowledge(self, file_name: str, *, sha256: str, receipt: str, at: datetime) -> AckOutcome:
         """Record a verified receipt: the data centre holds this batch file."""
         with self.transaction() as db:
-            rows = list(db.query("SELECT * FROM batches WHERE file_name = ?", (file_name,)))
+            rows = list(_query(db, "SELECT * FROM batches WHERE file_name = ?", (file_name,)))
             if not rows:
                 return AckOutcome.UNKNOWN
             batch = _batch_row(rows[0])
@@ -477,16 +476,16 @@ class Spool:
         return batches
 
     @staticmethod
-    def _reseal(db: Database, batches: list[BatchRow]) -> None:
-        db.conn.executemany(
+    def _reseal(db: sqlite3.Connection, batches: list[BatchRow]) -> None:
+        db.executemany(
             "UPDATE batches SET status = ?, uploaded = NULL, acknowledged = NULL "
             "WHERE sequence = ? AND status = ?",
             [(BatchStatus.SEALED, b.sequence, b.status) for b in batches],
         )
 
     @staticmethod
-    def _batches_in(db: Database, status: BatchStatus) -> list[BatchRow]:
-        rows = db.query("SELECT * FROM batches WHERE status = ? ORDER BY sequence", (status,))
+    def _batches_in(db: sqlite3.Connection, status: BatchStatus) -> list[BatchRow]:
+        rows = _query(db, "SELECT * FROM batches WHERE status = ? ORDER BY sequence", (status,))
         return [_batch_row(r) for r in rows]
 
     def mark_uploaded(self, sequence: int, *, at: datetime) -> None:
@@ -585,3 +584,13 @@ def _spoolable(
             )
         )  # fmt: skip
     return rows, refused
+
+
+def _query(
+    db: sqlite3.Connection, sql: str, params: Sequence[Any] = ()
+) -> Iterator[dict[str, Any]]:
+    """The rows of ``sql`` as dicts keyed by column name."""
+    cursor = db.execute(sql, params)
+    names = [column[0] for column in cursor.description]
+    for row in cursor:
+        yield dict(zip(names, row, strict=True))

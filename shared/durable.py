@@ -3,7 +3,10 @@
 - ``atomic_write(path, data)``: readers see the old file or the whole new one, never a part. The
   bytes go to a temporary file in the same directory, are fsynced, renamed over ``path`` with
   ``os.replace``, and the directory is fsynced so the rename itself is durable. The temporary
-  file is removed if anything fails.
+  file is removed if anything fails. ``overwrite=False`` links the temporary file into place
+  instead, so an existing ``path`` is an error (``FileExistsError``) and never replaced (keys);
+  ``sync=False`` skips both fsyncs, for a file rewritten every few seconds whose loss in a
+  crash costs nothing (the agent's ``health.json``).
 - ``durable_move(src, dst)``: a rename made durable in both directories.
 - Temporary files are named ``.NAME.tmp-RANDOM``; ``remove_temporaries(dir)`` deletes leftovers
   of a crash.
@@ -27,22 +30,34 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o640) -> None:
+def atomic_write(
+    path: Path, data: bytes, *, mode: int = 0o640, overwrite: bool = True, sync: bool = True
+) -> None:
     temp = path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}")
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        temp.replace(path)
+        _write_new(temp, data, mode=mode, sync=sync)
+        if overwrite:
+            temp.replace(path)
+        else:
+            os.link(temp, path)  # FileExistsError if path exists: never replaced
+            temp.unlink()
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if sync:
+        fsync_dir(path.parent)
+
+
+def _write_new(path: Path, data: bytes, *, mode: int, sync: bool) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def durable_move(src: Path, dst: Path) -> None:

@@ -26,9 +26,10 @@ import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from shared.clock import utc_now
 from shared.errors import EnvelopeError, ICDRValidationError
 from shared.icdr import ICDR, ICDR_VERSION, format_time, loads_lines, parse_time
 
@@ -134,7 +135,7 @@ def seal_json(
         last_record_id=last_record_id,
         payload_sha256=hashlib.sha256(payload).hexdigest(),
         payload_bytes=len(payload),
-        created_at=format_time(created_at or datetime.now(UTC)),
+        created_at=format_time(created_at or utc_now()),
     )
     head = json.dumps(asdict(manifest), sort_keys=True, separators=(",", ":")).encode()
     return MAGIC + head + b"\n" + payload

@@ -24,9 +24,8 @@ typo'd command would make batches unreadable or orphan an enrolled agent.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -34,6 +33,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
+from shared.clock import utc_now
+from shared.durable import atomic_write
 from shared.errors import CallCollectError, ConfigError
 
 AGENT_CURVE = ec.SECP256R1()
@@ -163,7 +164,7 @@ def _self_signed(
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
         ]
     )
-    start = (now or datetime.now(UTC)) - CLOCK_SLACK
+    start = (now or utc_now()) - CLOCK_SLACK
     usage = x509.KeyUsage(
         digital_signature=signing, content_commitment=False, key_encipherment=not signing,
         data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
@@ -205,22 +206,15 @@ def write_public_file(path: Path, data: bytes) -> None:
 
 
 def write_new_file(path: Path, data: bytes, *, mode: int) -> None:
-    """Create ``path`` with ``data`` (fsynced); an existing file is an error, never replaced."""
+    """Create ``path`` with ``data`` durably; an existing file is an error, never replaced."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        atomic_write(path, data, mode=mode, overwrite=False)
     except FileExistsError as exc:
         raise KeyFileError(
             f"{path} already exists; keys are never overwritten (move it away first if you "
             "really mean to replace it, and re-enrol)"
         ) from exc
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def load_private_key(path: Path) -> PrivateKey:

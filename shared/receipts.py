@@ -26,9 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import re
-import secrets
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +36,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from shared.durable import atomic_write
 from shared.envelope import parse_batch_file_name
 from shared.errors import EnvelopeError, ICDRValidationError
 from shared.icdr import format_time, parse_time
@@ -128,6 +127,8 @@ def verify_receipt(data: bytes, *, certificate: x509.Certificate) -> Receipt:
         signature = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ReceiptError("receipt signature is not base64") from exc
+    if base64.b64encode(signature) != encoded:  # unused low bits of the last digit were altered
+        raise ReceiptError("receipt signature is not canonical base64 (altered)")
     try:
         public_key.verify(signature, MAGIC + body)
     except InvalidSignature as exc:
@@ -149,23 +150,7 @@ def write_receipt(receipts_dir: Path, data: bytes, *, batch_name: str) -> Path:
     ignores it (``batch_name_of``).
     """
     final = receipts_dir / receipt_file_name(batch_name)
-    temp = receipts_dir / f".{final.name}.tmp-{secrets.token_hex(4)}"
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-        try:
-            os.write(fd, data)  # a receipt is < 8 KiB: one write
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        temp.replace(final)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(receipts_dir, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(final, data, mode=0o640)
     return final
 
 

@@ -12,10 +12,10 @@ from edge_agent import config as agent_config
 from edge_agent.commands.service import config_option
 from edge_agent.delivery.batches import Batcher
 from edge_agent.delivery.enrollment import Enrolment, enroll
-from edge_agent.delivery.retention import resend
-from edge_agent.spool import BatchRow, BatchStatus, Spool
+from edge_agent.delivery.retention import resend, resendable
+from edge_agent.spool import Spool
 from shared import keys
-from shared.icdr import format_time, parse_time
+from shared.icdr import format_time
 
 # --- enroll ----------------------------------------------------------------------------------
 
@@ -103,8 +103,7 @@ def resend_command(config_path: Path, since: str, until_text: str | None, dry_ru
     state = settings.agent.state_dir
     with Spool.open(state, quota_bytes=settings.spool.quota_bytes) as spool:
         if dry_run:
-            batches = [b for status in (BatchStatus.ACKNOWLEDGED, BatchStatus.UPLOADED)
-                       for b in spool.batches(status=status) if _sealed_in(b, start, end)]  # fmt: skip
+            batches = resendable(spool, since=start, until=end)
         else:
             batcher = Batcher(spool, state_dir=state, agent_id=settings.agent.id,
                               tenant=settings.agent.tenant)  # fmt: skip
@@ -138,8 +137,3 @@ def parse_when(text: str, zone: ZoneInfo, *, option: str, end_of_day: bool = Fal
             f"{text!r} is not a date (2026-03-01) or a time (2026-03-01T14:00)", param_hint=option
         ) from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=zone)
-
-
-def _sealed_in(batch: BatchRow, start: datetime, end: datetime | None) -> bool:
-    created = parse_time("created", batch.created)
-    return start <= created and (end is None or created < end)

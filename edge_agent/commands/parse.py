@@ -1,8 +1,8 @@
 """`edge-agent parse`: run a driver's parser over a capture file, before a source goes live.
 
-Contract: every unit of the file (as the driver's file framer cuts it) is parsed exactly as the
-running agent would parse it; ICDRs go to stdout as JSON Lines, quarantined units to stderr with
-their reason and raw text, then one summary line. Quarantined units do not make the command
+Contract: every unit of the file is parsed exactly as the running agent would parse it
+(``edge_agent.sources.capture``); ICDRs go to stdout as JSON Lines, quarantined units to stderr
+with their reason and raw text, then one summary line. Quarantined units do not make the command
 fail (a PBX banner is expected); an unreadable file or a bad option does, with one sentence.
 """
 
@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
 from edge_agent.sources import registry
-from edge_agent.sources.base import ParseResult, Quarantined, RawUnit, SourceContext
+from edge_agent.sources.base import Quarantined, SourceContext
+from edge_agent.sources.capture import parse_capture
+from shared.clock import utc_now
 from shared.errors import ConfigError
 
 DEFAULT_SOURCE_ID = "capture"
 DEFAULT_AGENT_ID = "local"
-# At the end of the file, event-stream parsers close open calls as if this much time had passed.
-END_OF_FILE_HORIZON = timedelta(days=366)
 MAX_RAW_SHOWN = 200
 
 
@@ -36,7 +36,7 @@ def _option(text: str) -> tuple[str, str]:
 
 def _received_at(text: str | None) -> datetime:
     if text is None:
-        return datetime.now(UTC)
+        return utc_now()
     try:
         value = datetime.fromisoformat(text)
     except ValueError as exc:
@@ -120,11 +120,7 @@ def parse_command(
     parsed = 0
     reasons: Counter[str] = Counter()
     layouts: Counter[str] = Counter()
-    results: list[ParseResult] = []
-    for seq, unit_data in enumerate(kit.file_framer(data), start=1):
-        results.extend(kit.parser.feed(RawUnit(source_id, seq, when, unit_data)))
-    results.extend(kit.parser.flush(when + END_OF_FILE_HORIZON))
-    for result in results:
+    for result in parse_capture(kit, data, source_id=source_id, received_at=when):
         if isinstance(result, Quarantined):
             reasons[result.reason] += 1
             shown = result.raw[:MAX_RAW_SHOWN].decode("latin-1")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -14,8 +13,7 @@ import click
 from edge_agent import config as agent_config
 from edge_agent.config import DEFAULT_CONFIG_PATH, AgentSettings
 from edge_agent.delivery.enrollment import load_delivery
-from edge_agent.delivery.ssh import paramiko
-from edge_agent.delivery.uplink import connect, host_key_name, load_private_key
+from edge_agent.delivery.uplink import check_key_files, connect
 from edge_agent.health.status import read_health_file, render_health
 from edge_agent.pipeline import REPORT_KEY, SourceReport
 from edge_agent.service import LOCK_FILE, Service, holder_pid
@@ -23,7 +21,7 @@ from edge_agent.sources import registry
 from edge_agent.sources.base import SourceContext
 from edge_agent.spool import SPOOL_FILE, BatchStatus, Spool
 from edge_agent.systemd_service import configure_logging
-from shared.errors import ConfigError, TransportError
+from shared.clock import utc_now
 
 config_option = click.option(
     "-c",
@@ -61,7 +59,7 @@ def check_command(config_path: Path, try_connect: bool) -> None:
         edge-agent check -c /etc/callcollect/agent.toml --connect
     """
     settings = agent_config.load(config_path)
-    _check_key_files(settings)
+    check_key_files(settings.uplink)
     load_delivery(settings)  # the signing identity and the data centre's certificates load
     for source in settings.sources:
         ctx = SourceContext(settings.agent.id, source.id, settings.agent.timezone)
@@ -78,38 +76,6 @@ def check_command(config_path: Path, try_connect: bool) -> None:
                else f"{settings.uplink.receipts_dir}/ is MISSING (no batch can be acknowledged)")
         )  # fmt: skip
     click.echo("configuration OK")
-
-
-def _check_key_files(settings: AgentSettings) -> None:
-    u = settings.uplink
-    if not u.private_key.is_file():
-        raise ConfigError(
-            "uplink.private_key",
-            f"{u.private_key} does not exist",
-            f"generate it with `ssh-keygen -t ed25519 -N '' -f {u.private_key}` and give the "
-            ".pub to the data centre, or fix the path",
-        )
-    try:
-        load_private_key(u.private_key)
-    except TransportError as exc:
-        raise ConfigError("uplink.private_key", str(exc), "see above") from exc
-    if not u.known_hosts.is_file():
-        raise ConfigError(
-            "uplink.known_hosts",
-            f"{u.known_hosts} does not exist",
-            "create it with the data centre's host key (confirm its fingerprint with them)",
-        )
-    try:
-        pinned = paramiko.HostKeys(str(u.known_hosts)).lookup(host_key_name(u.host, u.port))
-    except (OSError, paramiko.SSHException) as exc:
-        raise ConfigError("uplink.known_hosts", f"cannot read it: {exc}", "fix the file") from exc
-    if pinned is None:
-        raise ConfigError(
-            "uplink.known_hosts",
-            f"{u.known_hosts} pins no key for {host_key_name(u.host, u.port)}",
-            f"add the data centre's key (ssh-keyscan -p {u.port} {u.host}, then confirm "
-            "its fingerprint with the data centre)",
-        )
 
 
 def _summary(settings: AgentSettings) -> str:
@@ -202,7 +168,7 @@ def status_command(config_path: Path) -> None:
         click.echo(render_status(settings, spool))
     heartbeat = read_health_file(state)  # what the running agent last sent as its heartbeat
     click.echo("")
-    click.echo(render_health(heartbeat, now=datetime.now(UTC)) if heartbeat else
+    click.echo(render_health(heartbeat, now=utc_now()) if heartbeat else
                "health: no snapshot yet (`edge-agent run` writes one every cycle)")  # fmt: skip
 
 

@@ -15,7 +15,7 @@ Contract:
   same bytes under the same name; the data centre recognises the file (same name and SHA-256)
   or, if it lost it, stores it again without duplicating a call, and sends a new receipt.
 - ``edge-agent resend --since DATE [--until DATE]`` (``edge_agent.commands.delivery``) drives
-  ``resend``.
+  ``resend`` (``resendable`` lists the same batches for ``--dry-run``).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from edge_agent.delivery.batches import Batcher
-from edge_agent.spool import BatchRow, Spool
+from edge_agent.spool import BatchRow, BatchStatus, Spool
 from shared.durable import fsync_dir
+from shared.icdr import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +75,18 @@ def resend(
     requeued = spool.requeue(since=since, until=until)
     batcher.back_to_outbox(requeued)
     return requeued
+
+
+def resendable(spool: Spool, *, since: datetime, until: datetime | None) -> list[BatchRow]:
+    """What ``resend`` would re-queue, changing nothing (``edge-agent resend --dry-run``)."""
+    return [
+        batch
+        for status in (BatchStatus.ACKNOWLEDGED, BatchStatus.UPLOADED)
+        for batch in spool.batches(status=status)
+        if _sealed_in(batch, since, until)
+    ]
+
+
+def _sealed_in(batch: BatchRow, start: datetime, end: datetime | None) -> bool:
+    created = parse_time("created", batch.created)
+    return start <= created and (end is None or created < end)

@@ -27,7 +27,8 @@ Contract:
 - Every network step has a timeout (connect, proxy hand-shake, authentication, each SFTP read
   or write), and every paramiko or socket failure becomes a ``TransportError`` whose message
   says what to do.
-- ``Backoff`` spaces failed sessions exponentially with jitter; a success resets it.
+- The service spaces failed sessions with ``shared.backoff.Retries`` (exponential, jittered);
+  a success resets it.
 
 The landing layout is the data centre's (tests/fixtures/sshd.py stands in): the session starts in
 the tenant's landing folder, which holds ``incoming/`` and ``receipts/``.
@@ -38,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import random
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -56,7 +56,7 @@ from edge_agent.delivery.receipts import ReceiptInbox, ReceiptOutcome
 from edge_agent.delivery.ssh import paramiko
 from edge_agent.spool import BatchStatus, Spool
 from shared.durable import durable_move
-from shared.errors import HostKeyMismatch, TransportError
+from shared.errors import ConfigError, HostKeyMismatch, TransportError
 from shared.receipts import MAX_RECEIPT_BYTES
 
 log = logging.getLogger(__name__)
@@ -106,23 +106,36 @@ class Throttle:
             self._sleep(ahead)
 
 
-class Backoff:
-    """Exponential back-off with jitter: wait ``min``, ``2·min``, ... up to ``max``, each ±50 %."""
-
-    def __init__(self, *, minimum: float, maximum: float, rng: random.Random | None = None) -> None:
-        self.minimum = minimum
-        self.maximum = maximum
-        self.failures = 0
-        self._rng = rng or random.Random()
-
-    def next_delay(self) -> float:
-        """Count a failure and return how long to wait before the next attempt."""
-        self.failures += 1
-        base = min(self.maximum, self.minimum * 2.0 ** min(self.failures - 1, 60))
-        return base / 2 + self._rng.uniform(0, base / 2)
-
-    def reset(self) -> None:
-        self.failures = 0
+def check_key_files(u: UplinkSettings) -> None:
+    """The private key loads and known_hosts pins the landing host (``edge-agent check``)."""
+    if not u.private_key.is_file():
+        raise ConfigError(
+            "uplink.private_key",
+            f"{u.private_key} does not exist",
+            f"generate it with `ssh-keygen -t ed25519 -N '' -f {u.private_key}` and give the "
+            ".pub to the data centre, or fix the path",
+        )
+    try:
+        load_private_key(u.private_key)
+    except TransportError as exc:
+        raise ConfigError("uplink.private_key", str(exc), "see above") from exc
+    if not u.known_hosts.is_file():
+        raise ConfigError(
+            "uplink.known_hosts",
+            f"{u.known_hosts} does not exist",
+            "create it with the data centre's host key (confirm its fingerprint with them)",
+        )
+    try:
+        pinned = paramiko.HostKeys(str(u.known_hosts)).lookup(host_key_name(u.host, u.port))
+    except (OSError, paramiko.SSHException) as exc:
+        raise ConfigError("uplink.known_hosts", f"cannot read it: {exc}", "fix the file") from exc
+    if pinned is None:
+        raise ConfigError(
+            "uplink.known_hosts",
+            f"{u.known_hosts} pins no key for {host_key_name(u.host, u.port)}",
+            f"add the data centre's key (ssh-keyscan -p {u.port} {u.host}, then confirm "
+            "its fingerprint with the data centre)",
+        )
 
 
 def host_key_name(host: str, port: int) -> str:

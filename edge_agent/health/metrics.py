@@ -5,7 +5,7 @@ Contract:
 - Off unless ``metrics.listen`` (``HOST:PORT``) is set; the appliance ships it empty and the demo
   turns it on. The listener is meant for loopback (a local node exporter or an SSH tunnel):
   it serves read-only numbers, without authentication.
-- Every value comes from the agent's latest health snapshot (``AgentHealth.current()``, rebuilt
+- Every value comes from the agent's latest health snapshot (``SnapshotSource.current()``, rebuilt
   each supervisor cycle and on each heartbeat), so a scrape never touches the spool or the
   network and costs the agent nothing. Before the first snapshot only ``callcollect_agent_info``
   is served.
@@ -17,26 +17,44 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from edge_agent.config import AgentSettings
 from shared.errors import ConfigError
-
-if TYPE_CHECKING:  # health starts the server; the collector only reads its snapshot
-    from edge_agent.health.status import AgentHealth
+from shared.heartbeat import Heartbeat
 
 PREFIX = "callcollect_agent_"
 SHUTDOWN_JOIN_SECONDS = 5.0
 
 
+class SnapshotSource(Protocol):
+    """What the collector reads (``edge_agent.health.status.AgentHealth`` is one).
+
+    A protocol rather than an import: the health module starts this server, so importing it
+    back would make the two modules a circle.
+    """
+
+    @property
+    def settings(self) -> AgentSettings: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def heartbeats_sent(self) -> int: ...
+
+    def current(self) -> Heartbeat | None: ...
+
+
 class AgentCollector(Collector):
     """Turns the latest heartbeat snapshot into metric families at scrape time."""
 
-    def __init__(self, health: AgentHealth) -> None:
+    def __init__(self, health: SnapshotSource) -> None:
         self.health = health
 
     def collect(self) -> Iterator[Metric]:
@@ -128,7 +146,7 @@ class MetricsServer:
         self._thread.join(SHUTDOWN_JOIN_SECONDS)
 
 
-def start_metrics(listen: str, health: AgentHealth) -> MetricsServer:
+def start_metrics(listen: str, health: SnapshotSource) -> MetricsServer:
     """Serve ``/metrics`` on ``listen`` (``HOST:PORT``; port 0 picks a free one)."""
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")

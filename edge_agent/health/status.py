@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import posixpath
 import shutil
 import threading
@@ -54,6 +53,8 @@ from edge_agent.delivery.ssh import paramiko
 from edge_agent.pipeline import SourcePipeline
 from edge_agent.spool import BatchStatus, Spool, SpoolError
 from edge_agent.systemd_service import Notifier
+from shared.clock import Clock
+from shared.durable import atomic_write
 from shared.errors import CallCollectError, TransportError, ValidationError
 from shared.heartbeat import (
     HEARTBEAT_FOLDER,
@@ -81,7 +82,6 @@ PROBE_PREFIX = ".clock-probe-"
 SFTP_MTIME_RESOLUTION = 1.0  # seconds: SFTP v3 attributes carry whole seconds
 MAX_ERROR_CHARS = 500
 
-Clock = Callable[[], datetime]
 DiskUsage = Callable[[Path], tuple[int, int, int]]  # shutil.disk_usage: total, used, free
 
 
@@ -243,7 +243,7 @@ class AgentHealth:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             name = heartbeat_file_name(heartbeat.agent_id, heartbeat.sent_at)
-            _write_replace(folder / name, heartbeat.to_json())
+            atomic_write(folder / name, heartbeat.to_json(), mode=0o644, sync=False)
             for old in sorted(folder.glob("*.json"))[:-MAX_PENDING]:
                 old.unlink(missing_ok=True)
         except OSError as exc:  # a full disk must not stop the agent over a heartbeat
@@ -405,7 +405,7 @@ def status_line(hb: Heartbeat) -> str:
 
 def write_health_file(state_dir: Path, heartbeat: Heartbeat) -> None:
     try:
-        _write_replace(state_dir / HEALTH_FILE, heartbeat.to_json())
+        atomic_write(state_dir / HEALTH_FILE, heartbeat.to_json(), mode=0o644, sync=False)
     except OSError as exc:
         log.warning("cannot write %s: %s", state_dir / HEALTH_FILE, exc)
 
@@ -420,15 +420,6 @@ def read_health_file(state_dir: Path) -> Heartbeat | None:
     except (OSError, ValidationError) as exc:
         log.warning("ignoring %s: %s", path, exc)
         return None
-
-
-def _write_replace(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temp.write_bytes(data)
-        temp.replace(path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 # --- the readable table (edge-agent status) -----------------------------------------------------

@@ -21,10 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import click
-
-from edge_agent.simulators.pbx_server import PbxServer, serve_until_interrupted
-from shared.errors import SourceError
+from edge_agent.simulators.pbx_server import PbxServer
 
 DEFAULT_PORT = 2007
 DEFAULT_START = datetime(2026, 5, 14, 9, 0, 0)  # local wall clock of the simulated MCS
@@ -308,76 +305,3 @@ class IpSmdrPusher:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_WR)
         return len(self._payload)
-
-
-@click.command("mcs-ipsmdr")
-@click.option(
-    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (local mode)."
-)
-@click.option("--port", type=int, default=DEFAULT_PORT, show_default=True, help="Local-mode port.")
-@click.option(
-    "--push", "push_to", metavar="HOST:PORT", help="Push mode: connect to the agent here instead."
-)
-@click.option("--calls", type=int, default=20, show_default=True, help="Calls to generate.")
-@click.option(
-    "--seed", type=int, default=1, show_default=True, help="Random seed (same seed, same calls)."
-)
-@click.option(
-    "--pad", default="0", show_default=True, help="Item padding character, as set in MCS."
-)
-@click.option(
-    "--interval", type=float, default=0.2, show_default=True, help="Seconds between lines."
-)
-@click.option(
-    "--start",
-    type=click.DateTime(),
-    default=None,
-    help="Wall-clock time of the first call at the MCS (default: 2026-05-14 09:00).",
-)
-def simulate_mcs_ipsmdr(
-    host: str,
-    port: int,
-    push_to: str | None,
-    calls: int,
-    seed: int,
-    pad: str,
-    interval: float,
-    start: datetime | None,
-) -> None:
-    """Play a Mitel Communication Service sending IP SMDR events (formats.md §3).
-
-    Local mode (default) listens like MCS on port 2007 and sends every client the events of
-    the generated calls; push mode connects out to an agent listening for MCS:
-
-        edge-agent simulate mcs-ipsmdr --port 2007 --calls 50
-        edge-agent simulate mcs-ipsmdr --push 127.0.0.1:9007 --pad " "
-
-    Stop it with Ctrl-C.
-    """
-    if len(pad) != 1 or pad == "|":
-        raise click.BadParameter("give exactly one character other than '|'", param_hint="--pad")
-    first = start if start is not None else DEFAULT_START
-    lines = interleave(generate_calls(count=calls, seed=seed, pad=pad, start=first))
-    if push_to:
-        target_host, _, target_port = push_to.rpartition(":")
-        if not target_host or not target_port.isdigit():
-            raise click.BadParameter("use HOST:PORT, e.g. 127.0.0.1:9007", param_hint="--push")
-        try:
-            sent = IpSmdrPusher(
-                lines, host=target_host, port=int(target_port), interval=interval
-            ).push()
-        except OSError as exc:
-            raise SourceError(  # the simulated PBX cannot reach the agent's listener
-                f"cannot push to {push_to}: {exc}; start the agent's push listener first"
-            ) from exc
-        click.echo(f"pushed {sent} events of {calls} calls to {push_to}")
-        return
-    server = IpSmdrServer(lines, host=host, port=port, interval=interval)
-    serve_until_interrupted(
-        server.server,
-        host=host,
-        port=port,
-        banner=lambda bound: (
-            f"MCS IP SMDR simulator on {host}:{bound}: {len(lines)} events; Ctrl-C stops"
-        ),
-    )

@@ -27,12 +27,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import TextIO
 from zoneinfo import ZoneInfo
 
-import click
-
-from edge_agent.simulators.pbx_server import PbxServer, serve_until_interrupted
+from edge_agent.simulators.pbx_server import PbxServer
 from edge_agent.sources.mivb_smdr.layout import LayoutFlags, column_map, format_record
 from shared.icdr import Completion, Direction
 
@@ -504,95 +501,3 @@ class SmdrSimulatorServer:
             with self._changed:
                 self._delivered = max(self._delivered, cursor)
                 self._changed.notify_all()
-
-
-# --- command line -----------------------------------------------------------------------------
-
-
-@click.command("mivb-smdr")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port", type=int, default=DEFAULT_PORT, show_default=True, help="Port to listen on."
-)
-@click.option("--count", type=click.IntRange(0), default=100, show_default=True, help="Calls.")
-@click.option(
-    "--rate", type=float, default=2.0, show_default=True, help="Lines per second (0: at once)."
-)
-@click.option(
-    "--layout",
-    default="standard",
-    show_default=True,
-    help="SMDR options that move columns: standard, or A, L2, X, ANI, OLI, M joined by '+'.",
-)
-@click.option(
-    "--clock", type=click.Choice(["24h", "12h"]), default="24h", show_default=True, help="Clock."
-)
-@click.option("--timezone", "tz", default="UTC", show_default=True, help="Site IANA time zone.")
-@click.option("--start", help="Wall-clock time of the first call, ISO 8601 (default: now).")
-@click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
-@click.option(
-    "--drop-after", type=click.IntRange(1), help="Close each connection after this many lines."
-)
-@click.option(
-    "--write",
-    "write_to",
-    type=click.File("w", encoding="latin-1", lazy=False),  # a bad path is a usage error (2)
-    help="Write the lines to this file (- for stdout) instead of serving them.",
-)
-def simulate_mivb_smdr(
-    host: str,
-    port: int,
-    count: int,
-    rate: float,
-    layout: str,
-    clock: str,
-    tz: str,
-    start: str | None,
-    seed: int,
-    drop_after: int | None,
-    write_to: TextIO | None,
-) -> None:
-    """Play a MiVoice Business SMDR port (formats.md §2): fixed-width lines over TCP, CR LF.
-
-    The simulator is the server, as the PBX is; point a `mivb-smdr` source at it. Lines are
-    buffered while no collector is connected and sent when one connects, as the controller
-    does. Example, then Ctrl-C to stop:
-
-        edge-agent simulate mivb-smdr --port 1752 --rate 2 --count 500 --layout L2 \\
-            --timezone Europe/London
-
-    Write a capture file instead, to rehearse `edge-agent parse`:
-
-        edge-agent simulate mivb-smdr --count 50 --layout A+L2+X --write capture.txt
-    """
-    try:
-        flags = LayoutFlags.parse(layout)
-        zone = ZoneInfo(tz)
-    except (ValueError, KeyError) as exc:
-        raise click.UsageError(
-            f"{exc}; use a layout such as standard or A+L2+X and a zone such as Europe/London"
-        ) from exc
-    try:
-        first = datetime.fromisoformat(start) if start else datetime.now(zone)
-    except ValueError as exc:
-        raise click.BadParameter(
-            f"{start!r} is not ISO 8601, e.g. 2026-05-14T09:00", param_hint="--start"
-        ) from exc
-    calls = generate_calls(count=count, seed=seed, start=first, layout=flags, tz=zone, clock=clock)
-    if write_to is not None:
-        for call in calls:
-            write_to.write(call.line + "\r\n")
-        return
-    server = SmdrSimulatorServer(
-        calls, host=host, port=port, rate_per_second=rate, drop_after_lines=drop_after
-    )
-
-    def all_sent() -> None:
-        server.wait_until_sent(timeout=None)
-        click.echo(f"all {count} lines sent; the port stays open until Ctrl-C")
-
-    serve_until_interrupted(
-        server, host=host, port=port, then=all_sent,
-        banner=lambda bound: f"MiVB SMDR simulator on {host}:{bound}: {count} calls, "
-        f"layout {flags.name}, {rate:g} lines/s; Ctrl-C stops",
-    )  # fmt: skip

@@ -25,9 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import click
-
-from edge_agent.simulators.pbx_server import PbxServer, recv_exactly, serve_until_interrupted
+from edge_agent.simulators.pbx_server import PbxServer, recv_exactly
 from edge_agent.sources.mivo250_oai.wire import join_fields, read_command
 from edge_agent.sources.mivo250_socket.framing import (
     LENGTH_BYTES,
@@ -408,44 +406,3 @@ def _read_frame(conn: socket.socket, stop: threading.Event) -> bytes | None:
     if not 1 <= length <= MAX_OAI_FRAME:
         return None
     return recv_exactly(conn, length, stop)
-
-
-@click.command("mivo250-oai")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port", type=int, default=DEFAULT_PORT, show_default=True, help="Port to listen on."
-)
-@click.option(
-    "--password", default="", help="OAI password the client must send (empty by default)."
-)
-@click.option("--calls", type=int, default=20, show_default=True, help="Calls to generate.")
-@click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
-@click.option(
-    "--speed",
-    type=float,
-    default=1.0,
-    show_default=True,
-    help="1 = real time, 10 = ten times faster, 0 = at once.",
-)
-def simulate_mivo250_oai(
-    host: str, port: int, password: str, calls: int, seed: int, speed: float
-) -> None:
-    """Play a MiVoice Office 250 System OAI socket (formats.md §5).
-
-    A client logs in (type 0x87), starts a monitor (`_MS`) and then receives the call events of
-    the generated calls, paced by their offsets; `_NO` keep-alives are confirmed:
-
-        edge-agent simulate mivo250-oai --port 4000 --calls 30 --speed 10
-
-    Stop it with Ctrl-C.
-    """
-    frames = interleave(generate_calls(count=calls, seed=seed), noise_every=10)
-    server = Mivo250OaiServer(frames, password=password, host=host, port=port, speed=speed)
-    serve_until_interrupted(
-        server.server,
-        host=host,
-        port=port,
-        banner=lambda bound: (
-            f"MiVO250 OAI simulator on {host}:{bound}: {len(frames)} frames; Ctrl-C stops"
-        ),
-    )

@@ -21,9 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import time as clock_time
 
-import click
-
-from edge_agent.simulators.pbx_server import PbxServer, recv_exactly, serve_until_interrupted
+from edge_agent.simulators.pbx_server import PbxServer, recv_exactly
 from edge_agent.sources.mivo250_socket.framing import (
     LENGTH_BYTES,
     MAX_SMDR_FRAME,
@@ -191,38 +189,3 @@ class Mivo250SmdrServer:
             if self._interval:
                 stop.wait(self._interval)
         stop.wait()  # the PBX keeps the socket open and sends records as calls end
-
-
-@click.command("mivo250-smdr")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port", type=int, default=DEFAULT_PORT, show_default=True, help="Port to listen on."
-)
-@click.option("--password", default="", help="SMDR socket password the client must send.")
-@click.option("--records", type=int, default=20, show_default=True, help="Records to send.")
-@click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
-@click.option(
-    "--interval", type=float, default=0.5, show_default=True, help="Seconds between records."
-)
-def simulate_mivo250_smdr(
-    host: str, port: int, password: str, records: int, seed: int, interval: float
-) -> None:
-    """Play a MiVoice Office 250 SMDR socket (formats.md §4): login 0x84, length-prefixed records.
-
-    A client that logs in with the right password receives the generated records; a wrong
-    password closes the connection, as the PBX does:
-
-        edge-agent simulate mivo250-smdr --port 4000 --password s3cret --records 100
-
-    Stop it with Ctrl-C.
-    """
-    texts = [record.text for record in generate_records(count=records, seed=seed)]
-    server = Mivo250SmdrServer(texts, password=password, host=host, port=port, interval=interval)
-    serve_until_interrupted(
-        server.server,
-        host=host,
-        port=port,
-        banner=lambda bound: (
-            f"MiVO250 SMDR simulator on {host}:{bound}: {records} records; Ctrl-C stops"
-        ),
-    )

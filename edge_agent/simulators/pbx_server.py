@@ -11,14 +11,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Protocol
-
-import click
-
-from shared.errors import SourceError
 
 ACCEPT_POLL_SECONDS = 0.2
 JOIN_SECONDS = 5.0
@@ -133,43 +127,3 @@ def recv_exactly(conn: socket.socket, count: int, stop: threading.Event) -> byte
             return None
         data += chunk
     return bytes(data)
-
-
-class Serving(Protocol):
-    """A simulator's server as `serve_until_interrupted` drives it."""
-
-    @property
-    def port(self) -> int: ...
-
-    def start(self) -> object: ...
-
-    def stop(self) -> None: ...
-
-
-def serve_until_interrupted(
-    server: Serving,
-    *,
-    host: str,
-    port: int,
-    banner: Callable[[int], str],
-    then: Callable[[], None] | None = None,
-) -> None:
-    """What a `simulate` command does with its server: listen (a busy port is one clear
-    sentence), print ``banner(bound_port)``, run ``then`` (e.g. wait for a finite feed to be
-    sent), serve until Ctrl-C, stop."""
-    try:
-        server.start()
-    except OSError as exc:
-        raise SourceError(  # the simulated PBX cannot offer its link: a PBX-side failure
-            f"cannot listen on {host}:{port}: {exc}; pick another --port"
-        ) from exc
-    click.echo(banner(server.port))
-    try:
-        if then is not None:
-            then()
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()

@@ -21,15 +21,13 @@ files, so connection options are not needed). Both raise ``ConfigError`` naming
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from shared.icdr import ICDR
-
-Clock = Callable[[], datetime]  # returns an aware UTC datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,13 @@ from typing import Any
 
 from edge_agent.sources.base import SourceContext
 from edge_agent.sources.streams.lines import LineFramer
-from edge_agent.sources.streams.tcp import Backoff, FramerFactory, Handshake, TcpClientAcquirer
+from edge_agent.sources.streams.tcp import (
+    SOURCE_JITTER,
+    FramerFactory,
+    Handshake,
+    TcpClientAcquirer,
+)
+from shared.backoff import Backoff
 from shared.errors import ConfigError
 
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 10.0
@@ -133,7 +139,9 @@ class ReconnectOptions:
 
     def backoff(self) -> Backoff:
         return Backoff(
-            min_seconds=self.reconnect_min_seconds, max_seconds=self.reconnect_max_seconds
+            min_seconds=self.reconnect_min_seconds,
+            max_seconds=self.reconnect_max_seconds,
+            jitter=SOURCE_JITTER,
         )
 
     def client(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -286,7 +287,9 @@ def test_kill_9_agent_during_lcscdr_polls(
     site.agent.stop()
     elapsed = time.monotonic() - began
     last_report = site.spool_state(REPORT_KEY, source=SOURCE_ID)
-    assert last_report is not None and "sweep" in last_report, (
+    # The last report is a sweep or, when the agent outlived one poll interval (a slower
+    # machine), a plain poll: either shows polls report under the key the kills are told by.
+    assert last_report is not None and re.search(r'"message": "(sweep|poll) ', last_report), (
         f"harness: polls report under {REPORT_KEY!r}, or no kill can be told to be inside one: "
         f"{last_report!r}"
     )

@@ -15,7 +15,8 @@ from datacenter.store.scoped import TenantScope
 from datacenter.store.tables.core import calls
 from datacenter.store.tables.rating import unrated_calls
 from shared.icdr import ICDR, Direction
-from tests.fixtures.store import gen_agent, gen_icdr, gen_tenant
+from tests.factories import gen_outgoing_call
+from tests.fixtures.store import gen_agent, gen_tenant
 
 NOW = datetime(2026, 7, 1, 9, 30, 15, 250000, tzinfo=UTC)
 
@@ -41,8 +42,8 @@ def test_calls_written_in_bulk_read_back_through_the_table_types(
     store: sa.Engine, tenant_id: int
 ) -> None:
     records = [
-        gen_icdr(1, flags=("unsupervised",), extra={"layout": "L2"}, account_code="4711"),
-        gen_icdr(2, direction=Direction.IN, answered=False, answer=None, talk_seconds=0),
+        gen_outgoing_call(1, flags=("unsupervised",), extra={"layout": "L2"}, account_code="4711"),
+        gen_outgoing_call(2, direction=Direction.IN, answered=False, answer=None, talk_seconds=0),
     ]
     with write_transaction(store) as conn:
         rows = [_call_row(conn, tenant_id, rec, "edge-1-0000000001.ccb") for rec in records]
@@ -62,7 +63,7 @@ def test_calls_written_in_bulk_read_back_through_the_table_types(
 
 
 def test_only_new_keys_are_added_and_a_repeated_key_once(store: sa.Engine, tenant_id: int) -> None:
-    a, b, c = gen_icdr(1), gen_icdr(2), gen_icdr(3)
+    a, b, c = gen_outgoing_call(1), gen_outgoing_call(2), gen_outgoing_call(3)
     with write_transaction(store) as conn:
         rows = [_call_row(conn, tenant_id, rec, name) for rec, name in
                 ((a, "first.ccb"), (b, "first.ccb"), (a, "again.ccb"))]  # fmt: skip
@@ -79,7 +80,7 @@ def test_only_new_keys_are_added_and_a_repeated_key_once(store: sa.Engine, tenan
 def test_a_key_taken_in_another_tenant_does_not_count(store: sa.Engine, tenant_id: int) -> None:
     other = gen_tenant(store, "globex").tenant_id
     gen_agent(store, "globex", "edge-1")
-    rec = gen_icdr(1)
+    rec = gen_outgoing_call(1)
     for tenant in (tenant_id, other):
         with write_transaction(store) as conn:
             added = insert_new_rows(conn, calls, [_call_row(conn, tenant, rec, "f.ccb")],
@@ -88,7 +89,7 @@ def test_a_key_taken_in_another_tenant_does_not_count(store: sa.Engine, tenant_i
 
 
 def test_appended_rows_keep_json_times_and_nulls(store: sa.Engine, tenant_id: int) -> None:
-    rec = gen_icdr(1)
+    rec = gen_outgoing_call(1)
     explanation = {"steps": ["no dial plan"], "direction": "out", "cost": None}
     with write_transaction(store) as conn:
         insert_new_rows(conn, calls, [_call_row(conn, tenant_id, rec, "f.ccb")],
@@ -105,11 +106,11 @@ def test_appended_rows_keep_json_times_and_nulls(store: sa.Engine, tenant_id: in
 
 
 def test_appending_an_existing_key_raises_and_rolls_back(store: sa.Engine, tenant_id: int) -> None:
-    rec = gen_icdr(1)
+    rec = gen_outgoing_call(1)
     with write_transaction(store) as conn:
         append_rows(conn, calls, [_call_row(conn, tenant_id, rec, "first.ccb")])
     with pytest.raises(sa.exc.IntegrityError), write_transaction(store) as conn:
-        append_rows(conn, calls, [_call_row(conn, tenant_id, gen_icdr(2), "second.ccb"),
+        append_rows(conn, calls, [_call_row(conn, tenant_id, gen_outgoing_call(2), "second.ccb"),
                                   _call_row(conn, tenant_id, rec, "second.ccb")])  # fmt: skip
     with store.connect() as conn:
         assert conn.execute(sa.select(calls.c.landed_file)).scalars().all() == ["first.ccb"]
@@ -123,7 +124,7 @@ def test_the_postgresql_staging_table_is_empty_after_each_commit(
     with store.connect() as conn:
         for n in (1, 2):
             with conn.begin():
-                insert_new_rows(conn, calls, [_call_row(conn, tenant_id, gen_icdr(n), "f.ccb")],
+                insert_new_rows(conn, calls, [_call_row(conn, tenant_id, gen_outgoing_call(n), "f.ccb")],
                                 key="record_id", scope=("tenant_id", tenant_id))  # fmt: skip
                 staged = conn.exec_driver_sql("SELECT count(*) FROM calls_staging").scalar_one()
                 assert staged == 1  # this transaction's row only

@@ -19,9 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from datacenter.settings import MetricsSettings
 from datacenter.web import create_app
 from shared.envelope import batch_file_name, seal
+from tests.factories import gen_outgoing_call
 from tests.fixtures.console import ConsoleStore, seed_console_store
 from tests.fixtures.ports import free_port, wait_for_port
-from tests.fixtures.store import gen_icdr
 from tests.fixtures.web import ACME_AGENT
 
 DATACENTER = Path(sys.executable).with_name("datacenter")
@@ -46,7 +46,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     incoming = settings.landing.tenant_dir("acme", "incoming")
     waiting = incoming / batch_file_name(ACME_AGENT, 7)
     waiting.write_bytes(
-        seal([gen_icdr(1, agent_id=ACME_AGENT)], agent_id=ACME_AGENT, tenant="acme", sequence=7)
+        seal(
+            [gen_outgoing_call(1, agent_id=ACME_AGENT)],
+            agent_id=ACME_AGENT,
+            tenant="acme",
+            sequence=7,
+        )
     )
     old = time.time() - WAITING_AGE_SECONDS
     os.utime(waiting, (old, old))

@@ -29,8 +29,9 @@ from datacenter.settings import LandingSettings, Settings
 from edge_agent.health.status import read_health_file
 from edge_agent.simulators.mivb_smdr import SmdrSimulatorServer, generate_calls
 from shared.heartbeat import HEARTBEAT_FOLDER, Heartbeat, SourceStatus, heartbeat_file_name
+from tests.factories import gen_outgoing_call
 from tests.fixtures.sshd import SshdServer
-from tests.fixtures.store import gen_agent, gen_batch, gen_icdr, gen_tenant, land
+from tests.fixtures.store import gen_agent, gen_batch, gen_tenant, land
 
 pytestmark = pytest.mark.sshd
 ROOT = Path(__file__).resolve().parents[2]
@@ -200,10 +201,12 @@ def land_history(site: Site, *, today_calls: int) -> None:
         day = TUESDAY_3PM - timedelta(weeks=week)
         for n in range(10):
             start = day.replace(hour=9) + timedelta(minutes=30 * n)
-            records.append(gen_icdr(week * 100 + n, start=start, agent_id=AGENT, source_id="pbx"))
+            records.append(
+                gen_outgoing_call(week * 100 + n, start=start, agent_id=AGENT, source_id="pbx")
+            )
     for n in range(today_calls):
         start = TUESDAY_3PM.replace(hour=10) + timedelta(minutes=n)
-        records.append(gen_icdr(900 + n, start=start, agent_id=AGENT, source_id="pbx"))
+        records.append(gen_outgoing_call(900 + n, start=start, agent_id=AGENT, source_id="pbx"))
     name, data = gen_batch(records, tenant=TENANT, agent_id=AGENT, sequence=1)
     land(site.settings, TENANT, name, data)
 

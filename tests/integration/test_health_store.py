@@ -19,7 +19,8 @@ from datacenter.settings import Settings
 from datacenter.store.scoped import TenantScope
 from datacenter.store.tables.health import agent_heartbeats
 from shared.heartbeat import HEARTBEAT_FOLDER, Heartbeat, UplinkStatus, heartbeat_file_name
-from tests.fixtures.store import gen_agent, gen_batch, gen_icdr, gen_tenant, land
+from tests.factories import gen_outgoing_call
+from tests.fixtures.store import gen_agent, gen_batch, gen_tenant, land
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -111,7 +112,7 @@ def test_facts_carry_the_newest_heartbeat_trouble_and_gaps(
     store: sa.Engine, dc_settings: Settings
 ) -> None:
     for sequence in (1, 2, 5, 6, 9):
-        name, data = gen_batch([gen_icdr(sequence)], tenant="acme", sequence=sequence)
+        name, data = gen_batch([gen_outgoing_call(sequence)], tenant="acme", sequence=sequence)
         land(dc_settings, "acme", name, data)
     failing = heartbeat(NOW - timedelta(minutes=5),
                         uplink=UplinkStatus(failures_in_a_row=4, last_error="refused"))  # fmt: skip
@@ -133,7 +134,7 @@ def test_facts_carry_the_newest_heartbeat_trouble_and_gaps(
 @pytest.mark.usefixtures("acme")
 def test_call_counts_per_source_and_hour(store: sa.Engine, dc_settings: Settings) -> None:
     base = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
-    records = [gen_icdr(n, start=base + timedelta(minutes=25 * n), source_id=f"pbx-{n % 2}")
+    records = [gen_outgoing_call(n, start=base + timedelta(minutes=25 * n), source_id=f"pbx-{n % 2}")
                for n in range(6)]  # fmt: skip
     name, data = gen_batch(records, tenant="acme")
     land(dc_settings, "acme", name, data)

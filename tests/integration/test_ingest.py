@@ -21,7 +21,8 @@ from datacenter.store.scoped import TenantScope
 from datacenter.store.tables.core import agents, call_days, calls, landed_files
 from shared.envelope import MAGIC
 from shared.icdr import Direction
-from tests.fixtures.store import gen_agent, gen_batch, gen_icdr, gen_tenant, land
+from tests.factories import gen_outgoing_call
+from tests.fixtures.store import gen_agent, gen_batch, gen_tenant, land
 
 
 @pytest.fixture
@@ -48,8 +49,8 @@ def _archived(settings: Settings, slug: str = "acme") -> list[Path]:
 def test_good_file_is_stored_with_every_field(setup: tuple[sa.Engine, Settings]) -> None:
     engine, settings = setup
     records = [
-        gen_icdr(1, flags=("unsupervised",), account_code="4711", extra={"k": "v"}),
-        gen_icdr(2, direction=Direction.IN, answered=False, answer=None, talk_seconds=0),
+        gen_outgoing_call(1, flags=("unsupervised",), account_code="4711", extra={"k": "v"}),
+        gen_outgoing_call(2, direction=Direction.IN, answered=False, answer=None, talk_seconds=0),
     ]
     name, data = gen_batch(records, sequence=7)
     path = land(settings, "acme", name, data)
@@ -95,9 +96,9 @@ def test_rollup_counts_inserted_rows_by_tenant_local_day(setup: tuple[sa.Engine,
     # 23:30 UTC on 28 June is 00:30 on 29 June in London (BST).
     late = datetime(2026, 6, 28, 23, 30, tzinfo=UTC)
     records = [
-        gen_icdr(1, start=late, talk_seconds=100),
-        gen_icdr(2, start=late - timedelta(hours=2), talk_seconds=40),
-        gen_icdr(3, start=late, answered=False, answer=None, talk_seconds=0),
+        gen_outgoing_call(1, start=late, talk_seconds=100),
+        gen_outgoing_call(2, start=late - timedelta(hours=2), talk_seconds=40),
+        gen_outgoing_call(3, start=late, answered=False, answer=None, talk_seconds=0),
     ]
     land(settings, "acme", *gen_batch(records[:2], sequence=1))
     ingest_once(engine, settings)
@@ -118,7 +119,7 @@ def test_rollup_counts_inserted_rows_by_tenant_local_day(setup: tuple[sa.Engine,
 
 def test_resent_identical_file_changes_nothing(setup: tuple[sa.Engine, Settings]) -> None:
     engine, settings = setup
-    name, data = gen_batch([gen_icdr(n) for n in range(5)], sequence=1)
+    name, data = gen_batch([gen_outgoing_call(n) for n in range(5)], sequence=1)
     land(settings, "acme", name, data)
     ingest_once(engine, settings)
     before = (_count(engine, calls), _landed(engine)[name]._asdict())
@@ -136,7 +137,7 @@ def test_same_records_under_a_new_sequence_are_counted_as_duplicates(
     setup: tuple[sa.Engine, Settings],
 ) -> None:
     engine, settings = setup
-    records = [gen_icdr(n) for n in range(4)]
+    records = [gen_outgoing_call(n) for n in range(4)]
     land(settings, "acme", *gen_batch(records, sequence=1))
     ingest_once(engine, settings)
     land(settings, "acme", *gen_batch(records, sequence=2))
@@ -152,7 +153,7 @@ def test_crash_after_commit_before_move_is_harmless(
     setup: tuple[sa.Engine, Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine, settings = setup
-    name, data = gen_batch([gen_icdr(n) for n in range(3)])
+    name, data = gen_batch([gen_outgoing_call(n) for n in range(3)])
     land(settings, "acme", name, data)
     monkeypatch.setattr("datacenter.ingest.worker.archive", _crash)
     with pytest.raises(KeyboardInterrupt):
@@ -184,7 +185,7 @@ def _bit_flipped(data: bytes) -> bytes:
 def _bad_payload(_data: bytes) -> bytes:
     """Framing and digest right, payload not gzip: only decompression finds it."""
     payload = b"not gzip at all"
-    _name, good = gen_batch([gen_icdr(1)])
+    _name, good = gen_batch([gen_outgoing_call(1)])
     head = good[len(MAGIC) : good.index(b"\n", len(MAGIC))].decode()
     manifest = json.loads(head)
     manifest.update(payload_bytes=len(payload), payload_sha256=hashlib.sha256(payload).hexdigest())
@@ -215,7 +216,7 @@ def test_bad_files_are_quarantined_with_reason(
     reason: str,
 ) -> None:
     engine, settings = setup
-    records = [gen_icdr(n, agent_id=agent_id) for n in range(3)]
+    records = [gen_outgoing_call(n, agent_id=agent_id) for n in range(3)]
     name, data = gen_batch(records, tenant=manifest_tenant, agent_id=agent_id)
     bad = damage(data)  # type: ignore[operator]
     land(settings, "acme", name, bad)
@@ -237,9 +238,11 @@ def test_renamed_file_and_foreign_records_are_quarantined(
     setup: tuple[sa.Engine, Settings],
 ) -> None:
     engine, settings = setup
-    _name, data = gen_batch([gen_icdr(1)], sequence=5)
+    _name, data = gen_batch([gen_outgoing_call(1)], sequence=5)
     land(settings, "acme", "edge-1-0000000006.ccb", data)
-    _name, mixed = gen_batch([gen_icdr(2), gen_icdr(3, agent_id="edge-2")], sequence=8)
+    _name, mixed = gen_batch(
+        [gen_outgoing_call(2), gen_outgoing_call(3, agent_id="edge-2")], sequence=8
+    )
     land(settings, "acme", "edge-1-0000000008.ccb", mixed)
     report = ingest_once(engine, settings)
     reasons = sorted(o.reason for o in report.outcomes)
@@ -255,7 +258,7 @@ def test_quarantined_file_moved_back_after_enrolment_is_ingested(
     setup: tuple[sa.Engine, Settings],
 ) -> None:
     engine, settings = setup
-    name, data = gen_batch([gen_icdr(1, agent_id="edge-2")], agent_id="edge-2")
+    name, data = gen_batch([gen_outgoing_call(1, agent_id="edge-2")], agent_id="edge-2")
     land(settings, "acme", name, data)
     assert ingest_once(engine, settings).outcomes[0].status == "quarantined"
     gen_agent(engine, "acme", "edge-2")
@@ -272,8 +275,8 @@ def test_different_file_under_a_stored_name_is_kept_in_quarantine(
     setup: tuple[sa.Engine, Settings],
 ) -> None:
     engine, settings = setup
-    name, first = gen_batch([gen_icdr(1)], sequence=1)
-    _same_name, second = gen_batch([gen_icdr(2)], sequence=1)
+    name, first = gen_batch([gen_outgoing_call(1)], sequence=1)
+    _same_name, second = gen_batch([gen_outgoing_call(2)], sequence=1)
     land(settings, "acme", name, first)
     ingest_once(engine, settings)
     land(settings, "acme", name, second)
@@ -293,7 +296,7 @@ def test_uploads_in_progress_stray_files_and_unknown_folders_are_left_alone(
     setup: tuple[sa.Engine, Settings],
 ) -> None:
     engine, settings = setup
-    name, data = gen_batch([gen_icdr(1)])
+    name, data = gen_batch([gen_outgoing_call(1)])
     part = land(settings, "acme", name + ".part", data)
     stray = land(settings, "acme", "notes.txt", b"hello")
     orphan = land(settings, "nobody", name, data)
@@ -310,7 +313,7 @@ def test_live_claim_is_skipped_and_stale_claim_taken_over(
     setup: tuple[sa.Engine, Settings],
 ) -> None:
     engine, settings = setup
-    name, data = gen_batch([gen_icdr(1)])
+    name, data = gen_batch([gen_outgoing_call(1)])
     land(settings, "acme", name, data)
     with write_transaction(engine) as conn:
         tenant_id = conn.execute(sa.select(agents.c.tenant_id)).scalar_one()
@@ -342,7 +345,9 @@ def test_racing_workers_take_each_file_once(setup: tuple[sa.Engine, Settings]) -
     files = 12
     for seq in range(files):
         land(
-            settings, "acme", *gen_batch([gen_icdr(seq * 10 + i) for i in range(10)], sequence=seq)
+            settings,
+            "acme",
+            *gen_batch([gen_outgoing_call(seq * 10 + i) for i in range(10)], sequence=seq),
         )
     reports: list[IngestReport] = []
     errors: list[BaseException] = []
@@ -380,7 +385,7 @@ def test_call_values_follow_the_table_column_order() -> None:
         "parent_call_id", "raw", "parser_version",
     )  # fmt: skip
     numbers = ("utc_offset_minutes", "ring_seconds", "talk_seconds", "hold_seconds")
-    rec = gen_icdr(
+    rec = gen_outgoing_call(
         3, answer=None, flags=("a",), answered=True, transferred=False, conference=True,
         **{name: name for name in texts},
         **{name: i + 11 for i, name in enumerate(numbers)},
@@ -403,7 +408,11 @@ def test_a_record_the_database_refuses_quarantines_the_file(
 ) -> None:
     """PostgreSQL text cannot hold NUL; SQLite can. Either way nothing is lost or half-stored."""
     engine, settings = setup
-    land(settings, "acme", *gen_batch([gen_icdr(1), gen_icdr(2, raw="bad\x00byte")]))
+    land(
+        settings,
+        "acme",
+        *gen_batch([gen_outgoing_call(1), gen_outgoing_call(2, raw="bad\x00byte")]),
+    )
     [outcome] = ingest_once(engine, settings).outcomes
     if backend == "postgres":
         assert outcome.status == "quarantined"
@@ -424,7 +433,7 @@ def test_rating_finds_each_new_call_by_primary_key_on_a_fresh_postgres_store(
     if backend != "postgres":
         pytest.skip("the plan in question is PostgreSQL's")
     engine, settings = setup
-    land(settings, "acme", *gen_batch([gen_icdr(n) for n in range(2000)]))
+    land(settings, "acme", *gen_batch([gen_outgoing_call(n) for n in range(2000)]))
     assert ingest_once(engine, settings).inserted == 2000
     # The foreign-key check's own query (ri_triggers.c), planned as the check plans it.
     check = sa.text(
@@ -434,7 +443,7 @@ def test_rating_finds_each_new_call_by_primary_key_on_a_fresh_postgres_store(
     with engine.connect() as conn:
         tenant = conn.execute(sa.select(calls.c.tenant_id).limit(1)).scalar_one()
         [plan] = conn.execute(
-            check, {"tenant": tenant, "record": gen_icdr(7).record_id}
+            check, {"tenant": tenant, "record": gen_outgoing_call(7).record_id}
         ).scalar_one()
     scan = plan["Plan"]["Plans"][0]
     assert (scan["Node Type"], scan.get("Index Name")) == ("Index Scan", "pk_calls")
@@ -449,11 +458,11 @@ def test_run_forever_ingests_until_stopped(setup: tuple[sa.Engine, Settings]) ->
     worker = threading.Thread(target=run_forever, args=(engine, fast), kwargs={"stop_event": stop})
     worker.start()
     try:
-        land(settings, "acme", *gen_batch([gen_icdr(1)], sequence=1))
+        land(settings, "acme", *gen_batch([gen_outgoing_call(1)], sequence=1))
         deadline = time.monotonic() + 20
         while _count(engine, calls) < 1 and time.monotonic() < deadline:
             time.sleep(0.05)
-        land(settings, "acme", *gen_batch([gen_icdr(2)], sequence=2))
+        land(settings, "acme", *gen_batch([gen_outgoing_call(2)], sequence=2))
         while _count(engine, calls) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:

@@ -35,8 +35,9 @@ from shared.envelope import batch_file_name, seal
 from shared.errors import ConfigError
 from shared.icdr import ICDR
 from shared.receipts import Receipt, verify_receipt
+from tests.factories import gen_outgoing_call
 from tests.fixtures.sshd import SshdServer
-from tests.fixtures.store import gen_icdr, gen_tenant
+from tests.fixtures.store import gen_tenant
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TENANT = "demo"  # the sshd fixture's landing folder is <root>/demo
@@ -118,7 +119,7 @@ def missing(engine: sa.Engine) -> list[MissingRange]:
 
 
 def calls_for(numbers: range) -> list[ICDR]:
-    return [gen_icdr(n, agent_id=AGENT) for n in numbers]
+    return [gen_outgoing_call(n, agent_id=AGENT) for n in numbers]
 
 
 # --- the real agent over the real sshd ----------------------------------------------------------
@@ -134,7 +135,7 @@ class Appliance:
     def seal(self, count: int = 3) -> str:
         numbers = range(self.next_call, self.next_call + count)
         self.next_call += count
-        self.spool.store("pbx", [(n, gen_icdr(n, agent_id=AGENT)) for n in numbers], [],
+        self.spool.store("pbx", [(n, gen_outgoing_call(n, agent_id=AGENT)) for n in numbers], [],
                          cursor=None, now=T0)  # fmt: skip
         (batch,) = self.batcher.seal_ready(T0, force=True)
         return batch.file_name
@@ -233,7 +234,7 @@ def _plain_file() -> tuple[str, bytes]:
 
 
 def _stranger_file() -> tuple[str, bytes]:
-    records = [gen_icdr(n, agent_id="edge-9") for n in range(3)]
+    records = [gen_outgoing_call(n, agent_id="edge-9") for n in range(3)]
     return protected(records, sequence=1, agent_id="edge-9", signer=STRANGER)
 
 

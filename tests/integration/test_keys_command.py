@@ -17,7 +17,7 @@ from datacenter.cli import main
 from shared import cms, keys
 from shared.envelope import batch_file_name, seal
 from shared.receipts import verify_receipt
-from tests.fixtures.store import gen_icdr
+from tests.factories import gen_outgoing_call
 
 AGENT = "edge-1"
 
@@ -117,7 +117,7 @@ def test_the_data_centre_side_end_to_end_through_its_commands(config: Path, tmp_
     )
 
     def deliver(sequence: int, numbers: range) -> str:
-        records = [gen_icdr(n, agent_id=AGENT) for n in numbers]
+        records = [gen_outgoing_call(n, agent_id=AGENT) for n in numbers]
         content = seal(records, agent_id=AGENT, tenant="acme", sequence=sequence)
         name = batch_file_name(AGENT, sequence)
         data = cms.protect(content, signer=identity, recipient=bundle.envelope)

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from edge_agent.cli import main
-from edge_agent.simulators.lcscdr import simulate_lync_cdr
+from edge_agent.commands.simulate_lync import simulate_lync_cdr
 from tests.fixtures.lcscdr import LcsCdrSite
 from tests.fixtures.ports import free_port
 from tests.fixtures.postgres import PgCluster

@@ -17,8 +17,9 @@ from edge_agent.health.quota import QuotaWatch, stored_state
 from edge_agent.journal import Journal
 from edge_agent.pipeline import SourcePipeline
 from edge_agent.sources.base import RawUnit, SourceContext
-from edge_agent.sources.streams.tcp import Backoff, TcpClientAcquirer
+from edge_agent.sources.streams.tcp import TcpClientAcquirer
 from edge_agent.spool import Spool, SpoolLevel
+from shared.backoff import Backoff
 from shared.icdr import ICDR
 from tests.fixtures.fake_source import FakeParser, call_line
 
@@ -103,7 +104,7 @@ def test_a_full_spool_stops_the_tcp_source_until_there_is_room(
     pbx = LinePbx([call_line(n) for n in range(1, LINES + 1)])
     stop = threading.Event()
     acquirer = TcpClientAcquirer(host="127.0.0.1", port=pbx.port, poll_interval=0.05,
-                                 backoff=Backoff(min_seconds=0.05, max_seconds=0.1))  # fmt: skip
+                                 backoff=Backoff(min_seconds=0.05, max_seconds=0.1, jitter=0.2))  # fmt: skip
     thread = threading.Thread(target=acquirer.run, args=(pipeline, stop))
     thread.start()
     try:

@@ -12,7 +12,8 @@ from datacenter.settings import Settings
 from datacenter.store.scoped import CallFilter, TenantScope
 from shared.errors import StoreError, ValidationError
 from shared.icdr import Direction
-from tests.fixtures.store import gen_agent, gen_batch, gen_icdr, gen_tenant, land
+from tests.factories import gen_outgoing_call
+from tests.fixtures.store import gen_agent, gen_batch, gen_tenant, land
 
 # 20:00 UTC on 1 March is 07:00 on 2 March in Sydney (AEDT, +11).
 EVENING = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
@@ -26,7 +27,7 @@ def two_tenants(store: sa.Engine, dc_settings: Settings) -> tuple[sa.Engine, int
     gen_agent(store, "acme", "edge-1")
     gen_agent(store, "globex", "edge-g")
     acme_calls = [
-        gen_icdr(
+        gen_outgoing_call(
             n,
             start=EVENING + timedelta(hours=n),
             direction=Direction.IN if n % 3 == 0 else Direction.OUT,
@@ -38,7 +39,8 @@ def two_tenants(store: sa.Engine, dc_settings: Settings) -> tuple[sa.Engine, int
     ]
     land(dc_settings, "acme", *gen_batch(acme_calls))
     globex_calls = [
-        gen_icdr(100 + n, agent_id="edge-g", start=EVENING, extension="2001") for n in range(5)
+        gen_outgoing_call(100 + n, agent_id="edge-g", start=EVENING, extension="2001")
+        for n in range(5)
     ]
     land(dc_settings, "globex", *gen_batch(globex_calls, tenant="globex", agent_id="edge-g"))
     report = ingest_once(store, dc_settings)

@@ -11,7 +11,8 @@ from click.testing import CliRunner, Result
 from datacenter.cli import main
 from datacenter.store.engine import open_store
 from datacenter.store.tables.core import calls
-from tests.fixtures.store import gen_batch, gen_icdr
+from tests.factories import gen_outgoing_call
+from tests.fixtures.store import gen_batch
 
 PASSWORD = "correct horse battery"
 
@@ -75,7 +76,7 @@ def test_admin_flow_from_empty_store(config: Path, tmp_path: Path, store_url: st
     assert "it@acme.example\ttenant\tacme\tnever\tenabled" in users
     assert "ops@example.com\tadmin\t-\tnever\tenabled" in users
 
-    name, data = gen_batch([gen_icdr(n) for n in range(3)], sequence=4)
+    name, data = gen_batch([gen_outgoing_call(n) for n in range(3)], sequence=4)
     (landing / "incoming" / name).write_bytes(data)
     assert "1 file(s): 1 stored" in ok(config, "ingest", "--once")
     assert "acme\tedge-1\t4\t" in ok(config, "agent", "list", "--tenant", "acme")

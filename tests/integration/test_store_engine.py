@@ -26,7 +26,8 @@ from datacenter.store.tables import metadata
 from datacenter.store.tables.core import tenants
 from shared.errors import StoreError
 from shared.icdr import ICDR
-from tests.fixtures.store import gen_agent, gen_icdr, gen_tenant
+from tests.factories import gen_outgoing_call
+from tests.fixtures.store import gen_agent, gen_tenant
 
 NOW = datetime(2026, 1, 3, 0, 0, tzinfo=UTC)
 
@@ -126,8 +127,10 @@ def test_unsupported_urls_are_refused(url: str, message: str) -> None:
 def test_revision_0007_moves_the_record_documents_extras_into_columns(store_url: str) -> None:
     """Calls stored before 0007 (with an ``icdr`` document) read back as the same ICDR after it."""
     engine = open_store(store_url)
-    rec = gen_icdr(1, start=datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC), extra={"k": "v"})
-    old = gen_icdr(2)  # a document without ``extra``, as a hand-made one may be
+    rec = gen_outgoing_call(
+        1, start=datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC), extra={"k": "v"}
+    )
+    old = gen_outgoing_call(2)  # a document without ``extra``, as a hand-made one may be
     try:
         upgrade(engine, revision="0006")
         tenant_id = gen_tenant(engine, "acme").tenant_id

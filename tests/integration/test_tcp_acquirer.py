@@ -15,7 +15,8 @@ import pytest
 from edge_agent.simulators.mivb_smdr import SmdrSimulatorServer, generate_calls
 from edge_agent.simulators.pbx_server import PbxServer, recv_exactly
 from edge_agent.sources.base import Acquirer
-from edge_agent.sources.streams.tcp import Backoff, TcpClientAcquirer, TcpListenerAcquirer
+from edge_agent.sources.streams.tcp import SOURCE_JITTER, TcpClientAcquirer, TcpListenerAcquirer
+from shared.backoff import Backoff
 from shared.errors import SourceError
 from tests.fixtures.ports import free_port
 from tests.fixtures.recording_sink import WAIT, RecordingSink
@@ -28,7 +29,7 @@ def running(acquirer: Acquirer, sink: RecordingSink) -> AbstractContextManager[t
     return run_acquirer(acquirer, sink, stop_within=STOP_WITHIN)
 
 
-FAST = Backoff(min_seconds=0.05, max_seconds=0.2)
+FAST = Backoff(min_seconds=0.05, max_seconds=0.2, jitter=SOURCE_JITTER)
 LINES = [
     call.line
     for call in generate_calls(count=120, seed=4, start=datetime(2026, 5, 14, 9, 0), tz="UTC")
@@ -119,7 +120,9 @@ def test_stop_is_prompt_on_a_silent_connection() -> None:
 
 def test_stop_is_prompt_during_back_off() -> None:
     sink = RecordingSink()
-    acquirer = client(free_port(), backoff=Backoff(min_seconds=30, max_seconds=60))
+    acquirer = client(
+        free_port(), backoff=Backoff(min_seconds=30, max_seconds=60, jitter=SOURCE_JITTER)
+    )
     stop = threading.Event()
     thread = threading.Thread(target=acquirer.run, args=(sink, stop), daemon=True)
     thread.start()

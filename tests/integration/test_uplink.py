@@ -6,7 +6,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paramiko
@@ -14,22 +14,16 @@ import pytest
 
 from edge_agent.config import UplinkSettings
 from edge_agent.delivery.batches import Batcher
-from edge_agent.delivery.uplink import Backoff, Uplink, UploadStatus, connect
+from edge_agent.delivery.uplink import Uplink, UploadStatus, connect
 from edge_agent.spool import BatchStatus, Spool
+from shared.backoff import Backoff, Retries
 from shared.envelope import open_batch
 from shared.errors import HostKeyMismatch, TransportError
-from shared.icdr import ICDR, make_record_id
+from tests.factories import gen_icdr
 from tests.fixtures.sshd import SshdServer, keygen
 
 pytestmark = pytest.mark.sshd
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def gen_icdr(n: int) -> ICDR:
-    start = T0 + timedelta(minutes=n)
-    return ICDR(record_id=make_record_id("pbx-1", str(n)), agent_id="agent-1", source_id="pbx-1",
-                source_kind="fake", start=start, end=start + timedelta(seconds=42),
-                calling="01632960123", called="02079460456")  # fmt: skip
 
 
 def uplink_settings(sshd: SshdServer, **changes: object) -> UplinkSettings:
@@ -170,7 +164,7 @@ def test_a_missing_remote_dir_is_named(agent: Agent, sshd: SshdServer) -> None:
 def test_a_stopped_server_backs_off_then_delivers(agent: Agent, sshd: SshdServer) -> None:
     name = agent.seal(1, 3)
     sshd.stop()
-    backoff = Backoff(minimum=0.05, maximum=0.2)
+    backoff = Retries(Backoff(min_seconds=0.05, max_seconds=0.2))
     delays: list[float] = []
     restart = threading.Timer(0.4, sshd.start)
     restart.start()
@@ -199,7 +193,7 @@ def test_a_stopped_server_backs_off_then_delivers(agent: Agent, sshd: SshdServer
 def test_backoff_doubles_with_jitter_up_to_the_maximum(
     failures: int, low: float, high: float
 ) -> None:
-    backoff = Backoff(minimum=5.0, maximum=60.0)
+    backoff = Retries(Backoff(min_seconds=5.0, max_seconds=60.0))
     for _ in range(failures):
         delay = backoff.next_delay()
     assert low <= delay <= high

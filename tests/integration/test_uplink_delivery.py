@@ -18,8 +18,8 @@ from edge_agent.delivery.receipts import ReceiptInbox, ReceiptStatus
 from edge_agent.delivery.uplink import Throttle, Uplink, UploadStatus, connect
 from edge_agent.spool import BatchStatus, Spool
 from shared import cms, keys
-from shared.icdr import ICDR, make_record_id
 from shared.receipts import make_receipt, write_receipt
+from tests.factories import gen_icdr
 from tests.fixtures.landing import ReceiptingLanding
 from tests.fixtures.sshd import SshdServer
 
@@ -28,13 +28,6 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SIGNER = keys.new_agent_identity("agent-1")
 DC = keys.new_datacentre_keys("dc.example")
 FORGER = keys.new_datacentre_keys("forger.example")
-
-
-def gen_icdr(n: int) -> ICDR:
-    start = T0 + timedelta(minutes=n)
-    return ICDR(record_id=make_record_id("pbx-1", str(n)), agent_id="agent-1", source_id="pbx-1",
-                source_kind="fake", start=start, end=start + timedelta(seconds=42),
-                calling="01632960123", called="02079460456")  # fmt: skip
 
 
 def uplink_settings(sshd: SshdServer, **changes: object) -> UplinkSettings:

@@ -1,8 +1,8 @@
-"""Factories for rating tests: ICDRs, one-version tariffs from inline CSV, dial plans."""
+"""Factories for rating tests (calls: ``tests.factories.gen_rated_call``): one-version tariffs from inline CSV, dial plans."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ from datacenter.rating.tariffs import (
     TariffVersion,
     parse_rates_csv,
 )
-from shared.icdr import ICDR, Direction
 
 DEMO = Path(__file__).resolve().parents[2] / "datacenter" / "rating" / "demo"
 CARRIER = "testco"
@@ -26,29 +25,6 @@ PEAK_CALENDAR: dict[str, Any] = {
     "weekday": {"00:00": "offpeak", "08:00": "peak", "18:00": "offpeak"},
     "weekend": {"00:00": "weekend"},
 }
-
-
-def gen_icdr(
-    *,
-    number: str = "+33612345678",
-    answer: datetime | None = datetime(2025, 3, 4, 10, 0, 0, tzinfo=UTC),
-    seconds: int = 60,
-    direction: Direction = Direction.OUT,
-    answered: bool = True,
-    record_id: str = "rec-1",
-    **extra: Any,
-) -> ICDR:
-    """An outgoing call answered at ``answer`` that lasts ``seconds``."""
-    start = (answer or datetime(2025, 3, 4, 10, 0, 0, tzinfo=UTC)) - timedelta(seconds=5)
-    end = (answer or start) + timedelta(seconds=seconds)
-    fields: dict[str, Any] = {
-        "record_id": record_id, "agent_id": "agent-1", "source_id": "src-1",
-        "source_kind": "lcscdr", "start": start, "answer": answer if answered else None,
-        "end": end, "direction": direction, "dialled_digits": number, "answered": answered,
-        "talk_seconds": seconds if answered else 0,
-    }  # fmt: skip
-    fields.update(extra)
-    return ICDR(**fields)
 
 
 def gen_version(

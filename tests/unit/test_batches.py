@@ -12,17 +12,10 @@ import pytest
 from edge_agent.delivery.batches import Batcher, BatchError
 from edge_agent.spool import BatchStatus, Spool
 from shared.envelope import batch_file_name, open_batch
-from shared.icdr import ICDR, make_record_id
+from tests.factories import gen_icdr
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 QUOTA = 64 * 1024 * 1024
-
-
-def gen_icdr(n: int) -> ICDR:
-    start = T0 + timedelta(minutes=n)
-    return ICDR(record_id=make_record_id("pbx-1", str(n)), agent_id="agent-1", source_id="pbx-1",
-                source_kind="fake", start=start, end=start + timedelta(seconds=42),
-                calling="01632960123", called="02079460456")  # fmt: skip
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from shared import cms, keys
 from shared.envelope import seal
 from shared.errors import EnvelopeError
-from shared.icdr import ICDR, make_record_id
+from tests.factories import gen_icdr
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 AGENT = keys.new_agent_identity("agent-1")
@@ -27,13 +27,6 @@ DC = keys.new_datacentre_keys("dc.example")
 OTHER_DC = keys.new_datacentre_keys("other.example")
 RECIPIENT = cms.Recipient(DC.certificates.envelope, DC.envelope_key)
 TRUSTED = frozenset({keys.fingerprint(AGENT.certificate)})
-
-
-def gen_icdr(n: int) -> ICDR:
-    start = T0 + timedelta(minutes=n)
-    return ICDR(record_id=make_record_id("pbx-1", str(n)), agent_id="agent-1", source_id="pbx-1",
-                source_kind="fake", start=start, end=start + timedelta(seconds=42),
-                calling="01632960123", called="02079460456")  # fmt: skip
 
 
 CONTENT = seal([gen_icdr(n) for n in range(3)], agent_id="agent-1", tenant="demo", sequence=7,

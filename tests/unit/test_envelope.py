@@ -21,14 +21,14 @@ from shared.envelope import (
 )
 from shared.errors import EnvelopeError
 from shared.icdr import ICDR, make_record_id
-from tests.unit.test_icdr import gen_icdr
+from tests.factories import gen_mivb_call
 
 WHEN = datetime(2026, 5, 14, 14, 0, tzinfo=UTC)
 
 
 def records(n: int) -> list[ICDR]:
     return [
-        gen_icdr(record_id=make_record_id("agent-1", "pbx1", str(i)), start=WHEN + timedelta(minutes=i),
+        gen_mivb_call(record_id=make_record_id("agent-1", "pbx1", str(i)), start=WHEN + timedelta(minutes=i),
                  end=WHEN + timedelta(minutes=i, seconds=30), answer=None, answered=False)
         for i in range(n)
     ]  # fmt: skip
@@ -90,7 +90,9 @@ def test_defects_are_reported(data: bytes, reason: str) -> None:
 
 
 def test_invalid_record_inside_a_valid_envelope() -> None:
-    body = gzip.compress(json.dumps(gen_icdr().to_dict() | {"record_id": ""}).encode(), mtime=0)
+    body = gzip.compress(
+        json.dumps(gen_mivb_call().to_dict() | {"record_id": ""}).encode(), mtime=0
+    )
 
     bad = _rewrite_manifest(
         payload_sha256=hashlib.sha256(body).hexdigest(), payload_bytes=len(body)

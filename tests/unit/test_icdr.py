@@ -23,35 +23,9 @@ from shared.icdr import (
     lone_surrogate_field,
     make_record_id,
 )
+from tests.factories import gen_mivb_call
 
 START = datetime(2026, 5, 14, 13, 31, tzinfo=UTC)
-
-
-def gen_icdr(**overrides: Any) -> ICDR:
-    fields: dict[str, Any] = {
-        "record_id": make_record_id("agent-1", "pbx1", "42", "abc"),
-        "agent_id": "agent-1",
-        "source_id": "pbx1",
-        "source_kind": "mivb-smdr",
-        "start": START,
-        "end": START + timedelta(seconds=372),
-        "answer": START,
-        "talk_seconds": 372,
-        "direction": Direction.OUT,
-        "calling": "2201",
-        "called": "T061",
-        "dialled_digits": "01632960123",
-        "extension": "2201",
-        "trunk": "T061",
-        "account_code": "880042",
-        "answered": True,
-        "completion": Completion.ANSWERED,
-        "completion_source": "A",
-        "raw": "-05/14 09:31  00:06:12 2201      01632960123               A T061   ",
-        "parser_version": "mivb-smdr/1",
-    }
-    fields.update(overrides)
-    return ICDR(**fields)
 
 
 @pytest.mark.parametrize(
@@ -70,18 +44,18 @@ def gen_icdr(**overrides: Any) -> ICDR:
 def test_lone_surrogate_field_names_the_field_no_utf8_file_can_hold(
     overrides: dict[str, Any], field: str | None
 ) -> None:
-    assert lone_surrogate_field(gen_icdr(**overrides)) == field
+    assert lone_surrogate_field(gen_mivb_call(**overrides)) == field
 
 
 def test_round_trip_through_json_lines_is_exact() -> None:
-    records = [gen_icdr(), gen_icdr(record_id="b" * 32, answer=None, answered=False)]
+    records = [gen_mivb_call(), gen_mivb_call(record_id="b" * 32, answer=None, answered=False)]
     text = dumps_lines(records)
     assert text.count("\n") == 2
     assert list(loads_lines(text)) == records
 
 
 def test_times_serialise_as_utc_with_z_and_keep_milliseconds() -> None:
-    rec = gen_icdr(start=START.replace(microsecond=123000), answer=None)
+    rec = gen_mivb_call(start=START.replace(microsecond=123000), answer=None)
     data = json.loads(rec.to_json())
     assert data["start"] == "2026-05-14T13:31:00.123000Z"
     assert data["end"] == "2026-05-14T13:37:12Z"
@@ -89,7 +63,7 @@ def test_times_serialise_as_utc_with_z_and_keep_milliseconds() -> None:
 
 
 def test_from_dict_converts_offsets_to_utc() -> None:
-    data = gen_icdr().to_dict()
+    data = gen_mivb_call().to_dict()
     data["start"] = "2026-05-14T09:31:00-04:00"
     assert ICDR.from_dict(data).start == START
 
@@ -118,7 +92,7 @@ def test_from_dict_converts_offsets_to_utc() -> None:
     ],
 )
 def test_validation_names_the_field(change: dict[str, Any], field: str, message: str) -> None:
-    data = gen_icdr().to_dict() | change
+    data = gen_mivb_call().to_dict() | change
     with pytest.raises(ICDRValidationError) as info:
         ICDR.from_dict(data)
     assert info.value.field == field
@@ -130,14 +104,14 @@ def test_validation_names_the_field(change: dict[str, Any], field: str, message:
     "missing", ["record_id", "agent_id", "source_id", "source_kind", "start", "end"]
 )
 def test_required_fields(missing: str) -> None:
-    data = gen_icdr().to_dict()
+    data = gen_mivb_call().to_dict()
     del data[missing]
     with pytest.raises(ICDRValidationError, match=f"field '{missing}': missing"):
         ICDR.from_dict(data)
 
 
 def test_loads_lines_reports_the_line_number() -> None:
-    good = gen_icdr().to_json()
+    good = gen_mivb_call().to_json()
     with pytest.raises(ICDRValidationError, match="line 3: not valid JSON"):
         list(loads_lines(f"{good}\n\n{{broken\n"))
 
@@ -170,7 +144,7 @@ def icdrs(draw: st.DrawFn) -> ICDR:
     length = draw(st.integers(0, 400 * 3600))
     end = start + timedelta(seconds=length)
     answer = draw(st.none() | st.integers(0, length).map(lambda s: start + timedelta(seconds=s)))
-    return gen_icdr(
+    return gen_mivb_call(
         record_id=draw(st.text("0123456789abcdef", min_size=1, max_size=32)),
         start=start,
         end=end,
@@ -202,7 +176,7 @@ def test_property_json_lines_round_trip(records: list[ICDR]) -> None:
 
 def test_json_lines_break_at_lf_only() -> None:
     # to_json leaves these unescaped; str.splitlines() would cut the record at each of them.
-    rec = gen_icdr(raw="2201 \x85 NEL \u2028 LS \u2029 PS \x1c FS", calling="\u2028")
+    rec = gen_mivb_call(raw="2201 \x85 NEL \u2028 LS \u2029 PS \x1c FS", calling="\u2028")
     text = dumps_lines([rec, rec])
     assert "\x85" in text and "\u2028" in text
     assert list(loads_lines(text)) == [rec, rec]

@@ -14,7 +14,8 @@ import pytest
 
 from shared.errors import ICDRValidationError
 from shared.icdr import ICDR, MAX_CALL_SECONDS, MAX_RAW, MAX_TEXT, Completion, Direction
-from tests.unit.test_icdr import START, gen_icdr
+from tests.factories import gen_mivb_call
+from tests.unit.test_icdr import START
 
 TEXT_FIELDS = [
     "calling", "called", "dialled_digits", "extension", "trunk", "route", "third_party",
@@ -71,7 +72,7 @@ def test_defaults_and_a_new_extra_per_record() -> None:
 
 
 def test_a_record_is_frozen() -> None:
-    rec = gen_icdr()
+    rec = gen_mivb_call()
     for name in (f.name for f in dataclasses.fields(ICDR)):
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(rec, name, getattr(rec, name))
@@ -82,7 +83,7 @@ def test_a_record_is_frozen() -> None:
 
 
 def test_replace_copy_and_pickle_keep_records_valid_and_equal() -> None:
-    rec = gen_icdr()
+    rec = gen_mivb_call()
     assert copy.copy(rec) == rec and copy.deepcopy(rec) == rec
     assert pickle.loads(pickle.dumps(rec)) == rec
     assert dataclasses.replace(rec, talk_seconds=1).talk_seconds == 1
@@ -128,7 +129,7 @@ def test_construction_rejects_each_bad_value_naming_the_field(
     change: dict[str, Any], field: str, message: str
 ) -> None:
     with pytest.raises(ICDRValidationError) as info:
-        gen_icdr(**change)
+        gen_mivb_call(**change)
     assert info.value.field == field
     assert message in str(info.value)
 
@@ -145,5 +146,5 @@ def test_construction_rejects_each_bad_value_naming_the_field(
     ],
 )
 def test_boundary_values_are_accepted(change: dict[str, Any]) -> None:
-    rec = gen_icdr(**change)
+    rec = gen_mivb_call(**change)
     assert all(getattr(rec, name) == value for name, value in change.items())

@@ -11,19 +11,23 @@ import pytest
 from click.testing import CliRunner
 
 from edge_agent.cli import COMMANDS, main
-from edge_agent.commands.simulate import SIMULATORS, simulate_command
+from edge_agent.commands.simulate import simulate_command
 from shared.lazy_group import LazyGroup
+
+SIMULATOR_NAMES = {"mivb-smdr", "lync-cdr", "mcs-ipsmdr", "mivo250-smdr", "mivo250-oai"}
 
 
 @pytest.mark.parametrize(
-    ("group", "registry"), [(main, COMMANDS), (simulate_command, SIMULATORS)], ids=["top", "sim"]
+    ("group", "names"),
+    [(main, sorted(COMMANDS)), (simulate_command, sorted(SIMULATOR_NAMES))],
+    ids=["top", "sim"],
 )
 def test_every_registered_command_resolves_under_its_own_name(
-    group: LazyGroup, registry: dict[str, str]
+    group: LazyGroup, names: list[str]
 ) -> None:
     ctx = click.Context(group)
-    assert group.list_commands(ctx) == sorted(registry)
-    for name in registry:
+    assert group.list_commands(ctx) == names
+    for name in names:
         command = group.get_command(ctx, name)
         assert isinstance(command, click.Command)
         assert command.name == name

@@ -25,12 +25,12 @@ from datacenter.rating.money import RoundingMode
 from datacenter.rating.numbering import load_dial_plan
 from datacenter.rating.tariffs import BandRule, Rate, load_tariff
 from shared.icdr import ICDR, Direction
+from tests.factories import gen_rated_call
 from tests.unit.rating_factories import (
     DEMO,
     PEAK_CALENDAR,
     gen_carriers,
     gen_dial_plan,
-    gen_icdr,
     gen_plan,
     gen_version,
 )
@@ -53,7 +53,7 @@ def rate(
     **version_options: Any,
 ) -> RatedCall:
     version = gen_version(csv_text, **version_options)
-    call = gen_icdr(number=number, answer=answer, seconds=seconds)
+    call = gen_rated_call(number=number, answer=answer, seconds=seconds)
     result = rate_call(
         call, dial_plan=gen_dial_plan(), tariffs=gen_plan(version), carriers=gen_carriers()
     )
@@ -96,7 +96,7 @@ def test_worked_examples(
 def test_worked_example_5_normalises_through_the_access_digit_to_france_mobile() -> None:
     plan = gen_dial_plan(outside_line_prefixes=["9"], includes_access_digits=True)
     version = gen_version(france(cap="5.0000"))
-    call = gen_icdr(number="9 00 33 6 12 34 56 78", seconds=1234)
+    call = gen_rated_call(number="9 00 33 6 12 34 56 78", seconds=1234)
     rated = rate_call(call, dial_plan=plan, tariffs=gen_plan(version), carriers=gen_carriers())
     assert isinstance(rated, RatedCall)
     assert (rated.e164, rated.prefix, rated.destination, rated.cost) == (
@@ -245,7 +245,7 @@ def test_band_crossings(
     what: str, zone: str, answer: datetime, seconds: int, charges: list[tuple[str, int]], cost: str
 ) -> None:
     version = gen_version(WEEKEND_CSV, calendar=CALENDAR_WITH_HOLIDAY)
-    call = gen_icdr(number="0033123456789", answer=answer, seconds=seconds)
+    call = gen_rated_call(number="0033123456789", answer=answer, seconds=seconds)
     plan = gen_dial_plan(timezone=zone)
     rated = rate_call(call, dial_plan=plan, tariffs=gen_plan(version), carriers=gen_carriers())
     assert isinstance(rated, RatedCall)
@@ -275,7 +275,7 @@ def test_band_boundaries_across_dst_changes(
     what: str, answer: datetime, seconds: int, charges: list[tuple[str, int]]
 ) -> None:
     version = gen_version(DST_CSV, calendar=DST_CALENDAR)
-    call = gen_icdr(number="0033123456789", answer=answer, seconds=seconds)
+    call = gen_rated_call(number="0033123456789", answer=answer, seconds=seconds)
     rated = rate_call(
         call, dial_plan=gen_dial_plan(), tariffs=gen_plan(version), carriers=gen_carriers()
     )
@@ -285,7 +285,7 @@ def test_band_boundaries_across_dst_changes(
 
 def test_a_call_crossing_too_many_bands_is_queued() -> None:
     version = gen_version(WEEKEND_CSV, calendar=PEAK_CALENDAR, max_band_spans=3)
-    call = gen_icdr(number="0033123456789", answer=TUESDAY.replace(hour=7), seconds=30 * 3600)
+    call = gen_rated_call(number="0033123456789", answer=TUESDAY.replace(hour=7), seconds=30 * 3600)
     result = rate_call(
         call, dial_plan=gen_dial_plan(), tariffs=gen_plan(version), carriers=gen_carriers()
     )
@@ -311,7 +311,7 @@ def test_the_version_in_force_at_the_call_start_is_used(
                        valid_to=MID_MONTH)  # fmt: skip
     july = gen_version("prefix,destination,rate_per_minute\n33,France,0.2000\n", version="july",
                        valid_from=MID_MONTH)  # fmt: skip
-    call = gen_icdr(number="0033123456789", answer=start + timedelta(seconds=5), seconds=60)
+    call = gen_rated_call(number="0033123456789", answer=start + timedelta(seconds=5), seconds=60)
     rated = rate_call(
         call, dial_plan=gen_dial_plan(), tariffs=gen_plan(june, july), carriers=gen_carriers()
     )
@@ -323,7 +323,7 @@ def test_a_call_before_the_first_version_has_no_tariff_for_date() -> None:
     july = gen_version(
         "prefix,destination,rate_per_minute\n33,France,0.2000\n", valid_from=MID_MONTH
     )
-    call = gen_icdr(number="0033123456789", answer=datetime(2025, 7, 1, tzinfo=UTC))
+    call = gen_rated_call(number="0033123456789", answer=datetime(2025, 7, 1, tzinfo=UTC))
     result = rate_call(
         call, dial_plan=gen_dial_plan(), tariffs=gen_plan(july), carriers=gen_carriers()
     )
@@ -374,7 +374,7 @@ def outcome(result: rating.RatingResult) -> str:
 @pytest.mark.parametrize(("what", "call", "expected"), OUTCOMES)
 def test_outcomes(what: str, call: dict[str, Any], expected: str) -> None:
     result = rate_call(
-        gen_icdr(**call), dial_plan=gen_dial_plan(), tariffs=gen_plan(gen_version(SIMPLE)),
+        gen_rated_call(**call), dial_plan=gen_dial_plan(), tariffs=gen_plan(gen_version(SIMPLE)),
         carriers=gen_carriers(),
     )  # fmt: skip
     assert outcome(result) == expected
@@ -395,7 +395,7 @@ def test_carrier_selection_outcomes(
     what: str, routes: dict[str, Any], call: dict[str, Any], expected: str
 ) -> None:
     result = rate_call(
-        gen_icdr(number="0033123456789", **call), dial_plan=gen_dial_plan(),
+        gen_rated_call(number="0033123456789", **call), dial_plan=gen_dial_plan(),
         tariffs=gen_plan(gen_version(SIMPLE)), carriers=carrier_rules_from_dict(routes),
     )  # fmt: skip
     assert outcome(result) == expected
@@ -403,7 +403,7 @@ def test_carrier_selection_outcomes(
 
 def test_route_defaulted_is_explained() -> None:
     result = rate_call(
-        gen_icdr(number="0033123456789", trunk="T9"), dial_plan=gen_dial_plan(),
+        gen_rated_call(number="0033123456789", trunk="T9"), dial_plan=gen_dial_plan(),
         tariffs=gen_plan(gen_version(SIMPLE)), carriers=gen_carriers(),
     )  # fmt: skip
     assert result.explanation.to_dict()["carrier"]["route_defaulted"] is True
@@ -413,7 +413,7 @@ def test_bands_need_a_site_timezone() -> None:
     version = gen_version(WEEKEND_CSV, calendar=PEAK_CALENDAR)
     plan = gen_dial_plan(timezone=None)
     result = rate_call(
-        gen_icdr(number="0033123456789"),
+        gen_rated_call(number="0033123456789"),
         dial_plan=plan,
         tariffs=gen_plan(version),
         carriers=gen_carriers(),
@@ -431,7 +431,7 @@ UNSUPERVISED = [
 
 @pytest.mark.parametrize(("talk", "expected"), UNSUPERVISED)
 def test_unsupervised_trunks_take_the_allowance_off(talk: int, expected: str) -> None:
-    call = gen_icdr(number="0033123456789", answered=False, seconds=talk, talk_seconds=talk,
+    call = gen_rated_call(number="0033123456789", answered=False, seconds=talk, talk_seconds=talk,
                     flags=("unsupervised",))  # fmt: skip
     plan = gen_dial_plan(unsupervised_allowance=10, unsupervised_min_seconds=5)
     result = rate_call(
@@ -492,7 +492,7 @@ def test_cost_is_monotone_in_duration(
     costs = []
     for seconds in sorted((d1, d2)):
         result = rate_call(
-            gen_icdr(number="0033612345678", answer=TUESDAY.replace(hour=10), seconds=seconds),
+            gen_rated_call(number="0033612345678", answer=TUESDAY.replace(hour=10), seconds=seconds),
             dial_plan=gen_dial_plan(), tariffs=gen_plan(version), carriers=gen_carriers(),
         )  # fmt: skip
         assert isinstance(result, RatedCall)
@@ -511,7 +511,7 @@ def test_charges_add_up_to_the_billed_time_and_the_raw_cost(
     # a call in one band keeps no charge tuples; the charge it shows must still add up
     csv_text = WEEKEND_CSV.replace("60,60", f"{inc[0]},{inc[1]}")
     version = gen_version(csv_text, calendar=PEAK_CALENDAR, band_rule=rule, max_band_spans=99)
-    call = gen_icdr(number="0033123456789", answer=TUESDAY + timedelta(minutes=minute),
+    call = gen_rated_call(number="0033123456789", answer=TUESDAY + timedelta(minutes=minute),
                     seconds=seconds)  # fmt: skip
     rated = rate_call(
         call, dial_plan=gen_dial_plan(), tariffs=gen_plan(version), carriers=gen_carriers()
@@ -535,7 +535,7 @@ def test_rerating_with_the_same_inputs_changes_nothing(
     seconds: int, minute: int, number: str, answered: bool, direction: Direction
 ) -> None:
     version = gen_version(WEEKEND_CSV, calendar=PEAK_CALENDAR)
-    call = gen_icdr(number=number, answer=TUESDAY + timedelta(minutes=minute), seconds=seconds,
+    call = gen_rated_call(number=number, answer=TUESDAY + timedelta(minutes=minute), seconds=seconds,
                     answered=answered, direction=direction, dnis=number)  # fmt: skip
     first = rate_call(
         call, dial_plan=gen_dial_plan(), tariffs=gen_plan(version), carriers=gen_carriers()
@@ -554,7 +554,9 @@ def test_rerating_with_the_same_inputs_changes_nothing(
     direction=st.sampled_from(list(Direction)),
 )
 def test_a_zero_second_unanswered_call_costs_nothing(number: str, direction: Direction) -> None:
-    call = gen_icdr(number=number, seconds=0, answered=False, direction=direction, dnis=number)
+    call = gen_rated_call(
+        number=number, seconds=0, answered=False, direction=direction, dnis=number
+    )
     tariff = SIMPLE.replace("0.0200,0.0500,true", "0.0200,0.0500,false")
     result = rate_call(
         call,
@@ -582,7 +584,7 @@ def test_a_record_its_source_marks_not_billed_costs_nothing(flags: tuple[str, ..
     them would charge the call twice (formats.md §1.9): zero, with the reason."""
     charged = rate(france(), seconds=125)
     assert charged.cost > 0
-    call = gen_icdr(number="0033612345678", answer=TUESDAY_10, seconds=125, flags=flags)
+    call = gen_rated_call(number="0033612345678", answer=TUESDAY_10, seconds=125, flags=flags)
     result = rate_call(
         call,
         dial_plan=gen_dial_plan(),

@@ -14,18 +14,11 @@ from hypothesis import strategies as st
 from edge_agent.delivery.batches import Batcher
 from edge_agent.delivery.retention import Retention, resend
 from edge_agent.spool import AckOutcome, BatchStatus, Spool
-from shared.icdr import ICDR, make_record_id
+from tests.factories import gen_icdr
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 KEEP = timedelta(days=30)
-
-
-def gen_icdr(n: int) -> ICDR:
-    start = T0 + timedelta(minutes=n)
-    return ICDR(record_id=make_record_id("pbx-1", str(n)), agent_id="agent-1", source_id="pbx-1",
-                source_kind="fake", start=start, end=start + timedelta(seconds=42),
-                calling="01632960123", called="02079460456")  # fmt: skip
 
 
 class Site:

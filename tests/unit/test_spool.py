@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,28 +21,11 @@ from edge_agent.spool import (
     SpoolLevel,
     SpoolUsage,
 )
-from shared.icdr import ICDR, make_record_id
+from shared.icdr import ICDR
+from tests.factories import gen_icdr, gen_quarantined
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 QUOTA = 64 * 1024 * 1024
-
-
-def gen_icdr(n: int, *, source_id: str = "pbx-1") -> ICDR:
-    start = T0 + timedelta(minutes=n)
-    return ICDR(
-        record_id=make_record_id(source_id, str(n)),
-        agent_id="agent-1",
-        source_id=source_id,
-        source_kind="fake",
-        start=start,
-        end=start + timedelta(seconds=30),
-        calling="01632960123",
-        called="02079460456",
-    )
-
-
-def gen_quarantined(seq: int, *, reason: str = "not_a_record") -> Quarantined:
-    return Quarantined("pbx-1", seq, reason, "not a call line", b"garbage\x00")
 
 
 @pytest.fixture
@@ -58,20 +41,26 @@ def test_pragmas_promise_durability(spool: Spool) -> None:
 
 def test_store_inserts_records_quarantine_and_cursor_together(spool: Spool) -> None:
     result = spool.store(
-        "pbx-1", [(1, gen_icdr(1)), (2, gen_icdr(2))], [gen_quarantined(3)], cursor=3
+        "pbx-1",
+        [(1, gen_icdr(1, seconds=30)), (2, gen_icdr(2, seconds=30))],
+        [gen_quarantined(3)],
+        cursor=3,
     )
     assert (result.inserted, result.quarantined) == (2, 1)
     assert spool.cursor("pbx-1") == 3
     assert spool.cursor("other") == 0
-    assert spool.record_ids("pbx-1") == [gen_icdr(1).record_id, gen_icdr(2).record_id]
+    assert spool.record_ids("pbx-1") == [
+        gen_icdr(1, seconds=30).record_id,
+        gen_icdr(2, seconds=30).record_id,
+    ]
     assert spool.quarantined("pbx-1") == [gen_quarantined(3)]
     counts = spool.source_counts("pbx-1")
     assert (counts.spooled, counts.unbatched, counts.quarantined, counts.cursor) == (2, 2, 1, 3)
 
 
 def test_duplicates_are_no_ops(spool: Spool) -> None:
-    spool.store("pbx-1", [(1, gen_icdr(1))], [gen_quarantined(2)], cursor=2)
-    again = spool.store("pbx-1", [(1, gen_icdr(1)), (3, gen_icdr(3))], [gen_quarantined(2)],
+    spool.store("pbx-1", [(1, gen_icdr(1, seconds=30))], [gen_quarantined(2)], cursor=2)
+    again = spool.store("pbx-1", [(1, gen_icdr(1, seconds=30)), (3, gen_icdr(3, seconds=30))], [gen_quarantined(2)],
                         cursor=3)  # fmt: skip
     assert again.inserted == 1
     assert len(spool.record_ids("pbx-1")) == 2
@@ -79,18 +68,18 @@ def test_duplicates_are_no_ops(spool: Spool) -> None:
 
 
 def test_a_failed_store_leaves_nothing_behind(spool: Spool) -> None:
-    spool.store("pbx-1", [(1, gen_icdr(1))], [], cursor=1)
+    spool.store("pbx-1", [(1, gen_icdr(1, seconds=30))], [], cursor=1)
     # a quarantine row with raw=None violates NOT NULL in the middle of the transaction
     bad = Quarantined("pbx-1", 3, "x", "y", None)  # type: ignore[arg-type]
     with pytest.raises(SpoolError):
-        spool.store("pbx-1", [(2, gen_icdr(2))], [bad], cursor=3)
+        spool.store("pbx-1", [(2, gen_icdr(2, seconds=30))], [bad], cursor=3)
     assert spool.cursor("pbx-1") == 1
-    assert spool.record_ids("pbx-1") == [gen_icdr(1).record_id]
+    assert spool.record_ids("pbx-1") == [gen_icdr(1, seconds=30).record_id]
 
 
 def test_a_record_no_utf8_file_can_hold_is_quarantined_not_fatal(spool: Spool) -> None:
-    good = gen_icdr(1)
-    bad = dataclasses.replace(gen_icdr(2), raw="line \ud800", extra={"note": "x\udfff"})
+    good = gen_icdr(1, seconds=30)
+    bad = dataclasses.replace(gen_icdr(2, seconds=30), raw="line \ud800", extra={"note": "x\udfff"})
     result = spool.store("pbx-1", [(1, good), (2, bad)], [], cursor=2)
     assert (result.inserted, result.quarantined) == (1, 1)
     assert spool.cursor("pbx-1") == 2  # the source moves on
@@ -107,7 +96,7 @@ def test_a_record_no_utf8_file_can_hold_is_quarantined_not_fatal(spool: Spool) -
 @given(text=st.lists(st.characters() | st.characters(categories=["Cs"]), max_size=40).map("".join))
 def test_any_text_is_spooled_or_quarantined(spool: Spool, text: str) -> None:
     seq = spool.cursor("pbx-1") + 1
-    record = dataclasses.replace(gen_icdr(seq), calling=text)
+    record = dataclasses.replace(gen_icdr(seq, seconds=30), calling=text)
     result = spool.store("pbx-1", [(seq, record)], [], cursor=seq)
     assert (result.inserted, result.quarantined) in ((1, 0), (0, 1))
     stored = record.record_id in spool.record_ids("pbx-1")
@@ -132,22 +121,24 @@ def test_state_round_trip_per_source(spool: Spool) -> None:
 
 def test_survives_reopen(tmp_path: Path) -> None:
     with Spool.open(tmp_path, quota_bytes=QUOTA) as spool:
-        spool.store("pbx-1", [(1, gen_icdr(1))], [], cursor=1)
+        spool.store("pbx-1", [(1, gen_icdr(1, seconds=30))], [], cursor=1)
     with Spool.open(tmp_path, quota_bytes=QUOTA) as spool:
         assert spool.cursor("pbx-1") == 1
-        assert ICDR.from_json(spool.unbatched(10)[0].body) == gen_icdr(1)
+        assert ICDR.from_json(spool.unbatched(10)[0].body) == gen_icdr(1, seconds=30)
 
 
 def test_batches_mark_rows_and_count(spool: Spool) -> None:
-    spool.store("pbx-1", [(n, gen_icdr(n)) for n in range(1, 6)], [], cursor=5)
+    spool.store("pbx-1", [(n, gen_icdr(n, seconds=30)) for n in range(1, 6)], [], cursor=5)
     rows = spool.unbatched(3)
-    assert [r.record_id for r in rows] == [gen_icdr(n).record_id for n in (1, 2, 3)]
+    assert [r.record_id for r in rows] == [gen_icdr(n, seconds=30).record_id for n in (1, 2, 3)]
     assert spool.next_batch_sequence() == 1
     batch = BatchRow(1, "agent-1-0000000001.ccb", 3, BatchStatus.SEALED, "ab" * 32, 100,
                      "2026-03-02T09:00:00Z", None)  # fmt: skip
     spool.add_batch(batch, [r.record_id for r in rows])
     assert spool.next_batch_sequence() == 2
-    assert [r.record_id for r in spool.unbatched(10)] == [gen_icdr(n).record_id for n in (4, 5)]
+    assert [r.record_id for r in spool.unbatched(10)] == [
+        gen_icdr(n, seconds=30).record_id for n in (4, 5)
+    ]
     assert [ICDR.from_json(b).record_id for b in spool.batch_bodies(1)] == [
         r.record_id for r in rows
     ]
@@ -160,7 +151,7 @@ def test_batches_mark_rows_and_count(spool: Spool) -> None:
 
 def test_nested_transaction_joins_the_outer_one(spool: Spool) -> None:
     with pytest.raises(RuntimeError), spool.transaction():
-        spool.store("pbx-1", [(1, gen_icdr(1))], [], cursor=1)
+        spool.store("pbx-1", [(1, gen_icdr(1, seconds=30))], [], cursor=1)
         raise RuntimeError("crash before commit")
     assert spool.record_ids("pbx-1") == []
 
@@ -170,9 +161,9 @@ def test_a_second_process_waits_for_the_write_lock(tmp_path: Path) -> None:
         Spool.open(tmp_path, quota_bytes=QUOTA) as first,
         Spool.open(tmp_path, quota_bytes=QUOTA) as second,
     ):
-        second.db.conn.execute("PRAGMA busy_timeout = 50")
+        second.db.execute("PRAGMA busy_timeout = 50")
         with first.transaction(), pytest.raises(SpoolError, match="locked"):
-            second.store("pbx-1", [(1, gen_icdr(1))], [], cursor=1)
+            second.store("pbx-1", [(1, gen_icdr(1, seconds=30))], [], cursor=1)
 
 
 @pytest.mark.parametrize(
@@ -188,7 +179,9 @@ def test_usage_levels(used: int, level: SpoolLevel) -> None:
 def test_usage_grows_with_rows(tmp_path: Path) -> None:
     with Spool.open(tmp_path, quota_bytes=QUOTA) as spool:
         before = spool.usage().used_bytes
-        spool.store("pbx-1", [(n, gen_icdr(n)) for n in range(1, 2001)], [], cursor=2000)
+        spool.store(
+            "pbx-1", [(n, gen_icdr(n, seconds=30)) for n in range(1, 2001)], [], cursor=2000
+        )
         after = spool.usage()
     assert after.used_bytes > before + 2000 * 300  # each body is several hundred bytes
     assert after.quota_bytes == QUOTA

@@ -43,7 +43,7 @@ from typing import Any
 
 import pyodbc
 
-from edge_agent.sources.base import Clock, ParserKit, Source, SourceContext, UnitSink
+from edge_agent.sources.base import ParserKit, Source, SourceContext, UnitSink
 from edge_agent.sources.lync_cdr.parser import KIND, LyncCdrParser, RowError, decode_row
 from edge_agent.sources.lync_cdr.schema import (
     KEY_COLUMNS,
@@ -59,6 +59,7 @@ from edge_agent.sources.lync_cdr.schema import (
     variant_from_columns,
 )
 from edge_agent.sources.options import OptionReader
+from shared.clock import Clock, utc_now
 from shared.errors import CallCollectError, ConfigError, SourceError
 from shared.icdr import ICDR
 
@@ -78,10 +79,6 @@ DEFAULT_LOGIN_TIMEOUT_SECONDS = 15
 DEFAULT_QUERY_TIMEOUT_SECONDS = 120
 DEFAULT_RETENTION_MARGIN_DAYS = 15
 MIN_BACKOFF_SECONDS = 5.0
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- options -----------------------------------------------------------------------------------

@@ -21,9 +21,11 @@ import socket
 import threading
 from collections.abc import Callable
 
-from edge_agent.sources.base import Acquirer, Clock, UnitSink
+from edge_agent.sources.base import Acquirer, UnitSink
 from edge_agent.sources.mivo250_socket.framing import StreamFault, login_packet
-from edge_agent.sources.streams.tcp import Backoff, Handshake, format_seconds, utc_now
+from edge_agent.sources.streams.tcp import Handshake, format_seconds
+from shared.backoff import Backoff
+from shared.clock import Clock, utc_now
 from shared.errors import SourceError
 
 REFUSAL_WINDOW = 2.0  # formats.md §4.1: "closed within 2 s of login" is an authentication failure

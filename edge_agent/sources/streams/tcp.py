@@ -41,11 +41,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Protocol, TypedDict, Unpack
 
-from edge_agent.sources.base import Clock, UnitSink
+from edge_agent.sources.base import UnitSink
 from edge_agent.sources.streams.lines import LineFramer
+from shared.backoff import Backoff
+from shared.clock import Clock, utc_now
 from shared.errors import SourceError
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -70,24 +71,7 @@ class StreamFramer(Protocol):
 
 FramerFactory = Callable[[], StreamFramer]
 Handshake = Callable[[socket.socket], None]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential back-off: min, min*factor, ... capped at max, minus up to ``jitter`` of it."""
-
-    min_seconds: float = 1.0
-    max_seconds: float = 60.0
-    factor: float = 2.0
-    jitter: float = 0.2  # the fraction removed at random, so many agents do not retry in step
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        base = min(self.max_seconds, self.min_seconds * self.factor ** min(attempt, 64))
-        return base * (1.0 - self.jitter * rng.random())
+SOURCE_JITTER = 0.2  # a PBX serves few clients: a fifth is enough to break lock-step
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +189,7 @@ class _TcpAcquirer:
         self.address = f"{host}:{port}"
         self._framer_factory = framer_factory
         self._idle_timeout = idle_timeout
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or Backoff(jitter=SOURCE_JITTER)
         self._keepalive = keepalive or Keepalive()
         self._max_group = max_group
         self._poll = poll_interval
