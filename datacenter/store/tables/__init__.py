@@ -5,11 +5,12 @@
     rating.py     tariffs, dial plans, route maps, call costs, the unrated queue (v0002)
     alarms.py     alarms, notifications, technicians' tenants (v0004)
     health.py     heartbeats (v0005)
+    directory.py  who had which extension when (v0008)
 
 Importing this package imports every table module, so ``metadata`` holds the whole schema.
 """
 
-from datacenter.store.tables import alarms, core, health, rating
+from datacenter.store.tables import alarms, core, directory, health, rating
 from datacenter.store.tables.metadata import metadata
 
-__all__ = ["alarms", "core", "health", "metadata", "rating"]
+__all__ = ["alarms", "core", "directory", "health", "metadata", "rating"]
