@@ -45,7 +45,7 @@ import socket
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -64,6 +64,7 @@ from datacenter.ingest.keys import load_ingest_keys
 from datacenter.rating.store import rate_batch, write_batch_rating
 from datacenter.settings import Settings
 from datacenter.store.bulk import insert_new_rows, json_text, time_encoder
+from datacenter.store.call_rows import make_row_builder
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.core import agents, call_days, calls, landed_files
 from shared.cms import Recipient, is_protected, open_landed
@@ -505,61 +506,9 @@ def _analyze_calls_if_unsized(conn: sa.Connection, inserted: int) -> None:
 
 
 CALL_COLUMNS = tuple(column.name for column in calls.columns)
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-def call_values(
-    tenant_id: int,
-    rec: ICDR,
-    landed_file: str,
-    ingested_at: Any,
-    *,
-    encode_time: Callable[[datetime], Any] = _same,
-    encode_json: Callable[[Any], Any] = _same,
-) -> tuple[Any, ...]:
-    """One ``calls`` row, in ``CALL_COLUMNS`` order (a test pins the order to the table)."""
-    return (
-        tenant_id,
-        rec.record_id,
-        rec.agent_id,
-        rec.source_id,
-        rec.source_kind,
-        encode_time(rec.start),
-        None if rec.answer is None else encode_time(rec.answer),
-        encode_time(rec.end),
-        rec.utc_offset_minutes,
-        rec.ring_seconds,
-        rec.talk_seconds,
-        rec.hold_seconds,
-        rec.direction.value,
-        rec.calling,
-        rec.called,
-        rec.dialled_digits,
-        rec.extension,
-        rec.trunk,
-        rec.route,
-        rec.third_party,
-        rec.account_code,
-        rec.ani,
-        rec.dnis,
-        rec.answered,
-        rec.completion.value,
-        rec.completion_source,
-        rec.transferred,
-        rec.conference,
-        rec.call_id,
-        rec.parent_call_id,
-        encode_json(list(rec.flags)),
-        rec.raw,
-        rec.parser_version,
-        landed_file,
-        ingested_at,
-        encode_json(dict(rec.extra)),
-        rec.icdr_version,
-    )
+# One ``calls`` row, in ``CALL_COLUMNS`` order: generated from the ICDR's declaration, so a field
+# added there reaches the row without an edit here (a test pins the order to the table).
+call_values = make_row_builder(calls, own=("tenant_id", "landed_file", "ingested_at"))
 
 
 def _unique(records: Sequence[ICDR]) -> list[ICDR]:
