@@ -24,7 +24,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, TypeVar, final
+from typing import Any, ParamSpec, TypeVar, final
 
 import orjson
 
@@ -447,8 +447,11 @@ def _length_checks(declared: tuple[FieldInfo, ...]) -> list[str]:
     return lines
 
 
-def _checks(declared: tuple[FieldInfo, ...]) -> list[str]:
-    """Validation in the contract's order (docs/icdr.md): presence, times, ranges, lengths, enums."""
+def _checks(declared: tuple[FieldInfo, ...], *, trusted: bool) -> list[str]:
+    """Validation in the contract's order (docs/icdr.md): presence, times, ranges, lengths, enums.
+
+    ``trusted`` leaves out what a trusting caller's own types guarantee (``source_checked``).
+    """
     lines = []
     for each in declared:
         if each.spec.non_empty:
@@ -457,15 +460,16 @@ def _checks(declared: tuple[FieldInfo, ...]) -> list[str]:
                 f"    raise _Error({each.name!r}, 'must not be empty')",
             ]
     for each in declared:
-        if each.kind.startswith("time"):
+        if each.kind.startswith("time") and not trusted:
             lines += _type_checks(each)
     lines += _SPAN_CHECKS
     for each in declared:
         lines += _range_check(each)
-    lines += _length_checks(declared)
-    for each in declared:
-        if each.kind in ENUMS:
-            lines += _type_checks(each)
+    if not trusted:
+        lines += _length_checks(declared)
+        for each in declared:
+            if each.kind in ENUMS:
+                lines += _type_checks(each)
     return lines
 
 
@@ -475,7 +479,20 @@ def _init_source(declared: tuple[FieldInfo, ...]) -> str:
         "    _setattr(self, '__class__', _Unfrozen)",
         *indent([_fill(each) for each in declared]),
         "    _setattr(self, '__class__', _ICDR)",
-        *indent(_checks(declared)),
+        *indent(_checks(declared, trusted=False)),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _trusted_source(declared: tuple[FieldInfo, ...]) -> str:
+    """``source_checked``: a record made directly in the unfrozen layout, then re-classed."""
+    lines = [
+        f"def source_checked({', '.join(_parameter(each) for each in declared)}):",
+        "    self = _new(_Unfrozen)",
+        *indent([_fill(each) for each in declared]),
+        "    _setattr(self, '__class__', _ICDR)",
+        *indent(_checks(declared, trusted=True)),
+        "    return self",
     ]
     return "\n".join(lines) + "\n"
 
@@ -491,9 +508,11 @@ _SPAN_CHECKS = [
 ]
 
 
-def _install_init() -> None:
-    namespace: dict[str, Any] = {
+def _namespace() -> dict[str, Any]:
+    """What the generated constructors refer to."""
+    return {
         "_setattr": object.__setattr__,
+        "_new": object.__new__,
         "_Unfrozen": _UnfrozenICDR,
         "_ICDR": ICDR,
         "_NEW_DICT": _NEW_DICT,
@@ -504,13 +523,35 @@ def _install_init() -> None:
         **{f"_{enum.__name__}": enum for enum in ENUMS.values()},
         **{f"_default_{each.name}": each.default for each in FIELDS if each.default is not MISSING},
     }
-    init = compile_function("__init__", _init_source(FIELDS), namespace)
+
+
+def _install_init() -> None:
+    init = compile_function("__init__", _init_source(FIELDS), _namespace())
     init.__qualname__ = "ICDR.__init__"
     init.__doc__ = "Build and validate a record; the error names the first bad field."
     type.__setattr__(ICDR, "__init__", init)
 
 
 _install_init()
+_P = ParamSpec("_P")
+
+
+def _signature_of(_: Callable[_P, ICDR]) -> Callable[[Callable[..., ICDR]], Callable[_P, ICDR]]:
+    """Give a generated constructor ICDR's own parameters, for the type checker."""
+    return lambda function: function
+
+
+source_checked = _signature_of(ICDR)(
+    compile_function("source_checked", _trusted_source(FIELDS), _namespace())
+)
+"""Build an ICDR whose source's own types already guarantee part of what ``ICDR()`` checks.
+
+For a parser whose times are timezone-aware datetimes by construction, whose ``direction`` and
+``completion`` are enum members, and whose every text field is bounded by its own column widths
+to at most the field's maximum length (the caller must know this, e.g. from its layout). It skips
+exactly those checks: presence, the rules between the times and every integer range are checked
+as ``ICDR()`` checks them, with the same errors. Anything else must call ``ICDR()``.
+"""
 
 
 # --- JSON, derived from the declaration -------------------------------------------------------------
