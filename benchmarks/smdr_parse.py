@@ -16,8 +16,9 @@ issue #11 compared with SMDR-Miner, the standard layout and every option on; ``-
   every driver pays whatever its parsing costs, with ``ICDR()`` and with ``source_checked``
   (which the parser uses: it skips what the parser's types and column widths guarantee);
 - record floor: the baseline plus what the ICDR contract makes every MiVB parser do for each
-  line whatever its parsing costs: the record id (SHA-256 of the line, then of the id's key)
-  and a validated ICDR built from ready-made fields. Parsing proper is the rest.
+  line whatever its parsing costs: the record id (SHA-256 of the line, then of the id's key,
+  computed as the parser does) and a validated ICDR built from ready-made fields
+  (``source_checked``, by keyword). Parsing proper is the rest.
 
 Each measurement first runs untimed over the first lines (``WARM_UP``), so the figures are the
 steady state of a running agent rather than the process's first allocations. Times are CPU
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import sys
 import time
 from collections.abc import Callable
@@ -50,7 +50,7 @@ from edge_agent.sources.mivb_smdr import driver
 from edge_agent.sources.mivb_smdr.driver import MivbSmdrParser, ParserSettings
 from edge_agent.sources.mivb_smdr.layout import LayoutFlags
 from edge_agent.sources.streams.lines import LineFramer
-from shared.icdr import ICDR, make_record_id, source_checked
+from shared.icdr import ICDR, source_checked
 
 ZONE = ZoneInfo("Europe/London")
 POOL = 20_000  # distinct simulated calls; the stream repeats them
@@ -112,20 +112,20 @@ def ready_fields(data: bytes, received: datetime, parser: MivbSmdrParser) -> lis
 
 
 def record_floor(
-    data: bytes, received: datetime, fields: list[dict[str, Any]], ctx: SourceContext
+    data: bytes, received: datetime, fields: list[dict[str, Any]], parser: MivbSmdrParser
 ) -> Timing:
-    """Frame and decode each line, derive its record id and build a validated ICDR of it."""
+    """Frame and decode each line, derive its record id and build a validated ICDR of it, the
+    way the parser does both (its id computation; ``source_checked``, fields passed by name)."""
     rest = [
         {name: value for name, value in each.items() if name not in ("record_id", "raw")}
         for each in fields
     ]
+    record_id = parser._record_id
 
     def build(unit: RawUnit) -> list[ICDR]:
-        record_id = make_record_id(
-            ctx.agent_id, ctx.source_id, str(unit.seq), hashlib.sha256(unit.data).hexdigest()
-        )
         raw = unit.data.decode("latin-1")
-        return [ICDR(record_id=record_id, raw=raw, **rest[unit.seq % len(rest)])]
+        values = rest[unit.seq % len(rest)]
+        return [source_checked(record_id=record_id(unit.seq, unit.data), raw=raw, **values)]
 
     return run(data, received, build)
 
@@ -164,7 +164,7 @@ def measure_layout(layout: str, lines: int, ctx: SourceContext) -> LayoutResult:
     fields = ready_fields(data, received, MivbSmdrParser(ctx, fixed_settings))
     floor = icdr_floor(fields, lines, ICDR)
     checked_floor = icdr_floor(fields, lines, source_checked)
-    records = record_floor(data, received, fields, ctx)
+    records = record_floor(data, received, fields, fixed)
     if {fixed_run.produced, auto_run.produced, records.produced} != {lines}:
         got = f"{fixed_run.produced}, {auto_run.produced}, {records.produced}"
         raise SystemExit(f"expected {lines} ICDRs from each run, got {got}")

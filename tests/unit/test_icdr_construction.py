@@ -22,7 +22,9 @@ from shared.icdr import (
     MAX_TEXT,
     Completion,
     Direction,
+    checked_builder,
     source_checked,
+    source_checked_builder,
 )
 from tests.unit.test_icdr import START, gen_icdr, icdrs
 
@@ -206,3 +208,20 @@ def test_source_checked_still_checks_what_no_parser_type_guarantees(
         ICDR(**values)
     assert checked.value.field == full.value.field == field
     assert str(checked.value) == str(full.value)
+
+
+def test_positional_builders_give_the_record_icdr_gives() -> None:
+    rec = gen_icdr(extra={"k": "v"}, flags=("unsupervised",))
+    names = ("calling", "record_id", "agent_id", "source_id", "source_kind", "start", "end", "raw")
+    values = [getattr(rec, name) for name in names]
+    expected = ICDR(**dict(zip(names, values, strict=True)))
+    for builder in (source_checked_builder(names), checked_builder(names)):
+        built = builder(*values)
+        assert built == expected and type(built) is ICDR
+        assert built.extra == {} and built.extra is not builder(*values).extra
+    with pytest.raises(ICDRValidationError, match="is before start"):
+        source_checked_builder(names)(*values[:5], rec.end, rec.start, "")
+    with pytest.raises(ValueError, match="required"):
+        source_checked_builder(("record_id", "agent_id"))
+    with pytest.raises(ValueError, match="required"):
+        source_checked_builder(("colour", *names))

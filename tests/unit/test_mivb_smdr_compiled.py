@@ -75,3 +75,14 @@ def test_a_build_older_than_its_source_is_stale(tmp_path: Path) -> None:
     assert _stale(tmp_path)
     os.utime(build, (3_000, 3_000))
     assert not _stale(tmp_path)
+
+
+def test_the_newest_file_of_a_build_decides(tmp_path: Path) -> None:
+    """A build's shim may keep an old time when only its implementation was rebuilt."""
+    (tmp_path / "layout.py").write_text("")
+    shim = tmp_path / "layout.cpython-311-x86_64-linux-gnu.so"
+    implementation = tmp_path / "layout__mypyc.cpython-311-x86_64-linux-gnu.so"
+    for path, when in ((shim, 1_000), (tmp_path / "layout.py", 2_000), (implementation, 3_000)):
+        path.touch()
+        os.utime(path, (when, when))
+    assert not _stale(tmp_path)

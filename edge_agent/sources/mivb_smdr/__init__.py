@@ -20,10 +20,14 @@ PURE_ENV = "CALLCOLLECT_PURE"
 
 
 def _stale(package: Path) -> bool:
-    """True when a compiled module here is older than its source."""
+    """True when a module's newest compiled file here is older than its source."""
+    built: dict[str, float] = {}
     for build in package.glob("*.so"):
-        source = package / (build.name.split(".", 1)[0].removesuffix("__mypyc") + ".py")
-        if source.exists() and build.stat().st_mtime < source.stat().st_mtime:
+        module = build.name.split(".", 1)[0].removesuffix("__mypyc")
+        built[module] = max(built.get(module, 0.0), build.stat().st_mtime)
+    for module, mtime in built.items():
+        source = package / f"{module}.py"
+        if source.exists() and mtime < source.stat().st_mtime:
             return True
     return False
 
