@@ -1,33 +1,38 @@
 """MiVB SMDR parsing: lines per second through ``MivbSmdrParser``, against merely reading them.
 
-    .venv/bin/python benchmarks/smdr_parse.py [--quick] [--lines N] [--layout L2]
+    .venv/bin/python benchmarks/smdr_parse.py [--quick] [--lines N] [--layout L2 ...]
+    CALLCOLLECT_PURE=1 .venv/bin/python benchmarks/smdr_parse.py   # the sources, not the build
 
 Generates fictional calls with the simulator (the whole mix: outgoing, incoming, transfers,
 attendant, internal, long calls), repeats them up to N lines (1,000,000; 20,000 with --quick)
-as one CR LF byte stream, and measures in the same process:
+as one CR LF byte stream, and measures in the same process, for each layout (L2 and A, the two
+issue #11 compared with SMDR-Miner, the standard layout and every option on; ``--layout`` picks):
 
 - baseline: framing the stream into lines (``LineFramer``, 64 KiB reads), wrapping each in a
   ``RawUnit`` and decoding it as Latin-1: what any reader of the feed must do;
 - parse (fixed layout): the same, then ``feed`` for every line, producing validated ICDRs;
 - parse (auto layout): the same with the layout detected per line;
 - ICDR floor: constructing (and so validating) the same ICDRs from ready-made fields, which
-  every driver pays whatever its parsing costs;
+  every driver pays whatever its parsing costs, with ``ICDR()`` and with ``source_checked``
+  (which the parser uses: it skips what the parser's types and column widths guarantee);
 - record floor: the baseline plus what the ICDR contract makes every MiVB parser do for each
-  line whatever its parsing costs: the record id (SHA-256 of the line, then of the id's key)
-  and a validated ICDR built from ready-made fields. Parsing proper is the rest.
+  line whatever its parsing costs: the record id (SHA-256 of the line, then of the id's key,
+  computed as the parser does) and a validated ICDR built from ready-made fields
+  (``source_checked``, by keyword). Parsing proper is the rest.
 
 Each measurement first runs untimed over the first lines (``WARM_UP``), so the figures are the
 steady state of a running agent rather than the process's first allocations. Times are CPU
 seconds of this process (``time.process_time``), so other load on a shared machine distorts
 them less; wall-clock seconds are printed beside them. The ratio parse / baseline is what parsing
-costs on top of reading. Target: 200,000 lines/s with a fixed layout.
+costs on top of reading. It prints which build ran (compiled by scripts/compile.sh, or the
+sources) and ends with one line per layout. Target: ahead of SMDR-Miner on every layout, i.e.
+282,000 lines/s with a fixed layout (its figure on layout A, measured on another machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import sys
 import time
 from collections.abc import Callable
@@ -41,16 +46,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_agent.simulators.mivb_smdr import generate_calls
 from edge_agent.sources.base import RawUnit, SourceContext
+from edge_agent.sources.mivb_smdr import driver
 from edge_agent.sources.mivb_smdr.driver import MivbSmdrParser, ParserSettings
 from edge_agent.sources.mivb_smdr.layout import LayoutFlags
 from edge_agent.sources.streams.lines import LineFramer
-from shared.icdr import ICDR, make_record_id
+from shared.icdr import ICDR, source_checked
 
 ZONE = ZoneInfo("Europe/London")
 POOL = 20_000  # distinct simulated calls; the stream repeats them
 CHUNK = 65536  # bytes per simulated recv()
 GROUP = 100  # units per delivery, each group stamped with one receive time
-TARGET = 200_000
+TARGET = 282_000  # SMDR-Miner's fixed-column path on layout A (issue #11): ahead of it everywhere
 WARM_UP = 2_000  # lines run untimed before each measurement
 
 
@@ -106,74 +112,112 @@ def ready_fields(data: bytes, received: datetime, parser: MivbSmdrParser) -> lis
 
 
 def record_floor(
-    data: bytes, received: datetime, fields: list[dict[str, Any]], ctx: SourceContext
+    data: bytes, received: datetime, fields: list[dict[str, Any]], parser: MivbSmdrParser
 ) -> Timing:
-    """Frame and decode each line, derive its record id and build a validated ICDR of it."""
+    """Frame and decode each line, derive its record id and build a validated ICDR of it, the
+    way the parser does both (its id computation; ``source_checked``, fields passed by name)."""
     rest = [
         {name: value for name, value in each.items() if name not in ("record_id", "raw")}
         for each in fields
     ]
+    record_id = parser._record_id
 
     def build(unit: RawUnit) -> list[ICDR]:
-        record_id = make_record_id(
-            ctx.agent_id, ctx.source_id, str(unit.seq), hashlib.sha256(unit.data).hexdigest()
-        )
         raw = unit.data.decode("latin-1")
-        return [ICDR(record_id=record_id, raw=raw, **rest[unit.seq % len(rest)])]
+        values = rest[unit.seq % len(rest)]
+        return [source_checked(record_id=record_id(unit.seq, unit.data), raw=raw, **values)]
 
     return run(data, received, build)
 
 
-def icdr_floor(fields: list[dict[str, Any]], lines: int) -> Timing:
-    """Construct ``lines`` ICDRs from ready-made fields."""
+def icdr_floor(fields: list[dict[str, Any]], lines: int, build: Callable[..., ICDR]) -> Timing:
+    """Construct ``lines`` ICDRs from ready-made fields with ``build``."""
     for index in range(WARM_UP):
-        ICDR(**fields[index % len(fields)])
+        build(**fields[index % len(fields)])
     started = time.perf_counter()
     cpu_started = time.process_time()
     for index in range(lines):
-        ICDR(**fields[index % len(fields)])
+        build(**fields[index % len(fields)])
     return Timing(time.process_time() - cpu_started, time.perf_counter() - started, lines)
+
+
+LAYOUTS = ("L2", "A", "standard", "A+L2+X+ANI")  # the issue's two, the default, everything on
+
+
+@dataclass(frozen=True)
+class LayoutResult:
+    layout: str
+    base: Timing
+    fixed: Timing
+    auto: Timing
+
+
+def measure_layout(layout: str, lines: int, ctx: SourceContext) -> LayoutResult:
+    """Print one layout's table (every figure beside the baseline of the same run)."""
+    data, received = stream_of(lines, layout)
+    fixed_settings = ParserSettings(layout=LayoutFlags.parse(layout))
+    fixed = MivbSmdrParser(ctx, fixed_settings)
+    auto = MivbSmdrParser(ctx, ParserSettings(layout=None))
+    base = run(data, received, lambda unit: unit.data.decode("latin-1"))
+    fixed_run = run(data, received, fixed.feed)
+    auto_run = run(data, received, auto.feed)
+    fields = ready_fields(data, received, MivbSmdrParser(ctx, fixed_settings))
+    floor = icdr_floor(fields, lines, ICDR)
+    checked_floor = icdr_floor(fields, lines, source_checked)
+    records = record_floor(data, received, fields, fixed)
+    if {fixed_run.produced, auto_run.produced, records.produced} != {lines}:
+        got = f"{fixed_run.produced}, {auto_run.produced}, {records.produced}"
+        raise SystemExit(f"expected {lines} ICDRs from each run, got {got}")
+
+    print(f"\nlines: {lines:,} ({layout} layout, {len(data):,} bytes)")
+    print(f"{'':34}{'CPU s':>8} {'lines/s (CPU)':>14} {'wall s':>8}")
+    for name, timing in (
+        ("baseline (frame + decode)", base),
+        ("parse, fixed layout", fixed_run),
+        ("parse, auto layout", auto_run),
+        ("ICDR floor (ICDR())", floor),
+        ("ICDR floor (source_checked)", checked_floor),
+        ("record floor (frame, id, ICDR)", records),
+    ):
+        print(f"{name:34}{timing.cpu:8.2f} {lines / timing.cpu:14,.0f} {timing.wall:8.2f}")
+    print(f"ratio fixed / baseline: {fixed_run.cpu / base.cpu:.1f}x")
+    print(f"ratio auto / baseline:  {auto_run.cpu / base.cpu:.1f}x")
+    print(f"share of fixed-layout time spent constructing ICDRs: {floor.cpu / fixed_run.cpu:.0%}")
+    print(f"share of fixed-layout time that is the record floor: {records.cpu / fixed_run.cpu:.0%}")
+    return LayoutResult(layout, base, fixed_run, auto_run)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20,000 lines, a few seconds")
     parser.add_argument("--lines", type=int, help="number of lines (default 1,000,000)")
-    parser.add_argument("--layout", default="L2", help="SMDR layout of the lines (default L2)")
+    parser.add_argument(
+        "--layout",
+        action="append",
+        help=f"SMDR layout of the lines, repeatable (default: {', '.join(LAYOUTS)})",
+    )
     args = parser.parse_args()
     lines = args.lines or (20_000 if args.quick else 1_000_000)
-    data, received = stream_of(lines, args.layout)
     ctx = SourceContext(agent_id="bench", source_id="pbx1", timezone=ZONE)
-    fixed_settings = ParserSettings(layout=LayoutFlags.parse(args.layout))
-    fixed = MivbSmdrParser(ctx, fixed_settings)
-    auto = MivbSmdrParser(ctx, ParserSettings(layout=None))
+    build = "compiled (mypyc)" if driver.__file__.endswith(".so") else "pure Python"
+    print(f"parser build: {build} ({Path(driver.__file__).name})")
+    results = [measure_layout(layout, lines, ctx) for layout in args.layout or LAYOUTS]
 
-    base = run(data, received, lambda unit: unit.data.decode("latin-1"))
-    fixed_run = run(data, received, fixed.feed)
-    auto_run = run(data, received, auto.feed)
-    fields = ready_fields(data, received, MivbSmdrParser(ctx, fixed_settings))
-    floor = icdr_floor(fields, lines)
-    records = record_floor(data, received, fields, ctx)
-    if {fixed_run.produced, auto_run.produced, records.produced} != {lines}:
-        got = f"{fixed_run.produced}, {auto_run.produced}, {records.produced}"
-        raise SystemExit(f"expected {lines} ICDRs from each run, got {got}")
-
-    print(f"lines: {lines:,} ({args.layout} layout, {len(data):,} bytes)")
-    print(f"{'':30}{'CPU s':>8} {'lines/s (CPU)':>14} {'wall s':>8}")
-    for name, timing in (
-        ("baseline (frame + decode)", base),
-        ("parse, fixed layout", fixed_run),
-        ("parse, auto layout", auto_run),
-        ("ICDR floor (construct only)", floor),
-        ("record floor (frame, id, ICDR)", records),
-    ):
-        print(f"{name:30}{timing.cpu:8.2f} {lines / timing.cpu:14,.0f} {timing.wall:8.2f}")
-    print(f"ratio fixed / baseline: {fixed_run.cpu / base.cpu:.1f}x")
-    print(f"ratio auto / baseline:  {auto_run.cpu / base.cpu:.1f}x")
-    print(f"share of fixed-layout time spent constructing ICDRs: {floor.cpu / fixed_run.cpu:.0%}")
-    print(f"share of fixed-layout time that is the record floor: {records.cpu / fixed_run.cpu:.0%}")
-    rate = lines / fixed_run.cpu
-    print(f"target {TARGET:,} lines/s: {'met' if rate >= TARGET else 'missed'} ({rate:,.0f})")
+    print(f"\nper layout, lines/s (CPU), {lines:,} lines, {build}:")
+    print(
+        f"{'layout':14}{'baseline':>12}{'fixed':>10}{'auto':>10}{'fixed/base':>12}{'auto/base':>11}"
+    )
+    for each in results:
+        rate = {name: lines / t.cpu for name, t in vars(each).items() if isinstance(t, Timing)}
+        print(
+            f"{each.layout:14}{rate['base']:12,.0f}{rate['fixed']:10,.0f}{rate['auto']:10,.0f}"
+            f"{each.fixed.cpu / each.base.cpu:11.1f}x{each.auto.cpu / each.base.cpu:10.1f}x"
+        )
+    slowest = min(lines / each.fixed.cpu for each in results)
+    print(
+        f"target {TARGET:,} lines/s, fixed layout, every layout: "
+        f"{'met' if slowest >= TARGET else 'missed'} (slowest {slowest:,.0f})"
+    )
 
 
 if __name__ == "__main__":

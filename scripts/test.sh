@@ -7,5 +7,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy"; .venv/bin/mypy
+echo "== parser tests, pure Python (the suite below runs the compiled build)"
+CALLCOLLECT_PURE=1 .venv/bin/pytest -q -p no:cacheprovider tests/unit/test_mivb_smdr.py \
+  tests/unit/test_mivb_smdr_properties.py tests/unit/test_mivb_smdr_compiled.py
 echo "== pytest"
 exec .venv/bin/pytest -n 2 --dist loadgroup -p no:cacheprovider "$@"

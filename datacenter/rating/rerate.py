@@ -34,8 +34,8 @@ from datacenter.rating.store import (
     load_rating_config,
     write_results,
 )
+from datacenter.store.call_rows import icdr_from_row
 from datacenter.store.engine import write_transaction
-from datacenter.store.scoped import icdr_from_row
 from datacenter.store.tables.core import calls
 from datacenter.store.tables.rating import call_cost_history, call_costs, unrated_calls
 

@@ -13,31 +13,39 @@ Contract:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from datacenter.store.call_rows import icdr_from_row
 from datacenter.store.tables.core import call_days, calls, landed_files, tenants
+from datacenter.store.tables.icdr_columns import column_name
 from shared.errors import StoreError, ValidationError
-from shared.icdr import ICDR, Completion, Direction
+from shared.icdr import FIELDS, ICDR, Direction
 
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 500
 # Characters people type inside phone numbers that stored numbers do not carry.
 _NUMBER_PUNCTUATION = re.compile(r"[\s().\-]")
 
-_SUMMARY_COLUMNS = (
-    "record_id", "agent_id", "source_id", "source_kind", "start_utc", "answer_utc", "end_utc",
-    "utc_offset_minutes", "ring_seconds", "talk_seconds", "hold_seconds", "direction", "calling",
-    "called", "dialled_digits", "extension", "trunk", "route", "third_party", "account_code",
-    "ani", "dnis", "answered", "completion", "completion_source", "transferred", "conference",
-    "call_id", "parent_call_id",
-)  # fmt: skip
+# What a list shows of a call: every declared field but these, by column name.
+_DETAIL_ONLY = frozenset({"flags", "raw", "parser_version", "extra", "icdr_version"})
+_SUMMARY = tuple(each for each in FIELDS if each.name not in _DETAIL_ONLY)
+_SUMMARY_COLUMNS = tuple(column_name(each.name) for each in _SUMMARY)
+_FLAG_COLUMNS = tuple(column_name(each.name) for each in _SUMMARY if each.kind == "bool")
+# How each kind is held in the read model (enums as their stored text).
+_READ_TYPES = {
+    "time": "datetime",
+    "time?": "datetime | None",
+    "direction": "str",
+    "completion": "str",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,44 +65,40 @@ class CallFilter:
     direction: Direction | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One stored call, as lists show it."""
+def _start_site(call: Any) -> datetime:
+    """Start on the site's wall clock (the PBX's offset when the call began)."""
+    start: datetime = call.start_utc
+    return start.astimezone(timezone(timedelta(minutes=call.utc_offset_minutes)))
 
-    record_id: str
-    agent_id: str
-    source_id: str
-    source_kind: str
-    start_utc: datetime
-    answer_utc: datetime | None
-    end_utc: datetime
-    utc_offset_minutes: int
-    ring_seconds: int
-    talk_seconds: int
-    hold_seconds: int
-    direction: str
-    calling: str
-    called: str
-    dialled_digits: str
-    extension: str
-    trunk: str
-    route: str
-    third_party: str
-    account_code: str
-    ani: str
-    dnis: str
-    answered: bool
-    completion: str
-    completion_source: str
-    transferred: bool
-    conference: bool
-    call_id: str
-    parent_call_id: str
 
-    @property
-    def start_site(self) -> datetime:
-        """Start on the site's wall clock (the PBX's offset when the call began)."""
-        return self.start_utc.astimezone(timezone(timedelta(minutes=self.utc_offset_minutes)))
+def _read_model() -> type:
+    """``Call``: a frozen dataclass of the summary columns, generated from the declaration."""
+    model = dataclasses.make_dataclass(
+        "Call",
+        [(column_name(each.name), _READ_TYPES.get(each.kind, each.type)) for each in _SUMMARY],
+        namespace={
+            "start_site": property(_start_site),
+            "__doc__": "One stored call, as lists show it.",
+        },
+        frozen=True,
+        slots=True,
+    )
+    model.__module__ = __name__
+    return model
+
+
+if TYPE_CHECKING:
+
+    class Call:
+        """What the type checker sees of the generated read model: its columns, and start_site."""
+
+        def __getattr__(self, name: str) -> Any: ...
+
+        @property
+        def start_site(self) -> datetime: ...
+
+else:
+    Call = _read_model()
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,26 +333,8 @@ class TenantScope:
         return conditions
 
 
-def icdr_from_row(row: sa.Row[Any]) -> ICDR:
-    """The ICDR a ``calls`` row holds (every column of the table), validated again on the way."""
-    return ICDR(
-        record_id=row.record_id, agent_id=row.agent_id, source_id=row.source_id,
-        source_kind=row.source_kind, start=row.start_utc, end=row.end_utc, answer=row.answer_utc,
-        utc_offset_minutes=row.utc_offset_minutes, ring_seconds=row.ring_seconds,
-        talk_seconds=row.talk_seconds, hold_seconds=row.hold_seconds,
-        direction=Direction(row.direction), calling=row.calling, called=row.called,
-        dialled_digits=row.dialled_digits, extension=row.extension, trunk=row.trunk,
-        route=row.route, third_party=row.third_party, account_code=row.account_code,
-        ani=row.ani, dnis=row.dnis, answered=bool(row.answered),
-        completion=Completion(row.completion), completion_source=row.completion_source,
-        transferred=bool(row.transferred), conference=bool(row.conference), call_id=row.call_id,
-        parent_call_id=row.parent_call_id, flags=tuple(row.flags), raw=row.raw,
-        parser_version=row.parser_version, icdr_version=row.icdr_version, extra=dict(row.extra),
-    )  # fmt: skip
-
-
 def _call(row: sa.Row[Any]) -> Call:
     values = {name: getattr(row, name) for name in _SUMMARY_COLUMNS}
-    for name in ("answered", "transferred", "conference"):
+    for name in _FLAG_COLUMNS:
         values[name] = bool(values[name])
     return Call(**values)

@@ -1,4 +1,4 @@
-"""ICDR construction: the hand-written ``__init__`` stores every field, validates every record and
+"""ICDR construction: the generated ``__init__`` stores every field, validates every record and
 leaves it frozen (``shared/icdr.py``; the JSON contract is pinned in test_icdr.py)."""
 
 from __future__ import annotations
@@ -11,11 +11,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
 
 from shared.errors import ICDRValidationError
-from shared.icdr import ICDR, MAX_CALL_SECONDS, MAX_RAW, MAX_TEXT, Completion, Direction
+from shared.icdr import (
+    ICDR,
+    MAX_CALL_SECONDS,
+    MAX_NAME,
+    MAX_RAW,
+    MAX_TEXT,
+    Completion,
+    Direction,
+    checked_builder,
+    source_checked,
+    source_checked_builder,
+)
 from tests.factories import gen_mivb_call
-from tests.unit.test_icdr import START
+from tests.unit.test_icdr import START, icdrs
 
 TEXT_FIELDS = [
     "calling", "called", "dialled_digits", "extension", "trunk", "route", "third_party",
@@ -148,3 +160,69 @@ def test_construction_rejects_each_bad_value_naming_the_field(
 def test_boundary_values_are_accepted(change: dict[str, Any]) -> None:
     rec = gen_mivb_call(**change)
     assert all(getattr(rec, name) == value for name, value in change.items())
+
+
+@pytest.mark.parametrize(
+    ("name", "limit"),
+    [("agent_id", MAX_NAME), ("source_kind", MAX_NAME), ("parser_version", MAX_NAME),
+     ("source_id", MAX_TEXT)],
+)  # fmt: skip
+def test_names_are_refused_beyond_what_the_store_holds(name: str, limit: int) -> None:
+    assert getattr(gen_mivb_call(**{name: "n" * limit}), name) == "n" * limit
+    with pytest.raises(ICDRValidationError, match=f"longer than {limit}") as info:
+        gen_mivb_call(**{name: "n" * (limit + 1)})
+    assert info.value.field == name
+
+
+def _fields(rec: ICDR) -> dict[str, Any]:
+    return {f.name: getattr(rec, f.name) for f in dataclasses.fields(ICDR)}
+
+
+@given(icdrs())
+def test_property_source_checked_builds_the_record_icdr_builds(rec: ICDR) -> None:
+    built = source_checked(**_fields(rec))
+    assert built == rec and type(built) is ICDR
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.calling = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"record_id": ""}, "record_id"),
+        ({"source_kind": ""}, "source_kind"),
+        ({"end": START - timedelta(seconds=1)}, "end"),
+        ({"end": START + timedelta(seconds=MAX_CALL_SECONDS, microseconds=1)}, "end"),
+        ({"answer": LATE}, "answer"),
+        ({"ring_seconds": -1}, "ring_seconds"),
+        ({"talk_seconds": MAX_CALL_SECONDS + 1}, "talk_seconds"),
+        ({"utc_offset_minutes": 1081}, "utc_offset_minutes"),
+    ],
+)
+def test_source_checked_still_checks_what_no_parser_type_guarantees(
+    change: dict[str, Any], field: str
+) -> None:
+    values = {**_fields(gen_mivb_call()), **change}
+    with pytest.raises(ICDRValidationError) as checked:
+        source_checked(**values)
+    with pytest.raises(ICDRValidationError) as full:
+        ICDR(**values)
+    assert checked.value.field == full.value.field == field
+    assert str(checked.value) == str(full.value)
+
+
+def test_positional_builders_give_the_record_icdr_gives() -> None:
+    rec = gen_mivb_call(extra={"k": "v"}, flags=("unsupervised",))
+    names = ("calling", "record_id", "agent_id", "source_id", "source_kind", "start", "end", "raw")
+    values = [getattr(rec, name) for name in names]
+    expected = ICDR(**dict(zip(names, values, strict=True)))
+    for builder in (source_checked_builder(names), checked_builder(names)):
+        built = builder(*values)
+        assert built == expected and type(built) is ICDR
+        assert built.extra == {} and built.extra is not builder(*values).extra
+    with pytest.raises(ICDRValidationError, match="is before start"):
+        source_checked_builder(names)(*values[:5], rec.end, rec.start, "")
+    with pytest.raises(ValueError, match="required"):
+        source_checked_builder(("record_id", "agent_id"))
+    with pytest.raises(ValueError, match="required"):
+        source_checked_builder(("colour", *names))

@@ -1,6 +1,7 @@
 """The data-centre schema: one SQLAlchemy ``MetaData``, its tables grouped by concern.
 
     metadata.py   the MetaData, naming convention and column types every module shares
+    icdr_columns.py  the calls table's record columns, built from shared.icdr's declaration
     core.py       tenants, agents, users, landed files, calls, daily rollups (v0001)
     rating.py     tariffs, dial plans, route maps, call costs, the unrated queue (v0002)
     alarms.py     alarms, notifications, technicians' tenants (v0004)

@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from datacenter.store.tables.icdr_columns import icdr_columns
 from datacenter.store.tables.metadata import (
     AGENT_ID_LENGTH,
-    RECORD_ID_LENGTH,
     SLUG_LENGTH,
-    JSONDocument,
     UTCDateTime,
     metadata,
     tenant_fk,
-    text_column,
 )
 
 tenants = sa.Table(
@@ -97,47 +95,19 @@ landed_files = sa.Table(
     sa.Index(None, "tenant_id", "agent_id", "sequence"),  # missing batches (migration 0006)
 )
 
+# The record's columns come from the ICDR's declaration (icdr_columns). The table keeps the
+# physical order the migrations built: the store's own two columns after ``parser_version``, and
+# ``extra`` and ``icdr_version`` last, as 0007 added them.
+_record_columns = icdr_columns()
+_LATER = 2  # extra, icdr_version: the declaration's last two fields
 calls = sa.Table(
     "calls",
     metadata,
     tenant_fk(primary_key=True),
-    sa.Column("record_id", sa.String(RECORD_ID_LENGTH), primary_key=True),
-    sa.Column("agent_id", sa.String(AGENT_ID_LENGTH), nullable=False),
-    sa.Column("source_id", text_column(), nullable=False),
-    sa.Column("source_kind", sa.String(64), nullable=False),
-    sa.Column("start_utc", UTCDateTime, nullable=False),
-    sa.Column("answer_utc", UTCDateTime, nullable=True),
-    sa.Column("end_utc", UTCDateTime, nullable=False),
-    sa.Column("utc_offset_minutes", sa.Integer, nullable=False),
-    sa.Column("ring_seconds", sa.Integer, nullable=False),
-    sa.Column("talk_seconds", sa.Integer, nullable=False),
-    sa.Column("hold_seconds", sa.Integer, nullable=False),
-    sa.Column("direction", sa.String(16), nullable=False),
-    sa.Column("calling", text_column(), nullable=False),
-    sa.Column("called", text_column(), nullable=False),
-    sa.Column("dialled_digits", text_column(), nullable=False),
-    sa.Column("extension", text_column(), nullable=False),
-    sa.Column("trunk", text_column(), nullable=False),
-    sa.Column("route", text_column(), nullable=False),
-    sa.Column("third_party", text_column(), nullable=False),
-    sa.Column("account_code", text_column(), nullable=False),
-    sa.Column("ani", text_column(), nullable=False),
-    sa.Column("dnis", text_column(), nullable=False),
-    sa.Column("answered", sa.Boolean, nullable=False),
-    sa.Column("completion", sa.String(16), nullable=False),
-    sa.Column("completion_source", text_column(), nullable=False),
-    sa.Column("transferred", sa.Boolean, nullable=False),
-    sa.Column("conference", sa.Boolean, nullable=False),
-    sa.Column("call_id", text_column(), nullable=False),
-    sa.Column("parent_call_id", text_column(), nullable=False),
-    sa.Column("flags", JSONDocument, nullable=False),  # list of strings
-    sa.Column("raw", sa.Text, nullable=False),
-    sa.Column("parser_version", sa.String(64), nullable=False),
+    *_record_columns[:-_LATER],
     sa.Column("landed_file", sa.String(100), nullable=False),
     sa.Column("ingested_at", UTCDateTime, nullable=False),
-    # With the columns above, the whole record: scoped.icdr_from_row rebuilds the ICDR.
-    sa.Column("extra", JSONDocument, nullable=False),  # the driver's extras (string map)
-    sa.Column("icdr_version", sa.SmallInteger, nullable=False),
+    *_record_columns[-_LATER:],
     sa.Index(None, "tenant_id", "start_utc"),
     sa.Index(None, "tenant_id", "extension", "start_utc"),
 )

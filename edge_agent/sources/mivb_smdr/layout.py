@@ -316,6 +316,7 @@ class CompiledLayout:
     head: re.Pattern[str]
     text: Callable[[str], tuple[str, ...]]  # the TEXT_FIELDS of a padded line, in order
     length: int
+    widest_text: int  # the widest text field: what bounds every text value the layout yields
 
 
 Override = tuple[str, int, int]  # (text field, first column, last column)
@@ -336,6 +337,7 @@ def compile_layout(flags: LayoutFlags, overrides: tuple[Override, ...] = ()) -> 
         head=_head_pattern(cmap),
         text=operator.itemgetter(*[slices.get(field, empty) for field in TEXT_FIELDS]),
         length=cmap.length,
+        widest_text=max(c.width for c in cmap.columns if c.name in TEXT_FIELDS),
     )
 
 
