@@ -157,7 +157,6 @@ CHARGES = [
     ("minimum raises a short call", france("0.0600", a=1, b=1, minimum="0.2500"), 10, "0.25", "minimum_charge"),
     ("minimum includes the fee", france("0.0600", "0.2000", 1, 1, minimum="0.2500"), 60, "0.26", None),
     ("max cost caps a long call", france("0.6000", a=60, b=60, cap="1.0000"), 600, "1.00", "max_cost"),
-    ("cap applies after minimum", france("0.0100", a=60, b=60, minimum="2.0000", cap="1.0000"), 60, "1.00", "max_cost"),
     ("grace: 5 s free", france("0.6000", "0.5000", grace=5), 5, "0.00", None),
     ("grace: 6 s billed in full", france("0.6000", "0.5000", grace=5), 6, "1.10", None),
 ]  # fmt: skip

@@ -1,0 +1,306 @@
+"""Tariff shapes beyond ``a/b`` increments: first blocks, tiers, free seconds, surcharges, steps.
+
+A rate row (``tariffs.Rate``) prices a call as ``fee + rate x billed / 60`` with an initial and a
+subsequent increment. Real price lists also use, per row (docs/rating.md, "Tariff shapes"):
+
+- a **first block** priced on its own: the first N seconds cost a fixed price, whatever part of
+  them was used; the rate and increments then apply from second N;
+- **duration tiers**: from second S on, another per-minute rate in its own increments;
+- **free seconds** deducted from the billed time, before or after rounding to increments;
+- a one-off **surcharge** once a call lasts longer than N seconds;
+- **rounding steps** before the call's one final rounding: per increment, per charge line, or
+  on the subtotal, each to its own decimals and mode.
+
+A ``Shape`` holds these for one row, with the row's time split into ``Segment`` values (first
+block, base rate, tiers) computed once at load. ``price_shape`` prices a talk time against it,
+all in integers (sixtieths of a micro-unit, as ``money``), and returns the lines and notes the
+explanation shows. Rows without any of these keep ``shape = None`` and the engine's short path.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple
+
+from datacenter.rating.money import (
+    MICRO_PLACES,
+    RoundingMode,
+    format_micro,
+    minor_denominator,
+    parse_amount,
+    round_to_minor,
+)
+
+OPEN = -1  # a segment without an end
+NO_FIXED = -1  # a segment priced by its rate, not a fixed price
+
+
+class Scope(StrEnum):
+    """What a rounding step rounds (applied in this order, then the call's final rounding)."""
+
+    INCREMENT = "increment"  # the price of each increment
+    CHARGE = "charge"  # each charge line (first block, base rate, each tier)
+    SUBTOTAL = "subtotal"  # fee + charges + surcharge, before minimum and maximum
+
+
+_SCOPE_ORDER = {Scope.INCREMENT: 0, Scope.CHARGE: 1, Scope.SUBTOTAL: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """From ``start`` seconds on: ``rate_per_minute`` (micro-units) in ``increment`` blocks."""
+
+    start: int
+    rate_per_minute: int
+    increment: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepRounding:
+    scope: Scope
+    decimals: int
+    mode: RoundingMode
+
+
+class Segment(NamedTuple):
+    """One stretch of chargeable time and how it is priced."""
+
+    lo: int  # first second (offset into the chargeable time)
+    hi: int  # end (exclusive), or OPEN
+    per_minute: int  # micro-units per 60 s (0 for a fixed block)
+    first: int  # first increment in this segment
+    step: int  # later increments
+    fixed: int  # micro-units for the whole segment, or NO_FIXED
+    label: str  # "first block", "base rate", "tier from 600 s"
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """The shapes one rate row uses; ``segments`` is derived at load from them and the row."""
+
+    segments: tuple[Segment, ...]
+    first_block_seconds: int = 0
+    first_block_price: int = 0
+    tiers: tuple[Tier, ...] = ()
+    free_seconds: int = 0
+    free_after_rounding: bool = False
+    surcharge: int = 0
+    surcharge_after: int = 0
+    steps: tuple[StepRounding, ...] = ()
+
+
+class Line(NamedTuple):
+    """One charge line of a shaped call, for the explanation."""
+
+    label: str
+    offset: int  # first billed second of the line, from the first billed second of the call
+    seconds: int  # billed seconds charged (after free seconds taken after rounding)
+    increments: int
+    per_minute: int  # micro-units; 0 for a fixed block
+    amount60: int  # sixtieths of a micro-unit, after the increment and charge rounding steps
+
+
+class Priced(NamedTuple):
+    """A shaped call's billed time and amount (sixtieths of a micro-unit, before min/max)."""
+
+    billed: int
+    lines: tuple[Line, ...]
+    charges60: int  # sum of the lines
+    surcharge60: int
+    notes: tuple[str, ...]  # free seconds, surcharge, rounding steps: for the explanation
+
+
+def build_shape(
+    *,
+    per_minute: int,
+    initial: int,
+    subsequent: int,
+    first_block_seconds: int = 0,
+    first_block_price: int = 0,
+    tiers: tuple[Tier, ...] = (),
+    free_seconds: int = 0,
+    free_after_rounding: bool = False,
+    surcharge: int = 0,
+    surcharge_after: int = 0,
+    steps: tuple[StepRounding, ...] = (),
+) -> Shape | str | None:
+    """The row's shape; None if it uses none of them; a str says what is inconsistent."""
+    if not (first_block_seconds or tiers or free_seconds or surcharge or steps):
+        return None
+    problem = _check(first_block_seconds, initial, subsequent, tiers, free_after_rounding, steps)
+    if problem:
+        return problem
+    segments: list[Segment] = []
+    if first_block_seconds:
+        segments.append(
+            Segment(0, first_block_seconds, 0, first_block_seconds, first_block_seconds,
+                    first_block_price, "first block")
+        )  # fmt: skip
+    ends = [t.start for t in tiers] + [OPEN]
+    segments.append(
+        Segment(
+            first_block_seconds, ends[0], per_minute, initial, subsequent, NO_FIXED, "base rate"
+        )
+    )
+    for tier, end in zip(tiers, ends[1:], strict=True):
+        segments.append(
+            Segment(tier.start, end, tier.rate_per_minute, tier.increment, tier.increment,
+                    NO_FIXED, f"tier from {tier.start} s")
+        )  # fmt: skip
+    return Shape(
+        tuple(segments), first_block_seconds, first_block_price, tiers, free_seconds,
+        free_after_rounding, surcharge, surcharge_after,
+        tuple(sorted(steps, key=lambda s: _SCOPE_ORDER[s.scope])),
+    )  # fmt: skip
+
+
+def _check(
+    first_block: int,
+    initial: int,
+    subsequent: int,
+    tiers: tuple[Tier, ...],
+    free_after: bool,
+    steps: tuple[StepRounding, ...],
+) -> str:
+    starts = [first_block] + [t.start for t in tiers]
+    if any(b <= a for a, b in itertools.pairwise(starts)):
+        return "tiers must start after the first block and each after the one before"
+    # every closed segment must be whole increments, so rounding never runs past its end
+    closed = [(first_block, starts[1] if len(starts) > 1 else None, initial, subsequent)]
+    closed += [
+        (t.start, starts[i + 2] if i + 2 < len(starts) else None, t.increment, t.increment)
+        for i, t in enumerate(tiers)
+    ]
+    for lo, hi, first, step in closed:
+        if hi is not None and (hi - lo < first or (hi - lo - first) % step):
+            return (
+                f"the stretch {lo}-{hi} s is not a whole number of {first}/{step} s increments; "
+                "move the tier start or change its increments"
+            )
+    scopes = [s.scope for s in steps]
+    if len(set(scopes)) != len(scopes):
+        return "each rounding step scope may appear once"
+    if free_after and Scope.INCREMENT in scopes:
+        return "free seconds after rounding cannot be combined with per-increment rounding"
+    return ""
+
+
+def parse_tiers(text: str) -> tuple[Tier, ...]:
+    """``"600=0.0500/60; 1200=0.0300/1"`` -> tiers. ValueError with the reason."""
+    tiers: list[Tier] = []
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        start, sep, rest = item.partition("=")
+        rate, sep2, step = rest.partition("/")
+        if not (sep and sep2 and start.strip().isdigit() and step.strip().isdigit()):
+            raise ValueError(f"{item!r} must be START=RATE/INCREMENT, e.g. 600=0.0500/60")
+        if int(step) < 1 or int(start) < 1:
+            raise ValueError(f"{item!r}: start and increment must be >= 1")
+        tiers.append(Tier(int(start), parse_amount(rate), int(step)))
+    return tuple(tiers)
+
+
+def tiers_text(tiers: tuple[Tier, ...]) -> str:
+    return "; ".join(f"{t.start}={format_micro(t.rate_per_minute)}/{t.increment}" for t in tiers)
+
+
+def parse_steps(text: str) -> tuple[StepRounding, ...]:
+    """``"charge:4:half_up; subtotal:2:up"`` -> rounding steps. ValueError with the reason."""
+    steps: list[StepRounding] = []
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        parts = [p.strip() for p in item.split(":")]
+        try:
+            scope, places, mode = parts
+            step = StepRounding(Scope(scope), int(places), RoundingMode(mode))
+        except ValueError as exc:
+            raise ValueError(
+                f"{item!r} must be SCOPE:DECIMALS:MODE with SCOPE increment, charge or subtotal "
+                "and MODE half_up, up, half_even or down, e.g. charge:4:half_up"
+            ) from exc
+        if not 0 <= step.decimals <= MICRO_PLACES:
+            raise ValueError(f"{item!r}: decimals must be 0-{MICRO_PLACES}")
+        steps.append(step)
+    return tuple(steps)
+
+
+def steps_text(steps: tuple[StepRounding, ...]) -> str:
+    return "; ".join(f"{s.scope.value}:{s.decimals}:{s.mode.value}" for s in steps)
+
+
+def _round60(amount60: int, step: StepRounding) -> int:
+    """Round sixtieths of a micro-unit to ``step.decimals`` and give it back in sixtieths."""
+    denominator = minor_denominator(step.decimals)
+    return round_to_minor(amount60, denominator, step.mode) * denominator
+
+
+def price_shape(shape: Shape, duration: int) -> Priced:
+    """Bill ``duration`` talk seconds (after any grace check) against ``shape``."""
+    free, after = shape.free_seconds, shape.free_after_rounding
+    chargeable = duration - free if free and not after else duration
+    steps = {s.scope: s for s in shape.steps}
+    by_increment, by_charge = steps.get(Scope.INCREMENT), steps.get(Scope.CHARGE)
+    lines: list[Line] = []
+    billed = total = 0
+    for seg in shape.segments:
+        if chargeable <= seg.lo:
+            break
+        seconds, count = segment_billed(seg, chargeable)
+        charged = seconds
+        if after and free > seg.lo:
+            charged = seconds - min(free - seg.lo, seconds)
+        if seg.fixed != NO_FIXED:
+            amount = seg.fixed * 60 if charged else 0  # waived only when wholly free
+        elif by_increment is not None:
+            later = (seconds - seg.first) // seg.step
+            amount = _round60(seg.per_minute * seg.first, by_increment) + later * _round60(
+                seg.per_minute * seg.step, by_increment
+            )
+        else:
+            amount = seg.per_minute * charged
+        if by_charge is not None:
+            amount = _round60(amount, by_charge)
+        lines.append(Line(seg.label, seg.lo, charged, count, seg.per_minute, amount))
+        billed += charged
+        total += amount
+    notes: list[str] = []
+    if free:
+        when = "after rounding to increments" if after else "before rounding to increments"
+        notes.append(f"{free} free seconds taken {when}")
+    surcharge60 = 0
+    if shape.surcharge and duration > shape.surcharge_after:
+        surcharge60 = shape.surcharge * 60
+        notes.append(f"surcharge: the call lasted more than {shape.surcharge_after} s")
+    if by_increment is not None:
+        notes.append(
+            f"each increment rounded {by_increment.mode.value} to {by_increment.decimals} decimals"
+        )
+    if by_charge is not None:
+        notes.append(
+            f"each charge line rounded {by_charge.mode.value} to {by_charge.decimals} decimals"
+        )
+    return Priced(billed, tuple(lines), total, surcharge60, tuple(notes))
+
+
+def segment_billed(seg: Segment, chargeable: int) -> tuple[int, int]:
+    """Billed seconds and increments of one segment for ``chargeable`` seconds of the call."""
+    if seg.fixed != NO_FIXED:
+        return seg.hi - seg.lo, 1
+    portion = chargeable - seg.lo if seg.hi == OPEN or chargeable < seg.hi else seg.hi - seg.lo
+    if portion <= seg.first:
+        return seg.first, 1
+    later = -(-(portion - seg.first) // seg.step)
+    return seg.first + later * seg.step, 1 + later
+
+
+def subtotal_step(shape: Shape | None) -> StepRounding | None:
+    if shape is None:
+        return None
+    for step in shape.steps:
+        if step.scope is Scope.SUBTOTAL:
+            return step
+    return None
+
+
+def round_subtotal(amount60: int, step: StepRounding) -> int:
+    return _round60(amount60, step)
