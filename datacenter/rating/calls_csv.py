@@ -37,6 +37,8 @@ REQUIRED = ("number", "start", "duration")
 OPTIONAL = ("direction", "id", "trunk", "route", "cost")
 DIRECTIONS = {"out": Direction.OUT, "in": Direction.IN}
 SOURCE_ID = "csv"
+MAX_SECONDS = 7 * 86_400  # longer is a typo, not a call
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)  # a later start could not hold its end
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,16 +114,17 @@ def _call(line: int, row: dict[str, str], zone: ZoneInfo) -> CallRow | CallRowEr
         return CallRowError(line, "number", "is empty; an outgoing call needs the number dialled")
     try:
         start = datetime.fromisoformat(row["start"].replace("Z", "+00:00"))
-    except ValueError:
+        start = (start if start.tzinfo is not None else start.replace(tzinfo=zone)).astimezone(UTC)
+        if start > LATEST:
+            raise ValueError("too late to hold a call's end")
+    except (ValueError, OverflowError):
         return CallRowError(
             line, "start", f"{row['start']!r} is not an ISO 8601 date-time (2025-03-04T10:00:05Z)"
         )
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=zone)
-    start = start.astimezone(UTC)
-    if not row["duration"].isdigit():
-        return CallRowError(line, "duration", f"{row['duration']!r} must be whole seconds >= 0")
-    seconds = int(row["duration"])
+    text = row["duration"]
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_SECONDS:
+        return CallRowError(line, "duration", f"{text!r} must be whole seconds, 0-{MAX_SECONDS}")
+    seconds = int(text)
     cost: Decimal | None = None
     if row.get("cost"):
         try:

@@ -501,7 +501,7 @@ def _with_shape(rate: Rate, row: Mapping[str, str], bad: Any, amount: Any, whole
         bad("first_block_price", "give first_block_seconds and first_block_price together")
     surcharge = amount("surcharge") or 0
     surcharge_after = whole("surcharge_after", 0, minimum=0)
-    if row.get("surcharge_after") and not surcharge:
+    if row.get("surcharge_after") and not row.get("surcharge"):
         bad("surcharge", "surcharge_after is set; give the surcharge amount")
     shape = build_shape(
         per_minute=rate.rate_per_minute, initial=rate.initial_increment,
