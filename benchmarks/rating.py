@@ -1,5 +1,10 @@
 """Rating throughput: calls/s on one core against a 50,000-prefix tariff, vs a dict-lookup floor.
 
+Two rows: the same calls rated against a tariff of simple rows (rate, fee, a/b increments, cap)
+and against a tariff mix of the same prefixes using the richer shapes (first blocks, duration
+tiers, free seconds before and after rounding, a long-call surcharge, rounding steps; see
+docs/rating.md, "Tariff shapes"). It prints both, their ratio, and each one's ratio to the floor.
+
     .venv/bin/python benchmarks/rating.py            # 1,000,000 calls
     .venv/bin/python benchmarks/rating.py --quick    # 50,000 calls, a few seconds
     .venv/bin/python benchmarks/rating.py --profile  # cProfile of the quick run, top 25
@@ -51,7 +56,7 @@ import phonenumbers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datacenter.rating.bands import calendar_from_dict
+from datacenter.rating.bands import Calendar, calendar_from_dict
 from datacenter.rating.carriers import single_carrier
 from datacenter.rating.engine import RatedCall, RatingResult, rate_call
 from datacenter.rating.money import RoundingMode
@@ -66,6 +71,7 @@ DISTINCT_NUMBERS = 20_000
 POOL = 100_000
 QUICK_POOL = 20_000
 TARGET = 100_000  # calls/s
+SHAPED_OVERHEAD = 0.15  # the shaped tariff may cost at most this much more CPU per call
 COLD_CALLS = 5_000  # calls to numbers never seen (a fifth of it with --quick)
 BATCH = 5_000  # calls rated and kept at a time, like one ingest batch
 SEED = 20250715
@@ -162,7 +168,7 @@ def valid_numbers(
     return sorted(found)
 
 
-def rate_deck(rng: random.Random, numbers: list[str]) -> str:
+def deck_prefixes(rng: random.Random, numbers: list[str]) -> list[str]:
     """50,000 prefixes: every number's leading 2-7 digits, then random fillers."""
     prefixes: set[str] = set()
     for number in numbers:
@@ -172,15 +178,56 @@ def rate_deck(rng: random.Random, numbers: list[str]) -> str:
                 break
     while len(prefixes) < PREFIXES:
         prefixes.add(rng.choice(numbers)[:3] + str(rng.randrange(10 ** rng.randrange(1, 6))))
+    return sorted(prefixes)
+
+
+def rate_deck(rng: random.Random, prefixes: list[str]) -> str:
+    """Simple rows: a rate per band, a fee on some, a/b increments, a cap."""
     lines = [
         "prefix,destination,band,rate_per_minute,connection_fee,initial_increment,subsequent_increment,max_cost"
     ]
-    for prefix in sorted(prefixes):
+    for prefix in prefixes:
         a, b = rng.choice(((60, 60), (30, 6), (1, 1), (60, 1)))
         fee = rng.choice(("0", "0", "0.0150"))
         for band in ("peak", "offpeak", "weekend"):
             rate = f"0.{rng.randrange(1, 5000):04d}"
             lines.append(f"{prefix},Dest {prefix},{band},{rate},{fee},{a},{b},25.0000")
+    return "\n".join(lines) + "\n"
+
+
+# The shapes a shaped row draws from (columns after max_cost, docs/rating.md "Tariff shapes"):
+# first_block_seconds, first_block_price, tiers, free_seconds, free_seconds_rounding, surcharge,
+# surcharge_after, step_rounding.
+SHAPES = (
+    (60, "0.2500", "", "", "", "", "", ""),  # a first block, then the row's rate
+    ("", "", "60={rate}/6", "", "", "", "", ""),  # 20 s blocks for a minute, then 6 s
+    ("", "", "600=0.0100/60", "", "", "", "", ""),  # the first 10 minutes, then cheaper
+    ("", "", "", 10, "before", "", "", ""),  # 10 free seconds before rounding
+    ("", "", "", 10, "after", "", "", ""),  # ... and after
+    ("", "", "", "", "", "0.5000", 3600, ""),  # a surcharge past an hour
+    ("", "", "", "", "", "", "", "charge:4:half_up; subtotal:2:down"),  # two rounding steps
+)
+
+
+def shaped_deck(rng: random.Random, prefixes: list[str]) -> str:
+    """The same prefixes; every row uses one of the shapes, with increments that fit it."""
+    lines = [
+        "prefix,destination,band,rate_per_minute,connection_fee,initial_increment,"
+        "subsequent_increment,max_cost,first_block_seconds,first_block_price,tiers,free_seconds,"
+        "free_seconds_rounding,surcharge,surcharge_after,step_rounding"
+    ]
+    for prefix in prefixes:
+        shape = rng.choice(SHAPES)
+        a, b = (20, 20) if "/6" in shape[2] else rng.choice(((60, 60), (30, 6), (1, 1), (60, 1)))
+        if shape[2].startswith("600"):
+            a, b = rng.choice(((60, 60), (1, 1), (60, 1)))  # 600 s is whole increments of these
+        fee = rng.choice(("0", "0", "0.0150"))
+        for band in ("peak", "offpeak", "weekend"):
+            rate = f"0.{rng.randrange(1, 5000):04d}"
+            cells = [str(c).format(rate=rate) for c in shape]
+            lines.append(
+                f"{prefix},Dest {prefix},{band},{rate},{fee},{a},{b},25.0000,{','.join(cells)}"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -198,9 +245,11 @@ class Workload:
     """What the run rates: the tariff, the pool of calls cycled through, and cold calls."""
 
     plans: dict[str, TariffPlan]
+    shaped: dict[str, TariffPlan]  # the same prefixes, every row using one of the shapes
     pool: list[Call]
     cold: list[Call]  # one call to each of numbers the pool never dials
     load_seconds: float
+    shaped_load_seconds: float
 
 
 def build(calls: int) -> Workload:
@@ -208,8 +257,18 @@ def build(calls: int) -> Workload:
     rng = random.Random(SEED)
     quick = calls <= QUICK_CALLS
     numbers = valid_numbers(rng, DISTINCT_NUMBERS // 4 if quick else DISTINCT_NUMBERS)
-    deck = rate_deck(rng, numbers)
+    prefixes = deck_prefixes(rng, numbers)
     calendar = calendar_from_dict(CALENDAR)
+    plans, load_seconds = _plan(rate_deck(rng, prefixes), calendar)
+    shaped, shaped_load_seconds = _plan(shaped_deck(rng, prefixes), calendar)
+    pool = [_call(rng, rng.choice(numbers)) for _ in range(QUICK_POOL if quick else POOL)]
+    fresh = valid_numbers(rng, COLD_CALLS // 5 if quick else COLD_CALLS, avoid=frozenset(numbers))
+    cold = [_call(rng, number) for number in fresh]
+    return Workload(plans, shaped, pool, cold, load_seconds, shaped_load_seconds)
+
+
+def _plan(deck: str, calendar: Calendar) -> tuple[dict[str, TariffPlan], float]:
+    """The deck parsed by the real importer (timed) into a plan with two versions."""
     started = time.perf_counter()
     destinations = parse_rates_csv(deck, file="bench.csv", currency="GBP", bands=calendar.bands)
     load_seconds = time.perf_counter() - started
@@ -231,11 +290,7 @@ def build(calls: int) -> Workload:
             ("v2", mid_month, None),
         )
     )
-    plans = {"bench": TariffPlan("bench", versions)}
-    pool = [_call(rng, rng.choice(numbers)) for _ in range(QUICK_POOL if quick else POOL)]
-    fresh = valid_numbers(rng, COLD_CALLS // 5 if quick else COLD_CALLS, avoid=frozenset(numbers))
-    cold = [_call(rng, number) for number in fresh]
-    return Workload(plans, pool, cold, load_seconds)
+    return {"bench": TariffPlan("bench", versions)}, load_seconds
 
 
 def _call(rng: random.Random, number: str) -> Call:
@@ -273,37 +328,52 @@ def run(calls: int, *, profile: bool, freeze: bool = False) -> int:
     })  # fmt: skip
     carriers = single_carrier("bench")
 
-    def rate_batch(batch: list[ICDR]) -> tuple[list[RatingResult], float]:
+    def rate_batch(
+        batch: list[ICDR], plans: dict[str, TariffPlan]
+    ) -> tuple[list[RatingResult], float]:
         started = time.process_time()
         results = [
-            rate_call(c, dial_plan=dial_plan, tariffs=work.plans, carriers=carriers) for c in batch
+            rate_call(c, dial_plan=dial_plan, tariffs=plans, carriers=carriers) for c in batch
         ]
         return results, time.process_time() - started
 
     floor_index = {call[4]: i for i, call in enumerate(work.pool)}
     profiler = cProfile.Profile() if profile else None
     outcomes: Counter[str] = Counter()
-    seconds = floor_seconds = 0.0
+    shaped_outcomes: Counter[str] = Counter()
+    seconds = floor_seconds = shaped_seconds = 0.0
     for first in range(0, calls, BATCH):
         # Like ingest: a batch of freshly decoded ICDRs (not timed), then rated (timed).
         batch = icdrs(work.pool, first, min(first + BATCH, calls))
         started = time.process_time()
         hits = [floor_index.get(c.dialled_digits) for c in batch]
         floor_seconds += time.process_time() - started
-        if profiler is not None:
-            profiler.enable()
-        results, spent = rate_batch(batch)
-        seconds += spent
-        if profiler is not None:
-            profiler.disable()
-        outcomes.update(_outcome(r) for r in results)
+        # Both tariffs rate the same batch; who goes first alternates, so neither always pays
+        # for the first sight of a number (the dial plan's memo is shared).
+        order = (False, True) if (first // BATCH) % 2 == 0 else (True, False)
+        for shaped in order:
+            if profiler is not None:
+                profiler.enable()
+            results, spent = rate_batch(batch, work.shaped if shaped else work.plans)
+            if profiler is not None:
+                profiler.disable()
+            if shaped:
+                shaped_seconds += spent
+                shaped_outcomes.update(_outcome(r) for r in results)
+            else:
+                seconds += spent
+                outcomes.update(_outcome(r) for r in results)
+            del results
         del hits
-    cold_results, cold_seconds = rate_batch(icdrs(work.cold, 0, len(work.cold)))
+    cold_results, cold_seconds = rate_batch(icdrs(work.cold, 0, len(work.cold)), work.plans)
     if not all(isinstance(r, RatedCall) for r in cold_results):
         raise AssertionError("a cold call was not rated: the workload is broken")
 
     rated, zero, unrated = outcomes["priced"], outcomes["zero"], outcomes["unrated"]
+    if shaped_outcomes != outcomes:
+        raise AssertionError(f"the shaped tariff decided differently: {shaped_outcomes}")
     rate = calls / seconds
+    shaped_rate = calls / shaped_seconds
     floor_rate = calls / floor_seconds
     cold_rate = len(work.cold) / cold_seconds
     distinct = len({call[4] for call in work.pool})
@@ -313,6 +383,14 @@ def run(calls: int, *, profile: bool, freeze: bool = False) -> int:
           f"({rated:,} priced, {zero:,} zero-cost, {unrated:,} unrated; cold caches included)")  # fmt: skip
     print(f"dict-lookup floor: {floor_rate:,.0f} lookups/s; rating = {rate / floor_rate:.3f} x floor "
           f"({floor_rate / rate:.0f} dict lookups per rated call)")  # fmt: skip
+    print(f"shaped tariff ({len(SHAPES)} shapes mixed, parsed in {work.shaped_load_seconds:.2f} s): "
+          f"the same {calls:,} calls in {shaped_seconds:.2f} s of CPU: {shaped_rate:,.0f} calls/s; "
+          f"{shaped_rate / floor_rate:.3f} x floor ({floor_rate / shaped_rate:.0f} dict lookups "
+          f"per rated call)")  # fmt: skip
+    extra = shaped_seconds / seconds - 1
+    print(f"shaped / simple: {shaped_rate / rate:.3f} x the simple rate; the shapes cost "
+          f"{extra:+.1%} CPU per call (target <= +{SHAPED_OVERHEAD:.0%}: "
+          f"{'met' if extra <= SHAPED_OVERHEAD else 'NOT met'})")  # fmt: skip
     print(f"first sight of a number: {len(work.cold):,} calls to numbers never seen before, "
           f"{cold_rate:,.0f} calls/s ({1e6 / cold_rate:.0f} us per call)")  # fmt: skip
     collector = "set-up frozen (--freeze)" if freeze else "Python's default, nothing frozen"

@@ -61,7 +61,6 @@ from datacenter.rating.shapes import (
     price_shape,
     round_subtotal,
     steps_text,
-    subtotal_step,
     tiers_text,
 )
 from datacenter.rating.tariffs import (
@@ -624,22 +623,15 @@ def _price_shaped(
         fee = rate.connection_fee if rate.fee_in_grace else 0
         cost = round_to_minor(fee * 60, version.minor_denominator, version.rounding)
         return trace.rated(cost, bands, t0, (), fee, fee * 60, fee * 60, "")
-    priced = price_shape(shape, duration)
-    billed = trace.billed_seconds = priced.billed
     start = t0 + shape.free_seconds if not shape.free_after_rounding else t0
-    split = tuple(
-        (band, start + line.offset, line.seconds, line.increments, line.per_minute,
-         line.amount60, line.label)
-        for line in priced.lines
-    )  # fmt: skip
+    billed, split, charges60, surcharge60, notes = price_shape(shape, duration, band, start)
+    trace.billed_seconds = billed
     fee = rate.connection_fee if billed or rate.fee_in_grace else 0
-    raw60 = fee * 60 + priced.charges60 + priced.surcharge60
+    raw60 = fee * 60 + charges60 + surcharge60
     final60, adjustment, subtotal60 = raw60, "", -1
-    notes = priced.notes
-    step = subtotal_step(shape)
+    step = shape.by_subtotal
     if step is not None:
         final60 = subtotal60 = round_subtotal(raw60, step)
-        notes += (f"subtotal rounded {step.mode.value} to {step.decimals} decimals",)
     if billed > 0 and final60 < rate.minimum_charge * 60:
         final60, adjustment = rate.minimum_charge * 60, "minimum_charge"
     if rate.max_cost is not None and final60 > rate.max_cost * 60:
@@ -647,7 +639,7 @@ def _price_shaped(
     cost = round_to_minor(final60, version.minor_denominator, version.rounding)
     return trace.rated(
         cost, bands, start, split or ((band, start, 0, 0, 0, 0, "nothing billed"),), fee, raw60,
-        final60, adjustment, notes, priced.surcharge60 // 60, subtotal60,
+        final60, adjustment, notes, surcharge60 // 60, subtotal60,
     )  # fmt: skip
 
 

@@ -20,7 +20,7 @@ explanation shows. Rows without any of these keep ``shape = None`` and the engin
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -89,27 +89,40 @@ class Shape:
     surcharge: int = 0
     surcharge_after: int = 0
     steps: tuple[StepRounding, ...] = ()
+    # derived once, so pricing a call does no set-up (the rating hot path)
+    by_increment: StepRounding | None = field(init=False, compare=False, repr=False)
+    by_charge: StepRounding | None = field(init=False, compare=False, repr=False)
+    by_subtotal: StepRounding | None = field(init=False, compare=False, repr=False)
+    notes: tuple[str, ...] = field(init=False, compare=False, repr=False)
+    surcharge_note: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        scopes = {step.scope: step for step in self.steps}
+        set_ = object.__setattr__
+        set_(self, "by_increment", scopes.get(Scope.INCREMENT))
+        set_(self, "by_charge", scopes.get(Scope.CHARGE))
+        set_(self, "by_subtotal", scopes.get(Scope.SUBTOTAL))
+        notes = []
+        if self.free_seconds:
+            when = "after" if self.free_after_rounding else "before"
+            notes.append(f"{self.free_seconds} free seconds taken {when} rounding to increments")
+        for step in self.steps:
+            what = {Scope.INCREMENT: "each increment", Scope.CHARGE: "each charge line",
+                    Scope.SUBTOTAL: "the subtotal"}[step.scope]  # fmt: skip
+            notes.append(f"{what} rounded {step.mode.value} to {step.decimals} decimals")
+        set_(self, "notes", tuple(notes))
+        set_(
+            self, "surcharge_note", f"surcharge: the call lasted more than {self.surcharge_after} s"
+        )
 
 
-class Line(NamedTuple):
-    """One charge line of a shaped call, for the explanation."""
-
-    label: str
-    offset: int  # first billed second of the line, from the first billed second of the call
-    seconds: int  # billed seconds charged (after free seconds taken after rounding)
-    increments: int
-    per_minute: int  # micro-units; 0 for a fixed block
-    amount60: int  # sixtieths of a micro-unit, after the increment and charge rounding steps
-
-
-class Priced(NamedTuple):
-    """A shaped call's billed time and amount (sixtieths of a micro-unit, before min/max)."""
-
-    billed: int
-    lines: tuple[Line, ...]
-    charges60: int  # sum of the lines
-    surcharge60: int
-    notes: tuple[str, ...]  # free seconds, surcharge, rounding steps: for the explanation
+# One charge line of a shaped call, in the engine's charge layout: band, UTC epoch second of the
+# line's first billed second, billed seconds charged, increments, rate per minute (micro-units;
+# 0 for a fixed block), amount (sixtieths of a micro-unit, after increment and charge rounding),
+# label ("first block", "base rate", "tier from 600 s").
+LineParts = tuple[str, int, int, int, int, int, str]
+# billed seconds, lines, sum of the lines, surcharge (sixtieths of a micro-unit), notes
+Priced = tuple[int, tuple[LineParts, ...], int, int, tuple[str, ...]]
 
 
 def build_shape(
@@ -234,72 +247,46 @@ def _round60(amount60: int, step: StepRounding) -> int:
     return round_to_minor(amount60, denominator, step.mode) * denominator
 
 
-def price_shape(shape: Shape, duration: int) -> Priced:
-    """Bill ``duration`` talk seconds (after any grace check) against ``shape``."""
+def price_shape(shape: Shape, duration: int, band: str, start: int) -> Priced:
+    """Bill ``duration`` talk seconds (after any grace check) against ``shape``.
+
+    ``band`` and ``start`` (UTC epoch seconds of the first billed second) label the lines.
+    """
     free, after = shape.free_seconds, shape.free_after_rounding
     chargeable = duration - free if free and not after else duration
-    steps = {s.scope: s for s in shape.steps}
-    by_increment, by_charge = steps.get(Scope.INCREMENT), steps.get(Scope.CHARGE)
-    lines: list[Line] = []
+    by_increment, by_charge = shape.by_increment, shape.by_charge
+    lines: list[LineParts] = []
     billed = total = 0
-    for seg in shape.segments:
-        if chargeable <= seg.lo:
+    for lo, hi, per_minute, first, step, fixed, label in shape.segments:
+        if chargeable <= lo:
             break
-        seconds, count = segment_billed(seg, chargeable)
-        charged = seconds
-        if after and free > seg.lo:
-            charged = seconds - min(free - seg.lo, seconds)
-        if seg.fixed != NO_FIXED:
-            amount = seg.fixed * 60 if charged else 0  # waived only when wholly free
+        if fixed != NO_FIXED:
+            seconds, count = hi - lo, 1
+        else:
+            portion = chargeable - lo if hi == OPEN or chargeable < hi else hi - lo
+            if portion <= first:
+                seconds, count = first, 1
+            else:
+                later = -(-(portion - first) // step)
+                seconds, count = first + later * step, 1 + later
+        charged = seconds - min(free - lo, seconds) if after and free > lo else seconds
+        if fixed != NO_FIXED:
+            amount = fixed * 60 if charged else 0  # waived only when wholly free
         elif by_increment is not None:
-            later = (seconds - seg.first) // seg.step
-            amount = _round60(seg.per_minute * seg.first, by_increment) + later * _round60(
-                seg.per_minute * seg.step, by_increment
+            amount = _round60(per_minute * first, by_increment) + (count - 1) * _round60(
+                per_minute * step, by_increment
             )
         else:
-            amount = seg.per_minute * charged
+            amount = per_minute * charged
         if by_charge is not None:
             amount = _round60(amount, by_charge)
-        lines.append(Line(seg.label, seg.lo, charged, count, seg.per_minute, amount))
+        lines.append((band, start + lo, charged, count, per_minute, amount, label))
         billed += charged
         total += amount
-    notes: list[str] = []
-    if free:
-        when = "after rounding to increments" if after else "before rounding to increments"
-        notes.append(f"{free} free seconds taken {when}")
-    surcharge60 = 0
     if shape.surcharge and duration > shape.surcharge_after:
-        surcharge60 = shape.surcharge * 60
-        notes.append(f"surcharge: the call lasted more than {shape.surcharge_after} s")
-    if by_increment is not None:
-        notes.append(
-            f"each increment rounded {by_increment.mode.value} to {by_increment.decimals} decimals"
-        )
-    if by_charge is not None:
-        notes.append(
-            f"each charge line rounded {by_charge.mode.value} to {by_charge.decimals} decimals"
-        )
-    return Priced(billed, tuple(lines), total, surcharge60, tuple(notes))
-
-
-def segment_billed(seg: Segment, chargeable: int) -> tuple[int, int]:
-    """Billed seconds and increments of one segment for ``chargeable`` seconds of the call."""
-    if seg.fixed != NO_FIXED:
-        return seg.hi - seg.lo, 1
-    portion = chargeable - seg.lo if seg.hi == OPEN or chargeable < seg.hi else seg.hi - seg.lo
-    if portion <= seg.first:
-        return seg.first, 1
-    later = -(-(portion - seg.first) // seg.step)
-    return seg.first + later * seg.step, 1 + later
-
-
-def subtotal_step(shape: Shape | None) -> StepRounding | None:
-    if shape is None:
-        return None
-    for step in shape.steps:
-        if step.scope is Scope.SUBTOTAL:
-            return step
-    return None
+        notes = (*shape.notes, shape.surcharge_note)
+        return billed, tuple(lines), total, shape.surcharge * 60, notes
+    return billed, tuple(lines), total, 0, shape.notes
 
 
 def round_subtotal(amount60: int, step: StepRounding) -> int:

@@ -90,6 +90,7 @@ SHAPE_COLUMNS = (
     "surcharge", "surcharge_after", "step_rounding", "trunk",
 )  # fmt: skip
 ALL_COLUMNS = COLUMNS + SHAPE_COLUMNS
+_ROW_SHAPE_COLUMNS = SHAPE_COLUMNS[:-1]  # all but trunk, which belongs to the destination
 UNPRICED = "unpriced"  # a rate_per_minute cell: no price in this band; such calls are unrated
 FREE_BEFORE, FREE_AFTER = "before", "after"
 REQUIRED_COLUMNS = ("prefix", "destination", "rate_per_minute")
@@ -482,6 +483,8 @@ def _parse_row(
 
 def _with_shape(rate: Rate, row: Mapping[str, str], bad: Any, amount: Any, whole: Any) -> Rate:
     """The row's shape columns onto ``rate`` (``bad(column, message)`` reports a problem)."""
+    if not any(row.get(column) for column in _ROW_SHAPE_COLUMNS):
+        return rate  # most rows: nothing to build (keeps a large deck's load time)
     tiers: tuple[Tier, ...] = ()
     steps: tuple[StepRounding, ...] = ()
     try:
