@@ -57,6 +57,7 @@ from datacenter.rating.money import (
 )
 from datacenter.rating.numbering import DialPlan, Normalised, NumberClass
 from datacenter.rating.shapes import (
+    Priced,
     Shape,
     price_shape,
     round_subtotal,
@@ -206,17 +207,20 @@ class RatedCall(NamedTuple):
     raw60: int
     final60: int
     adjustment: str
-    notes: tuple[str, ...] = ()
-    surcharge: int = 0
-    subtotal60: int = -1
+    surcharge: int = 0  # micro-units (a shaped row's surcharge, when it applied)
+    subtotal60: int = -1  # after a shaped row's subtotal rounding step (-1: none)
 
     @property
     def charges(self) -> tuple[Charge, ...]:
-        """The billed seconds by band, each at its rate."""
+        """The billed seconds by band (or a shaped row's lines), each at its rate."""
         if self.band_split:
             return tuple(Charge(*parts) for parts in self.band_split)
         rate, billed = self.rate, self.billed_seconds
-        if rate is None or billed == 0:
+        if rate is None:
+            return ()
+        if rate.shape is not None:  # the lines again, as priced: kept by no rated call
+            return tuple(Charge(*parts) for parts in self._shaped()[1])
+        if billed == 0:
             return ()
         increments = 1 + (billed - rate.initial_increment) // rate.subsequent_increment
         return (Charge(self.bands[0], self.billed_from, billed, increments, rate.rate_per_minute),)
@@ -227,9 +231,18 @@ class RatedCall(NamedTuple):
             self.direction, self.number_field, self.number, self.carrier_choice, self.version,
             self.matched, self.rate, self.duration_seconds, self.duration_basis,
             self.billed_seconds, self.charges, self.fee, self.raw60, self.final60,
-            self.adjustment, self.cost, self.zero_reason, "", self.notes, self.surcharge,
-            self.subtotal60,
+            self.adjustment, self.cost, self.zero_reason, "",
+            self._shaped()[4] if self.rate is not None and self.rate.shape else (),
+            self.surcharge, self.subtotal60,
         )  # fmt: skip
+
+    def _shaped(self) -> Priced:
+        """A shaped row's pricing, recomputed (pure): rating keeps no lines per call (see above)."""
+        rate = self.rate
+        assert rate is not None and rate.shape is not None
+        if self.duration_seconds <= rate.grace_seconds:
+            return 0, (), 0, 0, ()
+        return price_shape(rate.shape, self.duration_seconds, self.bands[0], self.billed_from)
 
     @property
     def cost_text(self) -> str:
@@ -358,7 +371,7 @@ class _Trace:
     def rated(
         self, cost: int, bands: tuple[str, ...], billed_from: int,
         band_split: tuple[ChargeParts, ...], fee: int, raw60: int, final60: int, adjustment: str,
-        notes: tuple[str, ...] = (), surcharge: int = 0, subtotal60: int = -1,
+        surcharge: int = 0, subtotal60: int = -1,
     ) -> RatedCall:  # fmt: skip
         """The priced call; the pricing figures come as arguments (hot path: no stores)."""
         version, dest, number = self.version, self.destination, self.number
@@ -369,7 +382,7 @@ class _Trace:
             version.version, dest.name, dest.prefix, self.billed_seconds, bands, "",
             self.icdr.direction, self.number_field, number, self.carrier, version, dest,
             self.rate, self.duration_seconds, self.duration_basis, billed_from, band_split, fee,
-            raw60, final60, adjustment, notes, surcharge, subtotal60,
+            raw60, final60, adjustment, surcharge, subtotal60,
         ))  # fmt: skip
 
     def unrated(self, reason: UnratedReason, detail: str) -> Unrated:
@@ -624,7 +637,7 @@ def _price_shaped(
         cost = round_to_minor(fee * 60, version.minor_denominator, version.rounding)
         return trace.rated(cost, bands, t0, (), fee, fee * 60, fee * 60, "")
     start = t0 + shape.free_seconds if not shape.free_after_rounding else t0
-    billed, split, charges60, surcharge60, notes = price_shape(shape, duration, band, start)
+    billed, _lines, charges60, surcharge60, _notes = price_shape(shape, duration, band, start)
     trace.billed_seconds = billed
     fee = rate.connection_fee if billed or rate.fee_in_grace else 0
     raw60 = fee * 60 + charges60 + surcharge60
@@ -637,10 +650,10 @@ def _price_shaped(
     if rate.max_cost is not None and final60 > rate.max_cost * 60:
         final60, adjustment = rate.max_cost * 60, "max_cost"
     cost = round_to_minor(final60, version.minor_denominator, version.rounding)
+    # no lines or notes kept: ``RatedCall.charges`` recomputes them (one object per call)
     return trace.rated(
-        cost, bands, start, split or ((band, start, 0, 0, 0, 0, "nothing billed"),), fee, raw60,
-        final60, adjustment, notes, surcharge60 // 60, subtotal60,
-    )  # fmt: skip
+        cost, bands, start, (), fee, raw60, final60, adjustment, surcharge60 // 60, subtotal60
+    )
 
 
 def _price_unanswered(
@@ -792,7 +805,7 @@ def _explanation_dict(e: Explanation) -> dict[str, Any]:
 
 def _pricing_dict(e: Explanation, rate: Rate, version: TariffVersion) -> dict[str, Any]:
     places = version.decimals
-    charges = [_charge_dict(c) for c in e.charges if c.label != "nothing billed"]
+    charges = [_charge_dict(c) for c in e.charges]
     terms = " + ".join(_term(c) for c in e.charges) or "0"
     if e.surcharge:
         terms += f" + surcharge {format_micro(e.surcharge)}"
