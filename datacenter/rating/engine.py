@@ -38,7 +38,6 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from datacenter.rating.bands import (
-    ALL_BANDS,
     SINGLE,
     SINGLE_BAND,
     BandClock,
@@ -541,7 +540,7 @@ def _price(trace: _Trace, plan: DialPlan, answered: bool) -> RatingResult:
     version, destination = trace.version, trace.destination
     assert version is not None and destination is not None
     if not answered:
-        return _price_unanswered(trace, version, destination)
+        return _price_unanswered(trace, plan, version, destination)
     if trace.icdr.flags and INCOMPLETE_FLAGS.intersection(trace.icdr.flags):
         return trace.unrated(
             UnratedReason.PARSE_INCOMPLETE,
@@ -657,21 +656,26 @@ def _price_shaped(
 
 
 def _price_unanswered(
-    trace: _Trace, version: TariffVersion, destination: Destination
+    trace: _Trace, plan: DialPlan, version: TariffVersion, destination: Destination
 ) -> RatingResult:
-    """An unanswered call costs its connection fee if the rate says so, else nothing."""
-    # No billed span to band: the '*' row's terms, else the first band's.
-    bands = destination.rates
-    rate = bands[ALL_BANDS] if ALL_BANDS in bands else bands[sorted(bands)[0]]
-    if not rate.charge_unanswered:
+    """An unanswered call costs its connection fee if the rate says so, else nothing.
+
+    The rate is the one of the band the call started in, never a stand-in row; a band that
+    cannot be told (no site zone) or has no price leaves the call free (unanswered calls are
+    never queued).
+    """
+    clock = _clock(version, plan)
+    if clock is None and version.calendar is not SINGLE:
+        return trace.zero(ZeroReason.UNANSWERED)
+    band = SINGLE_BAND if clock is None else clock.run_at(epoch_seconds(trace.icdr.start)).band
+    rate = destination.rate_for(band)
+    if not rate.charge_unanswered or rate.unpriced:
         return trace.zero(ZeroReason.UNANSWERED)
     trace.rate = rate
     raw60 = rate.connection_fee * SECONDS_PER_MINUTE
     cost = round_to_minor(raw60, version.minor_denominator, version.rounding)
     trace.duration_basis = "not answered; the rate charges unanswered calls its connection fee"
-    return trace.rated(
-        cost, _one_band(version, rate.band), 0, (), rate.connection_fee, raw60, raw60, ""
-    )
+    return trace.rated(cost, _one_band(version, band), 0, (), rate.connection_fee, raw60, raw60, "")
 
 
 def _one_band(version: TariffVersion, band: str) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from datacenter.rating.tariffs import (
     parse_rates_csv,
     rates_to_csv,
 )
-from shared.icdr import Direction
+from shared.icdr import ICDR, Direction
 from tests.unit.rating_factories import (
     PEAK_CALENDAR,
     gen_carriers,
@@ -467,3 +467,32 @@ def test_a_shaped_call_stays_in_its_start_band() -> None:
     assert (result.bands, result.cost_text) == (("peak",), "0.20")
     started = TUESDAY_10.replace(hour=17, minute=59) - datetime(1970, 1, 1, tzinfo=UTC)
     assert result.charges[0].start == started // timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("hour", "band", "cost"), [(10, "peak", "0.10"), (19, "offpeak", "0.20"), (20, "", "")]
+)
+def test_an_unanswered_call_is_charged_at_the_band_it_started_in(
+    hour: int, band: str, cost: str
+) -> None:
+    # charge_unanswered: the connection fee of the band in force at the call's start (peak
+    # 0.10, off-peak 0.20), never the alphabetically first band's row as a stand-in
+    rows = deck(
+        {"band": "peak", "rate_per_minute": "0.1000", "connection_fee": "0.1000",
+         "charge_unanswered": "true"},
+        {"band": "offpeak", "rate_per_minute": "0.0500", "connection_fee": "0.2000",
+         "charge_unanswered": "true"},
+        {"band": "weekend", "rate_per_minute": "unpriced"},
+    )  # fmt: skip
+    version = gen_version(rows, calendar=PEAK_CALENDAR)
+    start = TUESDAY_10.replace(hour=hour) if hour != 20 else datetime(2025, 3, 8, 12, tzinfo=UTC)
+    call = gen_icdr(number="0033612345678", answer=None, answered=False, seconds=0)
+    call = ICDR.from_dict({**call.to_dict(), "start": start, "end": start + timedelta(seconds=30)})
+    result = rate_call(
+        call, dial_plan=gen_dial_plan(), tariffs=gen_plan(version), carriers=gen_carriers()
+    )
+    assert isinstance(result, RatedCall), result
+    if band:
+        assert (result.cost_text, result.bands, result.zero_reason) == (cost, (band,), "")
+    else:  # Saturday: the weekend has no price, and an unanswered call is never queued
+        assert (result.cost, result.zero_reason) == (0, ZeroReason.UNANSWERED.value)
