@@ -260,7 +260,8 @@ def build(calls: int) -> Workload:
     prefixes = deck_prefixes(rng, numbers)
     calendar = calendar_from_dict(CALENDAR)
     plans, load_seconds = _plan(rate_deck(rng, prefixes), calendar)
-    shaped, shaped_load_seconds = _plan(shaped_deck(rng, prefixes), calendar)
+    # its own generator, so the pool of calls is the one the simple row always had
+    shaped, shaped_load_seconds = _plan(shaped_deck(random.Random(SEED + 1), prefixes), calendar)
     pool = [_call(rng, rng.choice(numbers)) for _ in range(QUICK_POOL if quick else POOL)]
     fresh = valid_numbers(rng, COLD_CALLS // 5 if quick else COLD_CALLS, avoid=frozenset(numbers))
     cold = [_call(rng, number) for number in fresh]
