@@ -84,20 +84,25 @@ def rate_command(
 
     Example, with the demo files shipped in datacenter/rating/demo:
 
+    \b
         datacenter rate --tariff demo/britline.toml --dial-plan demo/london.toml \\
             --carriers demo/london-routes.toml demo/london-calls.jsonl
 
     Checking a tariff against a carrier's invoice (each invoice line is rated from its own
     number, start, duration and direction, and its cost column compared with ours):
 
-        datacenter rate --tariff demo/britline.toml --dial-plan demo/london.toml \
+    \b
+        datacenter rate --tariff demo/britline.toml --dial-plan demo/london.toml \\
             --compare invoice.csv
 
-    Exit status (the shared codes of docs/operations.md): 0 success (with --compare: every
-    line costs what the carrier charged); 1 --compare found lines that differ or that we
-    cannot rate (each printed, totals on stderr); 2 a bad dial plan or route map, or a usage
-    error; 3 a bad tariff file, or input lines that are not calls (each is reported on stdout
-    with its line number, and the other lines are still rated).
+    Exit status (the shared codes of docs/operations.md, "Exit codes"):
+
+    \b
+      0  success; with --compare: every line costs what the carrier charged
+      1  --compare found lines that differ or that we cannot rate
+      2  a bad dial plan or route map, or a usage error
+      3  a bad tariff file, or input lines that are not calls (each is reported
+         on stdout with its line number; the other lines are still rated)
     """
     plans = _load_plans(tariff_files)
     carriers = _carriers(carriers_file, plans)
