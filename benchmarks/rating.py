@@ -47,7 +47,7 @@ import random
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ from datacenter.rating.bands import Calendar, calendar_from_dict
 from datacenter.rating.carriers import single_carrier
 from datacenter.rating.engine import RatedCall, RatingResult, rate_call
 from datacenter.rating.money import RoundingMode
-from datacenter.rating.numbering import dial_plan_from_dict
+from datacenter.rating.numbering import DialPlan, dial_plan_from_dict
 from datacenter.rating.tariffs import TariffPlan, TariffVersion, parse_rates_csv
 from shared.icdr import ICDR, Direction
 
@@ -242,14 +242,27 @@ CALL_CONSTANTS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Workload:
-    """What the run rates: the tariff, the pool of calls cycled through, and cold calls."""
+    """What the run rates: the two rate decks, the pool of calls cycled through, cold calls.
 
-    plans: dict[str, TariffPlan]
-    shaped: dict[str, TariffPlan]  # the same prefixes, every row using one of the shapes
+    The decks are kept as text: each row parses its own when it starts and drops it when done,
+    so only one 50,000-prefix tariff is in memory (and rescanned by the collector) at a time.
+    """
+
+    simple_deck: str
+    shaped_deck: str  # the same prefixes, every row using one of the shapes
+    calendar: Calendar
     pool: list[Call]
     cold: list[Call]  # one call to each of numbers the pool never dials
-    load_seconds: float
-    shaped_load_seconds: float
+
+
+@dataclass
+class Row:
+    """One row's figures: CPU seconds rating, and the floor measured on the same batches."""
+
+    seconds: float = 0.0
+    floor_seconds: float = 0.0
+    load_seconds: float = 0.0
+    outcomes: Counter[str] = field(default_factory=Counter)
 
 
 def build(calls: int) -> Workload:
@@ -258,14 +271,13 @@ def build(calls: int) -> Workload:
     quick = calls <= QUICK_CALLS
     numbers = valid_numbers(rng, DISTINCT_NUMBERS // 4 if quick else DISTINCT_NUMBERS)
     prefixes = deck_prefixes(rng, numbers)
-    calendar = calendar_from_dict(CALENDAR)
-    plans, load_seconds = _plan(rate_deck(rng, prefixes), calendar)
+    simple = rate_deck(rng, prefixes)
     # its own generator, so the pool of calls is the one the simple row always had
-    shaped, shaped_load_seconds = _plan(shaped_deck(random.Random(SEED + 1), prefixes), calendar)
+    shaped = shaped_deck(random.Random(SEED + 1), prefixes)
     pool = [_call(rng, rng.choice(numbers)) for _ in range(QUICK_POOL if quick else POOL)]
     fresh = valid_numbers(rng, COLD_CALLS // 5 if quick else COLD_CALLS, avoid=frozenset(numbers))
     cold = [_call(rng, number) for number in fresh]
-    return Workload(plans, shaped, pool, cold, load_seconds, shaped_load_seconds)
+    return Workload(simple, shaped, calendar_from_dict(CALENDAR), pool, cold)
 
 
 def _plan(deck: str, calendar: Calendar) -> tuple[dict[str, TariffPlan], float]:
@@ -317,81 +329,100 @@ def icdrs(pool: list[Call], first: int, stop: int) -> list[ICDR]:
     return batch
 
 
-def run(calls: int, *, profile: bool, freeze: bool = False) -> int:
-    work = build(calls)
-    if freeze:  # the process owner's choice, never the library's: set-up objects live forever
-        gc.collect()
-        gc.freeze()
-    dial_plan = dial_plan_from_dict({
+def fresh_dial_plan() -> DialPlan:
+    """A new dial plan per row: its memo starts cold, as the row's tariff index does."""
+    return dial_plan_from_dict({
         "site": "bench", "timezone": "Europe/London", "country_code": "44", "region": "GB",
         "national_prefix": "0", "international_prefix": "00", "national_number_length": 10,
         "local_area_codes": ["20"],
     })  # fmt: skip
-    carriers = single_carrier("bench")
 
-    def rate_batch(
-        batch: list[ICDR], plans: dict[str, TariffPlan]
-    ) -> tuple[list[RatingResult], float]:
+
+def rate_row(
+    work: Workload,
+    deck: str,
+    calls: int,
+    *,
+    profiler: cProfile.Profile | None,
+    freeze: bool,
+    cold: bool = False,
+) -> tuple[Row, float]:
+    """Parse ``deck``, rate ``calls`` calls of the pool against it; the cold rate if asked."""
+    plans, load_seconds = _plan(deck, work.calendar)
+    if freeze:  # the process owner's choice, never the library's: set-up objects live forever
+        gc.collect()
+        gc.freeze()
+    dial_plan, carriers = fresh_dial_plan(), single_carrier("bench")
+
+    def rate_batch(batch: list[ICDR]) -> tuple[list[RatingResult], float]:
         started = time.process_time()
         results = [
             rate_call(c, dial_plan=dial_plan, tariffs=plans, carriers=carriers) for c in batch
         ]
         return results, time.process_time() - started
 
+    row = Row(load_seconds=load_seconds)
     floor_index = {call[4]: i for i, call in enumerate(work.pool)}
-    profiler = cProfile.Profile() if profile else None
-    outcomes: Counter[str] = Counter()
-    shaped_outcomes: Counter[str] = Counter()
-    seconds = floor_seconds = shaped_seconds = 0.0
     for first in range(0, calls, BATCH):
         # Like ingest: a batch of freshly decoded ICDRs (not timed), then rated (timed).
         batch = icdrs(work.pool, first, min(first + BATCH, calls))
         started = time.process_time()
         hits = [floor_index.get(c.dialled_digits) for c in batch]
-        floor_seconds += time.process_time() - started
-        # Both tariffs rate the same batch; who goes first alternates, so neither always pays
-        # for the first sight of a number (the dial plan's memo is shared).
-        order = (False, True) if (first // BATCH) % 2 == 0 else (True, False)
-        for shaped in order:
-            if profiler is not None:
-                profiler.enable()
-            results, spent = rate_batch(batch, work.shaped if shaped else work.plans)
-            if profiler is not None:
-                profiler.disable()
-            if shaped:
-                shaped_seconds += spent
-                shaped_outcomes.update(_outcome(r) for r in results)
-            else:
-                seconds += spent
-                outcomes.update(_outcome(r) for r in results)
-            del results
-        del hits
-    cold_results, cold_seconds = rate_batch(icdrs(work.cold, 0, len(work.cold)), work.plans)
-    if not all(isinstance(r, RatedCall) for r in cold_results):
-        raise AssertionError("a cold call was not rated: the workload is broken")
+        row.floor_seconds += time.process_time() - started
+        if profiler is not None:
+            profiler.enable()
+        results, spent = rate_batch(batch)
+        row.seconds += spent
+        if profiler is not None:
+            profiler.disable()
+        row.outcomes.update(_outcome(r) for r in results)
+        del hits, results
+    cold_rate = 0.0
+    if cold:
+        cold_results, cold_seconds = rate_batch(icdrs(work.cold, 0, len(work.cold)))
+        if not all(isinstance(r, RatedCall) for r in cold_results):
+            raise AssertionError("a cold call was not rated: the workload is broken")
+        cold_rate = len(work.cold) / cold_seconds
+    if freeze:
+        gc.unfreeze()
+    return row, cold_rate
 
+
+def run(calls: int, *, profile: bool, freeze: bool = False) -> int:
+    work = build(calls)
+    profiler = cProfile.Profile() if profile else None
+    # One row after the other, each with only its own tariff loaded and cold caches.
+    simple, cold_rate = rate_row(
+        work, work.simple_deck, calls, profiler=profiler, freeze=freeze, cold=True
+    )
+    gc.collect()
+    shaped, _ = rate_row(work, work.shaped_deck, calls, profiler=profiler, freeze=freeze)
+    if shaped.outcomes != simple.outcomes:
+        raise AssertionError(f"the shaped tariff decided differently: {shaped.outcomes}")
+    outcomes = simple.outcomes
     rated, zero, unrated = outcomes["priced"], outcomes["zero"], outcomes["unrated"]
-    if shaped_outcomes != outcomes:
-        raise AssertionError(f"the shaped tariff decided differently: {shaped_outcomes}")
-    rate = calls / seconds
-    shaped_rate = calls / shaped_seconds
-    floor_rate = calls / floor_seconds
-    cold_rate = len(work.cold) / cold_seconds
+    rate, shaped_rate = calls / simple.seconds, calls / shaped.seconds
+    floor_rate = calls / simple.floor_seconds
+    shaped_floor = calls / shaped.floor_seconds
     distinct = len({call[4] for call in work.pool})
-    print(f"tariff: {PREFIXES:,} prefixes x 3 bands parsed in {work.load_seconds:.2f} s; "
+    print(f"tariff: {PREFIXES:,} prefixes x 3 bands parsed in {simple.load_seconds:.2f} s; "
           f"{distinct:,} distinct numbers in {len(work.pool):,} distinct calls, cycled")  # fmt: skip
-    print(f"rated {calls:,} calls in {seconds:.2f} s of CPU: {rate:,.0f} calls/s "
+    print(f"rated {calls:,} calls in {simple.seconds:.2f} s of CPU: {rate:,.0f} calls/s "
           f"({rated:,} priced, {zero:,} zero-cost, {unrated:,} unrated; cold caches included)")  # fmt: skip
     print(f"dict-lookup floor: {floor_rate:,.0f} lookups/s; rating = {rate / floor_rate:.3f} x floor "
           f"({floor_rate / rate:.0f} dict lookups per rated call)")  # fmt: skip
-    print(f"shaped tariff ({len(SHAPES)} shapes mixed, parsed in {work.shaped_load_seconds:.2f} s): "
-          f"the same {calls:,} calls in {shaped_seconds:.2f} s of CPU: {shaped_rate:,.0f} calls/s; "
-          f"{shaped_rate / floor_rate:.3f} x floor ({floor_rate / shaped_rate:.0f} dict lookups "
-          f"per rated call)")  # fmt: skip
-    extra = shaped_seconds / seconds - 1
-    print(f"shaped / simple: {shaped_rate / rate:.3f} x the simple rate; the shapes cost "
-          f"{extra:+.1%} CPU per call (target <= +{SHAPED_OVERHEAD:.0%}: "
-          f"{'met' if extra <= SHAPED_OVERHEAD else 'NOT met'})")  # fmt: skip
+    print(f"shaped tariff ({len(SHAPES)} shapes mixed, parsed in {shaped.load_seconds:.2f} s): "
+          f"the same {calls:,} calls in {shaped.seconds:.2f} s of CPU: {shaped_rate:,.0f} calls/s")  # fmt: skip
+    print(f"dict-lookup floor in that row: {shaped_floor:,.0f} lookups/s; shaped rating = "
+          f"{shaped_rate / shaped_floor:.3f} x floor ({shaped_floor / shaped_rate:.0f} dict "
+          f"lookups per rated call)")  # fmt: skip
+    extra = shaped.seconds / simple.seconds - 1
+    # Each row's multiple of its own floor (measured batch by batch beside it) cancels the
+    # other load on a shared machine, which moves between the rows; the target is judged on it.
+    relative = (shaped_floor / shaped_rate) / (floor_rate / rate) - 1
+    print(f"shaped / simple: {shaped_rate / rate:.3f} x the simple rate ({extra:+.1%} CPU per "
+          f"call); against each row's floor the shapes cost {relative:+.1%} "
+          f"(target <= +{SHAPED_OVERHEAD:.0%}: {'met' if relative <= SHAPED_OVERHEAD else 'NOT met'})")  # fmt: skip
     print(f"first sight of a number: {len(work.cold):,} calls to numbers never seen before, "
           f"{cold_rate:,.0f} calls/s ({1e6 / cold_rate:.0f} us per call)")  # fmt: skip
     collector = "set-up frozen (--freeze)" if freeze else "Python's default, nothing frozen"

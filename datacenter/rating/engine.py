@@ -630,13 +630,15 @@ def _price_shaped(
     The whole call is priced at the band it starts in: tiers and blocks are measured from the
     call's first second, so they do not split across bands (docs/rating.md, Tariff shapes).
     """
-    bands = _one_band(version, band)
+    bands = version.band_tuples.get(band) or (band,)
     if duration <= rate.grace_seconds:
         fee = rate.connection_fee if rate.fee_in_grace else 0
         cost = round_to_minor(fee * 60, version.minor_denominator, version.rounding)
         return trace.rated(cost, bands, t0, (), fee, fee * 60, fee * 60, "")
     start = t0 + shape.free_seconds if not shape.free_after_rounding else t0
-    billed, _lines, charges60, surcharge60, _notes = price_shape(shape, duration, band, start)
+    billed, _, charges60, surcharge60, _ = price_shape(
+        shape, duration, band, start, lines_too=False
+    )
     trace.billed_seconds = billed
     fee = rate.connection_fee if billed or rate.fee_in_grace else 0
     raw60 = fee * 60 + charges60 + surcharge60

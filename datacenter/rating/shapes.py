@@ -247,10 +247,13 @@ def _round60(amount60: int, step: StepRounding) -> int:
     return round_to_minor(amount60, denominator, step.mode) * denominator
 
 
-def price_shape(shape: Shape, duration: int, band: str, start: int) -> Priced:
+def price_shape(
+    shape: Shape, duration: int, band: str, start: int, *, lines_too: bool = True
+) -> Priced:
     """Bill ``duration`` talk seconds (after any grace check) against ``shape``.
 
-    ``band`` and ``start`` (UTC epoch seconds of the first billed second) label the lines.
+    ``band`` and ``start`` (UTC epoch seconds of the first billed second) label the lines;
+    rating passes ``lines_too=False`` (it keeps only the totals; the explanation asks again).
     """
     free, after = shape.free_seconds, shape.free_after_rounding
     chargeable = duration - free if free and not after else duration
@@ -280,13 +283,14 @@ def price_shape(shape: Shape, duration: int, band: str, start: int) -> Priced:
             amount = per_minute * charged
         if by_charge is not None:
             amount = _round60(amount, by_charge)
-        lines.append((band, start + lo, charged, count, per_minute, amount, label))
+        if lines_too:
+            lines.append((band, start + lo, charged, count, per_minute, amount, label))
         billed += charged
         total += amount
     if shape.surcharge and duration > shape.surcharge_after:
         notes = (*shape.notes, shape.surcharge_note)
         return billed, tuple(lines), total, shape.surcharge * 60, notes
-    return billed, tuple(lines), total, 0, shape.notes
+    return billed, tuple(lines) if lines else (), total, 0, shape.notes
 
 
 def round_subtotal(amount60: int, step: StepRounding) -> int:
