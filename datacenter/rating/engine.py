@@ -72,7 +72,7 @@ from datacenter.rating.tariffs import (
 )
 from shared.icdr import ICDR, Direction, format_time
 
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"  # 2: tariff shapes, band "all" for one-band tariffs, MISSING_TIMES (issue 14)
 INCOMPLETE_FLAGS = frozenset({"partial", "incomplete"})
 UNSUPERVISED_FLAG = "unsupervised"
 # Set by a driver on a record that is real but must not be charged: a Lync retried session or a
