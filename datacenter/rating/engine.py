@@ -241,7 +241,9 @@ class RatedCall(NamedTuple):
         assert rate is not None and rate.shape is not None
         if self.duration_seconds <= rate.grace_seconds:
             return 0, (), 0, 0, ()
-        return price_shape(rate.shape, self.duration_seconds, self.bands[0], self.billed_from)
+        return price_shape(
+            rate.shape, rate.rate_per_minute, self.duration_seconds, self.bands[0], self.billed_from
+        )
 
     @property
     def cost_text(self) -> str:
@@ -637,7 +639,7 @@ def _price_shaped(
         return trace.rated(cost, bands, t0, (), fee, fee * 60, fee * 60, "")
     start = t0 + shape.free_seconds if not shape.free_after_rounding else t0
     billed, _, charges60, surcharge60, _ = price_shape(
-        shape, duration, band, start, lines_too=False
+        shape, rate.rate_per_minute, duration, band, start, lines_too=False
     )
     trace.billed_seconds = billed
     fee = rate.connection_fee if billed or rate.fee_in_grace else 0

@@ -19,10 +19,10 @@ explanation shows. Rows without any of these keep ``shape = None`` and the engin
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple
 
 from datacenter.rating.money import (
     MICRO_PLACES,
@@ -35,6 +35,7 @@ from datacenter.rating.money import (
 
 OPEN = -1  # a segment without an end
 NO_FIXED = -1  # a segment priced by its rate, not a fixed price
+ROW_RATE = -1  # a segment priced at the row's own rate_per_minute (the base rate)
 
 
 class Scope(StrEnum):
@@ -48,13 +49,10 @@ class Scope(StrEnum):
 _SCOPE_ORDER = {Scope.INCREMENT: 0, Scope.CHARGE: 1, Scope.SUBTOTAL: 2}
 
 
-@dataclass(frozen=True, slots=True)
-class Tier:
-    """From ``start`` seconds on: ``rate_per_minute`` (micro-units) in ``increment`` blocks."""
-
-    start: int
-    rate_per_minute: int
-    increment: int
+# A tier: from ``start`` seconds on, ``rate_per_minute`` (micro-units) in ``increment`` blocks.
+# Plain tuples of ints (as ``Segment`` below): CPython stops tracking such tuples in its garbage
+# collector, so a large shaped deck does not make every collection of a rating worker slower.
+Tier = tuple[int, int, int]  # start, rate_per_minute, increment
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,16 +62,11 @@ class StepRounding:
     mode: RoundingMode
 
 
-class Segment(NamedTuple):
-    """One stretch of chargeable time and how it is priced."""
-
-    lo: int  # first second (offset into the chargeable time)
-    hi: int  # end (exclusive), or OPEN
-    per_minute: int  # micro-units per 60 s (0 for a fixed block)
-    first: int  # first increment in this segment
-    step: int  # later increments
-    fixed: int  # micro-units for the whole segment, or NO_FIXED
-    label: str  # "first block", "base rate", "tier from 600 s"
+# One stretch of chargeable time and how it is priced: first second (offset into the chargeable
+# time), end (exclusive, or OPEN), micro-units per 60 s (0 for a fixed block), first increment,
+# later increments, micro-units for the whole segment (or NO_FIXED), and its label ("first
+# block", "base rate", "tier from 600 s").
+Segment = tuple[int, int, int, int, int, int, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +118,9 @@ LineParts = tuple[str, int, int, int, int, int, str]
 Priced = tuple[int, tuple[LineParts, ...], int, int, tuple[str, ...]]
 
 
+@functools.lru_cache(maxsize=4096)  # rows with the same shape share one object (see ``Tier``)
 def build_shape(
     *,
-    per_minute: int,
     initial: int,
     subsequent: int,
     first_block_seconds: int = 0,
@@ -147,25 +140,20 @@ def build_shape(
         return problem
     segments: list[Segment] = []
     if first_block_seconds:
-        segments.append(
-            Segment(0, first_block_seconds, 0, first_block_seconds, first_block_seconds,
-                    first_block_price, "first block")
-        )  # fmt: skip
-    ends = [t.start for t in tiers] + [OPEN]
+        segments.append((
+            0, first_block_seconds, 0, first_block_seconds, first_block_seconds,
+            first_block_price, "first block",
+        ))  # fmt: skip
+    ends = [t[0] for t in tiers] + [OPEN]
     segments.append(
-        Segment(
-            first_block_seconds, ends[0], per_minute, initial, subsequent, NO_FIXED, "base rate"
-        )
+        (first_block_seconds, ends[0], ROW_RATE, initial, subsequent, NO_FIXED, "base rate")
     )
-    for tier, end in zip(tiers, ends[1:], strict=True):
-        segments.append(
-            Segment(tier.start, end, tier.rate_per_minute, tier.increment, tier.increment,
-                    NO_FIXED, f"tier from {tier.start} s")
-        )  # fmt: skip
+    for (start, rate, step), end in zip(tiers, ends[1:], strict=True):
+        segments.append((start, end, rate, step, step, NO_FIXED, f"tier from {start} s"))
     return Shape(
         tuple(segments), first_block_seconds, first_block_price, tiers, free_seconds,
         free_after_rounding, surcharge, surcharge_after,
-        tuple(sorted(steps, key=lambda s: _SCOPE_ORDER[s.scope])),
+        steps,  # parse_steps gives them in order, shared between rows
     )  # fmt: skip
 
 
@@ -177,13 +165,13 @@ def _check(
     free_after: bool,
     steps: tuple[StepRounding, ...],
 ) -> str:
-    starts = [first_block] + [t.start for t in tiers]
+    starts = [first_block] + [t[0] for t in tiers]
     if any(b <= a for a, b in itertools.pairwise(starts)):
         return "tiers must start after the first block and each after the one before"
     # every closed segment must be whole increments, so rounding never runs past its end
     closed = [(first_block, starts[1] if len(starts) > 1 else None, initial, subsequent)]
     closed += [
-        (t.start, starts[i + 2] if i + 2 < len(starts) else None, t.increment, t.increment)
+        (t[0], starts[i + 2] if i + 2 < len(starts) else None, t[2], t[2])
         for i, t in enumerate(tiers)
     ]
     for lo, hi, first, step in closed:
@@ -210,14 +198,15 @@ def parse_tiers(text: str) -> tuple[Tier, ...]:
             raise ValueError(f"{item!r} must be START=RATE/INCREMENT, e.g. 600=0.0500/60")
         if int(step) < 1 or int(start) < 1:
             raise ValueError(f"{item!r}: start and increment must be >= 1")
-        tiers.append(Tier(int(start), parse_amount(rate), int(step)))
+        tiers.append((int(start), parse_amount(rate), int(step)))
     return tuple(tiers)
 
 
 def tiers_text(tiers: tuple[Tier, ...]) -> str:
-    return "; ".join(f"{t.start}={format_micro(t.rate_per_minute)}/{t.increment}" for t in tiers)
+    return "; ".join(f"{start}={format_micro(rate)}/{step}" for start, rate, step in tiers)
 
 
+@functools.lru_cache(maxsize=256)  # a deck repeats a few step texts: rows share their objects
 def parse_steps(text: str) -> tuple[StepRounding, ...]:
     """``"charge:4:half_up; subtotal:2:up"`` -> rounding steps. ValueError with the reason."""
     steps: list[StepRounding] = []
@@ -234,7 +223,7 @@ def parse_steps(text: str) -> tuple[StepRounding, ...]:
         if not 0 <= step.decimals <= MICRO_PLACES:
             raise ValueError(f"{item!r}: decimals must be 0-{MICRO_PLACES}")
         steps.append(step)
-    return tuple(steps)
+    return tuple(sorted(steps, key=lambda step: _SCOPE_ORDER[step.scope]))
 
 
 def steps_text(steps: tuple[StepRounding, ...]) -> str:
@@ -248,12 +237,19 @@ def _round60(amount60: int, step: StepRounding) -> int:
 
 
 def price_shape(
-    shape: Shape, duration: int, band: str, start: int, *, lines_too: bool = True
+    shape: Shape,
+    row_rate: int,
+    duration: int,
+    band: str,
+    start: int,
+    *,
+    lines_too: bool = True,
 ) -> Priced:
     """Bill ``duration`` talk seconds (after any grace check) against ``shape``.
 
-    ``band`` and ``start`` (UTC epoch seconds of the first billed second) label the lines;
-    rating passes ``lines_too=False`` (it keeps only the totals; the explanation asks again).
+    ``row_rate`` is the row's rate per minute (the base segment's); ``band`` and ``start`` (UTC
+    epoch seconds of the first billed second) label the lines. Rating passes
+    ``lines_too=False`` (it keeps only the totals; the explanation asks again).
     """
     free, after = shape.free_seconds, shape.free_after_rounding
     chargeable = duration - free if free and not after else duration
@@ -263,6 +259,8 @@ def price_shape(
     for lo, hi, per_minute, first, step, fixed, label in shape.segments:
         if chargeable <= lo:
             break
+        if per_minute == ROW_RATE:
+            per_minute = row_rate
         if fixed != NO_FIXED:
             seconds, count = hi - lo, 1
         else:

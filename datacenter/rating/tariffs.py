@@ -507,7 +507,7 @@ def _with_shape(rate: Rate, row: Mapping[str, str], bad: Any, amount: Any, whole
     if row.get("surcharge_after") and not row.get("surcharge"):
         bad("surcharge", "surcharge_after is set; give the surcharge amount")
     shape = build_shape(
-        per_minute=rate.rate_per_minute, initial=rate.initial_increment,
+        initial=rate.initial_increment,
         subsequent=rate.subsequent_increment, first_block_seconds=first_block,
         first_block_price=first_price or 0, tiers=tiers,
         free_seconds=whole("free_seconds", 0, minimum=0),
