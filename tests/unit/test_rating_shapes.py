@@ -496,3 +496,14 @@ def test_an_unanswered_call_is_charged_at_the_band_it_started_in(
         assert (result.cost_text, result.bands, result.zero_reason) == (cost, (band,), "")
     else:  # Saturday: the weekend has no price, and an unanswered call is never queued
         assert (result.cost, result.zero_reason) == (0, ZeroReason.UNANSWERED.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(row=shaped_rows(), seconds=st.integers(1, 5400))
+def test_the_explained_lines_add_up_to_the_raw_cost(row: dict[str, Any], seconds: int) -> None:
+    # the lines are recomputed when explained (rating keeps none): they must be what was priced
+    result = price(deck(row), seconds)
+    lines = sum(c.amount60 for c in result.charges)
+    assert result.fee * 60 + lines + result.surcharge * 60 == result.raw60
+    if result.rate is not None and result.rate.shape is not None:
+        assert sum(c.seconds for c in result.charges) == result.billed_seconds
