@@ -1,5 +1,10 @@
 """Rating throughput: calls/s on one core against a 50,000-prefix tariff, vs a dict-lookup floor.
 
+Two rows: the same calls rated against a tariff of simple rows (rate, fee, a/b increments, cap)
+and against a tariff mix of the same prefixes using the richer shapes (first blocks, duration
+tiers, free seconds before and after rounding, a long-call surcharge, rounding steps; see
+docs/rating.md, "Tariff shapes"). It prints both, their ratio, and each one's ratio to the floor.
+
     .venv/bin/python benchmarks/rating.py            # 1,000,000 calls
     .venv/bin/python benchmarks/rating.py --quick    # 50,000 calls, a few seconds
     .venv/bin/python benchmarks/rating.py --profile  # cProfile of the quick run, top 25
@@ -42,7 +47,7 @@ import random
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,11 +56,11 @@ import phonenumbers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datacenter.rating.bands import calendar_from_dict
+from datacenter.rating.bands import Calendar, calendar_from_dict
 from datacenter.rating.carriers import single_carrier
 from datacenter.rating.engine import RatedCall, RatingResult, rate_call
 from datacenter.rating.money import RoundingMode
-from datacenter.rating.numbering import dial_plan_from_dict
+from datacenter.rating.numbering import DialPlan, dial_plan_from_dict
 from datacenter.rating.tariffs import TariffPlan, TariffVersion, parse_rates_csv
 from shared.icdr import ICDR, Direction
 
@@ -66,6 +71,7 @@ DISTINCT_NUMBERS = 20_000
 POOL = 100_000
 QUICK_POOL = 20_000
 TARGET = 100_000  # calls/s
+SHAPED_OVERHEAD = 0.15  # the shaped tariff may cost at most this much more CPU per call
 COLD_CALLS = 5_000  # calls to numbers never seen (a fifth of it with --quick)
 BATCH = 5_000  # calls rated and kept at a time, like one ingest batch
 SEED = 20250715
@@ -162,7 +168,7 @@ def valid_numbers(
     return sorted(found)
 
 
-def rate_deck(rng: random.Random, numbers: list[str]) -> str:
+def deck_prefixes(rng: random.Random, numbers: list[str]) -> list[str]:
     """50,000 prefixes: every number's leading 2-7 digits, then random fillers."""
     prefixes: set[str] = set()
     for number in numbers:
@@ -172,15 +178,56 @@ def rate_deck(rng: random.Random, numbers: list[str]) -> str:
                 break
     while len(prefixes) < PREFIXES:
         prefixes.add(rng.choice(numbers)[:3] + str(rng.randrange(10 ** rng.randrange(1, 6))))
+    return sorted(prefixes)
+
+
+def rate_deck(rng: random.Random, prefixes: list[str]) -> str:
+    """Simple rows: a rate per band, a fee on some, a/b increments, a cap."""
     lines = [
         "prefix,destination,band,rate_per_minute,connection_fee,initial_increment,subsequent_increment,max_cost"
     ]
-    for prefix in sorted(prefixes):
+    for prefix in prefixes:
         a, b = rng.choice(((60, 60), (30, 6), (1, 1), (60, 1)))
         fee = rng.choice(("0", "0", "0.0150"))
         for band in ("peak", "offpeak", "weekend"):
             rate = f"0.{rng.randrange(1, 5000):04d}"
             lines.append(f"{prefix},Dest {prefix},{band},{rate},{fee},{a},{b},25.0000")
+    return "\n".join(lines) + "\n"
+
+
+# The shapes a shaped row draws from (columns after max_cost, docs/rating.md "Tariff shapes"):
+# first_block_seconds, first_block_price, tiers, free_seconds, free_seconds_rounding, surcharge,
+# surcharge_after, step_rounding.
+SHAPES = (
+    (60, "0.2500", "", "", "", "", "", ""),  # a first block, then the row's rate
+    ("", "", "60={rate}/6", "", "", "", "", ""),  # 20 s blocks for a minute, then 6 s
+    ("", "", "600=0.0100/60", "", "", "", "", ""),  # the first 10 minutes, then cheaper
+    ("", "", "", 10, "before", "", "", ""),  # 10 free seconds before rounding
+    ("", "", "", 10, "after", "", "", ""),  # ... and after
+    ("", "", "", "", "", "0.5000", 3600, ""),  # a surcharge past an hour
+    ("", "", "", "", "", "", "", "charge:4:half_up; subtotal:2:down"),  # two rounding steps
+)
+
+
+def shaped_deck(rng: random.Random, prefixes: list[str]) -> str:
+    """The same prefixes; every row uses one of the shapes, with increments that fit it."""
+    lines = [
+        "prefix,destination,band,rate_per_minute,connection_fee,initial_increment,"
+        "subsequent_increment,max_cost,first_block_seconds,first_block_price,tiers,free_seconds,"
+        "free_seconds_rounding,surcharge,surcharge_after,step_rounding"
+    ]
+    for prefix in prefixes:
+        shape = rng.choice(SHAPES)
+        a, b = (20, 20) if "/6" in shape[2] else rng.choice(((60, 60), (30, 6), (1, 1), (60, 1)))
+        if shape[2].startswith("600"):
+            a, b = rng.choice(((60, 60), (1, 1), (60, 1)))  # 600 s is whole increments of these
+        fee = rng.choice(("0", "0", "0.0150"))
+        for band in ("peak", "offpeak", "weekend"):
+            rate = f"0.{rng.randrange(1, 5000):04d}"
+            cells = [str(c).format(rate=rate) for c in shape]
+            lines.append(
+                f"{prefix},Dest {prefix},{band},{rate},{fee},{a},{b},25.0000,{','.join(cells)}"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -195,12 +242,27 @@ CALL_CONSTANTS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Workload:
-    """What the run rates: the tariff, the pool of calls cycled through, and cold calls."""
+    """What the run rates: the two rate decks, the pool of calls cycled through, cold calls.
 
-    plans: dict[str, TariffPlan]
+    The decks are kept as text: each row parses its own when it starts and drops it when done,
+    so only one 50,000-prefix tariff is in memory (and rescanned by the collector) at a time.
+    """
+
+    simple_deck: str
+    shaped_deck: str  # the same prefixes, every row using one of the shapes
+    calendar: Calendar
     pool: list[Call]
     cold: list[Call]  # one call to each of numbers the pool never dials
-    load_seconds: float
+
+
+@dataclass
+class Row:
+    """One row's figures: CPU seconds rating, and the floor measured on the same batches."""
+
+    seconds: float = 0.0
+    floor_seconds: float = 0.0
+    load_seconds: float = 0.0
+    outcomes: Counter[str] = field(default_factory=Counter)
 
 
 def build(calls: int) -> Workload:
@@ -208,8 +270,18 @@ def build(calls: int) -> Workload:
     rng = random.Random(SEED)
     quick = calls <= QUICK_CALLS
     numbers = valid_numbers(rng, DISTINCT_NUMBERS // 4 if quick else DISTINCT_NUMBERS)
-    deck = rate_deck(rng, numbers)
-    calendar = calendar_from_dict(CALENDAR)
+    prefixes = deck_prefixes(rng, numbers)
+    simple = rate_deck(rng, prefixes)
+    # its own generator, so the pool of calls is the one the simple row always had
+    shaped = shaped_deck(random.Random(SEED + 1), prefixes)
+    pool = [_call(rng, rng.choice(numbers)) for _ in range(QUICK_POOL if quick else POOL)]
+    fresh = valid_numbers(rng, COLD_CALLS // 5 if quick else COLD_CALLS, avoid=frozenset(numbers))
+    cold = [_call(rng, number) for number in fresh]
+    return Workload(simple, shaped, calendar_from_dict(CALENDAR), pool, cold)
+
+
+def _plan(deck: str, calendar: Calendar) -> tuple[dict[str, TariffPlan], float]:
+    """The deck parsed by the real importer (timed) into a plan with two versions."""
     started = time.perf_counter()
     destinations = parse_rates_csv(deck, file="bench.csv", currency="GBP", bands=calendar.bands)
     load_seconds = time.perf_counter() - started
@@ -231,11 +303,7 @@ def build(calls: int) -> Workload:
             ("v2", mid_month, None),
         )
     )
-    plans = {"bench": TariffPlan("bench", versions)}
-    pool = [_call(rng, rng.choice(numbers)) for _ in range(QUICK_POOL if quick else POOL)]
-    fresh = valid_numbers(rng, COLD_CALLS // 5 if quick else COLD_CALLS, avoid=frozenset(numbers))
-    cold = [_call(rng, number) for number in fresh]
-    return Workload(plans, pool, cold, load_seconds)
+    return {"bench": TariffPlan("bench", versions)}, load_seconds
 
 
 def _call(rng: random.Random, number: str) -> Call:
@@ -261,58 +329,100 @@ def icdrs(pool: list[Call], first: int, stop: int) -> list[ICDR]:
     return batch
 
 
-def run(calls: int, *, profile: bool, freeze: bool = False) -> int:
-    work = build(calls)
-    if freeze:  # the process owner's choice, never the library's: set-up objects live forever
-        gc.collect()
-        gc.freeze()
-    dial_plan = dial_plan_from_dict({
+def fresh_dial_plan() -> DialPlan:
+    """A new dial plan per row: its memo starts cold, as the row's tariff index does."""
+    return dial_plan_from_dict({
         "site": "bench", "timezone": "Europe/London", "country_code": "44", "region": "GB",
         "national_prefix": "0", "international_prefix": "00", "national_number_length": 10,
         "local_area_codes": ["20"],
     })  # fmt: skip
-    carriers = single_carrier("bench")
+
+
+def rate_row(
+    work: Workload,
+    deck: str,
+    calls: int,
+    *,
+    profiler: cProfile.Profile | None,
+    freeze: bool,
+    cold: bool = False,
+) -> tuple[Row, float]:
+    """Parse ``deck``, rate ``calls`` calls of the pool against it; the cold rate if asked."""
+    plans, load_seconds = _plan(deck, work.calendar)
+    if freeze:  # the process owner's choice, never the library's: set-up objects live forever
+        gc.collect()
+        gc.freeze()
+    dial_plan, carriers = fresh_dial_plan(), single_carrier("bench")
 
     def rate_batch(batch: list[ICDR]) -> tuple[list[RatingResult], float]:
         started = time.process_time()
         results = [
-            rate_call(c, dial_plan=dial_plan, tariffs=work.plans, carriers=carriers) for c in batch
+            rate_call(c, dial_plan=dial_plan, tariffs=plans, carriers=carriers) for c in batch
         ]
         return results, time.process_time() - started
 
+    row = Row(load_seconds=load_seconds)
     floor_index = {call[4]: i for i, call in enumerate(work.pool)}
-    profiler = cProfile.Profile() if profile else None
-    outcomes: Counter[str] = Counter()
-    seconds = floor_seconds = 0.0
     for first in range(0, calls, BATCH):
         # Like ingest: a batch of freshly decoded ICDRs (not timed), then rated (timed).
         batch = icdrs(work.pool, first, min(first + BATCH, calls))
         started = time.process_time()
         hits = [floor_index.get(c.dialled_digits) for c in batch]
-        floor_seconds += time.process_time() - started
+        row.floor_seconds += time.process_time() - started
         if profiler is not None:
             profiler.enable()
         results, spent = rate_batch(batch)
-        seconds += spent
+        row.seconds += spent
         if profiler is not None:
             profiler.disable()
-        outcomes.update(_outcome(r) for r in results)
-        del hits
-    cold_results, cold_seconds = rate_batch(icdrs(work.cold, 0, len(work.cold)))
-    if not all(isinstance(r, RatedCall) for r in cold_results):
-        raise AssertionError("a cold call was not rated: the workload is broken")
+        row.outcomes.update(_outcome(r) for r in results)
+        del hits, results
+    cold_rate = 0.0
+    if cold:
+        cold_results, cold_seconds = rate_batch(icdrs(work.cold, 0, len(work.cold)))
+        if not all(isinstance(r, RatedCall) for r in cold_results):
+            raise AssertionError("a cold call was not rated: the workload is broken")
+        cold_rate = len(work.cold) / cold_seconds
+    if freeze:
+        gc.unfreeze()
+    return row, cold_rate
 
+
+def run(calls: int, *, profile: bool, freeze: bool = False) -> int:
+    work = build(calls)
+    profiler = cProfile.Profile() if profile else None
+    # One row after the other, each with only its own tariff loaded and cold caches.
+    simple, cold_rate = rate_row(
+        work, work.simple_deck, calls, profiler=profiler, freeze=freeze, cold=True
+    )
+    gc.collect()
+    shaped, _ = rate_row(work, work.shaped_deck, calls, profiler=profiler, freeze=freeze)
+    if shaped.outcomes != simple.outcomes:
+        raise AssertionError(f"the shaped tariff decided differently: {shaped.outcomes}")
+    outcomes = simple.outcomes
     rated, zero, unrated = outcomes["priced"], outcomes["zero"], outcomes["unrated"]
-    rate = calls / seconds
-    floor_rate = calls / floor_seconds
-    cold_rate = len(work.cold) / cold_seconds
+    rate, shaped_rate = calls / simple.seconds, calls / shaped.seconds
+    floor_rate = calls / simple.floor_seconds
+    shaped_floor = calls / shaped.floor_seconds
     distinct = len({call[4] for call in work.pool})
-    print(f"tariff: {PREFIXES:,} prefixes x 3 bands parsed in {work.load_seconds:.2f} s; "
+    print(f"tariff: {PREFIXES:,} prefixes x 3 bands parsed in {simple.load_seconds:.2f} s; "
           f"{distinct:,} distinct numbers in {len(work.pool):,} distinct calls, cycled")  # fmt: skip
-    print(f"rated {calls:,} calls in {seconds:.2f} s of CPU: {rate:,.0f} calls/s "
+    print(f"rated {calls:,} calls in {simple.seconds:.2f} s of CPU: {rate:,.0f} calls/s "
           f"({rated:,} priced, {zero:,} zero-cost, {unrated:,} unrated; cold caches included)")  # fmt: skip
     print(f"dict-lookup floor: {floor_rate:,.0f} lookups/s; rating = {rate / floor_rate:.3f} x floor "
           f"({floor_rate / rate:.0f} dict lookups per rated call)")  # fmt: skip
+    print(f"shaped tariff ({len(SHAPES)} shapes mixed, parsed in {shaped.load_seconds:.2f} s): "
+          f"the same {calls:,} calls in {shaped.seconds:.2f} s of CPU: {shaped_rate:,.0f} calls/s")  # fmt: skip
+    print(f"dict-lookup floor in that row: {shaped_floor:,.0f} lookups/s; shaped rating = "
+          f"{shaped_rate / shaped_floor:.3f} x floor ({shaped_floor / shaped_rate:.0f} dict "
+          f"lookups per rated call)")  # fmt: skip
+    extra = shaped.seconds / simple.seconds - 1
+    # Each row's multiple of its own floor (measured batch by batch beside it) cancels the
+    # other load on a shared machine, which moves between the rows; the target is judged on it.
+    relative = (shaped_floor / shaped_rate) / (floor_rate / rate) - 1
+    print(f"shaped / simple: {shaped_rate / rate:.3f} x the simple rate ({extra:+.1%} CPU per "
+          f"call); against each row's floor the shapes cost {relative:+.1%} "
+          f"(target <= +{SHAPED_OVERHEAD:.0%}: {'met' if relative <= SHAPED_OVERHEAD else 'NOT met'})")  # fmt: skip
     print(f"first sight of a number: {len(work.cold):,} calls to numbers never seen before, "
           f"{cold_rate:,.0f} calls/s ({1e6 / cold_rate:.0f} us per call)")  # fmt: skip
     collector = "set-up frozen (--freeze)" if freeze else "Python's default, nothing frozen"

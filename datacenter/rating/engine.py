@@ -38,7 +38,6 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from datacenter.rating.bands import (
-    ALL_BANDS,
     SINGLE,
     SINGLE_BAND,
     BandClock,
@@ -56,6 +55,14 @@ from datacenter.rating.money import (
     round_to_minor,
 )
 from datacenter.rating.numbering import DialPlan, Normalised, NumberClass
+from datacenter.rating.shapes import (
+    Priced,
+    Shape,
+    price_shape,
+    round_subtotal,
+    steps_text,
+    tiers_text,
+)
 from datacenter.rating.tariffs import (
     BandRule,
     Destination,
@@ -65,7 +72,7 @@ from datacenter.rating.tariffs import (
 )
 from shared.icdr import ICDR, Direction, format_time
 
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"  # 2: tariff shapes, band "all" for one-band tariffs, MISSING_TIMES (issue 14)
 INCOMPLETE_FLAGS = frozenset({"partial", "incomplete"})
 UNSUPERVISED_FLAG = "unsupervised"
 # Set by a driver on a record that is real but must not be charged: a Lync retried session or a
@@ -90,6 +97,7 @@ class UnratedReason(StrEnum):
     BAND_SPAN_LIMIT = "BAND_SPAN_LIMIT"
     UNKNOWN_DIRECTION = "UNKNOWN_DIRECTION"
     NO_DIAL_PLAN = "NO_DIAL_PLAN"  # set by the store layer: the site has no dial plan
+    UNPRICED_TIME = "UNPRICED_TIME"  # the tariff sets no price for the band the call is billed in
 
 
 class ZeroReason(StrEnum):
@@ -105,21 +113,24 @@ class ZeroReason(StrEnum):
 
 
 class Charge(NamedTuple):
-    """One band's share of a call: ``seconds`` billed at ``rate_per_minute`` (micro-units)."""
+    """One band's (or shaped line's) share of a call: ``seconds`` at ``rate_per_minute``."""
 
     band: str
     start: int  # UTC epoch seconds of the first billed second in this band
     seconds: int
     increments: int  # how many increments started in this band (0 under prorate)
     rate_per_minute: int
+    amount: int = -1  # sixtieths of a micro-unit when not rate x seconds (a shaped line)
+    label: str = ""  # a shaped line: "first block", "base rate", "tier from 600 s"
 
     @property
     def amount60(self) -> int:
-        return self.rate_per_minute * self.seconds
+        return self.rate_per_minute * self.seconds if self.amount < 0 else self.amount
 
 
-# A ``Charge`` as a plain tuple, the form a ``RatedCall`` keeps (see there).
-ChargeParts = tuple[str, int, int, int, int]
+# A ``Charge`` as a plain tuple, the form a ``RatedCall`` keeps (see there): five fields, or
+# seven for a shaped line.
+ChargeParts = tuple[Any, ...]
 
 
 class Explanation(NamedTuple):
@@ -143,6 +154,9 @@ class Explanation(NamedTuple):
     cost: int = 0
     zero_reason: str = ""
     detail: str = ""
+    notes: tuple[str, ...] = ()  # the shapes' steps: free seconds, surcharge, rounding steps
+    surcharge: int = 0  # micro-units
+    subtotal60: int = -1  # after a subtotal rounding step (-1: none)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form the store keeps and the web page shows."""
@@ -192,14 +206,20 @@ class RatedCall(NamedTuple):
     raw60: int
     final60: int
     adjustment: str
+    surcharge: int = 0  # micro-units (a shaped row's surcharge, when it applied)
+    subtotal60: int = -1  # after a shaped row's subtotal rounding step (-1: none)
 
     @property
     def charges(self) -> tuple[Charge, ...]:
-        """The billed seconds by band, each at its rate."""
+        """The billed seconds by band (or a shaped row's lines), each at its rate."""
         if self.band_split:
-            return tuple(Charge._make(parts) for parts in self.band_split)
+            return tuple(Charge(*parts) for parts in self.band_split)
         rate, billed = self.rate, self.billed_seconds
-        if rate is None or billed == 0:
+        if rate is None:
+            return ()
+        if rate.shape is not None:  # the lines again, as priced: kept by no rated call
+            return tuple(Charge(*parts) for parts in self._shaped()[1])
+        if billed == 0:
             return ()
         increments = 1 + (billed - rate.initial_increment) // rate.subsequent_increment
         return (Charge(self.bands[0], self.billed_from, billed, increments, rate.rate_per_minute),)
@@ -210,8 +230,20 @@ class RatedCall(NamedTuple):
             self.direction, self.number_field, self.number, self.carrier_choice, self.version,
             self.matched, self.rate, self.duration_seconds, self.duration_basis,
             self.billed_seconds, self.charges, self.fee, self.raw60, self.final60,
-            self.adjustment, self.cost, self.zero_reason,
+            self.adjustment, self.cost, self.zero_reason, "",
+            self._shaped()[4] if self.rate is not None and self.rate.shape else (),
+            self.surcharge, self.subtotal60,
         )  # fmt: skip
+
+    def _shaped(self) -> Priced:
+        """A shaped row's pricing, recomputed (pure): rating keeps no lines per call (see above)."""
+        rate = self.rate
+        assert rate is not None and rate.shape is not None
+        if self.duration_seconds <= rate.grace_seconds:
+            return 0, (), 0, 0, ()
+        return price_shape(
+            rate.shape, rate.rate_per_minute, self.duration_seconds, self.bands[0], self.billed_from
+        )
 
     @property
     def cost_text(self) -> str:
@@ -340,6 +372,7 @@ class _Trace:
     def rated(
         self, cost: int, bands: tuple[str, ...], billed_from: int,
         band_split: tuple[ChargeParts, ...], fee: int, raw60: int, final60: int, adjustment: str,
+        surcharge: int = 0, subtotal60: int = -1,
     ) -> RatedCall:  # fmt: skip
         """The priced call; the pricing figures come as arguments (hot path: no stores)."""
         version, dest, number = self.version, self.destination, self.number
@@ -350,7 +383,7 @@ class _Trace:
             version.version, dest.name, dest.prefix, self.billed_seconds, bands, "",
             self.icdr.direction, self.number_field, number, self.carrier, version, dest,
             self.rate, self.duration_seconds, self.duration_basis, billed_from, band_split, fee,
-            raw60, final60, adjustment,
+            raw60, final60, adjustment, surcharge, subtotal60,
         ))  # fmt: skip
 
     def unrated(self, reason: UnratedReason, detail: str) -> Unrated:
@@ -446,7 +479,12 @@ def _find_tariff(
 def _rate_inbound(
     trace: _Trace, plan: DialPlan, tariffs: Mapping[str, TariffPlan], carriers: CarrierRules
 ) -> RatingResult:
-    """Inbound calls cost nothing unless an inbound tariff row covers the dialled DDI."""
+    """Inbound calls cost nothing unless an inbound row covers the DDI, its class or the trunk.
+
+    Order: the DDI's longest prefix, then a class row for the DDI's class (toll-free, premium,
+    national ...), then a trunk row for the call's trunk; a call without a DDI can only be
+    charged by its trunk's row (carriers that bill the receiving side per trunk).
+    """
     icdr = trace.icdr
     field_name, number = (
         ("dnis", icdr.dnis) if icdr.dnis.strip() else ("dialled_digits", icdr.dialled_digits)
@@ -456,10 +494,14 @@ def _rate_inbound(
     )
     tariff = tariffs.get(choice.carrier) if choice.carrier and not choice.on_net else None
     version = tariff.version_at(icdr.start) if tariff is not None else None
-    if version is None or not (version.inbound.by_prefix or version.inbound.by_class):
+    if version is None or version.inbound.empty:
         return trace.zero(ZeroReason.INBOUND)
+    trunk_row = version.inbound.by_trunk.get(icdr.trunk) if icdr.trunk else None
     if not number.strip():
-        return trace.zero(ZeroReason.INBOUND)
+        if trunk_row is None:
+            return trace.zero(ZeroReason.INBOUND)
+        trace.number = Normalised("", "", NumberClass.UNKNOWN, ("no DDI: rated by trunk",))
+        return _rate_by_trunk(trace, plan, carriers, version, trunk_row)
     normalised = plan.normalise(number, source_id=icdr.source_id, inbound=True)
     trace.number_field, trace.number = field_name, normalised
     answered = _connection(trace, plan)
@@ -469,6 +511,8 @@ def _rate_inbound(
         return trace.unrated(UnratedReason(normalised.problem.value), normalised.detail)
     failed = _find_tariff(trace, normalised, tariffs, carriers, inbound=True)
     if isinstance(failed, Unrated):
+        if trunk_row is not None and failed.reason is UnratedReason.NO_PREFIX_MATCH:
+            return _rate_by_trunk(trace, plan, carriers, version, trunk_row)
         # No inbound row for this DDI: inbound is free unless a tariff says otherwise.
         return trace.zero(ZeroReason.INBOUND)
     if failed is not None:
@@ -476,18 +520,36 @@ def _rate_inbound(
     return _price(trace, plan, answered)
 
 
+def _rate_by_trunk(
+    trace: _Trace,
+    plan: DialPlan,
+    carriers: CarrierRules,
+    version: TariffVersion,
+    trunk_row: Destination,
+) -> RatingResult:
+    """An inbound call priced by its trunk's row (the receiving side pays per trunk)."""
+    answered = _connection(trace, plan)
+    if carriers.currency and version.currency != carriers.currency:
+        return trace.unrated(
+            UnratedReason.CURRENCY_MISMATCH,
+            f"tariff {version.version!r} is in {version.currency}, the site bills in {carriers.currency}",
+        )
+    trace.version, trace.destination = version, trunk_row
+    return _price(trace, plan, answered)
+
+
 def _price(trace: _Trace, plan: DialPlan, answered: bool) -> RatingResult:
     version, destination = trace.version, trace.destination
     assert version is not None and destination is not None
     if not answered:
-        return _price_unanswered(trace, version, destination)
+        return _price_unanswered(trace, plan, version, destination)
     if trace.icdr.flags and INCOMPLETE_FLAGS.intersection(trace.icdr.flags):
         return trace.unrated(
             UnratedReason.PARSE_INCOMPLETE,
             "the record is flagged partial/incomplete; tariffs refuse partial calls",
         )
     duration = trace.duration_seconds
-    if trace.start is None and duration > 0:
+    if trace.start is None:  # answered, yet no answer time and no talk time: nothing to bill
         return trace.unrated(
             UnratedReason.MISSING_TIMES,
             "answered, but neither an answer time nor a talk time was recorded",
@@ -502,6 +564,10 @@ def _price(trace: _Trace, plan: DialPlan, answered: bool) -> RatingResult:
     run = None if clock is None else clock.run_at(t0)
     first_band = SINGLE_BAND if run is None else run.band
     rate = trace.rate = destination.rate_for(first_band)
+    if rate.unpriced:
+        return _unpriced(trace, version, destination, first_band)
+    if rate.shape is not None:
+        return _price_shaped(trace, version, rate, rate.shape, t0, first_band, duration)
     billed = trace.billed_seconds = billed_seconds(duration, rate)
     split: tuple[ChargeParts, ...] = ()
     if billed == 0:
@@ -512,6 +578,8 @@ def _price(trace: _Trace, plan: DialPlan, answered: bool) -> RatingResult:
         if clock is not None and run is not None and t0 + billed > run.end:
             # rare: the call outlasts the band run it starts in (most calls do not)
             found = _band_split(version, destination, rate, clock, t0, billed)
+            if isinstance(found, Unpriced):
+                return _unpriced(trace, version, destination, found.band)
             if isinstance(found, str):
                 return trace.unrated(UnratedReason.BAND_SPAN_LIMIT, found)
             split = found
@@ -523,7 +591,8 @@ def _price(trace: _Trace, plan: DialPlan, answered: bool) -> RatingResult:
             bands = tuple(dict.fromkeys(parts[0] for parts in split))
         else:  # one charge: every billed second in the start band
             raw60 += rate.rate_per_minute * billed
-            bands = _one_band(version, rate.band if run is None else run.band)
+            bands = _one_band(version, first_band)  # the band, never the row's '*'
+
     final60, adjustment = raw60, ""
     if billed > 0 and final60 < rate.minimum_charge * 60:
         final60, adjustment = rate.minimum_charge * 60, "minimum_charge"
@@ -533,22 +602,84 @@ def _price(trace: _Trace, plan: DialPlan, answered: bool) -> RatingResult:
     return trace.rated(cost, bands, t0, split, fee, raw60, final60, adjustment)
 
 
-def _price_unanswered(
-    trace: _Trace, version: TariffVersion, destination: Destination
+class Unpriced(NamedTuple):
+    """A band the call is billed in has no price (the row says ``unpriced``)."""
+
+    band: str
+
+
+def _unpriced(
+    trace: _Trace, version: TariffVersion, destination: Destination, band: str
+) -> Unrated:
+    what = f"prefix {destination.prefix}" if destination.prefix else f"{destination.name!r}"
+    return trace.unrated(
+        UnratedReason.UNPRICED_TIME,
+        f"tariff {version.version!r} sets no price for {what} in band {band!r}",
+    )
+
+
+def _price_shaped(
+    trace: _Trace,
+    version: TariffVersion,
+    rate: Rate,
+    shape: Shape,
+    t0: int,
+    band: str,
+    duration: int,
 ) -> RatingResult:
-    """An unanswered call costs its connection fee if the rate says so, else nothing."""
-    # No billed span to band: the '*' row's terms, else the first band's.
-    bands = destination.rates
-    rate = bands[ALL_BANDS] if ALL_BANDS in bands else bands[sorted(bands)[0]]
-    if not rate.charge_unanswered:
+    """A row with a first block, tiers, free seconds, a surcharge or rounding steps.
+
+    The whole call is priced at the band it starts in: tiers and blocks are measured from the
+    call's first second, so they do not split across bands (docs/rating.md, Tariff shapes).
+    """
+    bands = version.band_tuples.get(band) or (band,)
+    if duration <= rate.grace_seconds:
+        fee = rate.connection_fee if rate.fee_in_grace else 0
+        cost = round_to_minor(fee * 60, version.minor_denominator, version.rounding)
+        return trace.rated(cost, bands, t0, (), fee, fee * 60, fee * 60, "")
+    start = t0 + shape.free_seconds if not shape.free_after_rounding else t0
+    billed, _, charges60, surcharge60, _ = price_shape(
+        shape, rate.rate_per_minute, duration, band, start, lines_too=False
+    )
+    trace.billed_seconds = billed
+    fee = rate.connection_fee if billed or rate.fee_in_grace else 0
+    raw60 = fee * 60 + charges60 + surcharge60
+    final60, adjustment, subtotal60 = raw60, "", -1
+    step = shape.by_subtotal
+    if step is not None:
+        final60 = subtotal60 = round_subtotal(raw60, step)
+    if billed > 0 and final60 < rate.minimum_charge * 60:
+        final60, adjustment = rate.minimum_charge * 60, "minimum_charge"
+    if rate.max_cost is not None and final60 > rate.max_cost * 60:
+        final60, adjustment = rate.max_cost * 60, "max_cost"
+    cost = round_to_minor(final60, version.minor_denominator, version.rounding)
+    # no lines or notes kept: ``RatedCall.charges`` recomputes them (one object per call)
+    return trace.rated(
+        cost, bands, start, (), fee, raw60, final60, adjustment, surcharge60 // 60, subtotal60
+    )
+
+
+def _price_unanswered(
+    trace: _Trace, plan: DialPlan, version: TariffVersion, destination: Destination
+) -> RatingResult:
+    """An unanswered call costs its connection fee if the rate says so, else nothing.
+
+    The rate is the one of the band the call started in, never a stand-in row; a band that
+    cannot be told (no site zone) or has no price leaves the call free (unanswered calls are
+    never queued).
+    """
+    clock = _clock(version, plan)
+    if clock is None and version.calendar is not SINGLE:
+        return trace.zero(ZeroReason.UNANSWERED)
+    band = SINGLE_BAND if clock is None else clock.run_at(epoch_seconds(trace.icdr.start)).band
+    rate = destination.rate_for(band)
+    if not rate.charge_unanswered or rate.unpriced:
         return trace.zero(ZeroReason.UNANSWERED)
     trace.rate = rate
     raw60 = rate.connection_fee * SECONDS_PER_MINUTE
     cost = round_to_minor(raw60, version.minor_denominator, version.rounding)
     trace.duration_basis = "not answered; the rate charges unanswered calls its connection fee"
-    return trace.rated(
-        cost, _one_band(version, rate.band), 0, (), rate.connection_fee, raw60, raw60, ""
-    )
+    return trace.rated(cost, _one_band(version, band), 0, (), rate.connection_fee, raw60, raw60, "")
 
 
 def _one_band(version: TariffVersion, band: str) -> tuple[str, ...]:
@@ -572,11 +703,12 @@ def _band_split(
     clock: BandClock,
     t0: int,
     billed: int,
-) -> tuple[ChargeParts, ...] | str:
+) -> tuple[ChargeParts, ...] | str | Unpriced:
     """The charges per band of a call that leaves its start run (a str: too many spans).
 
     Empty when every billed second is still one charge in the start band at ``rate``: the
-    runs merge into one, or the tariff prices the whole call at its start band.
+    runs merge into one, or the tariff prices the whole call at its start band. ``Unpriced``
+    when a band that would be charged has no price.
     """
     spans = clock.spans(t0, t0 + billed)
     if len(spans) > version.max_band_spans:
@@ -587,11 +719,18 @@ def _band_split(
     if len(spans) == 1 or version.band_rule is BandRule.START_BAND:
         return ()
     if version.band_rule is BandRule.PRORATE:
+        for s in spans:
+            if destination.rate_for(s.band).unpriced:
+                return Unpriced(s.band)
         return tuple(
             (s.band, s.start, s.end - s.start, 0, destination.rate_for(s.band).rate_per_minute)
             for s in spans
         )
-    return _per_increment(destination, rate, t0, billed, spans)
+    charges = _per_increment(destination, rate, t0, billed, spans)
+    for parts in charges:
+        if destination.rate_for(parts[0]).unpriced:
+            return Unpriced(parts[0])
+    return charges
 
 
 def _per_increment(
@@ -660,7 +799,8 @@ def _explanation_dict(e: Explanation) -> dict[str, Any]:
         out["destination"] = {
             "name": d.name, "prefix": d.prefix or None,
             "class": d.number_class.value if d.number_class else None,
-            "match": "longest prefix" if d.prefix else "class row", "priority": d.priority,
+            "match": "longest prefix" if d.prefix else f"trunk row ({d.trunk})" if d.trunk
+            else "class row", "priority": d.priority,
         }  # fmt: skip
     if e.rate is not None and e.version is not None:
         out.update(_pricing_dict(e, e.rate, e.version))
@@ -673,22 +813,38 @@ def _explanation_dict(e: Explanation) -> dict[str, Any]:
 
 def _pricing_dict(e: Explanation, rate: Rate, version: TariffVersion) -> dict[str, Any]:
     places = version.decimals
-    charges = [
-        {
-            "band": c.band, "from": format_time(from_epoch(c.start)), "seconds": c.seconds,
-            "increments": c.increments, "rate_per_minute": format_micro(c.rate_per_minute),
-            "amount": format_fraction(c.amount60, _RAW_SCALE),
-        }
-        for c in e.charges
-    ]  # fmt: skip
-    terms = (
-        " + ".join(f"{format_micro(c.rate_per_minute)} x {c.seconds}/60" for c in e.charges) or "0"
+    charges = [_charge_dict(c) for c in e.charges]
+    terms = " + ".join(_term(c) for c in e.charges) or "0"
+    if e.surcharge:
+        terms += f" + surcharge {format_micro(e.surcharge)}"
+    subtotal = (
+        f" -> subtotal {format_fraction(e.subtotal60, _RAW_SCALE)}" if e.subtotal60 >= 0 else ""
     )
     arithmetic = (
-        f"{format_micro(e.fee)} + {terms} = {format_fraction(e.raw60, _RAW_SCALE)}"
+        f"{format_micro(e.fee)} + {terms} = {format_fraction(e.raw60, _RAW_SCALE)}{subtotal}"
         + (f" -> {e.adjustment} {format_fraction(e.final60, _RAW_SCALE)}" if e.adjustment else "")
         + f" -> {version.rounding.value} to {places} decimals = {format_minor(e.cost, places)}"
     )
+    shape = rate.shape
+    shaped: dict[str, Any] = {}
+    if shape is not None:
+        shaped = {
+            "shape": {
+                "first_block_seconds": shape.first_block_seconds or None,
+                "first_block_price": format_micro(shape.first_block_price)
+                if shape.first_block_seconds else None,
+                "tiers": tiers_text(shape.tiers) or None,
+                "free_seconds": shape.free_seconds or None,
+                "free_seconds_rounding": ("after" if shape.free_after_rounding else "before")
+                if shape.free_seconds else None,
+                "surcharge": format_micro(shape.surcharge) if shape.surcharge else None,
+                "surcharge_after": shape.surcharge_after if shape.surcharge else None,
+                "step_rounding": steps_text(shape.steps) or None,
+            },
+            "steps": list(e.notes),
+            "surcharge": format_micro(e.surcharge) if e.surcharge else None,
+            "subtotal": format_fraction(e.subtotal60, _RAW_SCALE) if e.subtotal60 >= 0 else None,
+        }  # fmt: skip
     return {
         "duration": {
             "seconds": e.duration_seconds, "basis": e.duration_basis,
@@ -704,4 +860,26 @@ def _pricing_dict(e: Explanation, rate: Rate, version: TariffVersion) -> dict[st
         "before_rounding": format_fraction(e.final60, _RAW_SCALE),
         "cost": format_minor(e.cost, places),
         "arithmetic": arithmetic,
+        **shaped,
     }  # fmt: skip
+
+
+def _charge_dict(c: Charge) -> dict[str, Any]:
+    out = {
+        "band": c.band, "from": format_time(from_epoch(c.start)), "seconds": c.seconds,
+        "increments": c.increments, "rate_per_minute": format_micro(c.rate_per_minute),
+        "amount": format_fraction(c.amount60, _RAW_SCALE),
+    }  # fmt: skip
+    if c.label:
+        out["line"] = c.label
+    return out
+
+
+def _term(c: Charge) -> str:
+    """One charge in the arithmetic line: ``0.0800 x 61/60``, or a first block's price."""
+    if c.label == "first block":
+        return f"first block {format_fraction(c.amount60, _RAW_SCALE)}"
+    term = f"{format_micro(c.rate_per_minute)} x {c.seconds}/60"
+    if c.amount >= 0 and c.amount != c.rate_per_minute * c.seconds:
+        term += f" (rounded {format_fraction(c.amount60, _RAW_SCALE)})"
+    return term

@@ -33,7 +33,7 @@ import json
 import tomllib
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from pathlib import Path
@@ -58,6 +58,16 @@ from datacenter.rating.money import (
     parse_amount,
 )
 from datacenter.rating.numbering import NumberClass
+from datacenter.rating.shapes import (
+    Shape,
+    StepRounding,
+    Tier,
+    build_shape,
+    parse_steps,
+    parse_tiers,
+    steps_text,
+    tiers_text,
+)
 from shared.errors import ConfigError, ValidationError
 
 DEFAULT_INCREMENT = 60
@@ -72,6 +82,17 @@ COLUMNS = (
     "initial_increment", "subsequent_increment", "minimum_charge", "max_cost", "grace_seconds",
     "fee_in_grace", "charge_unanswered", "priority", "currency",
 )  # fmt: skip
+# Columns of the tariff shapes (datacenter.rating.shapes) and inbound trunk rows: optional on
+# import; export writes them only when a row of the version uses one, so decks that use none
+# export exactly as before (same bytes, same content hash in the store).
+SHAPE_COLUMNS = (
+    "first_block_seconds", "first_block_price", "tiers", "free_seconds", "free_seconds_rounding",
+    "surcharge", "surcharge_after", "step_rounding", "trunk",
+)  # fmt: skip
+ALL_COLUMNS = COLUMNS + SHAPE_COLUMNS
+_ROW_SHAPE_COLUMNS = SHAPE_COLUMNS[:-1]  # all but trunk, which belongs to the destination
+UNPRICED = "unpriced"  # a rate_per_minute cell: no price in this band; such calls are unrated
+FREE_BEFORE, FREE_AFTER = "before", "after"
 REQUIRED_COLUMNS = ("prefix", "destination", "rate_per_minute")
 
 
@@ -129,6 +150,8 @@ class Rate:
     fee_in_grace: bool = False
     charge_unanswered: bool = False
     line: int = 0  # where it came from in the CSV, for the explanation
+    shape: Shape | None = None  # first block, tiers, free seconds, surcharge, rounding steps
+    unpriced: bool = False  # the carrier sets no price in this band: calls in it are unrated
 
     @property
     def increments(self) -> str:
@@ -145,6 +168,7 @@ class Destination:
     name: str
     priority: int
     rates: Mapping[str, Rate]  # band -> rate; ALL_BANDS covers bands not listed
+    trunk: str = ""  # inbound trunk row: charges every inbound call on this trunk
 
     def rate_for(self, band: str) -> Rate:
         rate = self.rates.get(band)
@@ -163,6 +187,7 @@ class PrefixIndex:
     lengths: tuple[int, ...]  # distinct prefix lengths, descending
     by_class: Mapping[NumberClass, Destination]
     service_prefixes: Mapping[str, Destination]
+    by_trunk: Mapping[str, Destination] = field(default_factory=dict)
     # longest-prefix hits by number (None: no prefix matches), one memo per table; plain string
     # keys, so a memo of many numbers adds no objects for the garbage collector to track
     _memo: dict[str, Destination | None] = field(
@@ -176,7 +201,11 @@ class PrefixIndex:
     def build(cls, destinations: Iterable[Destination]) -> PrefixIndex:
         by_prefix: dict[str, Destination] = {}
         by_class: dict[NumberClass, Destination] = {}
+        by_trunk: dict[str, Destination] = {}
         for dest in destinations:
+            if dest.trunk:
+                by_trunk[dest.trunk] = dest
+                continue
             table: dict[Any, Destination] = by_prefix if dest.prefix else by_class
             key: Any = dest.prefix or dest.number_class
             held = table.get(key)
@@ -184,7 +213,11 @@ class PrefixIndex:
                 table[key] = dest
         lengths = tuple(sorted({len(p) for p in by_prefix}, reverse=True))
         service = {p: d for p, d in by_prefix.items() if d.number_class is NumberClass.SERVICE}
-        return cls(by_prefix, lengths, by_class, service)
+        return cls(by_prefix, lengths, by_class, service, by_trunk)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.by_prefix or self.by_class or self.by_trunk)
 
     def match(self, e164: str, number_class: NumberClass) -> Destination | None:
         service = number_class is NumberClass.SERVICE
@@ -298,10 +331,13 @@ def _parse_deck(text: str, *, file: str, currency: str, bands: frozenset[str]) -
         return _Deck([], [Problem(file, 1, "-", "the file is empty; it needs a header line")])
     header = [h.strip().lower() for h in header]
     for index, name in enumerate(header, start=1):
-        if name not in COLUMNS:
+        if name not in ALL_COLUMNS:
             problems.append(
                 Problem(
-                    file, 1, name or f"#{index}", f"unknown column; allowed: {', '.join(COLUMNS)}"
+                    file,
+                    1,
+                    name or f"#{index}",
+                    f"unknown column; allowed: {', '.join(ALL_COLUMNS)}",
                 )
             )
         elif header.index(name) != index - 1:
@@ -335,7 +371,7 @@ def _parse_deck(text: str, *, file: str, currency: str, bands: frozenset[str]) -
 @dataclass(frozen=True, slots=True)
 class _Row:
     line: int
-    key: tuple[str, str, str, int]  # direction, prefix, class, priority
+    key: tuple[str, str, str, int, str]  # direction, prefix, class, priority, trunk
     name: str
     number_class: NumberClass | None
     rate: Rate
@@ -365,14 +401,22 @@ def _parse_row(
             bad(
                 "class", f"{row['class']!r} is not one of {', '.join(c.value for c in NumberClass)}"
             )
-    if not prefix and number_class is None and "class" not in _bad_columns(problems, before):
-        bad("prefix", "a row needs a prefix, a class, or both")
+    trunk = row.get("trunk", "")
+    if (
+        not prefix
+        and not trunk
+        and number_class is None
+        and "class" not in _bad_columns(problems, before)
+    ):
+        bad("prefix", "a row needs a prefix, a class, a trunk, or a combination")
     name = row.get("destination", "")
     if not name:
         bad("destination", "is empty; name the destination")
     direction = row.get("direction") or OUT
     if direction not in (OUT, IN):
         bad("direction", f"{direction!r} must be 'out' or 'in'")
+    if trunk and (direction != IN or prefix):
+        bad("trunk", "a trunk row is an inbound row (direction in) with an empty prefix")
     band = row.get("band") or ALL_BANDS
     if band != ALL_BANDS and band not in bands:
         known = ", ".join(sorted(bands))
@@ -408,7 +452,8 @@ def _parse_row(
             bad(column, f"{text!r} must be true or false")
         return text in ("true", "yes", "1")
 
-    rate_per_minute = amount("rate_per_minute", required=True)
+    unpriced = row.get("rate_per_minute", "").lower() == UNPRICED
+    rate_per_minute = 0 if unpriced else amount("rate_per_minute", required=True)
     priority_text = row.get("priority", "")
     try:
         priority = int(priority_text) if priority_text else 0
@@ -427,11 +472,56 @@ def _parse_row(
         fee_in_grace=flag("fee_in_grace"),
         charge_unanswered=flag("charge_unanswered"),
         line=line,
+        unpriced=unpriced,
     )
+    rate = _with_shape(rate, row, bad, amount, whole)
+    if rate.max_cost is not None and rate.minimum_charge > rate.max_cost:
+        bad("minimum_charge", "is more than max_cost; a call cannot cost both")
     if len(problems) > before:
         return None
-    key = (direction, prefix, number_class.value if number_class else "", priority)
+    key = (direction, prefix, number_class.value if number_class else "", priority, trunk)
     return _Row(line, key, name, number_class, rate)
+
+
+def _with_shape(rate: Rate, row: Mapping[str, str], bad: Any, amount: Any, whole: Any) -> Rate:
+    """The row's shape columns onto ``rate`` (``bad(column, message)`` reports a problem)."""
+    if not any(row.get(column) for column in _ROW_SHAPE_COLUMNS):
+        return rate  # most rows: nothing to build (keeps a large deck's load time)
+    tiers: tuple[Tier, ...] = ()
+    steps: tuple[StepRounding, ...] = ()
+    try:
+        tiers = parse_tiers(row.get("tiers", ""))
+    except ValueError as exc:
+        bad("tiers", str(exc))
+    try:
+        steps = parse_steps(row.get("step_rounding", ""))
+    except ValueError as exc:
+        bad("step_rounding", str(exc))
+    free_when = row.get("free_seconds_rounding", "") or FREE_BEFORE
+    if free_when not in (FREE_BEFORE, FREE_AFTER):
+        bad("free_seconds_rounding", f"{free_when!r} must be 'before' or 'after'")
+    first_block = whole("first_block_seconds", 0, minimum=0)
+    first_price = amount("first_block_price")
+    if (first_price is not None) != bool(first_block):
+        bad("first_block_price", "give first_block_seconds and first_block_price together")
+    surcharge = amount("surcharge") or 0
+    surcharge_after = whole("surcharge_after", 0, minimum=0)
+    if row.get("surcharge_after") and not row.get("surcharge"):
+        bad("surcharge", "surcharge_after is set; give the surcharge amount")
+    shape = build_shape(
+        initial=rate.initial_increment,
+        subsequent=rate.subsequent_increment, first_block_seconds=first_block,
+        first_block_price=first_price or 0, tiers=tiers,
+        free_seconds=whole("free_seconds", 0, minimum=0),
+        free_after_rounding=free_when == FREE_AFTER, surcharge=surcharge,
+        surcharge_after=surcharge_after, steps=steps,
+    )  # fmt: skip
+    if isinstance(shape, str):
+        bad("tiers" if tiers else "first_block_seconds" if first_block else "step_rounding", shape)
+        return rate
+    if shape is not None and rate.unpriced:
+        bad("rate_per_minute", "an unpriced row cannot have tiers, blocks or surcharges")
+    return replace(rate, shape=shape)
 
 
 def _bad_columns(problems: list[Problem], since: int) -> set[str]:
@@ -442,13 +532,13 @@ def _group(
     file: str, rows: list[_Row], bands: frozenset[str], problems: list[Problem]
 ) -> list[Destination]:
     """Rows of one destination (same direction, prefix, class, priority) -> one Destination."""
-    groups: dict[tuple[str, str, str, int], list[_Row]] = {}
+    groups: dict[tuple[str, str, str, int, str], list[_Row]] = {}
     for row in rows:
         groups.setdefault(row.key, []).append(row)
     seen_class: dict[tuple[str, str, str], int] = {}
     destinations: list[Destination] = []
     for key, members in groups.items():
-        direction, prefix, class_name, priority = key
+        direction, prefix, class_name, priority, trunk = key
         first = members[0]
         rates: dict[str, Rate] = {}
         for row in members:
@@ -472,7 +562,7 @@ def _group(
                 file, first.line, "band",
                 f"{first.name!r} has no rate for band(s) {', '.join(missing)}; add rows or a '*' row",
             ))  # fmt: skip
-        if not prefix:
+        if not prefix and not trunk:
             # Class rows have no length to break a tie: two priorities for one class is ambiguous.
             held_line = seen_class.get((direction, class_name, ""))
             if held_line is not None:
@@ -483,7 +573,7 @@ def _group(
             seen_class[(direction, class_name, "")] = first.line
         destinations.append(Destination(
             direction=direction, prefix=prefix, number_class=first.number_class,
-            name=first.name, priority=priority, rates=rates,
+            name=first.name, priority=priority, rates=rates, trunk=trunk,
         ))  # fmt: skip
     return destinations
 
@@ -492,24 +582,42 @@ def rates_to_csv(version: TariffVersion) -> str:
     """The version's rate deck in the import format (round-trips through ``parse_rates_csv``)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    shaped = any(
+        d.trunk or r.shape is not None for d in version.destinations for r in d.rates.values()
+    )
+    writer.writerow(ALL_COLUMNS if shaped else COLUMNS)
     for dest in sorted(version.destinations, key=_destination_order):
         for band in sorted(dest.rates):
             rate = dest.rates[band]
+            extra = _shape_cells(rate.shape, dest.trunk) if shaped else []
             writer.writerow([
                 dest.prefix, dest.number_class.value if dest.number_class else "", dest.name,
-                dest.direction, band, format_micro(rate.rate_per_minute),
+                dest.direction, band,
+                UNPRICED if rate.unpriced else format_micro(rate.rate_per_minute),
                 format_micro(rate.connection_fee), rate.initial_increment,
                 rate.subsequent_increment, format_micro(rate.minimum_charge),
                 "" if rate.max_cost is None else format_micro(rate.max_cost),
                 rate.grace_seconds, _yes(rate.fee_in_grace), _yes(rate.charge_unanswered),
-                dest.priority, version.currency,
+                dest.priority, version.currency, *extra,
             ])  # fmt: skip
     return out.getvalue()
 
 
-def _destination_order(dest: Destination) -> tuple[str, str, str, int]:
-    return (dest.direction, dest.prefix, dest.number_class or "", dest.priority)
+def _shape_cells(shape: Shape | None, trunk: str) -> list[Any]:
+    if shape is None:
+        return ["", "", "", "", "", "", "", "", trunk]
+    first = shape.first_block_seconds
+    return [
+        first or "", format_micro(shape.first_block_price) if first else "",
+        tiers_text(shape.tiers), shape.free_seconds or "",
+        (FREE_AFTER if shape.free_after_rounding else FREE_BEFORE) if shape.free_seconds else "",
+        format_micro(shape.surcharge) if shape.surcharge else "",
+        shape.surcharge_after if shape.surcharge else "", steps_text(shape.steps), trunk,
+    ]  # fmt: skip
+
+
+def _destination_order(dest: Destination) -> tuple[str, str, str, int, str]:
+    return (dest.direction, dest.prefix, dest.number_class or "", dest.priority, dest.trunk)
 
 
 def _yes(value: bool) -> str:

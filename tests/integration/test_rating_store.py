@@ -282,3 +282,31 @@ def test_tariff_import_reports_every_problem_and_writes_nothing(
         assert (
             conn.execute(sa.select(sa.func.count()).select_from(tariff_versions)).scalar_one() == 0
         )
+
+
+def test_a_tariff_using_every_shape_round_trips_through_export_and_import(
+    store: sa.Engine, config_file: Path, tmp_path: Path
+) -> None:
+    gen_tenant(store, "acme", timezone="Europe/London")
+    plan_file = DEMO / "shapely.toml"
+    result = invoke(config_file, "tariff", "import", "--tenant", "acme", str(plan_file))
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    result = invoke(config_file, "tariff", "export", "--tenant", "acme", "--carrier", "shapely",
+                    str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    exported = load_tariff(out / "shapely.toml")
+    original = load_tariff(plan_file)
+
+    def rows(plan: TariffPlan) -> list[tuple[object, ...]]:
+        return [
+            (d.direction, d.prefix, d.trunk, b, r.rate_per_minute, r.unpriced, r.shape,
+             r.minimum_charge, r.max_cost)
+            for d in plan.versions[0].destinations for b, r in sorted(d.rates.items())
+        ]  # fmt: skip
+
+    assert sorted(rows(exported), key=repr) == sorted(rows(original), key=repr)
+    assert any(row[6] is not None for row in rows(exported))  # the shapes survived
+    result = invoke(config_file, "tariff", "import", "--tenant", "acme", str(out / "shapely.toml"))
+    assert result.exit_code == 0, result.output
+    assert "1 unchanged" in result.output

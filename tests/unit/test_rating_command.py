@@ -76,3 +76,78 @@ def test_a_bad_tariff_is_one_error_naming_file_line_and_column(tmp_path: Path) -
     assert result.exit_code == 3
     assert "deck.csv:2: column rate_per_minute" in result.output
     assert "Traceback" not in result.output
+
+
+def test_help_lists_the_exit_codes_the_command_uses() -> None:
+    result = run(["rate", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for code in ("0 success", "1 --compare found", "2 a bad dial plan", "3 a bad tariff"):
+        assert code in text
+    assert "docs/operations.md" in text
+
+
+def test_a_bad_dial_plan_exits_with_the_config_error_code(tmp_path: Path) -> None:
+    (tmp_path / "plan.toml").write_text('site = "x"\n')  # no country_code, no region
+    result = run(["rate", "--tariff", str(DEMO / "britline.toml"), "--dial-plan",
+                  str(tmp_path / "plan.toml")], stdin="")  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+INVOICE_HEADER = "number,start,duration,direction,cost\n"
+# worked example 5 (1234 s to France mobile, 3.09) and a 95 s London call: 0.0150 fee +
+# 0.0200/min, 60/60 -> 120 s -> 0.0150 + 0.0400 = 0.0550 -> 0.06 (demo britline day rate)
+EXAMPLE_5 = "+33612345678,2025-03-04T10:00:05Z,1234,out,3.09\n"
+LONDON_95 = "020 7946 0123,2025-03-04T11:00:04Z,95,out,{cost}\n"
+
+
+def test_a_calls_csv_is_rated_like_icdrs(tmp_path: Path) -> None:
+    calls = tmp_path / "calls.csv"
+    calls.write_text(INVOICE_HEADER + EXAMPLE_5 + "+33612345678,yesterday,60,out,\n")
+    result = run([*LONDON_ARGS, str(calls)])
+    assert result.exit_code == 3, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert (lines[0]["line"], lines[0]["cost"], lines[0]["prefix"]) == (2, "3.09", "336")
+    assert (lines[1]["line"], lines[1]["reason"]) == (3, "INVALID_CALL")
+    assert "column start" in lines[1]["detail"]
+
+
+def test_compare_exits_0_when_every_line_agrees(tmp_path: Path) -> None:
+    invoice = tmp_path / "invoice.csv"
+    invoice.write_text(INVOICE_HEADER + EXAMPLE_5 + LONDON_95.format(cost="0.06"))
+    result = run([*LONDON_ARGS, "--compare", str(invoice)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert "2 invoice lines compared: 2 equal, 0 differ" in result.stderr
+    assert "carrier 3.15, ours 3.15, difference 0.00" in result.stderr
+
+
+def test_compare_reports_each_difference_and_exits_1(tmp_path: Path) -> None:
+    invoice = tmp_path / "invoice.csv"
+    invoice.write_text(INVOICE_HEADER + EXAMPLE_5 + LONDON_95.format(cost="0.10"))
+    result = run([*LONDON_ARGS, "--compare", str(invoice)])
+    assert result.exit_code == 1, result.output
+    (line,) = [json.loads(text) for text in result.stdout.splitlines()]
+    assert (line["line"], line["carrier_cost"], line["our_cost"], line["difference"]) == (
+        3, "0.10", "0.06", "-0.04",
+    )  # fmt: skip
+    assert line["billed_seconds"] == 120
+    assert "carrier 3.19, ours 3.15, difference -0.04" in result.stderr
+
+
+def test_compare_needs_a_cost_on_every_line(tmp_path: Path) -> None:
+    invoice = tmp_path / "invoice.csv"
+    invoice.write_text(INVOICE_HEADER + LONDON_95.format(cost=""))
+    result = run([*LONDON_ARGS, "--compare", str(invoice)])
+    assert result.exit_code == 3
+    assert "column cost: is empty" in result.stdout
+
+
+def test_a_calls_csv_with_a_wrong_header_is_one_validation_error(tmp_path: Path) -> None:
+    calls = tmp_path / "calls.csv"
+    calls.write_text("dialled,when,seconds\n1,2,3\n")
+    result = run([*LONDON_ARGS, str(calls)])
+    assert result.exit_code == 3
+    assert "missing: number, start, duration" in result.output
+    assert "Traceback" not in result.output
