@@ -115,6 +115,8 @@ def parse_command(
         data = capture.read()
     except OSError as exc:
         raise click.ClickException(f"cannot read {capture.name}: {exc.strerror or exc}") from exc
+    for note in kit.notes:
+        click.echo(note, err=True)
     parsed = 0
     reasons: Counter[str] = Counter()
     layouts: Counter[str] = Counter()
