@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import socket
 import threading
 import time
@@ -484,6 +485,48 @@ def test_test_source_prints_the_next_poll_without_advancing(
     with psycopg.connect(site.conninfo) as conn:
         row = conn.execute('SELECT count(*) FROM dbo."SessionDetails"').fetchone()
     assert row is not None and row[0] == len(expected)
+    # The calls as they will be billed, and the retried call beside the attempts it replaces.
+    billed = [c for c in pstn if c.billed and not c.end_pending]
+    unanswered = [c for c in pstn if not c.answered and "not_billed" not in c.flags]
+    talk = sum(math.ceil(c.talk_ms / 1000) for c in billed)
+    assert f"billed calls: {len(billed)} ({talk} s of talk)" in result.output
+    assert "not-billed legs: 2 (replaced_by_retry, rgs_agent_leg)" in result.output
+    assert f"unanswered attempts: {len(unanswered)}" in result.output
+    assert "in progress (billed once they end): 1" in result.output
+    assert "retried calls: 1 (" in result.output
+    retry_line = next(line for line in result.output.splitlines() if "+441632960007:" in line)
+    assert re.search(
+        r"via gw03\.example\.com \(answered 42 s\) \| .* via gw01\.example\.com \(503\), "
+        r".* via gw02\.example\.com \(503\)$",
+        retry_line,
+    ), retry_line
+    assert "WARNING: no sessions since the watermark" not in result.output
+
+
+def test_test_source_warns_when_nothing_happened_since_the_watermark(
+    lcscdr_factory: LcsCdrFactory,
+) -> None:
+    site = lcscdr_factory(scenarios=False)
+    site.simulator.write_scenarios(datetime.now(UTC) - timedelta(hours=2))
+    mark = (datetime.now(UTC) - timedelta(minutes=30)).isoformat(timespec="seconds")
+    args = ["--kind", "lync-cdr", "-o", f"connection_string={site.odbc}", "--watermark", mark]
+    result = CliRunner().invoke(lync_test_source.test_source_command, args)
+    assert result.exit_code == 0, result.output
+    assert "WARNING: no sessions since the watermark" in result.output
+
+
+def test_test_source_prints_the_export_query(lcscdr_factory: LcsCdrFactory) -> None:
+    """The printed query is the poll's, with its window filled in: it runs as printed."""
+    site = lcscdr_factory(scenarios=False)
+    expected = site.simulator.write_scenarios(datetime.now(UTC) - timedelta(hours=2))
+    args = ["--kind", "lync-cdr", "-o", f"connection_string={site.odbc}", "--print-query"]
+    result = CliRunner().invoke(lync_test_source.test_source_command, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("-- lync-cdr source lync: sessions ")
+    assert "?" not in result.output and 'AS "RetryConnected"' in result.output
+    with psycopg.connect(site.conninfo) as conn:
+        rows = conn.execute(result.output).fetchall()  # the text runs unchanged
+    assert len(rows) == len([c for c in expected if c.pstn])
 
 
 def test_test_source_errors_are_one_sentence() -> None:

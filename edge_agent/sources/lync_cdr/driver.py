@@ -100,6 +100,7 @@ DEFAULT_PENDING_MAX_HOURS = 72
 MAX_PENDING_SESSIONS = 10_000  # the oldest tracked session is dropped beyond this
 KEY_TOLERANCE = timedelta(milliseconds=5)  # SQL Server datetime ticks are 1/300 s
 MIN_BACKOFF_SECONDS = 5.0
+PREVIEW_RECORDS = 100_000  # calls test-source keeps to classify (the counts cover every row)
 
 
 def utc_now() -> datetime:
@@ -508,6 +509,7 @@ class PollResult:
     held: int = 0  # open sessions left for a later sweep
     pending: int = 0  # open sessions delivered incomplete, still tracked until they end
     kinds: dict[str, int] = field(default_factory=dict)  # preview: direction -> rows
+    records: list[ICDR] = field(default_factory=list)  # preview: the calls parsed (bounded)
     first: SessionKey | None = None
     last: SessionKey | None = None
     watermark: SessionKey | None = None
@@ -775,6 +777,16 @@ class LcsCdrPoller:
 
     # -- test-source
 
+    def export_query(self, watermark: SessionKey | None) -> tuple[str, PollWindow]:
+        """The query the next poll runs, with the window's values in place of the markers (ISO
+        8601 literals, which SQL Server and PostgreSQL read alike), ready to paste into SSMS.
+        The poll itself reads the window in ``slice_hours`` slices of this same text."""
+        self._database()
+        window = self.plan(watermark, self._clock())
+        values = iter(query_params(window.start, window.end))
+        text = re.sub(r"\?", lambda _m: f"'{format_db_time(next(values))}'", self._query)
+        return text, window
+
     def preview(
         self, watermark: SessionKey | None, *, parser: LyncCdrParser | None = None
     ) -> PollResult:
@@ -801,18 +813,21 @@ class LcsCdrPoller:
                     if still_open(_code(row[code_at]), row[end_at]) and key.time >= horizon:
                         result.held += 1
                     if parser is not None:
-                        _count(result.kinds, parser, serialise_row(names, row))
+                        record = _count(result.kinds, parser, serialise_row(names, row))
+                        if record is not None and len(result.records) < PREVIEW_RECORDS:
+                            result.records.append(record)
         result.warnings += self._retention_warnings(watermark, now)
         return result
 
 
-def _count(kinds: dict[str, int], parser: LyncCdrParser, unit: bytes) -> None:
+def _count(kinds: dict[str, int], parser: LyncCdrParser, unit: bytes) -> ICDR | None:
     try:
         record: ICDR | str = parser.parse_row(decode_row(unit), unit)
     except RowError as exc:
         record = f"quarantined ({exc.reason})"
     label = record if isinstance(record, str) else record.direction.value
     kinds[label] = kinds.get(label, 0) + 1
+    return None if isinstance(record, str) else record
 
 
 def query_params(lower: datetime, upper: datetime) -> tuple[datetime, datetime, datetime]:
