@@ -63,7 +63,7 @@ def test_query_text_is_portable() -> None:
     found = variant_from_columns(columns_of(Variant()))
     for include_internal in (False, True):
         query = build_query(found, include_internal=include_internal)
-        assert query.count("?") == len(QUERY_MARKERS) == 3
+        assert query.count("?") == len(QUERY_MARKERS) == 4
         assert 'AS "RetryConnected"' in query
         for forbidden in ("TOP ", "ISNULL", "DATEDIFF", "NOLOCK", "[", "]", "LIMIT"):
             assert forbidden not in query.upper()

@@ -830,9 +830,9 @@ def _count(kinds: dict[str, int], parser: LyncCdrParser, unit: bytes) -> ICDR | 
     return None if isinstance(record, str) else record
 
 
-def query_params(lower: datetime, upper: datetime) -> tuple[datetime, datetime, datetime]:
-    """The query's three markers (``schema.QUERY_MARKERS``) for the slice [lower, upper)."""
-    return upper + timedelta(minutes=RETRY_LOOKAHEAD_MINUTES), lower, upper
+def query_params(lower: datetime, upper: datetime) -> tuple[datetime, ...]:
+    """The query's markers (``schema.QUERY_MARKERS``) for the slice [lower, upper)."""
+    return lower, upper + timedelta(minutes=RETRY_LOOKAHEAD_MINUTES), lower, upper
 
 
 def encode_pending(keys: set[tuple[datetime, int]]) -> str:

@@ -250,7 +250,8 @@ def variant_from_columns(rows: Iterable[tuple[str, str]]) -> SchemaVariant:
 
 
 QUERY_MARKERS = (
-    "retries looked for until (the slice end plus a few minutes)",
+    "retries looked for from (the slice's start)",
+    "retries looked for until (the slice's end plus a few minutes)",
     "sessions from (SessionIdTime >=)",
     "sessions until (SessionIdTime <)",
 )
@@ -259,8 +260,8 @@ QUERY_MARKERS = (
 def build_query(variant: SchemaVariant, *, include_internal: bool) -> str:
     """The §1.15 extraction query for this variant, plus the ``RetryConnected`` column.
 
-    Three ``?`` markers, in order (``QUERY_MARKERS``): the time until which retries are looked
-    for, then [from, to) SessionIdTime.
+    Four ``?`` markers, in order (``QUERY_MARKERS``): [from, until) of the retries looked for,
+    then [from, to) SessionIdTime of the sessions read.
     """
     select: list[str] = []
     for col in _SELECT:
@@ -269,7 +270,11 @@ def build_query(variant: SchemaVariant, *, include_internal: bool) -> str:
             continue
         select.append(f'    {col.alias}."{real}" AS "{col.output}"')
     sd_table, vd_table = _table(variant, _SD), _table(variant, _VD)
-    select.append(_retry_connected(variant, sd_table))
+    flag, corr = variant.column(_SD, "CallFlag"), variant.column(_SD, "CorrelationId")
+    select.append(
+        f'    CASE WHEN (sd."{flag}" & 1) = 0 AND rt."{corr}" IS NOT NULL THEN 1 ELSE 0 END'
+        f' AS "{RETRY_CONNECTED}"'
+    )
     vd_time, vd_seq = variant.column(_VD, "SessionIdTime"), variant.column(_VD, "SessionIdSeq")
     sd_time, sd_seq = variant.column(_SD, "SessionIdTime"), variant.column(_SD, "SessionIdSeq")
     lines = [
@@ -288,6 +293,7 @@ def build_query(variant: SchemaVariant, *, include_internal: bool) -> str:
             f'LEFT JOIN {_table(variant, table)} {alias} ON {alias}."{variant.column(table, key)}"'
             f' = {ref_alias}."{variant.column(ref_table, ref)}"'
         )
+    lines.append(_connected_retries(variant, sd_table))
     media = variant.column(_SD, "MediaTypes")
     lines += [
         f'WHERE sd."{sd_time}" >= ?',
@@ -310,21 +316,17 @@ def build_query(variant: SchemaVariant, *, include_internal: bool) -> str:
     return "\n".join(lines)
 
 
-def _retry_connected(variant: SchemaVariant, sd_table: str) -> str:
-    """``RetryConnected``: a retry (CallFlag 0x01) of this session, started at or after it within
-    the look-ahead, with the same CorrelationId, was answered (200). The bound keeps the lookup
-    to an index range on SessionIdTime; CASE evaluates it only for sessions that are no retry."""
+def _connected_retries(variant: SchemaVariant, sd_table: str) -> str:
+    """The CorrelationIds of the retries (CallFlag 0x01) answered (200) in the look-ahead window:
+    a session that is no retry and shares one was replaced by it (``RetryConnected``). One range
+    read on SessionIdTime, joined by hash: no per-row lookup, whatever the window's size."""
     time, flag = variant.column(_SD, "SessionIdTime"), variant.column(_SD, "CallFlag")
     corr, code = variant.column(_SD, "CorrelationId"), variant.column(_SD, "ResponseCode")
     return (
-        f'    CASE WHEN (sd."{flag}" & 1) = 1 THEN 0\n'
-        f"         WHEN EXISTS (SELECT 1 FROM {sd_table} rt\n"
-        f'                      WHERE rt."{corr}" = sd."{corr}"\n'
-        f'                        AND (rt."{flag}" & 1) = 1\n'
-        f'                        AND rt."{code}" = 200\n'
-        f'                        AND rt."{time}" >= sd."{time}"\n'
-        f'                        AND rt."{time}" < ?) THEN 1\n'
-        f'         ELSE 0 END AS "{RETRY_CONNECTED}"'
+        f'LEFT JOIN (SELECT DISTINCT r."{corr}" FROM {sd_table} r\n'
+        f'           WHERE r."{time}" >= ? AND r."{time}" < ?\n'
+        f'             AND (r."{flag}" & 1) = 1 AND r."{code}" = 200) rt\n'
+        f'       ON rt."{corr}" = sd."{corr}"'
     )
 
 
