@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from edge_agent.commands import test_source as lync_test_source
 from edge_agent.journal import Journal
 from edge_agent.pipeline import SourcePipeline
-from edge_agent.simulators.lcscdr import ExpectedCall, Generation, Session, sip, tel
+from edge_agent.simulators.lcscdr import ExpectedCall, Generation, Session, phone_user, sip, tel
 from edge_agent.sources import registry
 from edge_agent.sources.base import Quarantined, RawUnit, SourceContext
 from edge_agent.sources.lync_cdr.driver import (
@@ -172,6 +172,38 @@ def test_billing_once_per_call(site: LcsCdrSite) -> None:
         "gw01.example.com", "gw02.example.com", "gw03.example.com"
     ]  # fmt: skip
     assert "replaced_by_retry" in attempts[0].flags and attempts[2].talk_seconds == 42
+
+
+def test_only_a_retry_of_the_same_call_replaces_an_attempt(lcscdr_factory: LcsCdrFactory) -> None:
+    """Legs that share a CorrelationId but are not the same call stay billed: a retried
+    Response Group agent leg (CallFlag 0x03), and a retry by another caller or to another number."""
+    site = lcscdr_factory(scenarios=False)
+    base = SCENARIO_BASE
+    did, caller = "+441632960200", "+442079460009"
+
+    def inbound(at: int, user: str, **kw: Any) -> Session:
+        return Session(time=base + timedelta(minutes=at), started_by=phone_user(caller),
+                       user1=phone_user(caller), user2=sip(user), target=phone_user(did),
+                       from_number=tel(caller), from_gateway="gw01.example.com", **kw)  # fmt: skip
+
+    rgs = inbound(0, "sales-rgs", talk=95.0)
+    agent = inbound(1, "erin", call_flag=3, correlation=rgs.correlation, talk=80.0)
+    other = Session(time=base + timedelta(minutes=2), started_by=sip("bob"), user1=sip("bob"),
+                    target=phone_user("+441632960070"), connected_number=tel("+441632960070"),
+                    to_gateway="gw01.example.com", code=503, talk=None)  # fmt: skip
+    retry_elsewhere = Session(time=base + timedelta(minutes=3), started_by=sip("bob"),
+                              user1=sip("bob"), target=phone_user("+441632960071"),
+                              connected_number=tel("+441632960071"), to_gateway="gw02.example.com",
+                              correlation=other.correlation, call_flag=1, talk=30.0)  # fmt: skip
+    site.simulator.write_sessions([rgs, agent, other, retry_elsewhere])
+    sink = MemorySink()
+    poller(site).poll(sink)
+    flags = {key: sink.records[sink.parser.record_id(*key)].flags
+             for key in (rgs.key, agent.key, other.key, retry_elsewhere.key)}  # fmt: skip
+    assert "not_billed" not in flags[rgs.key]  # the caller's leg stays the billed one
+    assert "not_billed" in flags[agent.key] and "rgs_agent_leg" in flags[agent.key]
+    assert "replaced_by_retry" not in flags[other.key]  # a retry to another number
+    assert "not_billed" not in flags[retry_elsewhere.key]
 
 
 def test_failed_session_without_end_is_delivered_at_once(site: LcsCdrSite) -> None:

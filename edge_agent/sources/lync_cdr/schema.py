@@ -317,16 +317,21 @@ def build_query(variant: SchemaVariant, *, include_internal: bool) -> str:
 
 
 def _connected_retries(variant: SchemaVariant, sd_table: str) -> str:
-    """The CorrelationIds of the retries (CallFlag 0x01) answered (200) in the look-ahead window:
-    a session that is no retry and shares one was replaced by it (``RetryConnected``). One range
-    read on SessionIdTime, joined by hash: no per-row lookup, whatever the window's size."""
+    """The retries (CallFlag 0x01) answered (200) in the look-ahead window, by CorrelationId,
+    caller and number dialled: a session that is no retry and matches one was replaced by it
+    (``RetryConnected``; formats.md §1.7 "CorrelationId + parties"). Response Group legs and
+    transfers share CorrelationIds too, but not the caller *and* the target; a Response Group
+    agent leg (0x02) never replaces the caller's leg, retried or not. One range read on
+    SessionIdTime, joined by hash: no per-row lookup, whatever the window's size."""
     time, flag = variant.column(_SD, "SessionIdTime"), variant.column(_SD, "CallFlag")
     corr, code = variant.column(_SD, "CorrelationId"), variant.column(_SD, "ResponseCode")
+    caller, target = variant.column(_SD, "SessionStartedById"), variant.column(_SD, "TargetUserId")
     return (
-        f'LEFT JOIN (SELECT DISTINCT r."{corr}" FROM {sd_table} r\n'
+        f'LEFT JOIN (SELECT DISTINCT r."{corr}", r."{caller}", r."{target}" FROM {sd_table} r\n'
         f'           WHERE r."{time}" >= ? AND r."{time}" < ?\n'
-        f'             AND (r."{flag}" & 1) = 1 AND r."{code}" = 200) rt\n'
-        f'       ON rt."{corr}" = sd."{corr}"'
+        f'             AND (r."{flag}" & 3) = 1 AND r."{code}" = 200) rt\n'
+        f'       ON rt."{corr}" = sd."{corr}" AND rt."{caller}" = sd."{caller}"\n'
+        f'      AND rt."{target}" = sd."{target}"'
     )
 
 
