@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_agent.simulators.lcscdr import Generation, LcsCdrSimulator, Variant, create_schema
 from edge_agent.sources.base import RawUnit, SourceContext
-from edge_agent.sources.lync_cdr.driver import LcsCdrPoller, LyncOptions
+from edge_agent.sources.lync_cdr.driver import LcsCdrPoller, LyncOptions, query_params
 from edge_agent.sources.lync_cdr.parser import LyncCdrParser
 from edge_agent.sources.lync_cdr.schema import build_query, variant_from_columns
 
@@ -111,7 +111,7 @@ def baseline(odbc: str, end: datetime) -> tuple[int, float]:
         )
         query = build_query(variant_from_columns(cursor.fetchall()), include_internal=False)
         started = time.perf_counter()
-        cursor.execute(query, START - timedelta(hours=1), end)
+        cursor.execute(query, *query_params(START - timedelta(hours=1), end))
         rows = 0
         while page := cursor.fetchmany(2000):
             rows += len(page)

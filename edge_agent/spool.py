@@ -8,7 +8,11 @@ Contract:
   advances the source's parse cursor in ONE transaction: after a crash either all of it is there
   or none of it is, and the journal replays the units after the cursor.
 - Inserting a ``record_id`` that is already spooled is a no-op (ids are stable, so replays and
-  re-reads are harmless); so is quarantining the same (source, seq, reason, detail) twice.
+  re-reads are harmless); so is quarantining the same (source, seq, reason, detail) twice. One
+  exception: a record spooled *incomplete* (flag ``end_pending``, docs/icdr.md) is superseded
+  by the next version without the flag. Not yet in a batch, it is simply replaced; already in
+  one, the old row stays with its batch (which must rebuild byte for byte) under the key
+  ``record_id~superseded~N`` and the new version is spooled for a later batch.
 - ``usage()`` reports the bytes the spool uses against its quota and a level: ``ok`` below 70 %,
   ``warning`` from 70 %, ``critical`` from 90 %, ``full`` at 100 % (sources stop reading).
 - Rows leave the spool only through ``purge_acknowledged``: a batch whose receipt was verified
@@ -57,6 +61,9 @@ WARNING_PERCENT = 70.0
 CRITICAL_PERCENT = 90.0
 CURSOR_NONE = 0  # journal sequence numbers start at 1
 AGENT_STATE = "_agent"  # state rows of the agent itself rather than of a source
+INCOMPLETE_FLAG = "end_pending"  # superseded by the next version of the record without it
+SUPERSEDED_MARK = "~superseded~"  # key suffix of a batched row a complete version superseded
+LOOKUP_CHUNK = 500
 PURGED_SEQUENCE_KEY = "batch_sequence_purged"  # highest batch number retention deleted
 
 
@@ -289,9 +296,15 @@ class Spool:
         spooling time batches age from.
         """
         created = format_time(now or utc_now())
+        complete = {rec.record_id for _, rec in records if INCOMPLETE_FLAG not in rec.flags}
+        records = [  # a replay may hold both versions: the complete one wins
+            (seq, rec) for seq, rec in records
+            if INCOMPLETE_FLAG not in rec.flags or rec.record_id not in complete
+        ]  # fmt: skip
         rows, unspoolable = _spoolable(source_id, records, created)
         quarantined = [*quarantined, *unspoolable]
         with self.transaction() as db:
+            self._supersede_incomplete(db, [rec for _, rec in records])
             # ON CONFLICT DO NOTHING skips only duplicates; OR IGNORE would also swallow a
             # NOT NULL violation, silently dropping a row
             before = db.total_changes
@@ -314,6 +327,26 @@ class Spool:
                     (source_id, cursor, created),
                 )
         return StoreResult(inserted=inserted, quarantined=len(quarantined))
+
+    def _supersede_incomplete(self, db: sqlite3.Connection, records: Sequence[ICDR]) -> None:
+        """Make room for complete versions of records spooled ``end_pending`` (module doc)."""
+        complete = [rec.record_id for rec in records if INCOMPLETE_FLAG not in rec.flags]
+        for start in range(0, len(complete), LOOKUP_CHUNK):
+            chunk = complete[start : start + LOOKUP_CHUNK]
+            stale = db.execute(
+                f"SELECT record_id, batch_seq FROM icdrs WHERE record_id IN "
+                f"({', '.join('?' for _ in chunk)}) AND EXISTS (SELECT 1 FROM "
+                "json_each(icdrs.body, '$.flags') WHERE value = ?)",
+                (*chunk, INCOMPLETE_FLAG),
+            ).fetchall()
+            for record_id, batch_seq in stale:
+                if batch_seq is None:
+                    db.execute("DELETE FROM icdrs WHERE record_id = ?", (record_id,))
+                else:
+                    db.execute(
+                        "UPDATE icdrs SET record_id = ? WHERE record_id = ?",
+                        (f"{record_id}{SUPERSEDED_MARK}{batch_seq}", record_id),
+                    )
 
     def cursor(self, source_id: str) -> int:
         rows = self._rows("SELECT seq FROM cursors WHERE source_id = ?", (source_id,))
@@ -372,7 +405,10 @@ class Spool:
             "SELECT record_id, body, created FROM icdrs WHERE batch_seq = ? ORDER BY rowid",
             (sequence,),
         )
-        return [SpooledRow(r["record_id"], r["body"], r["created"]) for r in rows]
+        return [
+            SpooledRow(r["record_id"].partition(SUPERSEDED_MARK)[0], r["body"], r["created"])
+            for r in rows
+        ]
 
     def batches(self, *, status: BatchStatus | None = None) -> list[BatchRow]:
         where, params = ("WHERE status = ?", (str(status),)) if status else ("", ())
@@ -544,10 +580,18 @@ class Spool:
         ]
 
     def record_ids(self, source_id: str) -> list[str]:
+        """The spool keys of a source's rows (a superseded version keeps its marked key)."""
         rows = self._rows(
             "SELECT record_id FROM icdrs WHERE source_id = ? ORDER BY rowid", (source_id,)
         )
         return [r["record_id"] for r in rows]
+
+    def bodies(self, source_id: str) -> list[str]:
+        """The ICDR JSON of a source's current rows (not the versions superseded), in order."""
+        rows = self._rows(
+            "SELECT record_id, body FROM icdrs WHERE source_id = ? ORDER BY rowid", (source_id,)
+        )
+        return [r["body"] for r in rows if SUPERSEDED_MARK not in r["record_id"]]
 
 
 def _batch_row(r: dict[str, Any]) -> BatchRow:

@@ -21,7 +21,9 @@ Contract:
 - A good file's calls are inserted in ONE transaction with the claim's completion, the daily
   rollup (only rows actually inserted), their rating and the agent's last-seen sequence, in bulk
   (``datacenter.store.bulk``: COPY on PostgreSQL). Calls already stored
-  (same ``(tenant_id, record_id)``) are counted as duplicates and change nothing. Only after the
+  (same ``(tenant_id, record_id)``) are counted as duplicates and change nothing, except that
+  the complete version of a call stored incomplete (``end_pending``) replaces it and is rated
+  (``datacenter.ingest.incomplete``). Only after the
   commit is a signed receipt written to ``receipts/NAME.receipt`` (``shared.receipts``: the
   agent may now delete the batch), and only after that is the file moved to
   ``archive/YYYY/MM/DD/NAME`` (UTC day of ingest). If the receipt cannot be written the file
@@ -70,9 +72,10 @@ from datacenter.ingest.files import (
     finished_batches,
     move_to_quarantine,
 )
+from datacenter.ingest.incomplete import complete_stored_calls
 from datacenter.ingest.keys import load_ingest_keys
 from datacenter.ingest.receipts import receipt_again, write_batch_receipt
-from datacenter.ingest.rows import add_rollups, call_rows, unique_records
+from datacenter.ingest.rows import CALL_COLUMNS, add_rollups, call_rows, call_values, unique_records
 from datacenter.rating.store import rate_batch, write_batch_rating
 from datacenter.settings import Settings
 from datacenter.store.bulk import insert_new_rows
@@ -330,6 +333,12 @@ def _store(engine: sa.Engine, landed: Landed, batch: Batch, *, worker: str) -> t
             _analyze_calls_if_unsized(conn, len(inserted_ids))
         add_rollups(conn, tenant, [r for r in records if r.record_id in inserted_ids])
         write_batch_rating(conn, rating, inserted_ids)  # a cost or queue row per stored call
+        complete_stored_calls(
+            conn, tenant, records, inserted_ids, rating, now=now,
+            row_of=lambda rec: dict(
+                zip(CALL_COLUMNS, call_values(tenant.tenant_id, rec, landed.name, now), strict=True)
+            ),
+        )  # fmt: skip
         conn.execute(
             agents.update()
             .where(agents.c.tenant_id == tenant.tenant_id, agents.c.agent_id == landed.agent_id)

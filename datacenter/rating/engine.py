@@ -78,6 +78,9 @@ UNSUPERVISED_FLAG = "unsupervised"
 # Set by a driver on a record that is real but must not be charged: a Lync retried session or a
 # Response Group agent leg (the caller's leg is billed), whose reason travels beside it in flags.
 NOT_BILLED_FLAG = "not_billed"
+# Set by a driver on a call still in progress when read (Lync): its end, hence its duration, is
+# not known yet; the complete record replaces it at ingest and is rated then.
+END_PENDING_FLAG = "end_pending"
 _MICROSECOND = timedelta(microseconds=1)
 _RAW_SCALE = SECONDS_PER_MINUTE * MICRO  # sixtieths of a micro-unit per currency unit
 
@@ -98,6 +101,7 @@ class UnratedReason(StrEnum):
     UNKNOWN_DIRECTION = "UNKNOWN_DIRECTION"
     NO_DIAL_PLAN = "NO_DIAL_PLAN"  # set by the store layer: the site has no dial plan
     UNPRICED_TIME = "UNPRICED_TIME"  # the tariff sets no price for the band the call is billed in
+    END_PENDING = "END_PENDING"
 
 
 class ZeroReason(StrEnum):
@@ -290,6 +294,10 @@ def rate_call(
     trace = _Trace(icdr)
     if NOT_BILLED_FLAG in icdr.flags:
         return trace.zero(ZeroReason.NOT_BILLED)
+    if END_PENDING_FLAG in icdr.flags:
+        return trace.unrated(
+            UnratedReason.END_PENDING, "the call had not ended when read; its end is awaited"
+        )
     if icdr.direction is Direction.IN:
         return _rate_inbound(trace, dial_plan, tariffs, carriers)
     field_name, number = _outgoing_number(icdr)

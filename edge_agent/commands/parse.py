@@ -117,6 +117,8 @@ def parse_command(
         raise click.BadParameter(
             f"cannot read {capture.name}: {exc.strerror or exc}", param_hint="CAPTURE"
         ) from exc
+    for note in kit.notes:
+        click.echo(note, err=True)
     parsed = 0
     reasons: Counter[str] = Counter()
     layouts: Counter[str] = Counter()

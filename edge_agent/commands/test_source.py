@@ -1,7 +1,9 @@
 """`edge-agent test-source`: what the next LcsCDR poll would fetch, without fetching it for real.
 
 The command line only: which source (from the configuration, or --kind and its options), the
---watermark override, and printing. The preview itself is ``edge_agent.sources.lync_cdr.preview``.
+--watermark override, --print-query, and printing. The preview itself (what it shows: billed
+calls, legs not billed, unanswered attempts, retries beside what they replace, an idle warning)
+is ``edge_agent.sources.lync_cdr.preview``.
 """
 
 from __future__ import annotations
@@ -38,12 +40,18 @@ from edge_agent.sources.lync_cdr.parser import KIND
     metavar="TIME",
     help="Pretend the watermark is at this SessionIdTime (UTC), e.g. 2024-03-01T09:00.",
 )
+@click.option(
+    "--print-query",
+    is_flag=True,
+    help="Print the export query of the next poll's window (for SSMS) instead of running it.",
+)
 def test_source_command(
     name: str | None,
     config_path: Path | None,
     kind: str | None,
     options: Sequence[str],
     watermark: str | None,
+    print_query: bool,
 ) -> None:
     """Show what the next poll of a lync-cdr source would fetch, without advancing anything.
 
@@ -59,11 +67,20 @@ def test_source_command(
     Without a config, name the kind and its options:
 
         edge-agent test-source --kind lync-cdr -o "connection_string=DSN=LcsCDR;UID=cdr;"
+
+    To compare with what SQL Server Management Studio shows, print the exact query (the
+    schema found decides its columns) with the next window's times filled in, run it there
+    and save the result as CSV for `edge-agent parse lync-cdr`:
+
+        edge-agent test-source -c /etc/callcollect/agent.toml pbx-lync --print-query
     """
     # CallCollectErrors reach the group, which prints them with their exit code (a refused
     # connection is a SourceError, 5; a bad option a ConfigError, 2)
     when = _parse_time(watermark) if watermark is not None else None
     target = _target(name, config_path, kind, options)
+    if print_query:
+        click.echo(preview.export_query(target, watermark=when))
+        return
     result = preview.preview(target, watermark=when)
     click.echo(preview.render(target.ctx.source_id, target.poller, result))
 

@@ -11,9 +11,10 @@ Contract:
   bit -> boolean, nvarchar -> varchar, varbinary -> bytea.
 - ``LcsCdrSimulator.write_scenarios`` writes one realistic session of every kind the driver
   must handle (PSTN in/out, internal, busy, unanswered, invalid, transfers by REFER and by
-  Replaces, Response Group with an agent leg, conference dial-in/out, a retried session,
-  forwarding to the PSTN, a mediation-only SIP trunk leg, sessions sharing one instant, and an
-  answered call whose end time is written later) and returns the ``ExpectedCall`` facts each
+  Replaces, Response Group with an agent leg, conference dial-in/out, a call retried through
+  other gateways until one connects, forwarding to the PSTN by SIP URI and by DID, a failed
+  session with a final error and no end time, a mediation-only SIP trunk leg, sessions sharing
+  one instant, and an answered call whose end time is written later) and returns the ``ExpectedCall`` facts each
   one should produce. ``complete_pending`` writes the late end times, as the Monitoring service
   does. ``write_bulk`` loads many plain PSTN sessions quickly with COPY (benchmarks).
 - It writes only through psycopg to the database it is given, and never to anything else.
@@ -251,6 +252,9 @@ class ExpectedCall:
     transferred: bool = False
     parent: tuple[datetime, int] | None = None
     end_pending: bool = False
+    extension: str | None = None  # who the cost belongs to, where the scenario is about it
+    ring_seconds: int | None = None
+    flags: tuple[str, ...] = ()  # flags the record must carry
 
 
 def _ms(value: datetime) -> datetime:
@@ -552,7 +556,8 @@ def _scenarios(base: datetime, variant: Variant) -> Iterator[tuple[Session, Expe
                 target=sip("carol"), from_number=tel("+447700900123"),
                 connected_number=tel("+447700900456"), from_gateway=gw, to_gateway=gw2,
                 from_mediation=med, to_mediation=med, talk=80.0)  # fmt: skip
-    yield fact("tandem_forward", s, "tandem", "+447700900123", "+447700900456")
+    yield fact("tandem_forward", s, "tandem", "+447700900123", "+447700900456",
+               extension="carol@example.com")  # fmt: skip
     # Blind transfer (REFER): bob takes the call, then transfers it to carol.
     first = inbound("+442079460003", "bob", "+441632960100", talk=30.0)
     yield fact("transfer_first_leg", first, "in", "+442079460003", "bob@example.com")
@@ -584,11 +589,32 @@ def _scenarios(base: datetime, variant: Variant) -> Iterator[tuple[Session, Expe
     dial_out = out("av-mcu", "+441632960006", user1_client="avmcu", talk=420.0)
     yield fact("conference_dial_out", dial_out, "out", "av-mcu@example.com", "+441632960006",
                conference=variant.has_client_type)  # fmt: skip
-    # A retried session: the same call attempted again (CallFlag 0x01); bill it once.
-    original = out("bob", "+441632960007", talk=42.0)
-    yield fact("retry_original", original, "out", "bob@example.com", "+441632960007")
+    # A call retried through other gateways (CallFlag 0x01) until one connects: the gateway
+    # answers 503 and writes no end time; the retry that connected is the billed call.
+    original = out("bob", "+441632960007", code=503, ring=2.0, talk=None)
+    yield fact("retry_failed_first", original, "out", "bob@example.com", "+441632960007",
+               flags=("replaced_by_retry", "not_billed"))  # fmt: skip
+    second = out("bob", "+441632960007", call_flag=1, correlation=original.correlation, code=503,
+                 ring=1.0, talk=None)  # fmt: skip
+    second.to_gateway = gw2
+    yield fact("retry_failed_second", second, "out", "bob@example.com", "+441632960007",
+               flags=("retried_session",))  # fmt: skip
     retry = out("bob", "+441632960007", call_flag=1, correlation=original.correlation, talk=42.0)
-    yield fact("retry_repeat", retry, "out", "bob@example.com", "+441632960007", billed=False)
+    retry.to_gateway = f"gw03.{DOMAIN}"
+    yield fact("retry_connected", retry, "out", "bob@example.com", "+441632960007",
+               flags=("retried_session",))  # fmt: skip
+    # Forwarded to a mobile by the user who owns the DID dialled: both User1 and User2 are
+    # external numbers; the cost belongs to the DID's owner, never to the mobile.
+    s = Session(time=next(clock), started_by=phone_user("+442079460005"),
+                user1=phone_user("+442079460005"), user2=phone_user("+447700900457"),
+                target=phone_user("+441632960150"), from_number=tel("+442079460005"),
+                connected_number=tel("+447700900457"), from_gateway=gw, to_gateway=gw2,
+                from_mediation=med, to_mediation=med, talk=95.0)  # fmt: skip
+    yield fact("tandem_forward_did", s, "tandem", "+442079460005", "+447700900457",
+               extension="+441632960150")  # fmt: skip
+    # Failed with a final error and no end time: complete at once, rung for 30 s.
+    s = out("carol", "+441632960012", code=480, ring=30.0, talk=None)
+    yield fact("failed_no_end", s, "out", "carol@example.com", "+441632960012", ring_seconds=30)
     # A SIP trunk without a gateway name: only the mediation server marks the PSTN side.
     trunk = out("carol", "+441632960008", talk=12.0)
     trunk.to_gateway = None

@@ -125,6 +125,7 @@ class ParserKit:
 
     parser: RecordParser
     file_framer: FileFramer
+    notes: tuple[str, ...] = ()  # what the framer assumes, printed on stderr by `parse`
 
 
 @dataclass(slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import socket
 import threading
 import time
@@ -20,7 +21,7 @@ from edge_agent.cli import main
 from edge_agent.commands import test_source as lync_test_source
 from edge_agent.journal import Journal
 from edge_agent.pipeline import SourcePipeline
-from edge_agent.simulators.lcscdr import ExpectedCall, Generation, Session, sip, tel
+from edge_agent.simulators.lcscdr import ExpectedCall, Generation, Session, phone_user, sip, tel
 from edge_agent.sources import registry
 from edge_agent.sources.base import Quarantined, RawUnit, SourceContext
 from edge_agent.sources.lync_cdr.driver import (
@@ -109,6 +110,11 @@ def check_call(record: ICDR, call: ExpectedCall, sink: MemorySink) -> None:
     billed = record.answered and "not_billed" not in record.flags
     assert billed == call.billed, call.scenario
     assert (record.conference, record.transferred) == (call.conference, call.transferred)
+    assert set(call.flags) <= set(record.flags), call.scenario
+    if call.extension is not None:
+        assert record.extension == call.extension, call.scenario
+    if call.ring_seconds is not None:
+        assert record.ring_seconds == call.ring_seconds, call.scenario
     if call.parent is not None:
         assert record.parent_call_id == sink.parser.record_id(*call.parent), call.scenario
 
@@ -152,15 +158,66 @@ def test_include_internal_adds_internal_calls_but_never_im(site: LcsCdrSite) -> 
 
 
 def test_billing_once_per_call(site: LcsCdrSite) -> None:
-    """Transfers, the RGS agent leg and the retried session bill exactly the documented legs."""
+    """The RGS caller's leg and the retry that connected are billed; the legs beside them not."""
     sink = MemorySink()
     poller(site).poll(sink)
-    billed = {r.call_id for r in sink.records.values() if r.answered and "not_billed" in r.flags}
-    for pair in (("retry_original", "retry_repeat"), ("rgs_caller_leg", "rgs_agent_leg")):
-        legs = [record_of(sink, site.by_scenario(name)) for name in pair]
-        assert legs[0].call_id == legs[1].call_id  # linked by CorrelationId
-        assert [("not_billed" not in leg.flags) for leg in legs] == [True, False]
-        assert legs[0].call_id in billed
+    rgs = [record_of(sink, site.by_scenario(n)) for n in ("rgs_caller_leg", "rgs_agent_leg")]
+    assert rgs[0].call_id == rgs[1].call_id  # linked by CorrelationId
+    assert [("not_billed" not in leg.flags) for leg in rgs] == [True, False]
+    names = ("retry_failed_first", "retry_failed_second", "retry_connected")
+    attempts = [record_of(sink, site.by_scenario(name)) for name in names]
+    assert len({a.call_id for a in attempts}) == 1 and attempts[0].call_id
+    billed = [a.answered and "not_billed" not in a.flags for a in attempts]
+    assert billed == [False, False, True]  # the retry that connected, never the first attempt
+    assert [a.trunk for a in attempts] == [
+        "gw01.example.com", "gw02.example.com", "gw03.example.com"
+    ]  # fmt: skip
+    assert "replaced_by_retry" in attempts[0].flags and attempts[2].talk_seconds == 42
+
+
+def test_only_a_retry_of_the_same_call_replaces_an_attempt(lcscdr_factory: LcsCdrFactory) -> None:
+    """Legs that share a CorrelationId but are not the same call stay billed: a retried
+    Response Group agent leg (CallFlag 0x03), and a retry by another caller or to another number."""
+    site = lcscdr_factory(scenarios=False)
+    base = SCENARIO_BASE
+    did, caller = "+441632960200", "+442079460009"
+
+    def inbound(at: int, user: str, **kw: Any) -> Session:
+        return Session(time=base + timedelta(minutes=at), started_by=phone_user(caller),
+                       user1=phone_user(caller), user2=sip(user), target=phone_user(did),
+                       from_number=tel(caller), from_gateway="gw01.example.com", **kw)  # fmt: skip
+
+    rgs = inbound(0, "sales-rgs", talk=95.0)
+    agent = inbound(1, "erin", call_flag=3, correlation=rgs.correlation, talk=80.0)
+    other = Session(time=base + timedelta(minutes=2), started_by=sip("bob"), user1=sip("bob"),
+                    target=phone_user("+441632960070"), connected_number=tel("+441632960070"),
+                    to_gateway="gw01.example.com", code=503, talk=None)  # fmt: skip
+    retry_elsewhere = Session(time=base + timedelta(minutes=3), started_by=sip("bob"),
+                              user1=sip("bob"), target=phone_user("+441632960071"),
+                              connected_number=tel("+441632960071"), to_gateway="gw02.example.com",
+                              correlation=other.correlation, call_flag=1, talk=30.0)  # fmt: skip
+    site.simulator.write_sessions([rgs, agent, other, retry_elsewhere])
+    sink = MemorySink()
+    poller(site).poll(sink)
+    flags = {key: sink.records[sink.parser.record_id(*key)].flags
+             for key in (rgs.key, agent.key, other.key, retry_elsewhere.key)}  # fmt: skip
+    assert "not_billed" not in flags[rgs.key]  # the caller's leg stays the billed one
+    assert "not_billed" in flags[agent.key] and "rgs_agent_leg" in flags[agent.key]
+    assert "replaced_by_retry" not in flags[other.key]  # a retry to another number
+    assert "not_billed" not in flags[retry_elsewhere.key]
+
+
+def test_failed_session_without_end_is_delivered_at_once(site: LcsCdrSite) -> None:
+    """A final error with no SessionEndTime is complete: not held for a day like an open call."""
+    clock = Clock(NOW - timedelta(minutes=80))  # the first poll: the sessions are minutes old
+    sink = MemorySink()
+    result = poller(site, clock).poll(sink)
+    for name in ("failed_no_end", "retry_failed_first", "retry_failed_second"):
+        call = site.by_scenario(name)
+        check_call(record_of(sink, call), call, sink)
+    failed = record_of(sink, site.by_scenario("failed_no_end"))
+    assert failed.end == failed.start + timedelta(seconds=30)  # ends at its final response
+    assert result.held == 1  # only the answered call still in progress
 
 
 # --- incremental polls ------------------------------------------------------------------------------
@@ -215,6 +272,50 @@ def test_late_end_time_is_picked_up_by_the_sweep(site: LcsCdrSite) -> None:
     assert swept.window.sweep and swept.delivered == 1
     assert sink.records[late_id].talk_seconds == 240
     assert "end_pending" not in sink.records[late_id].flags
+
+
+def test_open_session_is_tracked_beyond_the_overlap_window(site: LcsCdrSite) -> None:
+    """Delivered incomplete when it leaves the window, its end is still picked up hours later."""
+    clock = Clock()
+    source, sink = poller(site, clock, overlap_hours=1), MemorySink()
+    first = source.poll(sink)
+    late = site.by_scenario("late_end")
+    late_id = sink.parser.record_id(late.session_time, late.session_seq)
+    assert "end_pending" in sink.records[late_id].flags and first.pending == 1
+    clock.now += timedelta(hours=5)
+    new_session(site, clock)
+    assert source.poll(sink).pending == 1  # still open: read by key, not delivered again
+    site.simulator.complete_pending(talk_seconds=240.0)
+    clock.now += timedelta(hours=1)
+    new_session(site, clock)
+    restarted = poller(site, clock, overlap_hours=1)  # the tracked keys are kept with the spool
+    result = restarted.poll(sink)
+    assert result.window.start > late.session_time + timedelta(hours=5)  # far outside the window
+    # The two new sessions (a restart re-reads its short overlap) and the one that ended.
+    assert (result.delivered, result.pending) == (3, 0)
+    assert sink.records[late_id].talk_seconds == 240
+    assert "end_pending" not in sink.records[late_id].flags
+    assert restarted.poll(sink).delivered == 0  # no longer tracked
+
+
+def new_session(site: LcsCdrSite, clock: Clock) -> None:
+    """A plain call a few minutes before the clock: the watermark moves on, as on a live site."""
+    when = clock.now.replace(tzinfo=None) - timedelta(minutes=5)
+    site.simulator.write_sessions([
+        Session(time=when, started_by=sip("bob"), user1=sip("bob"), user2=None,
+                connected_number=tel("+441632960051"), to_gateway="gw01.example.com", talk=20.0)
+    ])  # fmt: skip
+
+
+def test_tracking_gives_up_after_pending_max_hours(site: LcsCdrSite) -> None:
+    clock = Clock()
+    source, sink = poller(site, clock, overlap_hours=1, pending_max_hours=3), MemorySink()
+    assert source.poll(sink).pending == 1
+    clock.now += timedelta(hours=3)
+    assert source.poll(sink).pending == 0  # the session started more than 3 h ago
+    site.simulator.complete_pending(talk_seconds=240.0)
+    clock.now += timedelta(minutes=5)
+    assert source.poll(sink).delivered == 0
 
 
 def test_late_end_replaces_an_open_version_within_the_overlap(site: LcsCdrSite) -> None:
@@ -417,6 +518,48 @@ def test_test_source_prints_the_next_poll_without_advancing(
     with psycopg.connect(site.conninfo) as conn:
         row = conn.execute('SELECT count(*) FROM dbo."SessionDetails"').fetchone()
     assert row is not None and row[0] == len(expected)
+    # The calls as they will be billed, and the retried call beside the attempts it replaces.
+    billed = [c for c in pstn if c.billed and not c.end_pending]
+    unanswered = [c for c in pstn if not c.answered and "not_billed" not in c.flags]
+    talk = sum(math.ceil(c.talk_ms / 1000) for c in billed)
+    assert f"billed calls: {len(billed)} ({talk} s of talk)" in result.output
+    assert "not-billed legs: 2 (replaced_by_retry, rgs_agent_leg)" in result.output
+    assert f"unanswered attempts: {len(unanswered)}" in result.output
+    assert "in progress (billed once they end): 1" in result.output
+    assert "retried calls: 1 (" in result.output
+    retry_line = next(line for line in result.output.splitlines() if "+441632960007:" in line)
+    assert re.search(
+        r"via gw03\.example\.com \(answered 42 s\) \| .* via gw01\.example\.com \(503\), "
+        r".* via gw02\.example\.com \(503\)$",
+        retry_line,
+    ), retry_line
+    assert "WARNING: no sessions since the watermark" not in result.output
+
+
+def test_test_source_warns_when_nothing_happened_since_the_watermark(
+    lcscdr_factory: LcsCdrFactory,
+) -> None:
+    site = lcscdr_factory(scenarios=False)
+    site.simulator.write_scenarios(datetime.now(UTC) - timedelta(hours=2))
+    mark = (datetime.now(UTC) - timedelta(minutes=30)).isoformat(timespec="seconds")
+    args = ["--kind", "lync-cdr", "-o", f"connection_string={site.odbc}", "--watermark", mark]
+    result = CliRunner().invoke(lync_test_source.test_source_command, args)
+    assert result.exit_code == 0, result.output
+    assert "WARNING: no sessions since the watermark" in result.output
+
+
+def test_test_source_prints_the_export_query(lcscdr_factory: LcsCdrFactory) -> None:
+    """The printed query is the poll's, with its window filled in: it runs as printed."""
+    site = lcscdr_factory(scenarios=False)
+    expected = site.simulator.write_scenarios(datetime.now(UTC) - timedelta(hours=2))
+    args = ["--kind", "lync-cdr", "-o", f"connection_string={site.odbc}", "--print-query"]
+    result = CliRunner().invoke(lync_test_source.test_source_command, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("-- lync-cdr source lync: sessions ")
+    assert "?" not in result.output and 'AS "RetryConnected"' in result.output
+    with psycopg.connect(site.conninfo) as conn:
+        rows = conn.execute(result.output).fetchall()  # the text runs unchanged
+    assert len(rows) == len([c for c in expected if c.pstn])
 
 
 def test_test_source_errors_are_one_sentence() -> None:

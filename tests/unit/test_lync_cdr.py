@@ -17,8 +17,11 @@ from edge_agent.sources.lync_cdr.driver import (
     LcsCdrPoller,
     LyncOptions,
     SessionKey,
+    decode_pending,
     describe_target,
+    encode_pending,
     map_odbc_error,
+    query_params,
     redact,
 )
 from shared.errors import ConfigError
@@ -39,6 +42,8 @@ DSN = "DRIVER={FreeTDS};SERVER=mon.example.com;PORT=1433;DATABASE=LcsCDR;UID=cdr
         ({"connection_string": DSN, "polling": 5}, "polling", "not an option"),
         ({"connection_string": DSN, "password_file": "/nonexistent/pw"}, "password_file",
          "cannot read"),
+        ({"connection_string": DSN, "pending_max_hours": 0}, "pending_max_hours", "between 1"),
+        ({"connection_string": DSN, "csv_null": "blank"}, "csv_null", "not a NULL convention"),
     ],
 )  # fmt: skip
 def test_bad_options_name_the_key(options: dict[str, Any], key: str, words: str) -> None:
@@ -120,6 +125,17 @@ def test_poll_windows() -> None:
     slices = list(first.slices(timedelta(hours=1)))
     assert len(slices) == 24 and slices[0][0] == first.start and slices[-1][1] == first.end
     assert all(a[1] == b[0] for a, b in itertools.pairwise(slices))
+
+
+def test_tracked_open_sessions_round_trip() -> None:
+    keys = {(datetime(2024, 3, 1, 9, 0, 0, 3000), 2), (datetime(2024, 3, 1, 9, 28), 1)}
+    assert decode_pending(encode_pending(keys)) == keys
+    assert decode_pending("garbage") == set() and decode_pending(None) == set()
+
+
+def test_query_markers_cover_the_slice_and_the_retry_lookahead() -> None:
+    lower, upper = datetime(2024, 3, 1, 9), datetime(2024, 3, 1, 10)
+    assert query_params(lower, upper) == (lower, datetime(2024, 3, 1, 10, 10), lower, upper)
 
 
 def test_watermark_round_trip() -> None:

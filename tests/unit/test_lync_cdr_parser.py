@@ -121,13 +121,24 @@ def call(row: dict[str, Any]) -> ICDR:
                  StartedByUri="sip:+447700900123@example.com;user=phone"),
          "tandem", "+447700900123", "+447700900456", "", "carol@example.com",
          "gw01.example.com", "gateway"),
+        # Forwarded by the user who owns the dialled DID: User1/User2 are both external, so the
+        # cost belongs to the DID (the directory maps it to its owner), never to the mobile.
+        (gen_row(FromGatewayId=2, FromMediationServerId=1, FromGateway="gw02.example.com",
+                 FromPhoneUri="tel:+442079460003",
+                 TargetUri="sip:+441632960100@example.com;user=phone",
+                 User1Uri="sip:+442079460003@example.com;user=phone",
+                 User2Uri="sip:+447700900456@example.com;user=phone",
+                 ConnectedPhoneUri="tel:+447700900456",
+                 StartedByUri="sip:+442079460003@example.com;user=phone"),
+         "tandem", "+442079460003", "+447700900456", "", "+441632960100",
+         "gw01.example.com", "gateway"),
         (gen_row(ToGatewayId=None, ToMediationServerId=None, ToGateway=None,
                  ToMediationServer=None, User2Uri="sip:bob@example.com",
                  TargetUri="sip:bob@example.com", ConnectedPhoneUri=None),
          "internal", "alice@example.com", "bob@example.com", "", "alice@example.com", "", None),
     ],
     ids=["out", "in", "in-user1-is-callee", "out-mediation-only", "out-dialled-uri", "tandem",
-         "internal"],
+         "tandem-to-did", "internal"],
 )  # fmt: skip
 def test_direction_and_parties(
     row: dict[str, Any],
@@ -156,13 +167,20 @@ def test_direction_and_parties(
         ("sip:alice@example.com;opaque=user:epid:abc", "alice@example.com", False),
         ("sip:reception@example.com;user=phone", "reception", True),
         ("+15550100", "+15550100", True),
-        ("", "", False),
     ],
 )
 def test_party_uri_forms(uri: str, text: str, is_phone: bool) -> None:
     normalised = party(uri)
     assert normalised is not None
     assert (normalised.text, normalised.is_phone) == (text, is_phone)
+
+
+@pytest.mark.parametrize("uri", [None, "", "   "])
+def test_blank_uri_is_no_party(uri: str | None) -> None:
+    """A CSV export writes NULL as an empty field: that is no party, not a transfer by ''."""
+    assert party(uri) is None
+    rec = call(gen_row(ReferredByUri=uri, OnBehalfOfUri=uri))
+    assert not rec.transferred and rec.third_party == "" and "referred" not in rec.flags
 
 
 # --- times (§1.5) and outcome (§1.8) -------------------------------------------------------------
@@ -179,9 +197,15 @@ def test_party_uri_forms(uri: str, text: str, is_phone: bool) -> None:
         ({"ResponseCode": None, "ResponseTime": None, "SessionEndTime": None}, False, 0, 0, ()),
         ({"ResponseCode": 200, "ResponseTime": None}, False, 0, 0, ()),
         ({"ResponseTime": "2024-03-01T08:59:59.000"}, True, 133, 0, ("clock_skew",)),  # from invite
+        # A final error and no end time: over at the response, rung from invite to response.
+        ({"ResponseCode": 503, "ResponseTime": "2024-03-01T09:00:30.003", "SessionEndTime": None},
+         False, 0, 30, ()),
+        ({"ResponseCode": 487, "ResponseTime": "2024-03-01T09:00:12.503", "SessionEndTime": None},
+         False, 0, 12, ()),
     ],
     ids=["answered", "zero-talk", "end-before-answer", "end-pending", "busy", "no-response",
-         "200-without-time", "answer-before-invite"],
+         "200-without-time", "answer-before-invite", "failed-without-end",
+         "cancelled-without-end"],
 )  # fmt: skip
 def test_times_and_talk(
     overrides: dict[str, Any], answered: bool, talk: int, ring: int, flags: tuple[str, ...]
@@ -230,7 +254,12 @@ def test_response_code_completion(code: int | None, completion: str, answered: b
     [
         ({}, set(), True, False, False),
         ({"CallFlag": 2}, {"rgs_agent_leg"}, False, False, False),
-        ({"CallFlag": 1}, {"retried_session"}, False, False, False),
+        # The retry that connected is the call that happened: billed (it was not, before).
+        ({"CallFlag": 1}, {"retried_session"}, True, False, False),
+        # An attempt whose retry connected (the query computes RetryConnected): not billed.
+        ({"RetryConnected": 1, "ResponseCode": 503, "SessionEndTime": None},
+         {"replaced_by_retry"}, False, False, False),
+        ({"RetryConnected": 0, "ResponseCode": 503}, set(), True, False, False),
         ({"CallFlag": 0x10}, set(), True, False, False),  # undocumented bit: kept raw only
         ({"User2ClientType": 1024}, {"response_group"}, True, False, False),
         ({"User1ClientType": 2}, set(), True, True, False),
@@ -239,7 +268,8 @@ def test_response_code_completion(code: int | None, completion: str, answered: b
         ({"User2ClientType": 1032}, {"call_park"}, True, False, False),
         ({"ReferredByUri": "sip:bob@example.com"}, {"referred"}, True, False, True),
     ],
-    ids=["plain", "rgs-agent", "retried", "unknown-bit", "rgs-caller", "av-mcu", "caa",
+    ids=["plain", "rgs-agent", "retried", "replaced-by-retry", "retry-did-not-connect",
+         "unknown-bit", "rgs-caller", "av-mcu", "caa",
          "announcement", "call-park", "referred"],
 )  # fmt: skip
 def test_leg_markers(
@@ -367,3 +397,47 @@ def test_make_parser_reads_a_csv_export_file() -> None:
     assert isinstance(results[0], ICDR)
     assert results[0].record_id == call(gen_row()).record_id
     assert kit.parser.flush(RECEIVED) == []
+
+
+def _csv_export(rows: list[dict[str, Any]], null: str) -> bytes:
+    header = ",".join(rows[0])
+    lines = [",".join(null if v is None else str(v) for v in row.values()) for row in rows]
+    return "\n".join([header, *lines, ""]).encode()
+
+
+@pytest.mark.parametrize(
+    ("written", "convention", "transferred"),
+    [("", "auto", False), ("", "empty", False), ("NULL", "auto", False), ("NULL", "NULL", False),
+     # The wrong convention for the file: every call looks transferred, as the option warns.
+     ("NULL", "empty", True)],
+)  # fmt: skip
+def test_csv_null_conventions(written: str, convention: str, transferred: bool) -> None:
+    """psql and bcp write NULL as an empty field: it used to make every call a transfer."""
+    kit = make_parser(CTX, {"csv_null": convention})
+    data = _csv_export([gen_row(), inbound(SessionIdSeq=2)], written)
+    results = [kit.parser.feed(RawUnit("lync", n, RECEIVED, u))[0]
+               for n, u in enumerate(kit.file_framer(data), start=1)]  # fmt: skip
+    assert all(isinstance(r, ICDR) for r in results)
+    assert [r.transferred for r in results if isinstance(r, ICDR)] == [transferred] * 2
+    if not transferred:
+        expected = [call(gen_row()), call(inbound(SessionIdSeq=2))]
+        assert [r.to_dict() | {"raw": ""} for r in results if isinstance(r, ICDR)] == [
+            e.to_dict() | {"raw": ""} for e in expected
+        ]
+    assert kit.notes and f"csv_null={convention}" in kit.notes[0]
+
+
+def test_parse_command_says_which_null_convention_it_assumed(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from edge_agent.commands.parse import parse_command
+
+    export = tmp_path / "export.csv"
+    export.write_bytes(_csv_export([gen_row(), inbound(SessionIdSeq=2)], ""))
+    result = CliRunner().invoke(parse_command, ["lync-cdr", str(export)])
+    assert result.exit_code == 0, result.stderr
+    assert "an empty field and the text NULL are both NULL (csv_null=auto" in result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["transferred"] for r in records] == [False, False]
+    bad = CliRunner().invoke(parse_command, ["lync-cdr", "--option", "csv_null=blank", str(export)])
+    assert bad.exit_code != 0 and "csv_null" in bad.stderr

@@ -117,3 +117,55 @@ def test_arbitrary_csv_exports_frame_into_results(text: str) -> None:
 def test_arbitrary_csv_bytes_never_raise(data: bytes) -> None:
     for unit in csv_units(data):
         _one_result(unit)
+
+
+# --- CSV exports: whatever NULL convention the tool used, the calls are those of the poll -------
+
+_csv_text = st.from_regex(
+    r"(sip:|tel:)?\+?[0-9a-z]{1,12}(@example\.com)?(;user=phone)?", fullmatch=True
+)
+_csv_rows = st.fixed_dictionaries(
+    {"SessionIdTime": _near_times, "SessionIdSeq": st.integers(min_value=1, max_value=9),
+     "MediaTypes": st.sampled_from([16, 17, 48])},
+    optional={
+        name: st.one_of(st.none(), {
+            Kind.TIME: _near_times, Kind.INT: st.integers(min_value=0, max_value=700),
+            Kind.GUID: st.uuids().map(str), Kind.TEXT: _csv_text,
+            Kind.BOOL: st.booleans(),
+        }[kind])
+        for name, kind in COLUMN_KINDS.items()
+        if name not in ("SessionIdTime", "SessionIdSeq", "MediaTypes")
+    },
+)  # fmt: skip
+
+
+def _as_csv(row: dict[str, Any], null: str) -> bytes:
+    cells = [null if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+             for v in row.values()]  # fmt: skip
+    return (",".join(row) + "\r\n" + ",".join(cells) + "\r\n").encode()
+
+
+def _outcome(data: bytes) -> dict[str, Any] | str:
+    result = LyncCdrParser(CTX).feed(RawUnit("lync", 1, RECEIVED, data))[0]
+    if isinstance(result, Quarantined):
+        return result.reason
+    return result.to_dict() | {"raw": ""}
+
+
+@settings(max_examples=200, deadline=None)
+@given(row=_csv_rows, written=st.sampled_from(["", "NULL"]))
+def test_csv_with_either_null_gives_the_polled_call(row: dict[str, Any], written: str) -> None:
+    """An export writing NULL as an empty field or as NULL parses like the polled row (auto)."""
+    units = list(csv_units(_as_csv(row, written)))
+    assert len(units) == 1
+    assert _outcome(units[0]) == _outcome(dump_row(row))
+
+
+@settings(max_examples=200, deadline=None)
+@given(row=_csv_rows)
+def test_csv_empty_convention_never_invents_a_party(row: dict[str, Any]) -> None:
+    """With csv_null=empty, an empty field is NULL in every column: no '' transfer or party."""
+    units = list(csv_units(_as_csv(row, ""), null="empty"))
+    decoded = json.loads(units[0])
+    assert all(decoded[name] is None for name, value in row.items() if value is None)
+    assert _outcome(units[0]) == _outcome(dump_row(row))

@@ -12,6 +12,7 @@ import pytest
 
 from edge_agent.simulators.lcscdr import Generation, Variant, schema_ddl
 from edge_agent.sources.lync_cdr.schema import (
+    QUERY_MARKERS,
     UnsupportedSchema,
     build_query,
     purge_query,
@@ -62,7 +63,8 @@ def test_query_text_is_portable() -> None:
     found = variant_from_columns(columns_of(Variant()))
     for include_internal in (False, True):
         query = build_query(found, include_internal=include_internal)
-        assert query.count("?") == 2
+        assert query.count("?") == len(QUERY_MARKERS) == 4
+        assert 'AS "RetryConnected"' in query
         for forbidden in ("TOP ", "ISNULL", "DATEDIFF", "NOLOCK", "[", "]", "LIMIT"):
             assert forbidden not in query.upper()
         assert '(sd."MediaTypes" & 16) = 16' in query

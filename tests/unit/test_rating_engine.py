@@ -626,7 +626,7 @@ def test_explanations_are_plain_json_as_the_store_gives_them_back(site: str) -> 
 def test_an_answered_call_without_answer_time_or_talk_time_is_missing_times() -> None:
     # answered and outgoing, but the source recorded neither an answer time nor talk time:
     # nothing to bill from, so the queue (docs: MISSING_TIMES), never a silent 0.00
-    call = gen_icdr(number="0033612345678", answer=None, seconds=0)
+    call = gen_rated_call(number="0033612345678", answer=None, seconds=0)
     call = ICDR.from_dict({**call.to_dict(), "answered": True, "talk_seconds": 0})
     result = rate_call(
         call, dial_plan=gen_dial_plan(), tariffs=gen_plan(gen_version(france())),
@@ -640,7 +640,7 @@ def test_an_answered_call_without_answer_time_or_talk_time_is_missing_times() ->
 def test_a_tariff_without_bands_reports_band_all(seconds: int) -> None:
     # one '*' row and no calendar: the band is the single band 'all' whether or not time is billed
     version = gen_version(france(grace=0))
-    call = gen_icdr(number="0033612345678", seconds=seconds)  # answered; 0 s bills nothing
+    call = gen_rated_call(number="0033612345678", seconds=seconds)  # answered; 0 s bills nothing
     result = rate_call(
         call, dial_plan=gen_dial_plan(), tariffs=gen_plan(version), carriers=gen_carriers()
     )

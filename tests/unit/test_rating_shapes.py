@@ -23,11 +23,11 @@ from datacenter.rating.tariffs import (
     rates_to_csv,
 )
 from shared.icdr import ICDR, Direction
+from tests.factories import gen_rated_call
 from tests.unit.rating_factories import (
     PEAK_CALENDAR,
     gen_carriers,
     gen_dial_plan,
-    gen_icdr,
     gen_plan,
     gen_version,
 )
@@ -48,7 +48,7 @@ def price(
     csv_text: str, seconds: int, *, answer: datetime = TUESDAY_10, **options: Any
 ) -> RatedCall:
     result = rate_call(
-        gen_icdr(number="0033612345678", answer=answer, seconds=seconds),
+        gen_rated_call(number="0033612345678", answer=answer, seconds=seconds),
         dial_plan=gen_dial_plan(),
         tariffs=gen_plan(gen_version(csv_text, **options)),
         carriers=gen_carriers(),
@@ -285,7 +285,7 @@ UNPRICED_OFFPEAK = deck(
 def rate_unpriced(answer: datetime, seconds: int, band_rule: BandRule) -> RatedCall | Unrated:
     version = gen_version(UNPRICED_OFFPEAK, calendar=PEAK_CALENDAR, band_rule=band_rule)
     return rate_call(
-        gen_icdr(number="0033612345678", answer=answer, seconds=seconds),
+        gen_rated_call(number="0033612345678", answer=answer, seconds=seconds),
         dial_plan=gen_dial_plan(), tariffs=gen_plan(version), carriers=gen_carriers(),
     )  # fmt: skip
 
@@ -344,7 +344,7 @@ INBOUND = deck(
 def test_inbound_by_service_class_and_by_trunk(
     ddi: str, trunk: str, seconds: int, destination: str, cost: object
 ) -> None:
-    call = gen_icdr(number="", direction=Direction.IN, seconds=seconds, dnis=ddi, trunk=trunk)
+    call = gen_rated_call(number="", direction=Direction.IN, seconds=seconds, dnis=ddi, trunk=trunk)
     result = rate_call(
         call, dial_plan=gen_dial_plan(), tariffs=gen_plan(gen_version(INBOUND)),
         carriers=gen_carriers(),
@@ -486,7 +486,7 @@ def test_an_unanswered_call_is_charged_at_the_band_it_started_in(
     )  # fmt: skip
     version = gen_version(rows, calendar=PEAK_CALENDAR)
     start = TUESDAY_10.replace(hour=hour) if hour != 20 else datetime(2025, 3, 8, 12, tzinfo=UTC)
-    call = gen_icdr(number="0033612345678", answer=None, answered=False, seconds=0)
+    call = gen_rated_call(number="0033612345678", answer=None, answered=False, seconds=0)
     call = ICDR.from_dict({**call.to_dict(), "start": start, "end": start + timedelta(seconds=30)})
     result = rate_call(
         call, dial_plan=gen_dial_plan(), tariffs=gen_plan(version), carriers=gen_carriers()

@@ -23,7 +23,16 @@ Contract (formats.md §1.13-§1.15, DESIGN.md "Delivery"):
   saying what to check (driver missing, refused, login timeout, login failed, query timeout),
   never a password. Failures back off (5 s doubling up to the poll interval).
 
-State kept with the spool: ``watermark`` = ``{"session_id_time": ISO, "session_id_seq": n}``.
+- A session with no SessionEndTime is *open* unless its ResponseCode is a final error (3xx-6xx):
+  a failed attempt is complete at once and delivered on the next poll. An open session is held
+  back while a later sweep will still see it; an older one is delivered as it is (the parser
+  flags an answered one ``end_pending``) and then *tracked*: every poll reads the tracked
+  sessions again by key, beyond the overlap window, and delivers each once it has ended (the
+  spool and the data centre let that version replace the incomplete one). Tracking stops after
+  ``pending_max_hours`` from the session's start; the record then stays incomplete.
+
+State kept with the spool: ``watermark`` = ``{"session_id_time": ISO, "session_id_seq": n}``;
+``pending`` = ``[[ISO SessionIdTime, SessionIdSeq], ...]``, the tracked open sessions.
 """
 
 from __future__ import annotations
@@ -44,16 +53,25 @@ from typing import Any
 import pyodbc
 
 from edge_agent.sources.base import ParserKit, Source, SourceContext, UnitSink
-from edge_agent.sources.lync_cdr.parser import KIND, LyncCdrParser, RowError, decode_row
+from edge_agent.sources.lync_cdr.parser import (
+    KIND,
+    LyncCdrParser,
+    RowError,
+    decode_row,
+    still_open,
+)
 from edge_agent.sources.lync_cdr.schema import (
+    CSV_NULL_CONVENTIONS,
     KEY_COLUMNS,
     PROBE_PARAMS,
     PROBE_SQL,
+    RETRY_LOOKAHEAD_MINUTES,
     RowSerialiser,
     SchemaVariant,
     build_query,
-    csv_units,
+    csv_null_note,
     format_db_time,
+    make_csv_framer,
     purge_query,
     serialise_row,
     variant_from_columns,
@@ -66,6 +84,7 @@ from shared.icdr import ICDR
 log = logging.getLogger(__name__)
 
 WATERMARK_KEY = "watermark"
+PENDING_KEY = "pending"
 
 DEFAULT_POLL_INTERVAL_SECONDS = 300
 DEFAULT_OVERLAP_HOURS = 24
@@ -78,7 +97,11 @@ DEFAULT_PAGE_SIZE = 2000
 DEFAULT_LOGIN_TIMEOUT_SECONDS = 15
 DEFAULT_QUERY_TIMEOUT_SECONDS = 120
 DEFAULT_RETENTION_MARGIN_DAYS = 15
+DEFAULT_PENDING_MAX_HOURS = 72
+MAX_PENDING_SESSIONS = 10_000  # the oldest tracked session is dropped beyond this
+KEY_TOLERANCE = timedelta(milliseconds=5)  # SQL Server datetime ticks are 1/300 s
 MIN_BACKOFF_SECONDS = 5.0
+PREVIEW_RECORDS = 100_000  # calls test-source keeps to classify (the counts cover every row)
 
 
 # --- options -----------------------------------------------------------------------------------
@@ -104,6 +127,8 @@ class LyncOptions:
     login_timeout_seconds: int = DEFAULT_LOGIN_TIMEOUT_SECONDS
     query_timeout_seconds: int = DEFAULT_QUERY_TIMEOUT_SECONDS
     retention_margin: timedelta = timedelta(days=DEFAULT_RETENTION_MARGIN_DAYS)
+    pending_max: timedelta = timedelta(hours=DEFAULT_PENDING_MAX_HOURS)
+    csv_null: str = "auto"
 
     @classmethod
     def from_mapping(
@@ -160,6 +185,12 @@ class LyncOptions:
                     "retention_margin_days", DEFAULT_RETENTION_MARGIN_DAYS, minimum=0, maximum=90
                 )
             ),
+            pending_max=timedelta(
+                hours=read.integer(
+                    "pending_max_hours", DEFAULT_PENDING_MAX_HOURS, minimum=1, maximum=HOUR_LIMIT
+                )
+            ),
+            csv_null=_csv_null(read),
         )
         read.finish()
         connection = _connection_string(
@@ -170,6 +201,17 @@ class LyncOptions:
             need_connection=need_connection,
         )
         return dataclasses.replace(settings, connection_string=connection)
+
+
+def _csv_null(read: OptionReader) -> str:
+    value = read.string("csv_null", "auto").strip()
+    if value not in CSV_NULL_CONVENTIONS:
+        raise ConfigError(
+            read.key("csv_null"),
+            f"{value!r} is not a NULL convention",
+            "use auto (an empty field or the text NULL), empty (psql, bcp) or NULL (SSMS)",
+        )
+    return value
 
 
 def _connection_string(
@@ -462,7 +504,9 @@ class PollResult:
     rows: int = 0
     delivered: int = 0
     held: int = 0  # open sessions left for a later sweep
+    pending: int = 0  # open sessions delivered incomplete, still tracked until they end
     kinds: dict[str, int] = field(default_factory=dict)  # preview: direction -> rows
+    records: list[ICDR] = field(default_factory=list)  # preview: the calls parsed (bounded)
     first: SessionKey | None = None
     last: SessionKey | None = None
     watermark: SessionKey | None = None
@@ -475,6 +519,8 @@ class PollResult:
             f"{kind} {format_db_time(self.window.start)}..{format_db_time(self.window.end)} UTC: "
             f"{self.rows} rows, {self.delivered} new or changed, {self.held} still open"
         )
+        if self.pending:
+            text += f", {self.pending} delivered incomplete and tracked until they end"
         if not self.complete:
             text += " (stopped early: spool full or shutting down)"
         return "; ".join([text, *self.warnings])
@@ -501,6 +547,8 @@ class LcsCdrPoller:
         self._last_sweep: datetime | None = None
         # session key -> content hash of the row last delivered; bounded to the overlap window
         self._seen: dict[tuple[datetime, int], bytes] = {}
+        # open sessions delivered incomplete, read again by key until they end (or the cap)
+        self._pending: set[tuple[datetime, int]] | None = None
 
     def _default_database(self) -> LcsCdrDatabase:
         return LcsCdrDatabase(
@@ -591,6 +639,8 @@ class LcsCdrPoller:
             self._covered_until = max(self._covered_until or upper, upper)
         if result.complete and window.sweep:
             self._last_sweep = now
+        if result.complete and not (stop is not None and stop.is_set()):
+            self._read_pending(db, sink, result, now)
         self._forget_before(self.cache_horizon(window))
         result.warnings += self._retention_warnings(result.watermark, now)
         return result
@@ -606,15 +656,20 @@ class LcsCdrPoller:
     ) -> bool:
         hold_horizon = self.hold_horizon(result.window)
         cache_horizon = self.cache_horizon(result.window)
-        for names, rows in db.pages(self._query, (lower, upper), page_size=self.options.page_size):
+        for names, rows in db.pages(
+            self._query, query_params(lower, upper), page_size=self.options.page_size
+        ):
             at = names.index(KEY_COLUMNS[0]), names.index(KEY_COLUMNS[1])
-            end_at = names.index("SessionEndTime")
+            end_at, code_at = names.index("SessionEndTime"), names.index("ResponseCode")
             serialise = RowSerialiser(names)
             units: list[bytes] = []
             hashes: list[tuple[tuple[datetime, int], bytes]] = []
+            opened: set[tuple[datetime, int]] = set()
+            ended: set[tuple[datetime, int]] = set()
             for row in rows:
                 key = _session_key(row, at)
-                if row[end_at] is None and key.time >= hold_horizon:
+                is_open = still_open(_code(row[code_at]), row[end_at])
+                if is_open and key.time >= hold_horizon:
                     result.held += 1  # still open: a later sweep delivers it finished
                     continue
                 unit = serialise(row)
@@ -623,9 +678,13 @@ class LcsCdrPoller:
                     units.append(unit)
                     if key.time >= cache_horizon:
                         hashes.append(((key.time, key.seq), digest))
+                (opened if is_open else ended).add((key.time, key.seq))
             if units:
                 sink.deliver(units, received_at=self._clock())
             self._seen.update(hashes)  # only once durable: a failed delivery is re-sent
+            pending = self._pending_keys(sink)
+            if opened - pending or ended & pending:
+                self._store_pending(sink, (pending | opened) - ended)
             first, last = _session_key(rows[0], at), _session_key(rows[-1], at)
             result.rows += len(rows)
             result.delivered += len(units)
@@ -637,6 +696,45 @@ class LcsCdrPoller:
             if (stop is not None and stop.is_set()) or not sink.may_read():
                 return False
         return not (stop is not None and stop.is_set())
+
+    # -- open sessions delivered incomplete
+
+    def _pending_keys(self, sink: UnitSink) -> set[tuple[datetime, int]]:
+        if self._pending is None:
+            self._pending = decode_pending(sink.get_state(PENDING_KEY))
+        return self._pending
+
+    def _store_pending(self, sink: UnitSink, keys: set[tuple[datetime, int]]) -> None:
+        kept = set(sorted(keys)[-MAX_PENDING_SESSIONS:])
+        sink.set_state(PENDING_KEY, encode_pending(kept))
+        self._pending = kept
+
+    def _read_pending(
+        self, db: LcsCdrDatabase, sink: UnitSink, result: PollResult, now: datetime
+    ) -> None:
+        """Read the tracked open sessions the window did not reach; deliver those that ended."""
+        pending = self._pending_keys(sink)
+        oldest = now.astimezone(UTC).replace(tzinfo=None) - self.options.pending_max
+        expired = {key for key in pending if key[0] < oldest}  # given up: stays incomplete
+        ended: set[tuple[datetime, int]] = set()
+        for key in sorted(pending - expired):
+            if key[0] >= result.window.start:
+                continue  # this poll's window read it already
+            lower, upper = key[0] - KEY_TOLERANCE, key[0] + KEY_TOLERANCE
+            for names, rows in db.pages(self._query, query_params(lower, upper), page_size=10):
+                at = names.index(KEY_COLUMNS[0]), names.index(KEY_COLUMNS[1])
+                end_at, code_at = names.index("SessionEndTime"), names.index("ResponseCode")
+                for row in rows:
+                    found = _session_key(row, at)
+                    if (found.time, found.seq) != key:
+                        continue
+                    if not still_open(_code(row[code_at]), row[end_at]):
+                        sink.deliver([serialise_row(names, row)], received_at=self._clock())
+                        ended.add(key)
+                        result.delivered += 1
+        result.pending = len(pending - expired - ended)
+        if expired or ended:
+            self._store_pending(sink, pending - expired - ended)
 
     def hold_horizon(self, window: PollWindow) -> datetime:
         """Open sessions (no SessionEndTime yet) that started after this are held back.
@@ -676,6 +774,16 @@ class LcsCdrPoller:
 
     # -- test-source
 
+    def export_query(self, watermark: SessionKey | None) -> tuple[str, PollWindow]:
+        """The query the next poll runs, with the window's values in place of the markers (ISO
+        8601 literals, which SQL Server and PostgreSQL read alike), ready to paste into SSMS.
+        The poll itself reads the window in ``slice_hours`` slices of this same text."""
+        self._database()
+        window = self.plan(watermark, self._clock())
+        values = iter(query_params(window.start, window.end))
+        text = re.sub(r"\?", lambda _m: f"'{format_db_time(next(values))}'", self._query)
+        return text, window
+
     def preview(
         self, watermark: SessionKey | None, *, parser: LyncCdrParser | None = None
     ) -> PollResult:
@@ -690,32 +798,56 @@ class LcsCdrPoller:
         result = PollResult(window=window, variant=variant.describe(), watermark=watermark)
         for lower, upper in window.slices(self.options.slice):
             for names, rows in db.pages(
-                self._query, (lower, upper), page_size=self.options.page_size
+                self._query, query_params(lower, upper), page_size=self.options.page_size
             ):
-                at, end_at = (
-                    (names.index(KEY_COLUMNS[0]), names.index(KEY_COLUMNS[1])),
-                    names.index("SessionEndTime"),
-                )
+                at = (names.index(KEY_COLUMNS[0]), names.index(KEY_COLUMNS[1]))
+                end_at, code_at = names.index("SessionEndTime"), names.index("ResponseCode")
                 for row in rows:
                     key = _session_key(row, at)
                     result.rows += 1
                     result.first = result.first or key
                     result.last = key
-                    if row[end_at] is None and key.time >= horizon:
+                    if still_open(_code(row[code_at]), row[end_at]) and key.time >= horizon:
                         result.held += 1
                     if parser is not None:
-                        _count(result.kinds, parser, serialise_row(names, row))
+                        record = _count(result.kinds, parser, serialise_row(names, row))
+                        if record is not None and len(result.records) < PREVIEW_RECORDS:
+                            result.records.append(record)
         result.warnings += self._retention_warnings(watermark, now)
         return result
 
 
-def _count(kinds: dict[str, int], parser: LyncCdrParser, unit: bytes) -> None:
+def _count(kinds: dict[str, int], parser: LyncCdrParser, unit: bytes) -> ICDR | None:
     try:
         record: ICDR | str = parser.parse_row(decode_row(unit), unit)
     except RowError as exc:
         record = f"quarantined ({exc.reason})"
     label = record if isinstance(record, str) else record.direction.value
     kinds[label] = kinds.get(label, 0) + 1
+    return None if isinstance(record, str) else record
+
+
+def query_params(lower: datetime, upper: datetime) -> tuple[datetime, ...]:
+    """The query's markers (``schema.QUERY_MARKERS``) for the slice [lower, upper)."""
+    return lower, upper + timedelta(minutes=RETRY_LOOKAHEAD_MINUTES), lower, upper
+
+
+def encode_pending(keys: set[tuple[datetime, int]]) -> str:
+    return json.dumps([[format_db_time(t), seq] for t, seq in sorted(keys)])
+
+
+def decode_pending(text: str | None) -> set[tuple[datetime, int]]:
+    if not text:
+        return set()
+    try:
+        return {(datetime.fromisoformat(t), int(seq)) for t, seq in json.loads(text)}
+    except (ValueError, TypeError):
+        log.warning("ignoring an unreadable list of open LcsCDR sessions %r", text)
+        return set()
+
+
+def _code(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _session_key(row: Sequence[object], at: tuple[int, int]) -> SessionKey:
@@ -733,8 +865,12 @@ def _session_key(row: Sequence[object], at: tuple[int, int]) -> SessionKey:
 
 def make_parser(ctx: SourceContext, options: Mapping[str, Any]) -> ParserKit:
     """The parser and the CSV framer (a CSV export of the query's rows, header first)."""
-    LyncOptions.from_mapping(ctx, options, need_connection=False)
-    return ParserKit(parser=LyncCdrParser(ctx), file_framer=csv_units)
+    settings = LyncOptions.from_mapping(ctx, options, need_connection=False)
+    return ParserKit(
+        parser=LyncCdrParser(ctx),
+        file_framer=make_csv_framer(settings.csv_null),
+        notes=(csv_null_note(settings.csv_null),),
+    )
 
 
 def make_source(
@@ -746,7 +882,7 @@ def make_source(
         kind=KIND,
         parser=LyncCdrParser(ctx),
         acquirer=LcsCdrPoller(settings, clock=clock),
-        file_framer=csv_units,
+        file_framer=make_csv_framer(settings.csv_null),
         description=f"LcsCDR poll of {describe_target(settings.connection_string)}",
         settings={
             "target": describe_target(settings.connection_string),

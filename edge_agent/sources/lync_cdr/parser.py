@@ -17,10 +17,15 @@ The rules are formats.md §1.4-§1.9:
   exact milliseconds travel in ``extra.talk_ms``); a negative talk time is 0 with flag
   ``negative_duration``; an answered row whose end has not been written yet ends at its answer
   with flag ``end_pending`` until the re-read brings the end.
+- A session that failed with a final response (3xx-6xx) and has no end time is complete: it ends
+  at its final response, and its ring time runs from the invite to that response.
 - Billing once: legs that must not be billed although they may be answered PSTN legs carry the
   flag ``not_billed`` plus the reason: ``rgs_agent_leg`` (CallFlag 0x02; the caller's leg into
-  the Response Group carries the gateway and is the billed one) and ``retried_session``
-  (CallFlag 0x01; the first attempt is billed). Transfers: a session with ReferredBy or a
+  the Response Group carries the gateway and is the billed one) and ``replaced_by_retry`` (an
+  attempt that did not connect and was retried, CallFlag 0x01, through another gateway or route
+  where the retry connected: the query's ``RetryConnected`` column says so). The retry that
+  connected is the billed call, flagged ``retried_session``; the attempts it replaces share its
+  ``call_id`` (the CorrelationId). Transfers: a session with ReferredBy or a
   Replace(s)DialogId is a ``transferred`` segment linked by ``parent_call_id``; segments do not
   overlap in time, so each bills its own talk time. Conference dial-in/out legs (a party with
   ClientType 2 AV-MCU, 256 announcement service, 512 conferencing auto-attendant) set
@@ -47,6 +52,7 @@ PARSER_VERSION = "lync-cdr/1"
 
 AUDIO = 16  # MediaTypes bit 4 (§1.6)
 CALL_FLAG_RETRIED = 0x01
+FINAL_FAILURE = 300  # a final SIP response from here on ends a session that never connected
 CALL_FLAG_RGS_AGENT = 0x02
 CLIENT_AV_MCU = 2
 CLIENT_ANNOUNCEMENT = 256
@@ -85,6 +91,16 @@ def completion_for(code: int | None) -> Completion:
     return Completion.UNKNOWN
 
 
+def failed_at_once(code: int | None) -> bool:
+    """A final error response: the session is over even though no end time is written."""
+    return code is not None and code >= FINAL_FAILURE
+
+
+def still_open(code: int | None, end_time: object) -> bool:
+    """A session the Monitoring service has not finished writing: no end and no final error."""
+    return end_time is None and not failed_at_once(code)
+
+
 @dataclass(frozen=True, slots=True)
 class Party:
     """A URI from Users or Phones, split into what the ICDR shows."""
@@ -96,8 +112,8 @@ class Party:
 
 def party(uri: str | None) -> Party | None:
     """Normalise a UserUri/PhoneUri: drop the scheme, ``;parameters`` and a phone's ``@domain``."""
-    if uri is None:
-        return None
+    if uri is None or not uri.strip():
+        return None  # a CSV export writes NULL as an empty field
     text = uri.strip()
     lowered = text.lower()
     for scheme in _SCHEMES:
@@ -239,6 +255,8 @@ def _call_fields(row: _Row, session_time: datetime, parser: LyncCdrParser) -> di
     answer = max(response, start) if answered and response is not None else None
     if answered and response is not None and response < start:
         flags.append("clock_skew")
+    if end_time is None and not answered and failed_at_once(code) and response is not None:
+        end_time = max(response, start)  # the final error response ends the attempt
     end, talk_ms = _end_and_talk(start, answer, end_time, flags)
     if talk_ms is not None:
         extra["talk_ms"] = str(talk_ms)
@@ -346,15 +364,15 @@ def _parties(row: _Row, extra: dict[str, str]) -> dict[str, Any]:
         }
     if from_pstn and to_pstn:
         # PSTN -> Lync -> PSTN (forwarding or a transfer out): rated as outgoing from the user
-        # who forwarded, on the outgoing trunk (§1.4).
-        forwarder = party(row.text("ReferredByUri")) or (
-            target if target and not target.is_phone else other
-        )
+        # who forwarded, on the outgoing trunk (§1.4). User1/User2 are the two external
+        # parties here, so the cost belongs to the transferring user, else the user dialled
+        # (their SIP URI), else the DID dialled (which the directory maps to its owner).
+        forwarder = _forwarder(row, target, other)
         return {
             "direction": Direction.TANDEM,
             "calling": _text(from_phone or started),
-            "called": _text(connected or target),
-            "extension": _user_text(forwarder),
+            "called": _text(connected or (target if target and target.is_phone else None)),
+            "extension": _text(forwarder),
             "third_party": _text(forwarder),
             "trunk": to_trunk,
             "route": row.text("ToMediationServer") or "",
@@ -367,6 +385,18 @@ def _parties(row: _Row, extra: dict[str, str]) -> dict[str, Any]:
         "called": _text(other or target),
         "extension": _user_text(started),
     }
+
+
+def _forwarder(row: _Row, target: Party | None, other: Party | None) -> Party | None:
+    """Who a tandem call's cost belongs to: never one of the external (phone) parties."""
+    candidates = (
+        party(row.text("ReferredByUri")),
+        party(row.text("OnBehalfOfUri")),
+        target if target and not target.is_phone else None,
+        other if other and not other.is_phone else None,
+        target,  # the DID the forwarding user owns
+    )
+    return next((p for p in candidates if p is not None), None)
 
 
 def _other_user(row: _Row, started: Party | None) -> Party | None:
@@ -392,7 +422,10 @@ def _legs(
     if call_flag & CALL_FLAG_RGS_AGENT:
         flags += ["rgs_agent_leg", "not_billed"]
     if call_flag & CALL_FLAG_RETRIED:
-        flags += ["retried_session", "not_billed"]
+        flags.append("retried_session")  # billed if it connected: it is the call that happened
+    elif row.int("RetryConnected"):
+        # A later retry of this session connected: that one is the billed call (§1.7).
+        flags += ["replaced_by_retry", "not_billed"]
     client_types = {row.int("User1ClientType"), row.int("User2ClientType")} - {None}
     if client_types & CONFERENCE_CLIENTS:
         out["conference"] = True

@@ -4,12 +4,15 @@ A preview connects with the source's own options, probes the schema and runs the
 over the window the agent would read next. It delivers nothing, stores nothing and never moves
 the watermark: the spool is only read (for the watermark), and the LcsCDR session is read-only
 as in a real poll. ``edge_agent.commands.test_source`` parses the command line and prints
-``render(...)``.
+``render(...)``: counts, the first and last session, the schema variant; then the calls as they
+will be billed (billed calls, legs that are not billed, unanswered attempts), every retried call
+beside the attempts it replaces, and a warning when nothing happened since the watermark.
+``export_query`` gives the exact export query instead (``--print-query``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -27,7 +30,10 @@ from edge_agent.sources.lync_cdr.driver import (
 from edge_agent.sources.lync_cdr.parser import KIND, LyncCdrParser
 from edge_agent.sources.lync_cdr.schema import format_db_time
 from edge_agent.spool import SPOOL_FILE, Spool
+from shared.icdr import ICDR
 
+RETRY_FLAGS = ("retried_session", "replaced_by_retry")
+SHOWN_RETRIES = 20
 PREVIEW_AGENT_ID = "test-source"  # the agent id of a source given on the command line
 
 
@@ -80,6 +86,22 @@ def preview(target: PreviewTarget, *, watermark: datetime | None = None) -> Poll
         target.poller.close()
 
 
+def export_query(target: PreviewTarget, *, watermark: datetime | None = None) -> str:
+    """The exact export query the next poll would run, its window's times filled in, ready for
+    SQL Server Management Studio (``test-source --print-query``); closes the poller."""
+    mark = SessionKey.decode(target.stored_watermark)
+    if watermark is not None:
+        mark = SessionKey(watermark, 0)
+    try:
+        query, window = target.poller.export_query(mark)
+    finally:
+        target.poller.close()
+    return (
+        f"-- lync-cdr source {target.ctx.source_id}: sessions {format_db_time(window.start)} .. "
+        f"{format_db_time(window.end)} UTC, and retries up to 10 minutes after\n{query};"
+    )
+
+
 def render(source_id: str, poller: LcsCdrPoller, result: PollResult) -> str:
     """The report test-source prints."""
     window = result.window
@@ -97,7 +119,63 @@ def render(source_id: str, poller: LcsCdrPoller, result: PollResult) -> str:
         f"sessions: {result.rows} ({kinds}); {result.held} still open, left for a later sweep",
         f"first session: {key(result.first)}",
         f"last session:  {key(result.last)}",
+        *_idle_warning(result),
+        *_billing_lines(result.records),
+        *_retry_lines(result.records),
         *result.warnings,
         "nothing was delivered, spooled or marked as read",
     ]
     return "\n".join(lines)
+
+
+def _idle_warning(result: PollResult) -> list[str]:
+    """No session after the watermark: the site is idle, or CDRs no longer reach LcsCDR."""
+    mark = result.watermark
+    if mark is None or (result.last is not None and mark < result.last):
+        return []
+    return [
+        f"WARNING: no sessions since the watermark ({format_db_time(mark.time)} UTC): check "
+        "that call detail recording is enabled (Get-CsCdrConfiguration), that the connection "
+        "names the Monitoring store's LcsCDR database, and that calls are being made"
+    ]
+
+
+def _billing_lines(records: Sequence[ICDR]) -> list[str]:
+    """The calls as they will be billed: what carries a cost, and what does not and why."""
+    if not records:
+        return []
+    legs = [r for r in records if "not_billed" in r.flags]
+    open_calls = [r for r in records if "end_pending" in r.flags and r not in legs]
+    billed = [r for r in records if r.answered and r not in legs and r not in open_calls]
+    unanswered = [r for r in records if not r.answered and r not in legs]
+    reasons = sorted({f for r in legs for f in r.flags if f in ("rgs_agent_leg", *RETRY_FLAGS)})
+    return [
+        f"billed calls: {len(billed)} ({sum(r.talk_seconds for r in billed)} s of talk)",
+        f"not-billed legs: {len(legs)}" + (f" ({', '.join(reasons)})" if reasons else ""),
+        f"unanswered attempts: {len(unanswered)}",
+        f"in progress (billed once they end): {len(open_calls)}",
+    ]
+
+
+def _retry_lines(records: Sequence[ICDR]) -> list[str]:
+    """Each retried call (CallFlag 0x01) beside the attempts it replaces, linked by call id."""
+    groups: dict[str, list[ICDR]] = {}
+    for record in records:
+        if record.call_id and any(flag in record.flags for flag in RETRY_FLAGS):
+            groups.setdefault(record.call_id, []).append(record)
+    if not groups:
+        return []
+
+    def leg(r: ICDR) -> str:
+        outcome = f"answered {r.talk_seconds} s" if r.answered else r.completion_source or "?"
+        return f"{r.start:%H:%M:%S} via {r.trunk or '?'} ({outcome})"
+
+    lines = [f"retried calls: {len(groups)} (the billed attempt | the attempts it replaces)"]
+    for legs in list(groups.values())[:SHOWN_RETRIES]:
+        winner = [r for r in legs if r.answered and "not_billed" not in r.flags]
+        others = [r for r in legs if r not in winner]
+        shown = leg(winner[0]) if winner else "none connected"
+        lines.append(f"  {legs[0].called}: {shown} | {', '.join(leg(r) for r in others) or '-'}")
+    if len(groups) > SHOWN_RETRIES:
+        lines.append(f"  ... and {len(groups) - SHOWN_RETRIES} more")
+    return lines

@@ -100,8 +100,15 @@ _SELECT: tuple[_Column, ...] = (
     _Column("pl", "Pools", "PoolFQDN", "PoolFQDN", Kind.TEXT),
 )
 
+# A computed column: 1 when a later retry of the session (CallFlag 0x01, same CorrelationId)
+# connected, so this attempt is not the billed call (formats.md §1.7). Computed by the database
+# so that the raw row says it, whichever slice or page the retry falls in.
+RETRY_CONNECTED = "RetryConnected"
+# How far after a slice's end the query looks for the retry of a session in it.
+RETRY_LOOKAHEAD_MINUTES = 10
+
 # Result column name -> kind: shared by the serialiser, the CSV reader and the parser.
-COLUMN_KINDS: Mapping[str, Kind] = {c.output: c.kind for c in _SELECT}
+COLUMN_KINDS: Mapping[str, Kind] = {c.output: c.kind for c in _SELECT} | {RETRY_CONNECTED: Kind.INT}
 KEY_COLUMNS = ("SessionIdTime", "SessionIdSeq")
 
 # (alias, table, [(column, = alias.column)]) for every join; the last element names the columns
@@ -244,8 +251,20 @@ def variant_from_columns(rows: Iterable[tuple[str, str]]) -> SchemaVariant:
     )
 
 
+QUERY_MARKERS = (
+    "retries looked for from (the slice's start)",
+    "retries looked for until (the slice's end plus a few minutes)",
+    "sessions from (SessionIdTime >=)",
+    "sessions until (SessionIdTime <)",
+)
+
+
 def build_query(variant: SchemaVariant, *, include_internal: bool) -> str:
-    """The §1.15 extraction query for this variant; two ``?`` markers: [from, to) SessionIdTime."""
+    """The §1.15 extraction query for this variant, plus the ``RetryConnected`` column.
+
+    Four ``?`` markers, in order (``QUERY_MARKERS``): [from, until) of the retries looked for,
+    then [from, to) SessionIdTime of the sessions read.
+    """
     select: list[str] = []
     for col in _SELECT:
         real = _real_column(variant, col)
@@ -253,6 +272,11 @@ def build_query(variant: SchemaVariant, *, include_internal: bool) -> str:
             continue
         select.append(f'    {col.alias}."{real}" AS "{col.output}"')
     sd_table, vd_table = _table(variant, _SD), _table(variant, _VD)
+    flag, corr = variant.column(_SD, "CallFlag"), variant.column(_SD, "CorrelationId")
+    select.append(
+        f'    CASE WHEN (sd."{flag}" & 1) = 0 AND rt."{corr}" IS NOT NULL THEN 1 ELSE 0 END'
+        f' AS "{RETRY_CONNECTED}"'
+    )
     vd_time, vd_seq = variant.column(_VD, "SessionIdTime"), variant.column(_VD, "SessionIdSeq")
     sd_time, sd_seq = variant.column(_SD, "SessionIdTime"), variant.column(_SD, "SessionIdSeq")
     lines = [
@@ -271,6 +295,7 @@ def build_query(variant: SchemaVariant, *, include_internal: bool) -> str:
             f'LEFT JOIN {_table(variant, table)} {alias} ON {alias}."{variant.column(table, key)}"'
             f' = {ref_alias}."{variant.column(ref_table, ref)}"'
         )
+    lines.append(_connected_retries(variant, sd_table))
     media = variant.column(_SD, "MediaTypes")
     lines += [
         f'WHERE sd."{sd_time}" >= ?',
@@ -293,9 +318,28 @@ def build_query(variant: SchemaVariant, *, include_internal: bool) -> str:
     return "\n".join(lines)
 
 
+def _connected_retries(variant: SchemaVariant, sd_table: str) -> str:
+    """The retries (CallFlag 0x01) answered (200) in the look-ahead window, by CorrelationId,
+    caller and number dialled: a session that is no retry and matches one was replaced by it
+    (``RetryConnected``; formats.md §1.7 "CorrelationId + parties"). Response Group legs and
+    transfers share CorrelationIds too, but not the caller *and* the target; a Response Group
+    agent leg (0x02) never replaces the caller's leg, retried or not. One range read on
+    SessionIdTime, joined by hash: no per-row lookup, whatever the window's size."""
+    time, flag = variant.column(_SD, "SessionIdTime"), variant.column(_SD, "CallFlag")
+    corr, code = variant.column(_SD, "CorrelationId"), variant.column(_SD, "ResponseCode")
+    caller, target = variant.column(_SD, "SessionStartedById"), variant.column(_SD, "TargetUserId")
+    return (
+        f'LEFT JOIN (SELECT DISTINCT r."{corr}", r."{caller}", r."{target}" FROM {sd_table} r\n'
+        f'           WHERE r."{time}" >= ? AND r."{time}" < ?\n'
+        f'             AND (r."{flag}" & 3) = 1 AND r."{code}" = 200) rt\n'
+        f'       ON rt."{corr}" = sd."{corr}" AND rt."{caller}" = sd."{caller}"\n'
+        f'      AND rt."{target}" = sd."{target}"'
+    )
+
+
 def result_columns(variant: SchemaVariant) -> list[str]:
     """The result column names the variant's query returns (the CSV export header)."""
-    return [c.output for c in _SELECT if _real_column(variant, c) is not None]
+    return [c.output for c in _SELECT if _real_column(variant, c) is not None] + [RETRY_CONNECTED]
 
 
 def _real_column(variant: SchemaVariant, col: _Column) -> str | None:
@@ -374,13 +418,48 @@ def _json_value(kind: Kind, value: object) -> object:
 
 _NULL_TEXT = "NULL"  # how SQL Server Management Studio writes NULL in a CSV export
 
+# How a CSV export writes NULL (option ``csv_null``): every result column but the session key
+# may be NULL (LEFT JOINs, open sessions), so the convention applies to all of them.
+CSV_NULL_CONVENTIONS: Mapping[str, str] = {
+    "auto": "an empty field and the text NULL are both NULL",
+    "empty": "an empty field is NULL; the text NULL is kept as text (psql, bcp)",
+    "NULL": "the text NULL is NULL; an empty text field is an empty string (SSMS)",
+}
+DEFAULT_CSV_NULL = "auto"
 
-def csv_units(data: bytes) -> Iterator[bytes]:
+
+def csv_null_note(convention: str) -> str:
+    """The sentence ``edge-agent parse`` prints on stderr: which NULL convention it assumed."""
+    others = ", ".join(f"csv_null={name}" for name in CSV_NULL_CONVENTIONS if name != convention)
+    return (
+        f"lync-cdr CSV: {CSV_NULL_CONVENTIONS[convention]} (csv_null={convention}; "
+        f"--option {others} to change)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CsvFramer:
+    """``csv_units`` with a NULL convention fixed (a driver's file framer takes bytes only)."""
+
+    null: str = DEFAULT_CSV_NULL
+
+    def __call__(self, data: bytes) -> Iterator[bytes]:
+        return csv_units(data, null=self.null)
+
+
+def make_csv_framer(convention: str = DEFAULT_CSV_NULL) -> CsvFramer:
+    return CsvFramer(convention)
+
+
+def csv_units(data: bytes, *, null: str = DEFAULT_CSV_NULL) -> Iterator[bytes]:
     """Frame a CSV export of the query's rows: header line, then one unit per row.
 
-    Values are typed by column: empty or ``NULL`` is null for typed columns; a value that does not
+    Values are typed by column; what is NULL follows ``null`` (``CSV_NULL_CONVENTIONS``); an empty
+    typed field (a number, a time) is NULL whatever the convention. A value that does not
     convert is kept as text, and the parser quarantines the row naming the column.
     """
+    empty_is_null = null in ("auto", "empty")
+    text_is_null = null in ("auto", "NULL")
     text = _decode_export(data)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
@@ -391,7 +470,7 @@ def csv_units(data: bytes) -> Iterator[bytes]:
         for fields in reader:
             if not any(f.strip() for f in fields):
                 continue
-            yield dump_row(_csv_row(header, fields))
+            yield dump_row(_csv_row(header, fields, empty_is_null, text_is_null))
     except csv.Error as exc:
         # The rest of the file cannot be framed; hand it on so it is quarantined, not dropped.
         yield dump_row({"_unparsed": f"CSV error at line {reader.line_num}: {exc}"})
@@ -413,10 +492,19 @@ def _decode_export(data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def _csv_row(header: Sequence[str], fields: Sequence[str]) -> dict[str, object]:
+def _csv_row(
+    header: Sequence[str], fields: Sequence[str], empty_is_null: bool, text_is_null: bool
+) -> dict[str, object]:
     row: dict[str, object] = {}
     for name, text in zip(header, fields, strict=False):
-        row[name] = _csv_value(COLUMN_KINDS.get(name, Kind.TEXT), text)
+        kind = COLUMN_KINDS.get(name, Kind.TEXT)
+        stripped = text.strip()
+        if (stripped == _NULL_TEXT and (text_is_null or kind is not Kind.TEXT)) or (
+            not stripped and (empty_is_null or kind is not Kind.TEXT)
+        ):
+            row[name] = None
+        else:
+            row[name] = _csv_value(kind, text)
     if len(fields) > len(header):
         row["_extra_fields"] = list(fields[len(header) :])
     if len(fields) < len(header):
@@ -426,8 +514,6 @@ def _csv_row(header: Sequence[str], fields: Sequence[str]) -> dict[str, object]:
 
 def _csv_value(kind: Kind, text: str) -> object:
     stripped = text.strip()
-    if stripped == _NULL_TEXT or (kind is not Kind.TEXT and not stripped):
-        return None
     try:
         match kind:
             case Kind.TIME:
