@@ -39,6 +39,7 @@ PROVIDES = {
 EXCEPTIONS = {
     # `edge-agent simulate lync-cdr` fills a PostgreSQL stand-in; the `simulators` extra.
     ("edge_agent/simulators/lcscdr.py", "psycopg"),
+    ("edge_agent/commands/simulate_lync.py", "psycopg"),
 }
 DATACENTER_ONLY = {"flask", "flask_wtf", "sqlalchemy", "alembic", "psycopg", "gunicorn"}
 AGENT_ONLY = {"pyodbc", "pyroute2", "systemd", "paramiko", "socks"}
