@@ -238,7 +238,9 @@ class ICDR:
         metadata=spec(
             "Markers for unusual records, e.g. `duration_overflow` (MiVB `99:99:99`), "
             "`unsupervised` (no answer supervision), `timed_out` (an event-stream call closed "
-            "without its end event)."
+            "without its end event), `end_pending` (see below), `not_billed` (a real record the "
+            "source says must not be charged, with its reason beside it: `replaced_by_retry`, "
+            "`rgs_agent_leg`)."
         ),
     )
     # provenance
