@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from shared.errors import ConfigError
@@ -89,25 +89,28 @@ class RecordingRules:
         return True
 
 
-@dataclass
 class PauseBoard:
-    """Compliance pauses in force, by extension (``ALL`` pauses every call). Thread-safe."""
+    """Compliance pauses in force, by extension (``ALL`` pauses every call).
 
-    _paused: set[str] = field(default_factory=set)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    Writers (the local API's threads) take a lock and replace the frozen set; the capture loop
+    reads the current set without locking, once per packet.
+    """
+
+    def __init__(self) -> None:
+        self._paused: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
 
     def pause(self, extension: str = ALL) -> None:
         with self._lock:
-            self._paused.add(extension or ALL)
+            self._paused = self._paused | {extension or ALL}
 
     def resume(self, extension: str = ALL) -> None:
         with self._lock:
-            self._paused.discard(extension or ALL)
+            self._paused = self._paused - {extension or ALL}
 
     def snapshot(self) -> frozenset[str]:
-        with self._lock:
-            return frozenset(self._paused)
+        return self._paused
 
     def is_paused(self, parties: frozenset[str]) -> bool:
-        paused = self.snapshot()
-        return ALL in paused or bool(parties & paused)
+        paused = self._paused
+        return bool(paused) and (ALL in paused or bool(parties & paused))
