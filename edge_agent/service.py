@@ -44,6 +44,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from edge_agent.capture.process import CaptureProcess
+from edge_agent.capture.setup import capture_settings
 from edge_agent.config import AgentSettings, SourceSettings
 from edge_agent.delivery.batches import Batcher, SealedBatch
 from edge_agent.delivery.enrollment import load_delivery
@@ -179,6 +181,7 @@ class Service:
         )
         self._next_upload = 0.0  # monotonic time the uplink is due
         self.health = ServiceHealth(settings, clock=clock)  # heartbeat, sd_notify, /metrics
+        self._capture: CaptureProcess | None = None  # call recording (edge_agent/capture/)
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -249,7 +252,10 @@ class Service:
         return [SourceView(r.settings.id, r.settings.kind, r.pipeline) for r in self.sources]
 
     def start(self) -> None:
-        """Start one thread per acquirer."""
+        """Start one thread per acquirer, and the capture process when capture is enabled."""
+        if self.settings.capture.enabled:
+            self._capture = CaptureProcess(capture_settings(self.settings))
+            self._capture.start()
         for running in self.sources:
             if running.source.acquirer is None:
                 log.warning(
@@ -307,6 +313,9 @@ class Service:
 
     def close(self) -> None:
         self.stop_event.set()
+        if self._capture is not None:
+            self._capture.stop()  # writes every open call as a recording first
+            self._capture = None
         for running in self.sources:
             if running.thread is not None:
                 running.thread.join(JOIN_TIMEOUT_SECONDS)

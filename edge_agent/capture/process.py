@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 STATUS_EVERY = 1.0
 POLL_TIMEOUT = 0.2
 STATUS_FILE = "status.json"
+DROP_WINDOW = 60.0
 RECORDINGS_DIR = "recordings"
 
 
@@ -73,6 +74,7 @@ class CaptureCounters:
     link_up: bool = False
     kernel_packets: int = 0
     kernel_drops: int = 0
+    recent_drops: int = 0  # drops in the last DROP_WINDOW seconds: health's "dropping now"
     frames: int = 0
     not_rtp: int = 0
     open_calls: int = 0
@@ -114,6 +116,7 @@ class _Loop:
             paused=lambda call, _at: self.board.is_paused(_parties(call, devices)),
         )
         self.counters = CaptureCounters(interface=settings.interface, pid=os.getpid())
+        self._drop_history: list[tuple[float, int]] = []
 
     def run(self) -> None:
         settings = self.settings
@@ -160,11 +163,15 @@ class _Loop:
         stats = ring.statistics()
         counters = self.counters
         counters.kernel_packets, counters.kernel_drops = stats.packets, stats.drops
+        now = time.time()
+        self._drop_history = [(t, d) for t, d in self._drop_history if now - t <= DROP_WINDOW]
+        self._drop_history.append((now, stats.drops))
+        counters.recent_drops = stats.drops - self._drop_history[0][1]
         counters.not_rtp = self.tracker.not_rtp
         counters.open_calls = len(self.tracker.calls)
         counters.paused = sorted(self.board.snapshot())
         counters.link_up = link_state(self.settings.interface).up
-        counters.updated_at = time.time()
+        counters.updated_at = now
         write_status(self.settings.directory, counters)
 
 
