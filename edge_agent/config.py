@@ -385,7 +385,7 @@ CAPTURE_SETTINGS: tuple[Setting, ...] = (
             "A call with no packets for this long is finished (when no BYE was seen)."),
     Setting("capture.promiscuous", Flag(), True,
             "Put capture.interface in promiscuous mode (a mirror port needs it)."),
-    Setting("capture.ring_mb", Integer(minimum=1, maximum=1024), 16,
+    Setting("capture.ring_mb", Integer(minimum=1, maximum=1024), 64,
             "Size of the kernel packet ring; raise it if health reports capture drops."),
     Setting("capture.rules_mode", Choice(choices=CAPTURE_RULE_MODES), "all",
             "\"all\" records every call, \"include\" only calls matching a rule list, "
@@ -430,7 +430,7 @@ class CaptureConfig:
     jitter_window_ms: int = 200
     idle_timeout_seconds: int = 10
     promiscuous: bool = True
-    ring_mb: int = 16
+    ring_mb: int = 64
     rules_mode: str = "all"
     rule_extensions: tuple[str, ...] = ()
     rule_external_numbers: tuple[str, ...] = ()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edge_agent.capture.bpf import PortRange
 from edge_agent.capture.process import CaptureSettings, run_capture
+from edge_agent.capture.ring import DEFAULT_BLOCK_COUNT, DEFAULT_BLOCK_SIZE, RingGeometry
 
 
 def port_ranges(text: str) -> tuple[PortRange, ...]:
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("ports", type=port_ranges)
     parser.add_argument("--sip", default="5060")
     parser.add_argument("--idle-timeout", type=float, default=10.0)
+    parser.add_argument("--ring-mb", type=int, default=DEFAULT_BLOCK_COUNT)
     args = parser.parse_args()
     settings = CaptureSettings(
         interface=args.interface,
@@ -39,6 +41,7 @@ def main() -> None:
         rtp_ports=args.ports,
         sip_ports=tuple(int(p) for p in args.sip.split(",") if p),
         idle_timeout=args.idle_timeout,
+        geometry=RingGeometry(DEFAULT_BLOCK_SIZE, args.ring_mb),
     )
     stop = multiprocessing.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

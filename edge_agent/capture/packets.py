@@ -8,7 +8,7 @@ SIP INVITE over UDP is lost to signalling (the media is still grouped by address
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 import struct
 from dataclasses import dataclass
 
@@ -42,19 +42,19 @@ def _ipv4(data: bytes, at: int) -> tuple[int, str, str, int] | None:
     if fragment & 0x1FFF or header_len < 20:
         return None  # a later fragment: no transport header in it
     proto = data[at + 9]
-    src = ipaddress.IPv4Address(data[at + 12 : at + 16])
-    dst = ipaddress.IPv4Address(data[at + 16 : at + 20])
+    src = socket.inet_ntoa(data[at + 12 : at + 16])  # ipaddress objects cost 3x as much
+    dst = socket.inet_ntoa(data[at + 16 : at + 20])
     (total,) = struct.unpack_from("!H", data, at + 2)
-    return proto, str(src), str(dst), min(at + total, len(data)) if total else len(data)
+    return proto, src, dst, min(at + total, len(data)) if total else len(data)
 
 
 def _ipv6(data: bytes, at: int) -> tuple[int, str, str, int] | None:
     if len(data) < at + 40 or data[at] >> 4 != 6:
         return None
     (length,) = struct.unpack_from("!H", data, at + 4)
-    src = ipaddress.IPv6Address(data[at + 8 : at + 24])
-    dst = ipaddress.IPv6Address(data[at + 24 : at + 40])
-    return data[at + 6], str(src), str(dst), min(at + 40 + length, len(data))
+    src = socket.inet_ntop(socket.AF_INET6, data[at + 8 : at + 24])
+    dst = socket.inet_ntop(socket.AF_INET6, data[at + 24 : at + 40])
+    return data[at + 6], src, dst, min(at + 40 + length, len(data))
 
 
 def decode_frame(frame: bytes) -> Datagram | None:
