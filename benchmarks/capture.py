@@ -179,11 +179,10 @@ def main() -> None:
         raise SystemExit("needs root (network namespaces, raw sockets)")
     steps = [20, 50] if args.quick else [int(n) for n in args.calls.split(",")]
     seconds = 3.0 if args.quick else args.seconds
+    load = Path("/proc/loadavg").read_text().split()[0]
+    print(f"load average before: {load} on {os.cpu_count()} cores")
     print(f"{'calls':>6} {'pkt/s':>7} {'sent':>8} {'tcpdump':>8} {'agent':>8} {'ratio':>7} "
           f"{'drops':>6} {'gaps':>5} {'cpu%':>6} {'rssMB':>6} {'late':>5} {'tcpdump drops':>13}")  # fmt: skip
-    print(
-        f"load average before: {Path('/proc/loadavg').read_text().split()[0]} on {os.cpu_count()} cores"
-    )
     best = 0
     with tempfile.TemporaryDirectory() as tmp, lab() as net:
         for calls in steps:
