@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edge_agent.capture import g711
+from edge_agent.capture import g711, g722
 
 RTP_VERSION = 2
 HEADER = struct.Struct("!BBHII")
@@ -49,18 +49,30 @@ class RtpPacket:
     payload: bytes
 
 
+Decoder = Callable[[bytes], bytes]
+
+
 @dataclass(frozen=True, slots=True)
 class Codec:
-    """How a payload type is handled: a decoder to PCM, or a reason it is not audio."""
+    """How a payload type is handled: a decoder to 8 kHz PCM, or none (not decodable).
+
+    ``decode`` is a stateless function (G.711); ``make_decoder`` makes one stateful decoder per
+    stream (G.722's ADPCM carries state from packet to packet).
+    """
 
     name: str
-    decode: Callable[[bytes], bytes] | None
+    decode: Decoder | None
+    make_decoder: Callable[[], Decoder] | None = None
+
+    @property
+    def decodable(self) -> bool:
+        return self.decode is not None or self.make_decoder is not None
 
 
 STATIC_CODECS: dict[int, Codec] = {
     PT_PCMU: Codec("PCMU", g711.decode_ulaw),
     PT_PCMA: Codec("PCMA", g711.decode_alaw),
-    PT_G722: Codec("G722", None),
+    PT_G722: Codec("G722", None, g722.make_decoder if g722.available() else None),
     PT_CN: Codec("CN", None),
     PT_G729: Codec("G729", None),
     3: Codec("GSM", None),
@@ -199,6 +211,7 @@ class StreamAssembler:
         self._anchor_sample = 0
         self._anchor_time = 0.0
         self._dtmf_seen: set[int] = set()
+        self._decoders: dict[int, Decoder] = {}
 
     def push(self, packet: RtpPacket, arrival: float) -> None:
         self.stats.received += 1
@@ -240,14 +253,11 @@ class StreamAssembler:
         if packet.payload_type == PT_CN:
             self.stats.comfort_noise += 1
             return
-        codec = self.codecs.get(packet.payload_type)
-        if codec is None or codec.decode is None:
-            self.stats.undecodable += 1
-            name = codec.name if codec else f"payload type {packet.payload_type}"
-            self.unrecordable = self.unrecordable or f"no decoder for {name}"
+        decode = self._decoder(packet.payload_type)
+        if decode is None:
             return
         offset = self._offset(packet.timestamp, arrival)
-        pcm = codec.decode(packet.payload)
+        pcm = decode(packet.payload)
         byte_offset = 2 * offset
         if byte_offset < len(self._pcm):
             self.stats.late += 1  # its timestamp slot is already written
@@ -255,6 +265,21 @@ class StreamAssembler:
         self._pcm.extend(bytes(byte_offset - len(self._pcm)))
         self._pcm.extend(pcm)
         self.stats.placed += 1
+
+    def _decoder(self, payload_type: int) -> Decoder | None:
+        decode = self._decoders.get(payload_type)
+        if decode is not None:
+            return decode
+        codec = self.codecs.get(payload_type)
+        if codec is None or not codec.decodable:
+            self.stats.undecodable += 1
+            name = codec.name if codec else f"payload type {payload_type}"
+            self.unrecordable = self.unrecordable or f"no decoder for {name}"
+            return None
+        decode = codec.make_decoder() if codec.make_decoder else codec.decode
+        assert decode is not None
+        self._decoders[payload_type] = decode
+        return decode
 
     def _offset(self, timestamp: int, arrival: float) -> int:
         """Sample offset of ``timestamp``; re-anchors on capture time when the two clocks disagree."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import math
 import struct
 
 from hypothesis import given, settings
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from edge_agent.capture import g711
 from edge_agent.capture.rtp import (
     PT_CN,
+    PT_G722,
     SequenceExtender,
     StreamAssembler,
     parse_rtp,
@@ -206,3 +208,23 @@ def test_assembler_never_crashes(packets: list[tuple[int, int, int, bytes, float
         stream.push(packet, at)
     pcm = stream.finish()
     assert len(pcm) % 2 == 0
+
+
+def test_g722_is_decoded_per_stream_at_8_khz() -> None:
+    import G722
+
+    pcm = array.array(
+        "h", [round(8000 * math.sin(2 * math.pi * 1000 * n / 8000)) for n in range(8000)]
+    )
+    encoded = G722.G722(8000, 64000).encode(pcm)  # 8 kHz input mode: one byte per sample
+    packets = [
+        (
+            rtp(seq=i, ts=i * FRAME, pt=PT_G722, payload=encoded[i * FRAME : (i + 1) * FRAME]),
+            i * 0.02,
+        )
+        for i in range(50)
+    ]
+    stream = assemble(packets)
+    out = stream.finish()
+    assert len(out) == 2 * 8000 and stream.unrecordable is None
+    assert abs(dominant_frequency(out) - 1000) < 5
