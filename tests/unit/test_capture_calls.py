@@ -8,6 +8,8 @@ import wave
 from pathlib import Path
 
 import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from edge_agent.capture.calls import Call, CallTracker
 from edge_agent.capture.packets import UDP, Datagram
@@ -181,3 +183,44 @@ def test_compliance_pause_drops_media_at_intake(tmp_path: Path) -> None:
     quiet = slice(int(0.52 * 8000), int(0.98 * 8000))  # seconds into the media
     assert not left[quiet].any() and not right[quiet].any()
     assert left[: int(0.45 * 8000)].any() and right[int(1.05 * 8000) :].any()
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([5060, 40000, 40002]),
+            st.sampled_from([5060, 40000, 40002]),
+            st.one_of(
+                st.binary(max_size=300),
+                st.builds(
+                    lambda s, t, p: rtp(seq=s, ts=t, payload=p),
+                    st.integers(0, 65535),
+                    st.integers(0, 2**32 - 1),
+                    st.binary(max_size=200),
+                ),
+                st.sampled_from(
+                    [
+                        sip_request("INVITE", call_id="h", body=sdp(*PHONE)),
+                        sip_response(200, call_id="h", body=sdp(*GATEWAY)),
+                        sip_request("BYE", call_id="h"),
+                    ]
+                ),
+            ),
+        ),
+        max_size=30,
+    )
+)
+def test_tracker_and_recorder_never_crash(
+    tmp_path: Path, traffic: list[tuple[int, int, bytes]]
+) -> None:
+    tracker = CallTracker()
+    for n, (sport, dport, payload) in enumerate(traffic):
+        tracker.feed(
+            Datagram(UDP, "198.18.0.1", sport, "198.18.0.2", dport, payload), T0 + n * 0.02
+        )
+    for finished in tracker.drain():
+        path = write_recording(finished.call, RecorderSettings(tmp_path))
+        assert path is not None and json.loads(path.read_text())["kind"] == "call_recording"
