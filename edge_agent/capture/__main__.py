@@ -2,7 +2,8 @@
 
 For diagnostics on an appliance and for the namespace tests and the benchmark, which start it
 inside a network namespace with ``ip netns exec``. PORTS is ``10000-20000[,30000-30100]``;
-``--sip 5060,5068`` sets the signalling ports. SIGTERM or SIGINT stops it after writing every
+``--sip 5060,5068`` sets the signalling ports, ``--pause-api 127.0.0.1:8765`` serves the
+compliance pause API. SIGTERM or SIGINT stops it after writing every
 open call as a recording.
 """
 
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--sip", default="5060")
     parser.add_argument("--idle-timeout", type=float, default=10.0)
     parser.add_argument("--ring-mb", type=int, default=DEFAULT_BLOCK_COUNT)
+    parser.add_argument("--pause-api", default="", help="HOST:PORT of the pause API (loopback)")
     args = parser.parse_args()
     settings = CaptureSettings(
         interface=args.interface,
@@ -42,6 +44,8 @@ def main() -> None:
         sip_ports=tuple(int(p) for p in args.sip.split(",") if p),
         idle_timeout=args.idle_timeout,
         geometry=RingGeometry(DEFAULT_BLOCK_SIZE, args.ring_mb),
+        api_host=args.pause_api.rpartition(":")[0] or "127.0.0.1",
+        api_port=int(args.pause_api.rpartition(":")[2]) if args.pause_api else None,
     )
     stop = multiprocessing.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

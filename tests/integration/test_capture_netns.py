@@ -100,3 +100,65 @@ def test_mirrored_call_is_recorded_in_stereo(tmp_path: Path) -> None:
     assert np.count_nonzero(left) >= 0.95 * sent_phone["packets"] * 160
     assert abs(dominant_frequency(left.tobytes()) - 440) < 5
     assert abs(dominant_frequency(right.tobytes()) - 1000) < 5
+
+
+PAUSE_PORT = 8765
+PAUSE_SCRIPT = f"""
+import time, urllib.request
+def post(path):
+    url = "http://127.0.0.1:{PAUSE_PORT}" + path
+    urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=5).read()
+post("/pause?extension=2001")
+time.sleep(1.5)
+post("/resume?extension=2001")
+"""
+
+
+def test_compliance_pause_leaves_silence_not_audio(tmp_path: Path) -> None:
+    """Paused through the local API in the middle of a call: the paused packets are never
+    written (silence of their length in both channels) and the rest of the call is."""
+    capture_dir = tmp_path / "capture"
+    with lab() as net:
+        net.spawn(
+            net.agent, python(), "-m", "edge_agent.capture", SPAN_IF, str(capture_dir),
+            "40000-40010", "--idle-timeout", "5", "--pause-api", f"127.0.0.1:{PAUSE_PORT}", cwd=ROOT,
+        )  # fmt: skip
+        wait_ready(capture_dir / "status.json")
+        gateway = net.spawn(
+            net.gateway, python(), "-m", "tests.netns_voip", "gateway", GATEWAY_IP, cwd=ROOT
+        )
+        time.sleep(0.5)
+        phone = net.spawn(net.phone, python(), "-m", "tests.netns_voip", "phone", PHONE_IP,
+                          GATEWAY_IP, "6", cwd=ROOT)  # fmt: skip
+        status = capture_dir / "status.json"
+        assert wait_for_condition(lambda: json.loads(status.read_text())["open_calls"] >= 1, 30)
+        pauser = net.spawn(net.agent, python(), "-c", PAUSE_SCRIPT)
+        _out, pause_err = pauser.communicate(timeout=60)
+        assert pauser.returncode == 0, pause_err
+        phone_out, _ = phone.communicate(timeout=120)
+        gateway.communicate(timeout=60)
+        found = wait_for(capture_dir / "recordings", "*.json", budget=60)
+    (meta_path,) = found
+    meta = json.loads(meta_path.read_text())
+    caller, called = meta["sides"]["caller"], meta["sides"]["called"]
+    assert caller["paused_packets"] > 0 and called["paused_packets"] > 0
+    assert caller["packets"] + caller["paused_packets"] == json.loads(phone_out)["packets"]
+    with wave.open(str(meta_path.with_suffix(".wav"))) as wav:
+        frames = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    for channel, side in ((frames[0::2], caller), (frames[1::2], called)):
+        blocks = channel[: len(channel) // 160 * 160].reshape(-1, 160)
+        silent = int(np.count_nonzero(~blocks.any(axis=1)))
+        assert silent >= side["paused_packets"] - 2  # the paused span is silence...
+        assert len(blocks) - silent >= side["packets"] - 2  # ...and every recorded packet is audio
+
+
+def wait_for_condition(check: object, budget: float) -> bool:
+    deadline = time.monotonic() + budget
+    while time.monotonic() < deadline:
+        try:
+            if check():  # type: ignore[operator]
+                return True
+        except (OSError, ValueError, KeyError):
+            pass  # status.json is replaced while we read it
+        time.sleep(0.05)
+    return False
