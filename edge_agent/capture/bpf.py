@@ -31,6 +31,7 @@ JGT = 0x25
 JGE = 0x35
 JSET = 0x45
 RET = 0x06
+JA = 0x05
 SO_ATTACH_FILTER = 26
 SNAPLEN = 0x40000
 MAX_RANGES = 16
@@ -39,8 +40,6 @@ VLAN_L3 = 18
 ETHERTYPE_VLAN = (0x8100, 0x88A8)
 ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_IPV6 = 0x86DD
-ACCEPT = "accept"
-DROP = "drop"
 
 PortRange = tuple[int, int]
 Target = str | int
@@ -51,7 +50,7 @@ class Instruction:
     code: int
     jt: Target
     jf: Target
-    k: int
+    k: Target  # a label only for JA, whose 32-bit offset reaches past 255 instructions
 
 
 class Assembler:
@@ -60,7 +59,7 @@ class Assembler:
     def __init__(self) -> None:
         self.lines: list[Instruction | str] = []
 
-    def op(self, code: int, k: int = 0, jt: Target = 0, jf: Target = 0) -> None:
+    def op(self, code: int, k: Target = 0, jt: Target = 0, jf: Target = 0) -> None:
         self.lines.append(Instruction(code, jt, jf, k))
 
     def label(self, name: str) -> None:
@@ -81,16 +80,17 @@ class Assembler:
             ]
             if not all(0 <= j <= 255 for j in jumps):
                 raise ValueError("BPF jump out of range: too many port ranges")
-            out.append((ins.code, jumps[0], jumps[1], ins.k))
+            k = ins.k if isinstance(ins.k, int) else positions[ins.k] - index - 1
+            out.append((ins.code, jumps[0], jumps[1], k))
         return out
 
 
-def _port_tests(asm: Assembler, ranges: list[PortRange], miss: str, tag: str) -> None:
-    """A holds a port: jump to ACCEPT if it is in a range, else to ``miss``."""
+def _port_tests(asm: Assembler, ranges: list[PortRange], miss: str, hit: str, tag: str) -> None:
+    """A holds a port: jump to ``hit`` if it is in a range, else to ``miss``."""
     for n, (low, high) in enumerate(ranges):
         following = f"{tag}-{n + 1}" if n + 1 < len(ranges) else miss
         asm.op(JGE, low, 0, following)
-        asm.op(JGT, high, following, ACCEPT)
+        asm.op(JGT, high, following, hit)
         if n + 1 < len(ranges):
             asm.label(following)
 
@@ -98,23 +98,30 @@ def _port_tests(asm: Assembler, ranges: list[PortRange], miss: str, tag: str) ->
 def _transport(
     asm: Assembler, ranges: list[PortRange], port_at: int, tag: str, *, ind: bool
 ) -> None:
-    """Test source then destination port; ports at ``port_at`` (+X when ``ind``)."""
+    """Test source then destination port; ports at ``port_at`` (+X when ``ind``). Each
+    transport ends in its own accept and drop, so no conditional jump crosses a whole block."""
     load = LD_H_IND if ind else LD_H_ABS
+    accept, drop = f"{tag}-accept", f"{tag}-drop"
     asm.op(load, port_at)
-    _port_tests(asm, ranges, f"{tag}-dst", f"{tag}-s")
+    _port_tests(asm, ranges, f"{tag}-dst", accept, f"{tag}-s")
     asm.label(f"{tag}-dst")
     asm.op(load, port_at + 2)
-    _port_tests(asm, ranges, DROP, f"{tag}-d")
+    _port_tests(asm, ranges, drop, accept, f"{tag}-d")
+    asm.label(accept)
+    asm.op(RET, SNAPLEN)
+    asm.label(drop)
+    asm.op(RET, 0)
 
 
 def _ipv4(asm: Assembler, l3: int, udp: list[PortRange], tcp: list[PortRange], tag: str) -> None:
     asm.op(LD_B_ABS, l3 + 9)
     asm.op(JEQ, socket.IPPROTO_UDP, f"{tag}-udp", 0)
-    asm.op(JEQ, socket.IPPROTO_TCP, f"{tag}-tcp", DROP)
+    asm.op(JEQ, socket.IPPROTO_TCP, f"{tag}-tcp", 0)
+    asm.op(RET, 0)
     for proto, ranges in (("udp", udp), ("tcp", tcp)):
         asm.label(f"{tag}-{proto}")
         asm.op(LD_H_ABS, l3 + 6)
-        asm.op(JSET, 0x1FFF, DROP, 0)  # a later fragment: no ports
+        asm.op(JSET, 0x1FFF, f"{tag}-{proto}-drop", 0)  # a later fragment: no ports
         asm.op(LDX_B_MSH, l3)
         _transport(asm, ranges, l3, f"{tag}-{proto}", ind=True)
 
@@ -122,7 +129,8 @@ def _ipv4(asm: Assembler, l3: int, udp: list[PortRange], tcp: list[PortRange], t
 def _ipv6(asm: Assembler, l3: int, udp: list[PortRange], tcp: list[PortRange], tag: str) -> None:
     asm.op(LD_B_ABS, l3 + 6)
     asm.op(JEQ, socket.IPPROTO_UDP, f"{tag}-udp", 0)
-    asm.op(JEQ, socket.IPPROTO_TCP, f"{tag}-tcp", DROP)
+    asm.op(JEQ, socket.IPPROTO_TCP, f"{tag}-tcp", 0)
+    asm.op(RET, 0)
     for proto, ranges in (("udp", udp), ("tcp", tcp)):
         asm.label(f"{tag}-{proto}")
         _transport(asm, ranges, l3 + 40, f"{tag}-{proto}", ind=False)
@@ -141,27 +149,26 @@ def build_filter(
     udp = sorted(media_ranges) + [(p, p) for p in sip_ports]
     tcp = [(p, p) for p in sip_ports] or [(1, 0)]  # an empty range: no TCP port matches
     asm = Assembler()
+    # dispatch on the ethertype; JA trampolines reach the blocks, however long they are
     asm.op(LD_H_ABS, 12)
     for vlan in ETHERTYPE_VLAN:
         asm.op(JEQ, vlan, "vlan", 0)
-    asm.op(JEQ, ETHERTYPE_IPV4, "v4", 0)
-    asm.op(JEQ, ETHERTYPE_IPV6, "v6", DROP)
+    asm.op(JEQ, ETHERTYPE_IPV4, "to-v4", 0)
+    asm.op(JEQ, ETHERTYPE_IPV6, "to-v6", 0)
+    asm.op(RET, 0)
     asm.label("vlan")
     asm.op(LD_H_ABS, 16)
-    asm.op(JEQ, ETHERTYPE_IPV4, "qv4", 0)
-    asm.op(JEQ, ETHERTYPE_IPV6, "qv6", DROP)
-    for tag, l3, block in (
-        ("v4", ETH_L3, _ipv4),
-        ("v6", ETH_L3, _ipv6),
-        ("qv4", VLAN_L3, _ipv4),
-        ("qv6", VLAN_L3, _ipv6),
-    ):
+    asm.op(JEQ, ETHERTYPE_IPV4, "to-qv4", 0)
+    asm.op(JEQ, ETHERTYPE_IPV6, "to-qv6", 0)
+    asm.op(RET, 0)
+    blocks = (("v4", ETH_L3, _ipv4), ("v6", ETH_L3, _ipv6),
+              ("qv4", VLAN_L3, _ipv4), ("qv6", VLAN_L3, _ipv6))  # fmt: skip
+    for tag, _l3, _block in blocks:
+        asm.label(f"to-{tag}")
+        asm.op(JA, tag)
+    for tag, l3, block in blocks:
         asm.label(tag)
         block(asm, l3, udp, tcp, tag)
-    asm.label(ACCEPT)
-    asm.op(RET, SNAPLEN)
-    asm.label(DROP)
-    asm.op(RET, 0)
     return asm.assemble()
 
 

@@ -78,3 +78,10 @@ def test_a_small_ring_that_overflows_reports_drops() -> None:
     finally:
         sender.close()
         ring.close()
+
+
+def test_the_kernel_accepts_the_largest_program() -> None:
+    program = build_filter([(n * 10, n * 10 + 5) for n in range(1000, 1016)], [5060, 5068])
+    ring = PacketRing.open("lo", program=program, geometry=RingGeometry(4096, 2))
+    ring.close()
+    assert len(program) > 255  # only reachable through the JA trampolines
