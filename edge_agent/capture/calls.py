@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from edge_agent.capture import sip
 from edge_agent.capture.packets import TCP, Datagram
@@ -78,6 +79,12 @@ class Call:
     def leg(self, side: str) -> Leg:
         return self.legs.setdefault(side, Leg(side))
 
+    def close(self) -> None:
+        """Release every stream's audio buffer (after the recording is written, or not)."""
+        for leg in self.legs.values():
+            for stream in leg.streams.values():
+                stream.close()
+
 
 @dataclass(frozen=True)
 class FinishedCall:
@@ -103,7 +110,9 @@ class CallTracker:
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         jitter_window: float = DEFAULT_JITTER_WINDOW,
         paused: PauseCheck = _never_paused,
+        spill_dir: Path | None = None,
     ) -> None:
+        self.spill_dir = spill_dir  # where long calls' audio waits for the end of the call
         self.sip_ports = frozenset(sip_ports)
         self.idle_timeout = idle_timeout
         self.jitter_window = jitter_window
@@ -241,6 +250,7 @@ class CallTracker:
                 codecs=call.codecs,
                 telephone_event_pt=call.telephone_event_pt,
                 jitter_window=self.jitter_window,
+                spill_dir=self.spill_dir,
             )
         stream.push(packet, at)
 

@@ -40,6 +40,7 @@ POLL_TIMEOUT = 0.2
 STATUS_FILE = "status.json"
 DROP_WINDOW = 60.0
 RECORDINGS_DIR = "recordings"
+SPILL_DIR = "open"  # unlinked files holding open calls' audio
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class _Loop:
             idle_timeout=settings.idle_timeout,
             jitter_window=settings.jitter_window,
             paused=lambda call, _at: self.board.is_paused(_parties(call, devices)),
+            spill_dir=settings.directory / SPILL_DIR,
         )
         self.counters = CaptureCounters(interface=settings.interface, pid=os.getpid())
         self._drop_history: list[tuple[float, int]] = []
@@ -121,6 +123,7 @@ class _Loop:
     def run(self) -> None:
         settings = self.settings
         settings.recordings.mkdir(parents=True, exist_ok=True)
+        (settings.directory / SPILL_DIR).mkdir(exist_ok=True)
         self.counters.link_up = prepare_link(
             settings.interface, promiscuous=settings.promiscuous
         ).up

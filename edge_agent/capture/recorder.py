@@ -134,7 +134,17 @@ def wav_bytes(frames: bytes) -> bytes:
 
 
 def write_recording(call: Call, settings: RecorderSettings) -> Path | None:
-    """Write the call's files; returns the metadata path, or None when rules exclude the call."""
+    """Write the call's files; returns the metadata path, or None when rules exclude the call.
+
+    The call's audio buffers are released either way.
+    """
+    try:
+        return _write(call, settings)
+    finally:
+        call.close()
+
+
+def _write(call: Call, settings: RecorderSettings) -> Path | None:
     facts = call_facts(call, settings)
     if not settings.rules.decide(facts):
         return None

@@ -14,8 +14,10 @@
 from __future__ import annotations
 
 import struct
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from edge_agent.capture import g711, g722
 
@@ -27,6 +29,7 @@ DEFAULT_JITTER_WINDOW = 0.2
 MAX_JITTER_WINDOW = 0.5
 REANCHOR_THRESHOLD = 1.0
 SAMPLE_RATE = 8000
+SPILL_AFTER_BYTES = 512 * 1024  # 32 s of one direction
 PT_PCMU = 0
 PT_PCMA = 8
 PT_G722 = 9
@@ -183,8 +186,10 @@ class StreamAssembler:
     """One SSRC's packets in, placed 16-bit PCM out.
 
     Contract: ``push`` accepts packets in arrival order; a packet is written once it has been
-    held ``jitter_window`` seconds of capture time, in extended-sequence order. ``finish``
-    flushes what is held and returns the stream's audio as PCM bytes starting at ``start_time``
+    held ``jitter_window`` seconds of capture time, in extended-sequence order. Audio beyond
+    SPILL_AFTER_BYTES goes to an unlinked temporary file in ``spill_dir`` (nothing is left on
+    disk after a crash). ``finish`` (once) flushes what is held and returns the stream's audio
+    as PCM bytes starting at ``start_time``
     (capture time of the first placed sample). A stream whose payload type has no decoder keeps
     no audio and says why in ``unrecordable``.
     """
@@ -195,6 +200,7 @@ class StreamAssembler:
         codecs: dict[int, Codec] | None = None,
         telephone_event_pt: int = DEFAULT_TELEPHONE_EVENT_PT,
         jitter_window: float = DEFAULT_JITTER_WINDOW,
+        spill_dir: Path | None = None,
     ) -> None:
         self.codecs = STATIC_CODECS if codecs is None else codecs
         self.telephone_event_pt = telephone_event_pt
@@ -203,7 +209,12 @@ class StreamAssembler:
         self.dtmf: list[DtmfEvent] = []
         self.unrecordable: str | None = None
         self.start_time: float | None = None
-        self._pcm = bytearray()
+        # audio stays in memory for the first seconds, then spills to an unlinked file, so
+        # hundreds of long calls do not hold gigabytes (16 kB per second and direction)
+        self._pcm = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - lives as long as the stream
+            max_size=SPILL_AFTER_BYTES, dir=str(spill_dir) if spill_dir else None
+        )
+        self._pcm_bytes = 0
         self._held: dict[int, _Held] = {}
         self._extender: SequenceExtender | None = None
         self._written_seq: int | None = None
@@ -228,12 +239,22 @@ class StreamAssembler:
         self._release(arrival - self.jitter_window)
 
     def finish(self) -> bytes:
+        """Flush the jitter window and return all audio; the spill file is closed."""
         self._release(float("inf"))
-        return bytes(self._pcm)
+        if self._pcm.closed:
+            return b""
+        self._pcm.seek(0)
+        data = self._pcm.read()
+        self._pcm.close()
+        return data
+
+    def close(self) -> None:
+        """Drop the audio (a stream that is not written: encrypted, excluded by the rules)."""
+        self._pcm.close()
 
     @property
     def samples(self) -> int:
-        return len(self._pcm) // 2
+        return self._pcm_bytes // 2
 
     def _release(self, before: float) -> None:
         for extended in sorted(self._held):
@@ -259,11 +280,11 @@ class StreamAssembler:
         offset = self._offset(packet.timestamp, arrival)
         pcm = decode(packet.payload)
         byte_offset = 2 * offset
-        if byte_offset < len(self._pcm):
+        if byte_offset < self._pcm_bytes:
             self.stats.late += 1  # its timestamp slot is already written
             return
-        self._pcm.extend(bytes(byte_offset - len(self._pcm)))
-        self._pcm.extend(pcm)
+        self._pcm.write(bytes(byte_offset - self._pcm_bytes) + pcm)
+        self._pcm_bytes = byte_offset + len(pcm)
         self.stats.placed += 1
 
     def _decoder(self, payload_type: int) -> Decoder | None:

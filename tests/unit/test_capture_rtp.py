@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import math
 import struct
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +14,7 @@ from edge_agent.capture import g711
 from edge_agent.capture.rtp import (
     PT_CN,
     PT_G722,
+    SPILL_AFTER_BYTES,
     SequenceExtender,
     StreamAssembler,
     parse_rtp,
@@ -228,3 +230,17 @@ def test_g722_is_decoded_per_stream_at_8_khz() -> None:
     out = stream.finish()
     assert len(out) == 2 * 8000 and stream.unrecordable is None
     assert abs(dominant_frequency(out) - 1000) < 5
+
+
+def test_long_streams_spill_to_an_unlinked_file(tmp_path: Path) -> None:
+    seconds = 40  # beyond SPILL_AFTER_BYTES (32 s)
+    stream = StreamAssembler(spill_dir=tmp_path)
+    for i in range(seconds * 50):
+        packet = parse_rtp(rtp(seq=i, ts=i * FRAME, payload=VOICE))
+        assert packet is not None
+        stream.push(packet, i * 0.02)
+    assert stream._pcm._rolled  # type: ignore[attr-defined]  # on disk now, not in memory
+    assert list(tmp_path.iterdir()) == []  # unlinked: a crash leaves nothing behind
+    pcm = stream.finish()
+    assert len(pcm) == 2 * seconds * 8000 > SPILL_AFTER_BYTES
+    assert set(samples(pcm)) == {-32124}
