@@ -62,7 +62,10 @@ def rtp(
     return out
 
 
-def sdp(address: str, port: int, *, profile: str = "RTP/AVP", crypto: bool = False) -> bytes:
+def sdp(
+    address: str, port: int, *, profile: str = "RTP/AVP", crypto: bool = False, padding: int = 0
+) -> bytes:
+    """An audio SDP; ``padding`` adds that many 60-byte attribute lines (a large INVITE)."""
     lines = [
         "v=0",
         f"o=- 1 1 IN IP4 {address}",
@@ -76,6 +79,7 @@ def sdp(address: str, port: int, *, profile: str = "RTP/AVP", crypto: bool = Fal
     ]
     if crypto:
         lines.append("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + "A" * 40)
+    lines += [f"a=x-padding:{n:04d}-" + "p" * 45 for n in range(padding)]
     return ("\r\n".join(lines) + "\r\n").encode()
 
 

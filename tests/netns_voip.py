@@ -26,6 +26,7 @@ GATEWAY_MEDIA = 40002
 CALL_ID = "netns-call-1@198.18.10.1"
 CALLER = "2001"
 CALLED = "015551234"
+INVITE_PADDING = 40  # ~2.4 kB of SDP: the INVITE is sent as IPv4 fragments over a 1500 MTU
 
 
 def stream(sock: socket.socket, target: tuple[str, int], frequency: float, stop: threading.Event,
@@ -80,7 +81,11 @@ def phone(local: str, gateway_ip: str, seconds: float) -> None:
     invite_at = time.time()
     sip.sendto(
         sip_request(
-            "INVITE", call_id=CALL_ID, caller=CALLER, called=CALLED, body=sdp(local, PHONE_MEDIA)
+            "INVITE",
+            call_id=CALL_ID,
+            caller=CALLER,
+            called=CALLED,
+            body=sdp(local, PHONE_MEDIA, padding=INVITE_PADDING),
         ),
         target,
     )

@@ -7,8 +7,8 @@ packet ring, so only voice and signalling reach the capture process. It accepts:
   destination port is in one of the media ranges or is a SIP port;
 - TCP whose source or destination port is a SIP port (SIP over TCP).
 
-IPv4 fragments after the first carry no ports and are refused (the capture does not reassemble
-them). Programs are built by a small assembler with symbolic forward jumps; ``attach`` installs
+IPv4 fragments after the first carry no ports: UDP ones are accepted (the capture reassembles
+them, for SIP INVITEs larger than one packet), TCP ones refused. Programs are built by a small assembler with symbolic forward jumps; ``attach`` installs
 one on a socket with SO_ATTACH_FILTER.
 """
 
@@ -121,7 +121,10 @@ def _ipv4(asm: Assembler, l3: int, udp: list[PortRange], tcp: list[PortRange], t
     for proto, ranges in (("udp", udp), ("tcp", tcp)):
         asm.label(f"{tag}-{proto}")
         asm.op(LD_H_ABS, l3 + 6)
-        asm.op(JSET, 0x1FFF, f"{tag}-{proto}-drop", 0)  # a later fragment: no ports
+        # a later fragment has no ports: UDP ones pass (the capture reassembles a large SIP
+        # INVITE from them); TCP ones are refused
+        later = f"{tag}-udp-accept" if proto == "udp" else f"{tag}-tcp-drop"
+        asm.op(JSET, 0x1FFF, later, 0)
         asm.op(LDX_B_MSH, l3)
         _transport(asm, ranges, l3, f"{tag}-{proto}", ind=True)
 

@@ -28,7 +28,7 @@ from edge_agent.capture.api import serve_pause_api
 from edge_agent.capture.bpf import PortRange, build_filter
 from edge_agent.capture.calls import Call, CallTracker, FinishedCall
 from edge_agent.capture.link import link_state, prepare_link
-from edge_agent.capture.packets import decode_frame
+from edge_agent.capture.packets import FrameDecoder
 from edge_agent.capture.recorder import RecorderSettings, write_recording
 from edge_agent.capture.ring import PacketRing, RingGeometry
 from edge_agent.capture.rules import PauseBoard
@@ -142,11 +142,12 @@ class _Loop:
                 api.shutdown()
 
     def _loop(self, ring: PacketRing) -> None:
+        decoder = FrameDecoder()
         next_status = 0.0
         while not self.stop.is_set():
             for frame, at in ring.frames(timeout=POLL_TIMEOUT):
                 self.counters.frames += 1
-                datagram = decode_frame(frame)
+                datagram = decoder.decode(frame, at)
                 if datagram is not None:
                     self.tracker.feed(datagram, at)
             now = time.time()

@@ -78,7 +78,9 @@ def test_mirrored_call_is_recorded_in_stereo(tmp_path: Path) -> None:
         status = json.loads((capture_dir / "status.json").read_text())
 
     assert len(found) == 1, f"expected one recording, capture said {status}"
+    assert sent_gateway["invite_bytes"] > 1500  # it crossed the mirror as IPv4 fragments...
     meta = json.loads(found[0].read_text())
+    # ...and was reassembled: the call is known from its INVITE
     assert (meta["sip_call_id"], meta["caller"], meta["called"]) == (CALL_ID, CALLER, CALLED)
     invite = datetime.fromisoformat(meta["invite_time"]).timestamp()
     assert abs(invite - sent_phone["invite_at"]) < 2.0

@@ -66,7 +66,8 @@ def eth(ethertype: int, payload: bytes, *, vlan: int | None = None) -> bytes:
         (eth(0x0800, ipv4(17, udp(40000, 5060, b"SIP"))), True),
         (eth(0x0800, ipv4(6, tcp(40000, 5060))), True),
         (eth(0x0800, ipv4(6, tcp(40000, 10000))), False),  # TCP only for SIP
-        (eth(0x0800, ipv4(17, udp(40000, 10000, b"x"), fragment=0x0010)), False),
+        (eth(0x0800, ipv4(17, b"later fragment", fragment=0x0010)), True),  # reassembled
+        (eth(0x0800, ipv4(6, b"later fragment" * 2, fragment=0x0010)), False),
         (eth(0x0800, ipv4(1, b"\0" * 8)), False),
         (eth(0x0806, b"\0" * 28), False),
         (eth(0x86DD, ipv6(17, udp(40000, 10500, b"rtp"))), True),

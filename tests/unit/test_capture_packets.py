@@ -7,14 +7,14 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_agent.capture.packets import TCP, UDP, decode_frame
+from edge_agent.capture.packets import FRAGMENT_TIMEOUT, TCP, UDP, FrameDecoder, decode_frame
 
 MACS = b"\x02" * 6 + b"\x04" * 6
 
 
-def ipv4(proto: int, body: bytes, *, fragment: int = 0) -> bytes:
+def ipv4(proto: int, body: bytes, *, fragment: int = 0, ident: int = 1) -> bytes:
     header = struct.pack(
-        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 1, fragment, 64, proto, 0,
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), ident, fragment, 64, proto, 0,
         bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2]),
     )  # fmt: skip
     return header + body
@@ -53,3 +53,54 @@ def test_later_fragments_and_other_protocols_are_skipped() -> None:
 def test_never_crashes(tail: bytes) -> None:
     for ethertype in (b"\x08\x00", b"\x86\xdd", b"\x81\x00"):
         decode_frame(MACS + ethertype + tail)
+
+
+MORE = 0x2000
+
+
+def fragments(datagram: bytes, size: int, *, ident: int = 9) -> list[bytes]:
+    """``datagram`` (a UDP header and payload) cut into IPv4 fragments of ``size`` bytes."""
+    pieces = [datagram[i : i + size] for i in range(0, len(datagram), size)]
+    return [
+        MACS + b"\x08\x00"
+        + ipv4(17, piece, ident=ident, fragment=(i * size // 8) | (MORE if i < len(pieces) - 1 else 0))
+        for i, piece in enumerate(pieces)
+    ]  # fmt: skip
+
+
+INVITE = b"INVITE sip:2001@pbx SIP/2.0\r\n" + b"a=rtpmap:0 PCMU/8000\r\n" * 150
+
+
+def test_fragments_are_reassembled_in_any_order() -> None:
+    frames = fragments(udp(5060, 5060, INVITE), 1480)
+    assert len(frames) == 3
+    decoder = FrameDecoder()
+    assert decode_frame(frames[0]) is None  # the stateless decoder refuses a part
+    results = [decoder.decode(frame, 1.0) for frame in (frames[2], frames[0], frames[0], frames[1])]
+    assert results[:3] == [None, None, None]
+    whole = results[3]
+    assert whole is not None and whole.payload == INVITE and whole.dport == 5060
+    assert decoder.reassembled == 1
+
+
+def test_incomplete_datagrams_expire_and_overlaps_never_complete() -> None:
+    decoder = FrameDecoder()
+    frames = fragments(udp(5060, 5060, INVITE), 1480, ident=1)
+    decoder.decode(frames[0], 0.0)
+    decoder.decode(fragments(udp(5060, 5060, INVITE), 1480, ident=2)[0], FRAGMENT_TIMEOUT + 1)
+    assert decoder.expired == 1
+    assert decoder.decode(frames[1], FRAGMENT_TIMEOUT + 1) is None  # its first part is gone
+    overlapping = fragments(udp(5060, 5060, INVITE), 1000, ident=3)
+    decoder.decode(overlapping[0], 5.0)
+    assert decoder.decode(fragments(udp(5060, 5060, INVITE), 1480, ident=3)[1], 5.0) is None
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 0x3FFF), st.binary(max_size=64)), max_size=20
+    )
+)
+def test_reassembly_never_crashes(parts: list[tuple[int, int, bytes]]) -> None:
+    decoder = FrameDecoder()
+    for n, (ident, fragment, body) in enumerate(parts):
+        decoder.decode(MACS + b"\x08\x00" + ipv4(17, body, ident=ident, fragment=fragment), n * 0.5)
