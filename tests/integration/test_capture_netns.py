@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from tests.capture_factories import dominant_frequency
-from tests.netns_lab import GATEWAY_IP, PHONE_IP, SPAN_IF, lab, python
+from tests.netns_lab import GATEWAY_IP, PHONE_IP, SPAN_IF, ip, lab, python
 from tests.netns_voip import CALL_ID, CALLED, CALLER
 
 pytestmark = [
@@ -59,6 +59,7 @@ def test_mirrored_call_is_recorded_in_stereo(tmp_path: Path) -> None:
         wait_ready(capture_dir / "status.json")
         status = json.loads((capture_dir / "status.json").read_text())
         assert status["error"] == "" and status["link_up"], status
+        assert "PROMISC" in ip("-n", net.agent, "link", "show", SPAN_IF)  # set through pyroute2
         gateway = net.spawn(
             net.gateway, python(), "-m", "tests.netns_voip", "gateway", GATEWAY_IP, cwd=ROOT
         )
