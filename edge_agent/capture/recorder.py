@@ -74,6 +74,8 @@ def _leg_detail(leg: Leg) -> dict[str, Any]:
         "late": sum(s.late for s in stats),
         "duplicates": sum(s.duplicates for s in stats),
         "comfort_noise": sum(s.comfort_noise for s in stats),
+        "reanchored": sum(s.reanchored for s in stats),
+        "drift_corrections": sum(s.drift_corrections for s in stats),
         "paused_packets": leg.paused_packets,
         "payload_types": sorted({pt for s in stats for pt in s.payload_types}),
         "dtmf": [

@@ -28,6 +28,7 @@ TS_MOD = 1 << 32
 DEFAULT_JITTER_WINDOW = 0.2
 MAX_JITTER_WINDOW = 0.5
 REANCHOR_THRESHOLD = 1.0
+DRIFT_LIMIT = 0.08  # s of sender-vs-capture clock drift absorbed at the next silence gap
 SAMPLE_RATE = 8000
 SPILL_AFTER_BYTES = 512 * 1024  # 32 s of one direction
 PT_PCMU = 0
@@ -153,6 +154,7 @@ class StreamStats:
     comfort_noise: int = 0
     undecodable: int = 0
     reanchored: int = 0
+    drift_corrections: int = 0
     payload_types: set[int] = field(default_factory=set)
 
 
@@ -310,10 +312,18 @@ class StreamAssembler:
             return 0
         offset = self._anchor_sample + signed32(timestamp - self._anchor_ts)
         by_clock = self._anchor_sample + (arrival - self._anchor_time) * SAMPLE_RATE
-        if offset < 0 or abs(offset - by_clock) > REANCHOR_THRESHOLD * SAMPLE_RATE:
+        drift = by_clock - offset
+        if offset < 0 or abs(drift) > REANCHOR_THRESHOLD * SAMPLE_RATE:
             self.stats.reanchored += 1
             offset = max(int((arrival - self.start_time) * SAMPLE_RATE), self.samples)
-            self._anchor_ts, self._anchor_sample, self._anchor_time = timestamp, offset, arrival
+        elif offset > self.samples and abs(drift) > DRIFT_LIMIT * SAMPLE_RATE:
+            # a silence gap and the sender's clock has drifted from ours by more than the limit:
+            # absorb the drift into this gap (never into audio), as far as the gap allows
+            self.stats.drift_corrections += 1
+            offset = max(offset + int(drift), self.samples)
+        else:
+            return offset
+        self._anchor_ts, self._anchor_sample, self._anchor_time = timestamp, offset, arrival
         return offset
 
     def _note_dtmf(self, packet: RtpPacket) -> None:

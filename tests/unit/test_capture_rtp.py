@@ -244,3 +244,34 @@ def test_long_streams_spill_to_an_unlinked_file(tmp_path: Path) -> None:
     pcm = stream.finish()
     assert len(pcm) == 2 * seconds * 8000 > SPILL_AFTER_BYTES
     assert set(samples(pcm)) == {-32124}
+
+
+def test_clock_drift_is_absorbed_at_the_next_silence_gap() -> None:
+    # the sender's clock runs 1 % fast: 10 s of its timestamps take 10.1 s of capture time
+    talk = [(rtp(seq=i, ts=i * FRAME, payload=VOICE), i * 0.0202) for i in range(500)]
+    resume = 500 + 50  # one second of silence (DTX), then speech again
+    after = [
+        (
+            rtp(seq=500 + i, ts=(resume + i) * FRAME, payload=VOICE, marker=i == 0),
+            (resume + i) * 0.0202,
+        )
+        for i in range(50)
+    ]
+    stream = assemble(talk + after)
+    values = samples(stream.finish())
+    assert stream.stats.drift_corrections == 1 and stream.stats.reanchored == 0
+    first_after_gap = next(n for n in range(500 * FRAME, len(values)) if values[n])
+    by_capture_time = round(resume * 0.0202 * 8000)
+    assert abs(first_after_gap - by_capture_time) < 80  # within 10 ms of where our clock puts it
+    assert values[: 500 * FRAME].count(0) == 0  # the audio itself was not touched
+
+
+def test_small_jitter_is_not_mistaken_for_drift() -> None:
+    jittery = [
+        (rtp(seq=i, ts=i * FRAME, payload=VOICE), i * 0.02 + (0.03 if i % 7 == 0 else 0))
+        for i in range(300)
+    ]
+    gap = [(rtp(seq=300, ts=400 * FRAME, payload=VOICE, marker=True), 400 * 0.02)]
+    stream = assemble(jittery + gap)
+    assert len(stream.finish()) == 2 * 401 * FRAME
+    assert stream.stats.drift_corrections == 0
