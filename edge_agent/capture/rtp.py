@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 import tempfile
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ DEFAULT_JITTER_WINDOW = 0.2
 MAX_JITTER_WINDOW = 0.5
 REANCHOR_THRESHOLD = 1.0
 DRIFT_LIMIT = 0.08  # s of sender-vs-capture clock drift absorbed at the next silence gap
+DRIFT_WINDOW = 25  # packets over which the drift is estimated (their least lag)
 SAMPLE_RATE = 8000
 SPILL_AFTER_BYTES = 512 * 1024  # 32 s of one direction
 PT_PCMU = 0
@@ -225,6 +227,7 @@ class StreamAssembler:
         self._anchor_time = 0.0
         self._dtmf_seen: set[int] = set()
         self._decoders: dict[int, Decoder] = {}
+        self._lags: deque[float] = deque(maxlen=DRIFT_WINDOW)  # capture-clock minus RTP position
 
     def push(self, packet: RtpPacket, arrival: float) -> None:
         self.stats.received += 1
@@ -312,18 +315,21 @@ class StreamAssembler:
             return 0
         offset = self._anchor_sample + signed32(timestamp - self._anchor_ts)
         by_clock = self._anchor_sample + (arrival - self._anchor_time) * SAMPLE_RATE
-        drift = by_clock - offset
-        if offset < 0 or abs(drift) > REANCHOR_THRESHOLD * SAMPLE_RATE:
+        lag = by_clock - offset
+        self._lags.append(lag)
+        if offset < 0 or abs(lag) > REANCHOR_THRESHOLD * SAMPLE_RATE:
             self.stats.reanchored += 1
             offset = max(int((arrival - self.start_time) * SAMPLE_RATE), self.samples)
-        elif offset > self.samples and abs(drift) > DRIFT_LIMIT * SAMPLE_RATE:
-            # a silence gap and the sender's clock has drifted from ours by more than the limit:
-            # absorb the drift into this gap (never into audio), as far as the gap allows
+        elif offset > self.samples and abs(drift := min(self._lags)) > DRIFT_LIMIT * SAMPLE_RATE:
+            # A silence gap, and the sender's clock has drifted from ours past the limit: absorb
+            # the drift into this gap (never into audio). Network jitter only ever delays a
+            # packet, so the least recent lag is the clock difference, not one late packet's.
             self.stats.drift_corrections += 1
             offset = max(offset + int(drift), self.samples)
         else:
             return offset
         self._anchor_ts, self._anchor_sample, self._anchor_time = timestamp, offset, arrival
+        self._lags.clear()
         return offset
 
     def _note_dtmf(self, packet: RtpPacket) -> None:

@@ -262,7 +262,8 @@ def test_clock_drift_is_absorbed_at_the_next_silence_gap() -> None:
     assert stream.stats.drift_corrections == 1 and stream.stats.reanchored == 0
     first_after_gap = next(n for n in range(500 * FRAME, len(values)) if values[n])
     by_capture_time = round(resume * 0.0202 * 8000)
-    assert abs(first_after_gap - by_capture_time) < 80  # within 10 ms of where our clock puts it
+    # within 20 ms of where our clock puts it (the estimate trails by the last half second)
+    assert abs(first_after_gap - by_capture_time) < 160
     assert values[: 500 * FRAME].count(0) == 0  # the audio itself was not touched
 
 
@@ -275,3 +276,13 @@ def test_small_jitter_is_not_mistaken_for_drift() -> None:
     stream = assemble(jittery + gap)
     assert len(stream.finish()) == 2 * 401 * FRAME
     assert stream.stats.drift_corrections == 0
+
+
+def test_one_late_packet_after_a_loss_is_not_taken_for_drift() -> None:
+    packets = in_order(100)
+    del packets[50]  # lost...
+    packets[50] = (packets[50][0], packets[50][1] + 0.15)  # ...and the next one 150 ms late
+    stream = assemble(packets)
+    values = samples(stream.finish())
+    assert stream.stats.drift_corrections == 0
+    assert len(values) == 100 * FRAME and values[50 * FRAME : 51 * FRAME] == [0] * FRAME
