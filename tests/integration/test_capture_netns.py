@@ -49,7 +49,8 @@ def wait_ready(status: Path, budget: float = 30.0) -> None:
         raise AssertionError("the capture process did not start (no status.json)")
 
 
-def test_mirrored_call_is_recorded_in_stereo(tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_mirrored_call_is_recorded_in_stereo(tmp_path: Path, transport: str) -> None:
     capture_dir = tmp_path / "capture"
     with lab() as net:
         capture = net.spawn(
@@ -61,12 +62,13 @@ def test_mirrored_call_is_recorded_in_stereo(tmp_path: Path) -> None:
         assert status["error"] == "" and status["link_up"], status
         assert "PROMISC" in ip("-n", net.agent, "link", "show", SPAN_IF)  # set through pyroute2
         gateway = net.spawn(
-            net.gateway, python(), "-m", "tests.netns_voip", "gateway", GATEWAY_IP, cwd=ROOT
-        )
+            net.gateway, python(), "-m", "tests.netns_voip", "gateway", GATEWAY_IP, transport,
+            cwd=ROOT,
+        )  # fmt: skip
         time.sleep(0.5)  # the gateway binds before the phone calls; a miss fails loudly below
         phone = net.spawn(
             net.phone, python(), "-m", "tests.netns_voip", "phone", PHONE_IP, GATEWAY_IP,
-            str(SECONDS), cwd=ROOT,
+            str(SECONDS), transport, cwd=ROOT,
         )  # fmt: skip
         phone_out, phone_err = phone.communicate(timeout=120)
         gateway_out, gateway_err = gateway.communicate(timeout=60)
@@ -79,9 +81,10 @@ def test_mirrored_call_is_recorded_in_stereo(tmp_path: Path) -> None:
         status = json.loads((capture_dir / "status.json").read_text())
 
     assert len(found) == 1, f"expected one recording, capture said {status}"
-    assert sent_gateway["invite_bytes"] > 1500  # it crossed the mirror as IPv4 fragments...
+    # over UDP it crossed the mirror as IPv4 fragments, over TCP as several segments...
+    assert sent_gateway["invite_bytes"] > 1500
     meta = json.loads(found[0].read_text())
-    # ...and was reassembled: the call is known from its INVITE
+    # ...and was put back together: the call is known from its INVITE
     assert (meta["sip_call_id"], meta["caller"], meta["called"]) == (CALL_ID, CALLER, CALLED)
     invite = datetime.fromisoformat(meta["invite_time"]).timestamp()
     assert abs(invite - sent_phone["invite_at"]) < 2.0
