@@ -13,10 +13,8 @@ its metadata says why; an encrypted stream is never decoded into noise.
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
-import wave
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +23,14 @@ from typing import Any
 from edge_agent.capture.calls import CALLED, CALLER, Call, Leg
 from edge_agent.capture.rules import CallFacts, RecordingRules
 from edge_agent.capture.srtp import ENCRYPTED
-from edge_agent.capture.wav import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH, Side, stereo_frames
+from edge_agent.capture.wav import (
+    CHANNELS,
+    SAMPLE_RATE,
+    SAMPLE_WIDTH,
+    Side,
+    stereo_frames,
+    wav_bytes,
+)
 from shared.durable import atomic_write
 
 METADATA_KIND = "call_recording"
@@ -123,16 +128,6 @@ def call_facts(call: Call, settings: RecorderSettings) -> CallFacts:
         if address in settings.devices:
             extensions.add(settings.devices[address])
     return CallFacts(frozenset(extensions), frozenset(external))
-
-
-def wav_bytes(frames: bytes) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(CHANNELS)
-        out.setsampwidth(SAMPLE_WIDTH)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(frames)
-    return buffer.getvalue()
 
 
 def write_recording(call: Call, settings: RecorderSettings) -> Path | None:

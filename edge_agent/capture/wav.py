@@ -7,9 +7,9 @@ directions line up on capture time; the shorter side is padded with silence.
 
 from __future__ import annotations
 
+import io
 import wave
 from dataclasses import dataclass
-from pathlib import Path
 
 SAMPLE_RATE = 8000
 SAMPLE_WIDTH = 2
@@ -53,11 +53,12 @@ def stereo_frames(caller: Side, called: Side) -> tuple[bytes, float | None]:
     return interleave(_aligned(caller, origin), _aligned(called, origin)), origin
 
 
-def write_stereo_wav(path: Path, frames: bytes) -> float:
-    """Write interleaved frames as a WAV file; returns the duration in seconds."""
-    with wave.open(str(path), "wb") as out:
+def wav_bytes(frames: bytes) -> bytes:
+    """Interleaved frames as a whole WAV file (the recorder writes it atomically)."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
         out.setnchannels(CHANNELS)
         out.setsampwidth(SAMPLE_WIDTH)
         out.setframerate(SAMPLE_RATE)
         out.writeframes(frames)
-    return len(frames) / (SAMPLE_WIDTH * CHANNELS * SAMPLE_RATE)
+    return buffer.getvalue()
