@@ -382,7 +382,8 @@ CAPTURE_SETTINGS: tuple[Setting, ...] = (
     Setting("capture.jitter_window_ms", Integer(minimum=20, maximum=500), 200,
             "How long packets are held to put reordered ones back in sequence."),
     Setting("capture.idle_timeout_seconds", Integer(minimum=2, maximum=3600), 10,
-            "A call with no packets for this long is finished (when no BYE was seen)."),
+            "Media with no visible signalling is a finished call after this long without "
+            "packets (SIP calls end at BYE; unanswered ones after 300 s, answered after 120 s quiet)."),
     Setting("capture.promiscuous", Flag(), True,
             "Put capture.interface in promiscuous mode (a mirror port needs it)."),
     Setting("capture.ring_mb", Integer(minimum=1, maximum=1024), 64,

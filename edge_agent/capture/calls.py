@@ -9,8 +9,10 @@
   channel), one sent to the caller's address carries the called party's (right). Media with no
   visible signalling (MiNET sets, TLS) is grouped by address pair: the first sender is side A.
 
-``CallTracker.expire(now)`` returns the calls that have ended (BYE plus a linger for the jitter
-window, or media idle for ``idle_timeout``) as ``FinishedCall`` objects, ready to be written.
+``CallTracker.expire(now)`` returns the calls that have ended as ``FinishedCall`` objects, ready
+to be written: BYE, CANCEL or a final failure plus a linger for the jitter window; otherwise
+nothing on the wire for ``idle_timeout`` (media without signalling), RINGING_TIMEOUT (an INVITE
+not answered yet) or SIGNALLED_IDLE_TIMEOUT (an answered call on hold, or whose BYE was lost).
 A compliance pause drops media at intake, so paused audio never reaches memory or disk.
 """
 
@@ -39,6 +41,8 @@ CALLED = "called"
 DEFAULT_SIP_PORTS = (5060,)
 DEFAULT_IDLE_TIMEOUT = 10.0
 BYE_LINGER = 1.0
+RINGING_TIMEOUT = 300.0  # an INVITE not yet answered (180 Ringing, then nothing until 200)
+SIGNALLED_IDLE_TIMEOUT = 120.0  # an answered call without media (hold) or whose BYE was missed
 MAX_SIP_MESSAGES = 200
 
 Endpoint = tuple[str, int]
@@ -143,11 +147,18 @@ class CallTracker:
         return self.expire(float("inf"))
 
     def _ended(self, call: Call, now: float) -> bool:
-        if call.end_time is not None and now - max(call.end_time, call.last_activity) > max(
-            BYE_LINGER, self.jitter_window
-        ):
-            return True
-        return now - call.last_activity > self.idle_timeout
+        if call.end_time is not None:
+            linger = max(BYE_LINGER, self.jitter_window)
+            return now - max(call.end_time, call.last_activity) > linger
+        return now - call.last_activity > self._idle_limit(call)
+
+    def _idle_limit(self, call: Call) -> float:
+        """How long a call may be silent on the wire before it is taken as ended."""
+        if not call.signalled:
+            return self.idle_timeout
+        if call.answer_time is None:
+            return max(self.idle_timeout, RINGING_TIMEOUT)  # ringing sends nothing for a while
+        return max(self.idle_timeout, SIGNALLED_IDLE_TIMEOUT)  # hold with a=inactive, lost BYE
 
     def _forget(self, call: Call) -> None:
         del self.calls[call.key]

@@ -224,3 +224,19 @@ def test_tracker_and_recorder_never_crash(
     for finished in tracker.drain():
         path = write_recording(finished.call, RecorderSettings(tmp_path))
         assert path is not None and json.loads(path.read_text())["kind"] == "call_recording"
+
+
+def test_a_long_ringing_call_is_not_cut_before_it_is_answered(tmp_path: Path) -> None:
+    tracker = CallTracker(idle_timeout=5)
+    tracker.feed(
+        sip_datagram(sip_request("INVITE", call_id="r", body=sdp(*PHONE)), to_gateway=True), T0
+    )
+    assert tracker.expire(T0 + 60) == []  # 60 s of ringing: still the same call
+    tracker.feed(
+        sip_datagram(sip_response(200, call_id="r", body=sdp(*GATEWAY)), to_gateway=False), T0 + 60
+    )
+    tracker.feed(media(PHONE, GATEWAY, rtp(seq=1, ts=160)), T0 + 60.1)
+    assert tracker.expire(T0 + 90) == []  # answered, then quiet (hold): kept
+    (finished,) = tracker.expire(T0 + 60.1 + 121)  # but a lost BYE does not keep it for ever
+    assert finished.call.key == "r" and finished.call.answer_time == T0 + 60
+    finished.call.close()
