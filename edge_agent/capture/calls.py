@@ -41,6 +41,7 @@ CALLED = "called"
 DEFAULT_SIP_PORTS = (5060,)
 DEFAULT_IDLE_TIMEOUT = 10.0
 BYE_LINGER = 1.0
+AUTH_CHALLENGES = (401, 407)  # the INVITE is sent again with credentials, same Call-ID
 RINGING_TIMEOUT = 300.0  # an INVITE not yet answered (180 Ringing, then nothing until 200)
 SIGNALLED_IDLE_TIMEOUT = 120.0  # an answered call without media (hold) or whose BYE was missed
 MAX_SIP_MESSAGES = 200
@@ -197,6 +198,8 @@ class CallTracker:
 
     def _on_request(self, call: Call, message: sip.SipMessage, at: float) -> None:
         if message.method == "INVITE":
+            if call.end_reason.isdigit() and call.answer_time is None:
+                call.end_time, call.end_reason = None, ""  # retried after a failure response
             if call.invite_time is None:
                 call.invite_time = at
                 call.caller = sip.user_part(
@@ -217,7 +220,12 @@ class CallTracker:
             self._learn_sdp(call, message, receiver=CALLED)
         if 200 <= message.status < 300 and call.answer_time is None:
             call.answer_time = at
-        elif message.status >= 300 and call.answer_time is None and call.end_time is None:
+        elif (
+            message.status >= 300
+            and message.status not in AUTH_CHALLENGES
+            and call.answer_time is None
+            and call.end_time is None
+        ):
             call.end_time = at
             call.end_reason = f"{message.status}"
 

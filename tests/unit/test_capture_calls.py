@@ -240,3 +240,24 @@ def test_a_long_ringing_call_is_not_cut_before_it_is_answered(tmp_path: Path) ->
     (finished,) = tracker.expire(T0 + 60.1 + 121)  # but a lost BYE does not keep it for ever
     assert finished.call.key == "r" and finished.call.answer_time == T0 + 60
     finished.call.close()
+
+
+def test_an_authentication_challenge_does_not_end_the_call(tmp_path: Path) -> None:
+    tracker = CallTracker()
+    invite = sip_request("INVITE", call_id="auth", body=sdp(*PHONE))
+    tracker.feed(sip_datagram(invite, to_gateway=True), T0)
+    tracker.feed(sip_datagram(sip_response(407, call_id="auth"), to_gateway=False), T0 + 0.1)
+    tracker.feed(sip_datagram(invite.replace(b"CSeq: 1", b"CSeq: 2"), to_gateway=True), T0 + 0.2)
+    tracker.feed(
+        sip_datagram(
+            sip_response(200, call_id="auth", body=sdp(*GATEWAY), cseq=2), to_gateway=False
+        ),
+        T0 + 1,
+    )
+    assert tracker.expire(T0 + 30) == []
+    call = tracker.calls["auth"]
+    assert (call.answer_time, call.end_time) == (T0 + 1, None)
+    tracker.feed(sip_datagram(sip_response(486, call_id="auth", cseq=3), to_gateway=False), T0 + 2)
+    assert call.end_time is None  # a failed re-INVITE does not end an answered call
+    for finished in tracker.drain():
+        finished.call.close()
