@@ -4,7 +4,8 @@ The capture process rewrites ``<state_dir>/capture/status.json`` every second. H
 into a ``SourceStatus`` of kind ``capture`` so the heartbeat, ``edge-agent status`` and the data
 centre's alarms show it beside the PBX sources. Not ok when: the process has not started or has
 stopped reporting, it failed (the error is the message), the mirror link is down, or the kernel
-dropped packets in the last minute (a dropping mirror port is a problem to fix, not bad audio).
+dropped packets in the last minute (a dropping mirror port is a problem to fix, not bad audio),
+or recordings could not be written.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def _message(status: dict[str, object], now: float) -> str:
             f"mirror port dropping packets: {drops} kernel drops in the last minute; raise "
             "capture.ring_mb, narrow capture.rtp_ports, or check the appliance's CPU"
         )
+    errors = int(status.get("write_errors", 0) or 0)  # type: ignore[call-overload]
+    if errors:
+        return f"{errors} recordings could not be written: see the agent log (disk full?)"
     return ""
 
 

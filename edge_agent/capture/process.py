@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing.synchronize import Event
 from pathlib import Path
@@ -81,6 +82,7 @@ class CaptureCounters:
     open_calls: int = 0
     recordings: int = 0
     skipped_by_rules: int = 0
+    write_errors: int = 0
     paused: list[str] = field(default_factory=list)
     error: str = ""
     updated_at: float = 0.0
@@ -119,6 +121,9 @@ class _Loop:
         )
         self.counters = CaptureCounters(interface=settings.interface, pid=os.getpid())
         self._drop_history: list[tuple[float, int]] = []
+        # one writer: WAV files are written in call order, and one at a time (each reads its
+        # call's audio back into memory)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capture-writer")
 
     def run(self) -> None:
         settings = self.settings
@@ -136,6 +141,7 @@ class _Loop:
             self._loop(ring)
         finally:
             self._finish(self.tracker.drain())
+            self._writer.shutdown(wait=True)  # every recording on disk before the last status
             self._status(ring)
             ring.close()
             if api is not None:
@@ -157,11 +163,21 @@ class _Loop:
                 next_status = now + STATUS_EVERY
 
     def _finish(self, finished: list[FinishedCall]) -> None:
+        """Hand ended calls to the writer thread: reading the ring never waits for a WAV."""
         for item in finished:
-            if write_recording(item.call, self.recorder) is None:
-                self.counters.skipped_by_rules += 1
-            else:
-                self.counters.recordings += 1
+            self._writer.submit(self._write, item)
+
+    def _write(self, item: FinishedCall) -> None:
+        try:
+            written = write_recording(item.call, self.recorder)
+        except Exception:  # one recording that cannot be written must not stop the others
+            log.exception("capture: cannot write the recording of %s", item.call.key)
+            self.counters.write_errors += 1
+            return
+        if written is None:
+            self.counters.skipped_by_rules += 1
+        else:
+            self.counters.recordings += 1
 
     def _status(self, ring: PacketRing) -> None:
         stats = ring.statistics()

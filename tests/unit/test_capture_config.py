@@ -82,6 +82,7 @@ def write_status(state_dir: Path, **values: Any) -> None:
         ({"recent_drops": 12}, "mirror port dropping packets: 12 kernel drops"),
         ({"link_up": False}, "mirror interface eth1 is down"),
         ({"error": "boom"}, "capture failed: boom"),
+        ({"write_errors": 2}, "2 recordings could not be written"),
         ({"updated_at": NOW.timestamp() - 300}, "capture process is not reporting"),
     ],
 )
