@@ -35,6 +35,7 @@ from shared.settings_table import (
     REQUIRED,
     Choice,
     FilePath,
+    Flag,
     Integer,
     Kind,
     Listen,
@@ -42,6 +43,7 @@ from shared.settings_table import (
     OptionalPath,
     Setting,
     Text,
+    TextList,
     TimeZone,
     by_key,
 )
@@ -49,7 +51,7 @@ from shared.settings_table import (
 DEFAULT_CONFIG_PATH = Path("/etc/callcollect/agent.toml")
 AGENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # what a batch file name allows
 SOURCE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-SECTIONS = ("agent", "spool", "journal", "uplink", "delivery", "metrics")
+SECTIONS = ("agent", "spool", "journal", "uplink", "delivery", "metrics", "capture")
 PROTECTIONS = ("cms", "none")
 
 
@@ -177,6 +179,127 @@ SETTINGS: tuple[Setting, ...] = (
 SETTINGS_BY_KEY = by_key(SETTINGS)
 
 
+# --- capture: call recording from a mirror port (edge_agent/capture/, docs/capture.md) ------
+# A block of its own (kinds, settings rows, typed result) so it merges around other work on the
+# settings table; SETTINGS below is the shared table plus these rows.
+
+
+@dataclass(frozen=True, slots=True)
+class PortRanges(Kind):
+    doc: str = 'port ranges "LOW-HIGH[,LOW-HIGH]"'
+
+    def convert(self, key: str, value: Any, *, base: Path) -> Any:
+        text: str = Text().convert(key, value, base=base)
+        ranges = []
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            high = high or low
+            if not (low.isdigit() and high.isdigit() and 1 <= int(low) <= int(high) <= 65535):
+                raise ConfigError(key, f"{part.strip()!r} is not a port range",
+                                  'write e.g. "10000-20000" or "5060,5068"')  # fmt: skip
+            ranges.append((int(low), int(high)))
+        return tuple(ranges)
+
+
+CAPTURE_RULE_MODES = ("all", "include", "exclude")
+CAPTURE_SETTINGS: tuple[Setting, ...] = (
+    Setting("capture.enabled", Flag(), False,
+            "Record calls from the mirror (SPAN) port on capture.interface."),
+    Setting("capture.interface", Text(allow_empty=True), "",
+            "The network card wired to the switch mirror port; required when capture is enabled."),
+    Setting("capture.rtp_ports", PortRanges(), "10000-20000",
+            "UDP port ranges the PBX and gateways use for RTP media (the kernel filter passes only "
+            "these and the SIP ports)."),
+    Setting("capture.sip_ports", PortRanges(), "5060",
+            "Ports of plain SIP (UDP and TCP) to read call signalling from; TLS cannot be read."),
+    Setting("capture.jitter_window_ms", Integer(minimum=20, maximum=500), 200,
+            "How long packets are held to put reordered ones back in sequence."),
+    Setting("capture.idle_timeout_seconds", Integer(minimum=2, maximum=3600), 10,
+            "Media with no visible signalling is a finished call after this long without "
+            "packets (SIP calls end at BYE; unanswered ones after 300 s, answered after 120 s quiet)."),
+    Setting("capture.promiscuous", Flag(), True,
+            "Put capture.interface in promiscuous mode (a mirror port needs it)."),
+    Setting("capture.ring_mb", Integer(minimum=1, maximum=1024), 64,
+            "Size of the kernel packet ring; raise it if health reports capture drops."),
+    Setting("capture.rules_mode", Choice(choices=CAPTURE_RULE_MODES), "all",
+            "\"all\" records every call, \"include\" only calls matching a rule list, "
+            "\"exclude\" every call except those."),
+    Setting("capture.rule_extensions", TextList(), [], "Extensions the rule lists name."),
+    Setting("capture.rule_external_numbers", TextList(), [],
+            "External numbers the rule lists name."),
+    Setting("capture.rule_trunks", TextList(), [],
+            "Trunks the rule lists name (known once the recording is linked to its call record)."),
+    Setting("capture.rule_account_codes", TextList(), [],
+            "Account codes the rule lists name (known once linked to the call record)."),
+    Setting("capture.record_internal", Flag(), True,
+            "Record calls between two extensions."),
+    Setting("capture.extension_digits", Integer(minimum=1, maximum=15), 5,
+            "A number with at most this many digits is an extension, longer ones are external."),
+    Setting("capture.devices", TextList(), [],
+            "Phones without visible signalling (MiNET), as \"EXTENSION=IP\", to name their calls."),
+    Setting("capture.pause_api", Listen(), "127.0.0.1:8765",
+            "Loopback address of the compliance pause/resume API; empty is off."),
+    Setting("capture.remote_dir", Text(), "recordings",
+            "Folder in the landing area that recording batches are uploaded into."),
+    Setting("capture.batch_max_mb", Integer(minimum=1, maximum=2048), 64,
+            "A recording batch is sealed once its recordings reach this size."),
+    Setting("capture.upload_share_percent", Integer(minimum=1, maximum=100), 25,
+            "Share of uplink.max_kbps recordings may use, sent only after every call record "
+            "batch; with no limit, recordings are sent unthrottled after the records."),
+    Setting("capture.link_window_seconds", Integer(minimum=0, maximum=600), 5,
+            "How far a recording's answer and end times may be from a call record's to link them."),
+)  # fmt: skip
+SETTINGS = SETTINGS + CAPTURE_SETTINGS
+SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureConfig:
+    """The [capture] section, typed (edge_agent.capture.process.CaptureSettings is built from it)."""
+
+    enabled: bool = False
+    interface: str = ""
+    rtp_ports: tuple[tuple[int, int], ...] = ((10000, 20000),)
+    sip_ports: tuple[tuple[int, int], ...] = ((5060, 5060),)
+    jitter_window_ms: int = 200
+    idle_timeout_seconds: int = 10
+    promiscuous: bool = True
+    ring_mb: int = 64
+    rules_mode: str = "all"
+    rule_extensions: tuple[str, ...] = ()
+    rule_external_numbers: tuple[str, ...] = ()
+    rule_trunks: tuple[str, ...] = ()
+    rule_account_codes: tuple[str, ...] = ()
+    record_internal: bool = True
+    extension_digits: int = 5
+    devices: tuple[str, ...] = ()
+    pause_api: str = "127.0.0.1:8765"
+    remote_dir: str = "recordings"
+    batch_max_mb: int = 64
+    upload_share_percent: int = 25
+    link_window_seconds: int = 5
+
+    def device_map(self) -> dict[str, str]:
+        """IP address -> extension, from the ``EXTENSION=IP`` entries."""
+        return {ip.strip(): ext.strip() for ext, _, ip in (d.partition("=") for d in self.devices)}
+
+
+def _capture(values: Mapping[str, Any]) -> CaptureConfig:
+    capture = CaptureConfig(**_fields(values, "capture"))
+    if capture.enabled and not capture.interface:
+        raise ConfigError("capture.interface", "is required when capture.enabled is true",
+                          "name the NIC wired to the mirror port, e.g. interface = \"eth1\"")  # fmt: skip
+    if any("=" not in d for d in capture.devices):
+        raise ConfigError("capture.devices", "an entry is not EXTENSION=IP",
+                          'write e.g. ["2001=192.0.2.21"]')  # fmt: skip
+    if capture.pause_api:
+        host = capture.pause_api.rpartition(":")[0].strip("[]")
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise ConfigError("capture.pause_api", f"{host!r} is not a loopback address",
+                              "use 127.0.0.1:PORT (the API must not be reachable from the network)")  # fmt: skip
+    return capture
+
+
 # --- the typed result ------------------------------------------------------------------------
 
 
@@ -258,6 +381,7 @@ class AgentSettings:
     sources: tuple[SourceSettings, ...]
     path: Path | None = None  # the file it came from, for messages
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)  # the capture block above
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -325,6 +449,7 @@ def from_mapping(raw: Mapping[str, Any], *, base: Path) -> AgentSettings:
         uplink=uplink,
         metrics=MetricsSettings(**_fields(values, "metrics")),
         sources=_sources(raw.get("sources", [])),
+        capture=_capture(values),
     )
 
 

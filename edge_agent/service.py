@@ -44,10 +44,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from edge_agent.capture.process import CaptureProcess
+from edge_agent.capture.setup import capture_settings, recording_outbox
 from edge_agent.config import AgentSettings, SourceSettings
 from edge_agent.delivery.batches import Batcher, SealedBatch
 from edge_agent.delivery.enrollment import load_delivery
 from edge_agent.delivery.receipts import ReceiptInbox, ReceiptOutcome
+from edge_agent.delivery.recordings import RecordingOutbox
 from edge_agent.delivery.retention import Retention
 from edge_agent.delivery.uplink import Uplink, UploadOutcome
 from edge_agent.health.quota import QuotaWatch, at_least
@@ -181,6 +184,8 @@ class Service:
         )
         self._next_upload = 0.0  # monotonic time the uplink is due
         self.health = ServiceHealth(settings, clock=clock)  # heartbeat, sd_notify, /metrics
+        self._capture: CaptureProcess | None = None  # call recording (edge_agent/capture/)
+        self._recordings: RecordingOutbox | None = None
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -213,9 +218,12 @@ class Service:
         else:
             log.warning("delivery.datacentre_certificates is not set: receipts cannot be "
                         "verified, so no batch is ever acknowledged or deleted")  # fmt: skip
+        if s.capture.enabled:
+            self._recordings = recording_outbox(s, spool, protect=delivery.protect)
         self._uplink = Uplink(s.uplink, spool=spool, batcher=self._batcher, clock=self.clock,
                               inbox=inbox, on_session=self.health.on_session,
-                              receipt_timeout=_minutes(s.delivery.receipt_timeout_minutes))  # fmt: skip
+                              receipt_timeout=_minutes(s.delivery.receipt_timeout_minutes),
+                              after_records=self._recordings.upload if self._recordings else None)  # fmt: skip
         self.health.attach(spool, self._source_views)
         self._retention = Retention(spool, self._batcher,
                                     keep=timedelta(days=s.delivery.retention_days))  # fmt: skip
@@ -251,7 +259,10 @@ class Service:
         return [SourceView(r.settings.id, r.settings.kind, r.pipeline) for r in self.sources]
 
     def start(self) -> None:
-        """Start one thread per acquirer."""
+        """Start one thread per acquirer, and the capture process when capture is enabled."""
+        if self.settings.capture.enabled:
+            self._capture = CaptureProcess(capture_settings(self.settings))
+            self._capture.start()
         for running in self.sources:
             if running.source.acquirer is None:
                 log.warning(
@@ -311,6 +322,9 @@ class Service:
 
     def close(self) -> None:
         self.stop_event.set()
+        if self._capture is not None:
+            self._capture.stop()  # writes every open call as a recording first
+            self._capture = None
         for running in self.sources:
             if running.thread is not None:
                 running.thread.join(JOIN_TIMEOUT_SECONDS)
@@ -344,6 +358,9 @@ class Service:
             running.pipeline.flush_parser()
             running.pipeline.prune_journal(now=now)
         sealed = self._batcher.seal_ready(now, force=force)
+        if self._recordings is not None:  # call recording: link to ICDRs, then seal
+            self._recordings.link_pending(now)
+            self._recordings.seal_ready(now, force=force)
         level = self._quota.check().level
         purged = self._apply_retention(now, level)
         result = CycleResult(sealed=sealed, purged=purged, spool_level=level)

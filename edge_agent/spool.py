@@ -377,6 +377,13 @@ class Spool:
         )
         return [SpooledRow(r["record_id"], r["body"], r["created"]) for r in rows]
 
+    def bodies_spooled_since(self, since: datetime) -> list[str]:
+        """Records spooled at or after ``since``; call recording links its files to them."""
+        rows = self._rows(
+            "SELECT body FROM icdrs WHERE created >= ? ORDER BY rowid", (format_time(since),)
+        )
+        return [r["body"] for r in rows]
+
     def next_batch_sequence(self) -> int:
         rows = self._rows("SELECT COALESCE(MAX(sequence), 0) AS last FROM batches")
         purged = self.get_state(AGENT_STATE, PURGED_SEQUENCE_KEY)

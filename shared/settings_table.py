@@ -145,6 +145,28 @@ class Number(Kind):
 
 
 @dataclass(frozen=True, slots=True)
+class Flag(Kind):
+    doc: str = "boolean"
+
+    def convert(self, key: str, value: Any, *, base: Path) -> Any:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"expected true or false, got {toml_type(value)}",
+                              "write true or false (no quotes)")  # fmt: skip
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class TextList(Kind):
+    doc: str = "array of strings"
+
+    def convert(self, key: str, value: Any, *, base: Path) -> Any:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(key, f"expected an array of strings, got {toml_type(value)}",
+                              'write e.g. ["2001", "2002"]')  # fmt: skip
+        return tuple(v.strip() for v in value if v.strip())
+
+
+@dataclass(frozen=True, slots=True)
 class FilePath(Kind):
     doc: str = "path"
 
@@ -289,6 +311,10 @@ def toml_type(value: Any) -> str:
 
 
 def _toml_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(f'"{v}"' for v in value) + "]"
     if isinstance(value, str) and not value:
         return '""'
     if isinstance(value, str):

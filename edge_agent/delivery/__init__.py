@@ -7,4 +7,5 @@ receipts.py     collect and verify the data centre's signed receipts
 retention.py    what happens to an acknowledged batch; re-send by date
 schedule.py     when the uplink sends (continuously, every N minutes, at fixed times)
 enrollment.py   the appliance's credentials: made once, loaded by the service
+recordings.py   call recordings: linked to ICDRs, sealed in their own batches, sent after records
 """

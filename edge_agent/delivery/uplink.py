@@ -180,13 +180,16 @@ class UplinkSession:
         finally:
             self._client.close()
 
-    def put_file(self, local: Path, name: str) -> UploadOutcome:
+    def put_file(
+        self, local: Path, name: str, *, remote_dir: str | None = None, kbps: int | None = None
+    ) -> UploadOutcome:
         """Upload ``local`` as ``REMOTE_DIR/name`` through ``name.part``; never overwrite ``name``.
 
         The ``.part`` is opened with truncation, so a stale one from an interrupted session is
-        overwritten, never appended to.
+        overwritten, never appended to. ``remote_dir`` and ``kbps`` override the uplink's
+        (recording batches have their own folder and bandwidth share).
         """
-        final = f"{self.settings.remote_dir}/{name}"
+        final = f"{remote_dir or self.settings.remote_dir}/{name}"
         part = final + PART_SUFFIX
         size = local.stat().st_size
         with _sftp_errors(final):
@@ -199,7 +202,8 @@ class UplinkSession:
                         "id or this agent's state was reset; ask the data centre to check it"
                     )
                 return UploadOutcome(name, UploadStatus.ALREADY_THERE, size)
-            throttle = Throttle(self.settings.max_kbps) if self.settings.max_kbps else None
+            limit = self.settings.max_kbps if kbps is None else kbps
+            throttle = Throttle(limit) if limit else None
             with local.open("rb") as source:
                 self._sftp.putfo(source, part, file_size=size, callback=throttle, confirm=True)
             self._sftp.posix_rename(part, final)
@@ -253,7 +257,9 @@ class Uplink:
         client_factory: Callable[[], paramiko.SSHClient] = paramiko.SSHClient,
         on_session: Callable[[UplinkSession], None] | None = None,
         receipt_timeout: timedelta | None = None,
+        after_records: Callable[[UplinkSession], object] | None = None,
     ) -> None:
+        self.after_records = after_records  # recording batches: only once every record is up
         self.settings = settings
         self.receipt_timeout = receipt_timeout  # None: never re-send an unreceipted batch
         self.on_session = on_session  # health's heartbeat: every session, and a session each time
@@ -281,6 +287,8 @@ class Uplink:
                 receipts = self.inbox.collect(session) if self.inbox is not None else []
                 self._requeue_unreceipted()
                 uploaded = self._upload_sealed(session)
+                if self.after_records is not None:
+                    self.after_records(session)
             finally:
                 if (
                     self.on_session is not None

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_agent import __version__
+from edge_agent.capture.health import capture_source_status
 from edge_agent.config import AgentSettings
 from edge_agent.delivery.ssh import paramiko
 from edge_agent.pipeline import SourcePipeline
@@ -144,6 +145,8 @@ class AgentHealth:
         last_sent = (min(b.sequence for b in sealed) if sealed else next_sequence) - 1
         total, _used, free = self._disk_usage(self.state_dir)
         sources = tuple(self._source_status(view, spool) for view in self._sources())
+        if self.settings.capture.enabled:  # the capture process reports through status.json
+            sources += (capture_source_status(self.state_dir, now=now),)
         return Heartbeat(
             agent_id=self.settings.agent.id,
             tenant=self.settings.agent.tenant,

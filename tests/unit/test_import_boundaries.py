@@ -29,6 +29,7 @@ OURS = {"edge_agent", "datacenter", "shared"}
 # modules of its own dependencies that our code imports directly).
 PROVIDES = {
     "pysocks": {"socks"},
+    "g722": {"G722"},
     "argon2-cffi": {"argon2"},
     "systemd-python": {"systemd"},
     "flask": {"flask", "werkzeug", "markupsafe"},
