@@ -46,7 +46,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -59,6 +59,7 @@ from datacenter.health.heartbeats import ingest_heartbeats
 from datacenter.ingest.claim import (
     LostClaim,
     claim_file,
+    crash_reason,
     mark_quarantined,
     our_claim,
     record_conflict,
@@ -71,6 +72,7 @@ from datacenter.ingest.files import (
     move_to_quarantine,
 )
 from datacenter.ingest.keys import load_ingest_keys
+from datacenter.ingest.landing_io import NotRegular, open_regular, read_whole, refusal, sha256_of
 from datacenter.ingest.receipts import receipt_again, write_batch_receipt
 from datacenter.ingest.rows import add_rollups, call_rows, unique_records
 from datacenter.rating.store import rate_batch, write_batch_rating
@@ -79,7 +81,7 @@ from datacenter.store.bulk import insert_new_rows
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.core import agents, calls, landed_files
 from shared.cms import Recipient, is_protected, open_landed
-from shared.envelope import Batch
+from shared.envelope import Batch, BatchLimits
 from shared.errors import EnvelopeError
 from shared.keys import DatacentreKeys
 
@@ -216,12 +218,33 @@ def _ingest_file(
     worker: str,
     keys: DatacentreKeys | None,
 ) -> FileOutcome | None:
-    """Claim, verify, store, receipt, archive one file; None if another worker has it."""
-    try:
-        landed.data = landed.path.read_bytes()
-    except FileNotFoundError:
-        return None  # another worker archived it while we listed
-    landed.sha256 = hashlib.sha256(landed.data).hexdigest()
+    """Claim, read, verify, store, receipt, archive one file; None if another worker has it."""
+    with ExitStack() as stack:
+        try:
+            fd, info = stack.enter_context(open_regular(landed.path))
+        except FileNotFoundError:
+            return None  # another worker archived it while we listed
+        except NotRegular as exc:
+            return _refuse(settings, landed, refusal(exc.kind))
+        if info.st_size > settings.ingest.max_file_bytes:
+            return _refuse(settings, landed, _too_large(info.st_size, settings))
+        return _ingest_open_file(engine, settings, landed, fd, worker=worker, keys=keys)
+
+
+def _ingest_open_file(
+    engine: sa.Engine,
+    settings: Settings,
+    landed: Landed,
+    fd: int,
+    *,
+    worker: str,
+    keys: DatacentreKeys | None,
+) -> FileOutcome | None:
+    """The file behind ``fd`` from its claim on; only its SHA-256 is streamed before the claim."""
+    limit = settings.ingest.max_file_bytes
+    landed.sha256, landed.size = sha256_of(fd)
+    if landed.size > limit:  # grew since fstat
+        return _refuse(settings, landed, _too_large(landed.size, settings))
     claim = claim_file(engine, landed, worker=worker, timeout=settings.ingest.claim_timeout_seconds)
     if claim == "busy":
         return None
@@ -229,6 +252,14 @@ def _ingest_file(
         return receipt_again(settings, engine, landed, keys)
     if claim == "conflict":
         return _quarantine_conflict(engine, settings, landed, worker=worker)
+    if claim == "crashed":
+        return move_to_quarantine(settings, landed, landed.name, crash_reason(engine, landed))
+    # Claimed: from here on a crash leaves the claim, and the claim counts it.
+    data = read_whole(fd, limit)
+    if data is None or hashlib.sha256(data).hexdigest() != landed.sha256:
+        reason = "the file changed while it was being read: a landed file must not be written to"
+        return _quarantine(engine, settings, landed, reason, worker=worker)
+    landed.data = data
     try:
         batch = _open(engine, settings, landed, keys)
         _check_attribution(landed, batch)
@@ -287,6 +318,7 @@ def _open(
         recipient=recipient,
         trusted_signers=signers,
         accept_unprotected=settings.ingest.accept_unprotected,
+        limits=BatchLimits(settings.ingest.max_batch_records, settings.ingest.max_batch_bytes),
     )
     return landed_batch.batch
 
@@ -385,6 +417,24 @@ def _analyze_calls_if_unsized(conn: sa.Connection, inserted: int) -> None:
     ).scalar_one()
     if counted < inserted:
         conn.execute(sa.text(f"ANALYZE {calls.name}"))
+
+
+def _too_large(size: int, settings: Settings) -> str:
+    return (
+        f"the file is {size} bytes, more than ingest.max_file_bytes "
+        f"({settings.ingest.max_file_bytes}): quarantined unread; no agent sends batches this "
+        "large, so look at where it came from"
+    )
+
+
+def _refuse(settings: Settings, landed: Landed, reason: str) -> FileOutcome | None:
+    """Quarantine an entry unread and unclaimed (not a regular file, or too large).
+
+    No ``landed_files`` row: nothing of it was read, so there is no digest to record; its
+    reason is in ``NAME.reason`` and the log, and its batch number shows as missing.
+    """
+    log.warning("%s/%s refused unread: %s", landed.tenant.slug, landed.name, reason)
+    return move_to_quarantine(settings, landed, landed.name, reason)
 
 
 def _quarantine(
