@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from datacenter.accounts.tenants import list_tenants
 from datacenter.ingest.landing_io import (
     NotRegular,
+    linked_folders,
     move_entry,
     open_regular,
     read_whole,
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 
 PART_SUFFIX = ".part"
 REASON_SUFFIX = ".reason"
+QUARANTINED_HEARTBEATS = f"quarantine/{HEARTBEAT_FOLDER}"
 MAX_HEARTBEAT_BYTES = 1024 * 1024  # a heartbeat is a few kB; this is ample and still bounded
 
 
@@ -124,6 +126,10 @@ def ingest_heartbeats(
         }
     for tenant in tenant_list:
         folder = root / tenant.slug / HEARTBEAT_FOLDER
+        linked = linked_folders(root / tenant.slug, ("quarantine", QUARANTINED_HEARTBEATS))
+        if linked or folder.is_symlink():
+            log.error("%s heartbeats skipped, %s: no links followed", tenant.slug, linked or folder)
+            continue
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
@@ -214,7 +220,7 @@ def _reject_reason(
 
 
 def _quarantine_heartbeat(tenant_dir: Path, path: Path, reason: str) -> None:
-    folder = tenant_dir / "quarantine" / HEARTBEAT_FOLDER
+    folder = tenant_dir / QUARANTINED_HEARTBEATS
     target = move_entry(path, folder, path.name, note_suffix=REASON_SUFFIX)
     if target is None:
         return  # another worker took it

@@ -13,6 +13,8 @@ any name the worker looks at. So, in the landing area:
   only to a name that does not exist (``rename`` can replace nothing but an empty directory).
 - ``write_note`` creates a file with ``O_CREAT | O_EXCL | O_NOFOLLOW``: a planted
   ``NAME.reason`` (a symlink to a victim file, or anything else) is never written through.
+- ``linked_folders`` names a tenant's landing folders that are not real directories (a
+  symlinked ``quarantine/`` would send moves and notes elsewhere); the tenant is then skipped.
 """
 
 from __future__ import annotations
@@ -108,6 +110,22 @@ def read_whole(fd: int, limit: int) -> bytes | None:
         if size > limit:
             return None
     return b"".join(parts)
+
+
+def linked_folders(tenant_dir: Path, folders: tuple[str, ...]) -> list[str]:
+    """The tenant folder and those of ``folders`` under it that exist but are not directories.
+
+    ``lstat``, so a symlink to a directory counts as what it is: a link.
+    """
+    bad: list[str] = []
+    for path in (tenant_dir, *(tenant_dir / name for name in folders)):
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(mode):
+            bad.append(f"{path} is {kind_of(mode)}")
+    return bad
 
 
 def write_note(path: Path, text: str) -> None:

@@ -55,7 +55,7 @@ import sqlalchemy as sa
 
 from datacenter.accounts.agents import trusted_signers
 from datacenter.accounts.tenants import list_tenants
-from datacenter.health.heartbeats import ingest_heartbeats
+from datacenter.health.heartbeats import QUARANTINED_HEARTBEATS, ingest_heartbeats
 from datacenter.ingest.claim import (
     LostClaim,
     claim_file,
@@ -72,11 +72,18 @@ from datacenter.ingest.files import (
     move_to_quarantine,
 )
 from datacenter.ingest.keys import load_ingest_keys
-from datacenter.ingest.landing_io import NotRegular, open_regular, read_whole, refusal, sha256_of
+from datacenter.ingest.landing_io import (
+    NotRegular,
+    linked_folders,
+    open_regular,
+    read_whole,
+    refusal,
+    sha256_of,
+)
 from datacenter.ingest.receipts import receipt_again, write_batch_receipt
 from datacenter.ingest.rows import add_rollups, call_rows, unique_records
 from datacenter.rating.store import rate_batch, write_batch_rating
-from datacenter.settings import Settings
+from datacenter.settings import LANDING_FOLDERS, Settings
 from datacenter.store.bulk import insert_new_rows
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.core import agents, calls, landed_files
@@ -94,6 +101,7 @@ FROM_SETTINGS: Literal["settings"] = "settings"  # ingest_once(keys=...): load t
 class IngestReport:
     outcomes: tuple[FileOutcome, ...] = ()
     unknown_folders: tuple[str, ...] = ()  # landing folders with no tenant of that slug
+    refused_folders: tuple[str, ...] = ()  # tenants skipped: a landing folder is not a directory
 
     def count(self, status: str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
@@ -115,6 +123,8 @@ class IngestReport:
         ]
         if self.unknown_folders:
             parts.append(f"skipped unknown tenant folder(s): {', '.join(self.unknown_folders)}")
+        if self.refused_folders:
+            parts.append(f"refused linked folder(s): {'; '.join(self.refused_folders)}")
         return "; ".join(parts)
 
 
@@ -141,6 +151,7 @@ def ingest_once(
         by_slug = {tenant.slug: tenant for tenant in list_tenants(conn)}
     outcomes: list[FileOutcome] = []
     unknown: list[str] = []
+    refused: list[str] = []
     root = settings.landing.root
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     for folder in folders:
@@ -150,6 +161,11 @@ def ingest_once(
                 log.warning("landing folder %s has no tenant %r: skipped", folder, folder.name)
                 unknown.append(folder.name)
             continue
+        linked = linked_folders(folder, (*LANDING_FOLDERS, QUARANTINED_HEARTBEATS))
+        if linked:
+            log.error("tenant %s skipped, %s: ingest follows no links", tenant.slug, linked)
+            refused.extend(linked)
+            continue
         for landed in finished_batches(tenant, folder / "incoming"):
             with _collector_paused():
                 outcome = _ingest_file(engine, settings, landed, worker=worker, keys=opener)
@@ -157,7 +173,7 @@ def ingest_once(
                 log.info("%s/%s: %s %s", tenant.slug, landed.name, outcome.status, outcome.reason)
                 outcomes.append(outcome)
     _ingest_heartbeats(engine, settings)
-    return IngestReport(outcomes=tuple(outcomes), unknown_folders=tuple(unknown))
+    return IngestReport(tuple(outcomes), tuple(unknown), tuple(refused))
 
 
 @contextmanager

@@ -287,3 +287,20 @@ def test_ingest_file_that_crashes_its_reader_is_quarantined_not_retried_forever(
     assert reason_beside(landing.quarantine() / HOSTILE).strip() == str(row.reason).strip()
     assert landing.rows()[good].status == "stored"
     assert landing.stored_calls() == 3  # bravo's batch, once
+
+
+def test_ingest_skips_a_tenant_whose_quarantine_folder_is_a_symlink(landing: Landing) -> None:
+    elsewhere = landing.tmp / "elsewhere"
+    elsewhere.mkdir()
+    landing.quarantine().parent.mkdir(parents=True, exist_ok=True)
+    landing.quarantine().symlink_to(elsewhere, target_is_directory=True)
+    (landing.incoming() / HOSTILE).write_bytes(b"not a batch at all")
+    good = landing.land_good(1)
+
+    report = ingest_once(landing.engine, landing.settings)
+
+    assert not any(elsewhere.iterdir())  # nothing moved or written through the link
+    assert (landing.incoming() / HOSTILE).exists()  # acme waits for a technician
+    assert any("quarantine is a symbolic link" in f for f in report.refused_folders), report
+    assert "refused linked folder" in report.summary()
+    assert_bravo_stored(report, good)
