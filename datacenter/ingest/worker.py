@@ -9,6 +9,11 @@ Contract:
 - The tenant is the landing folder (``<landing>/<slug>/incoming/NAME``), never the file: a
   manifest naming another tenant is quarantined. Only finished batch names
   (``shared.envelope.parse_batch_file_name``) are looked at; ``*.part`` uploads are left alone.
+- The landing area is not trusted (``landing_io``): only regular files are read, no link is
+  followed, nothing blocks; a file larger than ``ingest.max_file_bytes`` or not a regular file
+  is quarantined unread. Only the SHA-256 is streamed before the claim; the file is read,
+  decrypted and decompressed (within ``ingest.max_batch_*``) under it, so a file that kills its
+  reader is quarantined after ``claim.MAX_READ_ATTEMPTS`` claims instead of stopping ingest.
 - A file is opened with ``shared.cms.open_landed``: a CMS file must decrypt with the data
   centre's envelope key and be signed by exactly the certificate pinned for the agent its name
   names (``agents.certificate_fingerprint``); a plain CCB1 file is accepted only with
@@ -32,8 +37,9 @@ Contract:
   reported ``resent``. An identical file sent again is the same case. A *different* file under a name already stored is quarantined as ``NAME~SHA12``: it is
   kept for a technician, never merged silently.
 
-The parts: ``claim`` (the claim protocol), ``files`` (finding and moving files), ``rows`` (the
-rows a batch stores), ``receipts`` (signing them); the command is ``datacenter.commands.ingest``.
+The parts: ``claim`` (the claim protocol), ``files`` (finding and moving files), ``landing_io``
+(file operations that trust nothing in the landing area), ``rows`` (the rows a batch stores),
+``receipts`` (signing them); the command is ``datacenter.commands.ingest``.
 """
 
 from __future__ import annotations

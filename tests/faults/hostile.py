@@ -6,18 +6,16 @@ one raw-deflate block of a MiB of zeros, ended by a full flush, is byte-aligned 
 of what came before, so the same bytes repeated are a valid stream and nothing of the expansion
 is ever held (a 4 GiB bomb is about 4 MB on disk). ``run_ingest_process`` runs ``datacenter
 ingest --once`` under an address-space limit (a worker that tries to hold the bomb dies instead
-of taking the machine's memory) and reports its exit code, output and peak RSS from ``wait4``.
+of taking the machine's memory) and reports its exit code, output and peak RSS (``VmHWM``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
 import subprocess
 import sys
-import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,18 +86,34 @@ def write_worker_config(path: Path, *, data_dir: Path, store_url: str, **ingest:
     return path
 
 
+# The worker reports its own high-water RSS (``VmHWM``) as it exits. Not ``wait4``'s ru_maxrss:
+# that keeps the high-water mark of the forked copy of the test process from before exec.
+WORKER = """
+import atexit, sys
+from pathlib import Path
+
+PEAK_FILE = Path(sys.argv[1])
+
+def report_peak():
+    status = Path("/proc/self/status").read_text()
+    peak = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
+    PEAK_FILE.write_text(peak)
+
+atexit.register(report_peak)
+from datacenter.cli import main
+sys.argv = ["datacenter", "ingest", "--once", "--config", sys.argv[2]]
+main()
+"""
+
+
 def run_ingest_process(config: Path, *, timeout: float = 240) -> IngestRun:
-    """``datacenter ingest --once`` as a child; its peak RSS from ``wait4`` (the kernel's own)."""
-    command = ["prlimit", f"--as={ADDRESS_SPACE_LIMIT}", "--", str(BIN / "datacenter")]
-    command += ["ingest", "--once", "--config", str(config)]
-    log = config.with_suffix(".log")
-    with log.open("w") as out:
-        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    killer = threading.Timer(timeout, child.kill)  # a hung worker fails the test, not the run
-    killer.start()
-    try:
-        _, status, usage = os.wait4(child.pid, 0)
-    finally:
-        killer.cancel()
-    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait
-    return IngestRun(child.returncode, log.read_text(), usage.ru_maxrss * 1024)
+    """``datacenter ingest --once`` as a child under ``prlimit``; its peak RSS as it reported."""
+    peak_file = config.with_suffix(".peak")
+    peak_file.unlink(missing_ok=True)
+    command = ["prlimit", f"--as={ADDRESS_SPACE_LIMIT}", "--", sys.executable, "-c", WORKER]
+    child = subprocess.run(
+        [*command, str(peak_file), str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    peak_kib = int(peak_file.read_text()) if peak_file.exists() else 0
+    return IngestRun(child.returncode, child.stdout, peak_kib * 1024)

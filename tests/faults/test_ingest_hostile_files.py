@@ -2,8 +2,8 @@
 
 Whoever holds a landing key can put anything under a batch name. Each test lands one hostile
 entry in tenant ``acme``'s ``incoming/`` next to a good batch of tenant ``bravo`` and checks, from
-what was recorded (the pass's report, ``landed_files``, the landing area, the worker's peak RSS
-from ``wait4``), that the entry is quarantined unread with its reason and that ``bravo``'s batch
+what was recorded (the pass's report, ``landed_files``, the landing area, the peak RSS the worker
+reported), that the entry is quarantined unread with its reason and that ``bravo``'s batch
 is stored in the same pass. The memory tests run ``datacenter ingest --once`` as its own process
 under an address-space limit, with a baseline pass of the same worker measured first.
 """
@@ -111,6 +111,7 @@ def measured_passes(
     landing.land_good(1)
     baseline = run_ingest_process(config)
     assert baseline.returncode == 0 and "1 stored" in baseline.output, baseline.output
+    assert baseline.peak_rss_bytes > 16 * MIB, baseline  # the worker's own figure was read
     assert callable(plant)
     plant()
     landing.land_good(3)
@@ -126,7 +127,7 @@ def test_ingest_oversize_file_quarantined_unread_in_bounded_memory(landing: Land
     print(f"\noversize file: {SPARSE_FILE_BYTES // MIB} MiB (limit 64 MiB) quarantined unread; "
           f"worker peak RSS {run.peak_rss_bytes / MIB:.0f} MiB, baseline "
           f"{baseline.peak_rss_bytes / MIB:.0f} MiB, growth {growth / MIB:.1f} MiB")  # fmt: skip
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0 and run.peak_rss_bytes > 0, run.output
     assert growth < BOUND_ABOVE_BASELINE, f"the worker grew by {growth / MIB:.0f} MiB"
     moved = landing.quarantine() / HOSTILE
     assert moved.stat().st_size == SPARSE_FILE_BYTES and not hostile.exists()
@@ -149,7 +150,7 @@ def test_ingest_gzip_bomb_quarantined_in_bounded_memory(landing: Landing) -> Non
     print(f"\ngzip bomb: {sizes[0] / 1e6:.1f} MB expanding to {BOMB_EXPANDS_TO // MIB} MiB "
           f"(limit 32 MiB) quarantined; worker peak RSS {run.peak_rss_bytes / MIB:.0f} MiB, "
           f"baseline {baseline.peak_rss_bytes / MIB:.0f} MiB, growth {growth / MIB:.1f} MiB")  # fmt: skip
-    assert run.returncode == 0, run.output[-2000:]
+    assert run.returncode == 0 and run.peak_rss_bytes > 0, run.output[-2000:]
     assert growth < BOUND_ABOVE_BASELINE, f"the worker grew by {growth / MIB:.0f} MiB"
     row = landing.rows()[HOSTILE]
     assert row.status == "quarantined" and "expands beyond" in str(row.reason), row
