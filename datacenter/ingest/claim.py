@@ -3,7 +3,8 @@
 - A worker takes a file only by *claiming* it: an insert into ``landed_files`` on the unique key
   ``(tenant_id, file_name)``. Exactly one claim wins; the others skip the file (``busy``). A
   claim older than ``ingest.claim_timeout_seconds`` is from a dead worker and is taken over by a
-  compare-and-set on the old claim, so two workers cannot both take it.
+  compare-and-set on the old claim, so two workers cannot both take it. A worker's own claim
+  (an earlier pass of it failed, e.g. the store restarted) is taken back at once.
 - A file already stored under that name is ``resent`` (same SHA-256) or a ``conflict``.
 - The claim is taken *before* the file is read (only its SHA-256 is streamed first, in constant
   memory), so a worker that dies while reading, decrypting or decompressing it leaves its claim
@@ -79,7 +80,10 @@ def claim_file(engine: sa.Engine, landed: Landed, *, worker: str, timeout: float
         if row.status in ("stored", "duplicate"):
             return "resent" if row.sha256 == landed.sha256 else "conflict"
         expired = row.status == "claimed" and row.claimed_at < now - timedelta(seconds=timeout)
-        if row.status != "quarantined" and not expired:
+        # Our own claim: an earlier pass of this worker failed (the store went away) before
+        # finishing the file. A worker id runs one pass at a time, so take it back at once.
+        ours = row.status == "claimed" and row.claimed_by == worker
+        if row.status != "quarantined" and not expired and not ours:
             return "busy"
         # Compare-and-set on the old claim, so two workers cannot both take it over.
         takeover = (
@@ -88,12 +92,12 @@ def claim_file(engine: sa.Engine, landed: Landed, *, worker: str, timeout: float
             .where(landed_files.c.claimed_by == row.claimed_by)
             .where(landed_files.c.claimed_at == row.claimed_at)
         )
-        if expired and row.attempts >= MAX_READ_ATTEMPTS:
+        if expired and not ours and row.attempts >= MAX_READ_ATTEMPTS:
             reason = CRASH_REASON.format(attempts=row.attempts, worker=row.claimed_by)
             crashed = takeover.values(status="quarantined", reason=reason, finished_at=now)
             return "crashed" if conn.execute(crashed).rowcount == 1 else "busy"
-        # A file moved back from quarantine starts counting again.
-        attempts = row.attempts + 1 if expired else 1
+        # A file moved back from quarantine starts counting again; our own retry is no crash.
+        attempts = row.attempts if ours else row.attempts + 1 if expired else 1
         fresh = {"reason": None, "records": None, "inserted": None, "duplicates": None}
         if conn.execute(takeover.values(**values, **fresh, attempts=attempts)).rowcount == 1:
             log.info("%s: took over claim from %s", landed.name, row.claimed_by)
