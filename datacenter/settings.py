@@ -93,7 +93,7 @@ SETTINGS: tuple[Setting, ...] = (
             "to delivery.protection = \"cms\". Only during a transition: with it, a stolen SFTP "
             "key can inject calls."),
     Setting("ingest.max_file_bytes", "int", str(DEFAULT_MAX_FILE_BYTES),
-            "A landed batch or heartbeat file larger than this is quarantined unread (1 MiB-4 GiB)."),
+            "A landed batch file larger than this is quarantined unread (1 MiB-4 GiB)."),
     Setting("ingest.max_batch_records", "int", str(DEFAULT_MAX_BATCH_RECORDS),
             "A batch holding more records than this is quarantined (1-1000000)."),
     Setting("ingest.max_batch_bytes", "int", str(DEFAULT_MAX_BATCH_BYTES),
