@@ -34,6 +34,7 @@ from datacenter.ingest.landing_io import (
     open_regular,
     read_whole,
     refusal,
+    unreadable,
     write_note,
 )
 from datacenter.settings import Settings
@@ -168,6 +169,8 @@ def _ingest_heartbeat(
         return None
     except NotRegular as exc:
         return refusal(exc.kind)
+    except PermissionError as exc:
+        return unreadable(exc)
     if data is None:
         return f"the file is larger than {MAX_HEARTBEAT_BYTES} bytes: not a heartbeat, not read"
     received_at = datetime.fromtimestamp(info.st_mtime, UTC)

@@ -63,6 +63,14 @@ def refusal(kind: str) -> str:
     )
 
 
+def unreadable(exc: OSError) -> str:
+    """The reason an entry that cannot be opened (permissions) is quarantined."""
+    return (
+        f"the file cannot be opened ({exc.strerror}): the ingest worker must be able to read "
+        "what agents upload; check the landing area's ownership and modes, then move it back"
+    )
+
+
 @contextmanager
 def open_regular(path: Path) -> Iterator[tuple[int, os.stat_result]]:
     """``(fd, fstat)`` of a regular file at ``path``, never following or blocking.

@@ -85,6 +85,7 @@ from datacenter.ingest.landing_io import (
     read_whole,
     refusal,
     sha256_of,
+    unreadable,
 )
 from datacenter.ingest.receipts import receipt_again, write_batch_receipt
 from datacenter.ingest.rows import add_rollups, call_rows, unique_records
@@ -173,8 +174,13 @@ def ingest_once(
             refused.extend(linked)
             continue
         for landed in finished_batches(tenant, folder / "incoming"):
-            with _collector_paused():
-                outcome = _ingest_file(engine, settings, landed, worker=worker, keys=opener)
+            try:
+                with _collector_paused():
+                    outcome = _ingest_file(engine, settings, landed, worker=worker, keys=opener)
+            except OSError as exc:  # this file only: the others must not wait for it
+                log.error("%s/%s: %s; left where it is, retried next pass", tenant.slug,
+                          landed.name, exc)  # fmt: skip
+                continue
             if outcome is not None:
                 log.info("%s/%s: %s %s", tenant.slug, landed.name, outcome.status, outcome.reason)
                 outcomes.append(outcome)
@@ -248,6 +254,8 @@ def _ingest_file(
             return None  # another worker archived it while we listed
         except NotRegular as exc:
             return _refuse(settings, landed, refusal(exc.kind))
+        except PermissionError as exc:
+            return _refuse(settings, landed, unreadable(exc))
         if info.st_size > settings.ingest.max_file_bytes:
             return _refuse(settings, landed, _too_large(info.st_size, settings))
         return _ingest_open_file(engine, settings, landed, fd, worker=worker, keys=keys)

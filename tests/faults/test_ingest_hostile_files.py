@@ -305,3 +305,16 @@ def test_ingest_skips_a_tenant_whose_quarantine_folder_is_a_symlink(landing: Lan
     assert any("quarantine is a symbolic link" in f for f in report.refused_folders), report
     assert "refused linked folder" in report.summary()
     assert_bravo_stored(report, good)
+
+
+def test_ingest_unreadable_file_quarantined_and_the_pass_goes_on(landing: Landing) -> None:
+    hostile = landing.incoming() / HOSTILE
+    hostile.write_bytes(b"an upload the worker may not read")
+    hostile.chmod(0)
+    landing.land_good(1)
+
+    run = run_ingest_process(landing.worker_config(), modes_apply=True)
+
+    assert run.returncode == 0, run.output[-2000:]
+    assert "cannot be opened (Permission denied)" in reason_beside(landing.quarantine() / HOSTILE)
+    assert landing.stored_calls() == 3  # bravo's batch, after acme's unreadable file
