@@ -52,6 +52,10 @@ DEFAULT_BIND = "127.0.0.1:8080"
 DEFAULT_WORKERS = 2
 DEFAULT_POLL_SECONDS = 5.0
 DEFAULT_CLAIM_TIMEOUT_SECONDS = 600.0
+MIB = 1024 * 1024
+DEFAULT_MAX_FILE_BYTES = 256 * MIB
+DEFAULT_MAX_BATCH_RECORDS = 100_000  # the most an agent may put in one (spool.batch_max_records)
+DEFAULT_MAX_BATCH_BYTES = 256 * MIB
 SECRET_KEY_BYTES = 32
 MIN_SECRET_KEY_CHARS = 32
 
@@ -94,6 +98,13 @@ SETTINGS: tuple[Setting, ...] = (
             "Also accept plain (unsigned, unencrypted) batch files, from agents not yet switched "
             "to delivery.protection = \"cms\". Only during a transition: with it, a stolen SFTP "
             "key can inject calls."),
+    _setting("ingest.max_file_bytes", WHOLE, str(DEFAULT_MAX_FILE_BYTES),
+            "A landed batch file larger than this is quarantined unread (1 MiB-4 GiB)."),
+    _setting("ingest.max_batch_records", WHOLE, str(DEFAULT_MAX_BATCH_RECORDS),
+            "A batch holding more records than this is quarantined (1-1000000)."),
+    _setting("ingest.max_batch_bytes", WHOLE, str(DEFAULT_MAX_BATCH_BYTES),
+            "A batch whose payload decompresses to more than this is quarantined; decompression "
+            "stops there, so a gzip bomb costs no more memory (1 MiB-4 GiB)."),
     # The data centre's keys (datacenter/ingest/keys.py; `datacenter keys init` makes them).
     _setting("keys.envelope_key", PATH, "",
             "RSA private key that decrypts batch files; default <data_dir>/keys/envelope.key."),
@@ -198,6 +209,9 @@ class IngestSettings:
     poll_seconds: float
     claim_timeout_seconds: float
     accept_unprotected: bool = False  # plain CCB1 files too (a transition to cms only)
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES  # larger landed files: quarantined unread
+    max_batch_records: int = DEFAULT_MAX_BATCH_RECORDS
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES  # decompressed payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +406,12 @@ def _build(values: Mapping[str, tuple[Any, Path]], source: Path | None) -> Setti
     check_range("ingest.poll_seconds", poll, 0.1, 3600)
     claim: float = get("ingest.claim_timeout_seconds")
     check_range("ingest.claim_timeout_seconds", claim, 60, 86400)
+    max_file: int = get("ingest.max_file_bytes")
+    check_range("ingest.max_file_bytes", max_file, MIB, 4096 * MIB)
+    max_records: int = get("ingest.max_batch_records")
+    check_range("ingest.max_batch_records", max_records, 1, 1_000_000)
+    max_batch: int = get("ingest.max_batch_bytes")
+    check_range("ingest.max_batch_bytes", max_batch, MIB, 4096 * MIB)
     return Settings(
         data_dir=data_dir,
         store=StoreSettings(url=url),
@@ -401,6 +421,9 @@ def _build(values: Mapping[str, tuple[Any, Path]], source: Path | None) -> Setti
             poll_seconds=poll,
             claim_timeout_seconds=claim,
             accept_unprotected=get("ingest.accept_unprotected"),
+            max_file_bytes=max_file,
+            max_batch_records=max_records,
+            max_batch_bytes=max_batch,
         ),
         keys=_keys_section(values, get, data_dir),
         source=source,

@@ -58,7 +58,7 @@ from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from shared.envelope import Batch, open_batch
+from shared.envelope import Batch, BatchLimits, open_batch
 from shared.errors import EnvelopeError
 from shared.keys import AgentIdentity, common_name, fingerprint
 
@@ -113,13 +113,14 @@ def open_landed(
     recipient: Recipient | None,
     trusted_signers: Collection[str],
     accept_unprotected: bool = False,
+    limits: BatchLimits | None = None,
 ) -> LandedBatch:
     """Open a landed batch file of either protection; the data centre's one call.
 
     A CMS file is decrypted with ``recipient`` and must be signed by one of ``trusted_signers``
     (the fingerprints enrolled for the agent named in the file name). A plain CCB1 file is
     accepted only with ``accept_unprotected`` (an agent not yet switched to ``cms``); otherwise
-    it is refused, so a stolen SFTP key alone cannot inject calls.
+    it is refused, so a stolen SFTP key alone cannot inject calls. ``limits``: as ``open_batch``.
     """
     if is_protected(data):
         if recipient is None:
@@ -127,13 +128,15 @@ def open_landed(
                 "a CMS-protected batch arrived but the data centre has no envelope key configured"
             )
         opened = unprotect(data, recipient=recipient, trusted_signers=trusted_signers)
-        return LandedBatch(open_batch(opened.content), PROTECTION, opened.signer_fingerprint)
+        return LandedBatch(
+            open_batch(opened.content, limits), PROTECTION, opened.signer_fingerprint
+        )
     if not accept_unprotected:
         raise EnvelopeError(
             "unprotected batch refused: this data centre accepts only signed, encrypted (cms) "
             'batches; set delivery.protection = "cms" on the agent'
         )
-    return LandedBatch(open_batch(data), "none", None)
+    return LandedBatch(open_batch(data, limits), "none", None)
 
 
 def is_protected(data: bytes) -> bool:

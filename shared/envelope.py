@@ -14,7 +14,8 @@ certificate (CMS) wrap these same bytes in a later protection mode, so the inner
 change when they arrive.
 
 The data centre never trusts ``tenant`` for attribution: the landing folder decides (a mismatch
-is quarantined).
+is quarantined). ``open_batch`` decompresses in chunks and stops at ``BatchLimits`` (records and
+decompressed bytes), so a gzip bomb costs the reader no more than the limit.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ FORMAT_NAME = "callcollect-batch"
 FORMAT_VERSION = 1
 SUFFIX = ".ccb"
 MAX_MANIFEST_BYTES = 64 * 1024
+INFLATE_CHUNK = 1024 * 1024  # decompressed bytes per step: the limit is checked this often
+GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib reads the gzip framing itself
 _NAME_RE = re.compile(r"^(?P<agent>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})-(?P<seq>\d{10})\.ccb$")
 
 
@@ -57,6 +60,14 @@ class Manifest:
     protection: str = "none"
     format: str = FORMAT_NAME
     version: int = FORMAT_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """The most one batch may hold; the data centre's are ``ingest.max_batch_*``."""
+
+    max_records: int = 100_000
+    max_bytes: int = 256 * 1024 * 1024  # the decompressed payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +174,20 @@ def read_manifest(data: bytes) -> tuple[Manifest, bytes]:
     return manifest, payload
 
 
-def open_batch(data: bytes) -> Batch:
-    """Verify and decode a batch file; any defect raises ``EnvelopeError`` with the reason."""
+def open_batch(data: bytes, limits: BatchLimits | None = None) -> Batch:
+    """Verify and decode a batch file; any defect raises ``EnvelopeError`` with the reason.
+
+    Beyond ``limits`` (default ``BatchLimits()``) the batch is refused, and decompression stops
+    there: memory is bounded by the limit, not by what the payload claims to expand to.
+    """
+    limits = limits or BatchLimits()
     manifest, payload = read_manifest(data)
-    try:
-        text = gzip.decompress(payload).decode("utf-8")
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
-        raise EnvelopeError(f"payload does not decompress: {exc}") from exc
+    if manifest.record_count > limits.max_records:
+        raise EnvelopeError(
+            f"manifest says {manifest.record_count} records, more than the {limits.max_records} "
+            "a batch may hold here (ingest.max_batch_records)"
+        )
+    text = _inflate(payload, limits)
     try:
         records = list(loads_lines(text))
     except ICDRValidationError as exc:
@@ -183,6 +201,42 @@ def open_batch(data: bytes) -> Batch:
     ):
         raise EnvelopeError("first or last record id does not match the manifest")
     return Batch(manifest=manifest, records=records)
+
+
+def _inflate(payload: bytes, limits: BatchLimits) -> str:
+    """The gzip payload decompressed and decoded, refused as soon as it passes a limit."""
+    inflater = zlib.decompressobj(GZIP_WBITS)
+    out = bytearray()
+    pending, lines = payload, 0
+    try:
+        while not inflater.eof:
+            room = limits.max_bytes + 1 - len(out)
+            chunk = inflater.decompress(pending, min(INFLATE_CHUNK, room))
+            pending = inflater.unconsumed_tail
+            if not chunk and not pending:
+                raise EnvelopeError("payload does not decompress: the gzip stream is truncated")
+            out += chunk
+            lines += chunk.count(b"\n")
+            _check_inflated(len(out), lines, limits)
+        if inflater.unused_data:
+            raise EnvelopeError("payload does not decompress: data after the gzip stream")
+        return out.decode("utf-8")
+    except (zlib.error, UnicodeDecodeError) as exc:
+        raise EnvelopeError(f"payload does not decompress: {exc}") from exc
+
+
+def _check_inflated(size: int, lines: int, limits: BatchLimits) -> None:
+    if size > limits.max_bytes:
+        raise EnvelopeError(
+            f"payload expands beyond {limits.max_bytes} bytes (ingest.max_batch_bytes): a "
+            "compression bomb, or a batch larger than this data centre accepts; decompression "
+            "stopped there"
+        )
+    if lines > limits.max_records:
+        raise EnvelopeError(
+            f"payload holds more than {limits.max_records} records (ingest.max_batch_records); "
+            "decompression stopped there"
+        )
 
 
 def _manifest_from(raw: Any) -> Manifest:

@@ -7,6 +7,10 @@
   tenant or agent, or comes from an agent not enrolled goes to
   ``<landing>/<tenant>/quarantine/heartbeats/NAME`` with ``NAME.reason``. ``ingest_once`` runs
   it after the batch files, so a session's batches are stored before its heartbeat is judged.
+- The landing rules of batch files hold here too (``datacenter.ingest.landing_io``): an entry
+  is opened without following links or blocking and read only if it is a regular file of at
+  most ``MAX_HEARTBEAT_BYTES``; anything else is quarantined unread. Quarantine never replaces
+  an entry and never writes ``NAME.reason`` through one already there.
 - ``record_heartbeat`` stores one validated heartbeat; ``prune_heartbeats`` drops old ones after
   ``health.heartbeat_retention_days``. ``from_document`` reads a stored document back.
 """
@@ -23,6 +27,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from datacenter.accounts.tenants import list_tenants
+from datacenter.ingest.landing_io import (
+    NotRegular,
+    linked_folders,
+    move_entry,
+    open_regular,
+    read_whole,
+    refusal,
+    unreadable,
+    write_note,
+)
 from datacenter.settings import Settings
 from datacenter.store.dialect import dialect_insert
 from datacenter.store.engine import write_transaction
@@ -41,6 +55,8 @@ log = logging.getLogger(__name__)
 
 PART_SUFFIX = ".part"
 REASON_SUFFIX = ".reason"
+QUARANTINED_HEARTBEATS = f"quarantine/{HEARTBEAT_FOLDER}"
+MAX_HEARTBEAT_BYTES = 1024 * 1024  # a heartbeat is a few kB; this is ample and still bounded
 
 
 def from_document(document: Any) -> Heartbeat:
@@ -111,10 +127,14 @@ def ingest_heartbeats(
         }
     for tenant in tenant_list:
         folder = root / tenant.slug / HEARTBEAT_FOLDER
+        linked = linked_folders(root / tenant.slug, ("quarantine", QUARANTINED_HEARTBEATS))
+        if linked or folder.is_symlink():
+            log.error("%s heartbeats skipped, %s: no links followed", tenant.slug, linked or folder)
+            continue
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
-            if path.name.endswith(PART_SUFFIX) or not path.is_file():
+            if path.name.endswith(PART_SUFFIX):
                 continue
             outcome = _ingest_heartbeat(engine, tenant.tenant_id, tenant.slug, path, enrolled)
             if outcome == "stored":
@@ -143,10 +163,17 @@ def _ingest_heartbeat(
 ) -> str | None:
     """``stored``, ``duplicate``, None (gone: another worker took it), or a rejection reason."""
     try:
-        data = path.read_bytes()
-        received_at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        with open_regular(path) as (fd, info):
+            data = read_whole(fd, MAX_HEARTBEAT_BYTES)
     except FileNotFoundError:
         return None
+    except NotRegular as exc:
+        return refusal(exc.kind)
+    except PermissionError as exc:
+        return unreadable(exc)
+    if data is None:
+        return f"the file is larger than {MAX_HEARTBEAT_BYTES} bytes: not a heartbeat, not read"
+    received_at = datetime.fromtimestamp(info.st_mtime, UTC)
     reason = _reject_reason(path.name, data, slug, tenant_id, enrolled)
     if isinstance(reason, str):
         return reason
@@ -196,12 +223,12 @@ def _reject_reason(
 
 
 def _quarantine_heartbeat(tenant_dir: Path, path: Path, reason: str) -> None:
-    folder = tenant_dir / "quarantine" / HEARTBEAT_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / path.name
+    folder = tenant_dir / QUARANTINED_HEARTBEATS
+    target = move_entry(path, folder, path.name, note_suffix=REASON_SUFFIX)
+    if target is None:
+        return  # another worker took it
     try:
-        path.replace(target)  # heartbeats are small and superseded: replacing one is fine
-    except FileNotFoundError:
-        return
-    target.with_name(target.name + REASON_SUFFIX).write_text(reason + "\n", encoding="utf-8")
+        write_note(target.with_name(target.name + REASON_SUFFIX), reason + "\n")
+    except FileExistsError:  # planted after the move chose a free name: never written through
+        log.error("a %s%s appeared beside the quarantined heartbeat", target, REASON_SUFFIX)
     log.warning("heartbeat %s quarantined: %s", path.name, reason)

@@ -3,8 +3,15 @@
 - A worker takes a file only by *claiming* it: an insert into ``landed_files`` on the unique key
   ``(tenant_id, file_name)``. Exactly one claim wins; the others skip the file (``busy``). A
   claim older than ``ingest.claim_timeout_seconds`` is from a dead worker and is taken over by a
-  compare-and-set on the old claim, so two workers cannot both take it.
+  compare-and-set on the old claim, so two workers cannot both take it. A worker's own claim
+  (an earlier pass of it failed, e.g. the store restarted) is taken back at once.
 - A file already stored under that name is ``resent`` (same SHA-256) or a ``conflict``.
+- The claim is taken *before* the file is read (only its SHA-256 is streamed first, in constant
+  memory), so a worker that dies while reading, decrypting or decompressing it leaves its claim
+  behind. ``attempts`` counts the claims; an expired claim already taken ``MAX_READ_ATTEMPTS``
+  times is not taken over again: the row becomes ``quarantined`` with ``CRASH_REASON`` and the
+  caller moves the file away unread (``crashed``). One crash may be bad luck (power, OOM killer
+  for another reason), two on the same file are the file.
 - ``our_claim`` is the condition every later update of the row adds, so a worker whose claim was
   taken over changes nothing (``LostClaim``). ``mark_quarantined`` and ``record_conflict`` write
   the row's end when a file is kept for a technician.
@@ -24,13 +31,21 @@ from datacenter.store.tables.core import landed_files
 
 log = logging.getLogger(__name__)
 
+MAX_READ_ATTEMPTS = 2
+CRASH_REASON = (
+    "reading this file crashed the worker {attempts} time(s) (its claim was left behind, last by "
+    "{worker}): kept unread so ingest goes on; look at the worker's log and report it with the file"
+)
+
 
 class LostClaim(Exception):
     """Another worker took over this file's claim (ours had expired); leave the file to it."""
 
 
 def claim_file(engine: sa.Engine, landed: Landed, *, worker: str, timeout: float) -> str:
-    """``claimed`` (ours), ``busy`` (another worker's live claim), ``resent`` or ``conflict``."""
+    """``claimed`` (ours), ``busy`` (another worker's live claim), ``resent``, ``conflict``, or
+    ``crashed`` (the row is now quarantined with ``CRASH_REASON``: move the file, do not read it).
+    """
     now = datetime.now(UTC)
     key = (landed_files.c.tenant_id == landed.tenant.tenant_id) & (
         landed_files.c.file_name == landed.name
@@ -41,7 +56,7 @@ def claim_file(engine: sa.Engine, landed: Landed, *, worker: str, timeout: float
         "agent_id": landed.agent_id,
         "sequence": landed.sequence,
         "sha256": landed.sha256,
-        "size": len(landed.data),
+        "size": landed.size,
         "status": "claimed",
         "claimed_by": worker,
         "claimed_at": now,
@@ -65,18 +80,28 @@ def claim_file(engine: sa.Engine, landed: Landed, *, worker: str, timeout: float
         if row.status in ("stored", "duplicate"):
             return "resent" if row.sha256 == landed.sha256 else "conflict"
         expired = row.status == "claimed" and row.claimed_at < now - timedelta(seconds=timeout)
-        if row.status == "quarantined" or expired:
-            # Compare-and-set on the old claim, so two workers cannot both take it over.
-            takeover = (
-                landed_files.update()
-                .where(key, landed_files.c.status == row.status)
-                .where(landed_files.c.claimed_by == row.claimed_by)
-                .where(landed_files.c.claimed_at == row.claimed_at)
-                .values(**values, reason=None, records=None, inserted=None, duplicates=None)
-            )
-            if conn.execute(takeover).rowcount == 1:
-                log.info("%s: took over claim from %s", landed.name, row.claimed_by)
-                return "claimed"
+        # Our own claim: an earlier pass of this worker failed (the store went away) before
+        # finishing the file. A worker id runs one pass at a time, so take it back at once.
+        ours = row.status == "claimed" and row.claimed_by == worker
+        if row.status != "quarantined" and not expired and not ours:
+            return "busy"
+        # Compare-and-set on the old claim, so two workers cannot both take it over.
+        takeover = (
+            landed_files.update()
+            .where(key, landed_files.c.status == row.status)
+            .where(landed_files.c.claimed_by == row.claimed_by)
+            .where(landed_files.c.claimed_at == row.claimed_at)
+        )
+        if expired and not ours and row.attempts >= MAX_READ_ATTEMPTS:
+            reason = CRASH_REASON.format(attempts=row.attempts, worker=row.claimed_by)
+            crashed = takeover.values(status="quarantined", reason=reason, finished_at=now)
+            return "crashed" if conn.execute(crashed).rowcount == 1 else "busy"
+        # A file moved back from quarantine starts counting again; our own retry is no crash.
+        attempts = row.attempts if ours else row.attempts + 1 if expired else 1
+        fresh = {"reason": None, "records": None, "inserted": None, "duplicates": None}
+        if conn.execute(takeover.values(**values, **fresh, attempts=attempts)).rowcount == 1:
+            log.info("%s: took over claim from %s", landed.name, row.claimed_by)
+            return "claimed"
         return "busy"
 
 
@@ -114,7 +139,7 @@ def record_conflict(
                 agent_id=landed.agent_id,
                 sequence=landed.sequence,
                 sha256=landed.sha256,
-                size=len(landed.data),
+                size=landed.size,
                 status="quarantined",
                 reason=reason,
                 claimed_by=worker,
@@ -123,6 +148,18 @@ def record_conflict(
             )
             .on_conflict_do_nothing()
         )
+
+
+def crash_reason(engine: sa.Engine, landed: Landed) -> str:
+    """The reason ``claim_file`` wrote when it answered ``crashed``."""
+    with engine.connect() as conn:
+        reason = conn.execute(
+            sa.select(landed_files.c.reason).where(
+                landed_files.c.tenant_id == landed.tenant.tenant_id,
+                landed_files.c.file_name == landed.name,
+            )
+        ).scalar_one()
+    return str(reason)
 
 
 def stored_file(engine: sa.Engine, landed: Landed) -> tuple[int, datetime | None]:

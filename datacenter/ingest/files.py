@@ -1,29 +1,33 @@
 """Landed batch files on disk: finding finished ones, archiving and quarantining them.
 
-- ``finished_batches`` lists a tenant's ``incoming/`` batch files (finished names only,
-  ``shared.envelope.parse_batch_file_name``; ``*.part`` uploads are left alone).
+- ``finished_batches`` lists a tenant's ``incoming/`` entries with finished batch names
+  (``shared.envelope.parse_batch_file_name``; ``*.part`` uploads are left alone), whatever they
+  are: the worker opens them with ``landing_io.open_regular`` and refuses anything but a regular
+  file.
 - ``archive`` moves a file to ``archive/YYYY/MM/DD/NAME`` (UTC day of ingest);
   ``move_to_quarantine`` to ``quarantine/NAME`` with the reason in ``NAME.reason`` beside it.
-- ``move`` never overwrites: a hard link claims the target name atomically, and an identical
-  file already there absorbs the source. None means another worker moved the file first.
+- Moves never overwrite and never follow a link (``landing_io.move_entry``); ``NAME.reason`` is
+  created exclusively, never written through an entry already there. None means another worker
+  moved the file first.
 """
 
 from __future__ import annotations
 
-import errno
-import os
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from datacenter.accounts.tenants import Tenant
+from datacenter.ingest.landing_io import move_entry, write_note
 from datacenter.settings import Settings
 from shared.envelope import parse_batch_file_name
 
 PART_SUFFIX = ".part"
 REASON_SUFFIX = ".reason"
-MAX_MOVE_SUFFIX = 1000
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,7 @@ class Landed:
     sequence: int
     data: bytes = b""
     sha256: str = ""
+    size: int = 0  # bytes, from fstat/hashing: known before ``data`` is read
 
     @property
     def name(self) -> str:
@@ -62,11 +67,11 @@ class Landed:
 
 
 def finished_batches(tenant: Tenant, incoming: Path) -> Iterator[Landed]:
-    """The finished batch files in ``incoming``, by name; not yet read."""
-    if not incoming.is_dir():
+    """The entries with finished batch names in ``incoming``, by name; not opened yet."""
+    if not incoming.is_dir() or incoming.is_symlink():
         return
     for path in sorted(incoming.iterdir()):
-        if path.name.endswith(PART_SUFFIX) or not path.is_file():
+        if path.name.endswith(PART_SUFFIX):
             continue
         parsed = parse_batch_file_name(path.name)
         if parsed is None:
@@ -79,10 +84,14 @@ def move_to_quarantine(
 ) -> FileOutcome | None:
     """Move the file to ``quarantine/NAME`` and write ``NAME.reason``; None if it is gone."""
     folder = settings.landing.tenant_dir(landed.tenant.slug, "quarantine")
-    moved = move(landed.path, folder, name)
+    moved = move_entry(landed.path, folder, name, note_suffix=REASON_SUFFIX)
     if moved is None:
         return None
-    moved.with_name(moved.name + REASON_SUFFIX).write_text(reason + "\n", encoding="utf-8")
+    note = moved.with_name(moved.name + REASON_SUFFIX)
+    try:
+        write_note(note, reason + "\n")
+    except FileExistsError:  # planted after the move chose a free name: never written through
+        log.error("%s appeared while %s was quarantined; the reason is: %s", note, moved, reason)
     return FileOutcome(
         tenant=landed.tenant.slug,
         file_name=landed.name,
@@ -96,47 +105,9 @@ def archive(settings: Settings, landed: Landed, *, status: str) -> FileOutcome |
     """Move the file to ``archive/YYYY/MM/DD/`` (UTC today); None if it is gone."""
     day = datetime.now(UTC)
     folder = settings.landing.tenant_dir(landed.tenant.slug, "archive") / day.strftime("%Y/%m/%d")
-    moved = move(landed.path, folder, landed.name)
+    moved = move_entry(landed.path, folder, landed.name)
     if moved is None:
         return None
     return FileOutcome(
         tenant=landed.tenant.slug, file_name=landed.name, status=status, moved_to=moved
     )
-
-
-def move(source: Path, folder: Path, name: str) -> Path | None:
-    """Move ``source`` into ``folder`` without overwriting; None if the source is gone.
-
-    A hard link claims the target name atomically (``os.replace`` would overwrite a file another
-    worker just put there). An identical file already at the target just absorbs the source.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    for n in range(MAX_MOVE_SUFFIX):
-        target = folder / (name if n == 0 else f"{name}.{n}")
-        try:
-            os.link(source, target)
-        except FileExistsError:
-            try:
-                if not same_content(source, target):
-                    continue
-            except FileNotFoundError:
-                return None
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
-                raise
-            if target.exists():
-                continue
-            source.replace(target)  # no hard links here: accept the tiny race
-            return target
-        source.unlink(missing_ok=True)
-        return target
-    raise OSError(f"{folder} already holds {MAX_MOVE_SUFFIX} different files named {name}")
-
-
-def same_content(a: Path, b: Path) -> bool:
-    """Whether two files hold the same bytes (or are the same file)."""
-    if a.samefile(b):
-        return True
-    return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()

@@ -9,6 +9,11 @@ Contract:
 - The tenant is the landing folder (``<landing>/<slug>/incoming/NAME``), never the file: a
   manifest naming another tenant is quarantined. Only finished batch names
   (``shared.envelope.parse_batch_file_name``) are looked at; ``*.part`` uploads are left alone.
+- The landing area is not trusted (``landing_io``): only regular files are read, no link is
+  followed, nothing blocks; a file larger than ``ingest.max_file_bytes`` or not a regular file
+  is quarantined unread. Only the SHA-256 is streamed before the claim; the file is read,
+  decrypted and decompressed (within ``ingest.max_batch_*``) under it, so a file that kills its
+  reader is quarantined after ``claim.MAX_READ_ATTEMPTS`` claims instead of stopping ingest.
 - A file is opened with ``shared.cms.open_landed``: a CMS file must decrypt with the data
   centre's envelope key and be signed by exactly the certificate pinned for the agent its name
   names (``agents.certificate_fingerprint``); a plain CCB1 file is accepted only with
@@ -34,8 +39,9 @@ Contract:
   reported ``resent``. An identical file sent again is the same case. A *different* file under a name already stored is quarantined as ``NAME~SHA12``: it is
   kept for a technician, never merged silently.
 
-The parts: ``claim`` (the claim protocol), ``files`` (finding and moving files), ``rows`` (the
-rows a batch stores), ``receipts`` (signing them); the command is ``datacenter.commands.ingest``.
+The parts: ``claim`` (the claim protocol), ``files`` (finding and moving files), ``landing_io``
+(file operations that trust nothing in the landing area), ``rows`` (the rows a batch stores),
+``receipts`` (signing them); the command is ``datacenter.commands.ingest``.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -57,10 +63,11 @@ import sqlalchemy as sa
 
 from datacenter.accounts.agents import trusted_signers
 from datacenter.accounts.tenants import list_tenants
-from datacenter.health.heartbeats import ingest_heartbeats
+from datacenter.health.heartbeats import QUARANTINED_HEARTBEATS, ingest_heartbeats
 from datacenter.ingest.claim import (
     LostClaim,
     claim_file,
+    crash_reason,
     mark_quarantined,
     our_claim,
     record_conflict,
@@ -74,15 +81,24 @@ from datacenter.ingest.files import (
 )
 from datacenter.ingest.incomplete import complete_stored_calls
 from datacenter.ingest.keys import load_ingest_keys
+from datacenter.ingest.landing_io import (
+    NotRegular,
+    linked_folders,
+    open_regular,
+    read_whole,
+    refusal,
+    sha256_of,
+    unreadable,
+)
 from datacenter.ingest.receipts import receipt_again, write_batch_receipt
 from datacenter.ingest.rows import CALL_COLUMNS, add_rollups, call_rows, call_values, unique_records
 from datacenter.rating.store import rate_batch, write_batch_rating
-from datacenter.settings import Settings
+from datacenter.settings import LANDING_FOLDERS, Settings
 from datacenter.store.bulk import insert_new_rows
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.core import agents, calls, landed_files
 from shared.cms import Recipient, is_protected, open_landed
-from shared.envelope import Batch
+from shared.envelope import Batch, BatchLimits
 from shared.errors import EnvelopeError
 from shared.keys import DatacentreKeys
 
@@ -95,6 +111,7 @@ FROM_SETTINGS: Literal["settings"] = "settings"  # ingest_once(keys=...): load t
 class IngestReport:
     outcomes: tuple[FileOutcome, ...] = ()
     unknown_folders: tuple[str, ...] = ()  # landing folders with no tenant of that slug
+    refused_folders: tuple[str, ...] = ()  # tenants skipped: a landing folder is not a directory
 
     def count(self, status: str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
@@ -116,6 +133,8 @@ class IngestReport:
         ]
         if self.unknown_folders:
             parts.append(f"skipped unknown tenant folder(s): {', '.join(self.unknown_folders)}")
+        if self.refused_folders:
+            parts.append(f"refused linked folder(s): {'; '.join(self.refused_folders)}")
         return "; ".join(parts)
 
 
@@ -142,6 +161,7 @@ def ingest_once(
         by_slug = {tenant.slug: tenant for tenant in list_tenants(conn)}
     outcomes: list[FileOutcome] = []
     unknown: list[str] = []
+    refused: list[str] = []
     root = settings.landing.root
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     for folder in folders:
@@ -151,14 +171,24 @@ def ingest_once(
                 log.warning("landing folder %s has no tenant %r: skipped", folder, folder.name)
                 unknown.append(folder.name)
             continue
+        linked = linked_folders(folder, (*LANDING_FOLDERS, QUARANTINED_HEARTBEATS))
+        if linked:
+            log.error("tenant %s skipped, %s: ingest follows no links", tenant.slug, linked)
+            refused.extend(linked)
+            continue
         for landed in finished_batches(tenant, folder / "incoming"):
-            with _collector_paused():
-                outcome = _ingest_file(engine, settings, landed, worker=worker, keys=opener)
+            try:
+                with _collector_paused():
+                    outcome = _ingest_file(engine, settings, landed, worker=worker, keys=opener)
+            except OSError as exc:  # this file only: the others must not wait for it
+                log.error("%s/%s: %s; left where it is, retried next pass", tenant.slug,
+                          landed.name, exc)  # fmt: skip
+                continue
             if outcome is not None:
                 log.info("%s/%s: %s %s", tenant.slug, landed.name, outcome.status, outcome.reason)
                 outcomes.append(outcome)
     _ingest_heartbeats(engine, settings)
-    return IngestReport(outcomes=tuple(outcomes), unknown_folders=tuple(unknown))
+    return IngestReport(tuple(outcomes), tuple(unknown), tuple(refused))
 
 
 @contextmanager
@@ -219,12 +249,35 @@ def _ingest_file(
     worker: str,
     keys: DatacentreKeys | None,
 ) -> FileOutcome | None:
-    """Claim, verify, store, receipt, archive one file; None if another worker has it."""
-    try:
-        landed.data = landed.path.read_bytes()
-    except FileNotFoundError:
-        return None  # another worker archived it while we listed
-    landed.sha256 = hashlib.sha256(landed.data).hexdigest()
+    """Claim, read, verify, store, receipt, archive one file; None if another worker has it."""
+    with ExitStack() as stack:
+        try:
+            fd, info = stack.enter_context(open_regular(landed.path))
+        except FileNotFoundError:
+            return None  # another worker archived it while we listed
+        except NotRegular as exc:
+            return _refuse(settings, landed, refusal(exc.kind))
+        except PermissionError as exc:
+            return _refuse(settings, landed, unreadable(exc))
+        if info.st_size > settings.ingest.max_file_bytes:
+            return _refuse(settings, landed, _too_large(info.st_size, settings))
+        return _ingest_open_file(engine, settings, landed, fd, worker=worker, keys=keys)
+
+
+def _ingest_open_file(
+    engine: sa.Engine,
+    settings: Settings,
+    landed: Landed,
+    fd: int,
+    *,
+    worker: str,
+    keys: DatacentreKeys | None,
+) -> FileOutcome | None:
+    """The file behind ``fd`` from its claim on; only its SHA-256 is streamed before the claim."""
+    limit = settings.ingest.max_file_bytes
+    landed.sha256, landed.size = sha256_of(fd)
+    if landed.size > limit:  # grew since fstat
+        return _refuse(settings, landed, _too_large(landed.size, settings))
     claim = claim_file(engine, landed, worker=worker, timeout=settings.ingest.claim_timeout_seconds)
     if claim == "busy":
         return None
@@ -232,6 +285,14 @@ def _ingest_file(
         return receipt_again(settings, engine, landed, keys)
     if claim == "conflict":
         return _quarantine_conflict(engine, settings, landed, worker=worker)
+    if claim == "crashed":
+        return move_to_quarantine(settings, landed, landed.name, crash_reason(engine, landed))
+    # Claimed: from here on a crash leaves the claim, and the claim counts it.
+    data = read_whole(fd, limit)
+    if data is None or hashlib.sha256(data).hexdigest() != landed.sha256:
+        reason = "the file changed while it was being read: a landed file must not be written to"
+        return _quarantine(engine, settings, landed, reason, worker=worker)
+    landed.data = data
     try:
         batch = _open(engine, settings, landed, keys)
         _check_attribution(landed, batch)
@@ -290,6 +351,7 @@ def _open(
         recipient=recipient,
         trusted_signers=signers,
         accept_unprotected=settings.ingest.accept_unprotected,
+        limits=BatchLimits(settings.ingest.max_batch_records, settings.ingest.max_batch_bytes),
     )
     return landed_batch.batch
 
@@ -394,6 +456,24 @@ def _analyze_calls_if_unsized(conn: sa.Connection, inserted: int) -> None:
     ).scalar_one()
     if counted < inserted:
         conn.execute(sa.text(f"ANALYZE {calls.name}"))
+
+
+def _too_large(size: int, settings: Settings) -> str:
+    return (
+        f"the file is {size} bytes, more than ingest.max_file_bytes "
+        f"({settings.ingest.max_file_bytes}): quarantined unread; no agent sends batches this "
+        "large, so look at where it came from"
+    )
+
+
+def _refuse(settings: Settings, landed: Landed, reason: str) -> FileOutcome | None:
+    """Quarantine an entry unread and unclaimed (not a regular file, or too large).
+
+    No ``landed_files`` row: nothing of it was read, so there is no digest to record; its
+    reason is in ``NAME.reason`` and the log, and its batch number shows as missing.
+    """
+    log.warning("%s/%s refused unread: %s", landed.tenant.slug, landed.name, reason)
+    return move_to_quarantine(settings, landed, landed.name, reason)
 
 
 def _quarantine(

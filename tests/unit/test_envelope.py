@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from shared.envelope import (
     MAGIC,
+    BatchLimits,
     batch_file_name,
     open_batch,
     parse_batch_file_name,
@@ -139,3 +140,43 @@ def test_property_any_single_byte_change_is_detected(index: int, xor: int) -> No
 def test_property_every_truncation_is_detected(length: int) -> None:
     with pytest.raises(EnvelopeError):
         open_batch(GOOD[:length])
+
+
+def reseal(data: bytes, payload: bytes, **manifest_changes: object) -> bytes:
+    """``data`` with its payload (and manifest fields) replaced, the digest made to match."""
+    fields = json.loads(data[len(MAGIC) : data.index(b"\n", len(MAGIC))])
+    fields.update(payload_sha256=hashlib.sha256(payload).hexdigest(), payload_bytes=len(payload))
+    fields.update(manifest_changes)
+    return MAGIC + json.dumps(fields, sort_keys=True).encode() + b"\n" + payload
+
+
+LIMITS = BatchLimits(max_records=10, max_bytes=64 * 1024)
+GZ_GOOD = read_manifest(GOOD)[1]
+
+
+@pytest.mark.parametrize(
+    ("payload", "changes", "reason"),
+    [
+        (gzip.compress(bytes(10 * 1024 * 1024)), {}, "expands beyond 65536 bytes"),
+        (gzip.compress(b"\n" * 1000), {}, "more than 10 records"),
+        (gzip.compress(b"{}\n"), {"record_count": 11}, "more than the 10 a batch may hold"),
+        (GZ_GOOD + gzip.compress(b"{}\n"), {}, "data after the gzip stream"),
+        (GZ_GOOD[:-9], {}, "the gzip stream is truncated"),
+        (b"\x1f\x8b" + b"\x00" * 30, {}, "does not decompress"),
+    ],
+    ids=["bytes", "records", "manifest-count", "second-member", "truncated", "bad-header"],
+)
+def test_limits_and_stream_defects_are_refused(
+    payload: bytes, changes: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(EnvelopeError, match=reason):
+        open_batch(reseal(GOOD, payload, **changes), LIMITS)
+
+
+def test_a_batch_at_its_limits_opens() -> None:
+    _, payload = read_manifest(GOOD)
+    size = len(gzip.decompress(payload))
+    batch = open_batch(GOOD, BatchLimits(max_records=4, max_bytes=size))
+    assert len(batch.records) == 4
+    with pytest.raises(EnvelopeError, match="expands beyond"):
+        open_batch(GOOD, BatchLimits(max_records=4, max_bytes=size - 1))

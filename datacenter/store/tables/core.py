@@ -89,6 +89,8 @@ landed_files = sa.Table(
     sa.Column("claimed_by", sa.String(200), nullable=False),
     sa.Column("claimed_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime, nullable=True),
+    # Claims taken so far (1 + takeovers of expired ones); migration 0009.
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
     sa.CheckConstraint(
         "status IN ('claimed', 'stored', 'duplicate', 'quarantined')", name="status"
     ),
