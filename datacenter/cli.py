@@ -27,6 +27,7 @@ COMMANDS = {
     "technician": "datacenter.commands.technician:technician_group",
     "keys": "datacenter.commands.keys:keys_group",
     "directory": "datacenter.commands.directory:directory_group",
+    "token": "datacenter.commands.token:token_group",
 }
 
 
