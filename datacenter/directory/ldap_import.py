@@ -43,30 +43,37 @@ class LdapFetch:
 def fetch_ldap_entries(config: LdapConfig) -> LdapFetch:
     wanted = sorted({name for _field, names in config.attributes for name in names})
     try:
-        with _connect(config) as conn:
-            results = conn.extend.standard.paged_search(
-                search_base=config.base_dn,
-                search_filter=config.search_filter,
-                search_scope=ldap3.SUBTREE,
-                attributes=wanted,
-                paged_size=config.page_size,
-                generator=True,
-            )
-            fetch = LdapFetch()
-            for result in results:
-                if result.get("type") != "searchResEntry":
-                    continue
-                entry = _entry(config, result["dn"], result.get("attributes", {}))
-                if entry is None:
-                    fetch.skipped += 1
-                else:
-                    fetch.entries.append(entry)
-            return fetch
+        conn = connect_read_only(config)
+        try:
+            return _search(config, conn, wanted)
+        finally:
+            conn.unbind()  # a `with` block would leave an auto-bound connection open
     except LDAPException as exc:
         raise SourceError(
             f"LDAP {config.url}: {type(exc).__name__}: {exc}; check ldap.url, ldap.bind_dn, "
             "the bind password file and ldap.base_dn"
         ) from exc
+
+
+def _search(config: LdapConfig, conn: ldap3.Connection, wanted: list[str]) -> LdapFetch:
+    results = conn.extend.standard.paged_search(
+        search_base=config.base_dn,
+        search_filter=config.search_filter,
+        search_scope=ldap3.SUBTREE,
+        attributes=wanted,
+        paged_size=config.page_size,
+        generator=True,
+    )
+    fetch = LdapFetch()
+    for result in results:
+        if result.get("type") != "searchResEntry":
+            continue
+        entry = _entry(config, result["dn"], result.get("attributes", {}))
+        if entry is None:
+            fetch.skipped += 1
+        else:
+            fetch.entries.append(entry)
+    return fetch
 
 
 def sync_ldap(
@@ -79,7 +86,7 @@ def sync_ldap(
     return report
 
 
-def _connect(config: LdapConfig) -> ldap3.Connection:
+def connect_read_only(config: LdapConfig) -> ldap3.Connection:
     tls = None
     if config.secure:
         tls = ldap3.Tls(
@@ -91,15 +98,23 @@ def _connect(config: LdapConfig) -> ldap3.Connection:
         config.url, use_ssl=config.url.lower().startswith("ldaps://"), tls=tls,
         connect_timeout=config.timeout_seconds, get_info=ldap3.NONE,
     )  # fmt: skip
-    return ldap3.Connection(
+    conn = ldap3.Connection(
         server,
         user=config.bind_dn,
         password=config.bind_password,
         read_only=True,
         receive_timeout=config.timeout_seconds,
         raise_exceptions=True,
-        auto_bind=ldap3.AUTO_BIND_TLS_BEFORE_BIND if config.start_tls else ldap3.AUTO_BIND_NO_TLS,
     )
+    try:  # bound by hand, not auto_bind: a refused bind must still close the socket
+        conn.open()
+        if config.start_tls:
+            conn.start_tls()
+        conn.bind()
+    except LDAPException:
+        conn.unbind()
+        raise
+    return conn
 
 
 def _entry(config: LdapConfig, dn: str, attributes: dict[str, Any]) -> EntryInput | None:
