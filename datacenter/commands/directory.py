@@ -93,9 +93,9 @@ def directory_sync_command(
       datacenter directory sync --tenant acme --source /etc/callcollect/acme-ldap.toml
       datacenter directory sync --tenant acme --source acme-ldap.toml --watch
     """
-    ldap = load_ldap_config(source_path)
     _settings, engine = open_configured_store(config_path)
     try:
+        ldap = load_ldap_config(source_path)
         with write_transaction(engine) as conn:
             tenant_id = require_tenant(conn, tenant_slug).tenant_id
         if watch:
