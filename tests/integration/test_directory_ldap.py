@@ -3,6 +3,9 @@ read-only bind, re-sync updates and closes, and the command's errors."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from datacenter.cli import main
 from datacenter.directory.entries import EntryFilter, list_entries
 from datacenter.directory.ldap_config import LdapConfig, load_ldap_config
 from datacenter.directory.ldap_import import connect_read_only, fetch_ldap_entries, sync_ldap
+from datacenter.directory.sync import sync_forever
 from datacenter.store.engine import write_transaction
 from shared.errors import ConfigError, SourceError
 from tests.fixtures.slapd import SlapdServer
@@ -182,3 +186,55 @@ def test_the_sync_command(directory_server: SlapdServer, store: sa.Engine, tmp_p
     failed = CliRunner().invoke(main, ["directory", "sync", "--tenant", "acme", "--source",
                                        str(source), "--config", str(config)])  # fmt: skip
     assert failed.exit_code == SourceError.exit_code, failed.output
+
+
+@pytest.mark.parametrize("mode", ["starttls", "ldaps"])
+def test_tls_binds_verify_the_server_certificate(slapd_tls_server: SlapdServer, mode: str) -> None:
+    server = slapd_tls_server
+    url = server.url if mode == "starttls" else server.ldaps_url
+    base = LdapConfig(url=url, base_dn=server.base_dn, bind_dn=server.bind_dn,
+                      bind_password=server.bind_password, start_tls=mode == "starttls",
+                      search_filter="(objectClass=*)")  # fmt: skip
+    trusted = replace(base, ca_file=server.ca_file)
+    assert trusted.secure
+    fetch = fetch_ldap_entries(trusted)  # the base has no people: it binds and searches
+    assert fetch.entries == [] and fetch.skipped >= 1
+    # Without the CA the server's certificate is not trusted: no bind, no password sent.
+    other_ca = server.work_dir / "other-ca.pem"
+    other_ca.write_bytes(Path("/etc/ssl/certs/ca-certificates.crt").read_bytes())
+    with pytest.raises(SourceError):
+        fetch_ldap_entries(replace(base, ca_file=str(other_ca)))
+
+
+class _StopAfter(threading.Event):
+    """A stop event that records each wait and is set after ``passes`` of them."""
+
+    def __init__(self, passes: int) -> None:
+        super().__init__()
+        self.passes = passes
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        if len(self.waits) >= self.passes:
+            self.set()
+        return self.is_set()
+
+
+def test_watch_retries_after_a_failed_pass_and_syncs_each_interval(
+    directory_server: SlapdServer, store: sa.Engine, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    tenant = gen_tenant(store)
+    good = load_ldap_config(_config(directory_server, tmp_path, "interval_minutes = 15\n"))
+    bad = replace(good, bind_password="wrong")
+    stop = _StopAfter(2)
+    with caplog.at_level(logging.INFO, logger="datacenter.directory.sync"):
+        sync_forever(store, tenant.tenant_id, bad, stop_event=stop)
+    assert stop.waits == [900, 900]  # failed twice, kept going, waited the interval each time
+    assert sum("failed, retrying in 15 min" in r.message for r in caplog.records) == 2
+    with store.connect() as conn:
+        assert list_entries(conn, tenant.tenant_id) == []
+    sync_forever(store, tenant.tenant_id, good, stop_event=_StopAfter(1))
+    with store.connect() as conn:
+        assert len(list_entries(conn, tenant.tenant_id)) == 5
