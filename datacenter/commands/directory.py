@@ -101,7 +101,10 @@ def directory_sync_command(
         if watch:
             run_until_signalled(lambda stop: sync_forever(engine, tenant_id, ldap, stop_event=stop))
             return
-        click.echo(sync_once(engine, tenant_id, ldap).summary())
+        report = sync_once(engine, tenant_id, ldap)
+        for problem in report.problems:
+            click.echo(f"refused: {problem.message}", err=True)
+        click.echo(report.summary())
     finally:
         engine.dispose()
 

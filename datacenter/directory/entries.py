@@ -190,6 +190,19 @@ def close_missing(
     return len(gone)
 
 
+def current_holders(conn: sa.Connection, tenant_id: int, now: datetime) -> dict[str, str]:
+    """Extension -> external id of the entry holding it at ``now``."""
+    t = directory_entries.c
+    rows = conn.execute(
+        sa.select(t.extension, t.external_id).where(
+            t.tenant_id == tenant_id,
+            t.valid_from <= now,
+            sa.or_(t.valid_to.is_(None), t.valid_to > now),
+        )
+    )
+    return {row.extension: row.external_id for row in rows}
+
+
 def _apply_one(
     conn: sa.Connection,
     tenant_id: int,

@@ -26,7 +26,14 @@ import ldap3
 import sqlalchemy as sa
 from ldap3.core.exceptions import LDAPException
 
-from datacenter.directory.entries import ApplyReport, EntryInput, apply_entries, close_missing
+from datacenter.directory.entries import (
+    ApplyReport,
+    EntryInput,
+    EntryProblem,
+    apply_entries,
+    close_missing,
+    current_holders,
+)
 from datacenter.directory.ldap_config import LdapConfig
 from shared.errors import SourceError
 
@@ -80,10 +87,37 @@ def sync_ldap(
     conn: sa.Connection, tenant_id: int, fetch: LdapFetch, *, now: datetime | None = None
 ) -> ApplyReport:
     now = now or datetime.now(UTC)
-    report = apply_entries(conn, tenant_id, fetch.entries, source="ldap", now=now)
+    entries, clashes = _one_per_extension(conn, tenant_id, fetch.entries, now)
+    report = apply_entries(conn, tenant_id, entries, source="ldap", now=now)
+    report.problems[:0] = clashes
     seen = {entry.external_id for entry in fetch.entries}
     report.closed += close_missing(conn, tenant_id, "ldap", seen, now=now)
     return report
+
+
+def _one_per_extension(
+    conn: sa.Connection, tenant_id: int, entries: list[EntryInput], now: datetime
+) -> tuple[list[EntryInput], list[EntryProblem]]:
+    """One entry per extension: AD often gives two people one number (a shared phone, a
+    leaver not cleaned up). Applying both would hand the extension back and forth on every sync,
+    so the current holder keeps it (else the first DN in order) and the others are reported."""
+    by_extension: dict[str, list[EntryInput]] = {}
+    for entry in entries:
+        by_extension.setdefault(entry.extension, []).append(entry)
+    if all(len(group) == 1 for group in by_extension.values()):
+        return entries, []
+    holders = current_holders(conn, tenant_id, now)
+    kept: list[EntryInput] = []
+    problems: list[EntryProblem] = []
+    for extension, group in by_extension.items():
+        group.sort(key=lambda e: (e.external_id != holders.get(extension), e.external_id))
+        kept.append(group[0])
+        problems += [
+            EntryProblem(0, f"extension {extension} of {other.external_id} is also "
+                            f"{group[0].external_id}'s: kept the latter; fix it in the directory")
+            for other in group[1:]
+        ]  # fmt: skip
+    return kept, problems
 
 
 def connect_read_only(config: LdapConfig) -> ldap3.Connection:

@@ -238,3 +238,26 @@ def test_watch_retries_after_a_failed_pass_and_syncs_each_interval(
     sync_forever(store, tenant.tenant_id, good, stop_event=_StopAfter(1))
     with store.connect() as conn:
         assert len(list_entries(conn, tenant.tenant_id)) == 5
+
+
+def test_two_people_on_one_number_do_not_swap_it_on_every_sync(
+    directory_server: SlapdServer, store: sa.Engine, tmp_path: Path
+) -> None:
+    tenant = gen_tenant(store)
+    config = load_ldap_config(_config(directory_server, tmp_path))
+    directory_server.ldif(_person_ldif("zed", "Zed Zane", "201", "", "Sales", "", ""), add=True)
+    try:
+        first = datetime(2026, 1, 1, tzinfo=UTC)
+        holders = []
+        for day in range(3):
+            with write_transaction(store) as conn:
+                report = sync_ldap(conn, tenant.tenant_id, fetch_ldap_entries(config),
+                                   now=first + timedelta(days=day))  # fmt: skip
+            assert [("extension 201" in p.message) for p in report.problems] == [True]
+            with store.connect() as conn:
+                holders.append([e.person for e in list_entries(conn, tenant.tenant_id)
+                                if e.extension == "201"])  # fmt: skip
+        # Ann Archer (first DN in order) keeps 201 with one period; nothing flips.
+        assert holders == [["Ann Archer"]] * 3
+    finally:
+        directory_server.ldif("dn: cn=Zed Zane,ou=people,dc=acme,dc=example\nchangetype: delete\n")
