@@ -14,11 +14,15 @@ from typing import Any
 import jsonschema
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
+from datacenter.accounts.tenants import get_tenant
+from datacenter.accounts.users import create_user, set_disabled
+from datacenter.cli import main
 from datacenter.ingest.worker import ingest_once
-from datacenter.store.engine import open_store
+from datacenter.store.engine import open_store, write_transaction
 from datacenter.store.tables.api_tokens import api_tokens
 from datacenter.web import create_app
 from datacenter.web.api_spec import openapi_document
@@ -274,5 +278,41 @@ def _ingest(seeded: SeededStore, records: list[ICDR], *, sequence: int) -> None:
     engine = open_store(seeded.settings.store.url)
     try:
         assert ingest_once(engine, seeded.settings).inserted == len(records)
+    finally:
+        engine.dispose()
+
+
+def test_the_token_command_makes_lists_and_revokes(app: Flask, api_store: SeededStore) -> None:
+    runner = CliRunner()
+    config = ["--config", str(api_store.config_path)]
+    made = runner.invoke(main, ["token", "create", "--user", GLOBEX_USER, "--name", "cli", *config])
+    assert made.exit_code == 0, made.output
+    token = made.stdout.strip()
+    assert token.startswith("cc_") and len(token) == 46
+    client = app.test_client()
+    assert api(client, "/api/v1/calls", token).status_code == 200
+    listed = runner.invoke(main, ["token", "list", "--user", GLOBEX_USER, *config]).stdout
+    row = next(line.split("\t") for line in listed.splitlines() if "\tcli\t" in line)
+    assert row[2] == token[:12] + "..." and row[5] == "active" and row[4] != "never"
+    revoked = runner.invoke(main, ["token", "revoke", "--user", GLOBEX_USER, row[0], *config])
+    assert revoked.exit_code == 0, revoked.output
+    assert api(client, "/api/v1/calls", token).status_code == 401
+    again = runner.invoke(main, ["token", "revoke", "--user", GLOBEX_USER, row[0], *config])
+    assert again.exit_code == 8 and "no active token" in again.output
+    staff = runner.invoke(main, ["token", "create", "--user", TECH_USER, "--name", "x", *config])
+    assert staff.exit_code == 3 and "technician" in staff.output
+
+
+def test_a_disabled_owners_token_stops_working(app: Flask, api_store: SeededStore) -> None:
+    engine = open_store(api_store.settings.store.url)
+    try:
+        with write_transaction(engine) as conn:
+            owner = create_user(conn, "carol@acme.example", "correct horse battery staple",
+                                "tenant", get_tenant(conn, "acme").tenant_id)  # type: ignore[union-attr]  # fmt: skip
+        token = make_token(app.test_client(), "carol@acme.example")
+        assert api(app.test_client(), "/api/v1/calls", token).status_code == 200
+        with write_transaction(engine) as conn:
+            set_disabled(conn, owner.user_id, True)
+        assert api(app.test_client(), "/api/v1/calls", token).status_code == 401
     finally:
         engine.dispose()
