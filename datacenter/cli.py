@@ -26,6 +26,8 @@ COMMANDS = {
     "alarms": "datacenter.commands.alarms:alarms_group",
     "technician": "datacenter.commands.technician:technician_group",
     "keys": "datacenter.commands.keys:keys_group",
+    "directory": "datacenter.commands.directory:directory_group",
+    "token": "datacenter.commands.token:token_group",
 }
 
 

@@ -8,7 +8,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-dev build-essential pkg-config libsystemd-dev
   unixodbc unixodbc-dev odbc-postgresql libsqliteodbc tdsodbc
   postgresql openssh-server openssh-client openssl iproute2 tcpdump chromium
-  faketime
+  faketime slapd ldap-utils
 )
 
 missing=()

@@ -8,6 +8,11 @@ Contract:
   there is nowhere to forget the tenant.
 - ``list_calls`` pages newest first (``start_utc`` then ``record_id``, descending, so paging is
   stable). ``CallFilter`` days are whole days in the tenant's time zone, or in UTC if asked.
+- Listed and opened calls carry the person, department, cost centre and site of whoever had
+  the call's extension when it started (``datacenter.store.attribution``: one LEFT JOIN on the
+  directory; '' when nobody is known).
+- ``list_calls_after`` pages by cursor for the API: the ``(start_utc, record_id)`` of the last
+  call seen, so a page never repeats or skips a call when new ones arrive.
 - ``day_summary`` reads the ``call_days`` rollup that ingest maintains, never raw call rows.
 """
 
@@ -23,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from datacenter.store.attribution import ATTRIBUTION_COLUMNS, attribute_calls
 from datacenter.store.call_rows import icdr_from_row
 from datacenter.store.tables.core import call_days, calls, landed_files, tenants
 from datacenter.store.tables.icdr_columns import column_name
@@ -63,6 +69,7 @@ class CallFilter:
     extension: str | None = None
     number: str | None = None
     direction: Direction | None = None
+    answered: bool | None = None
 
 
 def _start_site(call: Any) -> datetime:
@@ -75,7 +82,11 @@ def _read_model() -> type:
     """``Call``: a frozen dataclass of the summary columns, generated from the declaration."""
     model = dataclasses.make_dataclass(
         "Call",
-        [(column_name(each.name), _READ_TYPES.get(each.kind, each.type)) for each in _SUMMARY],
+        [
+            *((column_name(each.name), _READ_TYPES.get(each.kind, each.type)) for each in _SUMMARY),
+            # Who had the extension at the call's start (the directory); '' when not known.
+            *((name, str, dataclasses.field(default="")) for name in ATTRIBUTION_COLUMNS),
+        ],
         namespace={
             "start_site": property(_start_site),
             "__doc__": "One stored call, as lists show it.",
@@ -185,7 +196,7 @@ class TenantScope:
             raise ValidationError("per_page", f"must be between 1 and {MAX_PER_PAGE}")
         columns = [calls.c[name] for name in _SUMMARY_COLUMNS]
         query = (
-            sa.select(*columns)
+            attribute_calls(sa.select(*columns))
             .where(*self._conditions(filter))
             .order_by(calls.c.start_utc.desc(), calls.c.record_id.desc())
             .limit(per_page)
@@ -199,13 +210,40 @@ class TenantScope:
             total=self.count_calls(filter),
         )
 
+    def list_calls_after(
+        self,
+        filter: CallFilter,
+        *,
+        after: tuple[datetime, str] | None = None,
+        limit: int = DEFAULT_PER_PAGE,
+    ) -> list[Call]:
+        """Up to ``limit`` calls older than the cursor ``after`` (newest first); the API's pages."""
+        if not 1 <= limit <= MAX_PER_PAGE:
+            raise ValidationError("limit", f"must be between 1 and {MAX_PER_PAGE}")
+        conditions = self._conditions(filter)
+        if after is not None:
+            start, record_id = after
+            conditions.append(
+                sa.or_(
+                    calls.c.start_utc < start,
+                    sa.and_(calls.c.start_utc == start, calls.c.record_id < record_id),
+                )
+            )
+        query = (
+            attribute_calls(sa.select(*(calls.c[name] for name in _SUMMARY_COLUMNS)))
+            .where(*conditions)
+            .order_by(calls.c.start_utc.desc(), calls.c.record_id.desc())
+            .limit(limit)
+        )
+        return [_call(row) for row in self._conn.execute(query)]
+
     def count_calls(self, filter: CallFilter) -> int:
         query = sa.select(sa.func.count()).select_from(calls).where(*self._conditions(filter))
         return int(self._conn.execute(query).scalar_one())
 
     def get_call(self, record_id: str) -> CallDetail | None:
         row = self._conn.execute(
-            calls.select().where(
+            attribute_calls(sa.select(calls)).where(
                 calls.c.tenant_id == self.tenant_id, calls.c.record_id == record_id
             )
         ).one_or_none()
@@ -321,6 +359,8 @@ class TenantScope:
             conditions.append(calls.c.extension == filter.extension.strip())
         if filter.direction is not None:
             conditions.append(calls.c.direction == Direction(filter.direction).value)
+        if filter.answered is not None:
+            conditions.append(calls.c.answered == filter.answered)
         number = _NUMBER_PUNCTUATION.sub("", filter.number or "")
         if number:
             conditions.append(
@@ -334,7 +374,7 @@ class TenantScope:
 
 
 def _call(row: sa.Row[Any]) -> Call:
-    values = {name: getattr(row, name) for name in _SUMMARY_COLUMNS}
+    values = {name: getattr(row, name) for name in _SUMMARY_COLUMNS + ATTRIBUTION_COLUMNS}
     for name in _FLAG_COLUMNS:
         values[name] = bool(values[name])
     return Call(**values)

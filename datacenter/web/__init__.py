@@ -23,7 +23,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from datacenter.settings import Settings, load_secret_key, load_settings
 from datacenter.store.engine import open_store
-from datacenter.web import auth, errors, headers, metrics, portal, tech
+from datacenter.web import api, auth, directory, errors, headers, metrics, portal, tech, tokens
 from datacenter.web.database import store
 from datacenter.web.display import JINJA_FILTERS
 
@@ -73,5 +73,9 @@ def create_app(
     app.register_blueprint(auth.bp)
     app.register_blueprint(portal.bp)
     app.register_blueprint(tech.bp)
+    app.register_blueprint(directory.bp)
+    app.register_blueprint(tokens.bp)
+    csrf.exempt(api.bp)  # bearer tokens, not cookies: nothing for another site to forge
+    app.register_blueprint(api.bp)
     metrics.init_app(app)
     return app

@@ -19,6 +19,7 @@ API_PREFIX = "/api/"
 # What a person is told, per status; anything else gets the status's standard description.
 _MESSAGES: dict[int, str] = {
     400: "The request could not be understood. Go back, reload the page and try again.",
+    401: "Sign in first; the API needs an 'Authorization: Bearer' header with a live token.",
     403: "Your account does not have access to this page.",
     404: "There is nothing at this address, or it belongs to another account.",
     405: "This page cannot be used that way.",

@@ -207,6 +207,24 @@ NO_CONFIG = NotApplicable("takes no configuration file")
 NO_CONNECT = NotApplicable("connects to nothing")
 TENANT = ("--tenant", "demo")
 
+
+def _directory_import_cases() -> Spec:
+    def with_csv(case: Case) -> Case:
+        assert not isinstance(case, NotApplicable)
+
+        def call(s: Site) -> Call:
+            made = case(s)
+            csv = s.file("directory.csv")
+            csv.write_text("extension,person\n201,Ann\n")
+            return Call(["directory", "import", str(csv), *made.args[2:]], made.error,
+                        made.needles, made.input)  # fmt: skip
+
+        return call
+
+    cases = dc_config_cases("directory", "import", "--tenant", "demo")
+    return {kind: with_csv(case) for kind, case in cases.items()}
+
+
 SPEC: dict[str, Spec] = {
     # --- edge-agent ---
     "edge-agent check": agent_config_cases("check") | {
@@ -282,6 +300,15 @@ SPEC: dict[str, Spec] = {
     "datacenter user add": dc_config_cases("user", "add", "a@example.org", "--role", "admin",
                                            "--password-stdin", input="correct horse battery\n"),
     "datacenter user list": dc_config_cases("user", "list"),
+    "datacenter token create": dc_config_cases("token", "create", "--user", "a@example.org",
+                                               "--name", "n"),
+    "datacenter token list": dc_config_cases("token", "list", "--user", "a@example.org"),
+    "datacenter token revoke": dc_config_cases("token", "revoke", "--user", "a@example.org", "1"),
+    # Any existing UTF-8 file does as the CSV: the store is opened before it is parsed.
+    "datacenter directory import": _directory_import_cases(),
+    "datacenter directory list": dc_config_cases("directory", "list", "--tenant", "demo"),
+    "datacenter directory sync": dc_config_cases("directory", "sync", "--tenant", "demo",
+                                                 "--source", "unused-until-the-store-opens.toml"),
     "datacenter rate": {
         "bad-syntax": NO_CONFIG, "wrong-type": NO_CONFIG, "refused": NO_CONNECT,
         "missing-file": lambda s: Call(

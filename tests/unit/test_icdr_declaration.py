@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from datacenter.ingest.rows import CALL_COLUMNS, call_values
+from datacenter.store.attribution import ATTRIBUTION_COLUMNS
 from datacenter.store.call_rows import icdr_from_row
 from datacenter.store.scoped import _DETAIL_ONLY, Call
 from datacenter.store.tables.core import calls
@@ -96,4 +97,8 @@ def test_the_read_model_lists_every_field_but_the_detail_ones() -> None:
     names = {each.name for each in FIELDS}
     assert names >= _DETAIL_ONLY, "the read model leaves out a field the record no longer has"
     listed = [f.name for f in dataclasses.fields(Call)]  # type: ignore[arg-type]
-    assert listed == [column_name(e.name) for e in FIELDS if e.name not in _DETAIL_ONLY]
+    # the record's summary fields, then who had the extension (the directory's attribution)
+    assert listed == [
+        *(column_name(e.name) for e in FIELDS if e.name not in _DETAIL_ONLY),
+        *ATTRIBUTION_COLUMNS,
+    ]
