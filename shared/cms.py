@@ -143,13 +143,37 @@ def is_protected(data: bytes) -> bool:
 
 def protect(content: bytes, *, signer: AgentIdentity, recipient: x509.Certificate) -> bytes:
     """Sign ``content`` with the agent's key, then encrypt it to the data centre's certificate."""
-    signed = (
+    return _envelope(sign(content, signer=signer), recipient)
+
+
+def sign(content: bytes, *, signer: AgentIdentity) -> bytes:
+    """CMS SignedData (DER) of ``content``, not encrypted: what heartbeats travel in.
+
+    The inner layer of ``protect``; ``openssl cms -verify -inform DER -CAfile agent.crt``
+    checks it and prints the content.
+    """
+    return (
         pkcs7.PKCS7SignatureBuilder()
         .set_data(content)
         .add_signer(signer.certificate, signer.private_key, hashes.SHA256())
         .sign(serialization.Encoding.DER, _SIGNATURE_OPTIONS)
     )
-    return _envelope(signed, recipient)
+
+
+def verify_signed(data: bytes, *, trusted_signers: Collection[str]) -> Unprotected:
+    """The content of a ``sign``-ed file, if signed by one of ``trusted_signers``."""
+    signed_data = _signed_data(data)
+    content = _content(signed_data)
+    signer_info = _single_signer(signed_data)
+    cert = _signer_certificate(signed_data, signer_info)
+    signed_at = _verify_signer(signer_info, cert, content)
+    print_ = fingerprint(cert)
+    if print_ not in trusted_signers:
+        raise EnvelopeError(
+            f"signed by certificate {print_} (CN={common_name(cert)!r}), which is not enrolled "
+            "for this agent"
+        )
+    return Unprotected(content, print_, common_name(cert), signed_at)
 
 
 def _envelope(signed: bytes, recipient: x509.Certificate) -> bytes:

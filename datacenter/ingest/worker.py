@@ -44,6 +44,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,7 +54,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from datacenter.accounts.agents import trusted_signers
+from datacenter.accounts.agents import landing_accounts, trusted_signers
 from datacenter.accounts.tenants import list_tenants
 from datacenter.health.heartbeats import ingest_heartbeats
 from datacenter.ingest.claim import (
@@ -68,11 +69,13 @@ from datacenter.ingest.files import (
     Landed,
     archive,
     finished_batches,
+    foreign_agent_reason,
     move_to_quarantine,
 )
 from datacenter.ingest.keys import load_ingest_keys
 from datacenter.ingest.receipts import receipt_again, write_batch_receipt
 from datacenter.ingest.rows import add_rollups, call_rows, unique_records
+from datacenter.landing.layout import RECEIPT_KEEP_DAYS, prune_receipts
 from datacenter.rating.store import rate_batch, write_batch_rating
 from datacenter.settings import Settings
 from datacenter.store.bulk import insert_new_rows
@@ -137,24 +140,32 @@ def ingest_once(
     opener = load_ingest_keys(settings) if keys == FROM_SETTINGS else keys
     with engine.connect() as conn:
         by_slug = {tenant.slug: tenant for tenant in list_tenants(conn)}
+        accounts = landing_accounts(conn)
+    by_id = {tenant.tenant_id: tenant for tenant in by_slug.values()}
     outcomes: list[FileOutcome] = []
     unknown: list[str] = []
     root = settings.landing.root
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     for folder in folders:
-        tenant = by_slug.get(folder.name)
+        # Each agent's own account first (datacenter.landing), else a tenant's shared folder
+        # (the layout before per-agent accounts, ingested while it exists: docs/landing.md).
+        tenant, account_agent = by_slug.get(folder.name), None
+        if folder.name in accounts:
+            tenant_id, account_agent = accounts[folder.name]
+            tenant = by_id[tenant_id]
         if tenant is None:
             if (folder / "incoming").is_dir():
                 log.warning("landing folder %s has no tenant %r: skipped", folder, folder.name)
                 unknown.append(folder.name)
             continue
-        for landed in finished_batches(tenant, folder / "incoming"):
+        for landed in finished_batches(tenant, folder / "incoming", account_agent=account_agent):
             with _collector_paused():
                 outcome = _ingest_file(engine, settings, landed, worker=worker, keys=opener)
             if outcome is not None:
                 log.info("%s/%s: %s %s", tenant.slug, landed.name, outcome.status, outcome.reason)
                 outcomes.append(outcome)
     _ingest_heartbeats(engine, settings)
+    prune_receipts(root, sorted(accounts), before=time.time() - RECEIPT_KEEP_DAYS * 86_400)
     return IngestReport(outcomes=tuple(outcomes), unknown_folders=tuple(unknown))
 
 
@@ -217,6 +228,10 @@ def _ingest_file(
     keys: DatacentreKeys | None,
 ) -> FileOutcome | None:
     """Claim, verify, store, receipt, archive one file; None if another worker has it."""
+    foreign = foreign_agent_reason(landed)
+    if foreign is not None:  # before the claim: another agent's batch names stay unclaimed
+        account = landed.folder.name if landed.folder else ""
+        return move_to_quarantine(settings, landed, f"{account}~{landed.name}", foreign)
     try:
         landed.data = landed.path.read_bytes()
     except FileNotFoundError:

@@ -11,7 +11,8 @@ import click
 from edge_agent import config as agent_config
 from edge_agent.commands.service import config_option
 from edge_agent.delivery.batches import Batcher
-from edge_agent.delivery.enrollment import Enrolment, enroll
+from edge_agent.delivery.bundle_import import Imported, import_bundle
+from edge_agent.delivery.enrollment import Enrolment, enroll, request_line
 from edge_agent.delivery.retention import resend, resendable
 from edge_agent.spool import Spool
 from shared import keys
@@ -22,21 +23,45 @@ from shared.icdr import format_time
 
 @click.command("enroll")
 @config_option
-def enroll_command(config_path: Path) -> None:
-    """Create this appliance's keys (if missing) and print what the data centre needs.
+@click.option("--import", "bundle_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Install the bundle `datacenter agent approve` wrote.")  # fmt: skip
+def enroll_command(config_path: Path, bundle_path: Path | None) -> None:
+    """Create this appliance's keys (if missing) and print its enrolment request.
 
     Makes the SSH key of the SFTP login (uplink.private_key) and the batch-signing key and
     certificate (STATE/identity/), never replacing one that exists, so running it again is
-    safe and just prints the same public items. Send the data centre the SSH public key and
-    the certificate printed below; confirm the certificate's fingerprint with them by phone.
+    safe and just prints the same request. Send the data centre the one-line REQUEST printed
+    last (public: a certificate and an SSH public key) and confirm its fingerprint with them by
+    phone; they approve it with `datacenter agent approve` and send back a bundle, which
+    `--import` installs (known_hosts, their certificates, the landing account).
     Private keys never leave the appliance.
 
     Example:
-
         edge-agent enroll -c /etc/callcollect/agent.toml
+        edge-agent enroll -c /etc/callcollect/agent.toml --import acme-london-1.bundle
     """
     settings = agent_config.load(config_path)
-    click.echo(render_enrolment(enroll(settings), settings))
+    if bundle_path is not None:
+        imported = import_bundle(settings, bundle_path.read_text(encoding="utf-8"))
+        click.echo(render_import(imported))
+        return
+    enrolment = enroll(settings)
+    click.echo(render_enrolment(enrolment, settings))
+    click.echo("")
+    click.echo(request_line(enrolment))
+
+
+def render_import(imported: Imported) -> str:
+    b = imported.bundle
+    return "\n".join([
+        f"installed the landing of agent {b.agent_id} (tenant {b.tenant}): account {b.account}",
+        f"   host key {b.host_key_fingerprint} pinned in {imported.known_hosts}",
+        f"   data centre certificates in {imported.certificates}:",
+        f"     envelope {imported.envelope_fingerprint}",
+        f"     receipts {imported.receipts_fingerprint}",
+        "Confirm these fingerprints with the data centre, and set in the agent's config:",
+        *(f"   {line}" for line in imported.config_lines()),
+    ])  # fmt: skip
 
 
 def render_enrolment(e: Enrolment, settings: agent_config.AgentSettings) -> str:
