@@ -65,8 +65,8 @@ def approve(conn: sa.Connection, request: EnrolmentRequest, opts: ApproveOptions
     set_landing_account(conn, tenant.tenant_id, request.agent_id, account)
     owner = ensure_account(account, group=opts.group) if opts.system_users else current_owner()
     landing = AgentLanding(opts.landing_root, account)
-    create_landing(landing, ssh_public_key=request.ssh_public_key, agent=owner,
-                   service=opts.service)  # fmt: skip
+    create_landing(landing, tenant_slug=tenant.slug, ssh_public_key=request.ssh_public_key,
+                   agent=owner, service=opts.service)  # fmt: skip
     log.info("agent %s of tenant %s approved: landing account %s at %s",
              request.agent_id, tenant.slug, account, landing.chroot)  # fmt: skip
     return LandingBundle(

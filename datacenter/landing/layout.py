@@ -67,12 +67,18 @@ class AgentLanding:
 
 
 def create_landing(
-    landing: AgentLanding, *, ssh_public_key: str, agent: Owner, service: Owner
+    landing: AgentLanding, *, tenant_slug: str, ssh_public_key: str, agent: Owner, service: Owner
 ) -> list[Path]:
-    """Make (or repair) the agent's folders and key file with their owners and modes."""
+    """Make (or repair) the agent's folders and key file with their owners and modes.
+
+    Also the tenant's folder, where ingest (as the service user) keeps quarantine and archive:
+    ``landing.root`` itself is root's, so ingest could not make it.
+    """
     root_owner = Owner(uid=0, gid=0) if os.geteuid() == 0 else service
+    landing.root.mkdir(parents=True, exist_ok=True)
     made = [
         _directory(landing.root, root_owner, 0o755),
+        _directory(landing.root / tenant_slug, service, 0o750),
         _directory(landing.chroot, root_owner, 0o755),
         _directory(landing.folder(INCOMING), Owner(agent.uid, service.gid), 0o770),
         _directory(landing.folder(HEARTBEATS), Owner(agent.uid, service.gid), 0o770),
