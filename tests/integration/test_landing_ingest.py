@@ -146,8 +146,10 @@ def test_a_rotated_certificate_is_accepted_until_the_overlap_ends(
     with write_transaction(store) as conn:
         rotate_agent_certificate(conn, "acme", "edge-1", new_identity.certificate,
                                  overlap_until=until)  # fmt: skip
-        assert trusted_signers(conn, 1, "edge-1", now=NOW) == {old, new}
-        assert trusted_signers(conn, 1, "edge-1", now=until + timedelta(seconds=1)) == {new}
+        assert trusted_signers(conn, 1, "edge-1", now=NOW) == frozenset({old, new})
+        assert trusted_signers(conn, 1, "edge-1", now=until + timedelta(seconds=1)) == frozenset(
+            {new}
+        )
     # during the overlap a heartbeat signed with either key is accepted
     folder = dc_settings.landing.root / accounts["edge-1"] / HEARTBEAT_FOLDER
     for n, identity in enumerate((IDENTITIES["edge-1"], new_identity)):
