@@ -42,7 +42,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -113,15 +113,19 @@ def open_landed(
     recipient: Recipient | None,
     trusted_signers: Collection[str],
     accept_unprotected: bool = False,
+    previous: Sequence[Recipient] = (),
 ) -> LandedBatch:
     """Open a landed batch file of either protection; the data centre's one call.
 
     A CMS file is decrypted with ``recipient`` and must be signed by one of ``trusted_signers``
     (the fingerprints enrolled for the agent named in the file name). A plain CCB1 file is
     accepted only with ``accept_unprotected`` (an agent not yet switched to ``cms``); otherwise
-    it is refused, so a stolen SFTP key alone cannot inject calls.
+    it is refused, so a stolen SFTP key alone cannot inject calls. ``previous``: envelope keys
+    still accepted during a rotation's overlap; the one the file names is used.
     """
     if is_protected(data):
+        if recipient is not None and previous:
+            recipient = _addressed(data, [recipient, *previous])
         if recipient is None:
             raise EnvelopeError(
                 "a CMS-protected batch arrived but the data centre has no envelope key configured"
@@ -134,6 +138,22 @@ def open_landed(
             'batches; set delivery.protection = "cms" on the agent'
         )
     return LandedBatch(open_batch(data), "none", None)
+
+
+def _addressed(data: bytes, recipients: Sequence[Recipient]) -> Recipient:
+    """The recipient whose certificate the envelope names; the first when none (or damaged)."""
+    try:
+        rid = asn1_cms.ContentInfo.load(data)["content"]["recipient_infos"][0].chosen["rid"]
+        issuer, serial = rid.chosen["issuer"].dump(force=True), rid.chosen["serial_number"].native
+    except Exception:  # asn1crypto parses lazily; the full checks report the damage
+        return recipients[0]
+    for candidate in recipients:
+        cert = asn1_x509.Certificate.load(
+            candidate.certificate.public_bytes(serialization.Encoding.DER)
+        )
+        if cert.issuer.dump(force=True) == issuer and cert.serial_number == serial:
+            return candidate
+    return recipients[0]
 
 
 def is_protected(data: bytes) -> bool:

@@ -64,6 +64,7 @@ from datacenter.ingest.claim import (
     our_claim,
     record_conflict,
 )
+from datacenter.ingest.envelope_rotation import previous_recipients
 from datacenter.ingest.files import (
     FileOutcome,
     Landed,
@@ -302,6 +303,7 @@ def _open(
         recipient=recipient,
         trusted_signers=signers,
         accept_unprotected=settings.ingest.accept_unprotected,
+        previous=previous_recipients(settings.keys) if keys else (),  # an envelope rotation
     )
     return landed_batch.batch
 
