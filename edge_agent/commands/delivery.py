@@ -13,6 +13,7 @@ from edge_agent.commands.service import config_option
 from edge_agent.delivery.batches import Batcher
 from edge_agent.delivery.bundle_import import Imported, import_bundle
 from edge_agent.delivery.enrollment import Enrolment, enroll, request_line
+from edge_agent.delivery.key_rotation import prepare_next_key, switch_to_next_key
 from edge_agent.delivery.retention import resend, resendable
 from edge_agent.spool import Spool
 from shared import keys
@@ -25,7 +26,19 @@ from shared.icdr import format_time
 @config_option
 @click.option("--import", "bundle_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Install the bundle `datacenter agent approve` wrote.")  # fmt: skip
-def enroll_command(config_path: Path, bundle_path: Path | None) -> None:
+@click.option(
+    "--new-key",
+    is_flag=True,
+    help="Prepare a new signing key (kept unused) and print its certificate.",
+)
+@click.option(
+    "--use-new-key",
+    is_flag=True,
+    help="Sign with the prepared key from now on (after `datacenter agent rotate`).",
+)
+def enroll_command(
+    config_path: Path, bundle_path: Path | None, new_key: bool, use_new_key: bool
+) -> None:
     """Create this appliance's keys (if missing) and print its enrolment request.
 
     Makes the SSH key of the SFTP login (uplink.private_key) and the batch-signing key and
@@ -41,6 +54,9 @@ def enroll_command(config_path: Path, bundle_path: Path | None) -> None:
         edge-agent enroll -c /etc/callcollect/agent.toml --import acme-london-1.bundle
     """
     settings = agent_config.load(config_path)
+    if new_key or use_new_key:
+        click.echo(_rotate(settings, switch=use_new_key))
+        return
     if bundle_path is not None:
         imported = import_bundle(settings, bundle_path.read_text(encoding="utf-8"))
         click.echo(render_import(imported))
@@ -49,6 +65,23 @@ def enroll_command(config_path: Path, bundle_path: Path | None) -> None:
     click.echo(render_enrolment(enrolment, settings))
     click.echo("")
     click.echo(request_line(enrolment))
+
+
+def _rotate(settings: agent_config.AgentSettings, *, switch: bool) -> str:
+    agent, tenant = settings.agent.id, settings.agent.tenant
+    if switch:
+        previous, new = switch_to_next_key(settings)
+        return (f"agent {agent} now signs with {new} (previous {previous}, kept in "
+                "identity/previous/): restart the agent")  # fmt: skip
+    prepared = prepare_next_key(settings)
+    return "\n".join([
+        f"{'created' if prepared.created else 'already prepared'}: new signing key of agent "
+        f"{agent}, certificate {prepared.certificate_path}, fingerprint {prepared.fingerprint}:",
+        prepared.certificate_pem.rstrip(),
+        "The data centre pins it (the current key stays accepted for the overlap) with",
+        f"   datacenter agent rotate --tenant {tenant} {agent} agent-new.crt",
+        "then run `edge-agent enroll --use-new-key` here and restart the agent.",
+    ])  # fmt: skip
 
 
 def render_import(imported: Imported) -> str:

@@ -131,3 +131,39 @@ def test_enrol_approve_import_then_rotate_the_envelope_key(
 
     assert caplog.records, "nothing was logged: the check below would prove nothing"
     assert not any(marker in caplog.text for marker in KEY_MATERIAL)
+
+
+def test_the_agent_key_rotates_with_an_overlap(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    dc, agent, host_pub = setup_sites(tmp_path)
+    enrol(dc, agent, host_pub, tmp_path / "b.json")
+    bundle = parse_bundle((tmp_path / "b.json").read_text())
+    current_cert = tmp_path / "state" / "identity" / "agent.crt"
+    enrolled = current_cert.read_bytes()
+    incoming = tmp_path / "dc" / "landing" / bundle.account / "incoming"
+    old_name, old_batch = sealed_for(tmp_path, 1)  # still in the outbox when the key changes
+    prepared = run(agent_main, "enroll", "-c", str(agent), "--new-key").stdout
+    assert "created: new signing key" in prepared
+    next_cert = tmp_path / "state" / "identity" / "next" / "agent.crt"
+    assert current_cert.read_bytes() == enrolled  # prepared, not used until the switch
+    run(datacenter_main, "agent", "rotate", "--tenant", TENANT, AGENT, str(next_cert),
+        "--overlap-days", "7", "--config", str(dc))  # fmt: skip
+    switched = run(agent_main, "enroll", "-c", str(agent), "--use-new-key").stdout
+    assert "now signs with" in switched
+    new_name, new_batch = sealed_for(tmp_path, 2)
+    incoming.joinpath(old_name).write_bytes(old_batch)
+    incoming.joinpath(new_name).write_bytes(new_batch)
+    stored = run(datacenter_main, "ingest", "--config", str(dc)).output
+    assert "2 stored" in stored and "0 quarantined" in stored
+
+    # a rotation with no overlap refuses the replaced key at once
+    run(agent_main, "enroll", "-c", str(agent), "--new-key")
+    run(datacenter_main, "agent", "rotate", "--tenant", TENANT, AGENT, str(next_cert),
+        "--overlap-days", "0", "--config", str(dc))  # fmt: skip
+    stale_name, stale_batch = sealed_for(tmp_path, 3)  # signed with the key just replaced
+    incoming.joinpath(stale_name).write_bytes(stale_batch)
+    refused = run(datacenter_main, "ingest", "--config", str(dc)).output
+    assert "1 quarantined" in refused
+    assert not any(marker in caplog.text for marker in KEY_MATERIAL)
