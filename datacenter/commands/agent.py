@@ -26,7 +26,7 @@ from datacenter.commands.options import (
 from datacenter.health.missing_batches import describe, missing_batches
 from datacenter.landing.approve import ApproveOptions, approve
 from datacenter.landing.users import AGENTS_GROUP, current_owner, owner_of
-from shared.enrolment import parse_request
+from shared.enrolment import LandingBundle, parse_request
 from shared.errors import CallCollectError, ConfigError
 from shared.keys import load_certificates
 
@@ -200,20 +200,21 @@ def agent_approve_command(
       datacenter agent approve "$(cat request.txt)" --landing-host landing.example.net \\
           --service-user callcollect --bundle acme-london-1.bundle
     """
-    request = parse_request(request_line)
     settings = load_configured_settings(config_path)
-    options = ApproveOptions(
-        landing_root=settings.landing.root,
-        host=landing_host,
-        port=landing_port,
-        host_key=host_key_path.read_text(encoding="ascii"),
-        datacentre_certificates=_datacentre_certificates(settings.keys.certificates),
-        service=owner_of(service_user) if service_user else current_owner(),
-        system_users=not no_system_user,
-        group=group,
-        name=name,
-    )
-    bundle = in_transaction(config_path, lambda conn: approve(conn, request, options))
+    request = parse_request(request_line)
+    host_key = host_key_path.read_text(encoding="ascii")
+    service = owner_of(service_user) if service_user else current_owner()
+
+    def action(conn: sa.Connection) -> LandingBundle:
+        options = ApproveOptions(
+            landing_root=settings.landing.root, host=landing_host, port=landing_port,
+            host_key=host_key,
+            datacentre_certificates=_datacentre_certificates(settings.keys.certificates),
+            service=service, system_users=not no_system_user, group=group, name=name,
+        )  # fmt: skip
+        return approve(conn, request, options)
+
+    bundle = in_transaction(config_path, action)
     if bundle_path is None:
         click.echo(bundle.to_json(), nl=False)
     else:

@@ -15,14 +15,10 @@ import pwd
 import subprocess
 from dataclasses import dataclass
 
-from shared.errors import CallCollectError
+from shared.errors import CallCollectError  # useradd failed, or not root: exit 1
 
 AGENTS_GROUP = "callcollect-agents"
 NOLOGIN = "/usr/sbin/nologin"
-
-
-class LandingAccountError(CallCollectError):
-    """A landing account could not be made (useradd failed, not root)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +35,14 @@ def owner_of(user: str) -> Owner:
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
-        raise LandingAccountError(f"no user {user!r} on this host: pass an existing user") from None
+        raise CallCollectError(f"no user {user!r} on this host: pass an existing user") from None
     return Owner(entry.pw_uid, entry.pw_gid)
 
 
 def ensure_account(account: str, *, group: str = AGENTS_GROUP) -> Owner:
     """The agent's system user, made if missing, in ``group``; its uid and own group's gid."""
     if os.geteuid() != 0:
-        raise LandingAccountError(
+        raise CallCollectError(
             "making the landing account needs root: run `datacenter agent approve` as root, or "
             "with --no-system-user to prepare the folders only"
         )
@@ -81,6 +77,6 @@ def _ensure_group(group: str) -> None:
 def _run(argv: list[str]) -> None:
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise LandingAccountError(
+        raise CallCollectError(
             f"`{' '.join(argv)}` failed ({done.returncode}): {done.stderr.strip()}"
         )
