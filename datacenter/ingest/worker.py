@@ -132,7 +132,7 @@ def ingest_once(
     worker_id: str | None = None,
     keys: DatacentreKeys | Literal["settings"] | None = FROM_SETTINGS,
 ) -> IngestReport:
-    """One pass over every tenant's ``incoming/`` folder.
+    """One pass over every agent's and every tenant's ``incoming/`` folder (docs/landing.md).
 
     ``keys`` open files and sign receipts; by default they are loaded from ``settings.keys``
     (``datacenter.ingest.keys.load_ingest_keys``). None: no keys (only unprotected files, no receipts).

@@ -13,8 +13,8 @@ Layout under ``landing.root`` (docs/landing.md)::
 
 ``<svc>`` is the data centre's service user (the ingest workers run as it). Every chroot
 component up to ``/`` must be root-owned and not group- or world-writable (sshd refuses the
-login otherwise), so ``landing.root`` and its parents are root's. The account name never
-contains a tenant slug's alphabet only (it has ``_``), so it cannot collide with a tenant folder.
+login otherwise), so ``landing.root`` and its parents are root's. Account names contain ``_``,
+which tenant slugs never do, so an account folder cannot collide with a tenant folder.
 """
 
 from __future__ import annotations

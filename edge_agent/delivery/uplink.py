@@ -30,8 +30,10 @@ Contract:
 - The service spaces failed sessions with ``shared.backoff.Retries`` (exponential, jittered);
   a success resets it.
 
-The landing layout is the data centre's (tests/fixtures/sshd.py stands in): the session starts in
-the tenant's landing folder, which holds ``incoming/`` and ``receipts/``.
+The landing layout is the data centre's (docs/landing.md; tests/fixtures/sshd.py stands in): the
+session starts in the agent's own chroot (``/incoming``, ``/receipts``, ``/heartbeats``: set
+``uplink.remote_dir`` and ``uplink.receipts_dir`` as `edge-agent enroll --import` prints), or in
+the tenant's older shared folder (``incoming``, ``receipts``, the defaults).
 """
 
 from __future__ import annotations
