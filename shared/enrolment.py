@@ -23,6 +23,7 @@ import binascii
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -67,6 +68,9 @@ def parse_request(line: str) -> EnrolmentRequest:
     missing = [name for name in REQUEST_FIELDS if not values.get(name)]
     if missing:
         raise ValidationError("request", f"lacks {', '.join(missing)}")
+    kind, _, blob = values["ssh"].partition(":")
+    if not kind.startswith(("ssh-", "ecdsa-")) or not blob:
+        raise ValidationError("request.ssh", "is not an SSH public key (TYPE:BASE64)")
     try:
         certificate = x509.load_der_x509_certificate(base64.b64decode(values["certificate"]))
     except (ValueError, binascii.Error) as exc:
@@ -75,7 +79,7 @@ def parse_request(line: str) -> EnrolmentRequest:
         tenant=values["tenant"],
         agent_id=values["agent"],
         certificate=certificate,
-        ssh_public_key=" ".join(values["ssh"].split(":", 1)),
+        ssh_public_key=f"{kind} {blob}",
     )
     if request.fingerprint != values["fingerprint"]:
         raise ValidationError(
@@ -124,13 +128,22 @@ def parse_bundle(text: str) -> LandingBundle:
         raise ValidationError("bundle", f"is not a {BUNDLE_FORMAT} document")
     if document.get("version") != BUNDLE_VERSION:
         raise ValidationError("bundle.version", f"{document.get('version')!r} is not supported")
-    fields = LandingBundle.__dataclass_fields__
-    try:
-        bundle = LandingBundle(**{name: document[name] for name in fields})
-    except KeyError as exc:
-        raise ValidationError(f"bundle.{exc.args[0]}", "is missing") from None
-    if not isinstance(bundle.port, int) or len(bundle.host_key.split()) < 2:
+    values: dict[str, Any] = {}
+    for name in LandingBundle.__dataclass_fields__:
+        if name not in document:
+            raise ValidationError(f"bundle.{name}", "is missing")
+        kind = int if name == "port" else str
+        value = document[name]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValidationError(f"bundle.{name}", f"expected {kind.__name__}")
+        values[name] = value
+    bundle = LandingBundle(**values)
+    if not 0 < bundle.port < 65536 or len(bundle.host_key.split()) < 2:
         raise ValidationError("bundle", "port or host_key is malformed")
+    try:
+        bundle.host_key_fingerprint  # noqa: B018  (the key must be base64)
+    except (ValueError, binascii.Error):
+        raise ValidationError("bundle.host_key", "is not an SSH public key") from None
     claimed = document.get("host_key_fingerprint")
     if claimed is not None and claimed != bundle.host_key_fingerprint:
         raise ValidationError("bundle.host_key_fingerprint", "does not match host_key")
