@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from datacenter.accounts.agents import rotate_agent_certificate, trusted_signers
+from datacenter.accounts.agents import enroll_agent, rotate_agent_certificate, trusted_signers
 from datacenter.health.facts import collect_site_facts
-from datacenter.health.heartbeats import ingest_heartbeats
+from datacenter.health.heartbeats import ingest_heartbeats, record_heartbeat
 from datacenter.health.model import HealthPolicy, State, assess
 from datacenter.ingest.keys import ensure_keys
 from datacenter.ingest.worker import ingest_once
@@ -99,6 +99,25 @@ def test_a_forged_heartbeat_cannot_bring_a_down_site_back(
                    cms.sign(fresh.to_json(), signer=IDENTITIES["edge-1"]))  # fmt: skip
     assert ingest_heartbeats(store, dc_settings).stored == 1
     assert site_state(store) is not State.AGENT_DOWN
+
+
+def test_an_unsigned_heartbeat_for_an_agent_with_a_certificate_is_rejected(
+    store: sa.Engine, dc_settings: Settings
+) -> None:
+    """The attack as reproduced on the shared tenant folder: an agent whose certificate is pinned
+    is down; anyone with the tenant's SFTP login drops a plain heartbeat in its name."""
+    gen_tenant(store, "acme")
+    with write_transaction(store) as conn:
+        enroll_agent(conn, "acme", "edge-1", certificate=IDENTITIES["edge-1"].certificate)
+        record_heartbeat(conn, tenant_id=1, heartbeat=heartbeat(NOW - timedelta(hours=2)),
+                         file_name="old.json", received_at=NOW - timedelta(hours=2))  # fmt: skip
+    assert site_state(store) is State.AGENT_DOWN
+    fresh = heartbeat(NOW - timedelta(seconds=30))
+    land_heartbeat(dc_settings.landing.root / "acme" / HEARTBEAT_FOLDER, fresh, fresh.to_json())
+    report = ingest_heartbeats(store, dc_settings)
+    assert report.stored == 0 and len(report.rejected) == 1
+    assert "unsigned" in report.rejected[0][1]
+    assert site_state(store) is State.AGENT_DOWN
 
 
 def test_a_batch_naming_another_agent_is_quarantined_unclaimed(
