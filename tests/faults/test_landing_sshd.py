@@ -17,16 +17,27 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paramiko
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from datacenter.cli import main as datacenter_main
 from datacenter.landing.users import remove_account
+from datacenter.store.tables.health import agent_heartbeats
+from edge_agent.cli import main as agent_main
+from edge_agent.config import load
+from edge_agent.journal import Journal
+from edge_agent.service import Service
+from edge_agent.sources import registry
+from edge_agent.spool import BatchStatus, Spool
 from shared import keys
 from shared.enrolment import EnrolmentRequest, parse_bundle
+from shared.envelope import batch_file_name
+from tests.fixtures.fake_source import call_line
 from tests.fixtures.ports import free_port, wait_for_port
 from tests.fixtures.sshd import SSHD, keygen
 
@@ -58,6 +69,9 @@ class Landing:
     port: int
     host_pub: Path
     agents: dict[str, Agent]
+    config: Path  # the data centre's
+    group: str
+    accounts: list[str]  # removed after the test: add any account a test makes
 
     def connect(self, agent: Agent, *, username: str | None = None) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
@@ -142,7 +156,7 @@ def landing() -> Iterator[Landing]:
                 [SSHD, "-D", "-e", "-f", str(sshd_config)], stdout=log, stderr=log
             )
         wait_for_port(port)
-        yield Landing(base, root, data / "keys", port, host_pub, agents)
+        yield Landing(base, root, data / "keys", port, host_pub, agents, config, group, accounts)
     finally:
         if process is not None:
             process.terminate()
@@ -181,7 +195,8 @@ def test_an_agent_writes_only_its_own_incoming_and_reads_only_its_own_receipts(
             assert f.read() == b"receipt for A\n"
         # its own receipts are the data centre's: read, never written, deleted or renamed
         assert refused(sftp.open, "/receipts/forged.receipt", "wb")
-        assert refused(sftp.remove, "/receipts/x.receipt")
+        with pytest.raises(PermissionError):  # what the agent's receipt inbox expects
+            sftp.remove("/receipts/x.receipt")
         assert refused(sftp.posix_rename, "/receipts/x.receipt", "/incoming/x")
         assert refused(sftp.mkdir, "/quarantine")  # the chroot itself is root's
         assert sorted(sftp.listdir("/")) == ["heartbeats", "incoming", "receipts"]
@@ -235,3 +250,65 @@ def test_no_shell_no_forwarding(landing: Landing) -> None:
         channel = transport.open_session(timeout=10)
         with pytest.raises(paramiko.SSHException):
             channel.get_pty()
+
+
+def test_an_agent_delivers_through_its_own_account_end_to_end(
+    landing: Landing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """enroll -> approve (real user) -> import -> flush -> ingest -> receipt -> signed heartbeat."""
+    monkeypatch.setitem(registry.DRIVERS, "fake", "tests.fixtures.fake_source")
+    base, agent_id = landing.base, f"{landing.agents['a'].agent_id}c"
+    state = base / "agent-state"
+    (base / "agent_known_hosts").write_text("")
+    common = (
+        f'[agent]\nid = "{agent_id}"\ntenant = "acme"\ntimezone = "UTC"\nstate_dir = "{state}"\n'
+        f'[uplink]\nhost = "127.0.0.1"\nport = {landing.port}\n'
+        f'private_key = "{base / "agent_key"}"\nknown_hosts = "{base / "agent_known_hosts"}"\n'
+        "connect_timeout_seconds = 5.0\n{uplink}"
+        f'[delivery]\nprotection = "cms"\ndatacentre_certificates = "{base / "agent-dc.pem"}"\n'
+        '[[sources]]\nid = "pbx-1"\nkind = "fake"\n'
+    )
+    config = base / "agent.toml"
+    config.write_text(common.replace("{uplink}", 'username = "pending"\n'))
+    agent = CliRunner()
+    request = agent.invoke(agent_main, ["enroll", "-c", str(config)]).stdout.splitlines()[-1]
+    result = CliRunner().invoke(datacenter_main, [
+        "agent", "approve", request, "--landing-host", "127.0.0.1", "--landing-port",
+        str(landing.port), "--host-key", str(landing.host_pub), "--group", landing.group,
+        "--service-user", "root", "--bundle", str(base / "c.bundle"),
+        "--config", str(landing.config),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    bundle = parse_bundle((base / "c.bundle").read_text())
+    landing.accounts.append(bundle.account)
+    imported = agent.invoke(agent_main, ["enroll", "-c", str(config), "--import",
+                                         str(base / "c.bundle")])  # fmt: skip
+    assert imported.exit_code == 0, imported.output
+    uplink_lines = [line.strip() for line in imported.stdout.splitlines()
+                    if line.strip().startswith(("username", "remote_dir", "receipts_dir"))]  # fmt: skip
+    config.write_text(common.replace("{uplink}", "\n".join(uplink_lines) + "\n"))
+    with Journal.open(state / "journal" / "pbx-1", source_id="pbx-1") as journal:
+        journal.append_many([call_line(n) for n in range(1, 6)], received_at=datetime.now(UTC))
+    flushed = agent.invoke(agent_main, ["flush", "-c", str(config)])
+    assert flushed.exit_code == 0, flushed.output
+    chroot = landing.root / bundle.account
+    assert [p.name for p in (chroot / "incoming").iterdir()] == [batch_file_name(agent_id, 1)]
+    ingest = ["ingest", "--config", str(landing.config)]
+    assert "1 stored" in CliRunner().invoke(datacenter_main, ingest).output
+    receipt = chroot / "receipts" / f"{batch_file_name(agent_id, 1)}.receipt"
+    assert receipt.exists()
+    outcome = Service(load(config)).flush()  # collects the receipt, sends a signed heartbeat
+    assert [r.status for r in outcome.receipts] == ["acknowledged"]
+    assert receipt.exists()  # the agent may not delete it: the data centre prunes receipts
+    with Spool.open(state, quota_bytes=2**30) as spool:
+        assert spool.batch_counts()[BatchStatus.ACKNOWLEDGED] == 1
+    (heartbeat_file,) = (chroot / "heartbeats").glob(f"{agent_id}-*.json")
+    assert heartbeat_file.read_bytes()[:1] == b"\x30"  # CMS SignedData, not plain JSON
+    CliRunner().invoke(datacenter_main, ingest)
+    engine = sa.create_engine(f"sqlite:///{base / 'store.db'}")
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(agent_heartbeats.c.agent_id).where(agent_heartbeats.c.agent_id == agent_id)
+        ).all()
+    engine.dispose()
+    assert len(stored) == 2  # one per session: `edge-agent flush`, then Service.flush()
