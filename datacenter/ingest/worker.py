@@ -44,7 +44,6 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,7 +75,7 @@ from datacenter.ingest.files import (
 from datacenter.ingest.keys import load_ingest_keys
 from datacenter.ingest.receipts import receipt_again, write_batch_receipt
 from datacenter.ingest.rows import add_rollups, call_rows, unique_records
-from datacenter.landing.layout import RECEIPT_KEEP_DAYS, prune_receipts
+from datacenter.landing.layout import prune_receipts_now_and_then
 from datacenter.rating.store import rate_batch, write_batch_rating
 from datacenter.settings import Settings
 from datacenter.store.bulk import insert_new_rows
@@ -166,7 +165,7 @@ def ingest_once(
                 log.info("%s/%s: %s %s", tenant.slug, landed.name, outcome.status, outcome.reason)
                 outcomes.append(outcome)
     _ingest_heartbeats(engine, settings)
-    prune_receipts(root, sorted(accounts), before=time.time() - RECEIPT_KEEP_DAYS * 86_400)
+    prune_receipts_now_and_then(root, sorted(accounts))  # agents cannot delete theirs
     return IngestReport(outcomes=tuple(outcomes), unknown_folders=tuple(unknown))
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,7 +104,18 @@ def _own(path: Path, owner: Owner, mode: int) -> None:
     path.chmod(mode)
 
 
-RECEIPT_KEEP_DAYS = 30  # an agent offline longer re-sends; ingest then receipts it again
+RECEIPT_KEEP_DAYS = 7  # an agent offline longer re-sends; ingest then receipts it again
+PRUNE_EVERY_SECONDS = 3600.0  # a pass lists every account's receipts: not on every poll
+_last_prune = {"at": float("-inf")}  # per process (monotonic clock)
+
+
+def prune_receipts_now_and_then(root: Path, accounts: list[str]) -> int:
+    """``prune_receipts`` at most once per ``PRUNE_EVERY_SECONDS`` in this process."""
+    now = time.monotonic()
+    if now - _last_prune["at"] < PRUNE_EVERY_SECONDS:
+        return 0
+    _last_prune["at"] = now
+    return prune_receipts(root, accounts, before=time.time() - RECEIPT_KEEP_DAYS * 86_400)
 
 
 def prune_receipts(root: Path, accounts: list[str], *, before: float) -> int:
