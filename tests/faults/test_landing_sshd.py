@@ -214,12 +214,18 @@ def test_an_agent_writes_only_its_own_incoming_and_reads_only_its_own_receipts(
                        landing.root / ".keys" / b.account, Path("/etc/shadow")):  # fmt: skip
             assert refused(sftp.open, str(secret), "rb")
         assert refused(sftp.symlink, "/etc/passwd", "/incoming/link")
+        # paramiko has no call for OpenSSH's hardlink extension: send the request itself (of
+        # its own file, which the kernel alone would allow: only `-P hardlink` refuses it)
+        request = sftp._request  # type: ignore[attr-defined]
+        hardlink = (paramiko.sftp.CMD_EXTENDED, "hardlink@openssh.com")
+        assert refused(request, *hardlink, "/incoming/own.ccb", "/incoming/hard")
         assert refused(sftp.symlink, f"/../{b.account}/incoming", "/incoming/b-link")
     assert (landing.root / a.account / "incoming" / "own.ccb").read_bytes() == b"A's batch\n"
     assert (landing.root / b.account / "incoming" / "b.ccb").exists()
     assert (landing.root / b.account / "receipts" / "y.receipt").exists()
     assert sorted(os.listdir(landing.root / b.account / "incoming")) == ["b.ccb"]
     assert not (landing.root / a.account / "incoming" / "link").exists()
+    assert not (landing.root / a.account / "incoming" / "hard").exists()
 
 
 def test_a_key_logs_in_only_to_its_own_account(landing: Landing) -> None:
