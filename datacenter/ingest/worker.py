@@ -7,7 +7,9 @@ Contract:
   the unique key ``(tenant_id, file_name)``. Exactly one claim wins; the others skip the file. A
   claim older than ``ingest.claim_timeout_seconds`` is from a dead worker and is taken over.
 - The tenant is the landing folder (``<landing>/<slug>/incoming/NAME``), never the file: a
-  manifest naming another tenant is quarantined. Only finished batch names
+  manifest naming another tenant is quarantined. In an agent's own account
+  (``<landing>/<account>/incoming/NAME``, docs/landing.md) the folder decides the agent too: a
+  file naming another agent is quarantined before it is claimed. Only finished batch names
   (``shared.envelope.parse_batch_file_name``) are looked at; ``*.part`` uploads are left alone.
 - A file is opened with ``shared.cms.open_landed``: a CMS file must decrypt with the data
   centre's envelope key and be signed by exactly the certificate pinned for the agent its name

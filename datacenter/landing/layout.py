@@ -77,9 +77,11 @@ def create_landing(
     """
     root_owner = Owner(uid=0, gid=0) if os.geteuid() == 0 else service
     landing.root.mkdir(parents=True, exist_ok=True)
+    tenant_dir = landing.root / tenant_slug
+    if not tenant_dir.exists():  # an existing one may be the old shared chroot: left as it is
+        _directory(tenant_dir, service, 0o750)
     made = [
         _directory(landing.root, root_owner, 0o755),
-        _directory(landing.root / tenant_slug, service, 0o750),
         _directory(landing.chroot, root_owner, 0o755),
         _directory(landing.folder(INCOMING), Owner(agent.uid, service.gid), 0o770),
         _directory(landing.folder(HEARTBEATS), Owner(agent.uid, service.gid), 0o770),
