@@ -129,7 +129,7 @@ def agent_list_command(tenant_slug: str | None, config_path: Path | None) -> Non
 
     Columns: tenant, agent id, last batch sequence stored, last seen (UTC), missing batch
     numbers (never landed or quarantined; ask the site to re-send them), the pinned certificate's
-    fingerprint, name. "-" means none.
+    fingerprint, name, its own landing account (docs/landing.md). "-" means none.
     """
 
     def action(conn: sa.Connection) -> list[tuple[str, Agent, str]]:
@@ -146,6 +146,7 @@ def agent_list_command(tenant_slug: str | None, config_path: Path | None) -> Non
         pinned = agent.certificate_fingerprint or "-"
         click.echo(
             f"{slug}\t{agent.agent_id}\t{sequence}\t{seen}\t{missing}\t{pinned}\t{agent.name}"
+            f"\t{agent.landing_account or '-'}"
         )
 
 
