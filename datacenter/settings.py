@@ -16,7 +16,7 @@ Contract:
   time: there is no default secret.
 
 On disk under ``data_dir`` by default: ``callcollect.db`` (the SQLite store), ``landing/`` (one
-folder per tenant: ``incoming/ archive/ quarantine/ receipts/``), ``secret_key`` and ``keys/``
+chroot per agent account and one folder per tenant for quarantine and archive: docs/landing.md), ``secret_key`` and ``keys/``
 (``envelope.key``, ``receipts.key``, ``datacentre-certificates.pem``: ``datacenter keys init``).
 """
 
@@ -82,8 +82,9 @@ SETTINGS: tuple[Setting, ...] = (
             "SQLAlchemy URL of the store; default sqlite:///<data_dir>/callcollect.db. "
             "PostgreSQL: postgresql+psycopg://USER@HOST/DB."),
     _setting("landing.root", PATH, "",
-            "Landing area (the SFTP chroots); default <data_dir>/landing. One folder per tenant "
-            "slug with incoming/, archive/, quarantine/ and receipts/."),
+            "Landing area (the SFTP chroots); default <data_dir>/landing. One chroot per agent "
+            "account (incoming/, heartbeats/, receipts/) and one folder per tenant slug "
+            "(quarantine/, archive/): docs/landing.md."),
     _setting("web.secret_key_file", PATH, "",
             "File holding the session secret; default <data_dir>/secret_key. Generated on first "
             "use if missing."),

@@ -134,7 +134,8 @@ SETTINGS: tuple[Setting, ...] = (
             "known_hosts file pinning the landing host's key. A changed key is refused, never "
             "trusted on first use."),
     Setting("uplink.remote_dir", Text(), "incoming",
-            "Folder, relative to the landing folder, that batch files are uploaded into."),
+            "Folder, relative to the landing folder, that batch files are uploaded into; "
+            "\"/incoming\" in the agent's own landing account (docs/landing.md)."),
     Setting("uplink.interval_seconds", Integer(minimum=1, maximum=86_400), 60,
             "How often batches are sealed and uploaded."),
     Setting("uplink.connect_timeout_seconds", Number(minimum=0.1, maximum=600), 15.0,
@@ -147,7 +148,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Longest wait between failed sessions."),
     Setting("uplink.receipts_dir", Text(), "receipts",
             "Folder, relative to the landing folder, where the data centre leaves signed receipts "
-            "for stored batches; the agent reads and deletes them."),
+            "for stored batches; the agent reads them and deletes them where it may; "
+            "\"/receipts\" in the agent's own landing account."),
     Setting("uplink.schedule", Schedule(), "continuous",
             "When to upload: \"continuous\" (every interval), \"every N minutes\", or a list of "
             "\"HH:MM\" times in agent.timezone. Failed sessions are retried with back-off "

@@ -42,7 +42,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -114,6 +114,7 @@ def open_landed(
     trusted_signers: Collection[str],
     accept_unprotected: bool = False,
     limits: BatchLimits | None = None,
+    previous: Sequence[Recipient] = (),
 ) -> LandedBatch:
     """Open a landed batch file of either protection; the data centre's one call.
 
@@ -121,8 +122,12 @@ def open_landed(
     (the fingerprints enrolled for the agent named in the file name). A plain CCB1 file is
     accepted only with ``accept_unprotected`` (an agent not yet switched to ``cms``); otherwise
     it is refused, so a stolen SFTP key alone cannot inject calls. ``limits``: as ``open_batch``.
+    ``previous``: envelope keys still accepted during a rotation's overlap; the one the file
+    names is used.
     """
     if is_protected(data):
+        if recipient is not None and previous:
+            recipient = _addressed(data, [recipient, *previous])
         if recipient is None:
             raise EnvelopeError(
                 "a CMS-protected batch arrived but the data centre has no envelope key configured"
@@ -139,6 +144,22 @@ def open_landed(
     return LandedBatch(open_batch(data, limits), "none", None)
 
 
+def _addressed(data: bytes, recipients: Sequence[Recipient]) -> Recipient:
+    """The recipient whose certificate the envelope names; the first when none (or damaged)."""
+    try:
+        rid = asn1_cms.ContentInfo.load(data)["content"]["recipient_infos"][0].chosen["rid"]
+        issuer, serial = rid.chosen["issuer"].dump(force=True), rid.chosen["serial_number"].native
+    except Exception:  # asn1crypto parses lazily; the full checks report the damage
+        return recipients[0]
+    for candidate in recipients:
+        cert = asn1_x509.Certificate.load(
+            candidate.certificate.public_bytes(serialization.Encoding.DER)
+        )
+        if cert.issuer.dump(force=True) == issuer and cert.serial_number == serial:
+            return candidate
+    return recipients[0]
+
+
 def is_protected(data: bytes) -> bool:
     """True when ``data`` looks like a CMS file rather than a plain CCB1 batch."""
     return bool(data) and data[0] == DER_SEQUENCE
@@ -146,13 +167,37 @@ def is_protected(data: bytes) -> bool:
 
 def protect(content: bytes, *, signer: AgentIdentity, recipient: x509.Certificate) -> bytes:
     """Sign ``content`` with the agent's key, then encrypt it to the data centre's certificate."""
-    signed = (
+    return _envelope(sign(content, signer=signer), recipient)
+
+
+def sign(content: bytes, *, signer: AgentIdentity) -> bytes:
+    """CMS SignedData (DER) of ``content``, not encrypted: what heartbeats travel in.
+
+    The inner layer of ``protect``; ``openssl cms -verify -inform DER -CAfile agent.crt``
+    checks it and prints the content.
+    """
+    return (
         pkcs7.PKCS7SignatureBuilder()
         .set_data(content)
         .add_signer(signer.certificate, signer.private_key, hashes.SHA256())
         .sign(serialization.Encoding.DER, _SIGNATURE_OPTIONS)
     )
-    return _envelope(signed, recipient)
+
+
+def verify_signed(data: bytes, *, trusted_signers: Collection[str]) -> Unprotected:
+    """The content of a ``sign``-ed file, if signed by one of ``trusted_signers``."""
+    signed_data = _signed_data(data)
+    content = _content(signed_data)
+    signer_info = _single_signer(signed_data)
+    cert = _signer_certificate(signed_data, signer_info)
+    signed_at = _verify_signer(signer_info, cert, content)
+    print_ = fingerprint(cert)
+    if print_ not in trusted_signers:
+        raise EnvelopeError(
+            f"signed by certificate {print_} (CN={common_name(cert)!r}), which is not enrolled "
+            "for this agent"
+        )
+    return Unprotected(content, print_, common_name(cert), signed_at)
 
 
 def _envelope(signed: bytes, recipient: x509.Certificate) -> bytes:

@@ -32,6 +32,9 @@ class Agent:
     last_sequence: int | None
     certificate: str | None = None  # PEM of the pinned batch-signing certificate
     certificate_fingerprint: str | None = None  # shared.keys.fingerprint of it
+    landing_account: str | None = None  # its own SFTP account (None: the tenant's shared folder)
+    previous_certificate_fingerprint: str | None = None  # still accepted during a rotation...
+    previous_certificate_until: datetime | None = None  # ...until this time
 
 
 def check_agent_id(agent_id: str) -> str:
@@ -133,16 +136,73 @@ def _certificate_values(certificate: x509.Certificate, agent_id: str) -> dict[st
     }
 
 
-def trusted_signers(conn: sa.Connection, tenant_id: int, agent_id: str) -> frozenset[str] | None:
-    """The fingerprints ingest accepts for the agent: none pinned is empty; not enrolled, None."""
-    row = conn.execute(
-        sa.select(agents.c.certificate_fingerprint).where(
-            agents.c.tenant_id == tenant_id, agents.c.agent_id == agent_id
+def rotate_agent_certificate(
+    conn: sa.Connection,
+    tenant_slug: str,
+    agent_id: str,
+    certificate: x509.Certificate,
+    *,
+    overlap_until: datetime,
+) -> Agent:
+    """Pin a new certificate and keep accepting the current one until ``overlap_until``.
+
+    Batches and heartbeats the appliance sealed with its old key before it switched (still in
+    its outbox, or in flight) are then ingested rather than quarantined.
+    """
+    tenant = require_tenant(conn, tenant_slug)
+    current = get_agent(conn, tenant.tenant_id, agent_id)
+    if current is None or current.certificate_fingerprint is None:
+        raise StoreError(
+            f"agent {agent_id} of tenant {tenant_slug} has no certificate to rotate from: pin "
+            f"one with `datacenter agent certificate --tenant {tenant_slug} {agent_id} FILE`"
         )
+    pinned = _certificate_values(certificate, agent_id)
+    if pinned["certificate_fingerprint"] == current.certificate_fingerprint:
+        raise ValidationError("certificate", "is the one already pinned: nothing to rotate")
+    conn.execute(
+        agents.update()
+        .where(agents.c.tenant_id == tenant.tenant_id, agents.c.agent_id == agent_id)
+        .values(
+            previous_certificate_fingerprint=current.certificate_fingerprint,
+            previous_certificate_until=overlap_until,
+            **pinned,
+        )
+    )
+    agent = get_agent(conn, tenant.tenant_id, agent_id)
+    assert agent is not None
+    return agent
+
+
+def set_landing_account(conn: sa.Connection, tenant_id: int, agent_id: str, account: str) -> None:
+    """Record the agent's own landing account (``datacenter.landing``)."""
+    conn.execute(
+        agents.update()
+        .where(agents.c.tenant_id == tenant_id, agents.c.agent_id == agent_id)
+        .values(landing_account=account)
+    )
+
+
+def trusted_signers(
+    conn: sa.Connection, tenant_id: int, agent_id: str, *, now: datetime | None = None
+) -> frozenset[str] | None:
+    """The fingerprints ingest accepts for the agent: none pinned is empty; not enrolled, None.
+
+    During a rotation's overlap the previous certificate is accepted too.
+    """
+    row = conn.execute(
+        sa.select(
+            agents.c.certificate_fingerprint,
+            agents.c.previous_certificate_fingerprint,
+            agents.c.previous_certificate_until,
+        ).where(agents.c.tenant_id == tenant_id, agents.c.agent_id == agent_id)
     ).one_or_none()
     if row is None:
         return None
-    return frozenset([row.certificate_fingerprint] if row.certificate_fingerprint else [])
+    accepted = [row.certificate_fingerprint] if row.certificate_fingerprint else []
+    until = row.previous_certificate_until
+    if row.previous_certificate_fingerprint and until and (now or datetime.now(UTC)) < until:
+        accepted.append(row.previous_certificate_fingerprint)
+    return frozenset(accepted)
 
 
 def get_agent(conn: sa.Connection, tenant_id: int, agent_id: str) -> Agent | None:
@@ -157,3 +217,13 @@ def list_agents(conn: sa.Connection, tenant_id: int | None = None) -> list[Agent
     if tenant_id is not None:
         query = query.where(agents.c.tenant_id == tenant_id)
     return [Agent(**row._asdict()) for row in conn.execute(query)]
+
+
+def landing_accounts(conn: sa.Connection) -> dict[str, tuple[int, str]]:
+    """Every agent's own landing account: account name -> (tenant_id, agent_id)."""
+    rows = conn.execute(
+        sa.select(agents.c.landing_account, agents.c.tenant_id, agents.c.agent_id).where(
+            agents.c.landing_account.is_not(None)
+        )
+    )
+    return {row.landing_account: (row.tenant_id, row.agent_id) for row in rows}

@@ -1,12 +1,14 @@
-"""`datacenter keys init | show`: the data centre's batch and receipt keys (datacenter/ingest/keys.py)."""
+"""`datacenter keys init | show | rotate-envelope`: the data centre's batch and receipt keys (datacenter/ingest/keys.py)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import click
 
 from datacenter.commands.options import config_option, load_configured_settings, with_hint
+from datacenter.ingest.envelope_rotation import overlap_end, rotate_envelope
 from datacenter.ingest.keys import DEFAULT_NAME, ensure_keys
 from shared.errors import CallCollectError
 from shared.keys import fingerprint, load_datacentre_certificates
@@ -66,3 +68,28 @@ def keys_show_command(config_path: Path | None) -> None:
     click.echo(f"# envelope {fingerprint(certificates.envelope)}")
     click.echo(f"# receipts {fingerprint(certificates.receipts)}")
     click.echo(certificates.to_pem().decode("ascii"), nl=False)
+
+
+@keys_group.command("rotate-envelope")
+@click.option("--overlap-days", default=30, show_default=True, type=click.IntRange(1, 365),
+              help="How long batches sealed for the current envelope key are still opened.")  # fmt: skip
+@config_option
+def keys_rotate_envelope_command(overlap_days: int, config_path: Path | None) -> None:
+    """Replace the envelope key; keep opening batches sealed for the current one for a while.
+
+    Writes a new envelope key and bundle (the receipts key stays). Send every site the new
+    bundle (`datacenter keys show`, or approve its request again for a new landing bundle) and
+    have it installed with `edge-agent enroll --import`; batches the agents sealed before are
+    opened with the previous key until the overlap ends. Restart the ingest workers.
+
+    \b
+    Example:
+      datacenter keys rotate-envelope --overlap-days 30
+    """
+    settings = load_configured_settings(config_path)
+    bundle = rotate_envelope(settings.keys, overlap=timedelta(days=overlap_days))
+    until = overlap_end(settings.keys)
+    click.echo(
+        f"new envelope certificate {fingerprint(bundle.envelope)} in {settings.keys.certificates}"
+    )
+    click.echo(f"the previous envelope key is accepted until {until:%Y-%m-%d %H:%M} UTC")

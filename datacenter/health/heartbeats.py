@@ -2,9 +2,15 @@
 
 - Heartbeats live in ``agent_heartbeats`` (datacenter/store/tables/health.py): one row per
   document, keyed ``(tenant_id, agent_id, sent_at)``. ``ingest_heartbeats`` takes them from
-  ``<landing>/<tenant>/heartbeats/*.json`` (the agent uploads them through ``.part`` + rename),
-  stores each once and deletes the file; a document that fails validation, names another
-  tenant or agent, or comes from an agent not enrolled goes to
+  each agent's ``<landing>/<account>/heartbeats/*.json`` and each tenant's older shared
+  ``<landing>/<tenant>/heartbeats/`` (the agent uploads them through ``.part`` + rename),
+  stores each once and deletes the file.
+- An agent with a pinned certificate signs its heartbeats (CMS SignedData, ``shared.cms.sign``)
+  and only a heartbeat verified against that certificate (or the previous one during a
+  rotation's overlap) is accepted; a plain JSON one is accepted only from an agent with no
+  certificate pinned, as its batches are. A document that is unsigned or forged, fails
+  validation, names another tenant, or another agent than the account it landed in, or comes
+  from an agent not enrolled goes to
   ``<landing>/<tenant>/quarantine/heartbeats/NAME`` with ``NAME.reason``. ``ingest_once`` runs
   it after the batch files, so a session's batches are stored before its heartbeat is judged.
 - The landing rules of batch files hold here too (``datacenter.ingest.landing_io``): an entry
@@ -26,6 +32,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from datacenter.accounts.agents import landing_accounts, trusted_signers
 from datacenter.accounts.tenants import list_tenants
 from datacenter.ingest.landing_io import (
     NotRegular,
@@ -40,9 +47,9 @@ from datacenter.ingest.landing_io import (
 from datacenter.settings import Settings
 from datacenter.store.dialect import dialect_insert
 from datacenter.store.engine import write_transaction
-from datacenter.store.tables.core import agents
 from datacenter.store.tables.health import agent_heartbeats
-from shared.errors import ValidationError
+from shared.cms import is_protected, verify_signed
+from shared.errors import EnvelopeError, ValidationError
 from shared.heartbeat import (
     HEARTBEAT_FOLDER,
     Heartbeat,
@@ -108,10 +115,31 @@ def record_heartbeat(
     return conn.execute(insert.returning(agent_heartbeats.c.agent_id)).first() is not None
 
 
+@dataclass(frozen=True, slots=True)
+class HeartbeatFolder:
+    """A ``heartbeats/`` folder and whose it is: one agent's account, or a tenant's shared one."""
+
+    tenant_id: int
+    slug: str
+    path: Path
+    agent_id: str | None = None  # the account's agent; None: the tenant's shared folder
+
+
+def heartbeat_folders(conn: sa.Connection, root: Path) -> list[HeartbeatFolder]:
+    """Each agent's ``<account>/heartbeats`` and each tenant's older shared folder."""
+    slugs = {t.tenant_id: t.slug for t in list_tenants(conn)}
+    folders = [
+        HeartbeatFolder(tenant_id, slugs[tenant_id], root / account / HEARTBEAT_FOLDER, agent_id)
+        for account, (tenant_id, agent_id) in sorted(landing_accounts(conn).items())
+    ]
+    shared = [HeartbeatFolder(i, slug, root / slug / HEARTBEAT_FOLDER) for i, slug in slugs.items()]
+    return folders + shared
+
+
 def ingest_heartbeats(
     engine: sa.Engine, settings: Settings, *, now: datetime | None = None
 ) -> HeartbeatReport:
-    """Store every heartbeat in ``<landing>/<tenant>/heartbeats/``; prune old ones.
+    """Store every heartbeat in each agent's and each tenant's ``heartbeats/``; prune old ones.
 
     Safe with any number of workers: the insert is idempotent and a file already taken by
     another worker is simply gone.
@@ -121,29 +149,26 @@ def ingest_heartbeats(
     rejected: list[tuple[str, str]] = []
     with engine.connect() as conn:
         tenant_list = list_tenants(conn)
-        enrolled = {
-            (a.tenant_id, a.agent_id)
-            for a in conn.execute(sa.select(agents.c.tenant_id, agents.c.agent_id))
-        }
-    for tenant in tenant_list:
-        folder = root / tenant.slug / HEARTBEAT_FOLDER
-        linked = linked_folders(root / tenant.slug, ("quarantine", QUARANTINED_HEARTBEATS))
-        if linked or folder.is_symlink():
-            log.error("%s heartbeats skipped, %s: no links followed", tenant.slug, linked or folder)
+        folders = heartbeat_folders(conn, root)
+    for folder in folders:
+        linked = linked_folders(root / folder.slug, ("quarantine", QUARANTINED_HEARTBEATS))
+        if linked or folder.path.is_symlink():
+            log.error("%s heartbeats skipped, %s: no links followed", folder.slug,
+                      linked or folder.path)  # fmt: skip
             continue
-        if not folder.is_dir():
+        if not folder.path.is_dir():
             continue
-        for path in sorted(folder.iterdir()):
+        for path in sorted(folder.path.iterdir()):
             if path.name.endswith(PART_SUFFIX):
                 continue
-            outcome = _ingest_heartbeat(engine, tenant.tenant_id, tenant.slug, path, enrolled)
+            outcome = _ingest_heartbeat(engine, folder, path)
             if outcome == "stored":
                 stored += 1
             elif outcome == "duplicate":
                 duplicates += 1
             elif outcome is not None:
-                _quarantine_heartbeat(root / tenant.slug, path, outcome)
-                rejected.append((f"{tenant.slug}/{path.name}", outcome))
+                _quarantine_heartbeat(root / folder.slug, path, outcome)
+                rejected.append((f"{folder.slug}/{path.name}", outcome))
     cutoff = (now or datetime.now(UTC)) - timedelta(days=settings.health.heartbeat_retention_days)
     with write_transaction(engine) as conn:
         for tenant in tenant_list:
@@ -158,9 +183,7 @@ def prune_heartbeats(conn: sa.Connection, *, tenant_id: int, before: datetime) -
     return int(result.rowcount or 0)
 
 
-def _ingest_heartbeat(
-    engine: sa.Engine, tenant_id: int, slug: str, path: Path, enrolled: set[tuple[int, str]]
-) -> str | None:
+def _ingest_heartbeat(engine: sa.Engine, folder: HeartbeatFolder, path: Path) -> str | None:
     """``stored``, ``duplicate``, None (gone: another worker took it), or a rejection reason."""
     try:
         with open_regular(path) as (fd, info):
@@ -174,13 +197,13 @@ def _ingest_heartbeat(
     if data is None:
         return f"the file is larger than {MAX_HEARTBEAT_BYTES} bytes: not a heartbeat, not read"
     received_at = datetime.fromtimestamp(info.st_mtime, UTC)
-    reason = _reject_reason(path.name, data, slug, tenant_id, enrolled)
+    reason = _reject_reason(engine, folder, path.name, data)
     if isinstance(reason, str):
         return reason
     with write_transaction(engine) as conn:
         fresh = record_heartbeat(
             conn,
-            tenant_id=tenant_id,
+            tenant_id=folder.tenant_id,
             heartbeat=reason,
             file_name=path.name,
             received_at=received_at,
@@ -190,14 +213,36 @@ def _ingest_heartbeat(
 
 
 def _reject_reason(
-    name: str, data: bytes, slug: str, tenant_id: int, enrolled: set[tuple[int, str]]
+    engine: sa.Engine, folder: HeartbeatFolder, name: str, data: bytes
 ) -> Heartbeat | str:
     """The heartbeat, or why it cannot be accepted."""
+    slug = folder.slug
     parsed_name = parse_heartbeat_file_name(name)
     if parsed_name is None:
         return f"{name} is not a heartbeat file name (AGENT-YYYYMMDDTHHMMSSmmmZ.json)"
+    if folder.agent_id is not None and parsed_name[0] != folder.agent_id:
+        return (
+            f"the heartbeat names agent {parsed_name[0]} but landed in agent {folder.agent_id}'s "
+            "landing account: an agent reports only its own health"
+        )
+    with engine.connect() as conn:
+        signers = trusted_signers(conn, folder.tenant_id, parsed_name[0])
+    if signers is None:
+        return (
+            f"agent {parsed_name[0]} is not enrolled for tenant {slug}: run "
+            f"`datacenter agent approve` with the request its `edge-agent enroll` printed"
+        )
     try:
-        heartbeat = parse_heartbeat(data)
+        document = _verified_document(data, signers)
+    except EnvelopeError as exc:
+        return f"the heartbeat's signature is refused: {exc}"
+    if document is None:
+        return (
+            f"agent {parsed_name[0]} has a pinned certificate, so its heartbeats must be signed "
+            "with it; this one is unsigned (forged, or from an agent older than signed heartbeats)"
+        )
+    try:
+        heartbeat = parse_heartbeat(document)
     except ValidationError as exc:
         return f"not a valid heartbeat document: {exc}"
     if (
@@ -214,12 +259,15 @@ def _reject_reason(
             f"the heartbeat names tenant {heartbeat.tenant!r} but landed in tenant {slug!r}'s "
             "folder: check the agent's configured tenant"
         )
-    if (tenant_id, heartbeat.agent_id) not in enrolled:
-        return (
-            f"agent {heartbeat.agent_id} is not enrolled for tenant {slug}: run "
-            f"`datacenter agent add --tenant {slug} {heartbeat.agent_id}`"
-        )
     return heartbeat
+
+
+def _verified_document(data: bytes, signers: frozenset[str]) -> bytes | None:
+    """The JSON inside a signed heartbeat (``EnvelopeError`` if the signature fails); a plain
+    document only from an agent with no certificate pinned (None otherwise)."""
+    if is_protected(data):
+        return verify_signed(data, trusted_signers=signers).content
+    return None if signers else data
 
 
 def _quarantine_heartbeat(tenant_dir: Path, path: Path, reason: str) -> None:

@@ -60,14 +60,22 @@ class Landed:
     data: bytes = b""
     sha256: str = ""
     size: int = 0  # bytes, from fstat/hashing: known before ``data`` is read
+    # --- per-agent landing (datacenter.landing): None for the tenant's older shared folder
+    folder: Path | None = None  # the agent's <landing.root>/<account>/
+    account_agent: str | None = None  # the agent that account belongs to
 
     @property
     def name(self) -> str:
         return self.path.name
 
 
-def finished_batches(tenant: Tenant, incoming: Path) -> Iterator[Landed]:
-    """The entries with finished batch names in ``incoming``, by name; not opened yet."""
+def finished_batches(
+    tenant: Tenant, incoming: Path, *, account_agent: str | None = None
+) -> Iterator[Landed]:
+    """The finished batch files in ``incoming``, by name; not yet read.
+
+    ``account_agent``: ``incoming`` is that agent's own account's (``Landed.folder``).
+    """
     if not incoming.is_dir() or incoming.is_symlink():
         return
     for path in sorted(incoming.iterdir()):
@@ -76,7 +84,27 @@ def finished_batches(tenant: Tenant, incoming: Path) -> Iterator[Landed]:
         parsed = parse_batch_file_name(path.name)
         if parsed is None:
             continue
-        yield Landed(tenant=tenant, path=path, agent_id=parsed[0], sequence=parsed[1])
+        yield Landed(
+            tenant=tenant, path=path, agent_id=parsed[0], sequence=parsed[1],
+            folder=incoming.parent if account_agent else None, account_agent=account_agent,
+        )  # fmt: skip
+
+
+def receipts_folder(settings: Settings, landed: Landed) -> Path:
+    """``receipts/`` beside the ``incoming/`` the file landed in (agent's account or tenant's)."""
+    if landed.folder is not None:
+        return landed.folder / "receipts"
+    return settings.landing.tenant_dir(landed.tenant.slug, "receipts")
+
+
+def foreign_agent_reason(landed: Landed) -> str | None:
+    """Why a file in an agent's account names another agent, or None when it does not."""
+    if landed.account_agent is None or landed.agent_id == landed.account_agent:
+        return None
+    return (
+        f"the file names agent {landed.agent_id} but landed in agent {landed.account_agent}'s "
+        "landing account: an agent delivers only its own batches"
+    )
 
 
 def move_to_quarantine(

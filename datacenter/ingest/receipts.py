@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from datacenter.ingest.claim import stored_file
-from datacenter.ingest.files import FileOutcome, Landed, archive
+from datacenter.ingest.files import FileOutcome, Landed, archive, receipts_folder
 from datacenter.settings import Settings
 from shared.keys import DatacentreKeys
 from shared.receipts import make_receipt, write_receipt
@@ -44,7 +44,7 @@ def write_batch_receipt(
         duplicates=duplicates, stored_at=stored_at, key=keys.receipts_key,
         certificate=keys.certificates.receipts,
     )  # fmt: skip
-    folder = settings.landing.tenant_dir(landed.tenant.slug, "receipts")
+    folder = receipts_folder(settings, landed)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         write_receipt(folder, receipt, batch_name=landed.name)

@@ -7,7 +7,9 @@ Contract:
   the unique key ``(tenant_id, file_name)``. Exactly one claim wins; the others skip the file. A
   claim older than ``ingest.claim_timeout_seconds`` is from a dead worker and is taken over.
 - The tenant is the landing folder (``<landing>/<slug>/incoming/NAME``), never the file: a
-  manifest naming another tenant is quarantined. Only finished batch names
+  manifest naming another tenant is quarantined. In an agent's own account
+  (``<landing>/<account>/incoming/NAME``, docs/landing.md) the folder decides the agent too: a
+  file naming another agent is quarantined before it is claimed. Only finished batch names
   (``shared.envelope.parse_batch_file_name``) are looked at; ``*.part`` uploads are left alone.
 - The landing area is not trusted (``landing_io``): only regular files are read, no link is
   followed, nothing blocks; a file larger than ``ingest.max_file_bytes`` or not a regular file
@@ -61,7 +63,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from datacenter.accounts.agents import trusted_signers
+from datacenter.accounts.agents import landing_accounts, trusted_signers
 from datacenter.accounts.tenants import list_tenants
 from datacenter.health.heartbeats import QUARANTINED_HEARTBEATS, ingest_heartbeats
 from datacenter.ingest.claim import (
@@ -72,11 +74,13 @@ from datacenter.ingest.claim import (
     our_claim,
     record_conflict,
 )
+from datacenter.ingest.envelope_rotation import previous_recipients
 from datacenter.ingest.files import (
     FileOutcome,
     Landed,
     archive,
     finished_batches,
+    foreign_agent_reason,
     move_to_quarantine,
 )
 from datacenter.ingest.incomplete import complete_stored_calls
@@ -92,6 +96,7 @@ from datacenter.ingest.landing_io import (
 )
 from datacenter.ingest.receipts import receipt_again, write_batch_receipt
 from datacenter.ingest.rows import CALL_COLUMNS, add_rollups, call_rows, call_values, unique_records
+from datacenter.landing.layout import prune_receipts_now_and_then
 from datacenter.rating.store import rate_batch, write_batch_rating
 from datacenter.settings import LANDING_FOLDERS, Settings
 from datacenter.store.bulk import insert_new_rows
@@ -150,7 +155,7 @@ def ingest_once(
     worker_id: str | None = None,
     keys: DatacentreKeys | Literal["settings"] | None = FROM_SETTINGS,
 ) -> IngestReport:
-    """One pass over every tenant's ``incoming/`` folder.
+    """One pass over every agent's and every tenant's ``incoming/`` folder (docs/landing.md).
 
     ``keys`` open files and sign receipts; by default they are loaded from ``settings.keys``
     (``datacenter.ingest.keys.load_ingest_keys``). None: no keys (only unprotected files, no receipts).
@@ -159,13 +164,20 @@ def ingest_once(
     opener = load_ingest_keys(settings) if keys == FROM_SETTINGS else keys
     with engine.connect() as conn:
         by_slug = {tenant.slug: tenant for tenant in list_tenants(conn)}
+        accounts = landing_accounts(conn)
+    by_id = {tenant.tenant_id: tenant for tenant in by_slug.values()}
     outcomes: list[FileOutcome] = []
     unknown: list[str] = []
     refused: list[str] = []
     root = settings.landing.root
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     for folder in folders:
-        tenant = by_slug.get(folder.name)
+        # Each agent's own account first (datacenter.landing), else a tenant's shared folder
+        # (the layout before per-agent accounts, ingested while it exists: docs/landing.md).
+        tenant, account_agent = by_slug.get(folder.name), None
+        if folder.name in accounts:
+            tenant_id, account_agent = accounts[folder.name]
+            tenant = by_id[tenant_id]
         if tenant is None:
             if (folder / "incoming").is_dir():
                 log.warning("landing folder %s has no tenant %r: skipped", folder, folder.name)
@@ -176,7 +188,7 @@ def ingest_once(
             log.error("tenant %s skipped, %s: ingest follows no links", tenant.slug, linked)
             refused.extend(linked)
             continue
-        for landed in finished_batches(tenant, folder / "incoming"):
+        for landed in finished_batches(tenant, folder / "incoming", account_agent=account_agent):
             try:
                 with _collector_paused():
                     outcome = _ingest_file(engine, settings, landed, worker=worker, keys=opener)
@@ -188,6 +200,7 @@ def ingest_once(
                 log.info("%s/%s: %s %s", tenant.slug, landed.name, outcome.status, outcome.reason)
                 outcomes.append(outcome)
     _ingest_heartbeats(engine, settings)
+    prune_receipts_now_and_then(root, sorted(accounts))  # agents cannot delete theirs
     return IngestReport(tuple(outcomes), tuple(unknown), tuple(refused))
 
 
@@ -250,6 +263,10 @@ def _ingest_file(
     keys: DatacentreKeys | None,
 ) -> FileOutcome | None:
     """Claim, read, verify, store, receipt, archive one file; None if another worker has it."""
+    foreign = foreign_agent_reason(landed)
+    if foreign is not None:  # before the claim: another agent's batch names stay unclaimed
+        account = landed.folder.name if landed.folder else ""
+        return move_to_quarantine(settings, landed, f"{account}~{landed.name}", foreign)
     with ExitStack() as stack:
         try:
             fd, info = stack.enter_context(open_regular(landed.path))
@@ -352,6 +369,7 @@ def _open(
         trusted_signers=signers,
         accept_unprotected=settings.ingest.accept_unprotected,
         limits=BatchLimits(settings.ingest.max_batch_records, settings.ingest.max_batch_bytes),
+        previous=previous_recipients(settings.keys) if keys else (),  # an envelope rotation
     )
     return landed_batch.batch
 

@@ -11,7 +11,9 @@ import click
 from edge_agent import config as agent_config
 from edge_agent.commands.service import config_option
 from edge_agent.delivery.batches import Batcher
-from edge_agent.delivery.enrollment import Enrolment, enroll
+from edge_agent.delivery.bundle_import import Imported, import_bundle
+from edge_agent.delivery.enrollment import Enrolment, enroll, request_line
+from edge_agent.delivery.key_rotation import prepare_next_key, switch_to_next_key
 from edge_agent.delivery.retention import resend, resendable
 from edge_agent.spool import Spool
 from shared import keys
@@ -22,21 +24,77 @@ from shared.icdr import format_time
 
 @click.command("enroll")
 @config_option
-def enroll_command(config_path: Path) -> None:
-    """Create this appliance's keys (if missing) and print what the data centre needs.
+@click.option("--import", "bundle_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Install the bundle `datacenter agent approve` wrote.")  # fmt: skip
+@click.option(
+    "--new-key",
+    is_flag=True,
+    help="Prepare a new signing key (kept unused) and print its certificate.",
+)
+@click.option(
+    "--use-new-key",
+    is_flag=True,
+    help="Sign with the prepared key from now on (after `datacenter agent rotate`).",
+)
+def enroll_command(
+    config_path: Path, bundle_path: Path | None, new_key: bool, use_new_key: bool
+) -> None:
+    """Create this appliance's keys (if missing) and print its enrolment request.
 
     Makes the SSH key of the SFTP login (uplink.private_key) and the batch-signing key and
     certificate (STATE/identity/), never replacing one that exists, so running it again is
-    safe and just prints the same public items. Send the data centre the SSH public key and
-    the certificate printed below; confirm the certificate's fingerprint with them by phone.
+    safe and just prints the same request. Send the data centre the one-line REQUEST printed
+    last (public: a certificate and an SSH public key) and confirm its fingerprint with them by
+    phone; they approve it with `datacenter agent approve` and send back a bundle, which
+    `--import` installs (known_hosts, their certificates, the landing account).
     Private keys never leave the appliance.
 
     Example:
-
         edge-agent enroll -c /etc/callcollect/agent.toml
+        edge-agent enroll -c /etc/callcollect/agent.toml --import acme-london-1.bundle
     """
     settings = agent_config.load(config_path)
-    click.echo(render_enrolment(enroll(settings), settings))
+    if new_key or use_new_key:
+        click.echo(_rotate(settings, switch=use_new_key))
+        return
+    if bundle_path is not None:
+        imported = import_bundle(settings, bundle_path.read_text(encoding="utf-8"))
+        click.echo(render_import(imported))
+        return
+    enrolment = enroll(settings)
+    click.echo(render_enrolment(enrolment, settings))
+    click.echo("")
+    click.echo(request_line(enrolment))
+
+
+def _rotate(settings: agent_config.AgentSettings, *, switch: bool) -> str:
+    agent, tenant = settings.agent.id, settings.agent.tenant
+    if switch:
+        previous, new = switch_to_next_key(settings)
+        return (f"agent {agent} now signs with {new} (previous {previous}, kept in "
+                "identity/previous/): restart the agent")  # fmt: skip
+    prepared = prepare_next_key(settings)
+    return "\n".join([
+        f"{'created' if prepared.created else 'already prepared'}: new signing key of agent "
+        f"{agent}, certificate {prepared.certificate_path}, fingerprint {prepared.fingerprint}:",
+        prepared.certificate_pem.rstrip(),
+        "The data centre pins it (the current key stays accepted for the overlap) with",
+        f"   datacenter agent rotate --tenant {tenant} {agent} agent-new.crt",
+        "then run `edge-agent enroll --use-new-key` here and restart the agent.",
+    ])  # fmt: skip
+
+
+def render_import(imported: Imported) -> str:
+    b = imported.bundle
+    return "\n".join([
+        f"installed the landing of agent {b.agent_id} (tenant {b.tenant}): account {b.account}",
+        f"   host key {b.host_key_fingerprint} pinned in {imported.known_hosts}",
+        f"   data centre certificates in {imported.certificates}:",
+        f"     envelope {imported.envelope_fingerprint}",
+        f"     receipts {imported.receipts_fingerprint}",
+        "Confirm these fingerprints with the data centre, and set in the agent's config:",
+        *(f"   {line}" for line in imported.config_lines()),
+    ])  # fmt: skip
 
 
 def render_enrolment(e: Enrolment, settings: agent_config.AgentSettings) -> str:
@@ -55,7 +113,9 @@ def render_enrolment(e: Enrolment, settings: agent_config.AgentSettings) -> str:
         e.certificate_pem.rstrip(),
         "",
         "   The data centre enrols it with",
-        f"   `datacenter agent add --tenant {e.tenant} {e.agent_id} --certificate agent.crt`.",
+        f"   `datacenter agent add --tenant {e.tenant} {e.agent_id} --certificate agent.crt`,",
+        "   or, with its own landing account, approves the one-line request printed last",
+        "   (`datacenter agent approve`) and sends back a bundle for `enroll --import`.",
         "",
         "From the data centre, install:",
         f"   - its SSH host key line in {settings.uplink.known_hosts} (uplink.known_hosts);",

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from edge_agent.config import AgentSettings
 from edge_agent.delivery.batches import Protect
 from shared import cms, keys
+from shared.enrolment import EnrolmentRequest
 from shared.keys import KeyFileError
 
 IDENTITY_DIR = "identity"
@@ -96,6 +97,16 @@ def enroll(settings: AgentSettings) -> Enrolment:
         if bundle and bundle.exists()
         else None,
     )
+
+
+def request_line(enrolment: Enrolment) -> str:
+    """The one-line request `datacenter agent approve` takes (``shared.enrolment``)."""
+    return EnrolmentRequest(
+        tenant=enrolment.tenant,
+        agent_id=enrolment.agent_id,
+        certificate=x509.load_pem_x509_certificate(enrolment.certificate_pem.encode("ascii")),
+        ssh_public_key=enrolment.ssh_public_key,
+    ).to_line()
 
 
 def load_delivery(settings: AgentSettings) -> DeliveryKeys:

@@ -8,7 +8,9 @@ Contract:
   certificate (``shared.receipts.verify_receipt``), and records it in the spool
   (``Spool.acknowledge``: the batch becomes ``acknowledged``, only if the SHA-256 in the
   receipt is the SHA-256 of the file we sent). Only after that commit is the remote receipt
-  deleted, so a crash in between re-reads it next session, harmlessly (``already``).
+  deleted, so a crash in between re-reads it next session, harmlessly (``already``). In an
+  agent's own landing account the agent may not delete it (``receipts/`` is the data centre's,
+  which prunes it): the inbox then remembers the name and does not read it again.
 - A receipt that fails verification, or is for different bytes under our name, acknowledges
   nothing and is **left in place** for a technician (logged as an error every session until
   they act): deleting it would hide the evidence, and a fixed certificate on the agent makes a
@@ -44,7 +46,7 @@ class RemoteReceipts(Protocol):
 
     def read_receipt(self, name: str) -> bytes: ...
 
-    def remove_receipt(self, name: str) -> None: ...
+    def remove_receipt(self, name: str) -> bool: ...  # False: not ours to delete
 
 
 class ReceiptStatus(StrEnum):
@@ -78,6 +80,9 @@ class ReceiptInbox:
         self.agent_id = agent_id
         self.certificate = certificate
         self.clock = clock
+        # Recorded receipts the landing would not let us delete (an agent's own account: the
+        # data centre prunes them); not read again by this process.
+        self.recorded: set[str] = set()
 
     def collect(self, remote: RemoteReceipts) -> list[ReceiptOutcome]:
         names = remote.list_receipts()
@@ -85,7 +90,8 @@ class ReceiptInbox:
             log.warning("receipts: the landing folder has no receipts folder yet; batches stay "
                         "unacknowledged (ask the data centre to create it)")  # fmt: skip
             return []
-        outcomes = [self._one(remote, name) for name in names if self._ours(name)]
+        fresh = [name for name in names if self._ours(name) and name not in self.recorded]
+        outcomes = [self._one(remote, name) for name in fresh]
         for outcome in outcomes:
             if outcome.status in (ReceiptStatus.ACKNOWLEDGED, ReceiptStatus.ALREADY):
                 log.info("receipt %s: %s %s", outcome.receipt, outcome.status, outcome.detail)
@@ -97,6 +103,10 @@ class ReceiptInbox:
         batch = batch_name_of(name)
         parsed = parse_batch_file_name(batch) if batch else None
         return parsed is not None and parsed[0] == self.agent_id
+
+    def _remove(self, remote: RemoteReceipts, name: str) -> None:
+        if not remote.remove_receipt(name):
+            self.recorded.add(name)
 
     def _one(self, remote: RemoteReceipts, name: str) -> ReceiptOutcome:
         data = remote.read_receipt(name)
@@ -121,13 +131,13 @@ class ReceiptInbox:
             )  # fmt: skip
         if outcome is AckOutcome.UNKNOWN:
             if receipt.sequence <= self.spool.purged_through():
-                remote.remove_receipt(name)
+                self._remove(remote, name)
                 return ReceiptOutcome(name, ReceiptStatus.STALE, "batch already past retention")
             return ReceiptOutcome(
                 name, ReceiptStatus.UNKNOWN,
                 "no such batch was sealed here; another appliance may use this agent id",
             )  # fmt: skip
-        remote.remove_receipt(name)
+        self._remove(remote, name)
         status = ReceiptStatus.ACKNOWLEDGED if outcome is AckOutcome.ACKNOWLEDGED else (
             ReceiptStatus.ALREADY)  # fmt: skip
         return ReceiptOutcome(name, status, detail)

@@ -30,8 +30,10 @@ Contract:
 - The service spaces failed sessions with ``shared.backoff.Retries`` (exponential, jittered);
   a success resets it.
 
-The landing layout is the data centre's (tests/fixtures/sshd.py stands in): the session starts in
-the tenant's landing folder, which holds ``incoming/`` and ``receipts/``.
+The landing layout is the data centre's (docs/landing.md; tests/fixtures/sshd.py stands in): the
+session starts in the agent's own chroot (``/incoming``, ``/receipts``, ``/heartbeats``: set
+``uplink.remote_dir`` and ``uplink.receipts_dir`` as `edge-agent enroll --import` prints), or in
+the tenant's older shared folder (``incoming``, ``receipts``, the defaults).
 """
 
 from __future__ import annotations
@@ -229,11 +231,20 @@ class UplinkSession:
         with _sftp_errors(path), self._sftp.open(path, "rb") as remote:
             return bytes(remote.read(MAX_RECEIPT_BYTES + 1))  # a larger file is refused whole
 
-    def remove_receipt(self, name: str) -> None:
+    def remove_receipt(self, name: str) -> bool:
+        """Delete a collected receipt; False when the landing does not let the agent.
+
+        In an agent's own landing account ``receipts/`` is the data centre's (read-only for the
+        agent, docs/landing.md) and the data centre prunes it.
+        """
         path = f"{self.settings.receipts_dir}/{name}"
         # already gone: removed by a session that died before it could record that
         with _sftp_errors(path), contextlib.suppress(FileNotFoundError):
-            self._sftp.remove(path)
+            try:
+                self._sftp.remove(path)
+            except PermissionError:
+                return False
+        return True
 
     def _size_of(self, path: str) -> int | None:
         try:

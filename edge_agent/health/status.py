@@ -15,6 +15,9 @@ Contract:
   then a fresh one, each as ``heartbeats/NAME.part`` renamed (``posix_rename``) to
   ``heartbeats/NAME`` beside ``uplink.remote_dir``. It never raises: a heartbeat that cannot be
   sent is kept (at most ``MAX_PENDING``, the oldest dropped first) for the next session.
+  With ``delivery.protection = "cms"`` each goes up signed with the agent's batch-signing key
+  (``shared.cms.sign``: CMS SignedData around the JSON, same name), which the data centre
+  verifies against the certificate it pinned; kept ones are stored plain and signed on sending.
 - Clock offset = the landing host's clock minus ours. Each session writes a probe file
   (``heartbeats/.clock-probe-AGENT.part``, never picked up: ``.part``), reads back its
   modification time (set by the server's clock; SFTP gives whole seconds, so +0.5 s) and
@@ -50,10 +53,12 @@ from typing import TYPE_CHECKING
 from edge_agent import __version__
 from edge_agent.capture.health import capture_source_status
 from edge_agent.config import AgentSettings
+from edge_agent.delivery.enrollment import identity_paths
 from edge_agent.delivery.ssh import paramiko
 from edge_agent.pipeline import SourcePipeline
 from edge_agent.spool import BatchStatus, Spool, SpoolError
 from edge_agent.systemd_service import Notifier
+from shared import cms, keys
 from shared.clock import Clock
 from shared.durable import atomic_write
 from shared.errors import CallCollectError, TransportError, ValidationError
@@ -123,6 +128,7 @@ class AgentHealth:
         self._spool: Spool | None = None
         self._sources: Callable[[], Sequence[SourceView]] = tuple
         self._lock = threading.Lock()  # the metrics thread reads ``latest``
+        self._identity: keys.AgentIdentity | None = None  # loaded at the first signed heartbeat
 
     def attach(self, spool: Spool, sources: Callable[[], Sequence[SourceView]]) -> None:
         """Give health the open spool and a view of the running sources."""
@@ -273,6 +279,16 @@ class AgentHealth:
             return False
         return True
 
+    def _seal(self, document: bytes) -> bytes:
+        """Sign the document with the agent's batch-signing key when batches are signed too
+        (protection ``cms``: the data centre then pins the certificate and refuses unsigned
+        heartbeats, so no account holder can forge this agent's health)."""
+        if self.settings.delivery.protection != cms.PROTECTION:
+            return document
+        if self._identity is None:
+            self._identity = keys.load_agent_identity(*identity_paths(self.state_dir))
+        return cms.sign(document, signer=self._identity)
+
     def _send(self, session: UplinkSession, state: AgentState) -> None:
         sftp = session.sftp
         folder = remote_heartbeat_dir(session.settings.remote_dir)
@@ -283,11 +299,11 @@ class AgentHealth:
         )  # fmt: skip
         pending = self.state_dir / PENDING_DIR
         for path in sorted(pending.glob("*.json")) if pending.is_dir() else []:
-            _put(sftp, folder, path.name, path.read_bytes())
+            _put(sftp, folder, path.name, self._seal(path.read_bytes()))
             path.unlink(missing_ok=True)
         heartbeat = self.snapshot(state=state)
         _put(sftp, folder, heartbeat_file_name(heartbeat.agent_id, heartbeat.sent_at),
-             heartbeat.to_json())  # fmt: skip
+             self._seal(heartbeat.to_json()))  # fmt: skip
         self.heartbeats_sent += 1
         with self._lock:
             self.latest = heartbeat

@@ -30,6 +30,7 @@ from click.testing import CliRunner
 from datacenter.cli import main as datacenter_main
 from edge_agent.cli import main as agent_main
 from shared import keys
+from shared.enrolment import EnrolmentRequest
 from shared.errors import CallCollectError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -203,6 +204,26 @@ def usage_missing(*args: str) -> Callable[[Site], Call]:
     return lambda s: Call([*args, str(s.missing)], "UsageError", {"path": str(s.missing)})
 
 
+def request_line(site: Site) -> str:
+    """An enrolment request for agent-1 of demo, made of the site's public items."""
+    (certificate,) = keys.load_certificates(site.file("agent.crt"))
+    ssh = site.file("uplink_key.pub").read_text()
+    return EnrolmentRequest("demo", "agent-1", certificate, ssh).to_line()
+
+
+def approve_case(kind: str) -> Callable[[Site], Call]:
+    """`agent approve` with a valid request and the config failure ``kind``."""
+
+    def call(site: Site) -> Call:
+        args = ["agent", "approve", request_line(site), "--landing-host", "h", "--host-key",
+                str(site.file("host_key.pub")), "--no-system-user"]  # fmt: skip
+        case = dc_config_cases(*args)[kind]
+        assert not isinstance(case, NotApplicable)
+        return case(site)
+
+    return call
+
+
 NO_CONFIG = NotApplicable("takes no configuration file")
 NO_CONNECT = NotApplicable("connects to nothing")
 TENANT = ("--tenant", "demo")
@@ -297,6 +318,17 @@ SPEC: dict[str, Spec] = {
         "missing-file": usage_missing("agent", "certificate", "agent-1", *TENANT),
     },
     "datacenter agent list": dc_config_cases("agent", "list"),
+    "datacenter agent approve": {
+        **{kind: approve_case(kind) for kind in ("bad-syntax", "wrong-type", "refused")},
+        "missing-file": lambda s: Call(
+            ["agent", "approve", request_line(s), "--landing-host", "h", "--host-key",
+             str(s.missing)], "UsageError", {"path": str(s.missing)},
+        ),
+    },
+    "datacenter agent rotate": {
+        **dc_config_cases("agent", "rotate", "agent-1", "agent.crt", *TENANT),
+        "missing-file": usage_missing("agent", "rotate", "agent-1", *TENANT),
+    },
     "datacenter user add": dc_config_cases("user", "add", "a@example.org", "--role", "admin",
                                            "--password-stdin", input="correct horse battery\n"),
     "datacenter user list": dc_config_cases("user", "list"),
@@ -340,6 +372,13 @@ SPEC: dict[str, Spec] = {
         "missing-file": lambda s: Call(
             ["keys", "show", "--config", str(s.file("dc-no-bundle.toml"))], "KeyFileError",
             {"path": str(s.missing.parent / "certificates.pem")},
+        ),
+    },
+    "datacenter keys rotate-envelope": dc_config_cases("keys", "rotate-envelope") | {
+        "refused": NO_CONNECT,
+        "missing-file": lambda s: Call(
+            ["keys", "rotate-envelope", "--config", str(s.file("dc-no-bundle.toml"))],
+            "KeyFileError", {"path": str(s.missing.parent / "certificates.pem")},
         ),
     },
 }  # fmt: skip

@@ -50,6 +50,10 @@ agents = sa.Table(
     # The pinned batch-signing certificate (PEM) and its shared.keys.fingerprint (migration 0006)
     sa.Column("certificate", sa.Text, nullable=True),
     sa.Column("certificate_fingerprint", sa.String(80), nullable=True),
+    # The agent's own landing account, and the certificate a rotation still accepts (0011)
+    sa.Column("landing_account", sa.String(32), nullable=True, unique=True),
+    sa.Column("previous_certificate_fingerprint", sa.String(80), nullable=True),
+    sa.Column("previous_certificate_until", UTCDateTime, nullable=True),
 )
 
 users = sa.Table(

@@ -1,0 +1,1 @@
+"""The SFTP landing area: one chroot account per agent (``layout``), its system user (``users``)."""
