@@ -53,7 +53,6 @@ POLL_INTERVAL_SECONDS = 5  # the driver's minimum
 JITTER_SECONDS = 0.6  # a kill comes up to this long after the poll journalled its first page
 POLL_START_TIMEOUT = 15.0
 DELIVERY_TIMEOUT = 40.0
-MAX_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +302,6 @@ def test_kill_9_agent_during_lcscdr_polls(
         f"journalled for {spooled} spooled: {journalled - spooled} re-read after restarts; "
         f"finished sessions behind the watermark at each kill, all stored: {kills.covered})"
     )
-    assert elapsed < MAX_SECONDS, f"the test took {elapsed:.1f} s, over its {MAX_SECONDS:g} s bound"
 
 
 def journal_units(site: Site) -> int:

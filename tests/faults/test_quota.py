@@ -78,4 +78,3 @@ def test_disk_quota_reached_sources_pause_then_drain(make_site: Callable[..., Si
         f"PBX; alarms {' -> '.join(levels)}; drained {drained:.1f} s after ingest returned: "
         f"{result.calls} calls, 0 lost, 0 duplicated"
     )
-    assert time.monotonic() - began < 120
