@@ -55,7 +55,6 @@ def test_disk_quota_reached_sources_pause_then_drain(make_site: Callable[..., Si
     waiting = site.simulator.sent - read_when_full[1]  # in the TCP buffers: the PBX's to keep
     assert waiting > 0, "nothing waited at the PBX: the quota did not stop the source"
 
-    began = time.monotonic()
     site.start_ingest()
     # The source must resume and read every line the PBX held: "the agent has nothing left"
     # alone is also true while it is still paused, with lines waiting in the TCP buffers.
