@@ -73,10 +73,12 @@ def deb_inside(root: DebianRoot, builds: DebBuilds, part: str) -> str:
 
 
 def enabled(root: DebianRoot, unit: str) -> bool:
-    """Linked into a target's wants (nftables: sysinit.target, ours: multi-user.target)."""
-    return any(
-        link.is_symlink() for link in root.file("/etc/systemd/system").glob(f"*.wants/{unit}")
-    )
+    """Linked into a target's wants (nftables: sysinit.target, ours: multi-user.target).
+
+    The links are absolute paths inside the root, so they dangle seen from here: test the link.
+    """
+    targets = root.file("/etc/systemd/system").glob("*.wants")
+    return any((wants / unit).is_symlink() for wants in targets)
 
 
 def test_the_appliance_playbook_installs_enrols_hardens_and_is_idempotent(
@@ -132,7 +134,9 @@ def test_the_data_centre_playbook_sets_up_landing_web_and_workers_idempotently(
         in root.file("/etc/callcollect/datacenter.toml").read_text()
     )
     assert root.file("/var/lib/callcollect/callcollect.db").exists()  # datacenter init ran
-    site = root.file("/etc/nginx/sites-enabled/callcollect.conf").read_text()
+    link = root.file("/etc/nginx/sites-enabled/callcollect.conf")
+    assert link.readlink() == Path("/etc/nginx/sites-available/callcollect.conf")
+    site = root.file("/etc/nginx/sites-available/callcollect.conf").read_text()
     assert "proxy_pass http://127.0.0.1:8080;" in site and "listen 443 ssl" in site
     assert not root.file("/etc/nginx/sites-enabled/default").exists()
     units = ["callcollect-web.service", "callcollect-alarms.service",
