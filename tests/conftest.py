@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures.proxies",
     "tests.fixtures.console",
     "tests.fixtures.slapd",
+    "tests.fixtures.debian_root",
 ]

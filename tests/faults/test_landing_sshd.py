@@ -49,7 +49,7 @@ pytestmark = [
 SNIPPET = (
     Path(__file__).parents[2] / "packaging/deb/datacenter/sshd_config.d/callcollect-landing.conf"
 )
-SHIPPED_ROOT = "/var/lib/callcollect/landing"
+SHIPPED_ROOT = "/srv/callcollect/landing"
 SHIPPED_GROUP = "callcollect-agents"
 SFTP_ONLY = "This service allows sftp connections only."
 
