@@ -223,7 +223,8 @@ class Service:
         self._uplink = Uplink(s.uplink, spool=spool, batcher=self._batcher, clock=self.clock,
                               inbox=inbox, on_session=self.health.on_session,
                               receipt_timeout=_minutes(s.delivery.receipt_timeout_minutes),
-                              after_records=self._recordings.upload if self._recordings else None)  # fmt: skip
+                              after_records=self._recordings.upload if self._recordings else None,
+                              on_upload=self.health.uploaded)  # fmt: skip
         self.health.attach(spool, self._source_views)
         self._retention = Retention(spool, self._batcher,
                                     keep=timedelta(days=s.delivery.retention_days))  # fmt: skip

@@ -269,8 +269,12 @@ class Uplink:
         on_session: Callable[[UplinkSession], None] | None = None,
         receipt_timeout: timedelta | None = None,
         after_records: Callable[[UplinkSession], object] | None = None,
+        on_upload: Callable[[UploadOutcome], object] | None = None,
     ) -> None:
         self.after_records = after_records  # recording batches: only once every record is up
+        # After each batch is up: the service tells systemd's watchdog it is alive, so a long
+        # backlog on a slow link is not mistaken for a hung agent (WatchdogSec in the unit).
+        self.on_upload = on_upload
         self.settings = settings
         self.receipt_timeout = receipt_timeout  # None: never re-send an unreceipted batch
         self.on_session = on_session  # health's heartbeat: every session, and a session each time
@@ -339,6 +343,8 @@ class Uplink:
                 durable_move(path, self.batcher.sent / batch.file_name)
             log.info("uplink: %s %s (%d bytes)", batch.file_name, outcome.status, outcome.bytes)
             outcomes.append(outcome)
+            if self.on_upload is not None:
+                self.on_upload(outcome)
         return outcomes
 
 

@@ -75,7 +75,7 @@ from shared.heartbeat import (
 from shared.icdr import parse_time
 
 if TYPE_CHECKING:
-    from edge_agent.delivery.uplink import Uplink, UplinkSession
+    from edge_agent.delivery.uplink import Uplink, UplinkSession, UploadOutcome
     from edge_agent.health.metrics import MetricsServer
 
 log = logging.getLogger(__name__)
@@ -378,6 +378,10 @@ class ServiceHealth:
             log.info("metrics on http://%s/metrics", listen)
         heartbeat = self._refresh()
         self.notifier.ready(status_line(heartbeat) if heartbeat else "running")
+
+    def uploaded(self, outcome: UploadOutcome) -> None:
+        """A batch is up: alive for systemd's watchdog, between two passes of a long session."""
+        self.notifier.watchdog(f"uploading: {outcome.file_name} sent")
 
     def cycled(self, *, attempted: bool = False, error: BaseException | None = None) -> None:
         self.agent.record_uplink(attempted=attempted, error=error)

@@ -78,6 +78,15 @@ def test_upload_lands_under_the_final_name(agent: Agent, sshd: SshdServer) -> No
     assert agent.uplink.send_sealed() == []  # nothing left: no session needed
 
 
+def test_each_upload_is_reported_as_it_completes(agent: Agent) -> None:
+    # the service pings systemd's watchdog from this hook: a long backlog is not a hung agent
+    names = [agent.seal(1, 3), agent.seal(4, 5), agent.seal(6, 6)]
+    reported: list[str] = []
+    agent.uplink.on_upload = lambda outcome: reported.append(outcome.file_name)
+    agent.uplink.send_sealed()
+    assert reported == names
+
+
 def test_an_interrupted_upload_leaves_only_a_part_file_then_overwrites_it(
     agent: Agent, sshd: SshdServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
