@@ -56,7 +56,7 @@ from edge_agent.journal import Journal
 from edge_agent.pipeline import SourcePipeline
 from edge_agent.sources import registry
 from edge_agent.sources.base import Source, SourceContext
-from edge_agent.spool import Spool, SpoolLevel
+from edge_agent.spool import Spool, SpoolLevel, open_spool
 from shared.backoff import Backoff, Retries
 from shared.clock import Clock, utc_now
 from shared.errors import AgentStateError, CallCollectError, TransportError
@@ -195,7 +195,7 @@ class Service:
     def _open(self) -> None:
         s = self.settings
         delivery = load_delivery(s)
-        self._spool = spool = Spool.open(self.state_dir, quota_bytes=s.spool.quota_bytes)
+        self._spool = spool = open_spool(s, verify=True)
         self._batcher = Batcher(
             spool,
             state_dir=self.state_dir,

@@ -9,8 +9,14 @@ Contract:
   or none of it is, and the journal replays the units after the cursor.
 - Inserting a ``record_id`` that is already spooled is a no-op (ids are stable, so replays and
   re-reads are harmless); so is quarantining the same (source, seq, reason, detail) twice.
-- ``usage()`` reports the bytes the spool uses against its quota and a level: ``ok`` below 70 %,
-  ``warning`` from 70 %, ``critical`` from 90 %, ``full`` at 100 % (sources stop reading).
+- ``usage()`` reports the bytes the agent's state uses against its quota and a level: ``ok``
+  below 70 %, ``warning`` from 70 %, ``critical`` from 90 %, ``full`` at 100 % (sources stop
+  reading). "Used" is everything in the state directory: the spool's live pages and its WAL
+  (free pages of ``spool.db`` are reused, so they do not count), the journal, ``outbox/``,
+  ``sent/`` and the rest. The quota is ``quota_bytes`` or, when the disk is shorter of room,
+  what is used plus what is free beyond the minimum that must stay free (``min_free_bytes``,
+  or ``min_free_percent`` of the file system if larger): a filling disk raises the same
+  alarms and pauses reading before any write fails, and room returning lifts them.
 - Rows leave the spool only through ``purge_acknowledged``: a batch whose receipt was verified
   (``acknowledge``) and is older than the retention period goes, with its ICDR rows, in one
   transaction. Nothing unacknowledged is ever deleted. Batch sequence numbers never go back:
@@ -36,6 +42,8 @@ processes (``edge-agent status``) open their own; SQLite's busy timeout makes th
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -44,12 +52,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_agent.sources.base import Quarantined
 from shared.clock import utc_now
 from shared.errors import AgentStateError
 from shared.icdr import ICDR, format_time, lone_surrogate_field, parse_time
+from shared.modes import make_private_dir, restrict_file
+
+if TYPE_CHECKING:
+    from edge_agent.config import AgentSettings
 
 SPOOL_FILE = "spool.db"
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -86,14 +98,28 @@ class SpoolError(AgentStateError):
     exit_code = 9
 
 
+class SpoolCorrupt(SpoolError):
+    """``spool.db`` is not a database, or fails SQLite's integrity check: rebuild it."""
+
+
 @dataclass(frozen=True, slots=True)
 class SpoolUsage:
     used_bytes: int
-    quota_bytes: int
+    quota_bytes: int  # the effective quota: the configured one, or less when the disk is short
+    free_bytes: int | None = None  # on the state directory's file system (None: not measured)
+    min_free_bytes: int = 0  # what must stay free there
 
     @property
     def percent(self) -> float:
-        return 100.0 * self.used_bytes / self.quota_bytes
+        return 100.0 * self.used_bytes / max(self.quota_bytes, 1)
+
+    @property
+    def disk_limited(self) -> bool:
+        """True when free disk, not the configured quota, sets the limit."""
+        return self.free_bytes is not None and (
+            self.used_bytes + self.free_bytes - self.min_free_bytes < self.quota_bytes
+            or self.free_bytes <= self.min_free_bytes
+        )
 
     @property
     def level(self) -> SpoolLevel:
@@ -192,9 +218,20 @@ CREATE TABLE IF NOT EXISTS batches (
 class Spool:
     """The durable ICDR queue (see the module docstring)."""
 
-    def __init__(self, path: Path, *, quota_bytes: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        quota_bytes: int,
+        min_free_bytes: int = 0,
+        min_free_percent: float = 0.0,
+        verify: bool = False,
+    ) -> None:
+        """Open (or create) the spool; ``verify`` also runs SQLite's ``quick_check``."""
         self.path = path
         self.quota_bytes = quota_bytes
+        self.min_free_bytes = min_free_bytes
+        self.min_free_percent = min_free_percent
         self._lock = threading.RLock()
         self._depth = 0  # nesting of transaction()
         try:
@@ -204,12 +241,28 @@ class Spool:
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot open the spool {path}: {exc}") from exc
         self.db = conn
-        with self._mapped("open"):
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.executescript(_SCHEMA)
-            self._add_columns()
+        try:
+            with self._mapped("open"):
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
+                self.db.execute("PRAGMA foreign_keys=ON")
+                self.db.executescript(_SCHEMA)
+                self._add_columns()
+                if verify:
+                    self._check_integrity()
+        except SpoolError as exc:
+            conn.close()
+            if _is_damage(exc.__cause__):
+                raise SpoolCorrupt(_corrupt_message(path, str(exc.__cause__))) from exc
+            raise
+        for suffix in ("", "-wal", "-shm"):  # SQLite creates them with the umask's mode
+            restrict_file(path.with_name(path.name + suffix))
+
+    def _check_integrity(self) -> None:
+        """``quick_check`` finds a damaged page without reading every row's index entries."""
+        problems = [row[0] for row in self.db.execute("PRAGMA quick_check(5)").fetchall()]
+        if problems != ["ok"]:
+            raise SpoolCorrupt(_corrupt_message(self.path, "; ".join(map(str, problems))))
 
     def _add_columns(self) -> None:
         """Columns added after the first release; an older spool gains them on open."""
@@ -219,9 +272,18 @@ class Spool:
                 self.db.execute(f"ALTER TABLE batches ADD COLUMN {column} TEXT")
 
     @classmethod
-    def open(cls, state_dir: Path, *, quota_bytes: int) -> Spool:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        return cls(state_dir / SPOOL_FILE, quota_bytes=quota_bytes)
+    def open(
+        cls,
+        state_dir: Path,
+        *,
+        quota_bytes: int,
+        min_free_bytes: int = 0,
+        min_free_percent: float = 0.0,
+        verify: bool = False,
+    ) -> Spool:
+        make_private_dir(state_dir)
+        return cls(state_dir / SPOOL_FILE, quota_bytes=quota_bytes, min_free_bytes=min_free_bytes,
+                   min_free_percent=min_free_percent, verify=verify)  # fmt: skip
 
     def close(self) -> None:
         with self._lock:
@@ -504,14 +566,21 @@ class Spool:
     # --- accounting -----------------------------------------------------------------------
 
     def usage(self) -> SpoolUsage:
-        """Bytes in use (pages holding data, plus the write-ahead log) against the quota."""
+        """Bytes the agent's state uses against the effective quota (module docstring)."""
         with self._lock, self._mapped("size"):
             page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
             pages = self.db.execute("PRAGMA page_count").fetchone()[0]
             free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
+        own = {self.path.name, self.path.name + "-wal"}
         wal = self.path.with_name(self.path.name + "-wal")
         wal_bytes = wal.stat().st_size if wal.exists() else 0
-        return SpoolUsage((pages - free) * page_size + wal_bytes, self.quota_bytes)
+        used = (pages - free) * page_size + wal_bytes + _bytes_under(self.path.parent, skip=own)
+        disk = os.statvfs(self.path.parent)
+        free_bytes = disk.f_bavail * disk.f_frsize
+        keep = max(self.min_free_bytes,
+                   int(disk.f_blocks * disk.f_frsize * self.min_free_percent / 100))  # fmt: skip
+        quota = min(self.quota_bytes, used + free_bytes - keep)
+        return SpoolUsage(used, max(quota, 0), free_bytes=free_bytes, min_free_bytes=keep)
 
     def source_counts(self, source_id: str) -> SourceCounts:
         rows = self._rows(
@@ -548,6 +617,41 @@ class Spool:
             "SELECT record_id FROM icdrs WHERE source_id = ? ORDER BY rowid", (source_id,)
         )
         return [r["record_id"] for r in rows]
+
+
+def open_spool(settings: AgentSettings, *, verify: bool = False) -> Spool:
+    """The spool of a configured agent, with its quota and free-disk minimum."""
+    return Spool.open(
+        settings.agent.state_dir,
+        quota_bytes=settings.spool.quota_bytes,
+        min_free_bytes=settings.spool.min_free_bytes,
+        min_free_percent=settings.spool.min_free_percent,
+        verify=verify,
+    )
+
+
+def _is_damage(exc: BaseException | None) -> bool:
+    """SQLite's own word for a damaged file (an OperationalError is a lock, a full disk...)."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+
+
+def _corrupt_message(path: Path, detail: str) -> str:
+    return (
+        f"spool {path} is damaged ({detail}): run `edge-agent spool rebuild` (it sets the file "
+        "aside, never deleting it, and rebuilds the spool from the journal)"
+    )
+
+
+def _bytes_under(directory: Path, *, skip: set[str]) -> int:
+    """Bytes of the regular files under ``directory`` (a file deleted meanwhile counts 0)."""
+    total = 0
+    for root, _, files in os.walk(directory):
+        for name in files:
+            if root == str(directory) and name in skip:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                total += (Path(root) / name).lstat().st_size
+    return total
 
 
 def _batch_row(r: dict[str, Any]) -> BatchRow:

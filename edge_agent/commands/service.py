@@ -19,7 +19,7 @@ from edge_agent.pipeline import REPORT_KEY, SourceReport
 from edge_agent.service import LOCK_FILE, Service, holder_pid
 from edge_agent.sources import registry
 from edge_agent.sources.base import SourceContext
-from edge_agent.spool import SPOOL_FILE, BatchStatus, Spool
+from edge_agent.spool import SPOOL_FILE, BatchStatus, Spool, open_spool
 from edge_agent.systemd_service import configure_logging
 from shared.clock import utc_now
 
@@ -164,7 +164,7 @@ def status_command(config_path: Path) -> None:
     if not (state / SPOOL_FILE).exists():
         click.echo("spool: none yet (the agent has not run with this state directory)")
         return
-    with Spool.open(state, quota_bytes=settings.spool.quota_bytes) as spool:
+    with open_spool(settings) as spool:
         click.echo(render_status(settings, spool))
     heartbeat = read_health_file(state)  # what the running agent last sent as its heartbeat
     click.echo("")
@@ -175,8 +175,9 @@ def status_command(config_path: Path) -> None:
 def render_status(settings: AgentSettings, spool: Spool) -> str:
     usage = spool.usage()
     lines = [
-        f"spool: {usage.used_bytes / 1e6:.1f} MB of {settings.spool.quota_mb} MB "
-        f"({usage.percent:.1f} %), {usage.level}",
+        f"spool: {usage.used_bytes / 1e6:.1f} MB of {usage.quota_bytes / 1e6:.1f} MB "
+        f"({usage.percent:.1f} %), {usage.level}"
+        + (" (limited by free disk)" if usage.disk_limited else ""),
         "",
     ]
     header = ("SOURCE", "KIND", "LAST OUTCOME", "CURSOR", "SPOOLED", "UNBATCHED", "QUARANTINED",
