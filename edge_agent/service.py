@@ -60,6 +60,7 @@ from edge_agent.spool import Spool, SpoolLevel, open_spool
 from shared.backoff import Backoff, Retries
 from shared.clock import Clock, utc_now
 from shared.errors import AgentStateError, CallCollectError, TransportError
+from shared.modes import FILE_MODE, make_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,8 @@ class AgentLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        make_private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:

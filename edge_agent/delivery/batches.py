@@ -24,6 +24,8 @@ Contract:
 - A file can never exist for a sequence number the spool does not know, so no two different
   contents ever carry the same number.
 
+Batch files are 0600 and both folders 0700 (``shared.modes``): they hold call data.
+
 On disk: ``STATE/outbox/`` sealed, not yet uploaded; ``STATE/sent/`` uploaded, kept until a
 receipt and then ``delivery.retention_days`` allow deletion (``edge_agent.delivery.retention``).
 """
@@ -42,6 +44,7 @@ from shared.durable import atomic_write, durable_move, remove_temporaries
 from shared.envelope import batch_file_name, parse_batch_file_name, seal_json
 from shared.errors import AgentStateError
 from shared.icdr import format_time, parse_time
+from shared.modes import FILE_MODE, make_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +94,7 @@ class Batcher:
         self.max_records = max_records
         self.max_age = max_age
         for directory in (self.outbox, self.sent):
-            directory.mkdir(parents=True, exist_ok=True)
+            make_private_dir(directory)
 
     def seal_ready(self, now: datetime, *, force: bool = False) -> list[SealedBatch]:
         """Seal every batch that is due; returns them oldest first."""
@@ -124,7 +127,7 @@ class Batcher:
             )
             self.spool.add_batch(row, [r.record_id for r in rows])
         path = self.outbox / row.file_name
-        atomic_write(path, data)
+        atomic_write(path, data, mode=FILE_MODE)
         log.info("sealed %s: %d records", row.file_name, row.record_count)
         return SealedBatch(sequence, row.file_name, path, row.record_count, row.sha256)
 
@@ -194,7 +197,7 @@ class Batcher:
         sha256 = hashlib.sha256(data).hexdigest()
         if sha256 != batch.sha256:  # record first: the row must name any file that exists
             self.spool.replace_batch_file(batch.sequence, sha256=sha256, size=len(data))
-        atomic_write(self.outbox / batch.file_name, data)
+        atomic_write(self.outbox / batch.file_name, data, mode=FILE_MODE)
 
     def back_to_outbox(self, batches: list[BatchRow]) -> None:
         """Move re-sealed batches' files from sent/ back to the outbox, bytes unchanged: the
