@@ -17,6 +17,8 @@ Contract:
   and ``fsync``); ``stats.torn_tail_bytes`` counts what was cut and a warning is logged. The
   sequence counter continues from the last intact unit, so a unit that was torn before
   ``append_many`` returned gets its number again: no caller ever saw it.
+- A damaged segment header (its first 4 bytes) is rewritten; the units after it are kept (each
+  has its own magic and CRC), so the newest segment is never emptied by it.
 - Damage in the middle of a segment (a flipped bit on disk) is skipped on read by searching for
   the next intact unit; ``stats.corrupt_bytes`` counts it and a warning names the segment.
 - ``prune(below=cursor, now=...)`` deletes segments whose units are all <= ``cursor`` (parsed and
@@ -348,12 +350,13 @@ class Journal:
         buf = path.read_bytes()
         self._next_seq = first
         valid_end = len(SEGMENT_MAGIC)
-        for item in _scan(buf, self.source_id) if buf.startswith(SEGMENT_MAGIC) else ():
+        # units carry their own magic and CRC: a damaged segment header loses none of them
+        for item in _scan(buf, self.source_id):
             if isinstance(item, _Decoded):
                 valid_end = item.end
                 self._next_seq = item.unit.seq + 1
         self._file = os.open(path, os.O_RDWR)
-        if len(buf) != valid_end:
+        if len(buf) != valid_end or not buf.startswith(SEGMENT_MAGIC):
             self._truncate_tail(path, buf, valid_end)
         os.lseek(self._file, 0, os.SEEK_END)
         self._size = valid_end
@@ -369,8 +372,9 @@ class Journal:
             cut,
             path.name,
         )
-        if not buf.startswith(SEGMENT_MAGIC):  # torn while the segment was being created
-            os.ftruncate(self._file, 0)
+        if not buf.startswith(SEGMENT_MAGIC):  # torn while created, or a damaged header
+            if len(buf) < len(SEGMENT_MAGIC):
+                os.ftruncate(self._file, 0)
             os.pwrite(self._file, SEGMENT_MAGIC, 0)
         os.ftruncate(self._file, valid_end)
         os.fsync(self._file)

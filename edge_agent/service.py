@@ -3,7 +3,9 @@
 Contract:
 
 - ``open()`` takes the agent lock (one ``run`` or ``flush`` per state directory), opens the
-  spool, repairs the outbox (``Batcher.recover``), and builds each source with its journal and
+  spool (SQLite ``quick_check`` first; a damaged spool is set aside and rebuilt from the journal
+  and the batch ledger, ``edge_agent.rebuild``, logged CRITICAL and noted for ``status``),
+  repairs the outbox (``Batcher.recover``), and builds each source with its journal and
   pipeline, replaying journalled units the spool has not got yet. It starts no thread.
 - ``start()`` runs each source's acquirer in its own thread. An acquirer that raises (a driver
   bug) is reported and restarted after a back-off; it never takes the agent down.
@@ -54,9 +56,10 @@ from edge_agent.health.quota import QuotaWatch, at_least
 from edge_agent.health.status import ServiceHealth, SourceView
 from edge_agent.journal import Journal
 from edge_agent.pipeline import SourcePipeline
+from edge_agent.rebuild import REBUILT_KEY, rebuild_spool, rebuilt_note
 from edge_agent.sources import registry
 from edge_agent.sources.base import Source, SourceContext
-from edge_agent.spool import Spool, SpoolLevel, open_spool
+from edge_agent.spool import AGENT_STATE, Spool, SpoolCorrupt, SpoolLevel, open_spool
 from shared.backoff import Backoff, Retries
 from shared.clock import Clock, utc_now
 from shared.errors import AgentStateError, CallCollectError, TransportError
@@ -196,7 +199,7 @@ class Service:
     def _open(self) -> None:
         s = self.settings
         delivery = load_delivery(s)
-        self._spool = spool = open_spool(s, verify=True)
+        self._spool = spool = self._open_spool()
         self._batcher = Batcher(
             spool,
             state_dir=self.state_dir,
@@ -225,6 +228,19 @@ class Service:
             self._next_upload = self.monotonic() + self._seconds_to_slot(self.clock())
         for source_settings in s.sources:
             self.sources.append(self._open_source(source_settings, spool))
+
+    def _open_spool(self) -> Spool:
+        """The spool; a damaged one is set aside and rebuilt from the journal, with an alarm."""
+        try:
+            return open_spool(self.settings, verify=True)
+        except SpoolCorrupt as exc:
+            log.critical("%s; rebuilding it now", exc)
+        report = rebuild_spool(self.settings, clock=self.clock, make_source=self.make_source)
+        spool = open_spool(self.settings, verify=True)
+        note = rebuilt_note(report, self.clock())
+        spool.set_state(AGENT_STATE, REBUILT_KEY, note)
+        log.critical("spool rebuilt: %s", note)
+        return spool
 
     def _open_source(self, settings: SourceSettings, spool: Spool) -> RunningSource:
         ctx = SourceContext(

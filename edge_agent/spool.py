@@ -425,6 +425,46 @@ class Spool:
                 [(batch.sequence, rid) for rid in record_ids],
             )
 
+    def restore_batch(self, batch: BatchRow, record_ids: Sequence[str]) -> int:
+        """Put back a batch known from the ledger (a rebuild); returns the rows it claimed."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO batches (sequence, file_name, record_count, status, sha256, bytes, "
+                "created, uploaded, acknowledged, content_sha256) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (batch.sequence, batch.file_name, batch.record_count, batch.status, batch.sha256,
+                 batch.bytes, batch.created, batch.uploaded, batch.acknowledged,
+                 batch.content_sha256 or batch.sha256),
+            )  # fmt: skip
+            before = db.total_changes
+            db.executemany(
+                "UPDATE icdrs SET batch_seq = ? WHERE record_id = ? AND batch_seq IS NULL",
+                [(batch.sequence, rid) for rid in record_ids],
+            )
+            return db.total_changes - before
+
+    def drop_unbatched_through(self, source_id: str, seq: int) -> int:
+        """Delete unbatched rows of ``source_id`` up to journal ``seq`` (a rebuild: they were in
+        batches retention purged after their receipts); returns how many."""
+        with self.transaction() as db:
+            return db.execute(
+                "DELETE FROM icdrs WHERE source_id = ? AND seq <= ? AND batch_seq IS NULL",
+                (source_id, seq),
+            ).rowcount
+
+    def set_purged_through(self, sequence: int) -> None:
+        """Batch numbers up to ``sequence`` are taken (a rebuild: files and ledger say so)."""
+        if sequence > self.purged_through():
+            self.set_state(AGENT_STATE, PURGED_SEQUENCE_KEY, str(sequence))
+
+    def batch_extent(self, sequence: int) -> dict[str, int]:
+        """Per source, the highest journal sequence of the batch's records."""
+        rows = self._rows(
+            "SELECT source_id, MAX(seq) AS top FROM icdrs WHERE batch_seq = ? GROUP BY source_id",
+            (sequence,),
+        )
+        return {str(r["source_id"]): int(r["top"]) for r in rows}
+
     def batch_bodies(self, sequence: int) -> list[str]:
         return [row.body for row in self.batch_rows(sequence)]
 

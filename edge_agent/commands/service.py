@@ -16,10 +16,11 @@ from edge_agent.delivery.enrollment import load_delivery
 from edge_agent.delivery.uplink import check_key_files, connect
 from edge_agent.health.status import read_health_file, render_health
 from edge_agent.pipeline import REPORT_KEY, SourceReport
+from edge_agent.rebuild import REBUILT_KEY
 from edge_agent.service import LOCK_FILE, Service, holder_pid
 from edge_agent.sources import registry
 from edge_agent.sources.base import SourceContext
-from edge_agent.spool import SPOOL_FILE, BatchStatus, Spool, open_spool
+from edge_agent.spool import AGENT_STATE, SPOOL_FILE, BatchStatus, Spool, open_spool
 from edge_agent.systemd_service import configure_logging
 from shared.clock import utc_now
 
@@ -166,6 +167,9 @@ def status_command(config_path: Path) -> None:
         return
     with open_spool(settings) as spool:
         click.echo(render_status(settings, spool))
+        rebuilt = spool.get_state(AGENT_STATE, REBUILT_KEY)
+        if rebuilt:
+            click.echo(f"ALARM: {rebuilt}")
     heartbeat = read_health_file(state)  # what the running agent last sent as its heartbeat
     click.echo("")
     click.echo(render_health(heartbeat, now=utc_now()) if heartbeat else

@@ -14,13 +14,17 @@ Contract:
   deterministic given the rows and the creation time (gzip without a timestamp); CMS output is
   not (a fresh content key each time), which is why the row keeps both digests.
 - ``recover()`` (on start) repairs what a crash left. A sealed batch whose file is missing from
-  the outbox was never uploaded (uploads read that file): its content is rebuilt, checked
+  the outbox, or whose file's SHA-256 is not the recorded one (damaged on disk: it is moved to
+  ``STATE/damaged/``, never deleted), was never uploaded (uploads read that file): its content is rebuilt, checked
   against the recorded content SHA-256, protected again, and the new file's SHA-256 is
   recorded *before* the file is written, so the row always names the file that may exist. A
   sealed batch whose file is in ``sent/`` (a re-send interrupted) moves back; it is never
   re-protected, because the data centre may hold those exact bytes. Leftover temporary files
   are deleted; an uploaded batch still in the outbox moves on to ``sent/``; a file whose batch
   retention has already deleted (a crash between the purge and the unlink) is removed.
+- Sealing also writes the batch's ledger entry (``edge_agent.delivery.ledger``: its record ids,
+  outside ``spool.db``) inside the same transaction, before the file: a spool rebuilt from the
+  journal knows which records left in which batch.
 - A file can never exist for a sequence number the spool does not know, so no two different
   contents ever carry the same number.
 
@@ -34,11 +38,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from edge_agent.delivery.ledger import Ledger, LedgerEntry
 from edge_agent.spool import BatchRow, BatchStatus, Spool, SpooledRow
 from shared.durable import atomic_write, durable_move, remove_temporaries
 from shared.envelope import batch_file_name, parse_batch_file_name, seal_json
@@ -49,6 +55,7 @@ from shared.modes import FILE_MODE, make_private_dir
 log = logging.getLogger(__name__)
 
 OUTBOX_DIR = "outbox"
+DAMAGED_DIR = "damaged"  # batch files whose bytes did not match the spool, kept for a look
 SENT_DIR = "sent"
 DEFAULT_MAX_RECORDS = 5000
 DEFAULT_MAX_AGE = timedelta(seconds=60)
@@ -95,6 +102,7 @@ class Batcher:
         self.max_age = max_age
         for directory in (self.outbox, self.sent):
             make_private_dir(directory)
+        self.ledger = Ledger(state_dir)
 
     def seal_ready(self, now: datetime, *, force: bool = False) -> list[SealedBatch]:
         """Seal every batch that is due; returns them oldest first."""
@@ -126,6 +134,10 @@ class Batcher:
                 content_sha256=hashlib.sha256(content).hexdigest(),
             )
             self.spool.add_batch(row, [r.record_id for r in rows])
+            self.ledger.write(LedgerEntry(
+                sequence, row.file_name, row.created, row.content_sha256,
+                tuple(r.record_id for r in rows), self.spool.batch_extent(sequence),
+            ))  # fmt: skip
         path = self.outbox / row.file_name
         atomic_write(path, data, mode=FILE_MODE)
         log.info("sealed %s: %d records", row.file_name, row.record_count)
@@ -136,7 +148,10 @@ class Batcher:
         actions = [f"removed temporary {p.name}" for p in remove_temporaries(self.outbox)]
         for batch in self.spool.batches(status=BatchStatus.SEALED):
             if (self.outbox / batch.file_name).exists():
-                continue
+                if not self._damaged(batch):
+                    continue
+                actions.append(f"set aside damaged {batch.file_name} as "
+                               f"{DAMAGED_DIR}/{self._set_aside(batch)}")  # fmt: skip
             if (self.sent / batch.file_name).exists():
                 durable_move(self.sent / batch.file_name, self.outbox / batch.file_name)
                 actions.append(f"moved re-queued {batch.file_name} back to {OUTBOX_DIR}/")
@@ -152,6 +167,19 @@ class Batcher:
         for action in actions:
             log.warning("outbox recovery: %s", action)
         return actions
+
+    def _damaged(self, batch: BatchRow) -> bool:
+        """The outbox file's bytes are not the ones the spool recorded (a disk fault)."""
+        digest = hashlib.sha256((self.outbox / batch.file_name).read_bytes()).hexdigest()
+        return digest != batch.sha256
+
+    def _set_aside(self, batch: BatchRow) -> str:
+        """Move a damaged file to ``STATE/damaged/`` (never deleted); returns its new name."""
+        folder = self.outbox.parent / DAMAGED_DIR
+        make_private_dir(folder)
+        name = f"{batch.file_name}.{secrets.token_hex(4)}"
+        durable_move(self.outbox / batch.file_name, folder / name)
+        return name
 
     def remove_purged(self) -> list[str]:
         """Delete our batch files whose batch retention has deleted; returns their names."""
