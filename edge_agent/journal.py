@@ -71,6 +71,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class JournalWriteError(SinkUnavailable):
     """An append failed and was rolled back: nothing of it is in the journal."""
 
+    exit_code = 9
+
 
 @dataclass(slots=True)
 class JournalStats:

@@ -101,6 +101,8 @@ class SpoolError(AgentStateError):
 class SpoolCorrupt(SpoolError):
     """``spool.db`` is not a database, or fails SQLite's integrity check: rebuild it."""
 
+    exit_code = 9
+
 
 @dataclass(frozen=True, slots=True)
 class SpoolUsage:
