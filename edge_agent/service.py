@@ -308,7 +308,7 @@ class Service:
                 result = CycleResult()
                 try:
                     result = self.cycle(force=force)
-                except CallCollectError as exc:  # e.g. disk full: keep sources reading
+                except (CallCollectError, OSError) as exc:  # e.g. disk full: sources go on
                     log.error("batch cycle failed, retrying in %d s: %s",
                               self.settings.uplink.interval_seconds, exc)  # fmt: skip
                 self.health.cycled(attempted=result.upload_attempted, error=result.error)
@@ -357,12 +357,12 @@ class Service:
         assert self._batcher is not None and self._uplink is not None, "call open() first"
         assert self._quota is not None and self._retention is not None
         now = self.clock()
+        level = self._quota.check().level  # first: the alarm must not wait for a write to work
+        purged = self._apply_retention(now, level)  # then room, before anything needs it
         for running in self.sources:
             running.pipeline.flush_parser()
             running.pipeline.prune_journal(now=now)
         sealed = self._batcher.seal_ready(now, force=force)
-        level = self._quota.check().level
-        purged = self._apply_retention(now, level)
         result = CycleResult(sealed=sealed, purged=purged, spool_level=level)
         if not force and self.monotonic() < self._next_upload:
             return result

@@ -11,9 +11,9 @@ Contract:
   re-reads are harmless); so is quarantining the same (source, seq, reason, detail) twice.
 - ``usage()`` reports the bytes the agent's state uses against its quota and a level: ``ok``
   below 70 %, ``warning`` from 70 %, ``critical`` from 90 %, ``full`` at 100 % (sources stop
-  reading). "Used" is everything in the state directory: the spool's live pages and its WAL
-  (free pages of ``spool.db`` are reused, so they do not count), the journal, ``outbox/``,
-  ``sent/`` and the rest. The quota is ``quota_bytes`` or, when the disk is shorter of room,
+  reading). "Used" is everything the agent writes in the state directory: the spool's live
+  pages, its WAL and shared-memory file (free pages of ``spool.db`` are reused, so they do not
+  count), the journal, ``outbox/``, ``sent/``, ``damaged/`` and the batch ledger. The quota is ``quota_bytes`` or, when the disk is shorter of room,
   what is used plus what is free beyond the minimum that must stay free (``min_free_bytes``,
   or ``min_free_percent`` of the file system if larger): a filling disk raises the same
   alarms and pauses reading before any write fails, and room returning lifts them.
@@ -70,6 +70,10 @@ CRITICAL_PERCENT = 90.0
 CURSOR_NONE = 0  # journal sequence numbers start at 1
 AGENT_STATE = "_agent"  # state rows of the agent itself rather than of a source
 PURGED_SEQUENCE_KEY = "batch_sequence_purged"  # highest batch number retention deleted
+# What the agent writes beside spool.db, all counted against the quota: the journal
+# (edge_agent.service), outbox/, sent/ and damaged/ (edge_agent.delivery.batches) and the batch
+# ledger (edge_agent.delivery.ledger). Named here because those modules import this one.
+AGENT_FOLDERS = ("journal", "outbox", "sent", "damaged", "ledger")
 
 
 class SpoolLevel(StrEnum):
@@ -110,18 +114,11 @@ class SpoolUsage:
     quota_bytes: int  # the effective quota: the configured one, or less when the disk is short
     free_bytes: int | None = None  # on the state directory's file system (None: not measured)
     min_free_bytes: int = 0  # what must stay free there
+    disk_limited: bool = False  # free disk, not the configured quota, sets ``quota_bytes``
 
     @property
     def percent(self) -> float:
         return 100.0 * self.used_bytes / max(self.quota_bytes, 1)
-
-    @property
-    def disk_limited(self) -> bool:
-        """True when free disk, not the configured quota, sets the limit."""
-        return self.free_bytes is not None and (
-            self.used_bytes + self.free_bytes - self.min_free_bytes < self.quota_bytes
-            or self.free_bytes <= self.min_free_bytes
-        )
 
     @property
     def level(self) -> SpoolLevel:
@@ -613,16 +610,18 @@ class Spool:
             page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
             pages = self.db.execute("PRAGMA page_count").fetchone()[0]
             free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
-        own = {self.path.name, self.path.name + "-wal"}
         wal = self.path.with_name(self.path.name + "-wal")
         wal_bytes = wal.stat().st_size if wal.exists() else 0
-        used = (pages - free) * page_size + wal_bytes + _bytes_under(self.path.parent, skip=own)
+        shm = self.path.with_name(self.path.name + "-shm")
+        used = (pages - free) * page_size + wal_bytes + (shm.stat().st_size if shm.exists() else 0)
+        used += sum(_bytes_under(self.path.parent / folder) for folder in AGENT_FOLDERS)
         disk = os.statvfs(self.path.parent)
         free_bytes = disk.f_bavail * disk.f_frsize
         keep = max(self.min_free_bytes,
                    int(disk.f_blocks * disk.f_frsize * self.min_free_percent / 100))  # fmt: skip
-        quota = min(self.quota_bytes, used + free_bytes - keep)
-        return SpoolUsage(used, max(quota, 0), free_bytes=free_bytes, min_free_bytes=keep)
+        room = used + free_bytes - keep
+        return SpoolUsage(used, max(min(self.quota_bytes, room), 0), free_bytes=free_bytes,
+                          min_free_bytes=keep, disk_limited=room < self.quota_bytes)  # fmt: skip
 
     def source_counts(self, source_id: str) -> SourceCounts:
         rows = self._rows(
@@ -684,13 +683,11 @@ def _corrupt_message(path: Path, detail: str) -> str:
     )
 
 
-def _bytes_under(directory: Path, *, skip: set[str]) -> int:
+def _bytes_under(directory: Path) -> int:
     """Bytes of the regular files under ``directory`` (a file deleted meanwhile counts 0)."""
     total = 0
     for root, _, files in os.walk(directory):
         for name in files:
-            if root == str(directory) and name in skip:
-                continue
             with contextlib.suppress(FileNotFoundError):
                 total += (Path(root) / name).lstat().st_size
     return total

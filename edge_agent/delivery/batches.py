@@ -103,9 +103,16 @@ class Batcher:
         for directory in (self.outbox, self.sent):
             make_private_dir(directory)
         self.ledger = Ledger(state_dir)
+        self._needs_recovery = False  # a sealed batch's file could not be written
 
     def seal_ready(self, now: datetime, *, force: bool = False) -> list[SealedBatch]:
-        """Seal every batch that is due; returns them oldest first."""
+        """Seal every batch that is due; returns them oldest first.
+
+        A batch file that could not be written (disk full) leaves its batch sealed without a
+        file; ``recover()`` runs first on the next call and writes it (``BatchError`` now)."""
+        if self._needs_recovery:
+            self.recover()
+            self._needs_recovery = False
         sealed: list[SealedBatch] = []
         while (batch := self._seal_one(now, force=force)) is not None:
             sealed.append(batch)
@@ -134,14 +141,27 @@ class Batcher:
                 content_sha256=hashlib.sha256(content).hexdigest(),
             )
             self.spool.add_batch(row, [r.record_id for r in rows])
-            self.ledger.write(LedgerEntry(
+            self._write_ledger(LedgerEntry(
                 sequence, row.file_name, row.created, row.content_sha256,
                 tuple(r.record_id for r in rows), self.spool.batch_extent(sequence),
             ))  # fmt: skip
         path = self.outbox / row.file_name
-        atomic_write(path, data, mode=FILE_MODE)
+        try:
+            atomic_write(path, data, mode=FILE_MODE)
+        except OSError as exc:
+            self._needs_recovery = True
+            raise BatchError(f"batch {row.file_name} is sealed but its file could not be "
+                             f"written: {exc.strerror or exc}; written on the next cycle") from exc  # fmt: skip
         log.info("sealed %s: %d records", row.file_name, row.record_count)
         return SealedBatch(sequence, row.file_name, path, row.record_count, row.sha256)
+
+    def _write_ledger(self, entry: LedgerEntry) -> None:
+        """Inside the sealing transaction: a failure rolls the batch back too."""
+        try:
+            self.ledger.write(entry)
+        except OSError as exc:
+            raise BatchError(f"batch {entry.file_name}: cannot write its ledger entry: "
+                             f"{exc.strerror or exc}; sealing is retried next cycle") from exc  # fmt: skip
 
     def recover(self) -> list[str]:
         """Repair the outbox after a crash; returns what was done, one line per action."""

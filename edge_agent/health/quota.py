@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from edge_agent.spool import AGENT_STATE, Spool, SpoolLevel, SpoolUsage
+from edge_agent.spool import AGENT_STATE, Spool, SpoolError, SpoolLevel, SpoolUsage
 from shared.icdr import format_time
 
 log = logging.getLogger(__name__)
@@ -84,9 +84,6 @@ class QuotaWatch:
     def check(self) -> SpoolUsage:
         usage = self.spool.usage()
         if usage.level is not self.level:
-            state = QuotaState(usage.level, usage.percent, usage.used_bytes, usage.quota_bytes,
-                               format_time(self.clock()))  # fmt: skip
-            self.spool.set_state(AGENT_STATE, QUOTA_STATE_KEY, state.to_json())
             log.log(
                 SEVERITY[usage.level],
                 "spool quota %s: %.1f %% of %.1f MB used%s; %s",
@@ -94,6 +91,12 @@ class QuotaWatch:
                 ADVICE[usage.level],
             )  # fmt: skip
             self.level = usage.level
+            state = QuotaState(usage.level, usage.percent, usage.used_bytes, usage.quota_bytes,
+                               format_time(self.clock()))  # fmt: skip
+            try:  # the log line is the alarm; the state row is for status, and may not fit
+                self.spool.set_state(AGENT_STATE, QUOTA_STATE_KEY, state.to_json())
+            except SpoolError as exc:
+                log.error("spool quota %s not recorded for status: %s", usage.level, exc)
         return usage
 
 
