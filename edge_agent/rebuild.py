@@ -8,8 +8,9 @@ Contract (``edge-agent spool rebuild``, and ``Service.open`` by itself when the 
   source's parser (``SourcePipeline.open`` with an empty cursor). Record ids are stable
   (agent, source, journal sequence, content), so each record comes back with its old id.
 - Batches come back from the ledger (``edge_agent.delivery.ledger``): each entry's records are
-  put back in their batch under the same number; its status follows its file: in ``outbox/``
-  sealed (it will be sent), in ``sent/`` uploaded (the receipt timeout re-sends the same bytes
+  put back in their batch under the same number. A batch whose verified receipt the ledger kept
+  is acknowledged; otherwise its status follows its file: in ``outbox/`` sealed (it will be
+  sent), in ``sent/`` uploaded (the receipt timeout re-sends the same bytes
   under the same name, and the data centre's receipt, "already stored", acknowledges it), in
   neither acknowledged (retention had deleted it). Nothing that left is sealed into a new batch.
 - Records of batches retention purged (their receipts were verified) are dropped again using
@@ -174,7 +175,7 @@ def _restore_batches(state: Path, spool: Spool, ledger: Ledger, report: RebuildR
     entries, report.damaged_ledger = ledger.entries()
     counts = dict.fromkeys(BatchStatus, 0)
     for entry in entries:
-        batch = _batch_row(state, entry)
+        batch = _batch_row(state, entry, ledger.receipt(entry.file_name))
         spool.restore_batch(batch, entry.record_ids)
         counts[batch.status] += 1
     report.batches = counts
@@ -185,12 +186,14 @@ def _restore_batches(state: Path, spool: Spool, ledger: Ledger, report: RebuildR
     )  # fmt: skip
 
 
-def _batch_row(state: Path, entry: LedgerEntry) -> BatchRow:
-    """The batch as its file says: where it is gives the status, its bytes the SHA-256."""
+def _batch_row(state: Path, entry: LedgerEntry, receipt: bytes | None) -> BatchRow:
+    """The batch as its file and kept receipt say: a receipt makes it acknowledged, else where
+    the file is gives the status (outbox: sealed, sent: uploaded, none: acknowledged, because
+    only retention deletes a file); its bytes give the SHA-256."""
     outbox, sent = state / OUTBOX_DIR / entry.file_name, state / SENT_DIR / entry.file_name
     path = outbox if outbox.exists() else sent if sent.exists() else None
-    status = (BatchStatus.SEALED if path == outbox else
-              BatchStatus.UPLOADED if path == sent else BatchStatus.ACKNOWLEDGED)  # fmt: skip
+    status = (BatchStatus.ACKNOWLEDGED if receipt is not None or path is None else
+              BatchStatus.SEALED if path == outbox else BatchStatus.UPLOADED)  # fmt: skip
     data = path.read_bytes() if path is not None else b""
     sha256 = hashlib.sha256(data).hexdigest() if path is not None else entry.content_sha256
     done = entry.created if status is not BatchStatus.SEALED else None

@@ -213,7 +213,8 @@ class Service:
         inbox = None
         if delivery.receipts_certificate is not None:
             inbox = ReceiptInbox(spool, agent_id=s.agent.id,
-                                 certificate=delivery.receipts_certificate, clock=self.clock)  # fmt: skip
+                                 certificate=delivery.receipts_certificate, clock=self.clock,
+                                 ledger=self._batcher.ledger)  # fmt: skip
         else:
             log.warning("delivery.datacentre_certificates is not set: receipts cannot be "
                         "verified, so no batch is ever acknowledged or deleted")  # fmt: skip

@@ -9,6 +9,9 @@ Contract:
 - ``write(entry)`` (the batcher, inside the transaction that seals the batch, before the batch
   file exists) stores ``STATE/ledger/NAME.json``: sequence, file name, creation time, content
   SHA-256, record ids, and per source the highest journal sequence in the batch. Atomic, 0600.
+- ``acknowledge(name, receipt)`` (the receipt inbox, after the spool recorded it) keeps the
+  verified receipt as ``STATE/ledger/NAME.ack``: a rebuild restores that batch as acknowledged
+  (its records are at the data centre) instead of waiting for a receipt that was consumed.
 - ``forget(names)`` (retention, after purging acknowledged batches) deletes their entries and
   folds their per-source highest journal sequences and batch number into ``purged.json``.
   Records are sealed in arrival order and arrive in journal order per source, so every record
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 LEDGER_DIR = "ledger"
 PURGED_FILE = "purged.json"
 SUFFIX = ".json"
+ACK_SUFFIX = ".ack"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,17 @@ class Ledger:
     def write(self, entry: LedgerEntry) -> None:
         atomic_write(self.directory / (entry.file_name + SUFFIX), entry.to_json(), mode=FILE_MODE)
 
+    def acknowledge(self, file_name: str, receipt: bytes) -> None:
+        if (self.directory / (file_name + SUFFIX)).exists():
+            atomic_write(self.directory / (file_name + ACK_SUFFIX), receipt, mode=FILE_MODE)
+
+    def receipt(self, file_name: str) -> bytes | None:
+        """The verified receipt kept for a batch, or None."""
+        try:
+            return (self.directory / (file_name + ACK_SUFFIX)).read_bytes()
+        except FileNotFoundError:
+            return None
+
     def forget(self, file_names: Iterable[str]) -> None:
         purged = self.purged()
         through, marks = purged.through_batch, dict(purged.max_seq)
@@ -95,6 +110,7 @@ class Ledger:
                      mode=FILE_MODE)  # fmt: skip
         for path in paths:  # after the marks are durable: a crash between leaves extra entries
             path.unlink(missing_ok=True)
+            path.with_suffix(ACK_SUFFIX).unlink(missing_ok=True)
         fsync_dir(self.directory)
 
     def purged(self) -> Purged:
