@@ -46,6 +46,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ PURGED_SEQUENCE_KEY = "batch_sequence_purged"  # highest batch number retention 
 # (edge_agent.service), outbox/, sent/ and damaged/ (edge_agent.delivery.batches) and the batch
 # ledger (edge_agent.delivery.ledger). Named here because those modules import this one.
 AGENT_FOLDERS = ("journal", "outbox", "sent", "damaged", "ledger")
+FOLDER_SCAN_SECONDS = 5.0  # the folders are walked at most this often (free disk: every call)
 
 
 class SpoolLevel(StrEnum):
@@ -231,6 +233,7 @@ class Spool:
         self.quota_bytes = quota_bytes
         self.min_free_bytes = min_free_bytes
         self.min_free_percent = min_free_percent
+        self._folders = (float("-inf"), 0)  # (monotonic time walked, bytes)
         self._lock = threading.RLock()
         self._depth = 0  # nesting of transaction()
         try:
@@ -614,7 +617,7 @@ class Spool:
         wal_bytes = wal.stat().st_size if wal.exists() else 0
         shm = self.path.with_name(self.path.name + "-shm")
         used = (pages - free) * page_size + wal_bytes + (shm.stat().st_size if shm.exists() else 0)
-        used += sum(_bytes_under(self.path.parent / folder) for folder in AGENT_FOLDERS)
+        used += self._folder_bytes()
         disk = os.statvfs(self.path.parent)
         free_bytes = disk.f_bavail * disk.f_frsize
         keep = max(self.min_free_bytes,
@@ -622,6 +625,16 @@ class Spool:
         room = used + free_bytes - keep
         return SpoolUsage(used, max(min(self.quota_bytes, room), 0), free_bytes=free_bytes,
                           min_free_bytes=keep, disk_limited=room < self.quota_bytes)  # fmt: skip
+
+    def _folder_bytes(self) -> int:
+        """Bytes in the agent's folders, walked at most every ``FOLDER_SCAN_SECONDS``: sent/
+        can hold thousands of files, and sources ask about room every second."""
+        checked, total = self._folders
+        now = time.monotonic()
+        if now - checked >= FOLDER_SCAN_SECONDS:
+            total = sum(_bytes_under(self.path.parent / folder) for folder in AGENT_FOLDERS)
+            self._folders = (now, total)
+        return total
 
     def source_counts(self, source_id: str) -> SourceCounts:
         rows = self._rows(

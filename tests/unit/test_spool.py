@@ -195,8 +195,13 @@ def test_unopenable_file_is_a_spool_error(tmp_path: Path) -> None:
     assert sqlite3.sqlite_version_info >= (3, 24)  # ON CONFLICT DO UPDATE
 
 
-def test_usage_counts_every_folder_the_agent_writes_and_nothing_else(tmp_path: Path) -> None:
+def test_usage_counts_every_folder_the_agent_writes_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The quota once counted only spool.db: a journal or sent/ folder could fill the disk."""
+    import edge_agent.spool as spool_module
+
+    monkeypatch.setattr(spool_module, "FOLDER_SCAN_SECONDS", 0.0)  # walk on every call
     from edge_agent.delivery.batches import DAMAGED_DIR, OUTBOX_DIR, SENT_DIR
     from edge_agent.delivery.ledger import LEDGER_DIR
     from edge_agent.service import JOURNAL_DIR
