@@ -23,6 +23,7 @@ COMMANDS = {
     "test-source": "edge_agent.commands.test_source:test_source_command",
     "enroll": "edge_agent.commands.delivery:enroll_command",
     "resend": "edge_agent.commands.delivery:resend_command",
+    "spool": "edge_agent.commands.spool:spool_group",
 }
 
 

@@ -19,6 +19,7 @@ Contract:
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping
@@ -113,6 +114,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("spool.quota_mb", Integer(minimum=16, maximum=1024 * 1024), 1024,
             "Disk the spool may use. Warnings at 70 % and 90 %; at 100 % sources stop reading "
             "(the PBX buffers) until batches are delivered."),
+    Setting("spool.min_free_mb", Integer(minimum=0, maximum=1024 * 1024), 256,
+            "Free disk that must remain on the state directory's file system. The quota shrinks "
+            "to fit: the same 70 % / 90 % alarms, and sources stop reading before a write can "
+            "fail; they resume when room returns."),
+    Setting("spool.min_free_percent", Number(minimum=0, maximum=50), 5.0,
+            "The same as a share of that file system; the larger of the two applies."),
     Setting("spool.batch_max_records", Integer(minimum=1, maximum=100_000), 5000,
             "A batch is sealed as soon as this many records wait."),
     Setting("spool.batch_max_age_seconds", Integer(minimum=1, maximum=86_400), 60,
@@ -176,7 +183,11 @@ SETTINGS: tuple[Setting, ...] = (
             "bytes; the data centre stores nothing twice): it was lost or quarantined in the "
             "landing area. 0 never re-sends by itself (`edge-agent resend` still does)."),
     Setting("metrics.listen", Listen(), "",
-            "Address for the Prometheus /metrics endpoint, e.g. '127.0.0.1:9108'; empty is off."),
+            "Address for the Prometheus /metrics endpoint, e.g. '127.0.0.1:9108'; empty is off. "
+            "A non-loopback address requires metrics.token_file."),
+    Setting("metrics.token_file", OptionalPath(), "",
+            "File holding a bearer token; when set, /metrics answers only requests with "
+            "'Authorization: Bearer TOKEN'. Required when metrics.listen is not a loopback address."),
 )  # fmt: skip
 SETTINGS_BY_KEY = by_key(SETTINGS)
 
@@ -318,6 +329,12 @@ class SpoolSettings:
     quota_mb: int
     batch_max_records: int
     batch_max_age_seconds: int
+    min_free_mb: int = 256
+    min_free_percent: float = 5.0
+
+    @property
+    def min_free_bytes(self) -> int:
+        return self.min_free_mb * 1024 * 1024
 
     @property
     def quota_bytes(self) -> int:
@@ -364,6 +381,7 @@ class DeliverySettings:
 @dataclass(frozen=True, slots=True)
 class MetricsSettings:
     listen: str
+    token_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,16 +461,36 @@ def from_mapping(raw: Mapping[str, Any], *, base: Path) -> AgentSettings:
             'is required when delivery.protection is "cms"',
             "install the PEM bundle the data centre published and name it here",
         )
+    metrics = MetricsSettings(**_fields(values, "metrics"))
+    _check_metrics(metrics)
     return AgentSettings(
         delivery=delivery,
         agent=AgentIdentity(**_fields(values, "agent")),
         spool=SpoolSettings(**_fields(values, "spool")),
         journal=JournalSettings(**_fields(values, "journal")),
         uplink=uplink,
-        metrics=MetricsSettings(**_fields(values, "metrics")),
+        metrics=metrics,
         sources=_sources(raw.get("sources", [])),
         capture=_capture(values),
     )
+
+
+def _check_metrics(metrics: MetricsSettings) -> None:
+    """/metrics is unauthenticated unless a token is set: that is only for loopback."""
+    if not metrics.listen or metrics.token_file is not None:
+        return
+    host = metrics.listen.rpartition(":")[0].strip("[]")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise ConfigError(
+            "metrics.listen",
+            f"{metrics.listen} is not a loopback address, and metrics.token_file is not set",
+            "set metrics.token_file to a file holding a bearer token (scrapers then send "
+            "'Authorization: Bearer TOKEN'), or listen on 127.0.0.1",
+        )
 
 
 def _section(raw: Mapping[str, Any], section: str, *, base: Path) -> dict[str, Any]:

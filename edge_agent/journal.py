@@ -6,12 +6,19 @@ Contract:
   source, starting at 1, never reused once ``append_many`` has returned), writes them with ONE
   write and ONE ``fsync``, and returns only when they are durable. A new segment file is fsynced
   together with its directory before its first unit counts as written.
+- A failed append (``ENOSPC``, a short write, ``EIO`` from ``fsync``) is rolled back: the segment
+  is truncated to its length before the append and fsynced, and ``JournalWriteError`` (a
+  ``SinkUnavailable``) is raised; the numbers it would have used are handed out again, so no
+  number is ever on disk twice. The caller keeps the units and retries. If even the truncate
+  fails it is retried before the next append, which fails until it succeeded.
 - ``read_from(seq)`` yields every unit with a sequence number >= ``seq``, in order, exactly as
   appended. A unit whose length or CRC does not check out is never yielded.
 - ``Journal.open`` scans the newest segment and truncates a torn tail (a crash between ``write``
   and ``fsync``); ``stats.torn_tail_bytes`` counts what was cut and a warning is logged. The
   sequence counter continues from the last intact unit, so a unit that was torn before
   ``append_many`` returned gets its number again: no caller ever saw it.
+- A damaged segment header (its first 4 bytes) is rewritten; the units after it are kept (each
+  has its own magic and CRC), so the newest segment is never emptied by it.
 - Damage in the middle of a segment (a flipped bit on disk) is skipped on read by searching for
   the next intact unit; ``stats.corrupt_bytes`` counts it and a warning names the segment.
 - ``prune(below=cursor, now=...)`` deletes segments whose units are all <= ``cursor`` (parsed and
@@ -32,6 +39,7 @@ A ``Journal`` is safe to share between the acquirer thread and the supervisor (o
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import struct
@@ -42,8 +50,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from edge_agent.sources.base import RawUnit
+from edge_agent.sources.base import RawUnit, SinkUnavailable
 from shared.durable import fsync_dir
+from shared.modes import FILE_MODE, make_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +68,18 @@ SEGMENT_SUFFIX = ".seg"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+class JournalWriteError(SinkUnavailable):
+    """An append failed and was rolled back: nothing of it is in the journal."""
+
+    exit_code = 9
+
+
 @dataclass(slots=True)
 class JournalStats:
     torn_tail_bytes: int = 0  # cut off the newest segment on open
     corrupt_bytes: int = 0  # skipped over while reading
     pruned_segments: int = 0
+    failed_appends: int = 0  # rolled back (disk full, I/O error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +161,7 @@ class Journal:
         self._segments: list[int] = []  # first sequence numbers, ascending
         self._size = 0  # bytes in the newest segment
         self._next_seq = 1
+        self._needs_truncate = False  # a failed append's bytes are not cut off yet
 
     @classmethod
     def open(
@@ -176,18 +193,64 @@ class Journal:
         with self._lock:
             if self._file is None:
                 raise RuntimeError("journal is closed")
+            if self._needs_truncate:
+                self._truncate_to_good_length()
+                if self._needs_truncate:
+                    raise JournalWriteError(f"journal {self.source_id}: cannot roll back a failed "
+                                            "append yet (disk refusing writes)")  # fmt: skip
             if self._size >= self.segment_bytes:
-                self._start_segment(self._next_seq)
+                self._roll_or_fail(self._next_seq)
             out = [
                 RawUnit(self.source_id, self._next_seq + i, received_at.astimezone(UTC), data)
                 for i, data in enumerate(units)
             ]
             blob = b"".join(encode_unit(self.source_id, u.seq, u.received_at, u.data) for u in out)
-            self._write_all(blob)
-            os.fsync(self._file)
+            try:
+                self._write_all(blob)
+                os.fsync(self._file)
+            except OSError as exc:
+                self._roll_back(exc)
             self._size += len(blob)
             self._next_seq += len(out)
             return out
+
+    def _roll_or_fail(self, first_seq: int) -> None:
+        try:
+            self._start_segment(first_seq)
+        except OSError as exc:
+            self.stats.failed_appends += 1
+            raise JournalWriteError(
+                f"journal {self.source_id}: cannot start a segment: {exc.strerror or exc}"
+            ) from exc
+
+    def _roll_back(self, exc: OSError) -> None:
+        """Cut the segment back to its last good length; then raise ``JournalWriteError``."""
+        self.stats.failed_appends += 1
+        log.error(
+            "journal %s: append failed, rolling back to %d bytes: %s",
+            self.source_id, self._size, exc.strerror or exc,
+        )  # fmt: skip
+        self._needs_truncate = True
+        self._truncate_to_good_length()
+        raise JournalWriteError(
+            f"journal {self.source_id}: write failed: {exc.strerror or exc} (rolled back; "
+            "the units are kept for a retry)"
+        ) from exc
+
+    def _truncate_to_good_length(self) -> None:
+        """Cut whatever a failed append left after the last good unit (its bytes must never be
+        read as units: their numbers are handed out again). Retried before the next append
+        while the disk refuses even a truncate."""
+        assert self._file is not None
+        try:
+            os.ftruncate(self._file, self._size)
+            os.lseek(self._file, self._size, os.SEEK_SET)
+            os.fsync(self._file)
+        except OSError as exc:
+            log.error("journal %s: rollback failed, retried before the next append: %s",
+                      self.source_id, exc.strerror or exc)  # fmt: skip
+            return
+        self._needs_truncate = False
 
     def _write_all(self, blob: bytes) -> None:
         assert self._file is not None
@@ -274,9 +337,7 @@ class Journal:
     # --- opening --------------------------------------------------------------------------
 
     def _recover(self) -> None:
-        created = not self.directory.exists()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if created:
+        if make_private_dir(self.directory):
             fsync_dir(self.directory.parent)
         self._segments = sorted(
             int(p.name.removesuffix(SEGMENT_SUFFIX))
@@ -291,12 +352,13 @@ class Journal:
         buf = path.read_bytes()
         self._next_seq = first
         valid_end = len(SEGMENT_MAGIC)
-        for item in _scan(buf, self.source_id) if buf.startswith(SEGMENT_MAGIC) else ():
+        # units carry their own magic and CRC: a damaged segment header loses none of them
+        for item in _scan(buf, self.source_id):
             if isinstance(item, _Decoded):
                 valid_end = item.end
                 self._next_seq = item.unit.seq + 1
         self._file = os.open(path, os.O_RDWR)
-        if len(buf) != valid_end:
+        if len(buf) != valid_end or not buf.startswith(SEGMENT_MAGIC):
             self._truncate_tail(path, buf, valid_end)
         os.lseek(self._file, 0, os.SEEK_END)
         self._size = valid_end
@@ -312,25 +374,30 @@ class Journal:
             cut,
             path.name,
         )
-        if not buf.startswith(SEGMENT_MAGIC):  # torn while the segment was being created
-            os.ftruncate(self._file, 0)
+        if not buf.startswith(SEGMENT_MAGIC):  # torn while created, or a damaged header
+            if len(buf) < len(SEGMENT_MAGIC):
+                os.ftruncate(self._file, 0)
             os.pwrite(self._file, SEGMENT_MAGIC, 0)
         os.ftruncate(self._file, valid_end)
         os.fsync(self._file)
 
     def _start_segment(self, first_seq: int) -> None:
-        if self._file is not None:
-            os.close(self._file)
-            self._file = None
+        """Create and fsync the next segment; the current one stays open until that worked."""
         path = self.directory / segment_name(first_seq)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o640)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         try:
-            os.write(fd, SEGMENT_MAGIC)
+            os.fchmod(fd, FILE_MODE)  # exact, whatever the umask
+            if os.write(fd, SEGMENT_MAGIC) != len(SEGMENT_MAGIC):
+                raise OSError(errno.ENOSPC, "short write of the segment header")
             os.fsync(fd)
+            fsync_dir(self.directory)
         except BaseException:
             os.close(fd)
+            if first_seq not in self._segments:  # never counted: nothing of it may remain
+                path.unlink(missing_ok=True)
             raise
-        fsync_dir(self.directory)
+        if self._file is not None:
+            os.close(self._file)
         self._file = fd
         self._size = len(SEGMENT_MAGIC)
         self._next_seq = first_seq

@@ -8,8 +8,9 @@ Contract:
   durable.
 - Nothing is lost between the journal and the spool: if the process dies (or the spool write
   fails: ``deliver`` logs it and returns, the units being durable) after the journal write, the
-  units after the cursor are parsed again from the journal, on ``open`` and on the next
-  delivery. Record ids are stable, so a replay stores nothing
+  units after the cursor are parsed again from the journal, on ``open``, on the next
+  delivery and on the supervisor's next ``flush_parser`` (so a source that went quiet waits for
+  nothing). Record ids are stable, so a replay stores nothing
   twice.
 - A parser that raises (a bug: parsers must not) does not lose the unit: it is quarantined with
   reason ``parser_error``.
@@ -20,8 +21,11 @@ Contract:
   that position in the spool's state table; on ``open`` it feeds the journal from there up to the
   cursor again, discarding the results (they were spooled), so the open calls are rebuilt as they
   were, and it never prunes the journal above that position.
-- ``may_read()`` is False once the spool is full (its quota reached): acquirers stop reading and
-  the PBX buffers.
+- ``may_read()`` is False once the spool is full (its quota reached, or the free disk down to
+  ``spool.min_free_mb``: ``Spool.usage``): acquirers stop reading and the PBX buffers.
+- A journal append that fails (disk full) is rolled back by the journal and raises
+  ``JournalWriteError`` (a ``SinkUnavailable``) to the acquirer, which keeps the units and
+  delivers them again: they get the numbers the failed append would have used.
 """
 
 from __future__ import annotations
@@ -194,8 +198,12 @@ class SourcePipeline:
     # --- supervisor -----------------------------------------------------------------------
 
     def flush_parser(self) -> None:
-        """Store what an event-stream parser completes or times out by now."""
+        """Store what an event-stream parser completes or times out by now; first, retry
+        spooling what a failed spool write (a full disk) left after the cursor."""
         with self._lock:
+            if self.spool_error:
+                self._catch_up()
+                self.spool_error = ""
             results = self._safe(lambda: self.parser.flush(self.clock()), unit=None)
             if results:
                 self._store(results, seq=self._cursor, cursor=None)

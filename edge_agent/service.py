@@ -3,7 +3,9 @@
 Contract:
 
 - ``open()`` takes the agent lock (one ``run`` or ``flush`` per state directory), opens the
-  spool, repairs the outbox (``Batcher.recover``), and builds each source with its journal and
+  spool (SQLite ``quick_check`` first; a damaged spool is set aside and rebuilt from the journal
+  and the batch ledger, ``edge_agent.rebuild``, logged CRITICAL and noted for ``status``),
+  repairs the outbox (``Batcher.recover``), and builds each source with its journal and
   pipeline, replaying journalled units the spool has not got yet. It starts no thread.
 - ``start()`` runs each source's acquirer in its own thread. An acquirer that raises (a driver
   bug) is reported and restarted after a back-off; it never takes the agent down.
@@ -57,12 +59,14 @@ from edge_agent.health.quota import QuotaWatch, at_least
 from edge_agent.health.status import ServiceHealth, SourceView
 from edge_agent.journal import Journal
 from edge_agent.pipeline import SourcePipeline
+from edge_agent.rebuild import REBUILT_KEY, rebuild_spool, rebuilt_note
 from edge_agent.sources import registry
 from edge_agent.sources.base import Source, SourceContext
-from edge_agent.spool import Spool, SpoolLevel
+from edge_agent.spool import AGENT_STATE, Spool, SpoolCorrupt, SpoolLevel, open_spool
 from shared.backoff import Backoff, Retries
 from shared.clock import Clock, utc_now
 from shared.errors import AgentStateError, CallCollectError, TransportError
+from shared.modes import FILE_MODE, make_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +94,8 @@ class AgentLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        make_private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -200,7 +204,7 @@ class Service:
     def _open(self) -> None:
         s = self.settings
         delivery = load_delivery(s)
-        self._spool = spool = Spool.open(self.state_dir, quota_bytes=s.spool.quota_bytes)
+        self._spool = spool = self._open_spool()
         self._batcher = Batcher(
             spool,
             state_dir=self.state_dir,
@@ -214,7 +218,8 @@ class Service:
         inbox = None
         if delivery.receipts_certificate is not None:
             inbox = ReceiptInbox(spool, agent_id=s.agent.id,
-                                 certificate=delivery.receipts_certificate, clock=self.clock)  # fmt: skip
+                                 certificate=delivery.receipts_certificate, clock=self.clock,
+                                 ledger=self._batcher.ledger)  # fmt: skip
         else:
             log.warning("delivery.datacentre_certificates is not set: receipts cannot be "
                         "verified, so no batch is ever acknowledged or deleted")  # fmt: skip
@@ -233,6 +238,19 @@ class Service:
             self._next_upload = self.monotonic() + self._seconds_to_slot(self.clock())
         for source_settings in s.sources:
             self.sources.append(self._open_source(source_settings, spool))
+
+    def _open_spool(self) -> Spool:
+        """The spool; a damaged one is set aside and rebuilt from the journal, with an alarm."""
+        try:
+            return open_spool(self.settings, verify=True)
+        except SpoolCorrupt as exc:
+            log.critical("%s; rebuilding it now", exc)
+        report = rebuild_spool(self.settings, clock=self.clock, make_source=self.make_source)
+        spool = open_spool(self.settings, verify=True)
+        note = rebuilt_note(report, self.clock())
+        spool.set_state(AGENT_STATE, REBUILT_KEY, note)
+        log.critical("spool rebuilt: %s", note)
+        return spool
 
     def _open_source(self, settings: SourceSettings, spool: Spool) -> RunningSource:
         ctx = SourceContext(
@@ -303,7 +321,7 @@ class Service:
                 result = CycleResult()
                 try:
                     result = self.cycle(force=force)
-                except CallCollectError as exc:  # e.g. disk full: keep sources reading
+                except (CallCollectError, OSError) as exc:  # e.g. disk full: sources go on
                     log.error("batch cycle failed, retrying in %d s: %s",
                               self.settings.uplink.interval_seconds, exc)  # fmt: skip
                 self.health.cycled(attempted=result.upload_attempted, error=result.error)
@@ -355,6 +373,8 @@ class Service:
         assert self._batcher is not None and self._uplink is not None, "call open() first"
         assert self._quota is not None and self._retention is not None
         now = self.clock()
+        level = self._quota.check().level  # first: the alarm must not wait for a write to work
+        purged = self._apply_retention(now, level)  # then room, before anything needs it
         for running in self.sources:
             running.pipeline.flush_parser()
             running.pipeline.prune_journal(now=now)
@@ -362,8 +382,6 @@ class Service:
         if self._recordings is not None:  # call recording: link to ICDRs, then seal
             self._recordings.link_pending(now)
             self._recordings.seal_ready(now, force=force)
-        level = self._quota.check().level
-        purged = self._apply_retention(now, level)
         result = CycleResult(sealed=sealed, purged=purged, spool_level=level)
         if not force and self.monotonic() < self._next_upload:
             return result

@@ -13,8 +13,14 @@ Contract:
   by the next version without the flag. Not yet in a batch, it is simply replaced; already in
   one, the old row stays with its batch (which must rebuild byte for byte) under the key
   ``record_id~superseded~N`` and the new version is spooled for a later batch.
-- ``usage()`` reports the bytes the spool uses against its quota and a level: ``ok`` below 70 %,
-  ``warning`` from 70 %, ``critical`` from 90 %, ``full`` at 100 % (sources stop reading).
+- ``usage()`` reports the bytes the agent's state uses against its quota and a level: ``ok``
+  below 70 %, ``warning`` from 70 %, ``critical`` from 90 %, ``full`` at 100 % (sources stop
+  reading). "Used" is everything the agent writes in the state directory: the spool's live
+  pages, its WAL and shared-memory file (free pages of ``spool.db`` are reused, so they do not
+  count), the journal, ``outbox/``, ``sent/``, ``damaged/`` and the batch ledger. The quota is ``quota_bytes`` or, when the disk is shorter of room,
+  what is used plus what is free beyond the minimum that must stay free (``min_free_bytes``,
+  or ``min_free_percent`` of the file system if larger): a filling disk raises the same
+  alarms and pauses reading before any write fails, and room returning lifts them.
 - Rows leave the spool only through ``purge_acknowledged``: a batch whose receipt was verified
   (``acknowledge``) and is older than the retention period goes, with its ICDR rows, in one
   transaction. Nothing unacknowledged is ever deleted. Batch sequence numbers never go back:
@@ -40,20 +46,27 @@ processes (``edge-agent status``) open their own; SQLite's busy timeout makes th
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_agent.sources.base import Quarantined
 from shared.clock import utc_now
 from shared.errors import AgentStateError
 from shared.icdr import ICDR, format_time, lone_surrogate_field, parse_time
+from shared.modes import make_private_dir, restrict_file
+
+if TYPE_CHECKING:
+    from edge_agent.config import AgentSettings
 
 SPOOL_FILE = "spool.db"
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -65,6 +78,11 @@ INCOMPLETE_FLAG = "end_pending"  # superseded by the next version of the record 
 SUPERSEDED_MARK = "~superseded~"  # key suffix of a batched row a complete version superseded
 LOOKUP_CHUNK = 500
 PURGED_SEQUENCE_KEY = "batch_sequence_purged"  # highest batch number retention deleted
+# What the agent writes beside spool.db, all counted against the quota: the journal
+# (edge_agent.service), outbox/, sent/ and damaged/ (edge_agent.delivery.batches) and the batch
+# ledger (edge_agent.delivery.ledger). Named here because those modules import this one.
+AGENT_FOLDERS = ("journal", "outbox", "sent", "damaged", "ledger")
+FOLDER_SCAN_SECONDS = 5.0  # the folders are walked at most this often (free disk: every call)
 
 
 class SpoolLevel(StrEnum):
@@ -93,14 +111,23 @@ class SpoolError(AgentStateError):
     exit_code = 9
 
 
+class SpoolCorrupt(SpoolError):
+    """``spool.db`` is not a database, or fails SQLite's integrity check: rebuild it."""
+
+    exit_code = 9
+
+
 @dataclass(frozen=True, slots=True)
 class SpoolUsage:
     used_bytes: int
-    quota_bytes: int
+    quota_bytes: int  # the effective quota: the configured one, or less when the disk is short
+    free_bytes: int | None = None  # on the state directory's file system (None: not measured)
+    min_free_bytes: int = 0  # what must stay free there
+    disk_limited: bool = False  # free disk, not the configured quota, sets ``quota_bytes``
 
     @property
     def percent(self) -> float:
-        return 100.0 * self.used_bytes / self.quota_bytes
+        return 100.0 * self.used_bytes / max(self.quota_bytes, 1)
 
     @property
     def level(self) -> SpoolLevel:
@@ -199,9 +226,21 @@ CREATE TABLE IF NOT EXISTS batches (
 class Spool:
     """The durable ICDR queue (see the module docstring)."""
 
-    def __init__(self, path: Path, *, quota_bytes: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        quota_bytes: int,
+        min_free_bytes: int = 0,
+        min_free_percent: float = 0.0,
+        verify: bool = False,
+    ) -> None:
+        """Open (or create) the spool; ``verify`` also runs SQLite's ``quick_check``."""
         self.path = path
         self.quota_bytes = quota_bytes
+        self.min_free_bytes = min_free_bytes
+        self.min_free_percent = min_free_percent
+        self._folders = (float("-inf"), 0)  # (monotonic time walked, bytes)
         self._lock = threading.RLock()
         self._depth = 0  # nesting of transaction()
         try:
@@ -211,12 +250,28 @@ class Spool:
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot open the spool {path}: {exc}") from exc
         self.db = conn
-        with self._mapped("open"):
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.executescript(_SCHEMA)
-            self._add_columns()
+        try:
+            with self._mapped("open"):
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
+                self.db.execute("PRAGMA foreign_keys=ON")
+                self.db.executescript(_SCHEMA)
+                self._add_columns()
+                if verify:
+                    self._check_integrity()
+        except SpoolError as exc:
+            conn.close()
+            if _is_damage(exc.__cause__):
+                raise SpoolCorrupt(_corrupt_message(path, str(exc.__cause__))) from exc
+            raise
+        for suffix in ("", "-wal", "-shm"):  # SQLite creates them with the umask's mode
+            restrict_file(path.with_name(path.name + suffix))
+
+    def _check_integrity(self) -> None:
+        """``quick_check`` finds a damaged page without reading every row's index entries."""
+        problems = [row[0] for row in self.db.execute("PRAGMA quick_check(5)").fetchall()]
+        if problems != ["ok"]:
+            raise SpoolCorrupt(_corrupt_message(self.path, "; ".join(map(str, problems))))
 
     def _add_columns(self) -> None:
         """Columns added after the first release; an older spool gains them on open."""
@@ -226,9 +281,18 @@ class Spool:
                 self.db.execute(f"ALTER TABLE batches ADD COLUMN {column} TEXT")
 
     @classmethod
-    def open(cls, state_dir: Path, *, quota_bytes: int) -> Spool:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        return cls(state_dir / SPOOL_FILE, quota_bytes=quota_bytes)
+    def open(
+        cls,
+        state_dir: Path,
+        *,
+        quota_bytes: int,
+        min_free_bytes: int = 0,
+        min_free_percent: float = 0.0,
+        verify: bool = False,
+    ) -> Spool:
+        make_private_dir(state_dir)
+        return cls(state_dir / SPOOL_FILE, quota_bytes=quota_bytes, min_free_bytes=min_free_bytes,
+                   min_free_percent=min_free_percent, verify=verify)  # fmt: skip
 
     def close(self) -> None:
         with self._lock:
@@ -403,6 +467,46 @@ class Spool:
                 [(batch.sequence, rid) for rid in record_ids],
             )
 
+    def restore_batch(self, batch: BatchRow, record_ids: Sequence[str]) -> int:
+        """Put back a batch known from the ledger (a rebuild); returns the rows it claimed."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO batches (sequence, file_name, record_count, status, sha256, bytes, "
+                "created, uploaded, acknowledged, content_sha256) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (batch.sequence, batch.file_name, batch.record_count, batch.status, batch.sha256,
+                 batch.bytes, batch.created, batch.uploaded, batch.acknowledged,
+                 batch.content_sha256 or batch.sha256),
+            )  # fmt: skip
+            before = db.total_changes
+            db.executemany(
+                "UPDATE icdrs SET batch_seq = ? WHERE record_id = ? AND batch_seq IS NULL",
+                [(batch.sequence, rid) for rid in record_ids],
+            )
+            return db.total_changes - before
+
+    def drop_unbatched_through(self, source_id: str, seq: int) -> int:
+        """Delete unbatched rows of ``source_id`` up to journal ``seq`` (a rebuild: they were in
+        batches retention purged after their receipts); returns how many."""
+        with self.transaction() as db:
+            return db.execute(
+                "DELETE FROM icdrs WHERE source_id = ? AND seq <= ? AND batch_seq IS NULL",
+                (source_id, seq),
+            ).rowcount
+
+    def set_purged_through(self, sequence: int) -> None:
+        """Batch numbers up to ``sequence`` are taken (a rebuild: files and ledger say so)."""
+        if sequence > self.purged_through():
+            self.set_state(AGENT_STATE, PURGED_SEQUENCE_KEY, str(sequence))
+
+    def batch_extent(self, sequence: int) -> dict[str, int]:
+        """Per source, the highest journal sequence of the batch's records."""
+        rows = self._rows(
+            "SELECT source_id, MAX(seq) AS top FROM icdrs WHERE batch_seq = ? GROUP BY source_id",
+            (sequence,),
+        )
+        return {str(r["source_id"]): int(r["top"]) for r in rows}
+
     def batch_bodies(self, sequence: int) -> list[str]:
         return [row.body for row in self.batch_rows(sequence)]
 
@@ -547,14 +651,33 @@ class Spool:
     # --- accounting -----------------------------------------------------------------------
 
     def usage(self) -> SpoolUsage:
-        """Bytes in use (pages holding data, plus the write-ahead log) against the quota."""
+        """Bytes the agent's state uses against the effective quota (module docstring)."""
         with self._lock, self._mapped("size"):
             page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
             pages = self.db.execute("PRAGMA page_count").fetchone()[0]
             free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
         wal = self.path.with_name(self.path.name + "-wal")
         wal_bytes = wal.stat().st_size if wal.exists() else 0
-        return SpoolUsage((pages - free) * page_size + wal_bytes, self.quota_bytes)
+        shm = self.path.with_name(self.path.name + "-shm")
+        used = (pages - free) * page_size + wal_bytes + (shm.stat().st_size if shm.exists() else 0)
+        used += self._folder_bytes()
+        disk = os.statvfs(self.path.parent)
+        free_bytes = disk.f_bavail * disk.f_frsize
+        keep = max(self.min_free_bytes,
+                   int(disk.f_blocks * disk.f_frsize * self.min_free_percent / 100))  # fmt: skip
+        room = used + free_bytes - keep
+        return SpoolUsage(used, max(min(self.quota_bytes, room), 0), free_bytes=free_bytes,
+                          min_free_bytes=keep, disk_limited=room < self.quota_bytes)  # fmt: skip
+
+    def _folder_bytes(self) -> int:
+        """Bytes in the agent's folders, walked at most every ``FOLDER_SCAN_SECONDS``: sent/
+        can hold thousands of files, and sources ask about room every second."""
+        checked, total = self._folders
+        now = time.monotonic()
+        if now - checked >= FOLDER_SCAN_SECONDS:
+            total = sum(_bytes_under(self.path.parent / folder) for folder in AGENT_FOLDERS)
+            self._folders = (now, total)
+        return total
 
     def source_counts(self, source_id: str) -> SourceCounts:
         rows = self._rows(
@@ -599,6 +722,39 @@ class Spool:
             "SELECT record_id, body FROM icdrs WHERE source_id = ? ORDER BY rowid", (source_id,)
         )
         return [r["body"] for r in rows if SUPERSEDED_MARK not in r["record_id"]]
+
+
+def open_spool(settings: AgentSettings, *, verify: bool = False) -> Spool:
+    """The spool of a configured agent, with its quota and free-disk minimum."""
+    return Spool.open(
+        settings.agent.state_dir,
+        quota_bytes=settings.spool.quota_bytes,
+        min_free_bytes=settings.spool.min_free_bytes,
+        min_free_percent=settings.spool.min_free_percent,
+        verify=verify,
+    )
+
+
+def _is_damage(exc: BaseException | None) -> bool:
+    """SQLite's own word for a damaged file (an OperationalError is a lock, a full disk...)."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+
+
+def _corrupt_message(path: Path, detail: str) -> str:
+    return (
+        f"spool {path} is damaged ({detail}): run `edge-agent spool rebuild` (it sets the file "
+        "aside, never deleting it, and rebuilds the spool from the journal)"
+    )
+
+
+def _bytes_under(directory: Path) -> int:
+    """Bytes of the regular files under ``directory`` (a file deleted meanwhile counts 0)."""
+    total = 0
+    for root, _, files in os.walk(directory):
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):
+                total += (Path(root) / name).lstat().st_size
+    return total
 
 
 def _batch_row(r: dict[str, Any]) -> BatchRow:

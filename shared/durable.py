@@ -7,6 +7,7 @@
   instead, so an existing ``path`` is an error (``FileExistsError``) and never replaced (keys);
   ``sync=False`` skips both fsyncs, for a file rewritten every few seconds whose loss in a
   crash costs nothing (the agent's ``health.json``).
+- The file gets exactly ``mode`` (set with ``fchmod`` after creation, whatever the umask).
 - ``durable_move(src, dst)``: a rename made durable in both directories.
 - Temporary files are named ``.NAME.tmp-RANDOM``; ``remove_temporaries(dir)`` deletes leftovers
   of a crash.
@@ -51,6 +52,7 @@ def atomic_write(
 def _write_new(path: Path, data: bytes, *, mode: int, sync: bool) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
+        os.fchmod(fd, mode)  # exactly ``mode``: the umask may have masked bits the caller wants
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]

@@ -16,6 +16,9 @@
     ├── StoreError              8  the data centre store refused an operation
     ├── AgentStateError         9  the agent's state directory refused an operation
     │   ├── SpoolError          9  (edge_agent/spool.py) the spool database
+    │   │   └── SpoolCorrupt    9  (edge_agent/spool.py) spool.db is damaged: rebuild it
+    │   ├── SinkUnavailable     9  (edge_agent/sources/base.py) units could not be journalled
+    │   │   └── JournalWriteError 9  (edge_agent/journal.py) an append failed, rolled back
     │   ├── BatchError          9  (edge_agent/delivery/batches.py) a batch cannot be rebuilt
     │   └── AgentBusy          10  (edge_agent/service.py) another agent process holds the state
     └── NotifyError            11  an alarm email or webhook could not be delivered

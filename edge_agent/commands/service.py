@@ -16,10 +16,11 @@ from edge_agent.delivery.enrollment import load_delivery
 from edge_agent.delivery.uplink import check_key_files, connect
 from edge_agent.health.status import read_health_file, render_health
 from edge_agent.pipeline import REPORT_KEY, SourceReport
+from edge_agent.rebuild import REBUILT_KEY
 from edge_agent.service import LOCK_FILE, Service, holder_pid
 from edge_agent.sources import registry
 from edge_agent.sources.base import SourceContext
-from edge_agent.spool import SPOOL_FILE, BatchStatus, Spool
+from edge_agent.spool import AGENT_STATE, SPOOL_FILE, BatchStatus, Spool, open_spool
 from edge_agent.systemd_service import configure_logging
 from shared.clock import utc_now
 
@@ -164,8 +165,11 @@ def status_command(config_path: Path) -> None:
     if not (state / SPOOL_FILE).exists():
         click.echo("spool: none yet (the agent has not run with this state directory)")
         return
-    with Spool.open(state, quota_bytes=settings.spool.quota_bytes) as spool:
+    with open_spool(settings) as spool:
         click.echo(render_status(settings, spool))
+        rebuilt = spool.get_state(AGENT_STATE, REBUILT_KEY)
+        if rebuilt:
+            click.echo(f"ALARM: {rebuilt}")
     heartbeat = read_health_file(state)  # what the running agent last sent as its heartbeat
     click.echo("")
     click.echo(render_health(heartbeat, now=utc_now()) if heartbeat else
@@ -175,8 +179,9 @@ def status_command(config_path: Path) -> None:
 def render_status(settings: AgentSettings, spool: Spool) -> str:
     usage = spool.usage()
     lines = [
-        f"spool: {usage.used_bytes / 1e6:.1f} MB of {settings.spool.quota_mb} MB "
-        f"({usage.percent:.1f} %), {usage.level}",
+        f"spool: {usage.used_bytes / 1e6:.1f} MB of {usage.quota_bytes / 1e6:.1f} MB "
+        f"({usage.percent:.1f} %), {usage.level}"
+        + (" (limited by free disk)" if usage.disk_limited else ""),
         "",
     ]
     header = ("SOURCE", "KIND", "LAST OUTCOME", "CURSOR", "SPOOLED", "UNBATCHED", "QUARANTINED",

@@ -14,15 +14,21 @@ Contract:
   deterministic given the rows and the creation time (gzip without a timestamp); CMS output is
   not (a fresh content key each time), which is why the row keeps both digests.
 - ``recover()`` (on start) repairs what a crash left. A sealed batch whose file is missing from
-  the outbox was never uploaded (uploads read that file): its content is rebuilt, checked
+  the outbox, or whose file's SHA-256 is not the recorded one (damaged on disk: it is moved to
+  ``STATE/damaged/``, never deleted), was never uploaded (uploads read that file): its content is rebuilt, checked
   against the recorded content SHA-256, protected again, and the new file's SHA-256 is
   recorded *before* the file is written, so the row always names the file that may exist. A
   sealed batch whose file is in ``sent/`` (a re-send interrupted) moves back; it is never
   re-protected, because the data centre may hold those exact bytes. Leftover temporary files
   are deleted; an uploaded batch still in the outbox moves on to ``sent/``; a file whose batch
   retention has already deleted (a crash between the purge and the unlink) is removed.
+- Sealing also writes the batch's ledger entry (``edge_agent.delivery.ledger``: its record ids,
+  outside ``spool.db``) inside the same transaction, before the file: a spool rebuilt from the
+  journal knows which records left in which batch.
 - A file can never exist for a sequence number the spool does not know, so no two different
   contents ever carry the same number.
+
+Batch files are 0600 and both folders 0700 (``shared.modes``): they hold call data.
 
 On disk: ``STATE/outbox/`` sealed, not yet uploaded; ``STATE/sent/`` uploaded, kept until a
 receipt and then ``delivery.retention_days`` allow deletion (``edge_agent.delivery.retention``).
@@ -32,20 +38,24 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from edge_agent.delivery.ledger import Ledger, LedgerEntry
 from edge_agent.spool import BatchRow, BatchStatus, Spool, SpooledRow
 from shared.durable import atomic_write, durable_move, remove_temporaries
 from shared.envelope import batch_file_name, parse_batch_file_name, seal_json
 from shared.errors import AgentStateError
 from shared.icdr import format_time, parse_time
+from shared.modes import FILE_MODE, make_private_dir
 
 log = logging.getLogger(__name__)
 
 OUTBOX_DIR = "outbox"
+DAMAGED_DIR = "damaged"  # batch files whose bytes did not match the spool, kept for a look
 SENT_DIR = "sent"
 DEFAULT_MAX_RECORDS = 5000
 DEFAULT_MAX_AGE = timedelta(seconds=60)
@@ -91,10 +101,18 @@ class Batcher:
         self.max_records = max_records
         self.max_age = max_age
         for directory in (self.outbox, self.sent):
-            directory.mkdir(parents=True, exist_ok=True)
+            make_private_dir(directory)
+        self.ledger = Ledger(state_dir)
+        self._needs_recovery = False  # a sealed batch's file could not be written
 
     def seal_ready(self, now: datetime, *, force: bool = False) -> list[SealedBatch]:
-        """Seal every batch that is due; returns them oldest first."""
+        """Seal every batch that is due; returns them oldest first.
+
+        A batch file that could not be written (disk full) leaves its batch sealed without a
+        file; ``recover()`` runs first on the next call and writes it (``BatchError`` now)."""
+        if self._needs_recovery:
+            self.recover()
+            self._needs_recovery = False
         sealed: list[SealedBatch] = []
         while (batch := self._seal_one(now, force=force)) is not None:
             sealed.append(batch)
@@ -123,17 +141,37 @@ class Batcher:
                 content_sha256=hashlib.sha256(content).hexdigest(),
             )
             self.spool.add_batch(row, [r.record_id for r in rows])
+            self._write_ledger(LedgerEntry(
+                sequence, row.file_name, row.created, row.content_sha256,
+                tuple(r.record_id for r in rows), self.spool.batch_extent(sequence),
+            ))  # fmt: skip
         path = self.outbox / row.file_name
-        atomic_write(path, data)
+        try:
+            atomic_write(path, data, mode=FILE_MODE)
+        except OSError as exc:
+            self._needs_recovery = True
+            raise BatchError(f"batch {row.file_name} is sealed but its file could not be "
+                             f"written: {exc.strerror or exc}; written on the next cycle") from exc  # fmt: skip
         log.info("sealed %s: %d records", row.file_name, row.record_count)
         return SealedBatch(sequence, row.file_name, path, row.record_count, row.sha256)
+
+    def _write_ledger(self, entry: LedgerEntry) -> None:
+        """Inside the sealing transaction: a failure rolls the batch back too."""
+        try:
+            self.ledger.write(entry)
+        except OSError as exc:
+            raise BatchError(f"batch {entry.file_name}: cannot write its ledger entry: "
+                             f"{exc.strerror or exc}; sealing is retried next cycle") from exc  # fmt: skip
 
     def recover(self) -> list[str]:
         """Repair the outbox after a crash; returns what was done, one line per action."""
         actions = [f"removed temporary {p.name}" for p in remove_temporaries(self.outbox)]
         for batch in self.spool.batches(status=BatchStatus.SEALED):
             if (self.outbox / batch.file_name).exists():
-                continue
+                if not self._damaged(batch):
+                    continue
+                actions.append(f"set aside damaged {batch.file_name} as "
+                               f"{DAMAGED_DIR}/{self._set_aside(batch)}")  # fmt: skip
             if (self.sent / batch.file_name).exists():
                 durable_move(self.sent / batch.file_name, self.outbox / batch.file_name)
                 actions.append(f"moved re-queued {batch.file_name} back to {OUTBOX_DIR}/")
@@ -149,6 +187,19 @@ class Batcher:
         for action in actions:
             log.warning("outbox recovery: %s", action)
         return actions
+
+    def _damaged(self, batch: BatchRow) -> bool:
+        """The outbox file's bytes are not the ones the spool recorded (a disk fault)."""
+        digest = hashlib.sha256((self.outbox / batch.file_name).read_bytes()).hexdigest()
+        return digest != batch.sha256
+
+    def _set_aside(self, batch: BatchRow) -> str:
+        """Move a damaged file to ``STATE/damaged/`` (never deleted); returns its new name."""
+        folder = self.outbox.parent / DAMAGED_DIR
+        make_private_dir(folder)
+        name = f"{batch.file_name}.{secrets.token_hex(4)}"
+        durable_move(self.outbox / batch.file_name, folder / name)
+        return name
 
     def remove_purged(self) -> list[str]:
         """Delete our batch files whose batch retention has deleted; returns their names."""
@@ -194,7 +245,7 @@ class Batcher:
         sha256 = hashlib.sha256(data).hexdigest()
         if sha256 != batch.sha256:  # record first: the row must name any file that exists
             self.spool.replace_batch_file(batch.sequence, sha256=sha256, size=len(data))
-        atomic_write(self.outbox / batch.file_name, data)
+        atomic_write(self.outbox / batch.file_name, data, mode=FILE_MODE)
 
     def back_to_outbox(self, batches: list[BatchRow]) -> None:
         """Move re-sealed batches' files from sent/ back to the outbox, bytes unchanged: the

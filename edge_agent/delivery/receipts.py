@@ -32,6 +32,7 @@ from typing import Protocol
 
 from cryptography import x509
 
+from edge_agent.delivery.ledger import Ledger
 from edge_agent.spool import AckOutcome, Spool
 from shared.envelope import parse_batch_file_name
 from shared.receipts import ReceiptError, batch_name_of, verify_receipt
@@ -75,6 +76,7 @@ class ReceiptInbox:
         agent_id: str,
         certificate: x509.Certificate,
         clock: Callable[[], datetime],
+        ledger: Ledger | None = None,
     ) -> None:
         self.spool = spool
         self.agent_id = agent_id
@@ -83,6 +85,7 @@ class ReceiptInbox:
         # Recorded receipts the landing would not let us delete (an agent's own account: the
         # data centre prunes them); not read again by this process.
         self.recorded: set[str] = set()
+        self.ledger = ledger  # also keeps each verified receipt, for a spool rebuild
 
     def collect(self, remote: RemoteReceipts) -> list[ReceiptOutcome]:
         names = remote.list_receipts()
@@ -122,6 +125,8 @@ class ReceiptInbox:
         outcome = self.spool.acknowledge(
             receipt.batch, sha256=receipt.sha256, receipt=data.decode(), at=self.clock()
         )
+        if self.ledger is not None and outcome in (AckOutcome.ACKNOWLEDGED, AckOutcome.ALREADY):
+            self.ledger.acknowledge(receipt.batch, data)
         detail = f"{receipt.records} records, {receipt.inserted} new, stored {receipt.stored_at}"
         if outcome is AckOutcome.MISMATCH:
             return ReceiptOutcome(

@@ -58,6 +58,7 @@ class Retention:
                 touched.add(path.parent)
         for directory in touched:
             fsync_dir(directory)
+        self.batcher.ledger.forget(batch.file_name for batch in purged)
         if purged:
             log.log(
                 logging.WARNING if under_pressure else logging.INFO,

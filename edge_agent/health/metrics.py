@@ -3,8 +3,10 @@
 Contract:
 
 - Off unless ``metrics.listen`` (``HOST:PORT``) is set; the appliance ships it empty and the demo
-  turns it on. The listener is meant for loopback (a local node exporter or an SSH tunnel):
-  it serves read-only numbers, without authentication.
+  turns it on. On loopback (a local node exporter or an SSH tunnel) it may serve without
+  authentication; any other address needs ``metrics.token_file`` (the config refuses it
+  otherwise). With a token every request must carry ``Authorization: Bearer TOKEN`` (compared
+  in constant time); anything else gets 401 and no numbers.
 - Every value comes from the agent's latest health snapshot (``SnapshotSource.current()``, rebuilt
   each supervisor cycle and on each heartbeat), so a scrape never touches the spool or the
   network and costs the agent nothing. Before the first snapshot only ``callcollect_agent_info``
@@ -15,13 +17,17 @@ Contract:
 
 from __future__ import annotations
 
+import hmac
+import socket
 import threading
-from collections.abc import Iterator
-from typing import Protocol
-from wsgiref.simple_server import WSGIServer
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import start_http_server
+from prometheus_client import make_wsgi_app, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from edge_agent.config import AgentSettings
@@ -30,6 +36,7 @@ from shared.heartbeat import Heartbeat
 
 PREFIX = "callcollect_agent_"
 SHUTDOWN_JOIN_SECONDS = 5.0
+MIN_TOKEN_CHARS = 16
 
 
 class SnapshotSource(Protocol):
@@ -146,17 +153,62 @@ class MetricsServer:
         self._thread.join(SHUTDOWN_JOIN_SECONDS)
 
 
-def start_metrics(listen: str, health: SnapshotSource) -> MetricsServer:
+def start_metrics(
+    listen: str, health: SnapshotSource, *, token_file: Path | None = None
+) -> MetricsServer:
     """Serve ``/metrics`` on ``listen`` (``HOST:PORT``; port 0 picks a free one)."""
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(AgentCollector(health))
     try:
-        server, thread = start_http_server(int(port), addr=host, registry=registry)
+        if token_file is None:
+            server, thread = start_http_server(int(port), addr=host, registry=registry)
+        else:
+            server, thread = _serve_with_token(host, int(port), registry, read_token(token_file))
     except OSError as exc:
         raise ConfigError(
             "metrics.listen", f"cannot listen on {listen}: {exc.strerror or exc}",
             "choose a free port, or set it to '' to turn metrics off",
         ) from exc  # fmt: skip
     return MetricsServer(server, thread)
+
+
+def read_token(path: Path) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("metrics.token_file", f"cannot read {path}: {exc}",
+                          "create it (one line: the token), readable by the agent") from exc  # fmt: skip
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ConfigError("metrics.token_file", f"{path} holds fewer than {MIN_TOKEN_CHARS} "
+                          "characters", "write a long random token there, e.g. "
+                          "`openssl rand -hex 32`")  # fmt: skip
+    return token
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not worth a log line each."""
+
+
+def _serve_with_token(
+    host: str, port: int, registry: CollectorRegistry, token: str
+) -> tuple[WSGIServer, threading.Thread]:
+    app = make_wsgi_app(registry)
+    expected = f"Bearer {token}".encode()
+
+    def guarded(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        given = str(environ.get("HTTP_AUTHORIZATION", "")).encode()
+        if not hmac.compare_digest(given, expected):
+            start_response("401 Unauthorized", [("Content-Type", "text/plain"),
+                                                ("WWW-Authenticate", "Bearer")])  # fmt: skip
+            return [b"a bearer token is required\n"]
+        return app(environ, start_response)  # type: ignore[no-any-return]
+
+    server_class = type("MetricsHttpServer", (ThreadingWSGIServer,), {
+        "address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})  # fmt: skip
+    server: WSGIServer = make_server(host, port, guarded, server_class, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+    thread.start()
+    return server, thread

@@ -7,6 +7,9 @@ Contract:
   → ERROR, ``full`` → CRITICAL, back to ``ok`` → INFO) and stores the new level in the spool's
   state (``QUOTA_STATE_KEY``, JSON: level, percent, used and quota bytes, since) so ``status``
   and the health heartbeat in other threads or processes report the same alarm.
+- The measure is ``Spool.usage``: everything the agent keeps in its state directory against the
+  configured quota, shrunk to fit when the disk has less room left than ``spool.min_free_mb``
+  (or ``min_free_percent``) allows; the log line says when free disk is the limit.
 - The levels are the spool's: ``warning`` from 70 %, ``critical`` from 90 %, ``full`` at 100 %,
   when ``SourcePipeline.may_read`` turns False and every acquirer stops reading (the PBX
   buffers). Nothing unacknowledged is deleted to make room; retention may delete acknowledged
@@ -21,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from edge_agent.spool import AGENT_STATE, Spool, SpoolLevel, SpoolUsage
+from edge_agent.spool import AGENT_STATE, Spool, SpoolError, SpoolLevel, SpoolUsage
 from shared.icdr import format_time
 
 log = logging.getLogger(__name__)
@@ -81,16 +84,27 @@ class QuotaWatch:
     def check(self) -> SpoolUsage:
         usage = self.spool.usage()
         if usage.level is not self.level:
-            state = QuotaState(usage.level, usage.percent, usage.used_bytes, usage.quota_bytes,
-                               format_time(self.clock()))  # fmt: skip
-            self.spool.set_state(AGENT_STATE, QUOTA_STATE_KEY, state.to_json())
             log.log(
                 SEVERITY[usage.level],
-                "spool quota %s: %.1f %% of %.0f MB used; %s",
-                usage.level, usage.percent, usage.quota_bytes / 2**20, ADVICE[usage.level],
+                "spool quota %s: %.1f %% of %.1f MB used%s; %s",
+                usage.level, usage.percent, usage.quota_bytes / 2**20, _disk_note(usage),
+                ADVICE[usage.level],
             )  # fmt: skip
             self.level = usage.level
+            state = QuotaState(usage.level, usage.percent, usage.used_bytes, usage.quota_bytes,
+                               format_time(self.clock()))  # fmt: skip
+            try:  # the log line is the alarm; the state row is for status, and may not fit
+                self.spool.set_state(AGENT_STATE, QUOTA_STATE_KEY, state.to_json())
+            except SpoolError as exc:
+                log.error("spool quota %s not recorded for status: %s", usage.level, exc)
         return usage
+
+
+def _disk_note(usage: SpoolUsage) -> str:
+    if not usage.disk_limited or usage.free_bytes is None:
+        return ""
+    return (f" (limited by free disk: {usage.free_bytes / 2**20:.1f} MB free, "
+            f"{usage.min_free_bytes / 2**20:.1f} MB must stay free; free disk space)")  # fmt: skip
 
 
 def stored_state(spool: Spool) -> QuotaState | None:

@@ -374,7 +374,8 @@ class ServiceHealth:
         if listen:  # prometheus-client (2 MB) is loaded only when /metrics is on
             from edge_agent.health.metrics import start_metrics
 
-            self.metrics = start_metrics(listen, self.agent)
+            token = self.agent.settings.metrics.token_file
+            self.metrics = start_metrics(listen, self.agent, token_file=token)
             log.info("metrics on http://%s/metrics", listen)
         heartbeat = self._refresh()
         self.notifier.ready(status_line(heartbeat) if heartbeat else "running")

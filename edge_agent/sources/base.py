@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from shared.errors import AgentStateError
 from shared.icdr import ICDR
 
 
@@ -81,6 +82,16 @@ class RecordParser(Protocol):
     #     def oldest_needed_seq(self) -> int | None
     # the lowest journal seq an open call still needs. The pipeline replays the journal from
     # there on restart (results discarded up to its cursor) and never prunes above it.
+
+
+class SinkUnavailable(AgentStateError):
+    """The sink could not make the units durable (the journal's disk is full or failing).
+
+    Nothing of them was kept: the acquirer holds the units it read and delivers them again
+    (``edge_agent.sources.streams.tcp``), instead of dropping them with the connection.
+    """
+
+    exit_code = 9
 
 
 class UnitSink(Protocol):

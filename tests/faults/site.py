@@ -236,6 +236,10 @@ class SiteOptions:
     seed: int = 7
     batch_max_records: int = 20
     quota_mb: int = 16
+    # What must stay free on the state's file system; production keeps 256 MB / 5 %, the tests
+    # run anywhere (a nearly full CI disk must not pause them) unless they test exactly that.
+    min_free_mb: int = 0
+    min_free_percent: float = 0.0
     interval_seconds: int = 1
     backoff_min_seconds: float = 0.2
     backoff_max_seconds: float = 1.0
@@ -424,7 +428,8 @@ class Site:
             "agent": {"id": AGENT_ID, "tenant": TENANT, "timezone": SITE_TIMEZONE,
                       "state_dir": self.state_dir},
             "spool": {"quota_mb": o.quota_mb, "batch_max_records": o.batch_max_records,
-                      "batch_max_age_seconds": 1},
+                      "batch_max_age_seconds": 1, "min_free_mb": o.min_free_mb,
+                      "min_free_percent": o.min_free_percent},
             "uplink": uplink,
             "delivery": {"protection": "cms", "datacentre_certificates": self.bundle},
             "sources": [{"id": SOURCE_ID, **o.source} if o.source is not None else

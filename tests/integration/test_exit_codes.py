@@ -263,6 +263,8 @@ SPEC: dict[str, Spec] = {
     "edge-agent enroll": agent_config_cases("enroll") | {"refused": NO_CONNECT},
     "edge-agent resend": agent_config_cases("resend", "--since", "2024-01-01")
     | {"refused": NotApplicable("queues batches for the next upload; connects to nothing")},
+    "edge-agent spool rebuild": agent_config_cases("spool", "rebuild")
+    | {"refused": NotApplicable("rebuilds from local files; connects to nothing")},
     "edge-agent test-source": agent_config_cases("test-source") | {
         "refused": lambda s: Call(
             ["test-source", "--kind", "lync-cdr", "-o",

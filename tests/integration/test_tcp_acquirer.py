@@ -14,7 +14,7 @@ import pytest
 
 from edge_agent.simulators.mivb_smdr import SmdrSimulatorServer, generate_calls
 from edge_agent.simulators.pbx_server import PbxServer, recv_exactly
-from edge_agent.sources.base import Acquirer
+from edge_agent.sources.base import Acquirer, SinkUnavailable
 from edge_agent.sources.streams.tcp import SOURCE_JITTER, TcpClientAcquirer, TcpListenerAcquirer
 from shared.backoff import Backoff
 from shared.errors import SourceError
@@ -300,3 +300,33 @@ def test_listener_delivers_partial_lines_when_it_stops(stop_first: bool) -> None
         finally:
             conn.close()
     assert sink.units == [b"done", b"half"]
+
+
+class FullDiskSink(RecordingSink):
+    """Refuses the first ``failures`` deliveries the way a full journal does (rolled back)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def deliver(self, data: Sequence[bytes], *, received_at: datetime) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise SinkUnavailable("journal pbx-1: write failed: No space left on device")
+        super().deliver(data, received_at=received_at)
+
+
+@pytest.mark.parametrize("drop_after", [0, 25])
+def test_units_the_journal_could_not_take_are_kept_and_delivered_once(drop_after: int) -> None:
+    """The defect: a failed journal write dropped what was just read, on every reconnect."""
+    sink = FullDiskSink(failures=7)
+    with (
+        SmdrSimulatorServer(LINES, drop_after_lines=drop_after or None) as pbx,
+        running(client(pbx.port), sink),
+    ):
+        assert sink.wait(lambda s: len(s.units) >= len(LINES))
+        time.sleep(0.2)  # anything duplicated would arrive now
+    assert sink.units == encoded(LINES), "lost or repeated lines across the failed writes"
+    held = [m for ok, m in sink.reports if not ok and "No space left on device" in m]
+    assert held and "retrying" in held[0]
+    assert any(ok and "journal writable again" in m for ok, m in sink.reports)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from edge_agent.cli import main
 
-COMMANDS = ["check", "enroll", "flush", "parse", "resend", "run", "simulate", "status",
+COMMANDS = ["check", "enroll", "flush", "parse", "resend", "run", "simulate", "spool", "status",
             "test-source"]  # fmt: skip
 
 

@@ -193,3 +193,49 @@ def test_unopenable_file_is_a_spool_error(tmp_path: Path) -> None:
         Spool.open(tmp_path, quota_bytes=QUOTA)
     assert issubclass(SpoolError, Exception)
     assert sqlite3.sqlite_version_info >= (3, 24)  # ON CONFLICT DO UPDATE
+
+
+def test_usage_counts_every_folder_the_agent_writes_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quota once counted only spool.db: a journal or sent/ folder could fill the disk."""
+    import edge_agent.spool as spool_module
+
+    monkeypatch.setattr(spool_module, "FOLDER_SCAN_SECONDS", 0.0)  # walk on every call
+    from edge_agent.delivery.batches import DAMAGED_DIR, OUTBOX_DIR, SENT_DIR
+    from edge_agent.delivery.ledger import LEDGER_DIR
+    from edge_agent.service import JOURNAL_DIR
+    from edge_agent.spool import AGENT_FOLDERS
+
+    assert set(AGENT_FOLDERS) == {JOURNAL_DIR, OUTBOX_DIR, SENT_DIR, DAMAGED_DIR, LEDGER_DIR}
+    with Spool.open(tmp_path, quota_bytes=QUOTA) as spool:
+        empty = spool.usage().used_bytes
+        for n, folder in enumerate(AGENT_FOLDERS, start=1):
+            (tmp_path / folder / "x").mkdir(parents=True)
+            (tmp_path / folder / "x" / "f").write_bytes(b"\0" * 1000 * n)
+        (tmp_path / "elsewhere.bin").write_bytes(b"\0" * 50_000)  # not the agent's
+        assert spool.usage().used_bytes - empty == 1000 * sum(range(1, len(AGENT_FOLDERS) + 1))
+
+
+def test_low_free_disk_shrinks_the_quota_and_fills_the_spool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    real = os.statvfs(tmp_path)
+
+    class Disk:
+        f_frsize = 4096
+        f_blocks = real.f_blocks
+        f_bavail = 0
+
+    with Spool.open(tmp_path, quota_bytes=QUOTA, min_free_bytes=1 << 20) as spool:
+        used = spool.usage().used_bytes
+        Disk.f_bavail = ((1 << 20) + 4 * used) // 4096  # room for ~4x what is used: 20-25 %
+        monkeypatch.setattr(os, "statvfs", lambda path: Disk)
+        roomy = spool.usage()
+        assert roomy.disk_limited and roomy.level is SpoolLevel.OK
+        Disk.f_bavail = ((1 << 20) + used // 20) // 4096  # about 95 % of what may be used
+        assert spool.usage().level is SpoolLevel.CRITICAL
+        Disk.f_bavail = (1 << 20) // 4096 - 1  # below the minimum: full, reading stops
+        assert spool.usage().level is SpoolLevel.FULL

@@ -16,7 +16,8 @@ Contract:
   prints the calls built from them.
 
 Options: ``mode`` (local | push | both; local), ``host``, ``port`` (2007), ``listen_host``
-(0.0.0.0), ``listen_port`` (2007), ``push_allowed_peers`` (list of IP addresses; default
+(127.0.0.1: loopback unless configured otherwise; set the address of the interface MCS reaches,
+or 0.0.0.0, to accept pushes from the network), ``listen_port`` (2007), ``push_allowed_peers`` (list of IP addresses; default
 ``[host]``), ``pad_character`` ("0", the MCS default), ``idle_timeout_seconds`` (14400),
 ``max_open_calls`` (100000), ``connect_timeout_seconds`` (10), ``reconnect_min_seconds`` (1),
 ``reconnect_max_seconds`` (60), ``idle_reconnect_seconds`` (0 = never).
@@ -46,7 +47,7 @@ from shared.errors import ConfigError
 
 MODES = ("local", "push", "both")
 DEFAULT_PORT = 2007
-DEFAULT_LISTEN_HOST = "0.0.0.0"  # noqa: S104 - MCS connects in from the customer network
+DEFAULT_LISTEN_HOST = "127.0.0.1"  # loopback unless configured: a listener is opened on purpose
 DEFAULT_LISTEN_PORT = 2007
 
 

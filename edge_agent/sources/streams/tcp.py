@@ -8,8 +8,13 @@ MiVoice Office 250 SMDR socket); ``TcpListenerAcquirer`` is for PBXs that connec
   handed to ``sink.deliver`` in groups of at most ``max_group``, stamped with ``clock()``. The
   sink journals and fsyncs before it returns. A partial unit left when a connection ends (PBX
   close, reset, idle timeout, stop) is delivered too when it holds more than blanks, because the
-  PBX will not send it again. An exception from the sink propagates (after the socket is closed):
-  a failing journal must stop the source, not be mistaken for a network fault.
+  PBX will not send it again. When the sink cannot make units durable (``SinkUnavailable``: the
+  journal's disk is full; the journal rolled the append back) the stream keeps them and offers
+  them again every ``poll_interval`` until the sink takes them, reading nothing meanwhile (TCP
+  flow control makes the PBX hold the rest); the outage is reported once. Only a stop during
+  that wait loses them, and that is logged with their count. Any other exception from the sink
+  propagates (after the socket is closed): a bug must stop the source, not be mistaken for a
+  network fault.
 - **Every connection outcome is reported** with ``sink.report``: connected, refused, timed out,
   closed by the PBX, reset, idle, login failure, plus pauses while the spool is full.
 - **Bounded retry.** Reconnects wait an exponential back-off with jitter between
@@ -33,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import random
 import selectors
@@ -43,11 +49,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypedDict, Unpack
 
-from edge_agent.sources.base import UnitSink
+from edge_agent.sources.base import SinkUnavailable, UnitSink
 from edge_agent.sources.streams.lines import LineFramer
 from shared.backoff import Backoff
 from shared.clock import Clock, utc_now
 from shared.errors import SourceError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_POLL_INTERVAL = 1.0  # each idle source wakes this often to look at `stop`: 1/s is cheap
@@ -107,12 +115,16 @@ class _Stream:
         framer: StreamFramer,
         clock: Clock,
         max_group: int,
+        stop: threading.Event,
+        poll: float,
     ) -> None:
         self.sock = sock
         self.label = label
         self.framer = framer
         self.clock = clock
         self.max_group = max_group
+        self.stop = stop
+        self.poll = poll
         self.units = 0
         self.last_data = time.monotonic()
 
@@ -136,8 +148,30 @@ class _Stream:
     def deliver(self, sink: UnitSink, units: Sequence[bytes]) -> None:
         for first in range(0, len(units), self.max_group):
             group = units[first : first + self.max_group]
-            sink.deliver(group, received_at=self.clock())
+            if not self._deliver_group(sink, group):
+                log.error("stopped with %d units from %s not journalled (the journal's disk "
+                          "was full)", len(units) - first, self.label)  # fmt: skip
+                return
             self.units += len(group)
+
+    def _deliver_group(self, sink: UnitSink, group: Sequence[bytes]) -> bool:
+        """Offer the group until the sink takes it (True) or stop is set (False)."""
+        failed = False
+        while True:
+            try:
+                sink.deliver(group, received_at=self.clock())
+            except SinkUnavailable as exc:
+                if not failed:
+                    sink.report(ok=False, message=f"{exc}; holding {len(group)} units read "
+                                f"from {self.label}, retrying")  # fmt: skip
+                failed = True
+                if self.stop.wait(self.poll):
+                    return False
+                continue
+            if failed:
+                sink.report(ok=True, message=f"journal writable again; held units delivered "
+                            f"({self.label})")  # fmt: skip
+            return True
 
     def finish(self, sink: UnitSink) -> None:
         """Deliver a partial last unit (the PBX will not resend it), then close."""
@@ -235,6 +269,8 @@ class TcpClientAcquirer(_TcpAcquirer):
                 framer=self._framer_factory(),
                 clock=self._clock,
                 max_group=self._max_group,
+                stop=stop,
+                poll=self._poll,
             )
             ended = self._stream(stream, sink, stop)
             if stream.units:
@@ -388,7 +424,7 @@ class TcpListenerAcquirer(_TcpAcquirer):
                         continue
                     for key, _ in selector.select(self._poll):
                         if key.fileobj is server:
-                            self._accept(server, selector, streams, sink)
+                            self._accept(server, selector, streams, sink, stop)
                         else:
                             stream = streams[key.fileobj]  # type: ignore[index]
                             try:
@@ -408,6 +444,7 @@ class TcpListenerAcquirer(_TcpAcquirer):
         selector: selectors.BaseSelector,
         streams: dict[socket.socket, _Stream],
         sink: UnitSink,
+        stop: threading.Event,
     ) -> None:
         try:
             sock, peer = server.accept()
@@ -434,6 +471,8 @@ class TcpListenerAcquirer(_TcpAcquirer):
             framer=self._framer_factory(),
             clock=self._clock,
             max_group=self._max_group,
+            stop=stop,
+            poll=self._poll,
         )
         selector.register(sock, selectors.EVENT_READ)
         sink.report(ok=True, message=f"PBX connected from {label}")
