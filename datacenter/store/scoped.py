@@ -9,6 +9,12 @@ Contract:
 - ``list_calls`` pages newest first (``start_utc`` then ``record_id``, descending, so paging is
   stable). ``CallFilter`` days are whole days in the tenant's time zone, or in UTC if asked.
 - ``day_summary`` reads the ``call_days`` rollup that ingest maintains, never raw call rows.
+- Each listed call carries its rating (``Call.cost``, or ``Call.unrated_reason``), and a page
+  carries the totals of the whole filtered set (``CallTotals``: one ``GROUP BY currency`` query
+  with the list's own conditions). ``get_call`` adds the stored cost explanation, the unrated
+  queue's reason and the cost's change history (``datacenter.store.costs``).
+- ``country`` is the tenant's country for showing numbers: the region of its default dial plan
+  (agent ``*``), else the one region all its sites' dial plans share, else None.
 """
 
 from __future__ import annotations
@@ -17,12 +23,16 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from datacenter.store import costs
+from datacenter.store.costs import CallCost, CallTotals, CostChange, CostFilter, UnratedInfo
 from datacenter.store.tables.core import call_days, calls, landed_files, tenants
+from datacenter.store.tables.rating import TENANT_DEFAULT_SITE, dial_plans, tariff_versions
 from shared.errors import StoreError, ValidationError
 from shared.icdr import ICDR, Completion, Direction
 
@@ -55,6 +65,15 @@ class CallFilter:
     extension: str | None = None
     number: str | None = None
     direction: Direction | None = None
+    answered: bool | None = None
+    number_class: str | None = None  # the rated destination class, e.g. "mobile"
+    carrier: str | None = None
+    cost_min: Decimal | None = None  # inclusive, in the call's currency
+    cost_max: Decimal | None = None
+
+    @property
+    def cost_filter(self) -> CostFilter:
+        return CostFilter(self.number_class, self.carrier, self.cost_min, self.cost_max)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +109,8 @@ class Call:
     conference: bool
     call_id: str
     parent_call_id: str
+    cost: CallCost | None = None  # None: not rated (see unrated_reason)
+    unrated_reason: str | None = None  # the unrated queue's reason code
 
     @property
     def start_site(self) -> datetime:
@@ -108,6 +129,10 @@ class CallDetail:
     record: ICDR
     landed_file: str
     ingested_at: datetime
+    cost: CallCost | None = None
+    explanation: dict[str, Any] | None = None  # the stored rating explanation (docs/rating.md)
+    unrated: UnratedInfo | None = None
+    history: tuple[CostChange, ...] = ()  # newest first
 
     def to_icdr(self) -> ICDR:
         return self.record
@@ -118,7 +143,11 @@ class CallPage:
     calls: list[Call]
     page: int
     per_page: int
-    total: int
+    totals: CallTotals
+
+    @property
+    def total(self) -> int:
+        return self.totals.calls
 
     @property
     def pages(self) -> int:
@@ -181,7 +210,8 @@ class TenantScope:
             raise ValidationError("per_page", f"must be between 1 and {MAX_PER_PAGE}")
         columns = [calls.c[name] for name in _SUMMARY_COLUMNS]
         query = (
-            sa.select(*columns)
+            sa.select(*columns, *costs.list_columns())
+            .select_from(costs.joined_costs_and_queue())
             .where(*self._conditions(filter))
             .order_by(calls.c.start_utc.desc(), calls.c.record_id.desc())
             .limit(per_page)
@@ -189,15 +219,21 @@ class TenantScope:
         )
         rows = self._conn.execute(query).all()
         return CallPage(
-            calls=[_call(row) for row in rows],
+            calls=[_call(row, listed=True) for row in rows],
             page=page,
             per_page=per_page,
-            total=self.count_calls(filter),
+            totals=self.call_totals(filter),
         )
 
     def count_calls(self, filter: CallFilter) -> int:
-        query = sa.select(sa.func.count()).select_from(calls).where(*self._conditions(filter))
+        source = calls if filter.cost_filter.empty else costs.joined_costs()
+        query = sa.select(sa.func.count()).select_from(source).where(*self._conditions(filter))
         return int(self._conn.execute(query).scalar_one())
+
+    def call_totals(self, filter: CallFilter) -> CallTotals:
+        """Count, talk and billed time and cost per currency of every call ``filter`` matches."""
+        rows = self._conn.execute(costs.totals_query(self._conditions(filter))).all()
+        return costs.totals_from_rows(list(rows))
 
     def get_call(self, record_id: str) -> CallDetail | None:
         row = self._conn.execute(
@@ -207,6 +243,12 @@ class TenantScope:
         ).one_or_none()
         if row is None:
             return None
+        cost_row = self._conn.execute(costs.cost_select(self.tenant_id, record_id)).one_or_none()
+        queued = self._conn.execute(costs.queue_select(self.tenant_id, record_id)).one_or_none()
+        history = self._conn.execute(costs.history_select(self.tenant_id, record_id)).all()
+        cost = None
+        if cost_row is not None:
+            cost = CallCost(**{name: cost_row._mapping[name] for name in costs.COST_COLUMNS})
         return CallDetail(
             call=_call(row),
             flags=tuple(row.flags),
@@ -215,7 +257,34 @@ class TenantScope:
             record=icdr_from_row(row),
             landed_file=row.landed_file,
             ingested_at=row.ingested_at,
+            cost=cost,
+            explanation=None if cost_row is None else dict(cost_row.explanation),
+            unrated=None if queued is None else UnratedInfo(**queued._asdict()),
+            history=tuple(CostChange(**change._asdict()) for change in history),
         )
+
+    def country(self) -> str | None:
+        """The tenant's country (ISO 3166 alpha-2) for showing numbers (see module docstring)."""
+        rows = self._conn.execute(
+            sa.select(dial_plans.c.agent_id, dial_plans.c.plan).where(
+                dial_plans.c.tenant_id == self.tenant_id
+            )
+        ).all()
+        regions = {row.agent_id: str(row.plan.get("region") or "").upper() for row in rows}
+        if regions.get(TENANT_DEFAULT_SITE):
+            return regions[TENANT_DEFAULT_SITE]
+        distinct = {region for region in regions.values() if region}
+        return distinct.pop() if len(distinct) == 1 else None
+
+    def carriers(self) -> list[str]:
+        """The carriers the tenant has tariffs for, by name (the carrier filter's choices)."""
+        query = (
+            sa.select(tariff_versions.c.carrier)
+            .where(tariff_versions.c.tenant_id == self.tenant_id)
+            .distinct()
+            .order_by(tariff_versions.c.carrier)
+        )
+        return [row.carrier for row in self._conn.execute(query)]
 
     def day_summary(
         self,
@@ -317,6 +386,9 @@ class TenantScope:
             conditions.append(calls.c.extension == filter.extension.strip())
         if filter.direction is not None:
             conditions.append(calls.c.direction == Direction(filter.direction).value)
+        if filter.answered is not None:
+            conditions.append(calls.c.answered == filter.answered)
+        conditions.extend(costs.cost_conditions(filter.cost_filter))
         number = _NUMBER_PUNCTUATION.sub("", filter.number or "")
         if number:
             conditions.append(
@@ -347,8 +419,12 @@ def icdr_from_row(row: sa.Row[Any]) -> ICDR:
     )  # fmt: skip
 
 
-def _call(row: sa.Row[Any]) -> Call:
-    values = {name: getattr(row, name) for name in _SUMMARY_COLUMNS}
+def _call(row: sa.Row[Any], *, listed: bool = False) -> Call:
+    """A ``Call`` from a calls row; ``listed``: the row also has the list's cost columns."""
+    values: dict[str, Any] = {name: getattr(row, name) for name in _SUMMARY_COLUMNS}
     for name in ("answered", "transferred", "conference"):
         values[name] = bool(values[name])
+    if listed:
+        values["cost"] = costs.cost_from_row(row)
+        values["unrated_reason"] = row.unrated_reason
     return Call(**values)

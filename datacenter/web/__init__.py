@@ -26,6 +26,7 @@ from datacenter.store.engine import open_store
 from datacenter.web import auth, errors, headers, metrics, portal, tech
 from datacenter.web.database import store
 from datacenter.web.display import JINJA_FILTERS
+from datacenter.web.rating_text import JINJA_FILTERS as RATING_FILTERS
 
 __all__ = ["create_app"]
 
@@ -70,6 +71,7 @@ def create_app(
     errors.init_app(app)
     headers.init_app(app)
     app.jinja_env.filters.update(JINJA_FILTERS)
+    app.jinja_env.filters.update(RATING_FILTERS)
     app.register_blueprint(auth.bp)
     app.register_blueprint(portal.bp)
     app.register_blueprint(tech.bp)
