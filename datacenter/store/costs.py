@@ -113,7 +113,9 @@ class CostFilter:
 
     @property
     def empty(self) -> bool:
-        return all(v is None for v in (self.number_class, self.carrier, self.cost_min, self.cost_max))
+        return all(
+            v is None for v in (self.number_class, self.carrier, self.cost_min, self.cost_max)
+        )
 
 
 def joined_costs() -> sa.Join:
@@ -229,9 +231,9 @@ def cost_from_row(row: sa.Row[Any]) -> CallCost | None:
 
 
 def cost_select(tenant_id: int, record_id: str) -> sa.Select[Any]:
-    return sa.select(*(call_costs.c[name] for name in COST_COLUMNS), call_costs.c.explanation).where(
-        call_costs.c.tenant_id == tenant_id, call_costs.c.record_id == record_id
-    )
+    return sa.select(
+        *(call_costs.c[name] for name in COST_COLUMNS), call_costs.c.explanation
+    ).where(call_costs.c.tenant_id == tenant_id, call_costs.c.record_id == record_id)
 
 
 def queue_select(tenant_id: int, record_id: str) -> sa.Select[Any]:
@@ -245,6 +247,8 @@ def history_select(tenant_id: int, record_id: str) -> sa.Select[Any]:
     columns = [call_cost_history.c[f] for f in CostChange.__dataclass_fields__]
     return (
         sa.select(*columns)
-        .where(call_cost_history.c.tenant_id == tenant_id, call_cost_history.c.record_id == record_id)
+        .where(
+            call_cost_history.c.tenant_id == tenant_id, call_cost_history.c.record_id == record_id
+        )
         .order_by(call_cost_history.c.changed_at.desc())
     )

@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from datacenter.settings import Settings, load_secret_key, load_settings
 from datacenter.store.engine import open_store
@@ -76,4 +77,21 @@ def create_app(
     app.register_blueprint(portal.bp)
     app.register_blueprint(tech.bp)
     metrics.init_app(app)
+    _trust_proxies(app, settings)
     return app
+
+
+def _trust_proxies(app: Flask, settings: Settings) -> None:
+    """Behind ``web.proxy_hops`` reverse proxies, take the client's address and scheme from
+    the X-Forwarded-For / -Proto they set (never X-Forwarded-Host: the recommended nginx
+    passes a client's own through). Directly connected, those headers are ignored."""
+    hops = settings.web.proxy_hops
+    if hops == 0:
+        return
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    if settings.metrics.token_file is None:
+        app.logger.warning(
+            "web.proxy_hops is %d and metrics.token_file is not set: /metrics refuses every "
+            "request (behind a proxy every client looks local); set metrics.token_file",
+            hops,
+        )

@@ -100,9 +100,9 @@ class CallFilterForm(FlaskForm):  # type: ignore[misc]
         ]
 
     def validate_cost_max(self, field: DecimalField) -> None:
-        if field.data is not None and self.cost_min.data is not None:
-            if field.data < self.cost_min.data:
-                raise ValidationError("'Cost to' is below 'Cost from'.")
+        low = self.cost_min.data
+        if field.data is not None and low is not None and field.data < low:
+            raise ValidationError("'Cost to' is below 'Cost from'.")
 
     def validate_date_to(self, field: DateField) -> None:
         if field.data and self.date_from.data and field.data < self.date_from.data:
