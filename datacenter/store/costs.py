@@ -9,7 +9,8 @@ place every call query goes through.
 - ``CallTotals``: count, talk and billed seconds and cost per currency of a filtered set,
   computed by one ``GROUP BY currency`` query over the same filter as the list, not over a page.
 - ``CostFilter`` conditions: destination class, carrier, cost at least / at most (inclusive,
-  in major units of each call's own currency, compared exactly in minor units).
+  in major units of each call's own currency, compared exactly in minor units; a no-charge
+  call costs 0, so "at most" includes it). Calls that are not rated match no cost condition.
 """
 
 from __future__ import annotations
@@ -157,8 +158,6 @@ def cost_conditions(filter: CostFilter) -> list[sa.ColumnElement[bool]]:
         out.append(call_costs.c.cost_minor >= _minor_bound(filter.cost_min, math.ceil))
     if filter.cost_max is not None:
         out.append(call_costs.c.cost_minor <= _minor_bound(filter.cost_max, math.floor))
-    if filter.cost_min is not None or filter.cost_max is not None:
-        out.append(call_costs.c.currency != "")  # tariff-less zero costs have no amount
     return out
 
 

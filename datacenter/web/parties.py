@@ -6,11 +6,11 @@ docs/icdr.md; the tests build a call the way each driver does and check this rul
 - **Outgoing and tandem**: *To* is the number the user dialled (``dialled_digits``), else
   ``called``. MiVB SMDR and MiVoice 250 OAI put the outgoing trunk (``T025``) in ``called``,
   so ``called`` is never preferred to the dialled digits. *From* is the extension, else
-  ``calling`` (a tandem call: the caller's number, ANI first).
-- **Incoming**: *From* is the caller: ``ani`` if the source sent one, else ``calling`` unless
-  that is only the trunk the call came in on (MiVB SMDR without ANI) - then the caller is
-  unknown and *From* is empty. *To* is the extension that took the call, else ``called``
-  (the DDI, for sources that put it there).
+  ``calling``; for a tandem call, the outside caller (below).
+- **Incoming**: *From* is the outside caller: ``ani`` if the source sent one, else ``calling``
+  unless that only names the trunk the call came in on (MiVB SMDR without ANI) - then the
+  caller is unknown and *From* is empty (the page says which trunk). *To* is the extension
+  that took the call, else ``called`` (the DDI, for sources that put it there).
 - **Internal** and **unknown**: ``calling`` -> ``called`` (unknown: dialled digits first).
 
 The *external party* is To for outgoing and tandem calls, From for incoming ones, and nobody
@@ -67,12 +67,14 @@ def call_parties(
     ani: str,
 ) -> Parties:
     """From, To and the external side of a call (the module docstring's rule)."""
-    if direction in (Direction.OUT, Direction.TANDEM):
-        caller = extension or calling if direction == Direction.OUT else ani or calling
-        return Parties(caller, dialled_digits or called, "to")
+    # The caller of a call from outside: ANI, else `calling` unless it only names the trunk.
+    outside_caller = ani or ("" if calling and calling == trunk else calling)
+    if direction == Direction.OUT:
+        return Parties(extension or calling, dialled_digits or called, "to")
+    if direction == Direction.TANDEM:
+        return Parties(outside_caller, dialled_digits or called, "to")
     if direction == Direction.IN:
-        caller = ani or ("" if calling and calling == trunk else calling)
-        return Parties(caller, extension or called, "from")
+        return Parties(outside_caller, extension or called, "from")
     if direction == Direction.INTERNAL:
         return Parties(calling, called, "")
     return Parties(calling, dialled_digits or called, "")
