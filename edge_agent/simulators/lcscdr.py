@@ -643,7 +643,10 @@ def simulate_lync_cdr(
         simulator = LcsCdrSimulator(conninfo, variant=chosen)
         expected = simulator.write_scenarios(begin)
         if bulk:
-            simulator.write_bulk(bulk, start=begin + timedelta(days=1))
+            # Right after the scenarios (their keys never collide): every session ends before
+            # now when --start is an hour or more ago, as a real LcsCDR only holds past calls.
+            last = max(call.session_time for call in expected)
+            simulator.write_bulk(bulk, start=last + timedelta(minutes=1))
     except psycopg.Error as exc:
         raise click.ClickException(
             f"cannot write the LcsCDR stand-in ({exc.__class__.__name__}: {exc}); "

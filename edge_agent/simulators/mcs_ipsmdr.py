@@ -6,7 +6,9 @@ must derive from them (per segment: extension, answered, ring/talk/hold seconds,
 diversion), computed from the scenario's chosen durations, not by parsing. ``interleave``
 merges the calls' events in time order, as MCS sends them. Two servers play MCS:
 ``IpSmdrServer`` for local mode (MCS listens, the agent connects, port 2007 by default) and
-``IpSmdrPusher`` for push mode (MCS connects out to the agent's listener).
+``IpSmdrPusher`` for push mode (MCS connects out to the agent's listener). ``IpSmdrServer`` with
+``due_at`` (each line's event time, MCS's local wall clock) is live: a line is sent when the
+clock reaches its event, as MCS sends an event when it happens.
 
 `edge-agent simulate mcs-ipsmdr` runs either from the command line.
 """
@@ -17,9 +19,10 @@ import contextlib
 import random
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -28,6 +31,7 @@ from edge_agent.simulators.pbx_server import PbxServer, serve_until_interrupted
 DEFAULT_PORT = 2007
 DEFAULT_START = datetime(2026, 5, 14, 9, 0, 0)  # local wall clock of the simulated MCS
 SEND_TIMEOUT_SECONDS = 5.0
+LIVE_POLL_SECONDS = 0.2
 WIDTHS = (19, 5, 22, 7, 7, 7, 15, 14, 15, 14, 12, 14)
 PIPED = frozenset({1, 7, 9, 11})
 SCENARIOS = ("inbound", "outbound", "held", "transferred", "unanswered", "diverted", "queued")
@@ -249,11 +253,16 @@ def _after_answer(
 
 def interleave(calls: Sequence[SimulatedCall]) -> list[str]:
     """Every event of every call in time order (stable for equal times), as MCS sends them."""
+    return [line for _, line in interleave_timed(calls)]
+
+
+def interleave_timed(calls: Sequence[SimulatedCall]) -> list[tuple[datetime, str]]:
+    """``interleave`` with each line's event time (MCS's local wall clock)."""
     timed = [
         (when, index, line) for call in calls for index, (when, line) in enumerate(call.events)
     ]
     timed.sort(key=lambda item: item[0])
-    return [line for _, _, line in timed]
+    return [(when, line) for when, _, line in timed]
 
 
 # --- the MCS side over TCP ----------------------------------------------------------------------
@@ -263,15 +272,29 @@ class IpSmdrServer:
     """Local mode: MCS listens; every client that connects receives the lines (CR LF ended)."""
 
     def __init__(
-        self, lines: Sequence[str], *, host: str = "127.0.0.1", port: int = 0, interval: float = 0.0
+        self,
+        lines: Sequence[str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        interval: float = 0.0,
+        due_at: Sequence[datetime] | None = None,
+        clock: Callable[[], datetime] = datetime.now,
     ) -> None:
         self._payload = [line.encode("latin-1") + b"\r\n" for line in lines]
         self._interval = interval
+        if due_at is not None and len(due_at) != len(lines):
+            raise ValueError("due_at needs one time per line")
+        self._due_at = due_at
+        self._clock = clock
         self.server = PbxServer(self._handle, host=host, port=port)
 
     def _handle(self, conn: socket.socket, stop: threading.Event) -> None:
         conn.settimeout(SEND_TIMEOUT_SECONDS)
-        for data in self._payload:
+        for index, data in enumerate(self._payload):
+            if self._due_at is not None:
+                while not stop.is_set() and self._clock() < self._due_at[index]:
+                    stop.wait(LIVE_POLL_SECONDS)  # the event has not happened yet
             if stop.is_set():
                 return
             conn.sendall(data)
@@ -333,6 +356,13 @@ class IpSmdrPusher:
     default=None,
     help="Wall-clock time of the first call at the MCS (default: 2026-05-14 09:00).",
 )
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Local mode: send each event when the MCS's wall clock (--timezone) reaches it; "
+    "events before now are sent at once. --interval is then ignored.",
+)
+@click.option("--timezone", "tz", default="UTC", show_default=True, help="The MCS's time zone.")
 def simulate_mcs_ipsmdr(
     host: str,
     port: int,
@@ -342,6 +372,8 @@ def simulate_mcs_ipsmdr(
     pad: str,
     interval: float,
     start: datetime | None,
+    live: bool,
+    tz: str,
 ) -> None:
     """Play a Mitel Communication Service sending IP SMDR events (formats.md §3).
 
@@ -351,12 +383,23 @@ def simulate_mcs_ipsmdr(
         edge-agent simulate mcs-ipsmdr --port 2007 --calls 50
         edge-agent simulate mcs-ipsmdr --push 127.0.0.1:9007 --pad " "
 
+    Live, as the demo runs it (calls from 20 minutes ago, events sent as they happen):
+
+        edge-agent simulate mcs-ipsmdr --live --timezone Europe/London --start "2026-05-14 08:40"
+
     Stop it with Ctrl-C.
     """
     if len(pad) != 1 or pad == "|":
         raise click.BadParameter("give exactly one character other than '|'", param_hint="--pad")
+    try:
+        zone = ZoneInfo(tz)
+    except (ValueError, KeyError) as exc:
+        raise click.BadParameter(
+            "use an IANA zone such as Europe/London", param_hint="--timezone"
+        ) from exc
     first = start if start is not None else DEFAULT_START
-    lines = interleave(generate_calls(count=calls, seed=seed, pad=pad, start=first))
+    timed = interleave_timed(generate_calls(count=calls, seed=seed, pad=pad, start=first))
+    lines = [line for _, line in timed]
     if push_to:
         target_host, _, target_port = push_to.rpartition(":")
         if not target_host or not target_port.isdigit():
@@ -371,7 +414,11 @@ def simulate_mcs_ipsmdr(
             ) from exc
         click.echo(f"pushed {sent} events of {calls} calls to {push_to}")
         return
-    server = IpSmdrServer(lines, host=host, port=port, interval=interval)
+    server = IpSmdrServer(
+        lines, host=host, port=port, interval=0.0 if live else interval,
+        due_at=[when for when, _ in timed] if live else None,
+        clock=lambda: datetime.now(zone).replace(tzinfo=None),
+    )  # fmt: skip
     serve_until_interrupted(
         server.server,
         host=host,

@@ -11,7 +11,9 @@ conferences, attendant-handled calls, account codes, internal and tandem calls, 
 020 7946 0xxx, 07700 900xxx; North American 555-01xx).
 
 ``SmdrSimulatorServer`` plays the controller's SMDR port (the PBX is the server): it streams the
-lines with CR LF at ``rate_per_second`` to every connected client. Like the PBX it buffers while
+lines with CR LF at ``rate_per_second`` to every connected client, or, ``live``, each call's line
+when the clock reaches the call's ``received_at`` (a PBX writes the record when the call ends), so
+calls generated from a start in the past arrive at once and the rest as they end. Like the PBX it buffers while
 no client is connected, and a client that connects gets the buffered lines first, so a collector
 that reconnects loses nothing and receives nothing twice. ``drop_after_lines`` closes each
 connection after that many lines (to test reconnects).
@@ -23,7 +25,8 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -416,11 +419,22 @@ class SmdrSimulatorServer:
         rate_per_second: float = 0.0,
         drop_after_lines: int | None = None,
         line_ending: str = "\r\n",
+        live: bool = False,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        items = list(lines)
+        if live and not all(isinstance(item, SimCall) for item in items):
+            raise ValueError("live mode needs SimCall values: their received_at says when to send")
+        # Live: line i is due once the clock reaches its call's record time (sorted, as
+        # generate_calls returns them).
+        self._due_at = (
+            sorted(i.received_at for i in items if isinstance(i, SimCall)) if live else None
+        )
+        self._clock = clock
         self._data: Sequence[bytes] = [
             (item.line if isinstance(item, SimCall) else item).encode("latin-1")
             + line_ending.encode("ascii")
-            for item in lines
+            for item in items
         ]
         self._rate = rate_per_second
         self._drop_after = drop_after_lines
@@ -479,6 +493,8 @@ class SmdrSimulatorServer:
 
     def _due(self) -> int:
         """How many lines the PBX has produced by now (all of them at rate 0)."""
+        if self._due_at is not None:
+            return bisect_right(self._due_at, self._clock())
         if self._rate <= 0:
             return len(self._data)
         produced = int((time.monotonic() - self._started_at) * self._rate) + 1
@@ -496,7 +512,9 @@ class SmdrSimulatorServer:
                 stop.wait(WAIT_POLL_SECONDS)  # the PBX stays connected, waiting for calls
                 continue
             if cursor >= self._due():
-                stop.wait(min(WAIT_POLL_SECONDS, 1 / self._rate))
+                stop.wait(
+                    WAIT_POLL_SECONDS if self._rate <= 0 else min(WAIT_POLL_SECONDS, 1 / self._rate)
+                )
                 continue
             conn.sendall(self._data[cursor])
             cursor += 1
@@ -531,6 +549,19 @@ class SmdrSimulatorServer:
 @click.option("--start", help="Wall-clock time of the first call, ISO 8601 (default: now).")
 @click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
 @click.option(
+    "--live",
+    is_flag=True,
+    help="Send each call's line when the clock reaches the call's end (as a PBX does); "
+    "calls that ended before now are sent at once. --rate is then ignored.",
+)
+@click.option(
+    "--mean-gap",
+    type=click.FloatRange(1),
+    default=DEFAULT_MEAN_GAP_SECONDS,
+    show_default=True,
+    help="Mean seconds between call starts.",
+)
+@click.option(
     "--drop-after", type=click.IntRange(1), help="Close each connection after this many lines."
 )
 @click.option(
@@ -549,6 +580,8 @@ def simulate_mivb_smdr(
     tz: str,
     start: str | None,
     seed: int,
+    live: bool,
+    mean_gap: float,
     drop_after: int | None,
     write_to: TextIO | None,
 ) -> None:
@@ -560,6 +593,11 @@ def simulate_mivb_smdr(
 
         edge-agent simulate mivb-smdr --port 1752 --rate 2 --count 500 --layout L2 \\
             --timezone Europe/London
+
+    Live, as the demo runs it: calls from 30 minutes ago on, each line sent when its call ends
+    on the wall clock (the earlier ones at once):
+
+        edge-agent simulate mivb-smdr --live --start 2026-05-14T08:30 --timezone Europe/London
 
     Write a capture file instead, to rehearse `edge-agent parse`:
 
@@ -578,13 +616,16 @@ def simulate_mivb_smdr(
         raise click.ClickException(
             f"--start {start!r} is not ISO 8601, e.g. 2026-05-14T09:00"
         ) from exc
-    calls = generate_calls(count=count, seed=seed, start=first, layout=flags, tz=zone, clock=clock)
+    calls = generate_calls(
+        count=count, seed=seed, start=first, layout=flags, tz=zone, clock=clock,
+        mean_gap_seconds=mean_gap,
+    )  # fmt: skip
     if write_to is not None:
         for call in calls:
             write_to.write(call.line + "\r\n")
         return
     server = SmdrSimulatorServer(
-        calls, host=host, port=port, rate_per_second=rate, drop_after_lines=drop_after
+        calls, host=host, port=port, rate_per_second=rate, drop_after_lines=drop_after, live=live
     )
 
     def all_sent() -> None:
@@ -594,5 +635,6 @@ def simulate_mivb_smdr(
     serve_until_interrupted(
         server, host=host, port=port, then=all_sent,
         banner=lambda bound: f"MiVB SMDR simulator on {host}:{bound}: {count} calls, "
-        f"layout {flags.name}, {rate:g} lines/s; Ctrl-C stops",
+        f"layout {flags.name}, {'live: each line as its call ends' if live else f'{rate:g} lines/s'}; "
+        "Ctrl-C stops",
     )  # fmt: skip
