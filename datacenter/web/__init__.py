@@ -23,9 +23,8 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from datacenter.settings import Settings, load_secret_key, load_settings
-from datacenter.store.engine import open_store
 from datacenter.web import auth, errors, headers, metrics, portal, tech
-from datacenter.web.database import store
+from datacenter.web.database import store, web_engine
 from datacenter.web.display import JINJA_FILTERS
 from datacenter.web.rating_text import JINJA_FILTERS as RATING_FILTERS
 
@@ -67,7 +66,7 @@ def create_app(
         app.config["SECRET_KEY"] = load_secret_key(settings.web.secret_key_file)
     app.config["CALLCOLLECT_SETTINGS"] = settings
 
-    store.init_app(app, open_store(settings.store.url))
+    store.init_app(app, web_engine(settings.store.url))
     csrf.init_app(app)
     errors.init_app(app)
     headers.init_app(app)
