@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -221,3 +222,21 @@ def test_another_tenant_sees_none_of_it(rated_app: Flask) -> None:
     assert client.get(f"/calls/{MOBILE.record_id}").status_code == 404
     html = client.get("/calls", query_string={"carrier": "britline"}).get_data(as_text=True)
     assert MOBILE.record_id not in html and "1.94" not in html
+
+
+@pytest.mark.postgres
+def test_costs_totals_and_filters_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    """The same figures from PostgreSQL: the totals' GROUP BY and the exact cost bounds."""
+    store = seed_rated_store(tmp_path / "pg", store_url=pg_url)
+    app = create_app(store.settings, test_config={"TESTING": True})
+    try:
+        client = app.test_client()
+        login(client, USER)
+        assert totals(client.get("/calls").get_data(as_text=True))["cost"] == "1.94 GBP"
+        html = client.get("/calls", query_string={"cost_min": "0.10"}).get_data(as_text=True)
+        found = totals(html)
+        assert (found["calls"], found["cost"], found["minutes"]) == ("3", "1.87 GBP", "7.08")
+        detail = client.get(f"/calls/{MOBILE.record_id}").get_data(as_text=True)
+        assert "Cost changed on 2025-08-01 13:00:00 BST (re-rated)" in detail
+    finally:
+        app.extensions["callcollect.store"].dispose()
