@@ -265,12 +265,13 @@ class TenantScope:
 
     def country(self) -> str | None:
         """The tenant's country (ISO 3166 alpha-2) for showing numbers (see module docstring)."""
+        region = dial_plans.c.plan["region"].as_string()  # not the whole plan: one field
         rows = self._conn.execute(
-            sa.select(dial_plans.c.agent_id, dial_plans.c.plan).where(
+            sa.select(dial_plans.c.agent_id, region.label("region")).where(
                 dial_plans.c.tenant_id == self.tenant_id
             )
         ).all()
-        regions = {row.agent_id: str(row.plan.get("region") or "").upper() for row in rows}
+        regions = {row.agent_id: str(row.region or "").upper() for row in rows}
         if regions.get(TENANT_DEFAULT_SITE):
             return regions[TENANT_DEFAULT_SITE]
         distinct = {region for region in regions.values() if region}
