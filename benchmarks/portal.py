@@ -195,9 +195,13 @@ def _by_table(rows: list[tuple[tuple[Any, ...], ...]]) -> list[tuple[sa.Table, l
 
 def _sqlite_chunk(raw: Any, rows: list[tuple[tuple[Any, ...], ...]]) -> None:
     cursor = raw.cursor()
+    # The store's SQLite connections leave transactions to SQLAlchemy (the driver's own
+    # implicit ones are off), so a bare executemany would commit every row: one per chunk.
+    cursor.execute("BEGIN")
     for table, values in _by_table(rows):
         marks = ", ".join("?" for _ in table.c)
         cursor.executemany(f"INSERT INTO {table.name} VALUES ({marks})", values)
+    cursor.execute("COMMIT")
 
 
 def _copy_chunk(raw: Any, rows: list[tuple[tuple[Any, ...], ...]]) -> None:
