@@ -50,6 +50,7 @@ ENV_PREFIX = "CALLCOLLECT_DC_"
 DEFAULT_DATA_DIR = Path("/var/lib/callcollect")
 DEFAULT_BIND = "127.0.0.1:8080"
 DEFAULT_WORKERS = 2
+MAX_PROXY_HOPS = 5
 DEFAULT_POLL_SECONDS = 5.0
 DEFAULT_CLAIM_TIMEOUT_SECONDS = 600.0
 MIB = 1024 * 1024
@@ -90,6 +91,10 @@ SETTINGS: tuple[Setting, ...] = (
             "use if missing."),
     _setting("web.bind", TEXT, DEFAULT_BIND, "HOST:PORT gunicorn listens on."),
     _setting("web.workers", WHOLE, str(DEFAULT_WORKERS), "gunicorn worker processes (1-64)."),
+    _setting("web.proxy_hops", WHOLE, "0",
+            "Reverse proxies in front of the app that set X-Forwarded-For/-Proto (0-5); 0: "
+            "clients connect directly and those headers are ignored. Above 0, /metrics "
+            "requires metrics.token_file."),
     _setting("ingest.poll_seconds", NUMBER, str(DEFAULT_POLL_SECONDS),
             "How often `datacenter ingest --watch` scans the landing area (0.1-3600)."),
     _setting("ingest.claim_timeout_seconds", NUMBER, str(DEFAULT_CLAIM_TIMEOUT_SECONDS),
@@ -203,6 +208,7 @@ class WebSettings:
     secret_key_file: Path
     bind: str
     workers: int
+    proxy_hops: int = 0  # reverse proxies trusted for X-Forwarded-For / -Proto
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,6 +406,8 @@ def _build(values: Mapping[str, tuple[Any, Path]], source: Path | None) -> Setti
     )
     workers: int = get("web.workers")
     check_range("web.workers", workers, 1, 64)
+    proxy_hops: int = get("web.proxy_hops")
+    check_range("web.proxy_hops", proxy_hops, 0, MAX_PROXY_HOPS)
     bind: str = get("web.bind")
     if not _valid_bind(bind):
         raise ConfigError("web.bind", f"{bind!r} is not HOST:PORT", "write e.g. 127.0.0.1:8080")
@@ -417,7 +425,9 @@ def _build(values: Mapping[str, tuple[Any, Path]], source: Path | None) -> Setti
         data_dir=data_dir,
         store=StoreSettings(url=url),
         landing=LandingSettings(root=landing),
-        web=WebSettings(secret_key_file=secret_file, bind=bind, workers=workers),
+        web=WebSettings(
+            secret_key_file=secret_file, bind=bind, workers=workers, proxy_hops=proxy_hops
+        ),
         ingest=IngestSettings(
             poll_seconds=poll,
             claim_timeout_seconds=claim,

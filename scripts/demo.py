@@ -44,6 +44,8 @@ EMAIL = "demo@example.com"
 TECH_EMAIL = "tech@example.com"
 SITE_ZONE = "Europe/London"  # the demo site; rated with the London dial plan and britline
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+LIVE_HISTORY = timedelta(minutes=30)  # the simulated PBXs' calls start this long before now
+SMDR_MEAN_GAP = 30  # seconds between MiVB calls: about 60 at once, then one every half minute
 
 
 @dataclass
@@ -54,7 +56,6 @@ class Demo:
     web_port: int
     smdr_port: int
     sftp_port: int
-    rate: float
     smdr_calls: int
     seed: int
     smdr_start: datetime | None = None
@@ -258,16 +259,19 @@ def start_lcscdr(demo: Demo) -> None:
 
 
 def start_pbx_simulators(demo: Demo) -> None:
-    """The two Mitel simulators, their calls starting now on the site's wall clock."""
+    """The two Mitel simulators, live: calls from a while ago on the site's wall clock, each
+    record sent when its call ends (as a PBX writes it), so the list fills at once with the
+    calls that already ended and then grows as the others end. No call is in the future."""
     now_local = datetime.now(ZoneInfo(SITE_ZONE)).replace(tzinfo=None, microsecond=0)
-    smdr_start = demo.smdr_start or now_local
+    smdr_start = demo.smdr_start or now_local - LIVE_HISTORY
     demo.start("mivb-smdr-simulator", BIN / "edge-agent", "simulate", "mivb-smdr",
-               "--port", str(demo.smdr_port), "--rate", str(demo.rate),
+               "--port", str(demo.smdr_port), "--live", "--mean-gap", str(SMDR_MEAN_GAP),
                "--count", str(demo.smdr_calls), "--seed", str(demo.seed),
                "--timezone", SITE_ZONE, "--start", smdr_start.isoformat())  # fmt: skip
     demo.start("mcs-ipsmdr-simulator", BIN / "edge-agent", "simulate", "mcs-ipsmdr",
-               "--port", str(demo.ipsmdr_port), "--calls", "200", "--interval", "1",
-               "--start", now_local.isoformat(sep=" "))  # fmt: skip
+               "--port", str(demo.ipsmdr_port), "--calls", "200", "--live",
+               "--timezone", SITE_ZONE,
+               "--start", (now_local - LIVE_HISTORY).isoformat(sep=" "))  # fmt: skip
     # Not probed by connecting: a PBX streams SMDR to whoever connects, so a probe would take
     # records meant for the agent. The simulators say when they listen.
     wait_for_log("mivb-smdr-simulator", "MiVB SMDR simulator on", demo)
@@ -307,7 +311,6 @@ def enrol_agent(demo: Demo) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--web-port", type=int, default=8080)
-    parser.add_argument("--rate", type=float, default=0.5, help="SMDR calls per second")
     parser.add_argument("--smdr-calls", type=int, default=5000, help="SMDR calls to play")
     parser.add_argument(
         "--seed", type=int, default=1, help="simulator seed (same seed, same calls)"
@@ -316,7 +319,7 @@ def main() -> None:
         "--smdr-start",
         type=datetime.fromisoformat,
         default=None,
-        help="site wall-clock time of the first SMDR call (default: now)",
+        help="site wall-clock time of the first SMDR call (default: 30 minutes ago)",
     )
     parser.add_argument("--run-dir", type=Path, default=ROOT / "demo-run")
     parser.add_argument("--seconds", type=float, default=0, help="stop after this long (0: Ctrl-C)")
@@ -328,7 +331,7 @@ def main() -> None:
     (run_dir / "logs").mkdir(parents=True)
     (run_dir / "landing" / TENANT / "incoming").mkdir(parents=True)
     demo = Demo(run_dir=run_dir, web_port=args.web_port, smdr_port=free_port(),
-                sftp_port=free_port(), rate=args.rate, smdr_calls=args.smdr_calls,
+                sftp_port=free_port(), smdr_calls=args.smdr_calls,
                 seed=args.seed, smdr_start=args.smdr_start, ipsmdr_port=free_port(),
                 pg_port=free_port(), metrics_port=free_port())  # fmt: skip
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -354,8 +357,8 @@ def main() -> None:
             f"  Technician: {TECH_EMAIL}  password {password}  (site health console)\n"
             f"  Metrics:    http://127.0.0.1:{demo.web_port}/metrics (data centre), "
             f"http://127.0.0.1:{demo.metrics_port}/metrics (agent)\n"
-            "Calls from the simulated PBXs and Lync appear within a minute. "
-            "Ctrl-C stops everything.\n",
+            "Calls of the last half hour appear within a minute, priced (britline's demo UK "
+            "tariff); new ones as they end. Ctrl-C stops everything.\n",
             flush=True,
         )
         deadline = time.monotonic() + args.seconds if args.seconds else None

@@ -21,10 +21,11 @@ from datacenter.store.tables.directory import directory_entries
 ATTRIBUTION_COLUMNS = ("person", "department", "cost_centre", "site")
 
 
-def attribution_join() -> sa.Join:
-    """``calls`` LEFT JOIN the entry that held the call's extension at its start."""
+def attribution_join(base: sa.FromClause = calls) -> sa.Join:
+    """``base`` (``calls``, or a join that starts from it) LEFT JOIN the entry that held the
+    call's extension at its start."""
     d = directory_entries.c
-    return calls.outerjoin(
+    return base.outerjoin(
         directory_entries,
         sa.and_(
             d.tenant_id == calls.c.tenant_id,
@@ -35,9 +36,10 @@ def attribution_join() -> sa.Join:
     )
 
 
-def attribute_calls(query: sa.Select[Any]) -> sa.Select[Any]:
-    """``query`` (a select from ``calls``) with the attribution columns added."""
+def attribute_calls(query: sa.Select[Any], *, base: sa.FromClause = calls) -> sa.Select[Any]:
+    """``query`` (a select from ``base``: ``calls`` or a join from it) with the attribution
+    columns added."""
     d = directory_entries.c
-    return query.select_from(attribution_join()).add_columns(
+    return query.select_from(attribution_join(base)).add_columns(
         *(sa.func.coalesce(d[name], "").label(name) for name in ATTRIBUTION_COLUMNS)
     )

@@ -14,6 +14,12 @@ Contract:
 - ``list_calls_after`` pages by cursor for the API: the ``(start_utc, record_id)`` of the last
   call seen, so a page never repeats or skips a call when new ones arrive.
 - ``day_summary`` reads the ``call_days`` rollup that ingest maintains, never raw call rows.
+- Each listed call carries its rating (``Call.cost``, or ``Call.unrated_reason``), and a page
+  carries the totals of the whole filtered set (``CallTotals``: one ``GROUP BY currency`` query
+  with the list's own conditions). ``get_call`` adds the stored cost explanation, the unrated
+  queue's reason and the cost's change history (``datacenter.store.costs``).
+- ``country`` is the tenant's country for showing numbers: the region of its default dial plan
+  (agent ``*``), else the one region all its sites' dial plans share, else None.
 """
 
 from __future__ import annotations
@@ -23,15 +29,19 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from datacenter.store import costs
 from datacenter.store.attribution import ATTRIBUTION_COLUMNS, attribute_calls
 from datacenter.store.call_rows import icdr_from_row
+from datacenter.store.costs import CallCost, CallTotals, CostChange, CostFilter, UnratedInfo
 from datacenter.store.tables.core import call_days, calls, landed_files, tenants
 from datacenter.store.tables.icdr_columns import column_name
+from datacenter.store.tables.rating import TENANT_DEFAULT_SITE, dial_plans, tariff_versions
 from shared.errors import StoreError, ValidationError
 from shared.icdr import FIELDS, ICDR, Direction
 
@@ -70,6 +80,14 @@ class CallFilter:
     number: str | None = None
     direction: Direction | None = None
     answered: bool | None = None
+    number_class: str | None = None  # the rated destination class, e.g. "mobile"
+    carrier: str | None = None
+    cost_min: Decimal | None = None  # inclusive, in the call's currency
+    cost_max: Decimal | None = None
+
+    @property
+    def cost_filter(self) -> CostFilter:
+        return CostFilter(self.number_class, self.carrier, self.cost_min, self.cost_max)
 
 
 def _start_site(call: Any) -> datetime:
@@ -86,6 +104,9 @@ def _read_model() -> type:
             *((column_name(each.name), _READ_TYPES.get(each.kind, each.type)) for each in _SUMMARY),
             # Who had the extension at the call's start (the directory); '' when not known.
             *((name, str, dataclasses.field(default="")) for name in ATTRIBUTION_COLUMNS),
+            # the list's cost columns: None when not rated (see unrated_reason)
+            ("cost", CallCost | None, dataclasses.field(default=None)),
+            ("unrated_reason", str | None, dataclasses.field(default=None)),
         ],
         namespace={
             "start_site": property(_start_site),
@@ -123,6 +144,10 @@ class CallDetail:
     record: ICDR
     landed_file: str
     ingested_at: datetime
+    cost: CallCost | None = None
+    explanation: dict[str, Any] | None = None  # the stored rating explanation (docs/rating.md)
+    unrated: UnratedInfo | None = None
+    history: tuple[CostChange, ...] = ()  # newest first
 
     def to_icdr(self) -> ICDR:
         return self.record
@@ -133,7 +158,11 @@ class CallPage:
     calls: list[Call]
     page: int
     per_page: int
-    total: int
+    totals: CallTotals
+
+    @property
+    def total(self) -> int:
+        return self.totals.calls
 
     @property
     def pages(self) -> int:
@@ -196,7 +225,10 @@ class TenantScope:
             raise ValidationError("per_page", f"must be between 1 and {MAX_PER_PAGE}")
         columns = [calls.c[name] for name in _SUMMARY_COLUMNS]
         query = (
-            attribute_calls(sa.select(*columns))
+            attribute_calls(
+                sa.select(*columns, *costs.list_columns()),
+                base=costs.joined_costs_and_queue(),
+            )
             .where(*self._conditions(filter))
             .order_by(calls.c.start_utc.desc(), calls.c.record_id.desc())
             .limit(per_page)
@@ -204,10 +236,10 @@ class TenantScope:
         )
         rows = self._conn.execute(query).all()
         return CallPage(
-            calls=[_call(row) for row in rows],
+            calls=[_call(row, listed=True) for row in rows],
             page=page,
             per_page=per_page,
-            total=self.count_calls(filter),
+            totals=self.call_totals(filter),
         )
 
     def list_calls_after(
@@ -238,8 +270,14 @@ class TenantScope:
         return [_call(row) for row in self._conn.execute(query)]
 
     def count_calls(self, filter: CallFilter) -> int:
-        query = sa.select(sa.func.count()).select_from(calls).where(*self._conditions(filter))
+        source = calls if filter.cost_filter.empty else costs.joined_costs()
+        query = sa.select(sa.func.count()).select_from(source).where(*self._conditions(filter))
         return int(self._conn.execute(query).scalar_one())
+
+    def call_totals(self, filter: CallFilter) -> CallTotals:
+        """Count, talk and billed time and cost per currency of every call ``filter`` matches."""
+        rows = self._conn.execute(costs.totals_query(self._conditions(filter))).all()
+        return costs.totals_from_rows(list(rows))
 
     def get_call(self, record_id: str) -> CallDetail | None:
         row = self._conn.execute(
@@ -249,6 +287,12 @@ class TenantScope:
         ).one_or_none()
         if row is None:
             return None
+        cost_row = self._conn.execute(costs.cost_select(self.tenant_id, record_id)).one_or_none()
+        queued = self._conn.execute(costs.queue_select(self.tenant_id, record_id)).one_or_none()
+        history = self._conn.execute(costs.history_select(self.tenant_id, record_id)).all()
+        cost = None
+        if cost_row is not None:
+            cost = CallCost(**{name: cost_row._mapping[name] for name in costs.COST_COLUMNS})
         return CallDetail(
             call=_call(row),
             flags=tuple(row.flags),
@@ -257,7 +301,35 @@ class TenantScope:
             record=icdr_from_row(row),
             landed_file=row.landed_file,
             ingested_at=row.ingested_at,
+            cost=cost,
+            explanation=None if cost_row is None else dict(cost_row.explanation),
+            unrated=None if queued is None else UnratedInfo(**queued._asdict()),
+            history=tuple(CostChange(**change._asdict()) for change in history),
         )
+
+    def country(self) -> str | None:
+        """The tenant's country (ISO 3166 alpha-2) for showing numbers (see module docstring)."""
+        region = dial_plans.c.plan["region"].as_string()  # not the whole plan: one field
+        rows = self._conn.execute(
+            sa.select(dial_plans.c.agent_id, region.label("region")).where(
+                dial_plans.c.tenant_id == self.tenant_id
+            )
+        ).all()
+        regions = {row.agent_id: str(row.region or "").upper() for row in rows}
+        if regions.get(TENANT_DEFAULT_SITE):
+            return regions[TENANT_DEFAULT_SITE]
+        distinct = {region for region in regions.values() if region}
+        return distinct.pop() if len(distinct) == 1 else None
+
+    def carriers(self) -> list[str]:
+        """The carriers the tenant has tariffs for, by name (the carrier filter's choices)."""
+        query = (
+            sa.select(tariff_versions.c.carrier)
+            .where(tariff_versions.c.tenant_id == self.tenant_id)
+            .distinct()
+            .order_by(tariff_versions.c.carrier)
+        )
+        return [row.carrier for row in self._conn.execute(query)]
 
     def day_summary(
         self,
@@ -361,6 +433,7 @@ class TenantScope:
             conditions.append(calls.c.direction == Direction(filter.direction).value)
         if filter.answered is not None:
             conditions.append(calls.c.answered == filter.answered)
+        conditions.extend(costs.cost_conditions(filter.cost_filter))
         number = _NUMBER_PUNCTUATION.sub("", filter.number or "")
         if number:
             conditions.append(
@@ -373,8 +446,14 @@ class TenantScope:
         return conditions
 
 
-def _call(row: sa.Row[Any]) -> Call:
-    values = {name: getattr(row, name) for name in _SUMMARY_COLUMNS + ATTRIBUTION_COLUMNS}
+def _call(row: sa.Row[Any], *, listed: bool = False) -> Call:
+    """A ``Call`` from a calls row; ``listed``: the row also has the list's cost columns."""
+    values: dict[str, Any] = {name: getattr(row, name) for name in _SUMMARY_COLUMNS}
+    for name in ATTRIBUTION_COLUMNS:  # present when the query went through attribute_calls
+        values[name] = getattr(row, name, "")
     for name in _FLAG_COLUMNS:
         values[name] = bool(values[name])
+    if listed:
+        values["cost"] = costs.cost_from_row(row)
+        values["unrated_reason"] = row.unrated_reason
     return Call(**values)

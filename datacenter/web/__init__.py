@@ -20,12 +20,13 @@ from typing import Any
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from datacenter.settings import Settings, load_secret_key, load_settings
-from datacenter.store.engine import open_store
 from datacenter.web import api, auth, directory, errors, headers, metrics, portal, tech, tokens
-from datacenter.web.database import store
+from datacenter.web.database import store, web_engine
 from datacenter.web.display import JINJA_FILTERS
+from datacenter.web.rating_text import JINJA_FILTERS as RATING_FILTERS
 
 __all__ = ["create_app"]
 
@@ -65,11 +66,12 @@ def create_app(
         app.config["SECRET_KEY"] = load_secret_key(settings.web.secret_key_file)
     app.config["CALLCOLLECT_SETTINGS"] = settings
 
-    store.init_app(app, open_store(settings.store.url))
+    store.init_app(app, web_engine(settings.store.url))
     csrf.init_app(app)
     errors.init_app(app)
     headers.init_app(app)
     app.jinja_env.filters.update(JINJA_FILTERS)
+    app.jinja_env.filters.update(RATING_FILTERS)
     app.register_blueprint(auth.bp)
     app.register_blueprint(portal.bp)
     app.register_blueprint(tech.bp)
@@ -78,4 +80,21 @@ def create_app(
     csrf.exempt(api.bp)  # bearer tokens, not cookies: nothing for another site to forge
     app.register_blueprint(api.bp)
     metrics.init_app(app)
+    _trust_proxies(app, settings)
     return app
+
+
+def _trust_proxies(app: Flask, settings: Settings) -> None:
+    """Behind ``web.proxy_hops`` reverse proxies, take the client's address and scheme from
+    the X-Forwarded-For / -Proto they set (never X-Forwarded-Host: the recommended nginx
+    passes a client's own through). Directly connected, those headers are ignored."""
+    hops = settings.web.proxy_hops
+    if hops == 0:
+        return
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    if settings.metrics.token_file is None:
+        app.logger.warning(
+            "web.proxy_hops is %d and metrics.token_file is not set: /metrics refuses every "
+            "request (behind a proxy every client looks local); set metrics.token_file",
+            hops,
+        )

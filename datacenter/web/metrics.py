@@ -13,7 +13,9 @@ Contract:
   cannot be read gives ``callcollect_store_up 0`` and the process metrics, not an error.
 - Only loopback clients may scrape, unless ``metrics.token_file`` names a token: then every
   client must send ``Authorization: Bearer <token>`` (loopback included, because a reverse
-  proxy on the same machine makes every client look local). Anyone else gets 403.
+  proxy on the same machine makes every client look local). Anyone else gets 403. Behind a
+  proxy (``web.proxy_hops`` above 0) the loopback rule is off: without a token file every
+  request is refused (``create_app`` logs why at start).
 - Metric names are listed in docs/console.md.
 """
 
@@ -186,6 +188,8 @@ def _allowed(settings: Settings) -> bool:
             and scheme.lower() == "bearer"
             and hmac.compare_digest(given.strip().encode(), expected.encode())
         )
+    if settings.web.proxy_hops > 0:
+        return False  # every client looks local behind a proxy: only a token can tell
     try:
         return ipaddress.ip_address(request.remote_addr or "").is_loopback
     except ValueError:

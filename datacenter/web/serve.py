@@ -74,6 +74,9 @@ def gunicorn_options(*, bind: str, workers: int) -> dict[str, Any]:
         "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
         "keepalive": KEEPALIVE_SECONDS,
         "control_socket_disable": True,
+        # gunicorn trusts X-Forwarded-Proto from loopback by default; the app decides instead,
+        # with web.proxy_hops (werkzeug's ProxyFix), so one setting says whether to trust them.
+        "forwarded_allow_ips": "",
         "accesslog": "-",
         "errorlog": "-",
         "logger_class": StderrLogger,

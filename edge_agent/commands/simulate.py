@@ -117,6 +117,19 @@ def serve_until_interrupted(
     "--drop-after", type=click.IntRange(1), help="Close each connection after this many lines."
 )
 @click.option(
+    "--live",
+    is_flag=True,
+    help="Send each call's line when the clock reaches the call's end (as a PBX does); "
+    "calls that ended before now are sent at once. --rate is then ignored.",
+)
+@click.option(
+    "--mean-gap",
+    type=click.FloatRange(1),
+    default=mivb_sim.DEFAULT_MEAN_GAP_SECONDS,
+    show_default=True,
+    help="Mean seconds between call starts.",
+)
+@click.option(
     "--write",
     "write_to",
     type=click.File("w", encoding="latin-1", lazy=False),  # a bad path is a usage error (2)
@@ -133,6 +146,8 @@ def simulate_mivb_smdr(
     start: str | None,
     seed: int,
     drop_after: int | None,
+    live: bool,
+    mean_gap: float,
     write_to: TextIO | None,
 ) -> None:
     """Play a MiVoice Business SMDR port (formats.md §2): fixed-width lines over TCP, CR LF.
@@ -147,6 +162,11 @@ def simulate_mivb_smdr(
     Write a capture file instead, to rehearse `edge-agent parse`:
 
         edge-agent simulate mivb-smdr --count 50 --layout A+L2+X --write capture.txt
+
+    Live, as the demo runs it: calls from 30 minutes ago on, each line sent when its call ends
+    on the wall clock (the earlier ones at once):
+
+        edge-agent simulate mivb-smdr --live --start 2026-05-14T08:30 --timezone Europe/London
     """
     try:
         flags = LayoutFlags.parse(layout)
@@ -162,14 +182,15 @@ def simulate_mivb_smdr(
             f"{start!r} is not ISO 8601, e.g. 2026-05-14T09:00", param_hint="--start"
         ) from exc
     calls = mivb_sim.generate_calls(
-        count=count, seed=seed, start=first, layout=flags, tz=zone, clock=clock
-    )
+        count=count, seed=seed, start=first, layout=flags, tz=zone, clock=clock,
+        mean_gap_seconds=mean_gap,
+    )  # fmt: skip
     if write_to is not None:
         for call in calls:
             write_to.write(call.line + "\r\n")
         return
     server = mivb_sim.SmdrSimulatorServer(
-        calls, host=host, port=port, rate_per_second=rate, drop_after_lines=drop_after
+        calls, host=host, port=port, rate_per_second=rate, drop_after_lines=drop_after, live=live
     )
 
     def all_sent() -> None:
@@ -179,7 +200,8 @@ def simulate_mivb_smdr(
     serve_until_interrupted(
         server, host=host, port=port, then=all_sent,
         banner=lambda bound: f"MiVB SMDR simulator on {host}:{bound}: {count} calls, "
-        f"layout {flags.name}, {rate:g} lines/s; Ctrl-C stops",
+        f"layout {flags.name}, "
+        f"{'live: each line as its call ends' if live else f'{rate:g} lines/s'}; Ctrl-C stops",
     )  # fmt: skip
 
 
@@ -209,6 +231,13 @@ def simulate_mivb_smdr(
     default=None,
     help="Wall-clock time of the first call at the MCS (default: 2026-05-14 09:00).",
 )
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Local mode: send each event when the MCS's wall clock (--timezone) reaches it; "
+    "events before now are sent at once. --interval is then ignored.",
+)
+@click.option("--timezone", "tz", default="UTC", show_default=True, help="The MCS's time zone.")
 def simulate_mcs_ipsmdr(
     host: str,
     port: int,
@@ -218,6 +247,8 @@ def simulate_mcs_ipsmdr(
     pad: str,
     interval: float,
     start: datetime | None,
+    live: bool,
+    tz: str,
 ) -> None:
     """Play a Mitel Communication Service sending IP SMDR events (formats.md §3).
 
@@ -227,14 +258,25 @@ def simulate_mcs_ipsmdr(
         edge-agent simulate mcs-ipsmdr --port 2007 --calls 50
         edge-agent simulate mcs-ipsmdr --push 127.0.0.1:9007 --pad " "
 
+    Live, as the demo runs it (calls from 20 minutes ago, events sent as they happen):
+
+        edge-agent simulate mcs-ipsmdr --live --timezone Europe/London --start "2026-05-14 08:40"
+
     Stop it with Ctrl-C.
     """
     if len(pad) != 1 or pad == "|":
         raise click.BadParameter("give exactly one character other than '|'", param_hint="--pad")
+    try:
+        zone = ZoneInfo(tz)
+    except (ValueError, KeyError) as exc:
+        raise click.BadParameter(
+            "use an IANA zone such as Europe/London", param_hint="--timezone"
+        ) from exc
     first = start if start is not None else ipsmdr_sim.DEFAULT_START
-    lines = ipsmdr_sim.interleave(
+    timed = ipsmdr_sim.interleave_timed(
         ipsmdr_sim.generate_calls(count=calls, seed=seed, pad=pad, start=first)
     )
+    lines = [line for _, line in timed]
     if push_to:
         target_host, _, target_port = push_to.rpartition(":")
         if not target_host or not target_port.isdigit():
@@ -249,7 +291,11 @@ def simulate_mcs_ipsmdr(
             ) from exc
         click.echo(f"pushed {sent} events of {calls} calls to {push_to}")
         return
-    server = ipsmdr_sim.IpSmdrServer(lines, host=host, port=port, interval=interval)
+    server = ipsmdr_sim.IpSmdrServer(
+        lines, host=host, port=port, interval=0.0 if live else interval,
+        due_at=[when for when, _ in timed] if live else None,
+        clock=lambda: datetime.now(zone).replace(tzinfo=None),
+    )  # fmt: skip
     serve_until_interrupted(
         server.server,
         host=host,

@@ -634,10 +634,13 @@ def fill_stand_in(
     conninfo: str, variant: Variant, *, begin: datetime, bulk: int = 0
 ) -> list[ExpectedCall]:
     """Create the schema in an empty database, write every scenario from ``begin`` and ``bulk``
-    plain PSTN sessions a day later; returns what each scenario should become."""
+    plain PSTN sessions right after them; returns what each scenario should become."""
     create_schema(conninfo, variant)
     simulator = LcsCdrSimulator(conninfo, variant=variant)
     expected = simulator.write_scenarios(begin)
     if bulk:
-        simulator.write_bulk(bulk, start=begin + timedelta(days=1))
+        # Right after the scenarios (their keys never collide): every session ends before now
+        # when ``begin`` is an hour or more ago, as a real LcsCDR only holds past calls.
+        last = max(call.session_time for call in expected)
+        simulator.write_bulk(bulk, start=last + timedelta(minutes=1))
     return expected

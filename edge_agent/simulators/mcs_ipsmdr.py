@@ -6,7 +6,9 @@ must derive from them (per segment: extension, answered, ring/talk/hold seconds,
 diversion), computed from the scenario's chosen durations, not by parsing. ``interleave``
 merges the calls' events in time order, as MCS sends them. Two servers play MCS:
 ``IpSmdrServer`` for local mode (MCS listens, the agent connects, port 2007 by default) and
-``IpSmdrPusher`` for push mode (MCS connects out to the agent's listener).
+``IpSmdrPusher`` for push mode (MCS connects out to the agent's listener). ``IpSmdrServer`` with
+``due_at`` (each line's event time, MCS's local wall clock) is live: a line is sent when the
+clock reaches its event, as MCS sends an event when it happens.
 
 `edge-agent simulate mcs-ipsmdr` runs either from the command line.
 """
@@ -17,7 +19,7 @@ import contextlib
 import random
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -26,6 +28,7 @@ from edge_agent.simulators.pbx_server import PbxServer
 DEFAULT_PORT = 2007
 DEFAULT_START = datetime(2026, 5, 14, 9, 0, 0)  # local wall clock of the simulated MCS
 SEND_TIMEOUT_SECONDS = 5.0
+LIVE_POLL_SECONDS = 0.2
 WIDTHS = (19, 5, 22, 7, 7, 7, 15, 14, 15, 14, 12, 14)
 PIPED = frozenset({1, 7, 9, 11})
 SCENARIOS = ("inbound", "outbound", "held", "transferred", "unanswered", "diverted", "queued")
@@ -247,11 +250,16 @@ def _after_answer(
 
 def interleave(calls: Sequence[SimulatedCall]) -> list[str]:
     """Every event of every call in time order (stable for equal times), as MCS sends them."""
+    return [line for _, line in interleave_timed(calls)]
+
+
+def interleave_timed(calls: Sequence[SimulatedCall]) -> list[tuple[datetime, str]]:
+    """``interleave`` with each line's event time (MCS's local wall clock)."""
     timed = [
         (when, index, line) for call in calls for index, (when, line) in enumerate(call.events)
     ]
     timed.sort(key=lambda item: item[0])
-    return [line for _, _, line in timed]
+    return [(when, line) for when, _, line in timed]
 
 
 # --- the MCS side over TCP ----------------------------------------------------------------------
@@ -261,15 +269,29 @@ class IpSmdrServer:
     """Local mode: MCS listens; every client that connects receives the lines (CR LF ended)."""
 
     def __init__(
-        self, lines: Sequence[str], *, host: str = "127.0.0.1", port: int = 0, interval: float = 0.0
+        self,
+        lines: Sequence[str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        interval: float = 0.0,
+        due_at: Sequence[datetime] | None = None,
+        clock: Callable[[], datetime] = datetime.now,
     ) -> None:
         self._payload = [line.encode("latin-1") + b"\r\n" for line in lines]
         self._interval = interval
+        if due_at is not None and len(due_at) != len(lines):
+            raise ValueError("due_at needs one time per line")
+        self._due_at = due_at
+        self._clock = clock
         self.server = PbxServer(self._handle, host=host, port=port)
 
     def _handle(self, conn: socket.socket, stop: threading.Event) -> None:
         conn.settimeout(SEND_TIMEOUT_SECONDS)
-        for data in self._payload:
+        for index, data in enumerate(self._payload):
+            if self._due_at is not None:
+                while not stop.is_set() and self._clock() < self._due_at[index]:
+                    stop.wait(LIVE_POLL_SECONDS)  # the event has not happened yet
             if stop.is_set():
                 return
             conn.sendall(data)

@@ -11,7 +11,9 @@ conferences, attendant-handled calls, account codes, internal and tandem calls, 
 020 7946 0xxx, 07700 900xxx; North American 555-01xx).
 
 ``SmdrSimulatorServer`` plays the controller's SMDR port (the PBX is the server): it streams the
-lines with CR LF at ``rate_per_second`` to every connected client. Like the PBX it buffers while
+lines with CR LF at ``rate_per_second`` to every connected client, or, ``live``, each call's line
+when the clock reaches the call's ``received_at`` (a PBX writes the record when the call ends), so
+calls generated from a start in the past arrive at once and the rest as they end. Like the PBX it buffers while
 no client is connected, and a client that connects gets the buffered lines first, so a collector
 that reconnects loses nothing and receives nothing twice. ``drop_after_lines`` closes each
 connection after that many lines (to test reconnects).
@@ -23,7 +25,8 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -413,11 +416,22 @@ class SmdrSimulatorServer:
         rate_per_second: float = 0.0,
         drop_after_lines: int | None = None,
         line_ending: str = "\r\n",
+        live: bool = False,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        items = list(lines)
+        if live and not all(isinstance(item, SimCall) for item in items):
+            raise ValueError("live mode needs SimCall values: their received_at says when to send")
+        # Live: line i is due once the clock reaches its call's record time (sorted, as
+        # generate_calls returns them).
+        self._due_at = (
+            sorted(i.received_at for i in items if isinstance(i, SimCall)) if live else None
+        )
+        self._clock = clock
         self._data: Sequence[bytes] = [
             (item.line if isinstance(item, SimCall) else item).encode("latin-1")
             + line_ending.encode("ascii")
-            for item in lines
+            for item in items
         ]
         self._rate = rate_per_second
         self._drop_after = drop_after_lines
@@ -476,6 +490,8 @@ class SmdrSimulatorServer:
 
     def _due(self) -> int:
         """How many lines the PBX has produced by now (all of them at rate 0)."""
+        if self._due_at is not None:
+            return bisect_right(self._due_at, self._clock())
         if self._rate <= 0:
             return len(self._data)
         produced = int((time.monotonic() - self._started_at) * self._rate) + 1
@@ -493,7 +509,9 @@ class SmdrSimulatorServer:
                 stop.wait(WAIT_POLL_SECONDS)  # the PBX stays connected, waiting for calls
                 continue
             if cursor >= self._due():
-                stop.wait(min(WAIT_POLL_SECONDS, 1 / self._rate))
+                stop.wait(
+                    WAIT_POLL_SECONDS if self._rate <= 0 else min(WAIT_POLL_SECONDS, 1 / self._rate)
+                )
                 continue
             conn.sendall(self._data[cursor])
             cursor += 1

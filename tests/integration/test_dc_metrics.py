@@ -164,8 +164,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> ConsoleStore:
     return seed_console_store(tmp_path_factory.mktemp("metrics-access"))
 
 
-def client_for(store: ConsoleStore, token_file: Path | None = None) -> Iterator[FlaskClient]:
-    settings = replace(store.settings, metrics=MetricsSettings(token_file=token_file))
+def client_for(
+    store: ConsoleStore, token_file: Path | None = None, *, proxy_hops: int = 0
+) -> Iterator[FlaskClient]:
+    settings = replace(
+        store.settings,
+        metrics=MetricsSettings(token_file=token_file),
+        web=replace(store.settings.web, proxy_hops=proxy_hops),
+    )
     app = create_app(settings, test_config={"TESTING": True})
     yield app.test_client()
     app.extensions["callcollect.store"].dispose()
@@ -219,3 +225,60 @@ def test_with_a_token_everyone_must_send_it(
         "/metrics", headers=headers, environ_base={"REMOTE_ADDR": "127.0.0.1"}
     )
     assert response.status_code == status
+
+
+# --- behind a reverse proxy (web.proxy_hops) ------------------------------------------------------
+
+# What the recommended nginx sends for a client on the internet: the connection comes from
+# loopback, X-Forwarded-For carries the client's address, X-Forwarded-Proto the scheme.
+FROM_NGINX = {"REMOTE_ADDR": "127.0.0.1"}
+NGINX_HEADERS = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+
+
+@pytest.mark.parametrize("forwarded", [NGINX_HEADERS, {}])
+def test_behind_a_proxy_without_a_token_metrics_is_refused(
+    store: ConsoleStore, forwarded: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING"):
+        for client in client_for(store, proxy_hops=1):
+            response = client.get("/metrics", headers=forwarded, environ_base=FROM_NGINX)
+            assert response.status_code == 403
+            assert "callcollect_" not in response.get_data(as_text=True)
+    assert any(
+        "web.proxy_hops" in r.getMessage() and "metrics.token_file" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_today_a_proxied_request_looks_local_without_the_setting(store: ConsoleStore) -> None:
+    """Why the setting exists: without it, nginx's loopback connection is let in."""
+    for client in client_for(store):
+        response = client.get("/metrics", headers=NGINX_HEADERS, environ_base=FROM_NGINX)
+        assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [("Bearer correct-horse-metrics-token", 200), ("", 403), ("Bearer x", 403)],
+)
+def test_behind_a_proxy_the_token_is_served(
+    store: ConsoleStore, tmp_path: Path, header: str, status: int
+) -> None:
+    token = tmp_path / "metrics-token"
+    token.write_text("correct-horse-metrics-token\n")
+    headers = {**NGINX_HEADERS, **({"Authorization": header} if header else {})}
+    for client in client_for(store, token, proxy_hops=1):
+        response = client.get("/metrics", headers=headers, environ_base=FROM_NGINX)
+        assert response.status_code == status
+        if status == 200:
+            assert "callcollect_store_up 1.0" in response.get_data(as_text=True)
+
+
+def test_forwarded_for_is_ignored_without_the_setting(store: ConsoleStore) -> None:
+    """A remote client cannot claim to be local with its own X-Forwarded-For."""
+    for client in client_for(store):
+        response = client.get(
+            "/metrics", headers={"X-Forwarded-For": "127.0.0.1"},
+            environ_base={"REMOTE_ADDR": "192.0.2.10"},
+        )  # fmt: skip
+        assert response.status_code == 403

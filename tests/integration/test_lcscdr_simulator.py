@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import psycopg
 import pytest
 from click.testing import CliRunner
@@ -27,11 +29,16 @@ def test_simulate_command_creates_a_populated_stand_in(pg_cluster: PgCluster) ->
     scenarios = len(lines) - 1
     with psycopg.connect(url) as conn:
         sessions = conn.execute('SELECT count(*) FROM dbo."SessionDetails"').fetchone()
+        # Default start an hour ago: every session, bulk ones too, ended before now (UTC).
+        latest = conn.execute(
+            'SELECT max(coalesce("SessionEndTime", "SessionIdTime")) FROM dbo."SessionDetails"'
+        ).fetchone()
         client_type = conn.execute(
             "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'dbo' "
             "AND table_name = 'ClientVersions' AND column_name = 'ClientType'"
         ).fetchone()
     assert sessions == (scenarios + 50,) and client_type == (1,)
+    assert latest is not None and latest[0] < datetime.now(UTC).replace(tzinfo=None)
     assert "(not billed)" in result.output  # the RGS agent leg and the retried session
 
 

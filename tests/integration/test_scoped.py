@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from datacenter.ingest.worker import ingest_once
+from datacenter.rating.numbering import DialPlan, load_dial_plan
+from datacenter.rating.store import set_site
 from datacenter.settings import Settings
 from datacenter.store.scoped import CallFilter, TenantScope
 from shared.errors import StoreError, ValidationError
@@ -148,3 +151,27 @@ def test_a_scope_needs_a_real_tenant(store: sa.Engine) -> None:
             TenantScope(conn, 42)
         with pytest.raises(TypeError):
             TenantScope(conn, None)  # type: ignore[arg-type]
+
+
+def test_the_tenants_country_comes_from_its_dial_plans(
+    two_tenants: tuple[sa.Engine, int, int],
+) -> None:
+    """The default plan's region; else the one region all sites share; else none."""
+    engine, acme_id, globex_id = two_tenants
+    demo = Path(__file__).resolve().parents[2] / "datacenter" / "rating" / "demo"
+    london, toronto = load_dial_plan(demo / "london.toml"), load_dial_plan(demo / "toronto.toml")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def country(*sites: tuple[str, DialPlan]) -> str | None:
+        with engine.begin() as conn:
+            for agent, plan in sites:
+                set_site(conn, acme_id, agent, dial_plan=plan, carriers=None, now=now)
+            return TenantScope(conn, acme_id).country()
+
+    with engine.connect() as conn:
+        assert TenantScope(conn, acme_id).country() is None  # no dial plan at all
+    assert country(("edge-1", london)) == "GB"
+    assert country(("edge-2", toronto)) is None  # two sites, two countries
+    assert country(("*", toronto)) == "CA"  # the tenant-wide plan decides
+    with engine.connect() as conn:
+        assert TenantScope(conn, globex_id).country() is None  # never another tenant's

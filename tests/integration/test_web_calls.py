@@ -108,9 +108,10 @@ def test_first_page_newest_first_with_total(
 def test_row_shows_local_time_with_zone_and_every_column(tenant_client: FlaskClient) -> None:
     rows = table_rows(tenant_client.get("/calls").get_data(as_text=True))
     # 23:30 UTC on 14 July is 00:30 British Summer Time on the 15th.
+    # This store has no dial plan: the call is not rated, and its number shows as recorded.
     assert rows[0] == [
-        "2025-07-15 00:30:00 BST", "Outgoing", "207", "01632960123", "01632960123", "207",
-        "", "", "T009", "1:02:05", "Answered", "4711",  # no directory here: no person, department
+        "2025-07-15 00:30:00 BST", "Outgoing", "207", "01632960123", "", "", "", "", "1:02:05",
+        "", "not rated", "Answered",  # no directory here: no person, department
     ]  # fmt: skip
 
 
@@ -119,8 +120,8 @@ def test_winter_call_is_shown_in_gmt(tenant_client: FlaskClient) -> None:
         as_text=True
     )
     assert table_rows(html) == [
-        ["2025-01-15 09:00:00 GMT", "Incoming", "07700900456", "202", "", "202", "", "",
-         "T001", "0:00:42", "Answered", ""],
+        ["2025-01-15 09:00:00 GMT", "Incoming", "07700900456", "202", "", "", "", "", "0:00:42",
+         "", "not rated", "Answered"],
     ]  # fmt: skip
 
 

@@ -101,4 +101,6 @@ def test_the_read_model_lists_every_field_but_the_detail_ones() -> None:
     assert listed == [
         *(column_name(e.name) for e in FIELDS if e.name not in _DETAIL_ONLY),
         *ATTRIBUTION_COLUMNS,
+        "cost",  # the list's cost (None: not rated) and the unrated queue's reason
+        "unrated_reason",
     ]

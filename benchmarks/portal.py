@@ -1,0 +1,330 @@
+"""The portal's call list, first page, filtered, with totals: the app against its bare query.
+
+    .venv/bin/python benchmarks/portal.py [--quick] [--sqlite-only | --postgresql-only]
+        [--tenant-calls N] [--total-calls N] [--requests N]
+
+Issue 12's benchmark. A store holds ``--total-calls`` calls (5,000,000; ``--quick``: 100,000)
+of five tenants, ``--tenant-calls`` (1,000,000; ``--quick``: 20,000) of them the measured
+tenant's, spread over 2025, each rated (a ``call_costs`` row; one call in a hundred on the
+unrated queue instead). Rows are bulk loaded (PostgreSQL ``COPY``, SQLite ``executemany``),
+not ingested: this measures reading.
+
+Each request is ``GET /calls`` with the filters below, through the real WSGI app (the Flask
+test client, signed in as a tenant user: the session check, the scope, the list query, the
+totals query, the page's Jinja template). The baseline is the bare SQL of the same request: the
+list and totals statements the app sent (captured from the engine in a warm-up request),
+replayed through the DBAPI cursor with the same parameters, no SQLAlchemy, no Flask. Printed
+per store and filter: p50 / p95 of ``--requests`` (200) requests, the bare query's p50 / p95,
+and the ratio app / bare (target: p95 <= 150 ms on PostgreSQL, the app within 1.5x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from datacenter.accounts.agents import enroll_agent
+from datacenter.accounts.tenants import create_tenant
+from datacenter.accounts.users import create_user
+from datacenter.rating.carriers import load_carrier_rules
+from datacenter.rating.numbering import load_dial_plan
+from datacenter.rating.store import import_tariff_plan, set_site
+from datacenter.rating.tariffs import load_tariff
+from datacenter.settings import Settings, StoreSettings, settings_for_data_dir
+from datacenter.store.engine import upgrade, write_transaction
+from datacenter.store.tables.core import calls
+from datacenter.store.tables.rating import call_costs, unrated_calls
+from datacenter.web import create_app
+from datacenter.web.database import web_engine
+from tests.fixtures.postgres import throwaway_cluster
+from tests.fixtures.web import csrf_token
+
+DEMO = Path(__file__).resolve().parents[1] / "datacenter" / "rating" / "demo"
+TENANTS = 5
+EMAIL = "bench@tenant0.example"
+PASSWORD = "benchmark password 1"
+YEAR_START = datetime(2025, 1, 1, tzinfo=UTC)
+YEAR = timedelta(days=365)
+CHUNK = 50_000
+LOAD_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+TARGET_P95_MS = 150.0
+UNFILTERED_REQUESTS = 20
+TARGET_RATIO = 1.5
+FILTERS: dict[str, dict[str, str]] = {
+    "June, outgoing": {"from": "2025-06-01", "to": "2025-06-30", "direction": "out"},
+    "June, mobile, >= 0.10": {"from": "2025-06-01", "to": "2025-06-30", "class": "mobile",
+                              "cost_min": "0.10"},
+    "a week, carrier": {"from": "2025-06-02", "to": "2025-06-08", "carrier": "britline"},
+    "no filter (whole year)": {},
+}  # fmt: skip
+CLASSES = (
+    ("mobile", "UK mobile", "07700900{:03d}", "447700900{:03d}"),
+    ("local", "London", "02079460{:03d}", "442079460{:03d}"),
+    ("national", "UK geographic", "01632960{:03d}", "441632960{:03d}"),
+    ("international", "France", "0033142{:06d}", "33142{:06d}"),
+    ("premium", "UK premium (09)", "09098790{:03d}", "449098790{:03d}"),
+)
+
+
+@dataclass(frozen=True)
+class Timing:
+    p50: float
+    p95: float
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> Timing:
+        ordered = sorted(seconds)
+        return cls(
+            statistics.median(ordered) * 1000, ordered[int(0.95 * (len(ordered) - 1))] * 1000
+        )
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def calls_of(tenant_id: int, count: int, *, sqlite: bool) -> Iterator[tuple[tuple[Any, ...], ...]]:
+    """(call row, cost or queue row, is_rated) tuples for ``count`` calls spread over 2025."""
+    step = YEAR / count
+    agent = f"agent-{tenant_id}"
+    for i in range(count):
+        start = YEAR_START + step * i
+        direction = ("out", "out", "out", "out", "out", "out", "in", "in", "in", "internal")[i % 10]
+        answered = i % 7 != 0
+        talk = (i * 37) % 900 if answered else 0
+        number_class, destination, dialled, e164 = CLASSES[i % len(CLASSES)]
+        dialled, e164 = dialled.format(i % 1000), e164.format(i % 1000)
+        end = start + timedelta(seconds=5 + talk)
+        record_id = f"{tenant_id:02d}{i:030d}"
+        when = _time(start, sqlite)
+        call = (
+            tenant_id, record_id, agent, "mivb-1", "mivb-smdr", when,
+            _time(start + timedelta(seconds=5), sqlite) if answered else None, _time(end, sqlite),
+            60, 5, talk, 0, direction, "2201" if direction == "out" else dialled,
+            "T025" if direction == "out" else "2201", dialled if direction == "out" else "",
+            "2201", "T025", "", "", "", "", "", answered, "answered" if answered else "no_answer",
+            "A", False, False, "", "", "[]", f"raw line {i}", "bench/1", "bench.ccb",
+            _time(LOAD_TIME, sqlite), "{}", 1,
+        )  # fmt: skip
+        if i % 100 == 99:
+            queue = (tenant_id, record_id, "NO_PREFIX_MATCH", "no destination", "{}",
+                     _time(LOAD_TIME, sqlite), _time(LOAD_TIME, sqlite), 1)  # fmt: skip
+            yield call, queue, (False,)
+            continue
+        billed = 60 + max(0, talk - 60) if talk else 0
+        cost = (billed * (7 + i % 5)) // 60 if direction == "out" else 0
+        carrier = "northtel" if i % 5 == 0 else "britline"
+        row = (
+            tenant_id, record_id, cost, "GBP", 2, number_class if direction == "out" else "unknown",
+            e164, carrier, destination, e164[:3], "britline-2025-01", billed, '["day"]',
+            None if direction == "out" else "inbound_not_tariffed", "{}", "1",
+            _time(LOAD_TIME, sqlite),
+        )  # fmt: skip
+        yield call, row, (True,)
+
+
+def _time(value: datetime, sqlite: bool) -> Any:
+    # SQLite holds naive UTC text (the store's UTCDateTime); PostgreSQL takes the aware value.
+    return (
+        value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds") if sqlite else value
+    )
+
+
+def set_up(engine: sa.Engine, settings: Settings) -> list[int]:
+    upgrade(engine)
+    with write_transaction(engine) as conn:
+        ids = []
+        for n in range(TENANTS):
+            tenant = create_tenant(conn, f"tenant{n}", f"Tenant {n}", "Europe/London")
+            enroll_agent(conn, f"tenant{n}", f"agent-{tenant.tenant_id}")
+            ids.append(tenant.tenant_id)
+        create_user(conn, EMAIL, PASSWORD, "tenant", ids[0])
+        import_tariff_plan(conn, ids[0], load_tariff(DEMO / "britline.toml"), now=LOAD_TIME)
+        set_site(
+            conn, ids[0], "*", dial_plan=load_dial_plan(DEMO / "london.toml"),
+            carriers=load_carrier_rules(DEMO / "london-routes.toml"), now=LOAD_TIME,
+        )  # fmt: skip
+    return ids
+
+
+def load(engine: sa.Engine, tenant_ids: list[int], tenant_calls: int, total_calls: int) -> float:
+    """Bulk load every tenant's calls; returns the seconds it took (with ANALYZE)."""
+    began = time.perf_counter()
+    others = (total_calls - tenant_calls) // (len(tenant_ids) - 1)
+    counts = [tenant_calls] + [others] * (len(tenant_ids) - 1)
+    sqlite = engine.dialect.name == "sqlite"
+    raw = engine.raw_connection()
+    try:
+        if not sqlite:  # the rows reference their calls by construction: skip the FK triggers
+            raw.cursor().execute("SET session_replication_role = replica")
+        for tenant_id, count in zip(tenant_ids, counts, strict=True):
+            rows = calls_of(tenant_id, count, sqlite=sqlite)
+            while chunk := [next(rows, None) for _ in range(CHUNK)]:
+                chunk_rows = [row for row in chunk if row is not None]
+                if not chunk_rows:
+                    break
+                (_sqlite_chunk if sqlite else _copy_chunk)(raw, chunk_rows)
+        raw.commit()
+        if not sqlite:  # VACUUM cannot run in a transaction: a steady store has been vacuumed
+            raw.driver_connection.autocommit = True  # type: ignore[union-attr]
+        raw.cursor().execute("ANALYZE" if sqlite else "VACUUM ANALYZE")
+        raw.commit()
+    finally:
+        raw.close()
+    return time.perf_counter() - began
+
+
+def _by_table(rows: list[tuple[tuple[Any, ...], ...]]) -> list[tuple[sa.Table, list[Any]]]:
+    return [
+        (calls, [r[0] for r in rows]),
+        (call_costs, [r[1] for r in rows if r[2][0]]),
+        (unrated_calls, [r[1] for r in rows if not r[2][0]]),
+    ]
+
+
+def _sqlite_chunk(raw: Any, rows: list[tuple[tuple[Any, ...], ...]]) -> None:
+    cursor = raw.cursor()
+    # The store's SQLite connections leave transactions to SQLAlchemy (the driver's own
+    # implicit ones are off), so a bare executemany would commit every row: one per chunk.
+    cursor.execute("BEGIN")
+    for table, values in _by_table(rows):
+        marks = ", ".join("?" for _ in table.c)
+        cursor.executemany(f"INSERT INTO {table.name} VALUES ({marks})", values)
+    cursor.execute("COMMIT")
+
+
+def _copy_chunk(raw: Any, rows: list[tuple[tuple[Any, ...], ...]]) -> None:
+    cursor = raw.cursor()
+    for table, values in _by_table(rows):
+        columns = ", ".join(c.name for c in table.c)
+        with cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+            for value in values:
+                copy.write_row(value)
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+
+def measure(
+    engine: sa.Engine, settings: Settings, filters: dict[str, str], requests: int
+) -> tuple[Timing, Timing, int]:
+    """(app timing, bare-query timing, calls matched) for one filter."""
+    app = create_app(settings, test_config={"TESTING": True})
+    try:
+        client = app.test_client()
+        client.post("/login", data={"email": EMAIL, "password": PASSWORD,
+                                    "csrf_token": csrf_token(client)})  # fmt: skip
+        captured = _capture(app.extensions["callcollect.store"])
+        first = client.get("/calls", query_string=filters)
+        assert first.status_code == 200, first.status_code
+        statements = [s for s in captured if "FROM calls" in s[0]]
+        assert len(statements) == 2, [s[0][:80] for s in captured]
+        app_times = [
+            _timed(lambda: client.get("/calls", query_string=filters)) for _ in range(requests)
+        ]
+    finally:
+        app.extensions["callcollect.store"].dispose()
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+
+        def bare() -> None:
+            for sql, params in statements:
+                cursor.execute(sql, params)
+                cursor.fetchall()
+
+        bare()
+        bare_times = [_timed(bare) for _ in range(requests)]
+        cursor.execute(*statements[1])
+        matched = sum(int(row[2]) for row in cursor.fetchall())
+    finally:
+        raw.close()
+    return Timing.of(app_times), Timing.of(bare_times), matched
+
+
+def _capture(engine: sa.Engine) -> list[tuple[str, Any]]:
+    """Every statement ``engine`` sends from now on, with its parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", remember)
+    return seen
+
+
+def _timed(work: Callable[[], object]) -> float:
+    began = time.perf_counter()
+    work()
+    return time.perf_counter() - began
+
+
+def run_store(name: str, url: str, data_dir: Path, args: argparse.Namespace) -> list[str]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = replace(settings_for_data_dir(data_dir), store=StoreSettings(url=url))
+    engine = web_engine(url)  # the app's own connection settings, for the bare query too
+    try:
+        ids = set_up(engine, settings)
+        seconds = load(engine, ids, args.tenant_calls, args.total_calls)
+        print(f"{name}: loaded {args.total_calls:,} calls ({args.tenant_calls:,} the tenant's) "
+              f"in {seconds:.0f} s", flush=True)  # fmt: skip
+        lines = []
+        for label, filters in FILTERS.items():
+            # The whole year is every call of the tenant: a few requests show its cost.
+            requests = args.requests if filters else min(args.requests, UNFILTERED_REQUESTS)
+            app, bare, matched = measure(engine, settings, filters, requests)
+            ok = (
+                ""
+                if name != "PostgreSQL"
+                or (app.p95 <= TARGET_P95_MS and app.p95 <= TARGET_RATIO * bare.p95)
+                else "  (target missed)"
+            )
+            line = (
+                f"{name:10} {label:24} {matched:>9,} calls x{requests:<3} | app p50 {app.p50:7.1f} ms "
+                f"p95 {app.p95:7.1f} ms | bare query p50 {bare.p50:7.1f} ms p95 {bare.p95:7.1f} ms"
+                f" | ratio p50 {app.p50 / bare.p50:4.2f} p95 {app.p95 / bare.p95:4.2f}{ok}"
+            )
+            print(line, flush=True)
+            lines.append(line)
+        return lines
+    finally:
+        engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20,000 of 100,000 calls")
+    parser.add_argument("--tenant-calls", type=int)
+    parser.add_argument("--total-calls", type=int)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--postgresql-only", action="store_true")
+    args = parser.parse_args()
+    args.tenant_calls = args.tenant_calls or (20_000 if args.quick else 1_000_000)
+    args.total_calls = args.total_calls or (100_000 if args.quick else 5_000_000)
+    print(f"GET /calls, first page of 50 with totals, {args.requests} requests per filter; "
+          f"targets on PostgreSQL: p95 <= {TARGET_P95_MS:.0f} ms, app <= "
+          f"{TARGET_RATIO}x its bare query", flush=True)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="cc-portal-bench-") as tmp:
+        root = Path(tmp)
+        if not args.postgresql_only:
+            run_store("SQLite", f"sqlite:///{root / 'portal.db'}", root / "sqlite", args)
+        if not args.sqlite_only:
+            with throwaway_cluster() as cluster:
+                url = cluster.url(cluster.create_database("portal"))
+                run_store("PostgreSQL", url, root / "postgresql", args)
+
+
+if __name__ == "__main__":
+    main()

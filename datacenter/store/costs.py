@@ -1,0 +1,253 @@
+"""Read models of a call's rating, for ``TenantScope``: cost rows, totals, queue and history.
+
+This module builds clauses and turns rows into dataclasses; it runs no query itself. Only
+``TenantScope`` executes them, always with the tenant condition first, so there is still one
+place every call query goes through.
+
+- ``CallCost``: a ``call_costs`` row as the list shows it (cost in minor units of its
+  currency, destination, class, carrier, billed seconds), plus ``rated_at``.
+- ``CallTotals``: count, talk and billed seconds and cost per currency of a filtered set,
+  computed by one ``GROUP BY currency`` query over the same filter as the list, not over a page.
+- ``CostFilter`` conditions: destination class, carrier, cost at least / at most (inclusive,
+  in major units of each call's own currency, compared exactly in minor units; a no-charge
+  call costs 0, so "at most" includes it). Calls that are not rated match no cost condition.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from datacenter.store.tables.core import calls
+from datacenter.store.tables.rating import call_cost_history, call_costs, unrated_calls
+
+MAX_DECIMALS = 6  # tariffs keep at most micro-units (docs/rating.md)
+COST_COLUMNS = (
+    "cost_minor", "currency", "decimals", "number_class", "e164", "carrier", "destination",
+    "tariff_version", "billed_seconds", "zero_reason", "rated_at",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CallCost:
+    """A rated call's cost and destination (``currency`` is "" when no tariff was involved)."""
+
+    cost_minor: int
+    currency: str
+    decimals: int
+    number_class: str
+    e164: str  # digits without '+', "" for a call that was not a public number
+    carrier: str
+    destination: str
+    tariff_version: str
+    billed_seconds: int
+    zero_reason: str | None
+    rated_at: datetime
+
+    @property
+    def amount(self) -> Decimal:
+        return Decimal(self.cost_minor).scaleb(-self.decimals)
+
+
+@dataclass(frozen=True, slots=True)
+class CurrencyTotal:
+    currency: str
+    decimals: int
+    calls: int
+    cost_minor: int
+
+    @property
+    def amount(self) -> Decimal:
+        return Decimal(self.cost_minor).scaleb(-self.decimals)
+
+
+@dataclass(frozen=True, slots=True)
+class CallTotals:
+    """Totals of every call matching a filter (not of one page)."""
+
+    calls: int = 0
+    talk_seconds: int = 0
+    billed_seconds: int = 0
+    not_rated: int = 0  # calls with no cost row (on the unrated queue, or never rated)
+    costs: tuple[CurrencyTotal, ...] = ()  # one per currency, tariff-less zero costs left out
+
+
+@dataclass(frozen=True, slots=True)
+class UnratedInfo:
+    """Why a call is on the unrated queue (``reason``: an ``UnratedReason`` code)."""
+
+    reason: str
+    detail: str
+    explanation: dict[str, Any]
+    first_attempt_at: datetime
+    last_attempt_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class CostChange:
+    """One ``call_cost_history`` row: a re-rate or retry that changed the call's cost."""
+
+    changed_at: datetime
+    cause: str
+    old_cost_minor: int | None
+    old_currency: str | None
+    old_tariff_version: str | None
+    new_cost_minor: int | None
+    new_currency: str | None
+    new_tariff_version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CostFilter:
+    """Conditions on the rating result; empty fields do not filter."""
+
+    number_class: str | None = None
+    carrier: str | None = None
+    cost_min: Decimal | None = None  # inclusive, major units
+    cost_max: Decimal | None = None
+
+    @property
+    def empty(self) -> bool:
+        return all(
+            v is None for v in (self.number_class, self.carrier, self.cost_min, self.cost_max)
+        )
+
+
+def joined_costs() -> sa.Join:
+    """``calls`` with their cost row, when they have one."""
+    return calls.outerjoin(
+        call_costs,
+        sa.and_(
+            call_costs.c.tenant_id == calls.c.tenant_id,
+            call_costs.c.record_id == calls.c.record_id,
+        ),
+    )
+
+
+def joined_costs_and_queue() -> sa.Join:
+    """``calls`` with their cost row and their unrated-queue row (at most one of the two)."""
+    return joined_costs().outerjoin(
+        unrated_calls,
+        sa.and_(
+            unrated_calls.c.tenant_id == calls.c.tenant_id,
+            unrated_calls.c.record_id == calls.c.record_id,
+        ),
+    )
+
+
+def list_columns() -> list[sa.ColumnElement[Any]]:
+    """The cost columns (``cost_*`` labels) and the queue reason a list row carries."""
+    return [call_costs.c[name].label(f"cost_{name}") for name in COST_COLUMNS] + [
+        unrated_calls.c.reason.label("unrated_reason")
+    ]
+
+
+def cost_conditions(filter: CostFilter) -> list[sa.ColumnElement[bool]]:
+    out: list[sa.ColumnElement[bool]] = []
+    if filter.number_class:
+        out.append(call_costs.c.number_class == filter.number_class)
+    if filter.carrier:
+        out.append(call_costs.c.carrier == filter.carrier)
+    if filter.cost_min is not None:
+        out.append(call_costs.c.cost_minor >= _minor_bound(filter.cost_min, math.ceil))
+    if filter.cost_max is not None:
+        out.append(call_costs.c.cost_minor <= _minor_bound(filter.cost_max, math.floor))
+    return out
+
+
+def _minor_bound(amount: Decimal, to_int: Any) -> sa.ColumnElement[int]:
+    """``amount`` in each row's minor units: exact per currency decimals (0-6)."""
+    whens = [
+        (call_costs.c.decimals == places, int(to_int(amount.scaleb(places))))
+        for places in range(MAX_DECIMALS + 1)
+    ]
+    return sa.case(*whens, else_=int(to_int(amount.scaleb(MAX_DECIMALS))))
+
+
+def totals_query(conditions: list[sa.ColumnElement[bool]]) -> sa.Select[Any]:
+    return (
+        sa.select(
+            call_costs.c.currency,
+            call_costs.c.decimals,
+            sa.func.count().label("calls"),
+            sa.func.coalesce(sa.func.sum(calls.c.talk_seconds), 0).label("talk"),
+            sa.func.coalesce(sa.func.sum(call_costs.c.billed_seconds), 0).label("billed"),
+            sa.func.coalesce(sa.func.sum(call_costs.c.cost_minor), 0).label("cost"),
+        )
+        .select_from(joined_costs())
+        .where(*conditions)
+        .group_by(call_costs.c.currency, call_costs.c.decimals)
+    )
+
+
+def totals_from_rows(rows: list[sa.Row[Any]]) -> CallTotals:
+    costs = sorted(
+        (
+            CurrencyTotal(row.currency, int(row.decimals), int(row.calls), int(row.cost))
+            for row in rows
+            if row.currency  # NULL: not rated; "": zero cost without a tariff
+        ),
+        key=lambda total: total.currency,
+    )
+    return CallTotals(
+        calls=sum(int(row.calls) for row in rows),
+        talk_seconds=sum(int(row.talk) for row in rows),
+        billed_seconds=sum(int(row.billed) for row in rows),
+        not_rated=sum(int(row.calls) for row in rows if row.currency is None),
+        costs=tuple(_merge(costs)),
+    )
+
+
+def _merge(costs: list[CurrencyTotal]) -> list[CurrencyTotal]:
+    """One total per currency (a tariff's decimals could differ between versions)."""
+    out: dict[str, CurrencyTotal] = {}
+    for total in costs:
+        held = out.get(total.currency)
+        if held is None:
+            out[total.currency] = total
+            continue
+        places = max(held.decimals, total.decimals)
+        out[total.currency] = CurrencyTotal(
+            total.currency, places, held.calls + total.calls,
+            held.cost_minor * 10 ** (places - held.decimals)
+            + total.cost_minor * 10 ** (places - total.decimals),
+        )  # fmt: skip
+    return list(out.values())
+
+
+def cost_from_row(row: sa.Row[Any]) -> CallCost | None:
+    """The ``cost_*`` labelled columns of a list row (None: the call has no cost row)."""
+    mapping = row._mapping
+    if mapping["cost_cost_minor"] is None:
+        return None
+    return CallCost(**{name: mapping[f"cost_{name}"] for name in COST_COLUMNS})
+
+
+def cost_select(tenant_id: int, record_id: str) -> sa.Select[Any]:
+    return sa.select(
+        *(call_costs.c[name] for name in COST_COLUMNS), call_costs.c.explanation
+    ).where(call_costs.c.tenant_id == tenant_id, call_costs.c.record_id == record_id)
+
+
+def queue_select(tenant_id: int, record_id: str) -> sa.Select[Any]:
+    columns = [unrated_calls.c[f] for f in UnratedInfo.__dataclass_fields__]
+    return sa.select(*columns).where(
+        unrated_calls.c.tenant_id == tenant_id, unrated_calls.c.record_id == record_id
+    )
+
+
+def history_select(tenant_id: int, record_id: str) -> sa.Select[Any]:
+    columns = [call_cost_history.c[f] for f in CostChange.__dataclass_fields__]
+    return (
+        sa.select(*columns)
+        .where(
+            call_cost_history.c.tenant_id == tenant_id, call_cost_history.c.record_id == record_id
+        )
+        .order_by(call_cost_history.c.changed_at.desc())
+    )
