@@ -26,9 +26,12 @@ def user_group() -> None:
 @user_group.command("add")
 @click.argument("email")
 @click.option("--role", type=click.Choice(ROLES), required=True,
-              help="tenant: sees one tenant's reports; technician: every site's polling health; "
+              help="tenant: sees one tenant's calls (within a scope); tenant_admin: the whole "
+              "tenant and its users; technician: the assigned tenants' polling health; "
               "admin: everything, including users.")  # fmt: skip
-@click.option("--tenant", "tenant_slug", default=None, help="Tenant slug (role tenant only).")
+@click.option(
+    "--tenant", "tenant_slug", default=None, help="Tenant slug (roles tenant and tenant_admin)."
+)
 @click.option("--name", "display_name", default="", help="Display name.")
 @click.option("--password-stdin", is_flag=True,
               help="Read the password from the first line of standard input (for scripts).")  # fmt: skip
