@@ -85,6 +85,13 @@ SETTINGS: tuple[Setting, ...] = (
             "use if missing."),
     _setting("web.bind", TEXT, DEFAULT_BIND, "HOST:PORT gunicorn listens on."),
     _setting("web.workers", WHOLE, str(DEFAULT_WORKERS), "gunicorn worker processes (1-64)."),
+    _setting("web.session_idle_minutes", WHOLE, "60",
+            "A signed-in session unused this long ends (5-1440)."),
+    _setting("web.session_lifetime_hours", WHOLE, "12",
+            "Every session ends this long after sign-in, however busy (1-168)."),
+    _setting("web.login_lock_after", WHOLE, "10",
+            "Consecutive wrong passwords that lock an account until an administrator unlocks it "
+            "(3-100)."),
     _setting("ingest.poll_seconds", NUMBER, str(DEFAULT_POLL_SECONDS),
             "How often `datacenter ingest --watch` scans the landing area (0.1-3600)."),
     _setting("ingest.claim_timeout_seconds", NUMBER, str(DEFAULT_CLAIM_TIMEOUT_SECONDS),
@@ -191,6 +198,9 @@ class WebSettings:
     secret_key_file: Path
     bind: str
     workers: int
+    session_idle_minutes: int = 60
+    session_lifetime_hours: int = 12
+    login_lock_after: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +398,12 @@ def _build(values: Mapping[str, tuple[Any, Path]], source: Path | None) -> Setti
     bind: str = get("web.bind")
     if not _valid_bind(bind):
         raise ConfigError("web.bind", f"{bind!r} is not HOST:PORT", "write e.g. 127.0.0.1:8080")
+    idle: int = get("web.session_idle_minutes")
+    check_range("web.session_idle_minutes", idle, 5, 1440)
+    lifetime: int = get("web.session_lifetime_hours")
+    check_range("web.session_lifetime_hours", lifetime, 1, 168)
+    lock_after: int = get("web.login_lock_after")
+    check_range("web.login_lock_after", lock_after, 3, 100)
     poll: float = get("ingest.poll_seconds")
     check_range("ingest.poll_seconds", poll, 0.1, 3600)
     claim: float = get("ingest.claim_timeout_seconds")
@@ -396,7 +412,14 @@ def _build(values: Mapping[str, tuple[Any, Path]], source: Path | None) -> Setti
         data_dir=data_dir,
         store=StoreSettings(url=url),
         landing=LandingSettings(root=landing),
-        web=WebSettings(secret_key_file=secret_file, bind=bind, workers=workers),
+        web=WebSettings(
+            secret_key_file=secret_file,
+            bind=bind,
+            workers=workers,
+            session_idle_minutes=idle,
+            session_lifetime_hours=lifetime,
+            login_lock_after=lock_after,
+        ),
         ingest=IngestSettings(
             poll_seconds=poll,
             claim_timeout_seconds=claim,

@@ -2,9 +2,10 @@
 
 Contract:
 
-- ``UserScope`` is a user's scope: ``whole`` (the organisation), or sets of sites, departments,
-  cost centres and extensions; a call is in scope when it matches any of them (sites,
-  departments and cost centres through ``directory_entries`` at the call's start).
+- ``UserScope`` (``datacenter.store.call_scope``) is a user's scope: ``whole`` (the
+  organisation), or sets of sites, departments, cost centres and extensions; a call is in scope
+  when it matches any of them (sites, departments and cost centres through
+  ``directory_entries`` at the call's start).
   ``TenantScope`` applies it to every call query (datacenter/store/scoped.py).
 - Tenant admins, technicians and admins always see the whole tenant; only ``tenant`` users are
   limited. A ``tenant`` user without rows sees the whole organisation.
@@ -14,73 +15,16 @@ Contract:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-
 import sqlalchemy as sa
 
 from datacenter.accounts.users import User
-from datacenter.store.tables.accounts import MASKED_ROLES, SCOPE_KINDS, number_masks, user_scopes
+from datacenter.store.call_scope import WHOLE, UserScope, scope_from
+from datacenter.store.tables.accounts import MASKED_ROLES, number_masks, user_scopes
 from shared.errors import ValidationError
 
-MAX_SCOPE_VALUES = 200
+__all__ = ["WHOLE", "UserScope", "mask_digits", "mask_settings", "scope_from", "scope_of",
+           "set_mask_digits", "set_scope"]  # fmt: skip
 MAX_MASK_DIGITS = 20
-
-
-@dataclass(frozen=True, slots=True)
-class UserScope:
-    """The calls a user may see within its tenant; ``whole`` ignores the sets."""
-
-    sites: frozenset[str] = field(default_factory=frozenset)
-    departments: frozenset[str] = field(default_factory=frozenset)
-    cost_centres: frozenset[str] = field(default_factory=frozenset)
-    extensions: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def whole(self) -> bool:
-        return not (self.sites or self.departments or self.cost_centres or self.extensions)
-
-    def by_kind(self) -> dict[str, frozenset[str]]:
-        return {
-            "site": self.sites,
-            "department": self.departments,
-            "cost_centre": self.cost_centres,
-            "extension": self.extensions,
-        }
-
-    def describe(self) -> str:
-        if self.whole:
-            return "Whole organisation"
-        labels = {"site": "Sites", "department": "Departments", "cost_centre": "Cost centres",
-                  "extension": "Extensions"}  # fmt: skip
-        return "; ".join(
-            f"{labels[kind]}: {', '.join(sorted(values))}"
-            for kind, values in self.by_kind().items()
-            if values
-        )
-
-
-WHOLE = UserScope()
-
-
-def scope_from(values: Mapping[str, Iterable[str]]) -> UserScope:
-    """A scope from ``{kind: values}``; unknown kinds or too many values raise ValidationError."""
-    clean: dict[str, frozenset[str]] = {}
-    for kind, items in values.items():
-        if kind not in SCOPE_KINDS:
-            raise ValidationError("scope", f"{kind!r} is not one of: {', '.join(SCOPE_KINDS)}")
-        cleaned = frozenset(v.strip() for v in items if v.strip())
-        if len(cleaned) > MAX_SCOPE_VALUES:
-            raise ValidationError("scope", f"at most {MAX_SCOPE_VALUES} {kind} values")
-        if any(len(v) > 200 for v in cleaned):
-            raise ValidationError("scope", f"a {kind} is longer than 200 characters")
-        clean[kind] = cleaned
-    return UserScope(
-        sites=clean.get("site", frozenset()),
-        departments=clean.get("department", frozenset()),
-        cost_centres=clean.get("cost_centre", frozenset()),
-        extensions=clean.get("extension", frozenset()),
-    )
 
 
 def scope_of(conn: sa.Connection, user: User) -> UserScope:
@@ -151,18 +95,3 @@ def set_mask_digits(conn: sa.Connection, tenant_id: int, role: str, digits: int)
     )
     if digits:
         conn.execute(number_masks.insert().values(tenant_id=tenant_id, role=role, digits=digits))
-
-
-def mask_number(number: str, digits: int) -> str:
-    """``number`` with its last ``digits`` digits replaced by ``x`` (other characters kept)."""
-    if digits <= 0 or not number:
-        return number
-    chars = list(number)
-    left = digits
-    for i in range(len(chars) - 1, -1, -1):
-        if left == 0:
-            break
-        if chars[i].isdigit():
-            chars[i] = "x"
-            left -= 1
-    return "".join(chars)

@@ -9,10 +9,20 @@ Contract:
 - ``list_calls`` pages newest first (``start_utc`` then ``record_id``, descending, so paging is
   stable). ``CallFilter`` days are whole days in the tenant's time zone, or in UTC if asked.
 - ``day_summary`` reads the ``call_days`` rollup that ingest maintains, never raw call rows.
+- A scope may be narrowed to a viewer's ``UserScope`` (``datacenter.store.call_scope``): every
+  call query (list, count, one call, hourly and per-source counts) then also requires the call's
+  extension to be one of the scope's extensions, or to have belonged, in ``directory_entries``
+  at the call's start, to one of its sites, departments or cost centres. A call outside the
+  scope is "not found", exactly like another tenant's. ``day_summary`` reads a rollup of the
+  whole tenant, so a narrowed scope refuses it (``StoreError``).
+- ``mask_digits`` hides the last N digits of every external number in what the scope returns
+  (the call's fields, its raw record and extras); while numbers are masked the ``number``
+  filter matches nothing, so it cannot be used to probe the hidden digits.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -22,7 +32,9 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from datacenter.store.call_scope import WHOLE, UserScope, mask_number
 from datacenter.store.tables.core import call_days, calls, landed_files, tenants
+from datacenter.store.tables.directory import directory_entries
 from shared.errors import StoreError, ValidationError
 from shared.icdr import ICDR, Completion, Direction
 
@@ -38,6 +50,7 @@ _SUMMARY_COLUMNS = (
     "ani", "dnis", "answered", "completion", "completion_source", "transferred", "conference",
     "call_id", "parent_call_id",
 )  # fmt: skip
+_NUMBER_COLUMNS = ("calling", "called", "dialled_digits", "third_party", "ani", "dnis")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,9 +170,16 @@ class LandedFile:
 
 
 class TenantScope:
-    """Read access to one tenant's calls, rollups and landed files."""
+    """Read access to one tenant's calls, rollups and landed files (within ``user_scope``)."""
 
-    def __init__(self, conn: sa.Connection, tenant_id: int) -> None:
+    def __init__(
+        self,
+        conn: sa.Connection,
+        tenant_id: int,
+        *,
+        user_scope: UserScope = WHOLE,
+        mask_digits: int = 0,
+    ) -> None:
         if not isinstance(tenant_id, int) or isinstance(tenant_id, bool):
             raise TypeError(f"TenantScope needs an integer tenant id, got {tenant_id!r}")
         row = conn.execute(
@@ -171,6 +191,8 @@ class TenantScope:
         self.tenant_id = tenant_id
         self.slug: str = row.slug
         self.zone = ZoneInfo(row.timezone)
+        self.user_scope = user_scope
+        self.mask_digits = mask_digits
 
     def list_calls(
         self, filter: CallFilter, *, page: int = 1, per_page: int = DEFAULT_PER_PAGE
@@ -189,7 +211,7 @@ class TenantScope:
         )
         rows = self._conn.execute(query).all()
         return CallPage(
-            calls=[_call(row) for row in rows],
+            calls=[self._call(row) for row in rows],
             page=page,
             per_page=per_page,
             total=self.count_calls(filter),
@@ -201,13 +223,11 @@ class TenantScope:
 
     def get_call(self, record_id: str) -> CallDetail | None:
         row = self._conn.execute(
-            calls.select().where(
-                calls.c.tenant_id == self.tenant_id, calls.c.record_id == record_id
-            )
+            calls.select().where(*self._in_scope(), calls.c.record_id == record_id)
         ).one_or_none()
         if row is None:
             return None
-        return CallDetail(
+        detail = CallDetail(
             call=_call(row),
             flags=tuple(row.flags),
             raw=row.raw,
@@ -216,6 +236,7 @@ class TenantScope:
             landed_file=row.landed_file,
             ingested_at=row.ingested_at,
         )
+        return self._masked_detail(detail) if self.mask_digits else detail
 
     def day_summary(
         self,
@@ -225,6 +246,8 @@ class TenantScope:
         direction: Direction | None = None,
     ) -> list[DayCount]:
         """Per local day and direction, oldest first, from the rollup."""
+        if not self.user_scope.whole:
+            raise StoreError("the daily rollup covers the whole tenant, not a narrowed scope")
         query = sa.select(call_days).where(call_days.c.tenant_id == self.tenant_id)
         if date_from is not None:
             query = query.where(call_days.c.day >= date_from)
@@ -251,7 +274,7 @@ class TenantScope:
         query = (
             sa.select(calls.c.source_id, sa.func.count())
             .where(
-                calls.c.tenant_id == self.tenant_id,
+                *self._in_scope(),
                 calls.c.start_utc >= start,
                 calls.c.start_utc < end,
                 calls.c.agent_id == agent_id,
@@ -269,7 +292,7 @@ class TenantScope:
         else:  # SQLite stores naive UTC text: cut it at the hour
             hour = sa.func.strftime("%Y-%m-%d %H:00:00", calls.c.start_utc)
         query = sa.select(hour.label("hour"), sa.func.count()).where(
-            calls.c.tenant_id == self.tenant_id,
+            *self._in_scope(),
             calls.c.start_utc >= start,
             calls.c.start_utc < end,
         )
@@ -303,8 +326,77 @@ class TenantScope:
         end = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone)
         return start.astimezone(UTC), end.astimezone(UTC)
 
-    def _conditions(self, filter: CallFilter) -> list[sa.ColumnElement[bool]]:
+    def _in_scope(self) -> list[sa.ColumnElement[bool]]:
+        """The tenant, and the viewer's part of it: what every call query starts from."""
         conditions: list[sa.ColumnElement[bool]] = [calls.c.tenant_id == self.tenant_id]
+        scope = self.user_scope
+        if scope.whole:
+            return conditions
+        either: list[sa.ColumnElement[bool]] = []
+        if scope.extensions:
+            either.append(calls.c.extension.in_(sorted(scope.extensions)))
+        grouped = [
+            column.in_(sorted(values))
+            for column, values in (
+                (directory_entries.c.site, scope.sites),
+                (directory_entries.c.department, scope.departments),
+                (directory_entries.c.cost_centre, scope.cost_centres),
+            )
+            if values
+        ]
+        if grouped:
+            either.append(
+                sa.exists().where(
+                    directory_entries.c.tenant_id == self.tenant_id,
+                    directory_entries.c.extension == calls.c.extension,
+                    directory_entries.c.valid_from <= calls.c.start_utc,
+                    sa.or_(
+                        directory_entries.c.valid_to.is_(None),
+                        calls.c.start_utc < directory_entries.c.valid_to,
+                    ),
+                    sa.or_(*grouped),
+                )
+            )
+        conditions.append(sa.or_(*either))
+        return conditions
+
+    def _call(self, row: sa.Row[Any]) -> Call:
+        call = _call(row)
+        return self._call_masked(call) if self.mask_digits else call
+
+    def _masked_detail(self, detail: CallDetail) -> CallDetail:
+        """The detail with every external number hidden, in the fields, raw record and extras."""
+        hidden = {
+            number: mask_number(number, self.mask_digits)
+            for name in _NUMBER_COLUMNS
+            if (number := getattr(detail.call, name))
+        }
+
+        def scrub(text: str) -> str:
+            for number in sorted(hidden, key=len, reverse=True):
+                text = text.replace(number, hidden[number])
+            return text
+
+        record = detail.record
+        changes: dict[str, Any] = {name: scrub(getattr(record, name)) for name in _NUMBER_COLUMNS}
+        changes["raw"] = scrub(record.raw)
+        changes["extra"] = {key: scrub(value) for key, value in record.extra.items()}
+        masked_record = dataclasses.replace(record, **changes)
+        return dataclasses.replace(
+            detail,
+            call=self._call_masked(detail.call),
+            raw=scrub(detail.raw),
+            record=masked_record,
+        )
+
+    def _call_masked(self, call: Call) -> Call:
+        masked: dict[str, Any] = {
+            name: mask_number(getattr(call, name), self.mask_digits) for name in _NUMBER_COLUMNS
+        }
+        return dataclasses.replace(call, **masked)
+
+    def _conditions(self, filter: CallFilter) -> list[sa.ColumnElement[bool]]:
+        conditions = self._in_scope()
         if filter.date_from is not None:
             conditions.append(
                 calls.c.start_utc >= self.day_bounds(filter.date_from, utc=filter.utc)[0]
@@ -318,7 +410,9 @@ class TenantScope:
         if filter.direction is not None:
             conditions.append(calls.c.direction == Direction(filter.direction).value)
         number = _NUMBER_PUNCTUATION.sub("", filter.number or "")
-        if number:
+        if number and self.mask_digits:
+            conditions.append(sa.false())  # searching would reveal the hidden digits
+        elif number:
             conditions.append(
                 sa.or_(
                     calls.c.calling.contains(number, autoescape=True),

@@ -2,9 +2,10 @@
 
 Contract:
 
-- Every page here needs the ``tenant`` role and reads only through ``TenantScope`` built from
-  the logged-in user's tenant; a record id of another tenant is answered 404, exactly like one
-  that does not exist, so ids cannot be probed.
+- Every page here needs the ``tenant`` or ``tenant_admin`` role and reads only through
+  ``TenantScope`` built from the signed-in user's tenant, narrowed to their scope and with their
+  number masking; a record id of another tenant or outside the scope is answered 404, exactly
+  like one that does not exist, so ids cannot be probed.
 - ``/calls`` lists newest first, ``PER_PAGE`` a page, with the total count. Filters travel in
   the query string (a filtered page can be bookmarked): ``from``/``to`` (inclusive days in the
   tenant's time zone), ``extension`` (exact), ``number`` (part of the calling, called or dialled
@@ -70,7 +71,7 @@ class CallFilterForm(FlaskForm):  # type: ignore[misc]
 
 
 @bp.route("/calls")
-@role_required("tenant")
+@role_required("tenant", "tenant_admin")
 def calls() -> ResponseReturnValue:
     scope = _scope()
     form = CallFilterForm(formdata=request.args)
@@ -91,7 +92,7 @@ def calls() -> ResponseReturnValue:
 
 
 @bp.route("/calls/<record_id>")
-@role_required("tenant")
+@role_required("tenant", "tenant_admin")
 def call_detail(record_id: str) -> ResponseReturnValue:
     scope = _scope()
     detail = scope.get_call(record_id)
@@ -108,10 +109,15 @@ def call_detail(record_id: str) -> ResponseReturnValue:
 
 
 def _scope() -> TenantScope:
-    tenant = require_viewer().tenant
-    if tenant is None:  # pragma: no cover - the schema gives every tenant user a tenant
+    viewer = require_viewer()
+    if viewer.tenant is None:  # pragma: no cover - the schema gives every tenant user a tenant
         abort(403)
-    return TenantScope(store.connection(), tenant.tenant_id)
+    return TenantScope(
+        store.connection(),
+        viewer.tenant.tenant_id,
+        user_scope=viewer.scope,
+        mask_digits=viewer.mask_digits,
+    )
 
 
 def _page_url(filter_args: dict[str, Any], number: int) -> str:
