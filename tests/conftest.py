@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.lcscdr",
     "tests.fixtures.proxies",
     "tests.fixtures.console",
+    "tests.fixtures.scopes",
 ]
