@@ -5,9 +5,9 @@ pytest_plugins = [
     "tests.fixtures.sshd",
     "tests.fixtures.store",
     "tests.fixtures.web",
+    "tests.fixtures.scopes",
     "tests.fixtures.browser",
     "tests.fixtures.lcscdr",
     "tests.fixtures.proxies",
     "tests.fixtures.console",
-    "tests.fixtures.scopes",
 ]
