@@ -57,7 +57,7 @@ def user_add_command(
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    check_password_policy(password)
+    check_password_policy(password, email=email, name=display_name)
 
     def action(conn: sa.Connection) -> User:
         tenant_id = require_tenant(conn, tenant_slug).tenant_id if tenant_slug else None
