@@ -5,7 +5,9 @@ Contract:
 - ``new_secret`` makes a base32 secret; ``enable`` stores it only once the user has typed a
   valid code from it (so a mistyped enrolment cannot lock anyone out) and returns
   ``RECOVERY_CODES`` fresh recovery codes, shown once and stored as argon2 hashes.
-- ``verify`` accepts the current code and one 30-second step either side (clock drift).
+- ``verify`` accepts the current code and one 30-second step either side (clock drift);
+  ``accept`` (sign-in) also refuses a code of a time step at or before the last one used, so
+  a code seen over someone's shoulder cannot be replayed.
 - ``use_recovery_code`` accepts each code once; ``disable`` removes the secret and the codes.
 """
 
@@ -42,6 +44,27 @@ def verify(secret: str, code: str, *, now: datetime) -> bool:
     return bool(pyotp.TOTP(secret).verify(digits, for_time=now, valid_window=1))
 
 
+def accept(conn: sa.Connection, user_id: int, code: str, *, now: datetime) -> bool:
+    """A sign-in code: valid for the user's secret and newer than the last one used."""
+    row = conn.execute(
+        sa.select(users.c.totp_secret, users.c.totp_last_step).where(users.c.user_id == user_id)
+    ).one_or_none()
+    if row is None or row.totp_secret is None:
+        return False
+    digits = code.replace(" ", "").strip()
+    otp = pyotp.TOTP(row.totp_secret)
+    step = otp.timecode(now)
+    for candidate in (step - 1, step, step + 1):  # one step of clock drift either way
+        if row.totp_last_step is not None and candidate <= row.totp_last_step:
+            continue
+        if digits.isdigit() and len(digits) == 6 and otp.at(candidate * otp.interval) == digits:
+            conn.execute(
+                users.update().where(users.c.user_id == user_id).values(totp_last_step=candidate)
+            )
+            return True
+    return False
+
+
 def secret_of(conn: sa.Connection, user_id: int) -> str | None:
     value = conn.scalar(sa.select(users.c.totp_secret).where(users.c.user_id == user_id))
     return None if value is None else str(value)
@@ -49,7 +72,11 @@ def secret_of(conn: sa.Connection, user_id: int) -> str | None:
 
 def enable(conn: sa.Connection, user_id: int, secret: str) -> list[str]:
     """Store the secret and fresh recovery codes; returns the codes (shown once)."""
-    conn.execute(users.update().where(users.c.user_id == user_id).values(totp_secret=secret))
+    conn.execute(
+        users.update()
+        .where(users.c.user_id == user_id)
+        .values(totp_secret=secret, totp_last_step=None)
+    )
     conn.execute(recovery_codes.delete().where(recovery_codes.c.user_id == user_id))
     codes = [
         "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10)) for _ in range(RECOVERY_CODES)
@@ -65,7 +92,11 @@ def enable(conn: sa.Connection, user_id: int, secret: str) -> list[str]:
 
 
 def disable(conn: sa.Connection, user_id: int) -> None:
-    conn.execute(users.update().where(users.c.user_id == user_id).values(totp_secret=None))
+    conn.execute(
+        users.update()
+        .where(users.c.user_id == user_id)
+        .values(totp_secret=None, totp_last_step=None)
+    )
     conn.execute(recovery_codes.delete().where(recovery_codes.c.user_id == user_id))
 
 

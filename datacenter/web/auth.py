@@ -332,8 +332,7 @@ def end_sessions_of(conn: sa.Connection, user: User, reason: str) -> None:
 
 
 def _second_factor_ok(conn: sa.Connection, user: User, code: str, now: datetime) -> bool:
-    secret = totp.secret_of(conn, user.user_id)
-    if secret is not None and totp.verify(secret, code, now=now):
+    if totp.accept(conn, user.user_id, code, now=now):
         return True
     if totp.use_recovery_code(conn, user.user_id, code, now=now):
         record_audit(conn, "recovery_code_used", tenant_id=user.tenant_id, actor=user.email,

@@ -239,10 +239,16 @@ def test_totp_enrolment_sign_in_and_one_use_recovery_codes(
         "/login/code", data={"code": "12345x", "csrf_token": csrf_token(fresh, "/login/code")}
     )
     assert "not right" in wrong.get_data(as_text=True) and not _signed_in(fresh)
+    used = totp.now()
     ok = fresh.post(
-        "/login/code", data={"code": totp.now(), "csrf_token": csrf_token(fresh, "/login/code")}
+        "/login/code", data={"code": used, "csrf_token": csrf_token(fresh, "/login/code")}
     )
     assert ok.status_code == 302 and _signed_in(fresh)
+    replay = scoped_app.test_client()  # the same code, seen over a shoulder: refused
+    replay.post("/login", data={"email": email, "password": PASSWORD,
+                                "csrf_token": csrf_token(replay)})  # fmt: skip
+    replay.post("/login/code", data={"code": used, "csrf_token": csrf_token(replay, "/login/code")})
+    assert not _signed_in(replay)
 
     for attempt, expected in ((1, True), (2, False)):  # a recovery code works once
         other = scoped_app.test_client()

@@ -68,9 +68,10 @@ users = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("last_login_at", UTCDateTime, nullable=True),
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
-    # Sign-in hardening (migration 0009): the TOTP secret (base32) once enrolled, consecutive
-    # failures and when the account was locked (an admin lifts it).
+    # Sign-in hardening (migration 0009): the TOTP secret (base32) once enrolled and the time
+    # step of the last code used, consecutive failures and when the account was locked.
     sa.Column("totp_secret", sa.String(64), nullable=True),
+    sa.Column("totp_last_step", sa.BigInteger, nullable=True),  # no code is accepted twice
     sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
     sa.Column("locked_at", UTCDateTime, nullable=True),
     sa.CheckConstraint(ROLE_CHECK, name="role"),

@@ -5,7 +5,7 @@ Revises: 0008
 Create Date: 2026-12-06 05:00:00
 
 - ``users.role`` may be ``tenant_admin`` (a tenant's own administrator, who belongs to a tenant
-  like a ``tenant`` user); ``users`` gains ``totp_secret``, ``failed_logins`` and ``locked_at``.
+  like a ``tenant`` user); ``users`` gains ``totp_secret``, ``totp_last_step``, ``failed_logins`` and ``locked_at``.
 - ``user_scopes``, ``user_sessions``, ``login_attempts``, ``audit_log``, ``recovery_codes`` and
   ``number_masks``: see datacenter/store/tables/accounts.py.
 
@@ -70,6 +70,7 @@ def _set_role_checks(role: str, role_tenant: str) -> None:
 def upgrade() -> None:
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("totp_secret", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("totp_last_step", sa.BigInteger, nullable=True))
         batch.add_column(
             sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0")
         )
@@ -153,4 +154,5 @@ def downgrade() -> None:
     with op.batch_alter_table("users") as batch:
         batch.drop_column("locked_at")
         batch.drop_column("failed_logins")
+        batch.drop_column("totp_last_step")
         batch.drop_column("totp_secret")
