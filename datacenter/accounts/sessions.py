@@ -3,9 +3,10 @@
 Contract:
 
 - ``start`` makes a random session id (returned once, for the signed cookie) and stores only
-  its SHA-256. ``resume`` answers the user id of a live session: not ended, used within
-  ``idle`` and younger than ``lifetime``; it ends an expired one and refreshes ``last_seen_at``
-  at most once a ``TOUCH_EVERY`` so browsing is not a write per click.
+  its SHA-256. ``look_up`` (read-only) answers the user id of a live session: not ended, used
+  within ``idle`` and younger than ``lifetime``; and whether to end an expired one or refresh
+  ``last_seen_at``, which is asked at most once a ``TOUCH_EVERY`` so browsing is not a write
+  per click. ``write_back`` does that; ``resume`` is both in one transaction.
 - ``end`` ends one session (sign-out); ``end_all`` ends every session of a user (password change,
   disable, role or scope change, an admin's reset), except ``keep`` when given.
 """
@@ -48,29 +49,53 @@ def start(conn: sa.Connection, user_id: int, *, now: datetime, address: str = ""
     return session_id
 
 
-def resume(
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What the store says of a session id: whose it is (None: no live session) and what to
+    write back: ``"touch"`` (refresh ``last_seen_at``), ``"idle"``/``"lifetime"`` (end it)."""
+
+    user_id: int | None
+    write: str | None = None
+
+
+def look_up(
     conn: sa.Connection, session_id: str, *, now: datetime, limits: SessionLimits
-) -> int | None:
-    """The user id of a live session ``session_id``, or None."""
-    key = _hash(session_id)
+) -> Lookup:
+    """Read-only: a request without anything to write back takes no write lock."""
     row = conn.execute(
-        sa.select(user_sessions).where(user_sessions.c.session_hash == key)
+        sa.select(user_sessions).where(user_sessions.c.session_hash == _hash(session_id))
     ).one_or_none()
     if row is None or row.ended_at is not None:
-        return None
+        return Lookup(None)
     if now - row.created_at >= limits.lifetime:
-        _end(conn, key, now, "lifetime")
-        return None
+        return Lookup(None, "lifetime")
     if now - row.last_seen_at >= limits.idle:
-        _end(conn, key, now, "idle")
-        return None
+        return Lookup(None, "idle")
     if now - row.last_seen_at >= TOUCH_EVERY:
+        return Lookup(int(row.user_id), "touch")
+    return Lookup(int(row.user_id))
+
+
+def write_back(conn: sa.Connection, session_id: str, lookup: Lookup, *, now: datetime) -> None:
+    """Do what ``look_up`` asked for (in the caller's write transaction)."""
+    key = _hash(session_id)
+    if lookup.write == "touch":
         conn.execute(
             user_sessions.update()
             .where(user_sessions.c.session_hash == key)
             .values(last_seen_at=now)
         )
-    return int(row.user_id)
+    elif lookup.write is not None:
+        _end(conn, key, now, lookup.write)
+
+
+def resume(
+    conn: sa.Connection, session_id: str, *, now: datetime, limits: SessionLimits
+) -> int | None:
+    """The user id of a live session ``session_id``, or None (look-up and write-back at once)."""
+    lookup = look_up(conn, session_id, now=now, limits=limits)
+    write_back(conn, session_id, lookup, now=now)
+    return lookup.user_id
 
 
 def end(conn: sa.Connection, session_id: str, *, now: datetime, reason: str) -> None:

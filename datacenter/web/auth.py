@@ -217,10 +217,12 @@ def load_viewer() -> None:
     session_id = session.get("sid")
     if not isinstance(session_id, str):
         return
-    with write_transaction(store.engine) as conn:
-        user_id = sessions.resume(conn, session_id, now=utc_now(), limits=session_limits())
-    conn = store.connection()
-    user = get_user(conn, user_id) if user_id is not None else None
+    conn, now = store.connection(), utc_now()
+    lookup = sessions.look_up(conn, session_id, now=now, limits=session_limits())
+    if lookup.write is not None:  # at most once a minute per session, or when it ends
+        with write_transaction(store.engine) as write:
+            sessions.write_back(write, session_id, lookup, now=now)
+    user = get_user(conn, lookup.user_id) if lookup.user_id is not None else None
     if user is None or user.disabled or user.locked_at is not None:
         session.clear()
         return
