@@ -3,6 +3,8 @@
 Contract:
 
 - Every attempt is a row in ``login_attempts`` (email as typed, normalised; source address).
+  Rows of that email and address older than ``KEEP`` are deleted as new ones come in, so a
+  guesser cannot grow the table without bound (the audit log keeps the history).
 - ``wait_seconds`` is how long a new attempt must wait: after ``free`` failures (of the email, or
   of the address, since its last success within ``window``) each further failure doubles the
   wait from ``base`` up to ``cap``. The web layer refuses early attempts with "try again in N s"
@@ -22,6 +24,8 @@ import sqlalchemy as sa
 from datacenter.store.tables.accounts import login_attempts
 from datacenter.store.tables.core import users
 
+KEEP = timedelta(days=1)  # longer than any policy's window
+
 
 @dataclass(frozen=True, slots=True)
 class ThrottlePolicy:
@@ -36,11 +40,12 @@ class ThrottlePolicy:
 def record_attempt(
     conn: sa.Connection, email: str, address: str, *, ok: bool, now: datetime
 ) -> None:
-    conn.execute(
-        login_attempts.insert().values(
-            at=now, email=email.strip().lower()[:254], address=address[:64], succeeded=ok
+    email, address = email.strip().lower()[:254], address[:64]
+    for column, value in ((login_attempts.c.email, email), (login_attempts.c.address, address)):
+        conn.execute(
+            login_attempts.delete().where(column == value, login_attempts.c.at < now - KEEP)
         )
-    )
+    conn.execute(login_attempts.insert().values(at=now, email=email, address=address, succeeded=ok))
 
 
 def wait_seconds(
