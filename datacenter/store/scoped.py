@@ -345,18 +345,22 @@ class TenantScope:
             if values
         ]
         if grouped:
-            either.append(
-                sa.exists().where(
-                    directory_entries.c.tenant_id == self.tenant_id,
-                    directory_entries.c.extension == calls.c.extension,
-                    directory_entries.c.valid_from <= calls.c.start_utc,
-                    sa.or_(
-                        directory_entries.c.valid_to.is_(None),
-                        calls.c.start_utc < directory_entries.c.valid_to,
-                    ),
-                    sa.or_(*grouped),
-                )
+            # The IN list narrows the calls through the (tenant_id, extension, start_utc) index
+            # to the extensions that were ever in scope; EXISTS then checks the period.
+            ever = sa.select(directory_entries.c.extension).where(
+                directory_entries.c.tenant_id == self.tenant_id, sa.or_(*grouped)
             )
+            held = sa.exists().where(
+                directory_entries.c.tenant_id == self.tenant_id,
+                directory_entries.c.extension == calls.c.extension,
+                directory_entries.c.valid_from <= calls.c.start_utc,
+                sa.or_(
+                    directory_entries.c.valid_to.is_(None),
+                    calls.c.start_utc < directory_entries.c.valid_to,
+                ),
+                sa.or_(*grouped),
+            )
+            either.append(sa.and_(calls.c.extension.in_(ever), held))
         conditions.append(sa.or_(*either))
         return conditions
 
