@@ -165,3 +165,17 @@ def test_every_viewer_sees_its_own_party(scoped_app: Flask, scoped_world: Scoped
             assert party.number in listing, f"{viewer} does not see {name} in /calls"
             detail = client.get(f"/calls/{party.record_id}")
             assert detail.status_code == 200 and party.number in detail.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("viewer", ["tenant-admin", "technician-assigned"])
+def test_every_post_endpoint_refuses_a_missing_csrf_token(
+    scoped_app: Flask, scoped_world: ScopedWorld, viewer: str
+) -> None:
+    """Every form of the app, found from the URL map: without its token, nothing happens."""
+    client = _client(scoped_app, VIEWERS[viewer][0])
+    posts = [r for r in scoped_app.url_map.iter_rules() if "POST" in (r.methods or set())]
+    assert len(posts) >= 15
+    for rule in posts:
+        url = _url(rule, scoped_world, scoped_world.parties["sales"])
+        response = client.post(url, data={"password": "x", "role": "tenant_admin"})
+        assert response.status_code == 400, f"POST {url} without a CSRF token"
