@@ -7,7 +7,8 @@ Contract:
   fresh one for this browser, so a copied cookie stops working.
 - Enrolling TOTP shows a new secret (and its otpauth:// URI) kept only in this browser's signed
   session until the user types a valid code from it; then the secret is stored and ten recovery
-  codes are shown once. Disabling needs the current password. Both are audited.
+  codes are shown once; the code typed counts as used (it cannot sign in). Disabling needs
+  the current password. Both are audited.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def enrol_totp() -> ResponseReturnValue:
         if totp.verify(secret, form.code.data or "", now=utc_now()):
             with write_transaction(store.engine) as conn:
                 codes = totp.enable(conn, viewer.user.user_id, secret)
+                totp.accept(conn, viewer.user.user_id, form.code.data or "", now=utc_now())
                 record_audit(conn, "totp_enabled", tenant_id=viewer.user.tenant_id,
                              subject=viewer.email)  # fmt: skip
             session.pop("totp_secret", None)

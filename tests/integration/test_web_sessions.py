@@ -225,7 +225,8 @@ def test_totp_enrolment_sign_in_and_one_use_recovery_codes(
     wrong_code = "000000" if totp.now() != "000000" else "111111"
     refused = client.post("/account/totp", data={"code": wrong_code, "csrf_token": token.group(1)})
     assert "not right" in refused.get_data(as_text=True)
-    done = client.post("/account/totp", data={"code": totp.now(), "csrf_token": token.group(1)})
+    enrolled_with = totp.now()
+    done = client.post("/account/totp", data={"code": enrolled_with, "csrf_token": token.group(1)})
     codes = re.findall(r"<code>([a-z2-9]{5}-[a-z2-9]{5})</code>", done.get_data(as_text=True))
     assert len(codes) == 10
     assert _post(client, "/logout") == 302
@@ -239,7 +240,12 @@ def test_totp_enrolment_sign_in_and_one_use_recovery_codes(
         "/login/code", data={"code": "12345x", "csrf_token": csrf_token(fresh, "/login/code")}
     )
     assert "not right" in wrong.get_data(as_text=True) and not _signed_in(fresh)
-    used = totp.now()
+    # The enrolment's code counts as used: sign in with the next step's (within the drift).
+    used = totp.at(datetime.now(UTC) + timedelta(seconds=30))
+    enrol_replay = fresh.post(
+        "/login/code", data={"code": enrolled_with, "csrf_token": csrf_token(fresh, "/login/code")}
+    )
+    assert "not right" in enrol_replay.get_data(as_text=True) and not _signed_in(fresh)
     ok = fresh.post(
         "/login/code", data={"code": used, "csrf_token": csrf_token(fresh, "/login/code")}
     )
