@@ -282,6 +282,7 @@ SPEC: dict[str, Spec] = {
     "datacenter user add": dc_config_cases("user", "add", "a@example.org", "--role", "admin",
                                            "--password-stdin", input="correct horse battery\n"),
     "datacenter user list": dc_config_cases("user", "list"),
+    "datacenter user unlock": dc_config_cases("user", "unlock", "a@example.org"),
     "datacenter rate": {
         "bad-syntax": NO_CONFIG, "wrong-type": NO_CONFIG, "refused": NO_CONNECT,
         "missing-file": lambda s: Call(
