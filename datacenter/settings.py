@@ -95,6 +95,13 @@ SETTINGS: tuple[Setting, ...] = (
             "Reverse proxies in front of the app that set X-Forwarded-For/-Proto (0-5); 0: "
             "clients connect directly and those headers are ignored. Above 0, /metrics "
             "requires metrics.token_file."),
+    _setting("web.session_idle_minutes", WHOLE, "60",
+            "A signed-in session unused this long ends (5-1440)."),
+    _setting("web.session_lifetime_hours", WHOLE, "12",
+            "Every session ends this long after sign-in, however busy (1-168)."),
+    _setting("web.login_lock_after", WHOLE, "10",
+            "Consecutive wrong passwords that lock an account until an administrator unlocks it "
+            "(3-100)."),
     _setting("ingest.poll_seconds", NUMBER, str(DEFAULT_POLL_SECONDS),
             "How often `datacenter ingest --watch` scans the landing area (0.1-3600)."),
     _setting("ingest.claim_timeout_seconds", NUMBER, str(DEFAULT_CLAIM_TIMEOUT_SECONDS),
@@ -209,6 +216,9 @@ class WebSettings:
     bind: str
     workers: int
     proxy_hops: int = 0  # reverse proxies trusted for X-Forwarded-For / -Proto
+    session_idle_minutes: int = 60
+    session_lifetime_hours: int = 12
+    login_lock_after: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +421,12 @@ def _build(values: Mapping[str, tuple[Any, Path]], source: Path | None) -> Setti
     bind: str = get("web.bind")
     if not _valid_bind(bind):
         raise ConfigError("web.bind", f"{bind!r} is not HOST:PORT", "write e.g. 127.0.0.1:8080")
+    idle: int = get("web.session_idle_minutes")
+    check_range("web.session_idle_minutes", idle, 5, 1440)
+    lifetime: int = get("web.session_lifetime_hours")
+    check_range("web.session_lifetime_hours", lifetime, 1, 168)
+    lock_after: int = get("web.login_lock_after")
+    check_range("web.login_lock_after", lock_after, 3, 100)
     poll: float = get("ingest.poll_seconds")
     check_range("ingest.poll_seconds", poll, 0.1, 3600)
     claim: float = get("ingest.claim_timeout_seconds")
@@ -426,7 +442,13 @@ def _build(values: Mapping[str, tuple[Any, Path]], source: Path | None) -> Setti
         store=StoreSettings(url=url),
         landing=LandingSettings(root=landing),
         web=WebSettings(
-            secret_key_file=secret_file, bind=bind, workers=workers, proxy_hops=proxy_hops
+            secret_key_file=secret_file,
+            bind=bind,
+            workers=workers,
+            proxy_hops=proxy_hops,
+            session_idle_minutes=idle,
+            session_lifetime_hours=lifetime,
+            login_lock_after=lock_after,
         ),
         ingest=IngestSettings(
             poll_seconds=poll,

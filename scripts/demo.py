@@ -42,6 +42,7 @@ TENANT = "demo"
 AGENT = "demo-site"
 EMAIL = "demo@example.com"
 TECH_EMAIL = "tech@example.com"
+ADMIN_EMAIL = "admin@example.com"  # the tenant's own administrator (users, scopes, audit)
 SITE_ZONE = "Europe/London"  # the demo site; rated with the London dial plan and britline
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 LIVE_HISTORY = timedelta(minutes=30)  # the simulated PBXs' calls start this long before now
@@ -285,6 +286,8 @@ def set_up_datacenter(demo: Demo, password: str) -> None:
     run(dc, "tenant", "add", TENANT, "--name", "Demo Company", "--timezone", SITE_ZONE, *cfg)
     run(dc, "user", "add", EMAIL, "--role", "tenant", "--tenant", TENANT, "--password-stdin",
         *cfg, stdin=password + "\n")  # fmt: skip
+    run(dc, "user", "add", ADMIN_EMAIL, "--role", "tenant_admin", "--tenant", TENANT,
+        "--password-stdin", *cfg, stdin=password + "\n")  # fmt: skip
     run(dc, "user", "add", TECH_EMAIL, "--role", "technician", "--password-stdin",
         *cfg, stdin=password + "\n")  # fmt: skip
     run(dc, "technician", "assign", TECH_EMAIL, TENANT, *cfg)
@@ -354,6 +357,7 @@ def main() -> None:
             "\ncallcollect demo is running (logs in demo-run/logs/).\n"
             f"  Open:     http://127.0.0.1:{demo.web_port}/\n"
             f"  Tenant:     {EMAIL}  password {password}  (the call list)\n"
+            f"  Tenant admin: {ADMIN_EMAIL}  password {password}  (users, scopes, audit log)\n"
             f"  Technician: {TECH_EMAIL}  password {password}  (site health console)\n"
             f"  Metrics:    http://127.0.0.1:{demo.web_port}/metrics (data centre), "
             f"http://127.0.0.1:{demo.metrics_port}/metrics (agent)\n"

@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.fixtures.sshd",
     "tests.fixtures.store",
     "tests.fixtures.web",
+    "tests.fixtures.scopes",
     "tests.fixtures.browser",
     "tests.fixtures.lcscdr",
     "tests.fixtures.proxies",

@@ -4,6 +4,11 @@ Passwords are stored only as argon2id hashes (argon2-cffi, its RFC 9106 defaults
 with older parameters is replaced on the next successful login (``verify_password`` returns the
 new hash). ``dummy_hash`` is what ``authenticate`` checks against for an unknown account, so
 response time does not reveal which emails exist.
+
+The policy (``check_password_policy``): at least ``MIN_PASSWORD_LENGTH`` characters, and not
+guessable by ``zxcvbn`` (the maintained PyPI port of Dropbox's estimator): it ships the most
+common passwords of public breaches plus common words and names, and is given the user's email
+and name so a password built from them is refused too.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from functools import cache
 from typing import NamedTuple
 
 import argon2
+from zxcvbn import zxcvbn
 
 from shared.errors import ValidationError
 
@@ -19,6 +25,7 @@ MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = (
     1024  # argon2 is happy with more; this bounds the work an attacker can ask for
 )
+MIN_PASSWORD_SCORE = 3  # zxcvbn's 0-4: 3 is "safely unguessable" (~10^8 guesses and up)
 _HASHER = argon2.PasswordHasher()
 
 
@@ -27,8 +34,8 @@ class PasswordCheck(NamedTuple):
     new_hash: str | None  # set when the stored hash should be replaced (parameters changed)
 
 
-def check_password_policy(password: str) -> None:
-    """Raise ``ValidationError`` saying what is wrong with a new password."""
+def check_password_policy(password: str, *, email: str = "", name: str = "") -> None:
+    """Raise ``ValidationError`` saying what is wrong with a new password for ``email``/``name``."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationError(
             "password",
@@ -39,6 +46,26 @@ def check_password_policy(password: str) -> None:
         raise ValidationError("password", f"is longer than {MAX_PASSWORD_LENGTH} characters")
     if not password.strip():
         raise ValidationError("password", "is only white space")
+    _check_guessable(password, [v for v in (email, email.partition("@")[0], name) if v])
+
+
+def _check_guessable(password: str, personal: list[str]) -> None:
+    result = zxcvbn(password[:100], user_inputs=personal)  # zxcvbn slows down on long input
+    for match in result["sequence"]:
+        if match.get("dictionary_name") == "user_inputs" and len(match["token"]) >= 4:
+            raise ValidationError(
+                "password",
+                "contains your email or name: pick words that have nothing to do with you",
+            )
+        if match.get("dictionary_name") == "passwords" and match["token"] == password.lower():
+            raise ValidationError(
+                "password", "is on the list of commonly used (breached) passwords: pick another"
+            )
+    if result["score"] < MIN_PASSWORD_SCORE:
+        advice = result["feedback"]["warning"] or "it is easy to guess"
+        raise ValidationError(
+            "password", f"is too easy to guess ({advice.rstrip('.')}): add a few unrelated words"
+        )
 
 
 def hash_password(password: str) -> str:

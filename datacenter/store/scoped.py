@@ -20,6 +20,15 @@ Contract:
   queue's reason and the cost's change history (``datacenter.store.costs``).
 - ``country`` is the tenant's country for showing numbers: the region of its default dial plan
   (agent ``*``), else the one region all its sites' dial plans share, else None.
+- A scope may be narrowed to a viewer's ``UserScope`` (``datacenter.store.call_scope``): every
+  call query (list, count, one call, hourly and per-source counts) then also requires the call's
+  extension to be one of the scope's extensions, or to have belonged, in ``directory_entries``
+  at the call's start, to one of its sites, departments or cost centres. A call outside the
+  scope is "not found", exactly like another tenant's. ``day_summary`` reads a rollup of the
+  whole tenant, so a narrowed scope refuses it (``StoreError``).
+- ``mask_digits`` hides the last N digits of every external number in what the scope returns
+  (the call's fields, its raw record and extras); while numbers are masked the ``number``
+  filter matches nothing, so it cannot be used to probe the hidden digits.
 """
 
 from __future__ import annotations
@@ -38,8 +47,10 @@ import sqlalchemy as sa
 from datacenter.store import costs
 from datacenter.store.attribution import ATTRIBUTION_COLUMNS, attribute_calls
 from datacenter.store.call_rows import icdr_from_row
+from datacenter.store.call_scope import WHOLE, UserScope, mask_number
 from datacenter.store.costs import CallCost, CallTotals, CostChange, CostFilter, UnratedInfo
 from datacenter.store.tables.core import call_days, calls, landed_files, tenants
+from datacenter.store.tables.directory import directory_entries
 from datacenter.store.tables.icdr_columns import column_name
 from datacenter.store.tables.rating import TENANT_DEFAULT_SITE, dial_plans, tariff_versions
 from shared.errors import StoreError, ValidationError
@@ -62,6 +73,7 @@ _READ_TYPES = {
     "direction": "str",
     "completion": "str",
 }
+_NUMBER_COLUMNS = ("calling", "called", "dialled_digits", "third_party", "ani", "dnis")
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,9 +213,16 @@ class LandedFile:
 
 
 class TenantScope:
-    """Read access to one tenant's calls, rollups and landed files."""
+    """Read access to one tenant's calls, rollups and landed files (within ``user_scope``)."""
 
-    def __init__(self, conn: sa.Connection, tenant_id: int) -> None:
+    def __init__(
+        self,
+        conn: sa.Connection,
+        tenant_id: int,
+        *,
+        user_scope: UserScope = WHOLE,
+        mask_digits: int = 0,
+    ) -> None:
         if not isinstance(tenant_id, int) or isinstance(tenant_id, bool):
             raise TypeError(f"TenantScope needs an integer tenant id, got {tenant_id!r}")
         row = conn.execute(
@@ -215,6 +234,8 @@ class TenantScope:
         self.tenant_id = tenant_id
         self.slug: str = row.slug
         self.zone = ZoneInfo(row.timezone)
+        self.user_scope = user_scope
+        self.mask_digits = mask_digits
 
     def list_calls(
         self, filter: CallFilter, *, page: int = 1, per_page: int = DEFAULT_PER_PAGE
@@ -236,7 +257,7 @@ class TenantScope:
         )
         rows = self._conn.execute(query).all()
         return CallPage(
-            calls=[_call(row, listed=True) for row in rows],
+            calls=[self._call(row, listed=True) for row in rows],
             page=page,
             per_page=per_page,
             totals=self.call_totals(filter),
@@ -267,7 +288,7 @@ class TenantScope:
             .order_by(calls.c.start_utc.desc(), calls.c.record_id.desc())
             .limit(limit)
         )
-        return [_call(row) for row in self._conn.execute(query)]
+        return [self._call(row) for row in self._conn.execute(query)]
 
     def count_calls(self, filter: CallFilter) -> int:
         source = calls if filter.cost_filter.empty else costs.joined_costs()
@@ -282,7 +303,7 @@ class TenantScope:
     def get_call(self, record_id: str) -> CallDetail | None:
         row = self._conn.execute(
             attribute_calls(sa.select(calls)).where(
-                calls.c.tenant_id == self.tenant_id, calls.c.record_id == record_id
+                *self._in_scope(), calls.c.record_id == record_id
             )
         ).one_or_none()
         if row is None:
@@ -293,7 +314,7 @@ class TenantScope:
         cost = None
         if cost_row is not None:
             cost = CallCost(**{name: cost_row._mapping[name] for name in costs.COST_COLUMNS})
-        return CallDetail(
+        detail = CallDetail(
             call=_call(row),
             flags=tuple(row.flags),
             raw=row.raw,
@@ -306,6 +327,7 @@ class TenantScope:
             unrated=None if queued is None else UnratedInfo(**queued._asdict()),
             history=tuple(CostChange(**change._asdict()) for change in history),
         )
+        return self._masked_detail(detail) if self.mask_digits else detail
 
     def country(self) -> str | None:
         """The tenant's country (ISO 3166 alpha-2) for showing numbers (see module docstring)."""
@@ -339,6 +361,8 @@ class TenantScope:
         direction: Direction | None = None,
     ) -> list[DayCount]:
         """Per local day and direction, oldest first, from the rollup."""
+        if not self.user_scope.whole:
+            raise StoreError("the daily rollup covers the whole tenant, not a narrowed scope")
         query = sa.select(call_days).where(call_days.c.tenant_id == self.tenant_id)
         if date_from is not None:
             query = query.where(call_days.c.day >= date_from)
@@ -365,7 +389,7 @@ class TenantScope:
         query = (
             sa.select(calls.c.source_id, sa.func.count())
             .where(
-                calls.c.tenant_id == self.tenant_id,
+                *self._in_scope(),
                 calls.c.start_utc >= start,
                 calls.c.start_utc < end,
                 calls.c.agent_id == agent_id,
@@ -383,7 +407,7 @@ class TenantScope:
         else:  # SQLite stores naive UTC text: cut it at the hour
             hour = sa.func.strftime("%Y-%m-%d %H:00:00", calls.c.start_utc)
         query = sa.select(hour.label("hour"), sa.func.count()).where(
-            calls.c.tenant_id == self.tenant_id,
+            *self._in_scope(),
             calls.c.start_utc >= start,
             calls.c.start_utc < end,
         )
@@ -417,8 +441,85 @@ class TenantScope:
         end = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone)
         return start.astimezone(UTC), end.astimezone(UTC)
 
-    def _conditions(self, filter: CallFilter) -> list[sa.ColumnElement[bool]]:
+    def _in_scope(self) -> list[sa.ColumnElement[bool]]:
+        """The tenant, and the viewer's part of it: what every call query starts from."""
         conditions: list[sa.ColumnElement[bool]] = [calls.c.tenant_id == self.tenant_id]
+        # An alias: the list's own join to directory_entries (who had the extension) must not
+        # be correlated into these subqueries.
+        entries = directory_entries.alias("scope_entries")
+        scope = self.user_scope
+        if scope.whole:
+            return conditions
+        either: list[sa.ColumnElement[bool]] = []
+        if scope.extensions:
+            either.append(calls.c.extension.in_(sorted(scope.extensions)))
+        grouped = [
+            column.in_(sorted(values))
+            for column, values in (
+                (entries.c.site, scope.sites),
+                (entries.c.department, scope.departments),
+                (entries.c.cost_centre, scope.cost_centres),
+            )
+            if values
+        ]
+        if grouped:
+            # The IN list narrows the calls through the (tenant_id, extension, start_utc) index
+            # to the extensions that were ever in scope; EXISTS then checks the period.
+            ever = sa.select(entries.c.extension).where(
+                entries.c.tenant_id == self.tenant_id, sa.or_(*grouped)
+            )
+            held = sa.exists().where(
+                entries.c.tenant_id == self.tenant_id,
+                entries.c.extension == calls.c.extension,
+                entries.c.valid_from <= calls.c.start_utc,
+                sa.or_(
+                    entries.c.valid_to.is_(None),
+                    calls.c.start_utc < entries.c.valid_to,
+                ),
+                sa.or_(*grouped),
+            )
+            either.append(sa.and_(calls.c.extension.in_(ever), held))
+        conditions.append(sa.or_(*either))
+        return conditions
+
+    def _call(self, row: sa.Row[Any], *, listed: bool = False) -> Call:
+        call = _call(row, listed=listed)
+        return self._call_masked(call) if self.mask_digits else call
+
+    def _masked_detail(self, detail: CallDetail) -> CallDetail:
+        """The detail with every external number hidden, in the fields, raw record and extras."""
+        hidden = {
+            number: mask_number(number, self.mask_digits)
+            for name in _NUMBER_COLUMNS
+            if (number := getattr(detail.call, name))
+        }
+
+        def scrub(text: str) -> str:
+            for number in sorted(hidden, key=len, reverse=True):
+                text = text.replace(number, hidden[number])
+            return text
+
+        record = detail.record
+        changes: dict[str, Any] = {name: scrub(getattr(record, name)) for name in _NUMBER_COLUMNS}
+        changes["raw"] = scrub(record.raw)
+        changes["extra"] = {key: scrub(value) for key, value in record.extra.items()}
+        masked_record = dataclasses.replace(record, **changes)
+        return dataclasses.replace(
+            detail,
+            call=self._call_masked(detail.call),
+            raw=scrub(detail.raw),
+            record=masked_record,
+        )
+
+    def _call_masked(self, call: Call) -> Call:
+        masked: dict[str, Any] = {
+            name: mask_number(getattr(call, name), self.mask_digits) for name in _NUMBER_COLUMNS
+        }
+        replaced: Call = dataclasses.replace(call, **masked)  # type: ignore[type-var]  # generated
+        return replaced
+
+    def _conditions(self, filter: CallFilter) -> list[sa.ColumnElement[bool]]:
+        conditions = self._in_scope()
         if filter.date_from is not None:
             conditions.append(
                 calls.c.start_utc >= self.day_bounds(filter.date_from, utc=filter.utc)[0]
@@ -435,7 +536,9 @@ class TenantScope:
             conditions.append(calls.c.answered == filter.answered)
         conditions.extend(costs.cost_conditions(filter.cost_filter))
         number = _NUMBER_PUNCTUATION.sub("", filter.number or "")
-        if number:
+        if number and self.mask_digits:
+            conditions.append(sa.false())  # searching would reveal the hidden digits
+        elif number:
             conditions.append(
                 sa.or_(
                     calls.c.calling.contains(number, autoescape=True),

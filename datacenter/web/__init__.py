@@ -23,17 +23,30 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from datacenter.settings import Settings, load_secret_key, load_settings
-from datacenter.web import api, auth, directory, errors, headers, metrics, portal, tech, tokens
+from datacenter.web import (
+    account,
+    admin,
+    api,
+    auth,
+    directory,
+    errors,
+    headers,
+    metrics,
+    portal,
+    tech,
+    tenants,
+    tokens,
+)
 from datacenter.web.database import store, web_engine
 from datacenter.web.display import JINJA_FILTERS
 from datacenter.web.rating_text import JINJA_FILTERS as RATING_FILTERS
 
 __all__ = ["create_app"]
 
-SESSION_LIFETIME = timedelta(hours=8)
+SESSION_LIFETIME = timedelta(hours=12)  # replaced by web.session_lifetime_hours
 SESSION_COOKIE_NAME = "callcollect_session"
-# Form tokens live as long as the session: a form left open over lunch still submits.
-CSRF_TIME_LIMIT_SECONDS = int(SESSION_LIFETIME.total_seconds())
+# Form tokens live as long as the longest session: a form left open over lunch still submits.
+CSRF_TIME_LIMIT_SECONDS = 168 * 3600
 DEFAULTS: Mapping[str, Any] = {
     "SESSION_COOKIE_NAME": SESSION_COOKIE_NAME,
     "SESSION_COOKIE_HTTPONLY": True,
@@ -41,7 +54,6 @@ DEFAULTS: Mapping[str, Any] = {
     "SESSION_COOKIE_SECURE": True,
     "PERMANENT_SESSION_LIFETIME": SESSION_LIFETIME,
     "WTF_CSRF_TIME_LIMIT": CSRF_TIME_LIMIT_SECONDS,
-    "LOGIN_FAILURE_DELAY": auth.LOGIN_FAILURE_DELAY_SECONDS,
     "MAX_CONTENT_LENGTH": 1024 * 1024,  # forms only; nothing large is ever posted
     "TEMPLATES_AUTO_RELOAD": False,
 }
@@ -65,6 +77,8 @@ def create_app(
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = load_secret_key(settings.web.secret_key_file)
     app.config["CALLCOLLECT_SETTINGS"] = settings
+    # The cookie lives as long as the longest session may; the store decides when it ends.
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=settings.web.session_lifetime_hours)
 
     store.init_app(app, web_engine(settings.store.url))
     csrf.init_app(app)
@@ -79,6 +93,9 @@ def create_app(
     app.register_blueprint(tokens.bp)
     csrf.exempt(api.bp)  # bearer tokens, not cookies: nothing for another site to forge
     app.register_blueprint(api.bp)
+    app.register_blueprint(account.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(tenants.bp)
     metrics.init_app(app)
     _trust_proxies(app, settings)
     return app

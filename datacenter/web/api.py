@@ -26,6 +26,7 @@ from flask import Blueprint, abort, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
+from datacenter.accounts.scopes import mask_digits, scope_of
 from datacenter.api_tokens import authenticate_token
 from datacenter.directory.entries import DirectoryEntry, EntryFilter, list_entries
 from datacenter.store.engine import write_transaction
@@ -64,7 +65,7 @@ def _authenticate() -> None:
         user = authenticate_token(conn, token.strip())
     if user is None:
         abort(401)
-    if user.role != "tenant" or user.tenant_id is None:
+    if user.role not in ("tenant", "tenant_admin") or user.tenant_id is None:
         abort(403)
     g.api_user = user
 
@@ -98,6 +99,8 @@ def call(record_id: str) -> ResponseReturnValue:
 
 @bp.route("/directory")
 def directory() -> ResponseReturnValue:
+    if not scope_of(store.connection(), g.api_user).whole:
+        abort(403)  # the directory lists the whole tenant: not for a user limited to a part
     current = request.args.get("current", "")
     entry_filter = EntryFilter(
         text=request.args.get("search", "")[:200],
@@ -154,7 +157,15 @@ def _tenant_id() -> int:
 
 
 def _scope() -> TenantScope:
-    return TenantScope(store.connection(), _tenant_id())
+    """The token's owner's scope and number masking: a token sees what its owner's session would."""
+    conn = store.connection()
+    user = g.api_user
+    return TenantScope(
+        conn,
+        _tenant_id(),
+        user_scope=scope_of(conn, user),
+        mask_digits=mask_digits(conn, _tenant_id(), user.role),
+    )
 
 
 def _call_filter() -> CallFilter:

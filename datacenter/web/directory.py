@@ -46,8 +46,14 @@ MAX_CSV_BYTES = 900_000  # under the app's MAX_CONTENT_LENGTH, with room for the
 
 
 def can_edit_directory(user: User) -> bool:
-    """Who may change a tenant's directory. Tighten to tenant admins when roles arrive."""
-    return user.role == "tenant" and user.tenant_id is not None
+    """Who may change a tenant's directory: its tenant admins."""
+    return user.role == "tenant_admin" and user.tenant_id is not None
+
+
+def _require_whole_tenant() -> None:
+    """The directory lists the whole tenant: a user limited to a part of it may not read it."""
+    if not require_viewer().scope.whole:
+        abort(403)
 
 
 class SearchForm(FlaskForm):  # type: ignore[misc]
@@ -79,8 +85,9 @@ class ImportForm(FlaskForm):  # type: ignore[misc]
 
 
 @bp.route("")
-@role_required("tenant")
+@role_required("tenant", "tenant_admin")
 def entries() -> ResponseReturnValue:
+    _require_whole_tenant()
     tenant = _tenant()
     search = SearchForm(formdata=request.args)
     search.validate()
@@ -96,7 +103,7 @@ def entries() -> ResponseReturnValue:
 
 
 @bp.route("/new", methods=["POST"])
-@role_required("tenant")
+@role_required("tenant", "tenant_admin")
 def new_entry() -> ResponseReturnValue:
     tenant = _editable_tenant()
     form = NewEntryForm()
@@ -123,8 +130,9 @@ def new_entry() -> ResponseReturnValue:
 
 
 @bp.route("/<entry_id>", methods=["GET", "POST"])
-@role_required("tenant")
+@role_required("tenant", "tenant_admin")
 def edit_entry(entry_id: str) -> ResponseReturnValue:
+    _require_whole_tenant()
     tenant = _tenant()
     entry = get_entry(store.connection(), tenant.tenant_id, entry_id)
     if entry is None:
@@ -147,7 +155,7 @@ def edit_entry(entry_id: str) -> ResponseReturnValue:
 
 
 @bp.route("/import", methods=["GET", "POST"])
-@role_required("tenant")
+@role_required("tenant", "tenant_admin")
 def import_csv() -> ResponseReturnValue:
     tenant = _editable_tenant()
     form = ImportForm()

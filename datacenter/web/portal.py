@@ -2,9 +2,10 @@
 
 Contract:
 
-- Every page here needs the ``tenant`` role and reads only through ``TenantScope`` built from
-  the logged-in user's tenant; a record id of another tenant is answered 404, exactly like one
-  that does not exist, so ids cannot be probed.
+- Every page here needs the ``tenant`` or ``tenant_admin`` role and reads only through
+  ``TenantScope`` built from the signed-in user's tenant, narrowed to their scope and with their
+  number masking; a record id of another tenant or outside the scope is answered 404, exactly
+  like one that does not exist, so ids cannot be probed.
 - ``/calls`` lists newest first, ``PER_PAGE`` a page, each call with its external party (in
   E.164, formatted for the tenant's country: ``datacenter.web.parties``), destination, carrier,
   billed duration and cost, under the totals (calls, minutes, cost per currency) of everything
@@ -168,7 +169,7 @@ def _party(side: str, recorded: str, parties: Parties, external: PartyNumber, tr
 
 
 @bp.route("/calls")
-@role_required("tenant")
+@role_required("tenant", "tenant_admin")
 def calls() -> ResponseReturnValue:
     scope = _scope()
     form = CallFilterForm(formdata=request.args)
@@ -193,7 +194,7 @@ def calls() -> ResponseReturnValue:
 
 
 @bp.route("/calls/<record_id>")
-@role_required("tenant")
+@role_required("tenant", "tenant_admin")
 def call_detail(record_id: str) -> ResponseReturnValue:
     scope = _scope()
     detail = scope.get_call(record_id)
@@ -224,10 +225,15 @@ def _with_cost(call: Call, detail: CallDetail) -> Call:
 
 
 def _scope() -> TenantScope:
-    tenant = require_viewer().tenant
-    if tenant is None:  # pragma: no cover - the schema gives every tenant user a tenant
+    viewer = require_viewer()
+    if viewer.tenant is None:  # pragma: no cover - the schema gives every tenant user a tenant
         abort(403)
-    return TenantScope(store.connection(), tenant.tenant_id)
+    return TenantScope(
+        store.connection(),
+        viewer.tenant.tenant_id,
+        user_scope=viewer.scope,
+        mask_digits=viewer.mask_digits,
+    )
 
 
 def _detail_url() -> Any:

@@ -32,7 +32,7 @@ class RevokeForm(FlaskForm):  # type: ignore[misc]
 
 
 @bp.route("", methods=["GET", "POST"])
-@role_required("tenant")
+@role_required("tenant", "tenant_admin")
 def tokens() -> ResponseReturnValue:
     user = require_viewer().user
     form = NewTokenForm()
@@ -51,7 +51,7 @@ def tokens() -> ResponseReturnValue:
 
 
 @bp.route("/<int:token_id>/revoke", methods=["POST"])
-@role_required("tenant")
+@role_required("tenant", "tenant_admin")
 def revoke(token_id: int) -> ResponseReturnValue:
     if not RevokeForm().validate_on_submit():
         abort(400)

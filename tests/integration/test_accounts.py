@@ -61,6 +61,21 @@ def test_password_policy(password: str, message: str) -> None:
         check_password_policy(password)
 
 
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("password1234", "commonly used"),  # in zxcvbn's list of breached passwords
+        ("qwertyuiop", "commonly used"),
+        ("annsmith-acme-2025", "your email or name"),
+        ("aaaaaaaaaaaa", "too easy to guess"),
+    ],
+)
+def test_password_policy_refuses_guessable_passwords(password: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        check_password_policy(password, email="annsmith@acme.example", name="Ann Smith")
+    check_password_policy("violet ferry quantum lamp", email="annsmith@acme.example")
+
+
 def test_users_and_authentication(store: sa.Engine) -> None:
     tenant = gen_tenant(store, "acme")
     with write_transaction(store) as conn:
@@ -110,7 +125,13 @@ def test_login_upgrades_an_outdated_hash(store: sa.Engine) -> None:
     [
         ("a@example.com", "tenant", False, ValidationError, "needs a tenant"),
         ("a@example.com", "admin", True, ValidationError, "drop --tenant"),
-        ("a@example.com", "owner", False, ValidationError, "not one of: tenant, technician, admin"),
+        (
+            "a@example.com",
+            "owner",
+            False,
+            ValidationError,
+            "not one of: tenant, tenant_admin, technician, admin",
+        ),
         ("not-an-email", "admin", False, ValidationError, "not an email address"),
         ("dup@example.com", "admin", False, StoreError, "already exists"),
     ],

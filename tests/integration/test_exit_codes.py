@@ -343,6 +343,7 @@ SPEC: dict[str, Spec] = {
     "datacenter directory list": dc_config_cases("directory", "list", "--tenant", "demo"),
     "datacenter directory sync": dc_config_cases("directory", "sync", "--tenant", "demo",
                                                  "--source", "unused-until-the-store-opens.toml"),
+    "datacenter user unlock": dc_config_cases("user", "unlock", "a@example.org"),
     "datacenter rate": {
         "bad-syntax": NO_CONFIG, "wrong-type": NO_CONFIG, "refused": NO_CONNECT,
         "missing-file": lambda s: Call(

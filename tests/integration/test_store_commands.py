@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,9 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from datacenter.cli import main
-from datacenter.store.engine import open_store
+from datacenter.store.engine import open_store, write_transaction
 from datacenter.store.tables.core import calls
+from datacenter.store.tables.core import users as users_table
 from tests.factories import gen_outgoing_call
 from tests.fixtures.store import gen_batch
 
@@ -75,6 +77,19 @@ def test_admin_flow_from_empty_store(config: Path, tmp_path: Path, store_url: st
     users = ok(config, "user", "list")
     assert "it@acme.example\ttenant\tacme\tnever\tenabled" in users
     assert "ops@example.com\tadmin\t-\tnever\tenabled" in users
+    ok(config, "user", "add", "boss@acme.example", "--role", "tenant_admin", "--tenant", "acme",
+       "--password-stdin", input=PASSWORD + "\n")  # fmt: skip
+    engine = open_store(store_url)
+    try:
+        with write_transaction(engine) as conn:
+            conn.execute(users_table.update().where(users_table.c.email == "it@acme.example")
+                         .values(locked_at=datetime.now(UTC)))  # fmt: skip
+    finally:
+        engine.dispose()
+    assert "it@acme.example\ttenant\tacme\tnever\tlocked" in ok(config, "user", "list")
+    assert "unlocked it@acme.example" in ok(config, "user", "unlock", "it@acme.example")
+    assert "was not locked" in ok(config, "user", "unlock", "it@acme.example")
+    assert "boss@acme.example\ttenant_admin\tacme" in ok(config, "user", "list")
 
     name, data = gen_batch([gen_outgoing_call(n) for n in range(3)], sequence=4)
     (landing / "incoming" / name).write_bytes(data)

@@ -161,3 +161,30 @@ def _without_extra(rec: ICDR) -> dict[str, object]:
     document = rec.to_dict()
     del document["extra"]
     return document
+
+
+def test_revision_0012_goes_down_to_0011_and_up_again(store_url: str) -> None:
+    """The accounts revision rebuilds ``users`` (SQLite batch mode) both ways without loss."""
+    engine = open_store(store_url)
+    try:
+        upgrade(engine)
+        tenant = gen_tenant(engine, "acme")
+        with write_transaction(engine) as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO users (email, password_hash, role, tenant_id, display_name, "
+                    "created_at, disabled, failed_logins) VALUES ('a@acme.example', 'x', "
+                    "'tenant', :t, '', CURRENT_TIMESTAMP, false, 0)"
+                ),
+                {"t": tenant.tenant_id},
+            )
+        downgrade(engine, revision="0011")
+        assert current_revision(engine) == "0011"
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+        with engine.connect() as conn:
+            assert conn.scalar(sa.text("SELECT email FROM users")) == "a@acme.example"
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()

@@ -31,6 +31,7 @@ from shared.icdr import ICDR, Direction
 from tests.factories import gen_smdr_call
 from tests.fixtures.web import (
     ACME_AGENT,
+    ACME_TENANT_ADMIN,
     ACME_USER,
     GLOBEX_USER,
     TECH_USER,
@@ -255,7 +256,7 @@ def test_every_route_is_in_the_document_and_every_path_is_a_route(app: Flask) ->
 
 def test_the_directory_api_lists_and_filters(app: Flask, api_store: SeededStore) -> None:
     user = app.test_client()
-    login(user)
+    login(user, ACME_TENANT_ADMIN)  # tenant admins change the directory
     csv = "extension,person,department\n601,Api Ann,Sales\n602,Api Bob,Support\n"
     response = user.post("/directory/import", data={
         "text": csv, "action": "import", "csrf_token": csrf_token(user, "/directory/import")})  # fmt: skip

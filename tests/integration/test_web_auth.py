@@ -7,7 +7,6 @@ production: every POST first reads its form to get a token.
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,22 +112,6 @@ def test_failed_login_gives_one_generic_message(
     page = response.get_data(as_text=True)
     assert LOGIN_FAILED_MESSAGE in page
     assert client.get("/calls").status_code == 302  # still logged out
-
-
-def test_failed_login_is_delayed(seeded_store: SeededStore) -> None:
-    app = create_app(
-        seeded_store.settings, test_config={"TESTING": True, "LOGIN_FAILURE_DELAY": 0.3}
-    )
-    try:
-        client = app.test_client()
-        token = csrf_token(client)
-        started = time.monotonic()
-        client.post(
-            "/login", data={"email": ACME_USER, "password": "nope nope nope", "csrf_token": token}
-        )
-        assert time.monotonic() - started >= 0.3
-    finally:
-        app.extensions["callcollect.store"].dispose()
 
 
 def test_disabled_user_cannot_log_in_and_is_logged_out_mid_session(

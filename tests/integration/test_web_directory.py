@@ -12,7 +12,8 @@ from flask.testing import FlaskClient
 
 from datacenter.web import create_app
 from tests.fixtures.web import (
-    GLOBEX_USER,
+    ACME_TENANT_ADMIN,
+    GLOBEX_TENANT_ADMIN,
     LATE_EVENING,
     WINTER_INCOMING,
     SeededStore,
@@ -45,7 +46,7 @@ def _import(client: FlaskClient, text: str, action: str) -> tuple[int, str]:
 
 
 def test_preview_lists_bad_lines_and_writes_nothing(client: FlaskClient) -> None:
-    login(client)
+    login(client, ACME_TENANT_ADMIN)
     text = "extension,person,department\n301,Pat,Sales\n,Nobody,Sales\n302,,Sales\n"
     status, page = _import(client, text, "import")  # import is refused while lines are bad
     assert status == 200
@@ -56,7 +57,7 @@ def test_preview_lists_bad_lines_and_writes_nothing(client: FlaskClient) -> None
 
 
 def test_import_then_calls_show_who_had_the_extension_then(client: FlaskClient) -> None:
-    login(client)
+    login(client, ACME_TENANT_ADMIN)
     # LATE_EVENING (ext 207, July 2025) was Quinn's; Rosa has had 207 since 2026.
     text = (
         "extension,person,department,valid_from,valid_to\n"
@@ -74,7 +75,7 @@ def test_import_then_calls_show_who_had_the_extension_then(client: FlaskClient) 
 
 
 def test_add_and_edit_an_entry(client: FlaskClient) -> None:
-    login(client)
+    login(client, ACME_TENANT_ADMIN)
     add = client.post("/directory/new", data={
         "extension": "202", "person": "Winnie Todd", "department": "Support",
         "valid_from": "2024-06-01", "csrf_token": csrf_token(client, "/directory")})  # fmt: skip
@@ -91,13 +92,13 @@ def test_add_and_edit_an_entry(client: FlaskClient) -> None:
 
 def test_another_tenants_entry_is_not_found(app: Flask) -> None:
     acme = app.test_client()
-    login(acme)
+    login(acme, ACME_TENANT_ADMIN)
     acme.post("/directory/new", data={"extension": "555", "person": "Only Acme",
                                       "csrf_token": csrf_token(acme, "/directory")})  # fmt: skip
     listing = acme.get("/directory?q=Only").get_data(as_text=True)
     (entry_id,) = [i for i, name in _ENTRY_LINK.findall(listing) if name == "Only Acme"]
     globex = app.test_client()
-    login(globex, GLOBEX_USER)
+    login(globex, GLOBEX_TENANT_ADMIN)
     assert globex.get(f"/directory/{entry_id}").status_code == 404
     token = csrf_token(globex, "/directory")
     changed = globex.post(f"/directory/{entry_id}", data={"person": "Pwned", "csrf_token": token})

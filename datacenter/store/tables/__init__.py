@@ -7,12 +7,13 @@
     alarms.py     alarms, notifications, technicians' tenants (v0004)
     health.py     heartbeats (v0005)
     directory.py  who had which extension when (v0008)
-    api_tokens.py per-user API tokens, hashed (v0009)
+    accounts.py   user scopes, sessions, sign-in attempts, audit log, recovery codes (v0012)
+    api_tokens.py per-user API tokens, hashed (v0010)
 
 Importing this package imports every table module, so ``metadata`` holds the whole schema.
 """
 
-from datacenter.store.tables import alarms, api_tokens, core, directory, health, rating
+from datacenter.store.tables import accounts, alarms, api_tokens, core, directory, health, rating
 from datacenter.store.tables.metadata import metadata
 
-__all__ = ["alarms", "api_tokens", "core", "directory", "health", "metadata", "rating"]
+__all__ = ["accounts", "alarms", "api_tokens", "core", "directory", "health", "metadata", "rating"]

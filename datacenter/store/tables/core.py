@@ -22,6 +22,8 @@ import sqlalchemy as sa
 from datacenter.store.tables.icdr_columns import icdr_columns
 from datacenter.store.tables.metadata import (
     AGENT_ID_LENGTH,
+    ROLE_CHECK,
+    ROLE_TENANT_CHECK,
     SLUG_LENGTH,
     UTCDateTime,
     metadata,
@@ -68,12 +70,15 @@ users = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("last_login_at", UTCDateTime, nullable=True),
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.CheckConstraint("role IN ('tenant', 'technician', 'admin')", name="role"),
-    # A tenant user belongs to exactly one tenant; staff belong to none.
-    sa.CheckConstraint(
-        "(role = 'tenant' AND tenant_id IS NOT NULL) OR (role <> 'tenant' AND tenant_id IS NULL)",
-        name="role_tenant",
-    ),
+    # Sign-in hardening (migration 0012): the TOTP secret (base32) once enrolled and the time
+    # step of the last code used, consecutive failures and when the account was locked.
+    sa.Column("totp_secret", sa.String(64), nullable=True),
+    sa.Column("totp_last_step", sa.BigInteger, nullable=True),  # no code is accepted twice
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_at", UTCDateTime, nullable=True),
+    sa.CheckConstraint(ROLE_CHECK, name="role"),
+    # A tenant user or tenant admin belongs to exactly one tenant; staff belong to none.
+    sa.CheckConstraint(ROLE_TENANT_CHECK, name="role_tenant"),
 )
 
 landed_files = sa.Table(

@@ -14,7 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
-ROLES = ("tenant", "technician", "admin")
+ROLES = ("tenant", "tenant_admin", "technician", "admin")
+TENANT_ROLES = ("tenant", "tenant_admin")  # belong to one tenant; the others to none
+ROLE_CHECK = "role IN ('tenant', 'tenant_admin', 'technician', 'admin')"
+ROLE_TENANT_CHECK = (
+    "(role IN ('tenant', 'tenant_admin') AND tenant_id IS NOT NULL) "
+    "OR (role NOT IN ('tenant', 'tenant_admin') AND tenant_id IS NULL)"
+)
 LANDED_STATUSES = ("claimed", "stored", "duplicate", "quarantined")
 SLUG_LENGTH = 63
 AGENT_ID_LENGTH = 64  # shared.envelope's batch file name allows 1-64 characters
