@@ -7,11 +7,12 @@
     alarms.py     alarms, notifications, technicians' tenants (v0004)
     health.py     heartbeats (v0005)
     directory.py  who had which extension when (v0008)
+    rollups.py    report rollups per tenant, local day and dimension (v0009)
 
 Importing this package imports every table module, so ``metadata`` holds the whole schema.
 """
 
-from datacenter.store.tables import alarms, core, directory, health, rating
+from datacenter.store.tables import alarms, core, directory, health, rating, rollups
 from datacenter.store.tables.metadata import metadata
 
-__all__ = ["alarms", "core", "directory", "health", "metadata", "rating"]
+__all__ = ["alarms", "core", "directory", "health", "metadata", "rating", "rollups"]
