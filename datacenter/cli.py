@@ -26,6 +26,7 @@ COMMANDS = {
     "alarms": "datacenter.commands.alarms:alarms_group",
     "technician": "datacenter.commands.technician:technician_group",
     "keys": "datacenter.commands.keys:keys_group",
+    "rollups": "datacenter.commands.rollups:rollups_group",
 }
 
 

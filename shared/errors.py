@@ -14,6 +14,7 @@
     ├── TransportError          6  the uplink to the data centre failed
     │   └── HostKeyMismatch     7  the server presented a key other than the pinned one
     ├── StoreError              8  the data centre store refused an operation
+    │   └── RollupMismatch     12  (datacenter/store/rollups.py) rollups differ from the raw calls
     ├── AgentStateError         9  the agent's state directory refused an operation
     │   ├── SpoolError          9  (edge_agent/spool.py) the spool database
     │   ├── BatchError          9  (edge_agent/delivery/batches.py) a batch cannot be rebuilt

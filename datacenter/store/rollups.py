@@ -32,6 +32,7 @@ from datacenter.store.dialect import dialect_insert
 from datacenter.store.tables.core import calls
 from datacenter.store.tables.rating import call_costs
 from datacenter.store.tables.rollups import MEASURES, rollup_extension_days, rollup_route_days
+from shared.errors import StoreError
 from shared.icdr import ICDR
 
 MICRO_PLACES = 6  # rating refuses more decimals than this, so every cost converts exactly
@@ -326,3 +327,9 @@ def differences(conn: sa.Connection, tenant_id: int, zone: ZoneInfo) -> list[Dif
 
 def _tuple(values: list[int] | None) -> tuple[int, ...] | None:
     return None if values is None else tuple(values)
+
+
+class RollupMismatch(StoreError):
+    """`datacenter rollups rebuild --check` found rollups that differ from the raw calls."""
+
+    exit_code = 12
