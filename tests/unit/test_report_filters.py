@@ -22,7 +22,7 @@ from datacenter.reports.filters import (
     text_condition,
 )
 
-ALPHABET = st.characters(codec="utf-8", exclude_categories=("Cs",))
+ALPHABET = st.characters(codec="utf-8")  # no lone surrogates
 COLUMN = sa.table("t", sa.column("v", sa.String), sa.column("n", sa.Integer))
 
 
@@ -90,7 +90,7 @@ def _blank(value: Value) -> Value:
     )
 
 
-@pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.dialect()])
+@pytest.mark.parametrize("dialect", [sqlite.base.SQLiteDialect(), postgresql.base.PGDialect()])  # type: ignore[no-untyped-call]
 @given(filters)
 def test_sql_text_depends_only_on_the_shape_never_on_the_values(
     dialect: sa.Dialect, given_filter: Filter
