@@ -72,7 +72,7 @@ def _template(conn: sa.Connection, tenant_id: int) -> list[Any]:
     return list(
         call_values(
             tenant_id, rec, "bench.ccb", encode(start), encode_time=encode, encode_json=json_text
-        )  # fmt: skip
+        )
     )
 
 
@@ -130,8 +130,14 @@ def load(engine: sa.Engine, sizes: list[int], days: int) -> list[Tenant]:
             tenant = create_tenant(conn, f"t{position}", f"T{position}", ZONE)
             enroll_agent(conn, tenant.slug, "edge-1")
         with write_transaction(engine) as conn:
-            for call_rows, cost_rows in _rows(conn, tenant.tenant_id, count, days):
+            for chunk, (call_rows, cost_rows) in enumerate(
+                _rows(conn, tenant.tenant_id, count, days)
+            ):
                 append_rows(conn, calls, call_rows)
+                if chunk == 0 and conn.dialect.name == "postgresql":
+                    # Statistics first, or each call_costs foreign-key check may scan the
+                    # tenant's calls (see ingest's _analyze_calls_if_unsized).
+                    conn.exec_driver_sql("ANALYZE calls")
                 append_rows(conn, call_costs, cost_rows)
         tenants.append(tenant)
     return tenants
