@@ -23,10 +23,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datacenter.accounts.tenants import Tenant
+from datacenter.ingest.rows import CALL_COLUMNS, call_values
 from datacenter.ingest.worker import ingest_once
 from datacenter.rating import rerate as rerate_module
 from datacenter.rating.carriers import load_carrier_rules
@@ -35,9 +37,10 @@ from datacenter.rating.store import import_tariff_plan, set_site
 from datacenter.rating.tariffs import TariffPlan, load_tariff
 from datacenter.reports.summaries import DIMENSIONS, SummaryRequest, summary
 from datacenter.settings import Settings
-from datacenter.store.engine import write_transaction
+from datacenter.store.engine import alembic_config, open_store, upgrade, write_transaction
 from datacenter.store.rollups import differences, rebuild, stored_totals
 from datacenter.store.tables.core import calls
+from datacenter.store.tables.rating import call_costs
 from datacenter.store.tables.rollups import rollup_extension_days
 from shared.icdr import ICDR, Completion, Direction
 from tests.factories import gen_outgoing_call
@@ -258,3 +261,38 @@ def test_rerate_moves_costs_into_four_decimals_and_rebuild_agrees(
     with write_transaction(store) as conn:
         assert rebuild(conn, tenant.tenant_id, tenant.zone) == 2
     assert_exact(store, tenant, 1)
+
+
+def test_revision_0009_fills_the_rollups_from_the_calls_already_stored(store_url: str) -> None:
+    engine = open_store(store_url)
+    records = [gen_outgoing_call(n, start=BASE + timedelta(hours=7 * n)) for n in range(5)]
+    try:
+        upgrade(engine, revision="0008")
+        tenant = gen_tenant(engine, "acme", timezone="America/Toronto")
+        gen_agent(engine, "acme", "edge-1")
+        with write_transaction(engine) as conn:
+            conn.execute(calls.insert(), [
+                dict(zip(CALL_COLUMNS, call_values(tenant.tenant_id, rec, "f.ccb", BASE), strict=True))
+                for rec in records
+            ])  # fmt: skip
+            conn.execute(call_costs.insert(), [{
+                "tenant_id": tenant.tenant_id, "record_id": records[0].record_id,
+                "cost_minor": 1234, "currency": "CAD", "decimals": 3, "number_class": "national",
+                "e164": "+14165550100", "carrier": "northtel", "destination": "Ontario",
+                "prefix": "1416", "tariff_version": "v1", "billed_seconds": 120, "bands": [],
+                "explanation": {}, "engine_version": "test", "rated_at": BASE,
+            }])  # fmt: skip
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert differences(conn, tenant.tenant_id, tenant.zone) == []
+            held = stored_totals(conn, tenant.tenant_id)["rollup_route_days"]
+        assert sum(v[0] for v in held.values()) == 5
+        assert sum(v[3] for v in held.values()) == 1_234_000  # 1.234 CAD in micro-units
+        # Toronto's days: 28 Mar 00:00 UTC is the 27th there, 28 Mar 07:00 UTC the 28th.
+        assert {key[0] for key in held} == {date(2025, 3, 27), date(2025, 3, 28), date(2025, 3, 29)}
+        with write_transaction(engine) as conn:
+            command.downgrade(alembic_config(conn), "0008")
+        with engine.connect() as conn:
+            assert "rollup_route_days" not in sa.inspect(conn).get_table_names()
+    finally:
+        engine.dispose()
