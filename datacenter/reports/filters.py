@@ -61,6 +61,8 @@ class Filter:
 class FilterError(ValidationError):
     """A report filter that does not follow the syntax (docs/reports.md)."""
 
+    exit_code = 3
+
 
 # --- parsing ----------------------------------------------------------------------------------
 
