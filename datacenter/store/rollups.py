@@ -12,7 +12,9 @@ Contract:
   caller's transaction, and deletes the rows whose ``calls`` fell to 0. Keys are written in
   sorted order so two workers adding to the same rows lock them in the same order.
 - ``rebuild`` replaces a tenant's rows by the aggregate of its raw calls; ``differences`` lists
-  where the stored rows and that aggregate disagree (empty: exact). Both read every call of the
+  where the stored rows and that aggregate disagree (empty: exact). Both cover ``call_days``
+  too (the dashboard's per day and direction totals that ingest keeps), so a time zone change
+  is one rebuild. Both read every call of the
   tenant (streamed) and aggregate in Python, because the local day needs the tenant's zone and
   SQLite has no time zones.
 """
@@ -29,13 +31,14 @@ import sqlalchemy as sa
 
 from datacenter.rating.engine import RatedCall, RatingResult
 from datacenter.store.dialect import dialect_insert
-from datacenter.store.tables.core import calls
+from datacenter.store.tables.core import call_days, calls
 from datacenter.store.tables.rating import call_costs
 from datacenter.store.tables.rollups import MEASURES, rollup_extension_days, rollup_route_days
 from shared.errors import StoreError
 from shared.icdr import ICDR
 
 MICRO_PLACES = 6  # rating refuses more decimals than this, so every cost converts exactly
+DAY_MEASURES = ("calls", "answered", "talk_seconds")  # call_days, the dashboard's daily totals
 STREAM_ROWS = 20_000  # raw calls fetched at a time by rebuild and check
 INSERT_ROWS = 5_000
 
@@ -257,11 +260,20 @@ def _stream(conn: sa.Connection, tenant_id: int) -> Iterator[Any]:
 
 
 def raw_totals(conn: sa.Connection, tenant_id: int, zone: ZoneInfo) -> dict[str, Totals]:
-    """What every rollup table should hold for the tenant, from its raw calls and costs."""
+    """What every rollup table (and ``call_days``) should hold for the tenant, from its raw calls
+    and costs."""
     deltas = Deltas()
+    days: Totals = {}
     for row in _stream(conn, tenant_id):
-        deltas.add(facts_of_row(row, zone, cost=cost_of_row(row)))
-    return {name: {k: v for k, v in t.items() if v[0]} for name, t in deltas.totals.items()}
+        facts = facts_of_row(row, zone, cost=cost_of_row(row))
+        deltas.add(facts)
+        total = days.setdefault((facts.day, facts.direction), [0, 0, 0])
+        total[0] += 1
+        total[1] += int(facts.answered)
+        total[2] += facts.talk_seconds
+    out = {name: {k: v for k, v in t.items() if v[0]} for name, t in deltas.totals.items()}
+    out[call_days.name] = days
+    return out
 
 
 def stored_totals(conn: sa.Connection, tenant_id: int) -> dict[str, Totals]:
@@ -277,6 +289,12 @@ def stored_totals(conn: sa.Connection, tenant_id: int) -> dict[str, Totals]:
             tuple(row[: len(names)]): [int(v) for v in row[len(names) :]]
             for row in conn.execute(query)
         }
+    query = sa.select(
+        call_days.c.day, call_days.c.direction, *(call_days.c[n] for n in DAY_MEASURES)
+    ).where(call_days.c.tenant_id == tenant_id)
+    out[call_days.name] = {
+        (row[0], row[1]): [int(v) for v in row[2:]] for row in conn.execute(query)
+    }
     return out
 
 
@@ -291,7 +309,15 @@ def rebuild(conn: sa.Connection, tenant_id: int, zone: ZoneInfo) -> int:
         for start in range(0, len(rows), INSERT_ROWS):
             conn.execute(table.insert(), rows[start : start + INSERT_ROWS])
         written += len(rows)
-    return written
+    conn.execute(call_days.delete().where(call_days.c.tenant_id == tenant_id))
+    day_rows = [
+        {"tenant_id": tenant_id, "day": day, "direction": direction,
+         **dict(zip(DAY_MEASURES, values, strict=True))}
+        for (day, direction), values in sorted(wanted[call_days.name].items())
+    ]  # fmt: skip
+    for start in range(0, len(day_rows), INSERT_ROWS):
+        conn.execute(call_days.insert(), day_rows[start : start + INSERT_ROWS])
+    return written + len(day_rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +331,8 @@ class Difference:
         def shown(values: tuple[int, ...] | None) -> str:
             if values is None:
                 return "no row"
-            return ", ".join(f"{n}={v}" for n, v in zip(MEASURES, values, strict=True))
+            names = DAY_MEASURES if self.table == call_days.name else MEASURES
+            return ", ".join(f"{n}={v}" for n, v in zip(names, values, strict=True))
 
         key = ", ".join(str(part) for part in self.key)
         return f"{self.table} ({key}): stored {shown(self.stored)}; raw calls {shown(self.raw)}"
@@ -316,8 +343,7 @@ def differences(conn: sa.Connection, tenant_id: int, zone: ZoneInfo) -> list[Dif
     raw = raw_totals(conn, tenant_id, zone)
     held = stored_totals(conn, tenant_id)
     found: list[Difference] = []
-    for rollup in ROLLUPS:
-        name = rollup.table.name
+    for name in raw:
         for key in sorted(set(raw[name]) | set(held[name]), key=repr):
             want, have = raw[name].get(key), held[name].get(key)
             if want != have:

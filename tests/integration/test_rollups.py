@@ -259,7 +259,7 @@ def test_rerate_moves_costs_into_four_decimals_and_rebuild_agrees(
     with store.connect() as conn:
         assert len(differences(conn, tenant.tenant_id, tenant.zone)) == 1  # the check sees it
     with write_transaction(store) as conn:
-        assert rebuild(conn, tenant.tenant_id, tenant.zone) == 2
+        assert rebuild(conn, tenant.tenant_id, tenant.zone) == 3  # two rollups and call_days
     assert_exact(store, tenant, 1)
 
 

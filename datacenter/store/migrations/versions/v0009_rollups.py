@@ -6,10 +6,11 @@ Create Date: 2026-12-06 05:00:00
 
 ``rollup_extension_days`` and ``rollup_route_days`` (datacenter/store/tables/rollups.py) are what
 the report summaries read (docs/reports.md). The upgrade fills them from every tenant's stored
-calls and costs, in the migration's transaction, with the same code as `datacenter rollups
-rebuild` (``datacenter.store.rollups.rebuild``); on a large store this reads every call once
-(about a minute per few million calls). A later revision that changes these tables must refill
-them itself.
+calls and costs (and rewrites ``call_days`` from the same calls), in the migration's
+transaction, with the same code as `datacenter rollups rebuild`
+(``datacenter.store.rollups.rebuild``); on a large store this reads every call once (one to
+five minutes per 5,000,000 calls). A later revision that changes these tables must refill them
+itself.
 """
 
 from __future__ import annotations
