@@ -28,6 +28,7 @@ COMMANDS = {
     "keys": "datacenter.commands.keys:keys_group",
     "directory": "datacenter.commands.directory:directory_group",
     "token": "datacenter.commands.token:token_group",
+    "rollups": "datacenter.commands.rollups:rollups_group",
 }
 
 

@@ -5,7 +5,8 @@
     │   └── KeyFileError        2  (shared/keys.py) a key or certificate file is unusable
     ├── ValidationError         3  a record or document does not match its schema; names the field
     │   ├── ICDRValidationError 3
-    │   └── TariffImportError   3  (datacenter/rating/tariffs.py) a tariff plan or rate deck
+    │   ├── TariffImportError   3  (datacenter/rating/tariffs.py) a tariff plan or rate deck
+    │   └── FilterError         3  (datacenter/reports/filters.py) a report filter's syntax
     ├── EnvelopeError           4  a batch file cannot be opened: truncated, tampered, wrong format
     │   └── ReceiptError        4  (shared/receipts.py) a receipt is malformed or not ours
     ├── SourceError             5  a PBX source failed (connect, login, read)
@@ -14,6 +15,7 @@
     ├── TransportError          6  the uplink to the data centre failed
     │   └── HostKeyMismatch     7  the server presented a key other than the pinned one
     ├── StoreError              8  the data centre store refused an operation
+    │   └── RollupMismatch     12  (datacenter/store/rollups.py) rollups differ from the raw calls
     ├── AgentStateError         9  the agent's state directory refused an operation
     │   ├── SpoolError          9  (edge_agent/spool.py) the spool database
     │   │   └── SpoolCorrupt    9  (edge_agent/spool.py) spool.db is damaged: rebuild it

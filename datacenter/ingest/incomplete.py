@@ -12,7 +12,8 @@ after the batch's new rows are inserted):
   ever replaced: a complete call stays as first stored, and an incomplete version never
   replaces anything.
 - The call row takes every value of the new version (times, talk, flags, raw, landed file...).
-- The daily rollup moves from the old values to the new ones (same call count).
+- The daily rollup and the report rollups move from the old values (and cost) to the new ones
+  (same call count).
 - The call's rating is replaced by the result the batch's rating computed for it: the cost row
   is written and the ``END_PENDING`` queue row goes (``write_results``, as re-rating does).
 - All of it commits or rolls back with the batch. Returns the record ids replaced.
@@ -31,6 +32,7 @@ from datacenter.accounts.tenants import Tenant
 from datacenter.rating.engine import END_PENDING_FLAG
 from datacenter.rating.store import BatchRating, write_results
 from datacenter.store.dialect import dialect_insert
+from datacenter.store.rollups import Deltas, stored_facts
 from datacenter.store.tables.core import call_days, calls
 from shared.icdr import ICDR
 
@@ -56,6 +58,7 @@ def complete_stored_calls(
     if not candidates:
         return []
     stale = _stored_incomplete(conn, tenant.tenant_id, list(candidates))
+    before = stored_facts(conn, tenant.tenant_id, stale, tenant.zone)
     rollup: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     for record_id, old in stale.items():
         new = candidates[record_id]
@@ -69,7 +72,17 @@ def complete_stored_calls(
         _move(rollup, (new.start.astimezone(tenant.zone).date(), new.direction.value), new, 1)
     _write_rollup(conn, tenant.tenant_id, rollup)
     write_results(conn, tenant.tenant_id, [rating.results[rid] for rid in stale], now=now)
+    _move_report_rollups(conn, tenant, before)
     return sorted(stale)
+
+
+def _move_report_rollups(conn: sa.Connection, tenant: Tenant, before: Mapping[str, Any]) -> None:
+    """The replaced calls' report rollups: from their facts before to the ones stored now."""
+    after = stored_facts(conn, tenant.tenant_id, before, tenant.zone)
+    deltas = Deltas()
+    for record_id, old in before.items():
+        deltas.move(old, after[record_id])
+    deltas.write(conn, tenant.tenant_id)
 
 
 def _stored_incomplete(

@@ -4,22 +4,25 @@
   the table); ``call_rows`` builds a batch's with the dialect's encoders
   (``datacenter.store.bulk``).
 - ``unique_records`` keeps the first record of each id (a batch could repeat one).
-- ``add_rollups`` adds the calls actually inserted to ``call_days`` (one upsert per batch).
+- ``add_rollups`` adds the calls actually inserted to ``call_days`` (one upsert per batch) and,
+  with their rating results, to the report rollups (``datacenter.store.rollups``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from datacenter.accounts.tenants import Tenant
+from datacenter.rating.engine import RatingResult
 from datacenter.store.bulk import json_text, time_encoder
 from datacenter.store.call_rows import make_row_builder
 from datacenter.store.dialect import dialect_insert
+from datacenter.store.rollups import Deltas, facts_of_icdr
 from datacenter.store.tables.core import call_days, calls
 from shared.icdr import ICDR
 
@@ -58,8 +61,15 @@ def unique_records(records: Sequence[ICDR]) -> list[ICDR]:
     return list(seen.values())
 
 
-def add_rollups(conn: sa.Connection, tenant: Tenant, records: Sequence[ICDR]) -> None:
-    """Add these (inserted) calls to the tenant's per local day and direction totals."""
+def add_rollups(
+    conn: sa.Connection,
+    tenant: Tenant,
+    records: Sequence[ICDR],
+    results: Mapping[str, RatingResult],
+) -> None:
+    """Add these (inserted) calls to the tenant's rollups: ``call_days`` and the report rollups
+    (with the cost of each call's rating result, ``results`` by record id)."""
+    _add_report_rollups(conn, tenant, records, results)
     totals: dict[tuple[Any, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     zone = tenant.zone
     for rec in records:
@@ -92,3 +102,15 @@ def add_rollups(conn: sa.Connection, tenant: Tenant, records: Sequence[ICDR]) ->
             for (day, direction), (n, answered, talk) in sorted(totals.items())
         ],
     )
+
+
+def _add_report_rollups(
+    conn: sa.Connection,
+    tenant: Tenant,
+    records: Sequence[ICDR],
+    results: Mapping[str, RatingResult],
+) -> None:
+    deltas = Deltas()
+    for rec in records:
+        deltas.add(facts_of_icdr(rec, results.get(rec.record_id), tenant.zone))
+    deltas.write(conn, tenant.tenant_id)

@@ -411,7 +411,8 @@ def _store(engine: sa.Engine, landed: Landed, batch: Batch, *, worker: str) -> t
         )
         if conn.dialect.name == "postgresql":
             _analyze_calls_if_unsized(conn, len(inserted_ids))
-        add_rollups(conn, tenant, [r for r in records if r.record_id in inserted_ids])
+        stored = [r for r in records if r.record_id in inserted_ids]
+        add_rollups(conn, tenant, stored, rating.results)
         write_batch_rating(conn, rating, inserted_ids)  # a cost or queue row per stored call
         complete_stored_calls(
             conn, tenant, records, inserted_ids, rating, now=now,

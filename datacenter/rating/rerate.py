@@ -10,6 +10,8 @@ Contract:
   new row and a ``call_cost_history`` row with old -> new cost; so a second run with the same
   configuration changes nothing and writes no history. Queued calls only have their attempt
   count and time updated.
+- The report rollups (``datacenter.store.rollups``) move each changed call's contribution from
+  its old cost to its new one in the same transaction as the new cost row.
 - ``retry_unrated(engine, tenant_id)`` does the same for every call on the unrated queue, of any
   date: what runs after a configuration change (tariff import, dial plan) so fixed calls leave
   the queue on their own.
@@ -36,6 +38,7 @@ from datacenter.rating.store import (
 )
 from datacenter.store.call_rows import icdr_from_row
 from datacenter.store.engine import write_transaction
+from datacenter.store.rollups import Deltas, cost_of_result, cost_of_row, facts_of_row
 from datacenter.store.tables.core import calls
 from datacenter.store.tables.rating import call_cost_history, call_costs, unrated_calls
 
@@ -202,8 +205,23 @@ def _rerate_chunk(
         else:
             report.first_rated += 1
     write_results(conn, tenant_id, changed, now=now)
+    _move_rollups(conn, config, rows, changed)
     if history:
         conn.execute(call_cost_history.insert(), history)
+
+
+def _move_rollups(
+    conn: sa.Connection, config: RatingConfig, rows: list[sa.Row[Any]], changed: list[RatingResult]
+) -> None:
+    """Move the changed calls' rollup contributions from their old cost to their new one."""
+    zone = ZoneInfo(config.timezone)
+    by_id = {row.record_id: row for row in rows}
+    deltas = Deltas()
+    for result in changed:
+        row = by_id[result.record_id]
+        old = facts_of_row(row, zone, cost=cost_of_row(row, prefix="old_"))
+        deltas.move(old, facts_of_row(row, zone, cost=cost_of_result(result)))
+    deltas.write(conn, config.tenant_id)
 
 
 def _history(

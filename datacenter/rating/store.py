@@ -78,6 +78,7 @@ class RatingConfig:
     dial_plans: Mapping[str, DialPlan]  # agent id (or '*') -> plan
     route_maps: Mapping[str, CarrierRules]
     fingerprint: str = field(default="", compare=False)
+    timezone: str = field(default="UTC", compare=False)  # the tenant's: its rollups' local days
 
     def site(self, agent_id: str) -> tuple[DialPlan | None, CarrierRules]:
         plan = self.dial_plans.get(agent_id) or self.dial_plans.get(TENANT_DEFAULT_SITE)
@@ -129,7 +130,7 @@ def load_rating_config(conn: sa.Connection, tenant_id: int) -> RatingConfig:
     sites = _documents_of(conn, dial_plans, "plan", tenant_id, keys, default_zone=zone)
     routes = _documents_of(conn, route_maps, "rules", tenant_id, keys)
     fingerprint = hashlib.sha256("\n".join(keys).encode()).hexdigest()
-    return RatingConfig(tenant_id, plans, sites, routes, fingerprint)
+    return RatingConfig(tenant_id, plans, sites, routes, fingerprint, zone)
 
 
 def _version_key(row: Any) -> tuple[str, ...]:

@@ -91,6 +91,19 @@ UNRATED: dict[str, Reason] = {
         "Let the PBX record more digits (MiVB: SMDR 'Extended Digit Length'); calls already "
         "recorded shortened stay unpriced.",
     ),
+    UnratedReason.END_PENDING: Reason(
+        "The call had not ended when the phone system was read (a Lync / Skype for Business "
+        "session still open), so its length is not known yet.",
+        "Nothing to do: the agent keeps polling the session and the complete record replaces "
+        "this one and is rated when it arrives. If it stays, check that the agent still polls "
+        "this site (the technicians' console).",
+    ),
+    UnratedReason.UNPRICED_TIME: Reason(
+        "The tariff sets no price for this destination in the time band the call was made in "
+        "(the carrier's price list leaves it out).",
+        "Add the missing price to the tariff (`datacenter tariff import`), then "
+        "`datacenter rerate` the days affected.",
+    ),
     UnratedReason.MISSING_TIMES: Reason(
         "The call was answered, but the record has neither an answer time nor a talk time.",
         "Check the PBX's call-record options so that they report call durations.",

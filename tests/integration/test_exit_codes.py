@@ -363,6 +363,7 @@ SPEC: dict[str, Spec] = {
     "datacenter tariff export": dc_config_cases("tariff", "export", *TENANT, "--carrier", "x",
                                                 "out"),
     "datacenter rerate": dc_config_cases("rerate", *TENANT, "--since", "2024-01-01"),
+    "datacenter rollups rebuild": dc_config_cases("rollups", "rebuild", *TENANT, "--check"),
     "datacenter alarms run": dc_config_cases("alarms", "run", "--once"),
     "datacenter technician assign": dc_config_cases("technician", "assign", "a@example.org",
                                                     "demo"),

@@ -9,11 +9,31 @@
     directory.py  who had which extension when (v0008)
     accounts.py   user scopes, sessions, sign-in attempts, audit log, recovery codes (v0012)
     api_tokens.py per-user API tokens, hashed (v0010)
+    rollups.py    report rollups per tenant, local day and dimension (v0013)
 
 Importing this package imports every table module, so ``metadata`` holds the whole schema.
 """
 
-from datacenter.store.tables import accounts, alarms, api_tokens, core, directory, health, rating
+from datacenter.store.tables import (
+    accounts,
+    alarms,
+    api_tokens,
+    core,
+    directory,
+    health,
+    rating,
+    rollups,
+)
 from datacenter.store.tables.metadata import metadata
 
-__all__ = ["accounts", "alarms", "api_tokens", "core", "directory", "health", "metadata", "rating"]
+__all__ = [
+    "accounts",
+    "alarms",
+    "api_tokens",
+    "core",
+    "directory",
+    "health",
+    "metadata",
+    "rating",
+    "rollups",
+]
