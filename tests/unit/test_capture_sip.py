@@ -33,7 +33,7 @@ def test_response_compact_and_folded_headers() -> None:
 
 
 def test_session_level_connection_and_savp() -> None:
-    body = b"v=0\r\nc=IN IP4 198.18.0.9\r\nm=audio 5004 RTP/SAVP 0\r\nm=video 6000 RTP/AVP 96\r\nc=IN IP4 1.1.1.1\r\n"
+    body = b"v=0\r\nc=IN IP4 198.18.0.9\r\nm=audio 5004 RTP/SAVP 0\r\nm=video 6000 RTP/AVP 96\r\nc=IN IP4 198.18.0.77\r\n"
     (media,) = parse_sdp(body)
     assert (media.address, media.port, media.encrypted) == ("198.18.0.9", 5004, True)
     assert parse_sdp(sdp("198.18.0.1", 1, crypto=True))[0].encrypted
