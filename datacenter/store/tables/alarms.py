@@ -21,7 +21,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from datacenter.store.tables.metadata import AGENT_ID_LENGTH, TEXT_LENGTH, UTCDateTime, metadata
+from datacenter.store.tables.metadata import (
+    AGENT_ID_LENGTH,
+    TEXT_LENGTH,
+    UTCDateTime,
+    metadata,
+    tenant_fk,
+)
 
 ALARM_ID_LENGTH = 32  # uuid4 hex
 STATE_LENGTH = 32
@@ -30,19 +36,10 @@ ACTOR_LENGTH = 254  # an email, or "scheduler"
 EVENT_KINDS = ("raised", "notified", "acknowledged", "silenced", "unsilenced", "cleared")
 
 
-def _tenant_fk() -> sa.Column[int]:
-    return sa.Column(
-        "tenant_id",
-        sa.Integer,
-        sa.ForeignKey("tenants.tenant_id", ondelete="RESTRICT"),
-        primary_key=True,
-    )
-
-
 technician_tenants = sa.Table(
     "technician_tenants",
     metadata,
-    _tenant_fk(),
+    tenant_fk(primary_key=True),
     sa.Column(
         "user_id",
         sa.Integer,
@@ -56,7 +53,7 @@ technician_tenants = sa.Table(
 alarms = sa.Table(
     "alarms",
     metadata,
-    _tenant_fk(),
+    tenant_fk(primary_key=True),
     sa.Column("alarm_id", sa.String(ALARM_ID_LENGTH), primary_key=True),
     sa.Column("agent_id", sa.String(AGENT_ID_LENGTH), nullable=False),
     sa.Column("source_id", sa.String(TEXT_LENGTH), nullable=False),  # "" = the whole site
@@ -79,7 +76,7 @@ alarms = sa.Table(
 alarm_events = sa.Table(
     "alarm_events",
     metadata,
-    _tenant_fk(),
+    tenant_fk(primary_key=True),
     sa.Column("event_id", sa.String(ALARM_ID_LENGTH), primary_key=True),
     sa.Column("alarm_id", sa.String(ALARM_ID_LENGTH), nullable=False),
     sa.Column("at", UTCDateTime, nullable=False, index=True),

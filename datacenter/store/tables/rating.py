@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from datacenter.store.tables.metadata import JSONDocument, UTCDateTime, metadata
+from datacenter.store.tables.metadata import JSONDocument, UTCDateTime, metadata, tenant_fk
 
 TENANT_DEFAULT_SITE = "*"  # dial_plans / route_maps row that applies to agents without their own
 NAME_LENGTH = 64
@@ -33,19 +33,10 @@ def _calls_fk() -> sa.ForeignKeyConstraint:
     )
 
 
-def _tenant() -> sa.Column[int]:
-    return sa.Column(
-        "tenant_id",
-        sa.Integer,
-        sa.ForeignKey("tenants.tenant_id", ondelete="RESTRICT"),
-        primary_key=True,
-    )
-
-
 tariff_versions = sa.Table(
     "tariff_versions",
     metadata,
-    _tenant(),
+    tenant_fk(primary_key=True),
     sa.Column("carrier", sa.String(NAME_LENGTH), primary_key=True),
     sa.Column("version", sa.String(NAME_LENGTH), primary_key=True),
     sa.Column("valid_from", UTCDateTime, nullable=False),
@@ -65,7 +56,7 @@ tariff_versions = sa.Table(
 dial_plans = sa.Table(
     "dial_plans",
     metadata,
-    _tenant(),
+    tenant_fk(primary_key=True),
     sa.Column("agent_id", sa.String(64), primary_key=True),
     sa.Column("plan", JSONDocument, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
@@ -74,7 +65,7 @@ dial_plans = sa.Table(
 route_maps = sa.Table(
     "route_maps",
     metadata,
-    _tenant(),
+    tenant_fk(primary_key=True),
     sa.Column("agent_id", sa.String(64), primary_key=True),
     sa.Column("rules", JSONDocument, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
