@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 from datacenter.health.runner import AlarmRunner
 from datacenter.store.engine import open_store
 from tests.fixtures.console import ACME_DOWN, ACME_TRANSPORT, seed_console_store
-from tests.fixtures.ports import free_port, wait_for_port
+from tests.fixtures.ports import ServerExited, start_listening
 from tests.fixtures.web import ACME_AGENT, ACME_USER, PASSWORD, TECH_USER
 
 pytestmark = pytest.mark.browser
@@ -47,17 +47,19 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         AlarmRunner(engine, store.settings).run_once(datetime.now(UTC))  # raise the alarms
     finally:
         engine.dispose()
-    port = free_port()
     log = store.settings.data_dir / "serve.log"
-    command = [str(DATACENTER), "serve", "--config", str(store.config_path),
-               "--bind", f"127.0.0.1:{port}", "--workers", "2"]  # fmt: skip
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+
+    def start(port: int) -> subprocess.Popen[bytes]:
+        command = [str(DATACENTER), "serve", "--config", str(store.config_path),
+                   "--bind", f"127.0.0.1:{port}", "--workers", "2"]  # fmt: skip
+        with log.open("ab") as stderr:
+            return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+
     try:
-        try:
-            wait_for_port(port, timeout=20)
-        except TimeoutError:
-            pytest.fail(f"datacenter serve did not start:\n{log.read_text()}")
+        process, port = start_listening(start, timeout=20)
+    except (TimeoutError, ServerExited) as error:
+        pytest.fail(f"datacenter serve did not start ({error}):\n{log.read_text()}")
+    try:
         yield Console(f"http://127.0.0.1:{port}", log)
     finally:
         process.terminate()

@@ -38,7 +38,7 @@ from shared import keys
 from shared.enrolment import EnrolmentRequest, parse_bundle
 from shared.envelope import batch_file_name
 from tests.fixtures.fake_source import call_line
-from tests.fixtures.ports import free_port, wait_for_port
+from tests.fixtures.ports import free_port, wait_for_listener
 from tests.fixtures.sshd import SSHD, keygen
 
 pytestmark = [
@@ -155,7 +155,7 @@ def landing() -> Iterator[Landing]:
             process = subprocess.Popen(
                 [SSHD, "-D", "-e", "-f", str(sshd_config)], stdout=log, stderr=log
             )
-        wait_for_port(port)
+        wait_for_listener(process, port, timeout=10.0)
         yield Landing(base, root, data / "keys", port, host_pub, agents, config, group, accounts)
     finally:
         if process is not None:

@@ -21,7 +21,7 @@ from datacenter.web import create_app
 from shared.envelope import batch_file_name, seal
 from tests.factories import gen_outgoing_call
 from tests.fixtures.console import ConsoleStore, seed_console_store
-from tests.fixtures.ports import free_port, wait_for_port
+from tests.fixtures.ports import ServerExited, start_listening
 from tests.fixtures.web import ACME_AGENT
 
 DATACENTER = Path(sys.executable).with_name("datacenter")
@@ -65,18 +65,20 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     multiproc.mkdir()
     (multiproc / "counter_999999.db").write_bytes(b"stale")
 
-    port = free_port()
     log = settings.data_dir / "serve.log"
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    command = [str(DATACENTER), "serve", "--config", str(store.config_path),
-               "--bind", f"127.0.0.1:{port}", "--workers", "2"]  # fmt: skip
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+
+    def start(port: int) -> subprocess.Popen[bytes]:
+        command = [str(DATACENTER), "serve", "--config", str(store.config_path),
+                   "--bind", f"127.0.0.1:{port}", "--workers", "2"]  # fmt: skip
+        with log.open("ab") as stderr:
+            return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+
     try:
-        try:
-            wait_for_port(port, timeout=20)
-        except TimeoutError:
-            pytest.fail(f"datacenter serve did not start:\n{log.read_text()}")
+        process, port = start_listening(start, timeout=20)
+    except (TimeoutError, ServerExited) as error:
+        pytest.fail(f"datacenter serve did not start ({error}):\n{log.read_text()}")
+    try:
         yield Served(f"http://127.0.0.1:{port}", store, multiproc, log)
     finally:
         process.terminate()
