@@ -18,7 +18,9 @@ day: its local day runs 00:00 GMT to 00:00 BST, 23 hours (00:00-23:00 UTC).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -30,11 +32,13 @@ from datacenter.rating.carriers import load_carrier_rules
 from datacenter.rating.numbering import load_dial_plan
 from datacenter.rating.store import import_tariff_plan, set_site
 from datacenter.rating.tariffs import load_tariff
+from datacenter.reports.catalog import ReportParams, report
 from datacenter.reports.detail import DetailRequest, call_detail
 from datacenter.reports.scope import ScopeTarget
 from datacenter.reports.summaries import SummaryRequest, SummaryRow, summary
 from datacenter.settings import Settings
 from datacenter.store.engine import write_transaction
+from shared.errors import ValidationError
 from shared.icdr import ICDR, Completion, Direction
 from tests.factories import gen_outgoing_call
 from tests.fixtures.store import gen_agent, gen_batch, gen_tenant, land
@@ -177,3 +181,25 @@ def test_call_detail_pages_filters_and_sorts(store: sa.Engine, tenant: Tenant) -
     sunday = DetailRequest(tenant.tenant_id, tenant.zone, SUN, SUN, descending=False)
     with store.connect() as conn:
         assert [r.record_id for r in call_detail(conn, sunday)] == [rid["A"], rid["B"]]
+
+
+def test_the_catalogue_streams_the_detail_and_totals_the_summary(
+    store: sa.Engine, tenant: Tenant
+) -> None:
+    params = ReportParams(tenant.tenant_id, tenant.zone, SAT, MON, descending=False)
+    rid = {name: rec.record_id for name, rec in CALLS.items()}
+    with store.connect() as conn:
+        detail = report("detail").run(conn, params)
+        rows = list(detail.rows)
+        keys = [c.key for c in detail.columns]
+        assert [r[keys.index("record_id")] for r in rows] == [rid[n] for n in "DABCE"]
+        costs = [r[keys.index("cost")] for r in rows]
+        assert costs == [Decimal(0), Decimal("0.05"), Decimal("0.03"), Decimal("0.03"),
+                         Decimal("0.08")]  # fmt: skip
+        by_class = report("summary").run(
+            conn, replace(params, options={"by": "destination_class"}, first_day=SUN)
+        )
+    assert by_class.totals == ("Total", "GBP", 4, 4, 295, 360, Decimal("0.19"))
+    assert [row[0] for row in by_class.rows] == ["mobile", "national"]
+    with pytest.raises(ValidationError):
+        report("no-such-report")
