@@ -49,8 +49,8 @@ from datacenter.store.attribution import ATTRIBUTION_COLUMNS, attribute_calls
 from datacenter.store.call_rows import icdr_from_row
 from datacenter.store.call_scope import WHOLE, UserScope, mask_number
 from datacenter.store.costs import CallCost, CallTotals, CostChange, CostFilter, UnratedInfo
+from datacenter.store.scope_sql import scope_condition
 from datacenter.store.tables.core import call_days, calls, landed_files, tenants
-from datacenter.store.tables.directory import directory_entries
 from datacenter.store.tables.icdr_columns import column_name
 from datacenter.store.tables.rating import TENANT_DEFAULT_SITE, dial_plans, tariff_versions
 from shared.errors import StoreError, ValidationError
@@ -444,43 +444,10 @@ class TenantScope:
     def _in_scope(self) -> list[sa.ColumnElement[bool]]:
         """The tenant, and the viewer's part of it: what every call query starts from."""
         conditions: list[sa.ColumnElement[bool]] = [calls.c.tenant_id == self.tenant_id]
-        # An alias: the list's own join to directory_entries (who had the extension) must not
-        # be correlated into these subqueries.
-        entries = directory_entries.alias("scope_entries")
-        scope = self.user_scope
-        if scope.whole:
-            return conditions
-        either: list[sa.ColumnElement[bool]] = []
-        if scope.extensions:
-            either.append(calls.c.extension.in_(sorted(scope.extensions)))
-        grouped = [
-            column.in_(sorted(values))
-            for column, values in (
-                (entries.c.site, scope.sites),
-                (entries.c.department, scope.departments),
-                (entries.c.cost_centre, scope.cost_centres),
-            )
-            if values
-        ]
-        if grouped:
-            # The IN list narrows the calls through the (tenant_id, extension, start_utc) index
-            # to the extensions that were ever in scope; EXISTS then checks the period.
-            ever = sa.select(entries.c.extension).where(
-                entries.c.tenant_id == self.tenant_id, sa.or_(*grouped)
-            )
-            held = sa.exists().where(
-                entries.c.tenant_id == self.tenant_id,
-                entries.c.extension == calls.c.extension,
-                entries.c.valid_from <= calls.c.start_utc,
-                sa.or_(
-                    entries.c.valid_to.is_(None),
-                    calls.c.start_utc < entries.c.valid_to,
-                ),
-                sa.or_(*grouped),
-            )
-            either.append(sa.and_(calls.c.extension.in_(ever), held))
-        conditions.append(sa.or_(*either))
-        return conditions
+        scoped = scope_condition(
+            self.user_scope, self.tenant_id, calls.c.extension, calls.c.start_utc
+        )
+        return conditions if scoped is None else [*conditions, scoped]
 
     def _call(self, row: sa.Row[Any], *, listed: bool = False) -> Call:
         call = _call(row, listed=listed)

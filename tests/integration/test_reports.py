@@ -27,6 +27,7 @@ import pytest
 import sqlalchemy as sa
 
 from datacenter.accounts.tenants import Tenant
+from datacenter.directory.entries import EntryInput, add_entry
 from datacenter.ingest.worker import ingest_once
 from datacenter.rating.carriers import load_carrier_rules
 from datacenter.rating.numbering import load_dial_plan
@@ -35,8 +36,10 @@ from datacenter.rating.tariffs import load_tariff
 from datacenter.reports.catalog import ReportParams, report
 from datacenter.reports.detail import DetailRequest, call_detail
 from datacenter.reports.scope import ScopeTarget
-from datacenter.reports.summaries import SummaryRequest, SummaryRow, summary
+from datacenter.reports.summaries import SummaryRequest, SummaryRow, summary, summary_query
+from datacenter.reports.user_scope import report_scope
 from datacenter.settings import Settings
+from datacenter.store.call_scope import UserScope
 from datacenter.store.engine import write_transaction
 from shared.errors import ValidationError
 from shared.icdr import ICDR, Completion, Direction
@@ -203,3 +206,27 @@ def test_the_catalogue_streams_the_detail_and_totals_the_summary(
     assert [row[0] for row in by_class.rows] == ["mobile", "national"]
     with pytest.raises(ValidationError):
         report("no-such-report")
+
+
+def test_a_portal_users_scope_limits_every_report(store: sa.Engine, tenant: Tenant) -> None:
+    # 2002 was in Sales only from Monday 00:00 London time (23:00 UTC Sunday): call C (that
+    # instant) is in scope, call D (Saturday) is not; 2001 was never in Sales.
+    monday = datetime(2025, 3, 30, 23, 0, tzinfo=UTC)
+    with write_transaction(store) as conn:
+        add_entry(conn, tenant.tenant_id, EntryInput("2002", "Bo", department="Sales",
+                                                     valid_from=monday))  # fmt: skip
+    sales = report_scope(UserScope(departments=frozenset({"Sales"})))
+    own = report_scope(UserScope(extensions=frozenset({"2001"})))
+    assert report_scope(UserScope()) is None
+    assert _gbp(_summary(store, tenant, "extension", SAT, MON, scope=sales)) == {
+        "2002": (1, 1, 60, 60, 30_000)
+    }
+    assert _summary(store, tenant, "direction", SAT, MON, scope=sales)[0].calls == 1
+    assert _gbp(_summary(store, tenant, "extension", SAT, MON, scope=own)) == {
+        "2001": (2, 2, 175, 240, 80_000)
+    }
+    # The extension scope can be carried by the rollup; the department scope cannot.
+    request = SummaryRequest(tenant.tenant_id, tenant.zone, "extension", SAT, MON, scope=own)
+    assert "rollup_extension_days" in str(summary_query(request))
+    request = replace(request, scope=sales)
+    assert "rollup_extension_days" not in str(summary_query(request))
