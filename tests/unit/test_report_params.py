@@ -52,9 +52,7 @@ def test_a_bad_value_names_its_key(args: dict[str, str], key: str) -> None:
     assert raised.value.field == key
 
 
-_text = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=20).filter(
-    str.strip
-)
+_text = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=20).filter(str.strip)
 
 
 @given(
