@@ -302,9 +302,10 @@ class ReportScheduler:
                     )
         message = self._email(run, schedule, saved, tenant, now=now,
                               body=_summary_lines(counted, schedule.format))  # fmt: skip
-        maintype, _, rest = MEDIA_TYPES[schedule.format].partition("/")
-        message.add_attachment(data, maintype=maintype, subtype=rest.split(";")[0].strip(),
-                               filename=attachment_name(saved, run, schedule.format))  # fmt: skip
+        message.add_attachment(
+            data, **_mime(MEDIA_TYPES[schedule.format]),
+            filename=attachment_name(saved, run, schedule.format),
+        )  # fmt: skip
         return Delivery(message, counted.count)
 
     def _link_email(
@@ -372,6 +373,15 @@ class _Counted:
 
 def _summary_lines(counted: _Counted, fmt: str) -> list[str]:
     return [f"The report is attached as {fmt.upper()} ({counted.count} rows)."]
+
+
+def _mime(media_type: str) -> dict[str, Any]:
+    """ "text/csv; charset=utf-8" as ``add_attachment`` arguments (the charset kept, so a mail
+    client decodes the file as what it is)."""
+    kind, *params = (part.strip() for part in media_type.split(";"))
+    maintype, _, subtype = kind.partition("/")
+    extra = dict(p.split("=", 1) for p in params if "=" in p)
+    return {"maintype": maintype, "subtype": subtype, "params": extra}
 
 
 def owned_report(conn: sa.Connection, schedule: Schedule) -> tuple[SavedReport, Tenant]:
