@@ -21,7 +21,7 @@ Contract:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
@@ -37,7 +37,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 from flask.typing import ResponseReturnValue
@@ -74,11 +73,12 @@ from datacenter.reports.saved import (
     get_saved,
     list_saved,
     rename,
+    report_args,
     run_saved,
     save_report,
     set_shared,
 )
-from datacenter.reports.scheduler import RunFailed, attachment_name, owned_report, report_as_owner
+from datacenter.reports.scheduler import attachment_name, owned_report, report_as_owner
 from datacenter.reports.schedules import (
     DEFAULT_LINK_DAYS,
     DELIVERIES,
@@ -190,11 +190,18 @@ def _schedule_or_404(schedule_id: int) -> tuple[Schedule, SavedReport]:
     return found
 
 
-def _download(table: ReportTable, fmt: str, tenant: Tenant, filename: str) -> Response:
-    def chunks() -> Iterator[bytes]:
-        yield from export_stream(table, fmt, tenant.zone)
+def _download(
+    build: Callable[[sa.Connection], ReportTable], fmt: str, tenant: Tenant, filename: str
+) -> Response:
+    """Stream the report ``build`` makes, on a connection of its own: the request's connection
+    is closed when the view returns, long before a large file has been read."""
+    engine = store.engine
 
-    response = Response(stream_with_context(chunks()), mimetype=MEDIA_TYPES[fmt])
+    def chunks() -> Iterator[bytes]:
+        with engine.connect() as conn:
+            yield from export_stream(build(conn), fmt, tenant.zone)
+
+    response = Response(chunks(), mimetype=MEDIA_TYPES[fmt])
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
@@ -304,16 +311,21 @@ def saved_download(saved_id: int) -> ResponseReturnValue:
     fmt = request.args.get("format", "csv")
     if fmt not in MEDIA_TYPES:
         abort(404)
-    try:
-        table = run_saved(store.connection(), saved, zone=tenant.zone, scope=viewer.scope,
-                          today=_now().astimezone(tenant.zone).date())  # fmt: skip
+    today = _now().astimezone(tenant.zone).date()
+    try:  # a bad parameter is refused here, before the download starts
+        report_args(saved.query, tenant_id=tenant.tenant_id, zone=tenant.zone, today=today,
+                    scope=viewer.scope)  # fmt: skip
     except CallCollectError as exc:
         flash(f"This report cannot run: {exc}", "error")
         return redirect(url_for("saved.saved_report", saved_id=saved_id))
     with write_transaction(store.engine) as conn:
         record_audit(conn, "export", tenant_id=tenant.tenant_id, subject=saved.title,
                      details={"saved_id": saved_id, "format": fmt})  # fmt: skip
-    return _download(table, fmt, tenant, f"{saved.report}-{saved_id}.{fmt}")
+    scope = viewer.scope
+    return _download(
+        lambda conn: run_saved(conn, saved, zone=tenant.zone, scope=scope, today=today),
+        fmt, tenant, f"{saved.report}-{saved_id}.{fmt}",
+    )  # fmt: skip
 
 
 @bp.route("/saved/<int:saved_id>/rename", methods=["POST"])
@@ -496,14 +508,17 @@ def report_link(token: str) -> ResponseReturnValue:
     found = schedule_by_id(conn, run.schedule_id) if run is not None else None
     if run is None or found is None or run.tenant_id != target.tenant_id:
         abort(404)
-    try:
+    try:  # owner and parameters checked before the download starts
         saved, tenant = owned_report(conn, found)
-        table = report_as_owner(conn, saved, tenant, run, now=now)
-    except (RunFailed, CallCollectError):
+        report_as_owner(conn, saved, tenant, run, now=now)
+    except CallCollectError:
         abort(404)
     _link_audit("report_link_fetched", run.tenant_id,
                 {"run_id": run.run_id, "saved_id": saved.saved_id}, subject=saved.title)  # fmt: skip
-    return _download(table, found.format, tenant, attachment_name(saved, run, found.format))
+    return _download(
+        lambda conn: report_as_owner(conn, saved, tenant, run, now=now),
+        found.format, tenant, attachment_name(saved, run, found.format),
+    )  # fmt: skip
 
 
 def _link_audit(
