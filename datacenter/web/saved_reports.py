@@ -400,7 +400,7 @@ def schedule_new(saved_id: int) -> ResponseReturnValue:
             with write_transaction(store.engine) as conn:
                 schedule = add_schedule(
                     conn, saved, viewer.user, recurrence=_recurrence(form),
-                    period=form.period.data, recipients=[form.recipients.data or ""],
+                    period=form.period.data, recipients=form.recipients.data or "",
                     fmt=form.format.data, delivery=form.delivery.data,
                     link_days=form.link_days.data or DEFAULT_LINK_DAYS, zone=tenant.zone,
                     now=_now(),

@@ -13,6 +13,7 @@ import io
 import multiprocessing
 import os
 import signal
+import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -38,6 +39,7 @@ from datacenter.store.tables.accounts import audit_log
 from datacenter.store.tables.saved_reports import schedule_runs
 from datacenter.web import create_app
 from tests.fixtures.smtp import SmtpServer, mailer_for
+from tests.fixtures.store import gen_tenant
 from tests.fixtures.web import ACME_USER, LENIENT, PASSWORD, SeededStore, seed_store
 
 LONDON = ZoneInfo("Europe/London")
@@ -446,3 +448,53 @@ def test_a_scheduler_killed_mid_run_never_sends_twice(
     assert len(smtp_server.inbox.messages) == mails
     if final == "interrupted":
         assert "not sent again" in runs[0].error
+
+
+# --- both backends --------------------------------------------------------------------------
+
+
+def test_claims_on_both_backends(
+    store: sa.Engine, dc_settings: Settings, smtp_server: SmtpServer, cheap_passwords: None
+) -> None:
+    """Racing schedulers, take-over and interruption on SQLite and on PostgreSQL."""
+    tenant = gen_tenant(store, "acme", timezone="Europe/London")
+    with write_transaction(store) as conn:
+        user = create_user(conn, "owner@acme.example", PASSWORD, "tenant", tenant.tenant_id)
+        saved = save_report(conn, user, name="summary", query=SUMMARY_QUERY, columns=(),
+                            title="Race", shared=True, zone=LONDON, now=SCHEDULED_AT)  # fmt: skip
+        schedule = add_schedule(
+            conn, saved, user, recurrence=recurrence("daily", "07:00"), period="previous_day",
+            recipients=["a@acme.example"], fmt="csv", delivery="attachment", zone=LONDON,
+            now=SCHEDULED_AT,
+        )  # fmt: skip
+    due = schedule.next_due_at
+    assert due == datetime(2025, 3, 21, 7, 0, tzinfo=UTC)  # GMT until the 30th
+    schedulers = [ReportScheduler(store, dc_settings, mailer=mailer_for(smtp_server))
+                  for _ in range(4)]  # fmt: skip
+    barrier = threading.Barrier(len(schedulers))
+    claimed: list[int] = []
+
+    def claim(scheduler: ReportScheduler) -> None:
+        barrier.wait()
+        claimed.append(scheduler.claim_due(due))
+
+    threads = [threading.Thread(target=claim, args=(s,)) for s in schedulers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == [0, 0, 0, 1]
+    [run] = _runs(store, schedule)
+    assert run.status == "claimed"
+    # The claimer died before sending: after the lease another scheduler takes it over.
+    later = due + CLAIM_LEASE + timedelta(seconds=1)
+    survivor = next(s for s in schedulers if s.worker != run.claimed_by)
+    assert list(survivor.take_over(due)) == []  # within the lease the claim is respected
+    report = survivor.run_due(later)
+    assert report.sent == 1 and len(smtp_server.inbox.messages) == 1
+    # A run left in "sending" is interrupted, not re-sent.
+    with write_transaction(store) as conn:
+        conn.execute(schedule_runs.update().values(status="sending", claimed_at=later))
+    assert survivor.run_due(later + CLAIM_LEASE + timedelta(seconds=1)).interrupted == 1
+    assert [r.status for r in _runs(store, schedule)][-1] == "interrupted"
+    assert len(smtp_server.inbox.messages) == 1
