@@ -40,6 +40,7 @@ PERIODS = {
     "previous_month": "The previous month",
     "month_to_date": "This month so far (the 1st to the day of the run)",
     "week_to_date": "This week so far (Monday to the day of the run)",
+    "as_saved": "The dates saved with the report",
 }
 
 
@@ -183,8 +184,15 @@ def latest_due(rec: Recurrence, zone: ZoneInfo, *, at: datetime) -> datetime | N
     return found  # pragma: no cover - occurrences never end
 
 
-def covered_days(period: str, due_day: date) -> tuple[date, date]:
-    """The local days (first, last, inclusive) a run due on ``due_day`` covers."""
+def covered_days(
+    period: str, due_day: date, *, saved: tuple[date, date] | None = None
+) -> tuple[date, date]:
+    """The local days (first, last, inclusive) a run due on ``due_day`` covers; ``as_saved``
+    is the report's own dates, ``saved``."""
+    if period == "as_saved":
+        if saved is None:
+            raise ValidationError("period", "as_saved needs the saved report's dates")
+        return saved
     if period == "previous_day":
         day = due_day - timedelta(days=1)
         return day, day

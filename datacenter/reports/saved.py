@@ -215,6 +215,13 @@ def delete(conn: sa.Connection, saved: SavedReport, user: User) -> None:
     )
 
 
+def saved_days(saved: SavedReport, *, zone: ZoneInfo, today: date) -> tuple[date, date]:
+    """The dates saved with the report (its defaults where it saved none)."""
+    params = report_args(saved.query, tenant_id=saved.tenant_id, zone=zone, today=today,
+                         scope=WHOLE)  # fmt: skip
+    return params.first_day, params.last_day
+
+
 def select_columns(table: ReportTable, keys: Sequence[str]) -> ReportTable:
     """``table`` with only the columns ``keys`` (in that order); all of them when empty."""
     if not keys:

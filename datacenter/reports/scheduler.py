@@ -46,7 +46,7 @@ from datacenter.health.notify import Mailer
 from datacenter.reports.catalog import ReportTable
 from datacenter.reports.links import LinkSigner, LinkTarget, link_url
 from datacenter.reports.recurrence import covered_days, latest_due, next_due
-from datacenter.reports.saved import SavedReport, get_saved_for_owner, run_saved
+from datacenter.reports.saved import SavedReport, get_saved_for_owner, run_saved, saved_days
 from datacenter.reports.schedules import Run, Schedule, run_by_id, schedule_by_id
 from datacenter.settings import Settings, load_secret_key
 from datacenter.store.engine import write_transaction
@@ -153,7 +153,12 @@ class ReportScheduler:
                 )  # fmt: skip
                 if moved.rowcount != 1:
                     return False  # another scheduler moved it on first
-                first, last = covered_days(schedule.period, due.astimezone(zone).date())
+                saved = get_saved_for_owner(conn, schedule.saved_id)
+                if saved is None:
+                    return False
+                day = due.astimezone(zone).date()
+                first, last = covered_days(schedule.period, day,
+                                           saved=saved_days(saved, zone=zone, today=day))  # fmt: skip
                 conn.execute(
                     schedule_runs.insert().values(
                         tenant_id=schedule.tenant_id, schedule_id=schedule_id, due_at=due,

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from datacenter.accounts.users import User, normalise_email
 from datacenter.exports.stream import MEDIA_TYPES
 from datacenter.reports.recurrence import PERIODS, Recurrence, covered_days, from_json, next_due
-from datacenter.reports.saved import SavedReport, can_manage, get_saved
+from datacenter.reports.saved import SavedReport, can_manage, get_saved, saved_days
 from datacenter.store.tables.saved_reports import report_schedules, schedule_runs
 from shared.errors import ValidationError
 
@@ -194,10 +194,18 @@ def delete_schedule(conn: sa.Connection, schedule: Schedule) -> None:
 
 
 def queue_run(
-    conn: sa.Connection, schedule: Schedule, *, zone: ZoneInfo, now: datetime, requested_by: str
+    conn: sa.Connection,
+    schedule: Schedule,
+    saved: SavedReport,
+    *,
+    zone: ZoneInfo,
+    now: datetime,
+    requested_by: str,
 ) -> int:
     """A manual run for the scheduler's next pass, covering the schedule's period as of today."""
-    first, last = covered_days(schedule.period, now.astimezone(zone).date())
+    today = now.astimezone(zone).date()
+    first, last = covered_days(schedule.period, today,
+                               saved=saved_days(saved, zone=zone, today=today))  # fmt: skip
     return int(
         conn.execute(
             schedule_runs.insert()

@@ -450,7 +450,8 @@ def schedule_run_now(schedule_id: int) -> ResponseReturnValue:
     if not form.validate_on_submit():
         form_errors(form)
     with write_transaction(store.engine) as conn:
-        run_id = queue_run(conn, found, zone=tenant.zone, now=_now(), requested_by=viewer.email)
+        run_id = queue_run(conn, found, saved, zone=tenant.zone, now=_now(),
+                           requested_by=viewer.email)  # fmt: skip
         record_audit(conn, "schedule_run_requested", tenant_id=tenant.tenant_id,
                      subject=saved.title, details={"schedule_id": schedule_id, "run_id": run_id})  # fmt: skip
     flash("Queued: the scheduler sends it on its next pass (within a minute).", "success")

@@ -224,10 +224,10 @@ def test_the_store_refuses_a_second_run_for_the_same_due_time(
 def test_run_now_is_sent_on_the_next_pass(
     engine: sa.Engine, seeded: SeededStore, smtp_server: SmtpServer
 ) -> None:
-    _, schedule = _schedule(engine)
+    saved, schedule = _schedule(engine)
     now = datetime(2025, 3, 20, 15, 0, tzinfo=UTC)
     with write_transaction(engine) as conn:
-        queue_run(conn, schedule, zone=LONDON, now=now, requested_by=ACME_USER)
+        queue_run(conn, schedule, saved, zone=LONDON, now=now, requested_by=ACME_USER)
     report = _scheduler(engine, seeded.settings, mailer_for(smtp_server)).run_due(now)
     assert (report.claimed, report.sent) == (0, 1)
     [run] = _runs(engine, schedule)
@@ -273,13 +273,13 @@ def test_a_link_serves_the_report_until_it_expires_and_refuses_a_forgery(
     engine: sa.Engine, link_settings: Settings, web_app: Flask, smtp_server: SmtpServer
 ) -> None:
     now = datetime.now(UTC)
-    _, schedule = _schedule(engine, delivery="link", link_days=1, now=now - timedelta(days=3))
+    saved, schedule = _schedule(engine, delivery="link", link_days=1, now=now - timedelta(days=3))
     scheduler = _scheduler(engine, link_settings, mailer_for(smtp_server))
     with write_transaction(engine) as conn:  # one run two days ago (its link has expired) ...
-        queue_run(conn, schedule, zone=LONDON, now=now - timedelta(days=2), requested_by="t")
+        queue_run(conn, schedule, saved, zone=LONDON, now=now - timedelta(days=2), requested_by="t")
     scheduler.run_due(now - timedelta(days=2))
     with write_transaction(engine) as conn:  # ... and one now
-        queue_run(conn, schedule, zone=LONDON, now=now, requested_by="t")
+        queue_run(conn, schedule, saved, zone=LONDON, now=now, requested_by="t")
     scheduler.run_due(now)
     old, new = smtp_server.inbox.messages
     assert not list(new.iter_attachments())

@@ -183,3 +183,10 @@ def test_bad_recurrences_name_their_field(kwargs: dict[str, object], field: str)
 def test_unknown_period_is_refused() -> None:
     with pytest.raises(ValidationError, match="period"):
         covered_days("fortnight", date(2025, 3, 1))
+
+
+def test_as_saved_is_the_reports_own_dates() -> None:
+    saved = (date(2025, 9, 1), date(2025, 9, 30))
+    assert covered_days("as_saved", date(2026, 1, 5), saved=saved) == saved
+    with pytest.raises(ValidationError, match="as_saved"):
+        covered_days("as_saved", date(2026, 1, 5))
