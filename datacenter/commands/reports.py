@@ -36,7 +36,8 @@ def run_due_command(config_path: Path | None) -> None:
     Example:
       datacenter reports run-due --config /etc/callcollect/datacenter.toml
 
-    Exits 11 (NotifyError) when a run failed or will be retried, 0 otherwise.
+    Fails with NotifyError's exit code (docs/operations.md) when a run failed or will be
+    retried; the reason of each is printed and shown on its schedule's page.
     """
     settings, engine = open_configured_store(config_path)
     try:

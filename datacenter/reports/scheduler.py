@@ -20,7 +20,8 @@ Contract (docs/reports.md, "Running"):
   the window is one SMTP conversation. Everywhere else a run is retried: a run that died
   before ``sending`` is taken over (nothing had gone out), and an SMTP failure (refused,
   unreachable) is retried with back-off up to ``MAX_ATTEMPTS`` times, then ``failed`` with the
-  reason. A run that cannot be built (bad parameters, owner gone) fails at once.
+  reason. A run that cannot be built (bad parameters, owner gone: ``ValidationError``) fails
+  at once.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from datacenter.settings import Settings, load_secret_key
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.saved_reports import report_schedules, schedule_runs
 from shared.backoff import Backoff
-from shared.errors import CallCollectError, NotifyError
+from shared.errors import CallCollectError, NotifyError, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,6 @@ RETRY_BACKOFF = Backoff(min_seconds=120.0, max_seconds=3600.0, factor=4.0, jitte
 CLAIM_LEASE = timedelta(minutes=15)  # far longer than building a report and one SMTP session
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024  # what mail servers commonly accept; bigger: a link
 SUBJECT_PREFIX = "[callcollect]"
-
-
-class RunFailed(CallCollectError):
-    """A run that cannot be built: its report, its owner or its settings are wrong."""
 
 
 @dataclass(slots=True)
@@ -290,7 +287,7 @@ class ReportScheduler:
         with self._engine.connect() as conn:
             schedule = schedule_by_id(conn, run.schedule_id)
             if schedule is None:
-                raise RunFailed("the schedule was deleted")
+                raise ValidationError("schedule", "the schedule was deleted")
             saved, tenant = owned_report(conn, schedule)
             if schedule.delivery == "link":
                 return self._link_email(run, schedule, saved, tenant, now=now)
@@ -300,10 +297,11 @@ class ReportScheduler:
             for chunk in export_stream(counted.table, schedule.format, tenant.zone):
                 data += chunk
                 if len(data) > MAX_ATTACHMENT_BYTES:
-                    raise RunFailed(
+                    raise ValidationError(
+                        "format",
                         f"the {schedule.format.upper()} file is over "
                         f"{MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB: send this schedule as a "
-                        "link, or narrow the report"
+                        "link, or narrow the report",
                     )
         message = self._email(run, schedule, saved, tenant, now=now,
                               body=_summary_lines(counted, schedule.format))  # fmt: skip
@@ -318,9 +316,10 @@ class ReportScheduler:
     ) -> Delivery:
         base = self._settings.alarms.console_url
         if not base:
-            raise RunFailed(
+            raise ValidationError(
+                "delivery",
                 "a link needs the web console's address: set alarms.console_url (e.g. "
-                "https://callcollect.example.com), or send this schedule as an attachment"
+                "https://callcollect.example.com), or send this schedule as an attachment",
             )
         expires = now + timedelta(days=schedule.link_days)
         secret = self._secret_key or load_secret_key(self._settings.web.secret_key_file)
@@ -393,7 +392,7 @@ def owned_report(conn: sa.Connection, schedule: Schedule) -> tuple[SavedReport, 
     saved = get_saved_for_owner(conn, schedule.saved_id)
     tenant = get_tenant_by_id(conn, schedule.tenant_id)
     if saved is None or tenant is None:
-        raise RunFailed("the saved report was deleted")
+        raise ValidationError("saved_report", "the saved report was deleted")
     return saved, tenant
 
 
@@ -403,7 +402,7 @@ def report_as_owner(
     """``saved`` over the run's days, under its owner's scope as it is now."""
     owner = get_user(conn, saved.owner_id)
     if owner is None or owner.disabled or owner.tenant_id != saved.tenant_id:
-        raise RunFailed(f"the report's owner {saved.owner_email} is disabled or gone")
+        raise ValidationError("owner", f"{saved.owner_email} is disabled or gone")
     return run_saved(conn, saved, zone=tenant.zone, scope=scope_of(conn, owner),
                      today=now.astimezone(tenant.zone).date(),
                      days=(run.first_day, run.last_day))  # fmt: skip
