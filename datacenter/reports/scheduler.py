@@ -50,6 +50,7 @@ from datacenter.reports.recurrence import covered_days, latest_due, next_due
 from datacenter.reports.saved import SavedReport, get_saved_for_owner, run_saved, saved_days
 from datacenter.reports.schedules import Run, Schedule, run_by_id, schedule_by_id
 from datacenter.settings import Settings, load_secret_key
+from datacenter.store.call_scope import UserScope
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.saved_reports import report_schedules, schedule_runs
 from shared.backoff import Backoff
@@ -396,14 +397,19 @@ def owned_report(conn: sa.Connection, schedule: Schedule) -> tuple[SavedReport, 
     return saved, tenant
 
 
+def owner_scope(conn: sa.Connection, saved: SavedReport) -> UserScope:
+    """The owner's scope as it is now; a disabled or departed owner stops the report."""
+    owner = get_user(conn, saved.owner_id)
+    if owner is None or owner.disabled or owner.tenant_id != saved.tenant_id:
+        raise ValidationError("owner", f"{saved.owner_email} is disabled or gone")
+    return scope_of(conn, owner)
+
+
 def report_as_owner(
     conn: sa.Connection, saved: SavedReport, tenant: Tenant, run: Run, *, now: datetime
 ) -> ReportTable:
     """``saved`` over the run's days, under its owner's scope as it is now."""
-    owner = get_user(conn, saved.owner_id)
-    if owner is None or owner.disabled or owner.tenant_id != saved.tenant_id:
-        raise ValidationError("owner", f"{saved.owner_email} is disabled or gone")
-    return run_saved(conn, saved, zone=tenant.zone, scope=scope_of(conn, owner),
+    return run_saved(conn, saved, zone=tenant.zone, scope=owner_scope(conn, saved),
                      today=now.astimezone(tenant.zone).date(),
                      days=(run.first_day, run.last_day))  # fmt: skip
 

@@ -78,7 +78,12 @@ from datacenter.reports.saved import (
     save_report,
     set_shared,
 )
-from datacenter.reports.scheduler import attachment_name, owned_report, report_as_owner
+from datacenter.reports.scheduler import (
+    attachment_name,
+    owned_report,
+    owner_scope,
+    report_as_owner,
+)
 from datacenter.reports.schedules import (
     DEFAULT_LINK_DAYS,
     DELIVERIES,
@@ -511,7 +516,8 @@ def report_link(token: str) -> ResponseReturnValue:
         abort(404)
     try:  # owner and parameters checked before the download starts
         saved, tenant = owned_report(conn, found)
-        report_as_owner(conn, saved, tenant, run, now=now)
+        report_args(saved.query, tenant_id=tenant.tenant_id, zone=tenant.zone,
+                    today=now.astimezone(tenant.zone).date(), scope=owner_scope(conn, saved))  # fmt: skip
     except CallCollectError:
         abort(404)
     _link_audit("report_link_fetched", run.tenant_id,

@@ -19,16 +19,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from flask import Flask
 
 from datacenter.accounts.scopes import scope_from, set_scope
 from datacenter.accounts.tenants import require_tenant
 from datacenter.accounts.users import User, create_user, get_user_by_email
+from datacenter.cli import main
 from datacenter.health.notify import Mailer
+from datacenter.health.runner import AlarmRunner, run_forever
 from datacenter.reports.recurrence import recurrence
 from datacenter.reports.saved import SavedReport, save_report
 from datacenter.reports.scheduler import CLAIM_LEASE, MAX_ATTEMPTS, ReportScheduler
@@ -38,6 +42,7 @@ from datacenter.store.engine import open_store, write_transaction
 from datacenter.store.tables.accounts import audit_log
 from datacenter.store.tables.saved_reports import schedule_runs
 from datacenter.web import create_app
+from shared.errors import NotifyError
 from tests.fixtures.smtp import SmtpServer, mailer_for
 from tests.fixtures.store import gen_tenant
 from tests.fixtures.web import ACME_USER, LENIENT, PASSWORD, SeededStore, seed_store
@@ -498,3 +503,54 @@ def test_claims_on_both_backends(
     assert survivor.run_due(later + CLAIM_LEASE + timedelta(seconds=1)).interrupted == 1
     assert [r.status for r in _runs(store, schedule)][-1] == "interrupted"
     assert len(smtp_server.inbox.messages) == 1
+
+
+# --- the loop and the command ---------------------------------------------------------------
+
+
+class _OnePass(threading.Event):
+    """A stop event that stops the loop after its first pass (the loop waits on it once)."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.set()
+        return True
+
+
+def test_the_alarm_loop_sends_due_reports(
+    engine: sa.Engine, seeded: SeededStore, smtp_server: SmtpServer
+) -> None:
+    _, schedule = _schedule(engine, now=datetime.now(UTC) - timedelta(days=40))
+    runner = AlarmRunner(engine, seeded.settings, mailer=mailer_for(smtp_server))
+    reports = ReportScheduler(engine, seeded.settings, mailer=mailer_for(smtp_server))
+    run_forever(runner, interval=60, stop_event=_OnePass(), reports=reports)
+    [run] = _runs(engine, schedule)
+    assert run.status == "sent"
+    assert [
+        m["Subject"] for m in smtp_server.inbox.messages if "Calls by extension" in m["Subject"]
+    ]
+
+
+def _config_with_smtp(seeded: SeededStore, folder: Path, port: int) -> Path:
+    config = folder / "with-smtp.toml"
+    smtp = f'\n[smtp]\nhost = "127.0.0.1"\nport = {port}\ntls = "none"\nfrom = "r@acme.example"\n'
+    config.write_text(seeded.config_path.read_text() + smtp)
+    return config
+
+
+def test_run_due_sends_and_exits_0_then_11_when_mail_is_refused(
+    engine: sa.Engine, seeded: SeededStore, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    config = _config_with_smtp(seeded, tmp_path, smtp_server.port)
+    _schedule(engine, now=datetime.now(UTC) - timedelta(days=40))
+    result = CliRunner().invoke(main, ["reports", "run-due", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "1 run(s) due, 1 sent, 0 to retry, 0 failed" in result.output
+    assert len(smtp_server.inbox.messages) == 1
+
+    with write_transaction(engine) as conn:
+        conn.execute(sa.text("DELETE FROM saved_reports"))
+    _schedule(engine, now=datetime.now(UTC) - timedelta(days=40))
+    smtp_server.inbox.refuse_with = "554 5.7.1 Relay access denied"
+    result = CliRunner().invoke(main, ["reports", "run-due", "--config", str(config)])
+    assert result.exit_code == NotifyError.exit_code
+    assert "1 to retry" in result.output and "554" in result.output
