@@ -1,7 +1,7 @@
 """A user saves a report, schedules it and presses "Run now", in a real browser on the real
 server (gunicorn); the scheduler's next pass sends it and a real SMTP server receives it.
 
-Screenshots of the schedule form and of the run history are kept in the test's tmp dir.
+Screenshots of the saved report, the schedule form and the run history are kept in the test's tmp dir.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def test_a_schedule_made_in_the_browser_is_run_now_and_mailed(
     expect(page.locator(".flash.success")).to_contain_text(
         "Scheduled: Every Monday and Friday at 06:45"
     )
-    expect(page.locator("dl.facts")).to_contain_text("finance@acme.example, cfo@acme.example")
+    expect(page.locator("dl.fields")).to_contain_text("finance@acme.example, cfo@acme.example")
 
     page.get_by_role("button", name="Run now").click()
     expect(page.locator(".flash.success")).to_contain_text("Queued")
