@@ -102,6 +102,7 @@ from datacenter.reports.schedules import (
 from datacenter.store.engine import write_transaction
 from datacenter.web.auth import Viewer, record_audit, require_viewer, role_required
 from datacenter.web.database import store
+from datacenter.web.display import duration
 from datacenter.web.forms import ButtonForm, form_errors
 from shared.errors import CallCollectError
 
@@ -297,7 +298,11 @@ def saved_report(saved_id: int) -> ResponseReturnValue:
 
 
 def _cells(table: ReportTable, row: Any, tenant: Tenant) -> list[str]:
-    return [csv_value(c, v, tenant.zone) for c, v in zip(table.columns, row, strict=True)]
+    """A row as the page shows it: durations as h:mm:ss, the rest as in the CSV file."""
+    return [
+        duration(v) if c.kind == "seconds" and v is not None else csv_value(c, v, tenant.zone)
+        for c, v in zip(table.columns, row, strict=True)
+    ]
 
 
 def _report_page_url(saved: SavedReport) -> str:

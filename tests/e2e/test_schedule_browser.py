@@ -46,6 +46,7 @@ def test_a_schedule_made_in_the_browser_is_run_now_and_mailed(
     expect(page.locator("table#preview thead")).to_have_text(
         re.compile(r"Extension\s*Calls\s*Talk time")
     )
+    page.screenshot(path=str(tmp_path / "saved-report.png"), full_page=True)
 
     page.get_by_role("link", name="Schedule it").click()
     page.get_by_label("Repeat").select_option("weekly")
