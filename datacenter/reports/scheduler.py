@@ -39,7 +39,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from datacenter.accounts.scopes import scope_of
+from datacenter.accounts.scopes import mask_digits, scope_of
 from datacenter.accounts.tenants import Tenant, get_tenant_by_id
 from datacenter.accounts.users import get_user
 from datacenter.exports.stream import MEDIA_TYPES, export_stream
@@ -397,21 +397,23 @@ def owned_report(conn: sa.Connection, schedule: Schedule) -> tuple[SavedReport, 
     return saved, tenant
 
 
-def owner_scope(conn: sa.Connection, saved: SavedReport) -> UserScope:
-    """The owner's scope as it is now; a disabled or departed owner stops the report."""
+def owner_view(conn: sa.Connection, saved: SavedReport) -> tuple[UserScope, int]:
+    """The owner's scope and number masking as they are now; a disabled or departed owner
+    stops the report."""
     owner = get_user(conn, saved.owner_id)
     if owner is None or owner.disabled or owner.tenant_id != saved.tenant_id:
         raise ValidationError("owner", f"{saved.owner_email} is disabled or gone")
-    return scope_of(conn, owner)
+    return scope_of(conn, owner), mask_digits(conn, saved.tenant_id, owner.role)
 
 
 def report_as_owner(
     conn: sa.Connection, saved: SavedReport, tenant: Tenant, run: Run, *, now: datetime
 ) -> ReportTable:
-    """``saved`` over the run's days, under its owner's scope as it is now."""
-    return run_saved(conn, saved, zone=tenant.zone, scope=owner_scope(conn, saved),
+    """``saved`` over the run's days, as its owner would see it now (scope and masking)."""
+    scope, masked = owner_view(conn, saved)
+    return run_saved(conn, saved, zone=tenant.zone, scope=scope,
                      today=now.astimezone(tenant.zone).date(),
-                     days=(run.first_day, run.last_day))  # fmt: skip
+                     days=(run.first_day, run.last_day), mask_digits=masked)  # fmt: skip
 
 
 def attachment_name(saved: SavedReport, run: Run, fmt: str) -> str:

@@ -81,7 +81,7 @@ from datacenter.reports.saved import (
 from datacenter.reports.scheduler import (
     attachment_name,
     owned_report,
-    owner_scope,
+    owner_view,
     report_as_owner,
 )
 from datacenter.reports.schedules import (
@@ -281,7 +281,8 @@ def saved_report(saved_id: int) -> ResponseReturnValue:
     totals: list[str] | None = None
     try:
         table = run_saved(conn, saved, zone=tenant.zone, scope=viewer.scope,
-                          today=_now().astimezone(tenant.zone).date())  # fmt: skip
+                          today=_now().astimezone(tenant.zone).date(),
+                          mask_digits=viewer.mask_digits)  # fmt: skip
         rows = [_cells(table, row, tenant) for row in islice(table.rows, PREVIEW_ROWS)]
         totals = _cells(table, table.totals, tenant) if table.totals is not None else None
     except CallCollectError as exc:
@@ -331,9 +332,10 @@ def saved_download(saved_id: int) -> ResponseReturnValue:
     with write_transaction(store.engine) as conn:
         record_audit(conn, "export", tenant_id=tenant.tenant_id, subject=saved.title,
                      details={"saved_id": saved_id, "format": fmt})  # fmt: skip
-    scope = viewer.scope
+    scope, masked = viewer.scope, viewer.mask_digits
     return _download(
-        lambda conn: run_saved(conn, saved, zone=tenant.zone, scope=scope, today=today),
+        lambda conn: run_saved(conn, saved, zone=tenant.zone, scope=scope, today=today,
+                               mask_digits=masked),
         fmt, tenant, f"{saved.report}-{saved_id}.{fmt}",
     )  # fmt: skip
 
@@ -522,7 +524,7 @@ def report_link(token: str) -> ResponseReturnValue:
     try:  # owner and parameters checked before the download starts
         saved, tenant = owned_report(conn, found)
         report_args(saved.query, tenant_id=tenant.tenant_id, zone=tenant.zone,
-                    today=now.astimezone(tenant.zone).date(), scope=owner_scope(conn, saved))  # fmt: skip
+                    today=now.astimezone(tenant.zone).date(), scope=owner_view(conn, saved)[0])  # fmt: skip
     except CallCollectError:
         abort(404)
     _link_audit("report_link_fetched", run.tenant_id,

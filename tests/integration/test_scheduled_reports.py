@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from flask import Flask
 
-from datacenter.accounts.scopes import scope_from, set_scope
+from datacenter.accounts.scopes import scope_from, set_mask_digits, set_scope
 from datacenter.accounts.tenants import require_tenant
 from datacenter.accounts.users import User, create_user, get_user_by_email
 from datacenter.cli import main
@@ -94,10 +94,11 @@ def _schedule(
     recipients: tuple[str, ...] = ("finance@acme.example", "cfo@acme.example"),
     columns: tuple[str, ...] = ("extension", "calls", "talk_seconds"),
     now: datetime = SCHEDULED_AT,
+    name: str = "summary",
 ) -> tuple[SavedReport, Schedule]:
     user = _user(engine, owner)
     with write_transaction(engine) as conn:
-        saved = save_report(conn, user, name="summary", query=SUMMARY_QUERY, columns=columns,
+        saved = save_report(conn, user, name=name, query=SUMMARY_QUERY, columns=columns,
                             title="Calls by extension", shared=False, zone=LONDON, now=now)  # fmt: skip
         schedule = add_schedule(
             conn, saved, user, recurrence=recurrence("monthly", "07:00", month_day=1),
@@ -554,3 +555,24 @@ def test_run_due_sends_and_exits_0_then_11_when_mail_is_refused(
     result = CliRunner().invoke(main, ["reports", "run-due", "--config", str(config)])
     assert result.exit_code == NotifyError.exit_code
     assert "1 to retry" in result.output and "554" in result.output
+
+
+def test_a_scheduled_report_hides_numbers_as_its_owner_sees_them(
+    engine: sa.Engine, seeded: SeededStore, smtp_server: SmtpServer
+) -> None:
+    with write_transaction(engine) as conn:
+        tenant_id = require_tenant(conn, "acme").tenant_id
+        set_mask_digits(conn, tenant_id, "tenant", 4)
+    try:
+        _schedule(engine, columns=("extension", "direction", "called"), name="detail")
+        _scheduler(engine, seeded.settings, mailer_for(smtp_server)).run_due(APRIL_FIRST_DUE)
+    finally:
+        with write_transaction(engine) as conn:
+            set_mask_digits(conn, tenant_id, "tenant", 0)
+    [message] = smtp_server.inbox.messages
+    rows = _attachment_rows(message)[1:]
+    outgoing = [row[2] for row in rows if row[1] == "out"]
+    march = [c for c in seeded.acme_calls if c.direction.value == "out"
+             and MARCH[0] <= c.start.astimezone(LONDON).date() <= MARCH[1]]  # fmt: skip
+    assert len(outgoing) == len(march) > 0
+    assert all(number.endswith("xxxx") and number[:-4].isdigit() for number in outgoing)
