@@ -119,7 +119,10 @@ class _Checkboxes(SelectMultipleField):  # type: ignore[misc]
 
 class SaveReportForm(FlaskForm):  # type: ignore[misc]
     report = HiddenField(validators=[DataRequired()])
-    query = HiddenField(validators=[Optional(), Length(max=4000)])
+    query = StringField(
+        "Parameters (the report page's query string: dates, f.filters, o.options)",
+        validators=[Optional(), Length(max=4000)],
+    )
     title = StringField("Title", validators=[DataRequired(), Length(max=200)])
     columns = _Checkboxes("Columns (none ticked: all)", choices=[], validate_choice=False)
     shared = BooleanField("Share with everyone in the organisation")
@@ -246,7 +249,7 @@ def saved_new() -> ResponseReturnValue:
         columns = [(c.key, c.title) for c in table.columns]
     except CallCollectError as exc:
         flash(f"This report cannot be saved: {exc}", "error")
-        return render_template("saved/new.html", form=form, columns=[], invalid=True), 400
+        return render_template("saved/new.html", form=form, columns=[]), 400
     form.columns.choices = [SelectChoice(k, t) for k, t in columns]
     if form.validate_on_submit():
         try:
@@ -266,7 +269,7 @@ def saved_new() -> ResponseReturnValue:
             return redirect(url_for("saved.saved_report", saved_id=saved.saved_id))
     elif request.method == "POST":
         flash(f"Nothing saved: {form_errors(form)}", "error")
-    return render_template("saved/new.html", form=form, columns=columns, invalid=False)
+    return render_template("saved/new.html", form=form, columns=columns)
 
 
 @bp.route("/saved/<int:saved_id>")
