@@ -221,9 +221,13 @@ class ReportScheduler:
         try:
             delivery = self.build(run, now=now)
         except (CallCollectError, sa.exc.SQLAlchemyError) as exc:
-            self._finish(run, status="failed", error=str(exc), now=now)
-            report.failed += 1
-            report.failures.append(f"run {run.run_id}: {exc}")
+            self._build_failed(run, str(exc), now=now, report=report)
+            return
+        except Exception as exc:
+            # A bug in one tenant's report must not stop the loop that also raises alarms.
+            log.exception("report run %d could not be built", run.run_id)
+            self._build_failed(run, f"internal error ({type(exc).__name__}): please report it",
+                               now=now, report=report)  # fmt: skip
             return
         self._mark(run, status="sending", now=now, rows=delivery.rows)
         try:
@@ -233,6 +237,13 @@ class ReportScheduler:
             return
         self._finish(run, status="sent", error="", now=now, sent=True)
         report.sent += 1
+
+    def _build_failed(
+        self, run: Run, error: str, *, now: datetime, report: SchedulerReport
+    ) -> None:
+        self._finish(run, status="failed", error=error, now=now)
+        report.failed += 1
+        report.failures.append(f"run {run.run_id}: {error}")
 
     def _failed_attempt(
         self, run: Run, exc: NotifyError, *, now: datetime, report: SchedulerReport

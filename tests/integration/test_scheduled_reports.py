@@ -576,3 +576,17 @@ def test_a_scheduled_report_hides_numbers_as_its_owner_sees_them(
              and MARCH[0] <= c.start.astimezone(LONDON).date() <= MARCH[1]]  # fmt: skip
     assert len(outgoing) == len(march) > 0
     assert all(number.endswith("xxxx") and number[:-4].isdigit() for number in outgoing)
+
+
+def test_a_run_that_cannot_be_built_fails_at_once_with_its_reason(
+    engine: sa.Engine, seeded: SeededStore, smtp_server: SmtpServer
+) -> None:
+    saved, schedule = _schedule(engine)
+    with write_transaction(engine) as conn:  # e.g. a report retired from the catalogue
+        conn.execute(sa.text("UPDATE saved_reports SET report = 'retired' WHERE saved_id = :i"),
+                     {"i": saved.saved_id})  # fmt: skip
+    report = _scheduler(engine, seeded.settings, mailer_for(smtp_server)).run_due(APRIL_FIRST_DUE)
+    assert (report.failed, report.sent, report.retrying) == (1, 0, 0)
+    [run] = _runs(engine, schedule)
+    assert run.status == "failed" and "no report 'retired'" in run.error
+    assert smtp_server.inbox.messages == []
