@@ -15,7 +15,8 @@ Contract:
 - Without ``smtp.host`` and ``alarms.webhook_url`` alarms are still raised, cleared and shown on
   the console; nothing is sent.
 
-The command that runs it is ``datacenter.commands.alarms`` (`datacenter alarms run`).
+The command that runs it is ``datacenter.commands.alarms`` (`datacenter alarms run`); the same
+loop sends the scheduled reports (``datacenter.reports.scheduler``) after each pass.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from datacenter.health.notify import (
     alarm_email,
     digest_email,
 )
+from datacenter.reports.scheduler import ReportScheduler
 from datacenter.settings import Settings
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.alarms import technician_digests
@@ -305,8 +307,17 @@ class AlarmRunner:
         )
 
 
-def run_forever(runner: AlarmRunner, *, interval: float, stop_event: threading.Event) -> None:
-    """A pass every ``interval`` seconds until ``stop_event`` is set; errors are logged."""
+def run_forever(
+    runner: AlarmRunner,
+    *,
+    interval: float,
+    stop_event: threading.Event,
+    reports: ReportScheduler | None = None,
+) -> None:
+    """A pass every ``interval`` seconds until ``stop_event`` is set; errors are logged.
+
+    With ``reports``, each pass also sends the scheduled reports that are due (one loop and
+    one service for everything the data centre sends on its own)."""
     while not stop_event.is_set():
         try:
             report = runner.run_once(datetime.now(UTC))
@@ -315,4 +326,16 @@ def run_forever(runner: AlarmRunner, *, interval: float, stop_event: threading.E
         else:
             if report.raised or report.cleared or report.notices_sent or report.failures:
                 log.info("%s", report.summary())
+        if reports is not None:
+            _send_reports(reports)
         stop_event.wait(interval)
+
+
+def _send_reports(reports: ReportScheduler) -> None:
+    try:
+        sent = reports.run_due(datetime.now(UTC))
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        log.error("scheduled reports pass failed, trying again next pass: %s", exc)
+        return
+    if sent.claimed or sent.sent or sent.failures or sent.interrupted:
+        log.info("scheduled reports: %s", sent.summary())

@@ -365,6 +365,7 @@ SPEC: dict[str, Spec] = {
     "datacenter rerate": dc_config_cases("rerate", *TENANT, "--since", "2024-01-01"),
     "datacenter rollups rebuild": dc_config_cases("rollups", "rebuild", *TENANT, "--check"),
     "datacenter alarms run": dc_config_cases("alarms", "run", "--once"),
+    "datacenter reports run-due": dc_config_cases("reports", "run-due"),
     "datacenter technician assign": dc_config_cases("technician", "assign", "a@example.org",
                                                     "demo"),
     "datacenter technician unassign": dc_config_cases("technician", "unassign", "a@example.org",

@@ -10,6 +10,7 @@
     accounts.py   user scopes, sessions, sign-in attempts, audit log, recovery codes (v0012)
     api_tokens.py per-user API tokens, hashed (v0010)
     rollups.py    report rollups per tenant, local day and dimension (v0013)
+    saved_reports.py  saved reports, their schedules and runs (v0014)
 
 Importing this package imports every table module, so ``metadata`` holds the whole schema.
 """
@@ -23,6 +24,7 @@ from datacenter.store.tables import (
     health,
     rating,
     rollups,
+    saved_reports,
 )
 from datacenter.store.tables.metadata import metadata
 
@@ -36,4 +38,5 @@ __all__ = [
     "metadata",
     "rating",
     "rollups",
+    "saved_reports",
 ]
