@@ -49,14 +49,13 @@ The parts: ``claim`` (the claim protocol), ``files`` (finding and moving files),
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
 import os
 import socket
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -66,35 +65,14 @@ import sqlalchemy as sa
 from datacenter.accounts.agents import landing_accounts, trusted_signers
 from datacenter.accounts.tenants import list_tenants
 from datacenter.health.heartbeats import QUARANTINED_HEARTBEATS, ingest_heartbeats
-from datacenter.ingest.claim import (
-    LostClaim,
-    claim_file,
-    crash_reason,
-    mark_quarantined,
-    our_claim,
-    record_conflict,
-)
+from datacenter.ingest.claim import LostClaim, our_claim
 from datacenter.ingest.envelope_rotation import previous_recipients
-from datacenter.ingest.files import (
-    FileOutcome,
-    Landed,
-    archive,
-    finished_batches,
-    foreign_agent_reason,
-    move_to_quarantine,
-)
+from datacenter.ingest.files import FileOutcome, Landed, archive, finished_batches
 from datacenter.ingest.incomplete import complete_stored_calls
+from datacenter.ingest.intake import quarantine, take_file
 from datacenter.ingest.keys import load_ingest_keys
-from datacenter.ingest.landing_io import (
-    NotRegular,
-    linked_folders,
-    open_regular,
-    read_whole,
-    refusal,
-    sha256_of,
-    unreadable,
-)
-from datacenter.ingest.receipts import receipt_again, write_batch_receipt
+from datacenter.ingest.landing_io import linked_folders
+from datacenter.ingest.receipts import write_batch_receipt
 from datacenter.ingest.rows import CALL_COLUMNS, add_rollups, call_rows, call_values, unique_records
 from datacenter.landing.layout import prune_receipts_now_and_then
 from datacenter.rating.store import rate_batch, write_batch_rating
@@ -263,58 +241,26 @@ def _ingest_file(
     keys: DatacentreKeys | None,
 ) -> FileOutcome | None:
     """Claim, read, verify, store, receipt, archive one file; None if another worker has it."""
-    foreign = foreign_agent_reason(landed)
-    if foreign is not None:  # before the claim: another agent's batch names stay unclaimed
-        account = landed.folder.name if landed.folder else ""
-        return move_to_quarantine(settings, landed, f"{account}~{landed.name}", foreign)
-    with ExitStack() as stack:
-        try:
-            fd, info = stack.enter_context(open_regular(landed.path))
-        except FileNotFoundError:
-            return None  # another worker archived it while we listed
-        except NotRegular as exc:
-            return _refuse(settings, landed, refusal(exc.kind))
-        except PermissionError as exc:
-            return _refuse(settings, landed, unreadable(exc))
-        if info.st_size > settings.ingest.max_file_bytes:
-            return _refuse(settings, landed, _too_large(info.st_size, settings))
-        return _ingest_open_file(engine, settings, landed, fd, worker=worker, keys=keys)
+    return take_file(
+        engine, settings, landed, worker=worker, keys=keys,
+        store=lambda file: _store_batch(engine, settings, file, worker=worker, keys=keys),
+    )  # fmt: skip
 
 
-def _ingest_open_file(
+def _store_batch(
     engine: sa.Engine,
     settings: Settings,
     landed: Landed,
-    fd: int,
     *,
     worker: str,
     keys: DatacentreKeys | None,
 ) -> FileOutcome | None:
-    """The file behind ``fd`` from its claim on; only its SHA-256 is streamed before the claim."""
-    limit = settings.ingest.max_file_bytes
-    landed.sha256, landed.size = sha256_of(fd)
-    if landed.size > limit:  # grew since fstat
-        return _refuse(settings, landed, _too_large(landed.size, settings))
-    claim = claim_file(engine, landed, worker=worker, timeout=settings.ingest.claim_timeout_seconds)
-    if claim == "busy":
-        return None
-    if claim == "resent":
-        return receipt_again(settings, engine, landed, keys)
-    if claim == "conflict":
-        return _quarantine_conflict(engine, settings, landed, worker=worker)
-    if claim == "crashed":
-        return move_to_quarantine(settings, landed, landed.name, crash_reason(engine, landed))
-    # Claimed: from here on a crash leaves the claim, and the claim counts it.
-    data = read_whole(fd, limit)
-    if data is None or hashlib.sha256(data).hexdigest() != landed.sha256:
-        reason = "the file changed while it was being read: a landed file must not be written to"
-        return _quarantine(engine, settings, landed, reason, worker=worker)
-    landed.data = data
+    """A claimed, read call batch: open it, store its calls, receipt and archive it."""
     try:
         batch = _open(engine, settings, landed, keys)
         _check_attribution(landed, batch)
     except EnvelopeError as exc:
-        return _quarantine(engine, settings, landed, str(exc), worker=worker)
+        return quarantine(engine, settings, landed, str(exc), worker=worker)
     try:
         inserted, duplicates = _store(engine, landed, batch, worker=worker)
     except LostClaim:
@@ -323,7 +269,7 @@ def _ingest_open_file(
         # A value the database cannot hold (PostgreSQL: NUL in text, a too-long code). Retrying
         # cannot help, so keep the file for a technician instead of failing on it forever.
         reason = f"the store refused a record in this batch: {exc.orig}; report it with the file"
-        return _quarantine(engine, settings, landed, reason, worker=worker)
+        return quarantine(engine, settings, landed, reason, worker=worker)
     status = "stored" if inserted else "duplicate"
     receipted = write_batch_receipt(
         settings, keys, landed, records=len(batch.records), inserted=inserted,
@@ -475,43 +421,3 @@ def _analyze_calls_if_unsized(conn: sa.Connection, inserted: int) -> None:
     ).scalar_one()
     if counted < inserted:
         conn.execute(sa.text(f"ANALYZE {calls.name}"))
-
-
-def _too_large(size: int, settings: Settings) -> str:
-    return (
-        f"the file is {size} bytes, more than ingest.max_file_bytes "
-        f"({settings.ingest.max_file_bytes}): quarantined unread; no agent sends batches this "
-        "large, so look at where it came from"
-    )
-
-
-def _refuse(settings: Settings, landed: Landed, reason: str) -> FileOutcome | None:
-    """Quarantine an entry unread and unclaimed (not a regular file, or too large).
-
-    No ``landed_files`` row: nothing of it was read, so there is no digest to record; its
-    reason is in ``NAME.reason`` and the log, and its batch number shows as missing.
-    """
-    log.warning("%s/%s refused unread: %s", landed.tenant.slug, landed.name, reason)
-    return move_to_quarantine(settings, landed, landed.name, reason)
-
-
-def _quarantine(
-    engine: sa.Engine, settings: Settings, landed: Landed, reason: str, *, worker: str
-) -> FileOutcome | None:
-    if not mark_quarantined(engine, landed, reason, worker=worker):
-        return None
-    return move_to_quarantine(settings, landed, landed.name, reason)
-
-
-def _quarantine_conflict(
-    engine: sa.Engine, settings: Settings, landed: Landed, *, worker: str
-) -> FileOutcome | None:
-    """A different file under a name already stored: keep it, under ``NAME~SHA12``."""
-    name = f"{landed.name}~{landed.sha256[:12]}"
-    reason = (
-        f"a different file named {landed.name} was already stored for this tenant: the agent's "
-        "batch sequence may have been reset (re-enrolled or restored); compare the two and "
-        "re-send the records under a new sequence"
-    )
-    record_conflict(engine, landed, name, reason, worker=worker)
-    return move_to_quarantine(settings, landed, name, reason)

@@ -10,6 +10,7 @@
     accounts.py   user scopes, sessions, sign-in attempts, audit log, recovery codes (v0012)
     api_tokens.py per-user API tokens, hashed (v0010)
     rollups.py    report rollups per tenant, local day and dimension (v0013)
+    recordings.py call recordings, recording policies, user permissions (v0016)
 
 Importing this package imports every table module, so ``metadata`` holds the whole schema.
 """
@@ -22,6 +23,7 @@ from datacenter.store.tables import (
     directory,
     health,
     rating,
+    recordings,
     rollups,
 )
 from datacenter.store.tables.metadata import metadata
@@ -35,5 +37,6 @@ __all__ = [
     "health",
     "metadata",
     "rating",
+    "recordings",
     "rollups",
 ]
