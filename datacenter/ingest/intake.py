@@ -10,6 +10,10 @@ batches ``.ccr``: ``datacenter.recordings.ingest``), so each kind writes only wh
   claim (bounded, and checked against the digest), and calls ``store(landed)`` with
   ``landed.data`` filled. ``store`` returns the outcome; ``quarantine`` is what it calls for a
   file that fails its checks.
+- ``open_file`` decrypts and verifies ``landed.data`` with ``shared.cms.open_protected``: a CMS
+  file must decrypt with the data centre's envelope key (or a previous one during a rotation)
+  and be signed by exactly the certificate pinned for the agent its name names; a plain file is
+  accepted only with ``ingest.accept_unprotected``.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from contextlib import ExitStack
 
 import sqlalchemy as sa
 
+from datacenter.accounts.agents import trusted_signers
 from datacenter.ingest.claim import (
     claim_file,
     crash_reason,
     mark_quarantined,
     record_conflict,
 )
+from datacenter.ingest.envelope_rotation import previous_recipients
 from datacenter.ingest.files import FileOutcome, Landed, foreign_agent_reason, move_to_quarantine
 from datacenter.ingest.landing_io import (
     NotRegular,
@@ -38,6 +44,8 @@ from datacenter.ingest.landing_io import (
 )
 from datacenter.ingest.receipts import receipt_again
 from datacenter.settings import Settings
+from shared.cms import OpenedFile, Recipient, is_protected, open_protected
+from shared.errors import EnvelopeError
 from shared.keys import DatacentreKeys
 
 log = logging.getLogger(__name__)
@@ -145,3 +153,33 @@ def _quarantine_conflict(
     )
     record_conflict(engine, landed, name, reason, worker=worker)
     return move_to_quarantine(settings, landed, name, reason)
+
+
+def open_file(
+    engine: sa.Engine, settings: Settings, landed: Landed, keys: DatacentreKeys | None
+) -> OpenedFile:
+    """Decrypt and verify against the certificate pinned for the agent the file name names."""
+    slug, agent_id = landed.tenant.slug, landed.agent_id
+    with engine.connect() as conn:
+        signers = trusted_signers(conn, landed.tenant.tenant_id, agent_id)
+    if signers is None:
+        raise EnvelopeError(
+            f"agent {agent_id} is not enrolled for tenant {slug}: run "
+            f"`datacenter agent add --tenant {slug} {agent_id}` with --certificate (the "
+            "agent.crt its `edge-agent enroll` printed), then move the file back to incoming/"
+        )
+    if not signers and is_protected(landed.data):
+        raise EnvelopeError(
+            f"agent {agent_id} has no certificate pinned, so its signed batches cannot be "
+            f"checked: run `datacenter agent certificate --tenant {slug} {agent_id} agent.crt` "
+            "with the certificate its `edge-agent enroll` printed, then move the file back to "
+            "incoming/"
+        )
+    recipient = Recipient(keys.certificates.envelope, keys.envelope_key) if keys else None
+    return open_protected(
+        landed.data,
+        recipient=recipient,
+        trusted_signers=signers,
+        accept_unprotected=settings.ingest.accept_unprotected,
+        previous=previous_recipients(settings.keys) if keys else (),  # an envelope rotation
+    )

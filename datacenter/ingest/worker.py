@@ -48,13 +48,14 @@ The parts: ``claim`` (the claim protocol), ``files`` (finding and moving files),
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,27 +63,28 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from datacenter.accounts.agents import landing_accounts, trusted_signers
+from datacenter.accounts.agents import landing_accounts
 from datacenter.accounts.tenants import list_tenants
 from datacenter.health.heartbeats import QUARANTINED_HEARTBEATS, ingest_heartbeats
 from datacenter.ingest.claim import LostClaim, our_claim
-from datacenter.ingest.envelope_rotation import previous_recipients
 from datacenter.ingest.files import FileOutcome, Landed, archive, finished_batches
 from datacenter.ingest.incomplete import complete_stored_calls
-from datacenter.ingest.intake import quarantine, take_file
+from datacenter.ingest.intake import open_file, quarantine, take_file
 from datacenter.ingest.keys import load_ingest_keys
 from datacenter.ingest.landing_io import linked_folders
 from datacenter.ingest.receipts import write_batch_receipt
 from datacenter.ingest.rows import CALL_COLUMNS, add_rollups, call_rows, call_values, unique_records
 from datacenter.landing.layout import prune_receipts_now_and_then
 from datacenter.rating.store import rate_batch, write_batch_rating
+from datacenter.recordings.ingest import ingest_recordings_file, landed_recordings
+from datacenter.recordings.linking import link_waiting
+from datacenter.recordings.vault import VaultKey, load_recordings_key
 from datacenter.settings import LANDING_FOLDERS, Settings
 from datacenter.store.bulk import insert_new_rows
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.core import agents, calls, landed_files
-from shared.cms import Recipient, is_protected, open_landed
-from shared.envelope import Batch, BatchLimits
-from shared.errors import EnvelopeError
+from shared.envelope import Batch, BatchLimits, open_batch
+from shared.errors import ConfigError, EnvelopeError
 from shared.keys import DatacentreKeys
 
 log = logging.getLogger(__name__)
@@ -145,6 +147,7 @@ def ingest_once(
         accounts = landing_accounts(conn)
     by_id = {tenant.tenant_id: tenant for tenant in by_slug.values()}
     outcomes: list[FileOutcome] = []
+    vault: VaultKey | None = None  # loaded when the first recordings batch is seen
     unknown: list[str] = []
     refused: list[str] = []
     root = settings.landing.root
@@ -167,19 +170,44 @@ def ingest_once(
             refused.extend(linked)
             continue
         for landed in finished_batches(tenant, folder / "incoming", account_agent=account_agent):
-            try:
-                with _collector_paused():
-                    outcome = _ingest_file(engine, settings, landed, worker=worker, keys=opener)
-            except OSError as exc:  # this file only: the others must not wait for it
-                log.error("%s/%s: %s; left where it is, retried next pass", tenant.slug,
-                          landed.name, exc)  # fmt: skip
-                continue
-            if outcome is not None:
-                log.info("%s/%s: %s %s", tenant.slug, landed.name, outcome.status, outcome.reason)
-                outcomes.append(outcome)
+            ingest = functools.partial(_ingest_file, engine, settings, landed, worker=worker,
+                                       keys=opener)  # fmt: skip
+            _take(ingest, landed, outcomes)
+        for landed in landed_recordings(folder, tenant, account_agent=account_agent):
+            vault = vault or _vault_key(settings)
+            if vault is None:
+                break
+            ingest = functools.partial(ingest_recordings_file, engine, settings, landed,
+                                       worker=worker, keys=opener, vault=vault)  # fmt: skip
+            _take(ingest, landed, outcomes)
     _ingest_heartbeats(engine, settings)
     prune_receipts_now_and_then(root, sorted(accounts))  # agents cannot delete theirs
     return IngestReport(tuple(outcomes), tuple(unknown), tuple(refused))
+
+
+def _take(
+    ingest: Callable[[], FileOutcome | None], landed: Landed, outcomes: list[FileOutcome]
+) -> None:
+    """Ingest one file; an OS error is this file's only: the others must not wait for it."""
+    try:
+        with _collector_paused():
+            outcome = ingest()
+    except OSError as exc:
+        log.error("%s/%s: %s; left where it is, retried next pass", landed.tenant.slug,
+                  landed.name, exc)  # fmt: skip
+        return
+    if outcome is not None:
+        log.info("%s/%s: %s %s", landed.tenant.slug, landed.name, outcome.status, outcome.reason)
+        outcomes.append(outcome)
+
+
+def _vault_key(settings: Settings) -> VaultKey | None:
+    """The recordings key; without it recordings batches wait in the landing area, said once."""
+    try:
+        return load_recordings_key(settings.keys.recordings_key)
+    except ConfigError as exc:
+        log.error("recordings batches left in the landing area: %s", exc)
+        return None
 
 
 @contextmanager
@@ -291,33 +319,10 @@ def _store_batch(
 def _open(
     engine: sa.Engine, settings: Settings, landed: Landed, keys: DatacentreKeys | None
 ) -> Batch:
-    """Decrypt and verify against the certificate pinned for the agent the file name names."""
-    slug, agent_id = landed.tenant.slug, landed.agent_id
-    with engine.connect() as conn:
-        signers = trusted_signers(conn, landed.tenant.tenant_id, agent_id)
-    if signers is None:
-        raise EnvelopeError(
-            f"agent {agent_id} is not enrolled for tenant {slug}: run "
-            f"`datacenter agent add --tenant {slug} {agent_id}` with --certificate (the "
-            "agent.crt its `edge-agent enroll` printed), then move the file back to incoming/"
-        )
-    if not signers and is_protected(landed.data):
-        raise EnvelopeError(
-            f"agent {agent_id} has no certificate pinned, so its signed batches cannot be "
-            f"checked: run `datacenter agent certificate --tenant {slug} {agent_id} agent.crt` "
-            "with the certificate its `edge-agent enroll` printed, then move the file back to "
-            "incoming/"
-        )
-    recipient = Recipient(keys.certificates.envelope, keys.envelope_key) if keys else None
-    landed_batch = open_landed(
-        landed.data,
-        recipient=recipient,
-        trusted_signers=signers,
-        accept_unprotected=settings.ingest.accept_unprotected,
-        limits=BatchLimits(settings.ingest.max_batch_records, settings.ingest.max_batch_bytes),
-        previous=previous_recipients(settings.keys) if keys else (),  # an envelope rotation
-    )
-    return landed_batch.batch
+    """Decrypt and verify (``intake.open_file``), then open the CCB1 batch inside."""
+    opened = open_file(engine, settings, landed, keys)
+    limits = BatchLimits(settings.ingest.max_batch_records, settings.ingest.max_batch_bytes)
+    return open_batch(opened.content, limits)
 
 
 def _check_attribution(landed: Landed, batch: Batch) -> None:
@@ -359,6 +364,9 @@ def _store(engine: sa.Engine, landed: Landed, batch: Batch, *, worker: str) -> t
             _analyze_calls_if_unsized(conn, len(inserted_ids))
         stored = [r for r in records if r.record_id in inserted_ids]
         add_rollups(conn, tenant, stored, rating.results)
+        if stored:  # recordings that arrived before their calls
+            link_waiting(conn, tenant.tenant_id, min(r.start for r in stored),
+                         max(r.end for r in stored))  # fmt: skip
         write_batch_rating(conn, rating, inserted_ids)  # a cost or queue row per stored call
         complete_stored_calls(
             conn, tenant, records, inserted_ids, rating, now=now,
