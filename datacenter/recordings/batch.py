@@ -67,7 +67,7 @@ def _read(tar: tarfile.TarFile, limits: BatchLimits, sink: Sink) -> RecordingsMa
     expected = {f"{m.recording_id}.json" for m in manifest.recordings}
     expected |= {name for m in manifest.recordings for name in (m.wav, m.sip) if name}
     seen: set[str] = set()
-    for member in tar:
+    while (member := tar.next()) is not None:  # iterating would start over at the manifest
         name = member.name
         if name not in expected or name in seen:
             raise EnvelopeError(f"the tar holds {name!r}, which the manifest does not list once")
