@@ -237,13 +237,15 @@ class DecryptingReader(io.RawIOBase):
         return plain
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        if self._position >= self.size:
-            return 0
-        index, offset = divmod(self._position, self._chunk)
-        piece = self._chunk_at(index)[offset : offset + len(buffer)]
-        buffer[: len(piece)] = piece
-        self._position += len(piece)
-        return len(piece)
+        """Fill ``buffer`` across chunks as far as the plaintext goes (short only at the end)."""
+        filled = 0
+        while filled < len(buffer) and self._position < self.size:
+            index, offset = divmod(self._position, self._chunk)
+            piece = self._chunk_at(index)[offset : offset + len(buffer) - filled]
+            buffer[filled : filled + len(piece)] = piece
+            filled += len(piece)
+            self._position += len(piece)
+        return filled
 
     def close(self) -> None:
         self._fh.close()
