@@ -25,6 +25,7 @@ from datacenter.settings import Settings
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.core import landed_files
 from datacenter.store.tables.recordings import recordings
+from edge_agent.delivery.recordings import OutboxSettings, RecordingOutbox
 from shared import cms
 from shared.icdr import ICDR
 from shared.receipts import verify_receipt
@@ -105,6 +106,36 @@ def test_an_agent_batch_is_stored_encrypted_receipted_and_archived(
     assert (receipt.batch, receipt.records, receipt.inserted) == (sealed.name, 1, 1)
     assert not (dc.landing.tenant_dir(TENANT, "recordings") / sealed.name).exists()
     assert list(dc.landing.tenant_dir(TENANT, "archive").rglob(sealed.name))
+
+    # the agent reads the receipt and deletes its sent copy (the call batch's is not its business)
+    sent = tmp_path / "agent" / "recordings-sent" / sealed.name
+    sealed.rename(sent)  # where upload() leaves it
+    outbox = RecordingOutbox(
+        OutboxSettings(state_dir=tmp_path / "agent", agent_id=AGENT, tenant=TENANT,
+                       receipts_certificate=DC.certificates.receipts),
+        recent=lambda since: [],
+    )  # fmt: skip
+    folder = LandingReceipts(dc.landing.tenant_dir(TENANT, "receipts"))
+    assert outbox.collect_receipts(folder) == [sealed.name]
+    assert not sent.exists() and not receipt_path.exists()
+    assert folder.list_receipts() == [f"{AGENT}-0000000001.ccb.receipt"]
+
+
+class LandingReceipts:
+    """``receipts/`` as the uplink session offers it (``RemoteReceipts``), on the landing folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def list_receipts(self) -> list[str] | None:
+        return sorted(p.name for p in self.folder.iterdir()) if self.folder.is_dir() else None
+
+    def read_receipt(self, name: str) -> bytes:
+        return (self.folder / name).read_bytes()
+
+    def remove_receipt(self, name: str) -> bool:
+        (self.folder / name).unlink()
+        return True
 
 
 def test_a_resent_batch_and_a_recording_in_two_batches_are_stored_once(
