@@ -41,7 +41,12 @@ Contract:
   reported ``resent``. An identical file sent again is the same case. A *different* file under a name already stored is quarantined as ``NAME~SHA12``: it is
   kept for a technician, never merged silently.
 
-The parts: ``claim`` (the claim protocol), ``files`` (finding and moving files), ``landing_io``
+Recordings batches (``recordings/AGENT-rec-N.ccr`` beside ``incoming/``) are taken in the same
+pass, by ``datacenter.recordings.ingest`` through the same ``intake`` (docs/capture.md); and a
+call batch's commit links recordings that were waiting for its calls.
+
+The parts: ``claim`` (the claim protocol), ``intake`` (refuse, claim, read and decrypt any
+landed file), ``files`` (finding and moving files), ``landing_io``
 (file operations that trust nothing in the landing area), ``rows`` (the rows a batch stores),
 ``receipts`` (signing them); the command is ``datacenter.commands.ingest``.
 """
