@@ -71,12 +71,14 @@ def access_of(conn: sa.Connection, user: User, tenant_id: int) -> RecordingAcces
 def grant(conn: sa.Connection, user: User, permission: str) -> bool:
     """Give a tenant user ``permission``; False if they had it."""
     _check_grantee(user, permission)
+    # RETURNING says whether the row went in (rowcount of an INSERT is not portable).
     added = conn.execute(
         dialect_insert(conn, user_permissions)
         .values(tenant_id=user.tenant_id, user_id=user.user_id, permission=permission)
         .on_conflict_do_nothing()
-    )
-    return bool(added.rowcount)
+        .returning(user_permissions.c.permission)
+    ).first()
+    return added is not None
 
 
 def revoke(conn: sa.Connection, user: User, permission: str) -> bool:
