@@ -75,7 +75,7 @@ def _read(tar: tarfile.TarFile, limits: BatchLimits, sink: Sink) -> RecordingsMa
         recording_id, _, kind = name.rpartition(".")
         meta = by_id[recording_id]
         if kind == "json":
-            if json.loads(_small(tar, member, MAX_METADATA_BYTES)) != meta.raw:
+            if _json(_small(tar, member, MAX_METADATA_BYTES), name) != meta.raw:
                 raise EnvelopeError(f"{name} differs from its entry in manifest.json")
             continue
         cap = limits.max_audio_bytes if kind == "wav" else MAX_SIP_BYTES
@@ -102,6 +102,13 @@ def _member(tar: tarfile.TarFile, member: tarfile.TarInfo, cap: int) -> IO[bytes
 
 def _small(tar: tarfile.TarFile, member: tarfile.TarInfo, cap: int) -> bytes:
     return _member(tar, member, cap).read()
+
+
+def _json(data: bytes, name: str) -> object:
+    try:
+        return json.loads(data)
+    except ValueError as exc:  # UnicodeDecodeError is one too
+        raise EnvelopeError(f"{name} is not JSON: {exc}") from exc
 
 
 def _wav_checked(source: Readable, name: str) -> Readable:

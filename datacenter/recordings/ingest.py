@@ -40,7 +40,7 @@ from datacenter.ingest.receipts import write_batch_receipt
 from datacenter.recordings.batch import BatchLimits, Sink, read_batch
 from datacenter.recordings.linking import Span, match_call
 from datacenter.recordings.manifest import RecordingMeta, RecordingsManifest
-from datacenter.recordings.vault import Readable, VaultKey, write_encrypted
+from datacenter.recordings.vault import Readable, VaultError, VaultKey, write_encrypted
 from datacenter.settings import Settings
 from datacenter.store.dialect import dialect_insert
 from datacenter.store.engine import write_transaction
@@ -112,10 +112,13 @@ class _Writer:
         tenant_id = self.landed.tenant.tenant_id
         day = meta.start or datetime.now(UTC)
         relative = f"{tenant_id}/{day:%Y/%m}/{meta.recording_id}.{kind}"
-        write_encrypted(
-            self.settings.recordings_root / relative, source, size, key=self.vault,
-            tenant_id=tenant_id, recording_id=meta.recording_id, kind=kind,
-        )  # fmt: skip
+        try:
+            write_encrypted(
+                self.settings.recordings_root / relative, source, size, key=self.vault,
+                tenant_id=tenant_id, recording_id=meta.recording_id, kind=kind,
+            )  # fmt: skip
+        except VaultError as exc:  # the member ended before its declared size
+            raise EnvelopeError(f"{meta.recording_id}.{kind}: {exc}") from exc
         self.files.setdefault(meta.recording_id, {})[kind] = (relative, size)
 
     def remove_written(self) -> None:

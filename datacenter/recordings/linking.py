@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from datacenter.recordings.manifest import parse_metadata
 from datacenter.store.tables.core import calls
 from datacenter.store.tables.recordings import recordings
+from shared.errors import EnvelopeError
 
 LINK_TOLERANCE = timedelta(seconds=10)
 SUFFIX_DIGITS = 8
@@ -110,7 +111,10 @@ def link_waiting(conn: sa.Connection, tenant_id: int, start: datetime, end: date
     ).all()
     linked = 0
     for recording_id, raw in waiting:
-        meta = parse_metadata(raw)
+        try:
+            meta = parse_metadata(raw)
+        except EnvelopeError:  # checked at ingest; a row changed by hand must not stop calls
+            continue
         if meta.start is None or meta.end is None:
             continue
         record_id = match_call(conn, tenant_id, Span(meta.numbers, meta.start, meta.end))

@@ -115,6 +115,13 @@ DEFECTS = [
         "differs from its entry",
     ),
     ("a path outside", lambda m: [*m, ("../etc/passwd", b"x")], "does not list once"),
+    (
+        "metadata that is not JSON",
+        lambda m: [
+            (n, b"\xff{" if n.endswith(".json") and n != "manifest.json" else d) for n, d in m
+        ],
+        "is not JSON",
+    ),
 ]
 
 
