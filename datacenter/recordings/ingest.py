@@ -122,7 +122,20 @@ class _Writer:
         self.files.setdefault(meta.recording_id, {})[kind] = (relative, size)
 
     def remove_written(self) -> None:
-        for kinds in self.files.values():
+        """Remove what this batch wrote, except files a row names (another worker stored the
+        same recording from another batch meanwhile: the path is the same)."""
+        with self.engine.connect() as conn:
+            stored = set(
+                conn.scalars(
+                    sa.select(recordings.c.recording_id).where(
+                        recordings.c.tenant_id == self.landed.tenant.tenant_id,
+                        recordings.c.recording_id.in_(list(self.files)),
+                    )
+                )
+            )
+        for recording_id, kinds in self.files.items():
+            if recording_id in stored:
+                continue
             for relative, _size in kinds.values():
                 (self.settings.recordings_root / relative).unlink(missing_ok=True)
 

@@ -8,7 +8,9 @@ generated WAVs; the data centre is ``ingest_once`` with its keys on disk, as the
 from __future__ import annotations
 
 import functools
+import io
 import shutil
+import tarfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -252,3 +254,21 @@ def test_retention_deletes_expired_audio_and_says_so_in_the_audit_log(
         (event,) = [e for e in events(conn, tenant_id) if e.event == "recordings_deleted"]
     assert event.actor == "retention" and event.details["recordings"] == 1
     assert purge_expired(store, dc, now=now) == []  # nothing twice
+
+
+def test_a_defect_found_after_audio_was_written_leaves_no_file_behind(
+    dc: Settings, store: sa.Engine, tmp_path: Path
+) -> None:
+    plain = seal_recordings(tmp_path / "a", [Recording(start=T0)], agent_id=AGENT, tenant=TENANT,
+                            protect=None)  # fmt: skip
+    content = io.BytesIO(plain.read_bytes())
+    with tarfile.open(fileobj=content, mode="a") as tar:  # a stranger after the audio
+        info = tarfile.TarInfo("stranger.wav")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"RIFF"))
+    plain.write_bytes(protect(content.getvalue()))
+    land_recordings(dc, plain)
+    (outcome,) = ingest_once(store, dc).outcomes
+    assert outcome.status == "quarantined" and "stranger.wav" in outcome.reason
+    assert rows(store) == {}
+    assert [p for p in dc.recordings_root.rglob("*") if p.is_file()] == []
