@@ -207,7 +207,7 @@ def _take(
 
 
 def _vault_key(settings: Settings) -> VaultKey | None:
-    """The recordings key; without it recordings batches wait in the landing area, said once."""
+    """The recordings key; without it recordings batches wait in the landing area (logged)."""
     try:
         return load_recordings_key(settings.keys.recordings_key)
     except ConfigError as exc:
