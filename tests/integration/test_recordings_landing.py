@@ -22,8 +22,8 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 def test_an_agents_account_takes_its_own_recordings_only(
     store: sa.Engine,
     dc_settings: Settings,
-    accounts: dict[str, str],
-    tmp_path: Path,  # noqa: F811
+    accounts: dict[str, str],  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     ensure_keys(dc_settings.keys)  # receipts are signed; the seeded files are plain tars
     root = dc_settings.landing.root
