@@ -30,6 +30,7 @@ COMMANDS = {
     "token": "datacenter.commands.token:token_group",
     "rollups": "datacenter.commands.rollups:rollups_group",
     "reports": "datacenter.commands.reports:reports_group",
+    "recordings": "datacenter.commands.recordings:recordings_group",
 }
 
 

@@ -15,8 +15,11 @@ Contract:
 - Without ``smtp.host`` and ``alarms.webhook_url`` alarms are still raised, cleared and shown on
   the console; nothing is sent.
 
-The command that runs it is ``datacenter.commands.alarms`` (`datacenter alarms run`); the same
-loop sends the scheduled reports (``datacenter.reports.scheduler``) after each pass.
+The loop (``run_forever``) also applies recordings retention once an hour
+(``purge_recordings_if_due``: ``datacenter.recordings.retention``) and sends the scheduled
+reports (``datacenter.reports.scheduler``) after each pass.
+
+The command that runs it is ``datacenter.commands.alarms`` (`datacenter alarms run`).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from datacenter.health.notify import (
     alarm_email,
     digest_email,
 )
+from datacenter.recordings.retention import PURGE_EVERY, purge_expired
 from datacenter.reports.scheduler import ReportScheduler
 from datacenter.settings import Settings
 from datacenter.store.engine import write_transaction
@@ -129,6 +133,7 @@ class AlarmRunner:
         self._mailer = mailer if mailer is not None else Mailer(settings.smtp)
         self._webhook = webhook if webhook is not None else Webhook(settings.alarms.webhook_url)
         self._renotify = timedelta(minutes=settings.alarms.renotify_minutes)
+        self._purged_at: datetime | None = None
 
     @property
     def _channels(self) -> bool:
@@ -155,6 +160,13 @@ class AlarmRunner:
                 self._deliver(item, now=now, report=report)
         report.digests_sent = self.send_digests(now, sites=sites, report=report)
         return report
+
+    def purge_recordings_if_due(self, now: datetime) -> int:
+        """Recordings retention (``datacenter.recordings.retention``) once per ``PURGE_EVERY``."""
+        if self._purged_at is not None and now - self._purged_at < PURGE_EVERY:
+            return 0
+        self._purged_at = now
+        return sum(p.recordings for p in purge_expired(self._engine, self._settings, now=now))
 
     # --- notices ---------------------------------------------------------------------------
 
@@ -321,6 +333,7 @@ def run_forever(
     while not stop_event.is_set():
         try:
             report = runner.run_once(datetime.now(UTC))
+            runner.purge_recordings_if_due(datetime.now(UTC))
         except (sa.exc.SQLAlchemyError, OSError) as exc:
             log.error("alarm pass failed, trying again in %.0f s: %s", interval, exc)
         else:

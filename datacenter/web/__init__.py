@@ -33,6 +33,7 @@ from datacenter.web import (
     headers,
     metrics,
     portal,
+    recordings,
     saved_reports,
     tech,
     tenants,
@@ -90,6 +91,7 @@ def create_app(
     app.register_blueprint(auth.bp)
     app.register_blueprint(portal.bp)
     app.register_blueprint(saved_reports.bp)
+    app.register_blueprint(recordings.bp)
     app.register_blueprint(tech.bp)
     app.register_blueprint(directory.bp)
     app.register_blueprint(tokens.bp)

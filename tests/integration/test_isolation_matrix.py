@@ -4,7 +4,7 @@ The rules come from ``app.url_map``, so a new endpoint is covered without touchi
 an endpoint with a URL parameter the matrix cannot fill (``FILLERS``) fails the test until one
 is added. For each viewer (tenant admin, org-wide user, user limited to one department, user
 limited to their own extension, technician assigned to acme, technician of globex only, signed
-out) and each party (a call and user in the viewer's scope, in another scope of the same tenant,
+out) and each party (its call carries a recording, so the audio endpoints answer real audio) (a call and user in the viewer's scope, in another scope of the same tenant,
 in the other tenant), every GET is fetched with the party's ids, and every POST to an object
 the viewer must not reach is sent with a valid CSRF token. A leak is a body showing a party's
 distinctive number or email that the viewer may not see, or a refused POST that was not
@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
+from werkzeug.test import TestResponse
 
 from datacenter.store.engine import open_store
 from datacenter.store.tables.core import tenants
@@ -41,6 +42,7 @@ from tests.fixtures.web import ACME_USER, GLOBEX_USER, csrf_token, login
 Filler = Callable[[ScopedWorld, Party], str | int]
 FILLERS: dict[str, Filler] = {
     "record_id": lambda world, party: party.record_id,
+    "recording_id": lambda world, party: party.recording_id,
     "tenant_slug": lambda world, party: party.tenant_slug,
     "agent_id": lambda world, party: party.agent_id,
     "alarm_id": lambda world, party: f"{party.name}-alarm",
@@ -147,12 +149,14 @@ def test_no_endpoint_shows_a_viewer_what_is_outside_its_scope(
             if "GET" in methods:
                 response = client.get(url)
                 checked += 1
-                body = response.get_data(as_text=True)
+                body = response.get_data().decode(errors="replace")  # audio is binary
                 response.close()  # static files are streamed from an open file
                 if response.status_code >= 500:
                     problems.append(f"GET {url}: {response.status_code}")
                 for leak in _leaks(body, scoped_world, sees_calls, sees_emails):
                     problems.append(f"GET {url} ({rule.endpoint}) shows {leak}")
+                if _audio(response) and party is not None and party.name not in sees_calls:
+                    problems.append(f"GET {url} ({rule.endpoint}) plays {party.name}'s recording")
             if "POST" in methods and party is not None and not _may_change(viewer, party, rule):
                 response = client.post(url, data={"csrf_token": token})
                 checked += 1
@@ -163,6 +167,11 @@ def test_no_endpoint_shows_a_viewer_what_is_outside_its_scope(
                     )
     assert checked >= 40  # every GET rule at least once
     assert problems == []
+
+
+def _audio(response: TestResponse) -> bool:
+    """A body that is a party's data without showing its number: a recording's audio."""
+    return response.status_code in (200, 206) and (response.mimetype or "").startswith("audio/")
 
 
 def _may_change(viewer: str, party: Party, rule: Rule) -> bool:
