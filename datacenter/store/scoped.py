@@ -15,8 +15,10 @@ Contract:
   call seen, so a page never repeats or skips a call when new ones arrive.
 - ``day_summary`` reads the ``call_days`` rollup that ingest maintains, never raw call rows.
 - Each listed call carries its rating (``Call.cost``, or ``Call.unrated_reason``), and a page
-  carries the totals of the whole filtered set (``CallTotals``: one ``GROUP BY currency`` query
-  with the list's own conditions). ``get_call`` adds the stored cost explanation, the unrated
+  carries the totals of the whole filtered set (``CallTotals``): read from a report rollup when
+  one answers the filter exactly (whole local days, dimensions the rollup has, a whole-tenant or
+  extension-only scope: ``datacenter.store.rollup_totals``), else one ``GROUP BY currency``
+  query over the raw calls with the list's own conditions. ``get_call`` adds the stored cost explanation, the unrated
   queue's reason and the cost's change history (``datacenter.store.costs``).
 - ``country`` is the tenant's country for showing numbers: the region of its default dial plan
   (agent ``*``), else the one region all its sites' dial plans share, else None.
@@ -39,12 +41,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from datacenter.store import costs
+from datacenter.store import costs, rollup_totals
 from datacenter.store.attribution import ATTRIBUTION_COLUMNS, attribute_calls
 from datacenter.store.call_rows import icdr_from_row
 from datacenter.store.call_scope import WHOLE, UserScope, mask_number
@@ -73,6 +75,7 @@ _READ_TYPES = {
     "direction": "str",
     "completion": "str",
 }
+TotalsSource = Literal["auto", "raw"]
 _NUMBER_COLUMNS = ("calling", "called", "dialled_digits", "third_party", "ani", "dnis")
 
 
@@ -295,10 +298,53 @@ class TenantScope:
         query = sa.select(sa.func.count()).select_from(source).where(*self._conditions(filter))
         return int(self._conn.execute(query).scalar_one())
 
-    def call_totals(self, filter: CallFilter) -> CallTotals:
-        """Count, talk and billed time and cost per currency of every call ``filter`` matches."""
+    def call_totals(self, filter: CallFilter, *, source: TotalsSource = "auto") -> CallTotals:
+        """Count, talk and billed time and cost per currency of every call ``filter`` matches.
+
+        From a report rollup when one answers the filter exactly (``totals_source``), else from
+        the raw calls; ``source="raw"`` always reads the raw calls (the tests' cross-check).
+        """
+        decimals = {
+            str(row[0]): int(row[1])
+            for row in self._conn.execute(rollup_totals.decimals_query(self.tenant_id))
+        }
+        found = self._totals_plan(filter) if source == "auto" else None
+        if found is not None:
+            query = rollup_totals.totals_query(found, self.tenant_id, self.user_scope)
+            rows = self._conn.execute(query).all()
+            return rollup_totals.totals_from_rollup_rows(rows, decimals)
         rows = self._conn.execute(costs.totals_query(self._conditions(filter))).all()
-        return costs.totals_from_rows(list(rows))
+        return rollup_totals.canonical(costs.totals_from_rows(list(rows)), decimals)
+
+    def totals_source(self, filter: CallFilter) -> str:
+        """The table ``call_totals`` reads for ``filter``: a rollup's name, or "calls"."""
+        found = self._totals_plan(filter)
+        return "calls" if found is None else found.source
+
+    def _totals_plan(self, filter: CallFilter) -> rollup_totals.RollupPlan | None:
+        equals: dict[str, Any] = {}
+        if filter.extension:
+            equals["extension"] = filter.extension.strip()
+        if filter.direction is not None:
+            equals["direction"] = Direction(filter.direction).value
+        if filter.answered is not None:
+            equals["answered"] = filter.answered
+        if filter.number_class:
+            equals["number_class"] = filter.number_class
+        if filter.carrier:
+            equals["carrier"] = filter.carrier
+        number = _NUMBER_PUNCTUATION.sub("", filter.number or "")
+        dated = filter.date_from is not None or filter.date_to is not None
+        return rollup_totals.plan(
+            whole_local_days=not (filter.utc and dated),
+            first_day=filter.date_from,
+            last_day=filter.date_to,
+            equals=equals,
+            other_conditions=bool(number)
+            or filter.cost_min is not None
+            or filter.cost_max is not None,
+            user_scope=self.user_scope,
+        )
 
     def get_call(self, record_id: str) -> CallDetail | None:
         row = self._conn.execute(
