@@ -29,7 +29,8 @@ Contract:
   scope is "not found", exactly like another tenant's. ``day_summary`` reads a rollup of the
   whole tenant, so a narrowed scope refuses it (``StoreError``).
 - ``mask_digits`` hides the last N digits of every external number in what the scope returns
-  (the call's fields, its raw record and extras); while numbers are masked the ``number``
+  (the call's fields, its raw record and extras, the rating's E.164 number, and every number
+  inside the cost explanation and the unrated queue's detail and explanation); while numbers are masked the ``number``
   filter matches nothing, so it cannot be used to probe the hidden digits.
 """
 
@@ -49,7 +50,13 @@ import sqlalchemy as sa
 from datacenter.store import costs, rollup_totals
 from datacenter.store.attribution import ATTRIBUTION_COLUMNS, attribute_calls
 from datacenter.store.call_rows import icdr_from_row
-from datacenter.store.call_scope import WHOLE, UserScope, mask_number
+from datacenter.store.call_scope import (
+    WHOLE,
+    UserScope,
+    mask_document,
+    mask_number,
+    mask_text,
+)
 from datacenter.store.costs import CallCost, CallTotals, CostChange, CostFilter, UnratedInfo
 from datacenter.store.scope_sql import scope_condition
 from datacenter.store.tables.core import call_days, calls, landed_files, tenants
@@ -512,24 +519,46 @@ class TenantScope:
                 text = text.replace(number, hidden[number])
             return text
 
+        if detail.cost is not None and detail.cost.e164:
+            hidden[detail.cost.e164] = mask_number(detail.cost.e164, self.mask_digits)
         record = detail.record
         changes: dict[str, Any] = {name: scrub(getattr(record, name)) for name in _NUMBER_COLUMNS}
         changes["raw"] = scrub(record.raw)
         changes["extra"] = {key: scrub(value) for key, value in record.extra.items()}
         masked_record = dataclasses.replace(record, **changes)
+        unrated = detail.unrated
+        if unrated is not None:  # the engine's detail and explanation name the number
+            unrated = dataclasses.replace(
+                unrated,
+                detail=mask_text(unrated.detail, self.mask_digits),
+                explanation=mask_document(unrated.explanation, self.mask_digits),
+            )
+        explanation = detail.explanation
         return dataclasses.replace(
             detail,
             call=self._call_masked(detail.call),
             raw=scrub(detail.raw),
             record=masked_record,
+            cost=self._cost_masked(detail.cost),
+            explanation=None
+            if explanation is None
+            else mask_document(explanation, self.mask_digits),
+            unrated=unrated,
         )
 
     def _call_masked(self, call: Call) -> Call:
         masked: dict[str, Any] = {
             name: mask_number(getattr(call, name), self.mask_digits) for name in _NUMBER_COLUMNS
         }
+        masked["cost"] = self._cost_masked(call.cost)
         replaced: Call = dataclasses.replace(call, **masked)  # type: ignore[type-var]  # generated
         return replaced
+
+    def _cost_masked(self, cost: CallCost | None) -> CallCost | None:
+        """The cost with its E.164 number masked (the rating's reading of the external party)."""
+        if cost is None or not cost.e164:
+            return cost
+        return dataclasses.replace(cost, e164=mask_number(cost.e164, self.mask_digits))
 
     def _conditions(self, filter: CallFilter) -> list[sa.ColumnElement[bool]]:
         conditions = self._in_scope()
