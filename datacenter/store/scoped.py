@@ -293,12 +293,15 @@ class TenantScope:
                 )
             )
         query = (
-            attribute_calls(sa.select(*(calls.c[name] for name in _SUMMARY_COLUMNS)))
+            attribute_calls(
+                sa.select(*(calls.c[name] for name in _SUMMARY_COLUMNS), *costs.list_columns()),
+                base=costs.joined_costs_and_queue(),
+            )
             .where(*conditions)
             .order_by(calls.c.start_utc.desc(), calls.c.record_id.desc())
             .limit(limit)
         )
-        return [self._call(row) for row in self._conn.execute(query)]
+        return [self._call(row, listed=True) for row in self._conn.execute(query)]
 
     def count_calls(self, filter: CallFilter) -> int:
         source = calls if filter.cost_filter.empty else costs.joined_costs()
