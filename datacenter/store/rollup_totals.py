@@ -37,7 +37,6 @@ from datacenter.store.call_scope import UserScope
 from datacenter.store.costs import CallTotals, CurrencyTotal
 from datacenter.store.rollups import MICRO_PLACES, ROLLUPS, Rollup
 from datacenter.store.scope_sql import needs_start_time, scope_condition
-from datacenter.store.tables.rating import tariff_versions
 
 DEFAULT_DECIMALS = 2  # for a currency none of the tenant's tariffs names any more
 
@@ -146,17 +145,9 @@ def canonical(totals: CallTotals, decimals: Mapping[str, int]) -> CallTotals:
 def currency_total(
     currency: str, calls: int, cost_micro: int, decimals: Mapping[str, int]
 ) -> CurrencyTotal:
-    """The total in the fewest decimals (at least the currency's tariff decimals) that are exact."""
+    """The total in the fewest decimals that are exact, but at least ``decimals[currency]`` (the
+    fewest any of the tenant's tariff versions in that currency prices in)."""
     places = min(decimals.get(currency, DEFAULT_DECIMALS), MICRO_PLACES)
     while cost_micro % 10 ** (MICRO_PLACES - places):
         places += 1
     return CurrencyTotal(currency, places, calls, cost_micro // 10 ** (MICRO_PLACES - places))
-
-
-def decimals_query(tenant_id: int) -> sa.Select[Any]:
-    """Per currency, the fewest decimals any of the tenant's tariff versions prices in."""
-    return (
-        sa.select(tariff_versions.c.currency, sa.func.min(tariff_versions.c.decimals))
-        .where(tariff_versions.c.tenant_id == tenant_id)
-        .group_by(tariff_versions.c.currency)
-    )

@@ -246,6 +246,7 @@ class TenantScope:
         self.zone = ZoneInfo(row.timezone)
         self.user_scope = user_scope
         self.mask_digits = mask_digits
+        self._tariffs: list[tuple[str, str, int]] | None = None
 
     def list_calls(
         self, filter: CallFilter, *, page: int = 1, per_page: int = DEFAULT_PER_PAGE
@@ -314,10 +315,9 @@ class TenantScope:
         From a report rollup when one answers the filter exactly (``totals_source``), else from
         the raw calls; ``source="raw"`` always reads the raw calls (the tests' cross-check).
         """
-        decimals = {
-            str(row[0]): int(row[1])
-            for row in self._conn.execute(rollup_totals.decimals_query(self.tenant_id))
-        }
+        decimals: dict[str, int] = {}
+        for _carrier, currency, places in self._tariff_names():
+            decimals[currency] = min(places, decimals.get(currency, places))
         found = self._totals_plan(filter) if source == "auto" else None
         if found is not None:
             query = rollup_totals.totals_query(found, self.tenant_id, self.user_scope)
@@ -401,13 +401,17 @@ class TenantScope:
 
     def carriers(self) -> list[str]:
         """The carriers the tenant has tariffs for, by name (the carrier filter's choices)."""
-        query = (
-            sa.select(tariff_versions.c.carrier)
-            .where(tariff_versions.c.tenant_id == self.tenant_id)
-            .distinct()
-            .order_by(tariff_versions.c.carrier)
-        )
-        return [row.carrier for row in self._conn.execute(query)]
+        return sorted({carrier for carrier, _currency, _decimals in self._tariff_names()})
+
+    def _tariff_names(self) -> list[tuple[str, str, int]]:
+        """(carrier, currency, decimals) of the tenant's tariff versions, read once per scope:
+        the carrier filter and the totals' decimals both need them on every list page."""
+        if self._tariffs is None:
+            query = sa.select(
+                tariff_versions.c.carrier, tariff_versions.c.currency, tariff_versions.c.decimals
+            ).where(tariff_versions.c.tenant_id == self.tenant_id)
+            self._tariffs = sorted({(r[0], r[1], int(r[2])) for r in self._conn.execute(query)})
+        return self._tariffs
 
     def day_summary(
         self,
