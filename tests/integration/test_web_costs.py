@@ -255,6 +255,10 @@ def test_detail_explains_the_cost(carol: FlaskClient) -> None:
     assert "prefix +4420 (longest prefix)" in text
     assert "Connection fee 0.0150, minimum charge 0.0300" in text
     assert "cleaned to 02079460123" in text  # the dial plan's steps, as rating recorded them
+    # The explanation's times on the tenant's clock: the version's start, the band's from
+    # (answered at 14:00:05 UTC).
+    assert "in force from 2025-07-15 00:00:00 BST" in text
+    assert "<td>2025-07-16 15:00:05 BST</td>" in html
 
 
 def test_rerated_call_shows_its_current_cost_and_when_it_changed(carol: FlaskClient) -> None:
