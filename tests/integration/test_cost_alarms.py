@@ -240,7 +240,9 @@ def test_marks_move_with_the_calls_evaluated(world: CostWorld) -> None:
         after = load_marks(conn, world.tenant.tenant_id)
         rated_at = conn.scalar(sa.select(call_costs.c.rated_at))
     assert before is not None and after is not None
-    assert after.rated_through == rated_at and after.rated_through > before.rated_through
+    assert before.rated_through is not None and before.ingested_through is not None
+    assert rated_at is not None and after.rated_through == rated_at
+    assert rated_at > before.rated_through
     assert after.ingested_through is not None
     assert after.ingested_through > before.ingested_through
 

@@ -365,6 +365,17 @@ SPEC: dict[str, Spec] = {
     "datacenter rerate": dc_config_cases("rerate", *TENANT, "--since", "2024-01-01"),
     "datacenter rollups rebuild": dc_config_cases("rollups", "rebuild", *TENANT, "--check"),
     "datacenter alarms run": dc_config_cases("alarms", "run", "--once"),
+    "datacenter cost-alarms rules show": dc_config_cases("cost-alarms", "rules", "show", *TENANT),
+    "datacenter cost-alarms rules set": dc_config_cases(
+        "cost-alarms", "rules", "set", *TENANT, str(ROOT / "pyproject.toml")
+    ),
+    "datacenter cost-alarms rules check": {
+        "bad-syntax": NO_CONFIG, "wrong-type": NO_CONFIG, "refused": NO_CONNECT,
+        "missing-file": usage_missing("cost-alarms", "rules", "check"),
+    },
+    "datacenter cost-alarms secret": dc_config_cases("cost-alarms", "secret", *TENANT),
+    "datacenter cost-alarms list": dc_config_cases("cost-alarms", "list", *TENANT),
+    "datacenter cost-alarms run": dc_config_cases("cost-alarms", "run"),
     "datacenter technician assign": dc_config_cases("technician", "assign", "a@example.org",
                                                     "demo"),
     "datacenter technician unassign": dc_config_cases("technician", "unassign", "a@example.org",
