@@ -21,6 +21,7 @@ EVENTS = (
     "password_changed", "password_reset", "user_added", "user_disabled", "user_enabled",
     "role_changed", "scope_changed", "totp_enabled", "totp_disabled", "recovery_code_used",
     "tenant_added", "tenant_admin_assigned", "masking_changed", "export",
+    "cost_alarm_acknowledged", "cost_alarm_rules_changed",
 )  # fmt: skip
 DEFAULT_LIMIT = 200
 
