@@ -14,6 +14,8 @@ Contract:
   acknowledged, and due is sent with all its calls. A failure is recorded on the alarm with the
   next try after ``deliver.backoff`` (1, 2, 4... minutes, at most an hour), up to
   ``deliver.MAX_ATTEMPTS`` tries; success records how many calls were told about.
+- A tenant whose evaluation or delivery fails (store error, a stored document that no longer
+  parses) is logged and counted as a failure; the other tenants go on.
 - The polling-health alarm loop (`datacenter alarms run`) calls this after its own pass;
   `datacenter cost-alarms run --once` runs it alone.
 """
@@ -54,7 +56,7 @@ from datacenter.cost_alarms.evaluate import (
 from datacenter.cost_alarms.rules import Rule, RuleKind, RuleSet
 from datacenter.health.notify import Mailer
 from datacenter.store.engine import write_transaction
-from shared.errors import NotifyError
+from shared.errors import CallCollectError, NotifyError
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +231,14 @@ class CostAlarmRunner:
             tenant_ids = store.tenants_with_rules(conn)
         for tenant_id in tenant_ids:
             report.tenants += 1
-            self.evaluate(tenant_id, now=now, report=report)
-            self.deliver(tenant_id, now=now, report=report)
+            try:
+                self.evaluate(tenant_id, now=now, report=report)
+                self.deliver(tenant_id, now=now, report=report)
+            except (sa.exc.SQLAlchemyError, CallCollectError) as exc:
+                # One tenant's trouble (a rules document an older version accepted, a lost
+                # connection) must not stop the others; its transaction rolled back whole.
+                log.error("cost alarms of tenant %d failed: %s", tenant_id, exc)
+                report.failures.append(f"tenant {tenant_id}: {exc}")
         return report
 
     def evaluate(self, tenant_id: int, *, now: datetime, report: CostRunReport) -> None:
