@@ -30,6 +30,7 @@ from datacenter.rating.rerate import rerate
 from datacenter.rating.store import import_tariff_plan
 from datacenter.settings import Settings
 from datacenter.store.engine import write_transaction
+from datacenter.store.tables.cost_alarms import cost_alarm_rules
 from datacenter.store.tables.rating import call_costs
 from tests.fixtures.cost_alarms import DEMO, CostWorld, gen_call, rid, seed_cost_world
 
@@ -278,3 +279,48 @@ def test_a_rerated_call_is_evaluated_again_without_a_second_alarm(
     run(world)
     assert by_rule(world) == {"call_cost": [("2201", "2025-07-16", sorted([rid("p"), rid("mob")]))]}
     assert len(world.alarms()) == 1
+
+
+def test_a_pass_that_fails_before_its_commit_leaves_nothing_and_the_next_does_it_all(
+    world: CostWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Break the step that moves the marks (the last of the transaction): no alarm and no
+    mark is kept; the next pass finds the same alarm once."""
+    world.save('[[rules]]\nkind = "call_cost"\nover = "1.00"\n')
+    world.ingest(gen_call("a", start=DAY.replace(hour=9), talk=600, dialled=PREMIUM))
+    with world.engine.connect() as conn:
+        before = load_marks(conn, world.tenant.tenant_id)
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise sa.exc.OperationalError("UPDATE cost_alarm_marks", {}, Exception("server closed"))
+
+    monkeypatch.setattr("datacenter.cost_alarms.store.save_marks", crash)
+    broken = CostAlarmRunner(world.engine, mailer=Mailer(world.settings.smtp)).run_once(
+        datetime.now(UTC)
+    )
+    assert broken.failures and "server closed" in broken.failures[0]
+    assert world.alarms() == []
+    with world.engine.connect() as conn:
+        assert load_marks(conn, world.tenant.tenant_id) == before
+    monkeypatch.undo()
+    run(world)
+    run(world)
+    assert by_rule(world) == {"call_cost": [("2201", "2025-07-16", [rid("a")])]}
+
+
+def test_one_tenants_broken_rules_do_not_stop_another_tenant(
+    world: CostWorld, store: sa.Engine
+) -> None:
+    other = seed_cost_world(store, world.settings, "initech")
+    world.save('[[rules]]\nkind = "long_call"\nminutes = 1\n')
+    other.save('[[rules]]\nkind = "long_call"\nminutes = 1\n')
+    with write_transaction(store) as conn:  # as if an older version had accepted it
+        conn.execute(
+            cost_alarm_rules.update()
+            .where(cost_alarm_rules.c.tenant_id == world.tenant.tenant_id)
+            .values(document='[[rules]]\nkind = "long_call"\nminutes = 0\n')
+        )
+    other.ingest(gen_call("i1", start=DAY.replace(hour=9), talk=600, dialled=PREMIUM))
+    report = CostAlarmRunner(store, mailer=Mailer(world.settings.smtp)).run_once(datetime.now(UTC))
+    assert len(report.failures) == 1 and "rules[0].minutes" in report.failures[0]
+    assert [(a.rule_id, other.calls_of(a)) for a in other.alarms()] == [("long_call", [rid("i1")])]
