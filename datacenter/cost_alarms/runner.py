@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from datacenter.accounts.scopes import mask_digits
 from datacenter.accounts.tenants import Tenant, get_tenant_by_id
 from datacenter.accounts.users import list_users
 from datacenter.cost_alarms import store
@@ -281,7 +282,12 @@ class CostAlarmRunner:
                 if stored.rules.webhook_url
                 else []
             )
-            email_work = store.alarms_with_calls(conn, tenant_id, email_due, tenant.zone)
+            # Emails go to people: the tenant admins' number masking applies (docs/web.md).
+            digits = mask_digits(conn, tenant_id, "tenant_admin")
+            email_work = [
+                store.masked(alarm, facts, digits)
+                for alarm, facts in store.alarms_with_calls(conn, tenant_id, email_due, tenant.zone)
+            ]
             hook_work = store.alarms_with_calls(conn, tenant_id, hook_due, tenant.zone)
         for alarm, facts in email_work:
             message = alarm_email(

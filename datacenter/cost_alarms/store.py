@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from datacenter.cost_alarms.evaluate import CallFact, Finding
 from datacenter.cost_alarms.rules import RuleSet, parse_rules
+from datacenter.store.call_scope import mask_number
 from datacenter.store.dialect import dialect_insert
 from datacenter.store.rollups import micro
 from datacenter.store.tables.core import calls
@@ -550,6 +551,21 @@ def alarms_with_calls(
     conn: sa.Connection, tenant_id: int, alarms: Sequence[CostAlarm], zone: ZoneInfo
 ) -> list[tuple[CostAlarm, list[CallFact]]]:
     return [(alarm, alarm_calls(conn, tenant_id, alarm.alarm_id, zone)) for alarm in alarms]
+
+
+def masked(
+    alarm: CostAlarm, facts: Sequence[CallFact], digits: int
+) -> tuple[CostAlarm, list[CallFact]]:
+    """The alarm and its calls with the last ``digits`` digits of external numbers hidden
+    (number masking, docs/web.md): the calls' numbers, and a number as subject or in the why."""
+    if digits <= 0:
+        return alarm, list(facts)
+    subject = mask_number(alarm.subject, digits)
+    reason = alarm.reason.replace(alarm.subject, subject) if alarm.subject else alarm.reason
+    return (
+        replace(alarm, subject=subject, reason=reason),
+        [replace(f, number=mask_number(f.number, digits)) for f in facts],
+    )
 
 
 def facts_by_id(facts: Iterable[CallFact]) -> dict[str, CallFact]:

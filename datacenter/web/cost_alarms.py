@@ -33,6 +33,7 @@ from datacenter.cost_alarms.store import (
     get_alarm,
     list_alarms,
     load_rules,
+    masked,
     rule_ids,
     save_rules,
 )
@@ -79,7 +80,9 @@ def alarms() -> ResponseReturnValue:
         status=form.status.data or "",
         subject=(form.subject.data or "").strip(),
     )
-    found = list_alarms(conn, tenant.tenant_id, chosen) if valid else []
+    digits = require_viewer().mask_digits
+    found = [masked(a, [], digits)[0] for a in list_alarms(conn, tenant.tenant_id, chosen)]
+    found = found if valid else []
     return render_template(
         "cost_alarms/alarms.html", form=form, alarms=found, zone=tenant.zone,
         labels=KIND_LABELS, subject_text=subject_text,
@@ -94,9 +97,10 @@ def alarm(cost_alarm_id: str) -> ResponseReturnValue:
     found = get_alarm(conn, tenant.tenant_id, cost_alarm_id)
     if found is None:
         abort(404)
+    shown, calls = masked(found, alarm_calls(conn, tenant.tenant_id, found.alarm_id, tenant.zone),
+                          require_viewer().mask_digits)  # fmt: skip
     return render_template(
-        "cost_alarms/alarm.html", alarm=found,
-        calls=alarm_calls(conn, tenant.tenant_id, found.alarm_id, tenant.zone),
+        "cost_alarms/alarm.html", alarm=shown, calls=calls,
         zone=tenant.zone, labels=KIND_LABELS, subject_text=subject_text,
         format_micro=format_micro, ack_form=ButtonForm(),
     )  # fmt: skip

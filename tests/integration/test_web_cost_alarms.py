@@ -17,6 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from datacenter.accounts import audit
+from datacenter.accounts.scopes import set_mask_digits
 from datacenter.accounts.tenants import get_tenant
 from datacenter.cost_alarms.evaluate import Finding
 from datacenter.cost_alarms.rules import RuleKind
@@ -158,3 +159,42 @@ def test_the_rules_page_refuses_a_bad_document_and_stores_a_good_one(
     assert changes and changes[0].details == {"rules": ["long_call"]}
     shown = client.get("/cost-alarms/rules").get_data(as_text=True)
     assert stored.webhook_secret in shown and "minutes = 90" in shown
+
+
+def test_numbers_are_masked_for_an_admin_whose_role_is_masked(
+    app: Flask, engine: sa.Engine
+) -> None:
+    """A short-calls alarm has a number as its subject and in its why: both are masked too."""
+    number = "01632960123"
+    with write_transaction(engine) as conn:
+        acme = get_tenant(conn, "acme")
+        assert acme is not None
+        set_mask_digits(conn, acme.tenant_id, "tenant_admin", 3)
+        finding = Finding("bursts", RuleKind.SHORT_CALLS, number, "2025-07-15",
+                          f"5 or more calls shorter than 10 s to {number} within 60 minutes",
+                          (LATE_EVENING.record_id,))  # fmt: skip
+        record_finding(conn, acme.tenant_id, finding, now=NOW)
+    try:
+        client = signed_in(app, ACME_TENANT_ADMIN)
+        listing = client.get("/cost-alarms?rule=bursts").get_data(as_text=True)
+        assert "number 01632960xxx" in listing and number not in listing
+        alarm_id = raise_alarm_id(engine, "acme", "bursts")
+        page = client.get(f"/cost-alarms/{alarm_id}").get_data(as_text=True)
+        assert "01632960xxx" in page and number not in page
+    finally:
+        with write_transaction(engine) as conn:
+            acme = get_tenant(conn, "acme")
+            assert acme is not None
+            set_mask_digits(conn, acme.tenant_id, "tenant_admin", 0)
+
+
+def raise_alarm_id(engine: sa.Engine, slug: str, rule_id: str) -> str:
+    with engine.connect() as conn:
+        tenant = get_tenant(conn, slug)
+        assert tenant is not None
+        return str(
+            conn.execute(
+                sa.text("SELECT alarm_id FROM cost_alarms WHERE tenant_id = :t AND rule_id = :r"),
+                {"t": tenant.tenant_id, "r": rule_id},
+            ).scalar_one()
+        )
