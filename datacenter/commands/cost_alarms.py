@@ -148,7 +148,10 @@ def run_command(config_path: Path | None) -> None:
     settings, engine = open_configured_store(config_path)
     try:
         runner = CostAlarmRunner(
-            engine, mailer=Mailer(settings.smtp), portal_url=settings.alarms.console_url
+            engine,
+            mailer=Mailer(settings.smtp),
+            portal_url=settings.alarms.console_url,
+            allow_private_webhooks=settings.alarms.tenant_webhooks_private,
         )
         report = runner.run_once(datetime.now(UTC))
     finally:

@@ -10,6 +10,8 @@ Contract:
   secret: ``X-Callcollect-Timestamp: <unix seconds>`` and ``X-Callcollect-Signature:
   sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">``; ``verify_signature`` is the receiver's
   side (docs/cost-alarms.md shows it in a few lines). Any answer but 2xx is a ``NotifyError``.
+- ``check_destination`` refuses a URL that resolves to a non-global address (loopback, private,
+  link-local...) unless ``alarms.tenant_webhooks_private`` allows it.
 - Retrying is the runner's business: ``backoff(attempt)`` says when the next try is due.
 """
 
@@ -17,12 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import orjson
 import requests
@@ -185,15 +189,47 @@ def verify_signature(secret: str, timestamp: str, body: bytes, signature: str) -
     return hmac.compare_digest(sign(secret, int(timestamp), body), signature)
 
 
+def check_destination(url: str, *, allow_private: bool) -> None:
+    """Refuse a URL whose host resolves to a loopback, private, link-local or otherwise
+    non-global address, unless ``allow_private``: a tenant's URL must not reach the data
+    centre's own network. (The name is resolved again when connecting; a DNS answer that
+    changes in between is not caught here.)"""
+    if allow_private:
+        return
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise NotifyError(
+            f"cost alarm webhook {url}: cannot resolve {host} ({exc}); check "
+            "delivery.webhook_url in the tenant's rules"
+        ) from exc
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if not address.is_global:
+            raise NotifyError(
+                f"cost alarm webhook {url}: {host} is {address}, not a public address; give "
+                "the tenant a public receiver, or set alarms.tenant_webhooks_private for an "
+                "on-premises one"
+            )
+
+
 class SignedWebhook:
     """POSTs signed JSON documents to one URL."""
 
-    def __init__(self, url: str, secret: str, *, timeout: float = WEBHOOK_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self, url: str, secret: str, *, timeout: float = WEBHOOK_TIMEOUT_SECONDS,
+        allow_private: bool = False,
+    ) -> None:  # fmt: skip
         self.url = url
         self._secret = secret
         self._timeout = timeout
+        self._allow_private = allow_private
 
     def send(self, document: dict[str, Any], *, now: datetime) -> None:
+        check_destination(self.url, allow_private=self._allow_private)
         body = orjson.dumps(document)
         timestamp = int(now.timestamp())
         headers = {

@@ -128,7 +128,9 @@ def _per_call_reason(rule: Rule, hours: BusinessHours, fact: CallFact) -> str:
             return f"a call lasts longer than {rule.minutes} minutes"
         return ""
     if rule.kind is RuleKind.OFF_HOURS:
-        if fact.number_class in rule.classes and not hours.contains(fact.local):
+        # Outgoing only: an incoming call's class is the caller's, and costs the tenant nothing.
+        outgoing = fact.direction == "out"
+        if outgoing and fact.number_class in rule.classes and not hours.contains(fact.local):
             classes = " or ".join(sorted(rule.classes))
             return f"a call to a {classes} number outside business hours"
         return ""

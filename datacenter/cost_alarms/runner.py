@@ -219,12 +219,14 @@ class CostAlarmRunner:
         portal_url: str = "",
         overlap: timedelta = OVERLAP,
         webhook_timeout: float | None = None,
+        allow_private_webhooks: bool = False,
     ) -> None:
         self._engine = engine
         self._mailer = mailer
         self._portal_url = portal_url.rstrip("/")
         self._overlap = overlap
         self._webhook_timeout = webhook_timeout
+        self._allow_private = allow_private_webhooks
 
     def run_once(self, now: datetime) -> CostRunReport:
         report = CostRunReport()
@@ -303,7 +305,10 @@ class CostAlarmRunner:
                 alarm, "email", len(facts), partial(self._mailer.send, message), now, report
             )
         hook = SignedWebhook(
-            stored.rules.webhook_url, stored.webhook_secret, **self._timeout_args()
+            stored.rules.webhook_url,
+            stored.webhook_secret,
+            allow_private=self._allow_private,
+            **self._timeout_args(),
         )
         for alarm, facts in hook_work:
             document = payload(

@@ -131,7 +131,10 @@ class AlarmRunner:
         self._webhook = webhook if webhook is not None else Webhook(settings.alarms.webhook_url)
         self._renotify = timedelta(minutes=settings.alarms.renotify_minutes)
         self._cost_alarms = CostAlarmRunner(
-            engine, mailer=self._mailer, portal_url=settings.alarms.console_url
+            engine,
+            mailer=self._mailer,
+            portal_url=settings.alarms.console_url,
+            allow_private_webhooks=settings.alarms.tenant_webhooks_private,
         )
 
     @property

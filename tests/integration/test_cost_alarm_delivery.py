@@ -110,7 +110,7 @@ def runner(world: CostWorld, port: int | None) -> CostAlarmRunner:
                         sender="callcollect@dc.example")  # fmt: skip
     settings = replace(world.settings, smtp=smtp)
     return CostAlarmRunner(world.engine, mailer=Mailer(settings.smtp), portal_url=PORTAL,
-                           webhook_timeout=TIMEOUT)  # fmt: skip
+                           webhook_timeout=TIMEOUT, allow_private_webhooks=True)  # fmt: skip
 
 
 RULES = '[[rules]]\nkind = "call_cost"\nover = "1.00"\n'
@@ -212,3 +212,16 @@ def test_a_failed_webhook_is_tried_again_after_the_backoff(
     world.ingest(gen_call("again", start=DAY.replace(hour=21), talk=600, dialled=PREMIUM))
     failed = runner(world, None).run_once(now + timedelta(minutes=4))
     assert any(closed in f for f in failed.failures)
+
+
+def test_a_webhook_to_a_private_address_is_refused_unless_allowed(
+    world: CostWorld, receiver: Receiver
+) -> None:
+    world.save(RULES + f'[delivery]\nwebhook_url = "{receiver.url}"\n')
+    world.ingest(gen_call("late", start=DAY.replace(hour=20), talk=600, dialled=PREMIUM))
+    strict = CostAlarmRunner(world.engine, mailer=Mailer(world.settings.smtp),
+                             webhook_timeout=TIMEOUT)  # fmt: skip
+    refused = strict.run_once(datetime.now(UTC))
+    assert receiver.bodies == [] and "not a public address" in refused.failures[0]
+    [alarm] = world.alarms()
+    assert "alarms.tenant_webhooks_private" in alarm.webhook_error

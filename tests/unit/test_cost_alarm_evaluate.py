@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from datacenter.cost_alarms.deliver import backoff, sign, verify_signature
+from datacenter.cost_alarms.deliver import backoff, check_destination, sign, verify_signature
 from datacenter.cost_alarms.evaluate import (
     CallFact,
     local_day_span,
@@ -21,6 +21,7 @@ from datacenter.cost_alarms.evaluate import (
     usual_volume,
 )
 from datacenter.cost_alarms.rules import DEFAULT_HOURS, parse_rules
+from shared.errors import NotifyError
 
 LONDON = ZoneInfo("Europe/London")
 T0 = datetime(2025, 7, 16, 9, tzinfo=UTC)
@@ -103,6 +104,7 @@ def _fact(**overrides: object) -> CallFact:
         ({"local": datetime(2025, 7, 16, 17, 59, tzinfo=LONDON)}, []),
         ({"local": datetime(2025, 7, 19, 12, 0, tzinfo=LONDON)}, ["late"]),  # a Saturday
         ({"local": datetime(2025, 7, 19, 12, 0, tzinfo=LONDON), "number_class": "mobile"}, []),
+        ({"local": datetime(2025, 7, 19, 12, 0, tzinfo=LONDON), "direction": "in"}, []),
     ],
 )  # fmt: skip
 def test_per_call_rules(overrides: dict[str, object], rules_found: list[str]) -> None:
@@ -130,3 +132,22 @@ def test_a_signature_verifies_only_with_its_secret_timestamp_and_body() -> None:
 def test_backoff_doubles_up_to_an_hour() -> None:
     assert [backoff(n).total_seconds() / 60 for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
     assert backoff(10_000) == timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook", "http://localhost/hook", "https://10.1.2.3/hook",
+        "http://192.168.0.10/hook", "http://169.254.169.254/latest/meta-data",
+        "http://[::1]:9000/hook", "http://198.18.0.5/hook", "http://[fe80::1]/hook",
+    ],
+)  # fmt: skip
+def test_a_webhook_to_a_non_public_address_is_refused(url: str) -> None:
+    """Only name resolution happens here (literal addresses and localhost): nothing is sent."""
+    with pytest.raises(NotifyError, match="not a public address"):
+        check_destination(url, allow_private=False)
+    check_destination(url, allow_private=True)
+
+
+def test_a_webhook_to_a_public_address_passes_the_check() -> None:
+    check_destination("https://8.8.8.8/hook", allow_private=False)  # resolved, never contacted
