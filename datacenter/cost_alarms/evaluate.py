@@ -111,6 +111,21 @@ def per_call_findings(
     return found
 
 
+def merge_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """One finding per (rule, subject, period), with the calls of all of them in order (the
+    last reason wins, as it would in the store): one write per alarm instead of one per call."""
+    merged: dict[tuple[str, str, str], Finding] = {}
+    for finding in findings:
+        key = (finding.rule_id, finding.subject, finding.period)
+        before = merged.get(key)
+        if before is not None:
+            ids = tuple(dict.fromkeys(before.record_ids + finding.record_ids))
+            finding = Finding(finding.rule_id, finding.kind, finding.subject, finding.period,
+                              finding.reason, ids)  # fmt: skip
+        merged[key] = finding
+    return list(merged.values())
+
+
 def _per_call_reason(rule: Rule, hours: BusinessHours, fact: CallFact) -> str:
     if rule.kind is RuleKind.CALL_COST:
         if (

@@ -49,6 +49,7 @@ from datacenter.cost_alarms.evaluate import (
     day_cost_reason,
     local_day_span,
     local_hour_span,
+    merge_findings,
     per_call_findings,
     short_call_bursts,
     usual_volume,
@@ -104,23 +105,26 @@ def _day_cost(
     conn: sa.Connection, tenant_id: int, zone: ZoneInfo, rule: Rule, facts: list[CallFact]
 ) -> list[Finding]:
     per_extension = rule.kind is RuleKind.EXTENSION_DAY_COST
-    touched = {
-        (f.local.date(), f.currency, f.extension if per_extension else None)
-        for f in facts
-        if f.cost_micro is not None and (not rule.currency or f.currency == rule.currency)
-    }
+    touched: dict[tuple[date, str], set[str]] = defaultdict(set)
+    for f in facts:
+        if f.cost_micro is not None and (not rule.currency or f.currency == rule.currency):
+            touched[(f.local.date(), f.currency)].add(f.extension)
     found = []
-    for day, currency, extension in sorted(touched, key=str):
-        total = store.day_cost_micro(conn, tenant_id, day, currency, extension=extension)
-        if total <= rule.over_micro:
-            continue
-        ids = store.costly_calls(
-            conn, tenant_id, local_day_span(day, zone), currency, extension=extension
+    for (day, currency), extensions in sorted(touched.items()):
+        totals = store.day_costs_micro(
+            conn, tenant_id, day, currency, extensions if per_extension else None
         )
-        reason = day_cost_reason(rule, total, currency, extension=extension or "")
-        found.append(
-            Finding(rule.rule_id, rule.kind, extension or "", day.isoformat(), reason, tuple(ids))
-        )
+        for extension, total in sorted(totals.items(), key=lambda item: item[0] or ""):
+            if total <= rule.over_micro:
+                continue
+            ids = store.costly_calls(
+                conn, tenant_id, local_day_span(day, zone), currency, extension=extension
+            )
+            reason = day_cost_reason(rule, total, currency, extension=extension or "")
+            found.append(
+                Finding(rule.rule_id, rule.kind, extension or "", day.isoformat(), reason,
+                        tuple(ids))
+            )  # fmt: skip
     return found
 
 
@@ -255,7 +259,7 @@ class CostAlarmRunner:
                 conn, tenant_id, tenant.zone, marks, overlap=self._overlap
             )
             report.calls += len(changed.facts)
-            for finding in findings(conn, tenant, stored.rules, changed.facts):
+            for finding in merge_findings(findings(conn, tenant, stored.rules, changed.facts)):
                 report.new_calls += store.record_finding(conn, tenant_id, finding, now=now)
             store.save_marks(conn, tenant_id, changed.marks, now=now)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -274,18 +274,28 @@ def _later(current: datetime | None, value: datetime | None) -> datetime | None:
     return value if current is None or value > current else current
 
 
-def day_cost_micro(
-    conn: sa.Connection, tenant_id: int, day: date, currency: str, *, extension: str | None
-) -> int:
-    """The local day's cost in ``currency`` (micro units) from the extension rollup: all of
-    the tenant's calls, or one extension's."""
+def day_costs_micro(
+    conn: sa.Connection, tenant_id: int, day: date, currency: str,
+    extensions: Collection[str] | None,
+) -> dict[str | None, int]:  # fmt: skip
+    """The local day's cost in ``currency`` (micro units) from the extension rollup: of each
+    of ``extensions`` (keyed by extension; one query per ``ID_CHUNK``), or of the whole tenant
+    (keyed ``None``) when ``extensions`` is None."""
     table = rollup_extension_days
-    query = sa.select(sa.func.coalesce(sa.func.sum(table.c.cost_micro), 0)).where(
-        table.c.tenant_id == tenant_id, table.c.day == day, table.c.currency == currency
-    )
-    if extension is not None:
-        query = query.where(table.c.extension == extension)
-    return int(conn.scalar(query) or 0)
+    total = sa.func.coalesce(sa.func.sum(table.c.cost_micro), 0)
+    base = (table.c.tenant_id == tenant_id, table.c.day == day, table.c.currency == currency)
+    if extensions is None:
+        return {None: int(conn.scalar(sa.select(total).where(*base)) or 0)}
+    found: dict[str | None, int] = {}
+    wanted = sorted(extensions)
+    for start in range(0, len(wanted), ID_CHUNK):
+        query = (
+            sa.select(table.c.extension, total)
+            .where(*base, table.c.extension.in_(wanted[start : start + ID_CHUNK]))
+            .group_by(table.c.extension)
+        )
+        found.update((row[0], int(row[1])) for row in conn.execute(query))
+    return found
 
 
 def costly_calls(

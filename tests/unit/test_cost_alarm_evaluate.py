@@ -14,13 +14,15 @@ from hypothesis import strategies as st
 from datacenter.cost_alarms.deliver import backoff, check_destination, sign, verify_signature
 from datacenter.cost_alarms.evaluate import (
     CallFact,
+    Finding,
     local_day_span,
     local_hour_span,
+    merge_findings,
     per_call_findings,
     short_call_bursts,
     usual_volume,
 )
-from datacenter.cost_alarms.rules import DEFAULT_HOURS, parse_rules
+from datacenter.cost_alarms.rules import DEFAULT_HOURS, RuleKind, parse_rules
 from shared.errors import NotifyError
 
 LONDON = ZoneInfo("Europe/London")
@@ -151,3 +153,15 @@ def test_a_webhook_to_a_non_public_address_is_refused(url: str) -> None:
 
 def test_a_webhook_to_a_public_address_passes_the_check() -> None:
     check_destination("https://8.8.8.8/hook", allow_private=False)  # resolved, never contacted
+
+
+def test_findings_of_one_rule_subject_and_period_merge_in_order() -> None:
+    kind = RuleKind.CALL_COST
+    merged = merge_findings([
+        Finding("r", kind, "201", "2025-07-16", "first", ("a",)),
+        Finding("r", kind, "202", "2025-07-16", "other", ("b",)),
+        Finding("r", kind, "201", "2025-07-16", "second", ("c", "a")),
+    ])  # fmt: skip
+    assert [(f.subject, f.reason, f.record_ids) for f in merged] == [
+        ("201", "second", ("a", "c")), ("202", "other", ("b",)),
+    ]  # fmt: skip
