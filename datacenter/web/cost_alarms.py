@@ -49,6 +49,50 @@ STATUS_CHOICES = [
     SelectChoice("acknowledged", "Acknowledged"),
 ]
 
+# What the page offers a tenant without rules: every kind once, ready to adjust and save.
+EXAMPLE_RULES = """\
+[hours]
+days = "mon-fri"
+open = "08:00"
+close = "18:00"
+
+[delivery]
+emails = []          # empty: the tenant admins
+webhook_url = ""     # e.g. "https://hooks.example.com/callcollect"
+
+[[rules]]
+kind = "call_cost"
+over = "25.00"
+
+[[rules]]
+kind = "extension_day_cost"
+over = "100.00"
+
+[[rules]]
+kind = "tenant_day_cost"
+over = "1000.00"
+
+[[rules]]
+kind = "off_hours"
+classes = ["premium", "international"]
+
+[[rules]]
+kind = "long_call"
+minutes = 120
+
+[[rules]]
+kind = "volume"
+weeks = 4
+factor = 3
+min_calls = 20
+
+[[rules]]
+kind = "short_calls"
+calls = 5
+seconds = 10
+window_minutes = 60
+"""
+
 bp = Blueprint("cost_alarms", __name__, url_prefix="/cost-alarms")
 
 
@@ -149,8 +193,8 @@ def rules() -> ResponseReturnValue:
             flash(f"Saved {len(saved.rules.rules)} rule(s).", "success")
             return redirect(url_for("cost_alarms.rules"))
     stored = load_rules(store.connection(), tenant.tenant_id)
-    if request.method == "GET" and stored is not None:
-        form.document.data = stored.document
+    if request.method == "GET":
+        form.document.data = stored.document if stored is not None else EXAMPLE_RULES
     return render_template("cost_alarms/rules.html", form=form, stored=stored, error=error,
                            zone=tenant.zone)  # fmt: skip
 

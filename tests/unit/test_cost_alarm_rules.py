@@ -22,6 +22,7 @@ from datacenter.cost_alarms.rules import (
     parse_rules,
 )
 from datacenter.rating.numbering import NumberClass
+from datacenter.web.cost_alarms import EXAMPLE_RULES
 
 FULL = """
 [hours]
@@ -243,3 +244,7 @@ def test_business_hours_contain_exactly_the_open_span_of_open_days(
                           None if close_hour == 24 else time(close_hour))  # fmt: skip
     expected = moment.weekday() in days and open_hour <= moment.hour < close_hour
     assert hours.contains(moment) == expected
+
+
+def test_the_rules_page_example_parses_with_every_kind() -> None:
+    assert {r.kind for r in parse_rules(EXAMPLE_RULES).rules} == set(RuleKind)
