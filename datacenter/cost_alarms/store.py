@@ -576,7 +576,3 @@ def masked(
         replace(alarm, subject=subject, reason=reason),
         [replace(f, number=mask_number(f.number, digits)) for f in facts],
     )
-
-
-def facts_by_id(facts: Iterable[CallFact]) -> dict[str, CallFact]:
-    return {fact.record_id: fact for fact in facts}
