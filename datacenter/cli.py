@@ -31,6 +31,7 @@ COMMANDS = {
     "rollups": "datacenter.commands.rollups:rollups_group",
     "reports": "datacenter.commands.reports:reports_group",
     "recordings": "datacenter.commands.recordings:recordings_group",
+    "cost-alarms": "datacenter.commands.cost_alarms:cost_alarms_group",
 }
 
 

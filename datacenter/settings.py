@@ -151,6 +151,9 @@ SETTINGS: tuple[Setting, ...] = (
             "An open, unacknowledged alarm is sent again this often (5-10080)."),
     _setting("alarms.webhook_url", TEXT, "",
             "URL that receives every alarm as a JSON POST (ticketing); empty sends none."),
+    _setting("alarms.tenant_webhooks_private", FLAG, "false",
+            "Let tenants' cost alarm webhooks reach loopback, private and link-local "
+            "addresses (an on-premises receiver); off, such URLs are refused."),
     _setting("alarms.console_url", TEXT, "",
             "The console's address as technicians reach it, for links in emails, e.g. "
             "https://callcollect.example; empty leaves links out."),
@@ -266,6 +269,8 @@ class AlarmSettings:
     console_url: str  # "" = no links in emails
     digest_time: str  # "HH:MM", "" = no digest
     digest_timezone: str
+    # Tenants' cost alarm webhooks may reach non-global addresses (datacenter/cost_alarms)
+    tenant_webhooks_private: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -516,6 +521,7 @@ def _alarm_sections(values: Mapping[str, tuple[Any, Path]], get: Any) -> dict[st
         interval_seconds=interval, renotify_minutes=renotify,
         webhook_url=get("alarms.webhook_url"), console_url=get("alarms.console_url").rstrip("/"),
         digest_time=digest_time, digest_timezone=zone,
+        tenant_webhooks_private=get("alarms.tenant_webhooks_private"),
     )  # fmt: skip
     return {
         "smtp": smtp,

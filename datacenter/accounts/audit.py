@@ -25,6 +25,7 @@ EVENTS = (
     "schedule_deleted", "schedule_run_requested", "report_link_fetched", "report_link_refused",
     "recording_played", "recording_downloaded", "recordings_deleted", "recording_policy_changed",
     "permission_changed",
+    "cost_alarm_acknowledged", "cost_alarm_rules_changed",
 )  # fmt: skip
 DEFAULT_LIMIT = 200
 

@@ -8,6 +8,8 @@ Contract:
   technicians, else the admins; the webhook) and record each delivery. Then, once a day at
   ``digest.time`` (in ``digest.timezone``), every technician and admin who looks after at least
   one tenant gets a digest: every site not ok, and what changed since their previous digest.
+  Last, the tenants' cost and fraud alarms (``datacenter.cost_alarms.runner``) are evaluated
+  and delivered; their notices and failures count in the same report.
 - A failed delivery is logged and retried on the next pass (the alarm stays un-notified); a
   store or health error ends the pass with the error logged and the next pass tries again.
   Several runners may run (each decision is one transaction and the store refuses a second
@@ -37,6 +39,7 @@ import sqlalchemy as sa
 from datacenter.accounts.technicians import alarm_recipients, digest_recipients, tenants_of
 from datacenter.accounts.tenants import list_tenants
 from datacenter.accounts.users import User
+from datacenter.cost_alarms.runner import CostAlarmRunner
 from datacenter.health.alarms import (
     Alarm,
     AlarmKey,
@@ -134,6 +137,12 @@ class AlarmRunner:
         self._webhook = webhook if webhook is not None else Webhook(settings.alarms.webhook_url)
         self._renotify = timedelta(minutes=settings.alarms.renotify_minutes)
         self._purged_at: datetime | None = None
+        self._cost_alarms = CostAlarmRunner(
+            engine,
+            mailer=self._mailer,
+            portal_url=settings.alarms.console_url,
+            allow_private_webhooks=settings.alarms.tenant_webhooks_private,
+        )
 
     @property
     def _channels(self) -> bool:
@@ -159,6 +168,9 @@ class AlarmRunner:
             for item in pending:
                 self._deliver(item, now=now, report=report)
         report.digests_sent = self.send_digests(now, sites=sites, report=report)
+        cost = self._cost_alarms.run_once(now)  # tenants' cost and fraud alarms (cost_alarms)
+        report.notices_sent += cost.sent
+        report.failures += cost.failures
         return report
 
     def purge_recordings_if_due(self, now: datetime) -> int:

@@ -28,6 +28,7 @@ from datacenter.web import (
     admin,
     api,
     auth,
+    cost_alarms,
     directory,
     errors,
     headers,
@@ -100,6 +101,7 @@ def create_app(
     app.register_blueprint(account.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(tenants.bp)
+    app.register_blueprint(cost_alarms.bp)
     metrics.init_app(app)
     _trust_proxies(app, settings)
     return app

@@ -15,6 +15,7 @@ other cases read).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -23,8 +24,13 @@ from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
-from datacenter.store.engine import open_store
+from datacenter.accounts.tenants import get_tenant
+from datacenter.cost_alarms.evaluate import Finding
+from datacenter.cost_alarms.rules import RuleKind
+from datacenter.cost_alarms.store import record_finding
+from datacenter.store.engine import open_store, write_transaction
 from datacenter.store.tables.core import tenants
+from datacenter.store.tables.cost_alarms import cost_alarms
 from datacenter.store.tables.directory import directory_entries
 from tests.fixtures.saved_reports import party_report
 from tests.fixtures.scopes import (
@@ -49,6 +55,7 @@ FILLERS: dict[str, Filler] = {
     "user_id": lambda world, party: world.user_ids[party.user_email],
     "filename": lambda world, party: "app.css",
     "entry_id": lambda world, party: _entry_id(world, party),
+    "cost_alarm_id": lambda world, party: _cost_alarm_id(world, party),
     # no party holds an API token: any id is someone else's, and revoking it must be refused
     "token_id": lambda world, party: 999_000 + sorted(world.parties).index(party.name),
     # each party's private saved report and its schedule (tests/fixtures/saved_reports.py)
@@ -75,6 +82,28 @@ def _entry_id(world: ScopedWorld, party: Party) -> str:
     finally:
         engine.dispose()
     return str(found) if found is not None else "0" * 32
+
+
+def _cost_alarm_id(world: ScopedWorld, party: Party) -> str:
+    """A cost alarm of the party's tenant holding the party's call (made once, then found)."""
+    engine = open_store(world.seeded.settings.store.url)
+    try:
+        with write_transaction(engine) as conn:
+            tenant = get_tenant(conn, party.tenant_slug)
+            assert tenant is not None
+            finding = Finding("matrix", RuleKind.CALL_COST, party.name, "2026-01-01",
+                              "matrix", (party.record_id,))  # fmt: skip
+            record_finding(conn, tenant.tenant_id, finding, now=datetime.now(UTC))
+            found = conn.scalar(
+                sa.select(cost_alarms.c.alarm_id).where(
+                    cost_alarms.c.tenant_id == tenant.tenant_id,
+                    cost_alarms.c.rule_id == "matrix",
+                    cost_alarms.c.subject == party.name,
+                )
+            )
+    finally:
+        engine.dispose()
+    return str(found)
 
 
 ACME_PARTIES = ("sales", "ext203", "support")
@@ -225,3 +254,17 @@ def test_every_post_endpoint_refuses_a_missing_csrf_token(
         url = _url(rule, scoped_world, scoped_world.parties["sales"])
         response = client.post(url, data={"password": "x", "role": "tenant_admin"})
         assert response.status_code == 400, f"POST {url} without a CSRF token"
+
+
+def test_the_tenant_admin_sees_its_own_parties_cost_alarms(
+    scoped_app: Flask, scoped_world: ScopedWorld
+) -> None:
+    """The cost alarm pages' other half: the admin's own alarms do show their calls."""
+    client = _client(scoped_app, ACME_ADMIN)
+    for name in ACME_PARTIES:
+        party = scoped_world.parties[name]
+        page = client.get(f"/cost-alarms/{_cost_alarm_id(scoped_world, party)}")
+        assert page.status_code == 200
+        assert party.number in page.get_data(as_text=True) or party.number.lstrip("0") in (
+            page.get_data(as_text=True)
+        )

@@ -5,6 +5,7 @@
     core.py       tenants, agents, users, landed files, calls, daily rollups (v0001)
     rating.py     tariffs, dial plans, route maps, call costs, the unrated queue (v0002)
     alarms.py     alarms, notifications, technicians' tenants (v0004)
+    cost_alarms.py  per-tenant cost and fraud alarm rules, marks, alarms and their calls (v0015)
     health.py     heartbeats (v0005)
     directory.py  who had which extension when (v0008)
     accounts.py   user scopes, sessions, sign-in attempts, audit log, recovery codes (v0012)
@@ -21,6 +22,7 @@ from datacenter.store.tables import (
     alarms,
     api_tokens,
     core,
+    cost_alarms,
     directory,
     health,
     rating,
@@ -35,6 +37,7 @@ __all__ = [
     "alarms",
     "api_tokens",
     "core",
+    "cost_alarms",
     "directory",
     "health",
     "metadata",

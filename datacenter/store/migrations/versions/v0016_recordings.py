@@ -1,7 +1,7 @@
 """Call recordings, per-tenant recording policies and per-user permissions.
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-06 08:00:00
 
 ``recordings``, ``recording_policies`` and ``user_permissions``
@@ -19,7 +19,7 @@ from alembic import op
 from datacenter.store.tables.metadata import JSONDocument, UTCDateTime
 
 revision: str = "0016"
-down_revision: str | Sequence[str] | None = "0014"
+down_revision: str | Sequence[str] | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
