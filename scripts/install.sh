@@ -9,6 +9,7 @@ APT_PACKAGES=(
   unixodbc unixodbc-dev odbc-postgresql libsqliteodbc tdsodbc
   postgresql openssh-server openssh-client openssl iproute2 tcpdump chromium
   faketime slapd ldap-utils
+  poppler-utils  # pdftoppm / pdftotext: the PDF export tests render and read the files
   mmdebstrap lintian dpkg-dev fakeroot  # packaging/deb/ and its install tests
 )
 

@@ -1,4 +1,8 @@
 """Report exports: a ``ReportTable`` (``datacenter.reports.catalog``) as a file, streamed.
 
-stream.py   export_stream(table, fmt, zone) -> chunks of bytes, for downloads and mail
+stream.py   export_stream(table, fmt, zone, heading=None) -> chunks of bytes, for downloads and
+            mail; MEDIA_TYPES (csv, xlsx, pdf)
+xlsx.py     the workbook streamed as its rows are read (openpyxl's writer into a streamed zip)
+pdf.py      the PDF (fpdf2): heading, table, totals, page numbers; bounded by MAX_ROWS
+cells.py    one cell: the formula-injection guard, local times, text as a person reads it
 """

@@ -30,6 +30,7 @@ from datacenter.web import (
     auth,
     directory,
     errors,
+    exports,
     headers,
     metrics,
     portal,
@@ -88,6 +89,7 @@ def create_app(
     app.jinja_env.filters.update(RATING_FILTERS)
     app.register_blueprint(auth.bp)
     app.register_blueprint(portal.bp)
+    app.register_blueprint(exports.bp)
     app.register_blueprint(tech.bp)
     app.register_blueprint(directory.bp)
     app.register_blueprint(tokens.bp)

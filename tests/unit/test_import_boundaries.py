@@ -35,6 +35,7 @@ PROVIDES = {
     "flask": {"flask", "werkzeug", "markupsafe"},
     "flask-wtf": {"flask_wtf", "wtforms"},
     "tzdata": set(),  # zoneinfo reads it; nobody imports it
+    "fpdf2": {"fpdf"},
 }
 # A module that may import a package outside its part, and why.
 EXCEPTIONS = {
