@@ -11,9 +11,9 @@ Contract:
 - A bad parameter (a date, a filter, an option, a PDF of too many rows) is answered 400 with a
   page naming the parameter and the fix, never a stack trace: the report's first row and the
   file's first chunk are produced before the answer starts, so those errors come first.
-- The file streams (Flask's ``stream_with_context``): the request's store connection stays open
-  for the life of the stream and is closed when the last chunk is sent or when the client goes
-  away (the WSGI server closes the body, which ends the generator and the request context).
+- The file streams (Flask's ``stream_with_context``) from a store connection of its own, open
+  for the life of the stream and closed when the last chunk is sent or when the client goes
+  away (the WSGI server closes the response, which closes the rows and the connection).
 - ``Content-Disposition`` names the tenant, report and period
   (``acme-summary-extension-2025-03-01-2025-03-31.xlsx``); ``Cache-Control: no-store``.
 - Every export is recorded in the audit log (event ``export``: report, format, parameters).
@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context, url_for
 from flask.typing import ResponseReturnValue
 
@@ -82,21 +83,61 @@ def _export(name: str, fmt: str) -> ResponseReturnValue:
     tenant = viewer.tenant
     if tenant is None:  # pragma: no cover - the schema gives every tenant user a tenant
         abort(403)
+    # The export's own connection, not the request's: Flask tears the request's down when the
+    # view returns, before the body is read (stream_with_context pushes the context again only
+    # then), and a streamed result must keep its connection until the last row.
+    download = _Download(store.engine.connect())
     try:
         params = _params(tenant, viewer)
-        table = _masked(REPORTS[name].run(store.connection(), params), viewer.mask_digits)
+        table = _masked(REPORTS[name].run(download.conn, params), viewer.mask_digits)
+        download.rows = table.rows
         table = _peeked(table)  # runs the query: a bad filter is an error now, not mid-file
-        chunks = export_stream(table, fmt, tenant.zone, heading=_heading(tenant, viewer, params))
-        first = next(chunks, b"")
+        download.chunks = export_stream(
+            table, fmt, tenant.zone, heading=_heading(tenant, viewer, params)
+        )
+        download.first = next(download.chunks, b"")
+        _audit(tenant, viewer, name, fmt, params)
     except ValidationError as error:
+        download.close()
         return _bad_request(error)
-    _audit(tenant, viewer, name, fmt, params)
-    response = Response(stream_with_context(_body(first, chunks)), mimetype=MEDIA_TYPES[fmt])
+    except BaseException:
+        download.close()
+        raise
+    response = Response(stream_with_context(download.body()), mimetype=MEDIA_TYPES[fmt])
+    response.call_on_close(download.close)  # the server closes the body, read or not
     response.headers["Content-Disposition"] = (
         f'attachment; filename="{_filename(tenant, name, fmt, params)}"'
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+class _Download:
+    """A file being sent: its chunks, the rows they are made of and the rows' connection.
+
+    ``close`` ends all three; it runs when the last chunk has gone and again (harmlessly) when
+    the WSGI server closes the response, which it does also when the client went away
+    mid-file or before the first chunk was read."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+        self.rows: Iterable[Any] = ()
+        self.chunks: Iterator[bytes] = iter(())
+        self.first = b""
+
+    def body(self) -> Iterator[bytes]:
+        try:
+            yield self.first
+            yield from self.chunks
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for source in (self.chunks, self.rows):  # generators: stop reading, close the cursor
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+        self.conn.close()
 
 
 def _params(tenant: Tenant, viewer: Viewer) -> ReportParams:
@@ -132,16 +173,6 @@ def _peeked(table: ReportTable) -> ReportTable:
 def _heading(tenant: Tenant, viewer: Viewer, params: ReportParams) -> ExportHeading:
     period = f"{params.first_day.isoformat()} to {params.last_day.isoformat()}"
     return ExportHeading(tenant.name, period, viewer.scope.describe())
-
-
-def _body(first: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    try:
-        yield first
-        yield from chunks
-    finally:
-        close = getattr(chunks, "close", None)  # the client went away: stop reading rows
-        if close is not None:
-            close()
 
 
 def _filename(tenant: Tenant, name: str, fmt: str, params: ReportParams) -> str:
