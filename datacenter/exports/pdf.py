@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
 
 from datacenter.exports.cells import display_text
+from datacenter.exports.heading import ExportHeading
 from datacenter.reports.catalog import Column, ColumnKind, ReportTable
 from shared.errors import ValidationError
 
@@ -40,15 +40,6 @@ ROW_HEIGHT_MM = 4.5
 HEADER_FILL = (225, 230, 240)
 ELLIPSIS = "\u2026"
 RIGHT_ALIGNED: frozenset[ColumnKind] = frozenset({"integer", "seconds", "money", "percent"})
-
-
-@dataclass(frozen=True)
-class ExportHeading:
-    """What the PDF says the table is about (CSV and XLSX carry the table alone)."""
-
-    tenant: str
-    period: str  # "2025-03-01 to 2025-03-31"
-    scope: str  # "Whole organisation", "Departments: Sales"
 
 
 class _Document(FPDF):

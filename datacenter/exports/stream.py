@@ -24,8 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from datacenter.exports.cells import safe_text
-from datacenter.exports.pdf import ExportHeading, pdf_chunks
-from datacenter.exports.xlsx import xlsx_chunks
+from datacenter.exports.heading import ExportHeading
 from datacenter.reports.catalog import Column, ReportTable
 from shared.errors import ValidationError
 
@@ -75,8 +74,15 @@ def export_stream(
     """The file of ``table`` in ``fmt`` (a key of ``MEDIA_TYPES``), in chunks."""
     if fmt == "csv":
         return _csv(table, zone)
+    # The writers are imported when asked for: openpyxl adds about 20 MB to a process, fpdf2
+    # (with the numpy it loads when present) about 50 MB, to every web worker that never makes
+    # such a file (benchmarks/exports.py measures an export's peak RSS).
     if fmt == "xlsx":
+        from datacenter.exports.xlsx import xlsx_chunks
+
         return xlsx_chunks(table, zone)
     if fmt == "pdf":
+        from datacenter.exports.pdf import pdf_chunks
+
         return pdf_chunks(table, zone, heading)
     raise ValidationError("format", f"{fmt!r} is not one of: {', '.join(MEDIA_TYPES)}")

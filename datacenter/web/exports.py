@@ -34,7 +34,7 @@ from flask.typing import ResponseReturnValue
 
 from datacenter.accounts import audit
 from datacenter.accounts.tenants import Tenant
-from datacenter.exports.pdf import ExportHeading
+from datacenter.exports.heading import ExportHeading
 from datacenter.exports.stream import MEDIA_TYPES, export_stream
 from datacenter.reports.catalog import REPORTS, ReportParams, ReportTable
 from datacenter.reports.user_scope import report_scope
