@@ -4,7 +4,7 @@
 
 Issue 13's export benchmark. A store holds ``--rows`` calls (1,000,000; ``--quick``: 50,000) of
 the measured tenant over 2025 plus a quarter as many shared by four other tenants, bulk loaded by
-``benchmarks/portal.py``'s loader (PostgreSQL ``COPY``, SQLite ``executemany``). Each export is
+``benchmarks/reports.py``'s loader (PostgreSQL ``COPY``, SQLite ``executemany``). Each export is
 ``GET /reports/detail/export.<csv|xlsx>?from=2025-01-01&to=2025-12-31`` through the Flask app
 (the test client, signed in as a tenant user, body read chunk by chunk and dropped, as a WSGI
 server sends it), in a fresh process of its own, so its peak RSS (``VmHWM``) is what a server
@@ -33,14 +33,18 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from datacenter.accounts.users import create_user
 from datacenter.reports.catalog import STREAM_BATCH_ROWS
 from datacenter.reports.detail import MAX_LIMIT, DetailRequest, detail_query
 from datacenter.settings import Settings, StoreSettings, settings_for_data_dir
-from datacenter.store.engine import open_store
+from datacenter.store.engine import open_store, upgrade
 from datacenter.web import create_app
 
 FORMATS = ("csv", "xlsx")
+EMAIL = "bench@t0.example"
+PASSWORD = "benchmark password 1"
 QUERY = {"from": "2025-01-01", "to": "2025-12-31"}
+ZONE = "Europe/London"  # benchmarks/reports.py's tenants
 TARGET_RSS_MB = 150.0
 TARGET_FIRST_BYTE_S = 1.0
 # The test fixtures are not imported by the measured process: they would add to its RSS.
@@ -100,7 +104,7 @@ def bare_once(url: str, tenant_id: int) -> dict[str, Any]:
     """The export's query alone, streamed as the catalogue streams it."""
     engine = open_store(url)
     request = DetailRequest(
-        tenant_id, ZoneInfo("Europe/London"), date(2025, 1, 1), date(2025, 12, 31),
+        tenant_id, ZoneInfo(ZONE), date(2025, 1, 1), date(2025, 12, 31),
         sort="start", limit=MAX_LIMIT,
     )  # fmt: skip
     query = detail_query(request).limit(None).offset(None)
@@ -128,25 +132,35 @@ def _child(*args: str) -> dict[str, Any]:
     return result
 
 
-def run_store(name: str, url: str, data_dir: Path, rows: int) -> None:
-    import portal  # benchmarks/portal.py: the bulk loader and its user (parent process only)
+def _load(url: str, rows: int) -> tuple[int, float]:
+    """The measured tenant (``rows`` calls over 2025) and four others sharing a quarter as many,
+    with ``benchmarks/reports.py``'s loader; (its tenant id, seconds)."""
+    import reports  # benchmarks/reports.py (parent process only)
 
-    data_dir.mkdir(parents=True, exist_ok=True)
     engine = open_store(url)
     try:
-        tenant_ids = portal.set_up(engine, _settings(url, data_dir))
-        total = rows + rows // 4  # the other tenants share a quarter as many
-        loaded = portal.load(engine, tenant_ids, rows, total)
-        print(f"[{name}] loaded {total:,} calls ({rows:,} for the measured tenant) in "
-              f"{loaded:.1f} s", flush=True)  # fmt: skip
+        upgrade(engine)
+        began = time.perf_counter()
+        tenants = reports.load(engine, [rows] + [rows // 16] * 4, 365)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+            create_user(conn, EMAIL, PASSWORD, "tenant", tenants[0].tenant_id)
+        return tenants[0].tenant_id, time.perf_counter() - began
     finally:
         engine.dispose()
-    bare = _child("bare", url, str(tenant_ids[0]))
+
+
+def run_store(name: str, url: str, data_dir: Path, rows: int) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tenant_id, loaded = _load(url, rows)
+    print(f"[{name}] loaded {rows + rows // 4:,} calls ({rows:,} for the measured tenant) in "
+          f"{loaded:.1f} s", flush=True)  # fmt: skip
+    bare = _child("bare", url, str(tenant_id))
     print(f"[{name}] bare query: first row {bare['first'] * 1000:.0f} ms, drained "
           f"{bare['drained']:.1f} s, {bare['rows']:,} rows, peak RSS {bare['peak_mb']:.0f} MB",
           flush=True)  # fmt: skip
     for fmt in FORMATS:
-        got = _child("export", url, str(data_dir), fmt, portal.EMAIL, portal.PASSWORD)
+        got = _child("export", url, str(data_dir), fmt, EMAIL, PASSWORD)
         rate = bare["rows"] / got["drained"]
         rows_note = f", {got['csv_lines']:,} lines" if fmt == "csv" else ""
         verdict = ("ok" if got["peak_mb"] < TARGET_RSS_MB and got["first"] < TARGET_FIRST_BYTE_S
@@ -155,8 +169,8 @@ def run_store(name: str, url: str, data_dir: Path, rows: int) -> None:
               f"(bare first row x{got['first'] / bare['first']:.1f}), last byte "
               f"{got['drained']:.1f} s (bare drain x{got['drained'] / bare['drained']:.1f}, "
               f"{rate:,.0f} rows/s), {got['bytes'] / 1e6:.1f} MB{rows_note}, peak RSS "
-              f"{got['peak_mb']:.0f} MB (signed in, before it: {got['ready_mb']:.0f} MB) [{verdict}]",
-              flush=True)  # fmt: skip
+              f"{got['peak_mb']:.0f} MB (signed in, before it: {got['ready_mb']:.0f} MB) "
+              f"[{verdict}]", flush=True)  # fmt: skip
 
 
 def main() -> None:
