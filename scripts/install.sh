@@ -10,6 +10,7 @@ APT_PACKAGES=(
   postgresql openssh-server openssh-client openssl iproute2 tcpdump chromium
   faketime slapd ldap-utils
   poppler-utils  # pdftoppm / pdftotext: the PDF export tests render and read the files
+  fonts-dejavu-core  # the PDF exports' font (Unicode names); Helvetica and "?" without it
   mmdebstrap lintian dpkg-dev fakeroot  # packaging/deb/ and its install tests
 )
 
