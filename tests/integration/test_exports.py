@@ -25,7 +25,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from datacenter.accounts import audit
-from datacenter.accounts.scopes import scope_from, set_scope
+from datacenter.accounts.scopes import scope_from, set_mask_digits, set_scope
 from datacenter.accounts.tenants import Tenant
 from datacenter.accounts.users import create_user
 from datacenter.exports import pdf
@@ -324,3 +324,16 @@ def test_every_catalogue_report_has_every_export(app: Flask) -> None:
     for name in REPORTS:
         for fmt in MEDIA_TYPES:
             assert f"/reports/{name}/export.{fmt}" in rules
+
+
+def test_numbers_are_masked_in_an_export_as_in_the_call_list(
+    app: Flask, store: sa.Engine, tenant: Tenant
+) -> None:
+    with write_transaction(store) as conn:
+        set_mask_digits(conn, tenant.tenant_id, "tenant", 3)
+    detail = _client(app, OWN).get(DETAIL.format(fmt="csv")).get_data().decode("utf-8-sig")
+    header, *rows = list(csv.reader(io.StringIO(detail)))
+    called, e164 = header.index("Called"), header.index("Number")
+    assert [row[called] for row in rows] == ["901632960xxx", "901632960xxx"]  # A and B
+    assert all(row[e164].endswith("xxx") for row in rows)
+    assert "901632960123" not in detail
