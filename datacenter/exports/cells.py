@@ -24,6 +24,7 @@ from datacenter.reports.catalog import Column
 FORMULA_STARTS = ("=", "@", "\t", "\r")
 SIGNED_DIGITS = re.compile(r"[+-][0-9][0-9 ]*")
 QUOTE = "'"
+MAX_MONEY_PLACES = 6  # the store's micro-units
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
@@ -45,9 +46,9 @@ def local_time(value: datetime, zone: ZoneInfo) -> datetime:
 
 
 def money_text(value: Decimal) -> str:
-    """Money with at least two decimals and no trailing zeros past them: 0.05, 0.0125."""
+    """Money with two to six decimals, no trailing zeros past two: 0.05, 0.0125."""
     places = max(2, -value.normalize().as_tuple().exponent)  # type: ignore[operator]
-    return f"{value:,.{places}f}"
+    return f"{value:,.{min(places, MAX_MONEY_PLACES)}f}"
 
 
 def display_text(column: Column, value: Any, zone: ZoneInfo) -> str:

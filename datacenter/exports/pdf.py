@@ -37,6 +37,7 @@ MIN_FONT_SIZE = 5.0
 TITLE_SIZE = 14
 MARGIN_MM = 10
 ROW_HEIGHT_MM = 4.5
+WIDTH_TOLERANCE_MM = 0.01  # (w + pad) - pad can fall a hair short of w
 HEADER_FILL = (225, 230, 240)
 ELLIPSIS = "\u2026"
 RIGHT_ALIGNED: frozenset[ColumnKind] = frozenset({"integer", "seconds", "money", "percent"})
@@ -97,7 +98,7 @@ def _widths(pdf: _Document, rows: list[list[str]], *, scale: bool = True) -> lis
 
 
 def _fit(pdf: _Document, text: str, width: float) -> str:
-    room = width - 2 * pdf.c_margin
+    room = width - 2 * pdf.c_margin + WIDTH_TOLERANCE_MM  # the widest text itself must fit
     if pdf.get_string_width(text) <= room:
         return text
     while text and pdf.get_string_width(text + ELLIPSIS) > room:
