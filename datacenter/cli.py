@@ -29,6 +29,8 @@ COMMANDS = {
     "directory": "datacenter.commands.directory:directory_group",
     "token": "datacenter.commands.token:token_group",
     "rollups": "datacenter.commands.rollups:rollups_group",
+    "reports": "datacenter.commands.reports:reports_group",
+    "recordings": "datacenter.commands.recordings:recordings_group",
 }
 
 

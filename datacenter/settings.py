@@ -63,7 +63,8 @@ MIN_SECRET_KEY_CHARS = 32
 SMTP_TLS_MODES = ("starttls", "ssl", "none")
 KEYS_DIR = "keys"  # under data_dir: the default home of the data centre's keys
 # Per-tenant folders under landing.root/<tenant_slug>/.
-LANDING_FOLDERS = ("incoming", "archive", "quarantine", "receipts", "heartbeats")
+LANDING_FOLDERS = ("incoming", "archive", "quarantine", "receipts", "heartbeats", "recordings")
+RECORDINGS_DIR = "recordings"  # under data_dir: the encrypted audio (datacenter.recordings)
 
 
 # Every value may come from the environment (text), so every kind takes text too.
@@ -123,6 +124,11 @@ SETTINGS: tuple[Setting, ...] = (
             "RSA private key that decrypts batch files; default <data_dir>/keys/envelope.key."),
     _setting("keys.receipts_key", PATH, "",
             "Ed25519 private key that signs receipts; default <data_dir>/keys/receipts.key."),
+    _setting("keys.recordings_key", PATH, "",
+            "AES-256 key that encrypts call recordings at rest; default "
+            "<data_dir>/keys/recordings.key (made by `datacenter keys init`)."),
+    _setting("recordings.root", PATH, "",
+            "Folder of the encrypted call recordings; default <data_dir>/recordings."),
     _setting("keys.certificates", PATH, "",
             "The two public certificates agents install (delivery.datacentre_certificates); "
             "default <data_dir>/keys/datacentre-certificates.pem."),
@@ -238,6 +244,7 @@ class KeysSettings:
     envelope_key: Path
     receipts_key: Path
     certificates: Path  # the public bundle agents install
+    recordings_key: Path = Path("recordings.key")  # AES-256: call recordings at rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +307,7 @@ class Settings:
     metrics: MetricsSettings
     health: HealthSettings
     keys: KeysSettings
+    recordings_root: Path = Path(RECORDINGS_DIR)  # the ``recordings.root`` setting
     source: Path | None = None  # the TOML file read, if any
 
 
@@ -459,6 +467,9 @@ def _build(values: Mapping[str, tuple[Any, Path]], source: Path | None) -> Setti
             max_batch_bytes=max_batch,
         ),
         keys=_keys_section(values, get, data_dir),
+        recordings_root=(
+            get("recordings.root") if values.get("recordings.root") else data_dir / RECORDINGS_DIR
+        ),
         source=source,
         **_alarm_sections(values, get),
         health=_health_section(get),
@@ -524,6 +535,7 @@ def _keys_section(values: Mapping[str, tuple[Any, Path]], get: Any, data_dir: Pa
         envelope_key=path("keys.envelope_key", "envelope.key"),
         receipts_key=path("keys.receipts_key", "receipts.key"),
         certificates=path("keys.certificates", "datacentre-certificates.pem"),
+        recordings_key=path("keys.recordings_key", "recordings.key"),
     )
 
 

@@ -15,6 +15,10 @@ Contract:
 - Without ``smtp.host`` and ``alarms.webhook_url`` alarms are still raised, cleared and shown on
   the console; nothing is sent.
 
+The loop (``run_forever``) also applies recordings retention once an hour
+(``purge_recordings_if_due``: ``datacenter.recordings.retention``) and sends the scheduled
+reports (``datacenter.reports.scheduler``) after each pass.
+
 The command that runs it is ``datacenter.commands.alarms`` (`datacenter alarms run`).
 """
 
@@ -57,6 +61,8 @@ from datacenter.health.notify import (
     alarm_email,
     digest_email,
 )
+from datacenter.recordings.retention import PURGE_EVERY, purge_expired
+from datacenter.reports.scheduler import ReportScheduler
 from datacenter.settings import Settings
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.alarms import technician_digests
@@ -127,6 +133,7 @@ class AlarmRunner:
         self._mailer = mailer if mailer is not None else Mailer(settings.smtp)
         self._webhook = webhook if webhook is not None else Webhook(settings.alarms.webhook_url)
         self._renotify = timedelta(minutes=settings.alarms.renotify_minutes)
+        self._purged_at: datetime | None = None
 
     @property
     def _channels(self) -> bool:
@@ -153,6 +160,13 @@ class AlarmRunner:
                 self._deliver(item, now=now, report=report)
         report.digests_sent = self.send_digests(now, sites=sites, report=report)
         return report
+
+    def purge_recordings_if_due(self, now: datetime) -> int:
+        """Recordings retention (``datacenter.recordings.retention``) once per ``PURGE_EVERY``."""
+        if self._purged_at is not None and now - self._purged_at < PURGE_EVERY:
+            return 0
+        self._purged_at = now
+        return sum(p.recordings for p in purge_expired(self._engine, self._settings, now=now))
 
     # --- notices ---------------------------------------------------------------------------
 
@@ -305,14 +319,36 @@ class AlarmRunner:
         )
 
 
-def run_forever(runner: AlarmRunner, *, interval: float, stop_event: threading.Event) -> None:
-    """A pass every ``interval`` seconds until ``stop_event`` is set; errors are logged."""
+def run_forever(
+    runner: AlarmRunner,
+    *,
+    interval: float,
+    stop_event: threading.Event,
+    reports: ReportScheduler | None = None,
+) -> None:
+    """A pass every ``interval`` seconds until ``stop_event`` is set; errors are logged.
+
+    With ``reports``, each pass also sends the scheduled reports that are due (one loop and
+    one service for everything the data centre sends on its own)."""
     while not stop_event.is_set():
         try:
             report = runner.run_once(datetime.now(UTC))
+            runner.purge_recordings_if_due(datetime.now(UTC))
         except (sa.exc.SQLAlchemyError, OSError) as exc:
             log.error("alarm pass failed, trying again in %.0f s: %s", interval, exc)
         else:
             if report.raised or report.cleared or report.notices_sent or report.failures:
                 log.info("%s", report.summary())
+        if reports is not None:
+            _send_reports(reports)
         stop_event.wait(interval)
+
+
+def _send_reports(reports: ReportScheduler) -> None:
+    try:
+        sent = reports.run_due(datetime.now(UTC))
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        log.error("scheduled reports pass failed, trying again next pass: %s", exc)
+        return
+    if sent.claimed or sent.sent or sent.failures or sent.interrupted:
+        log.info("scheduled reports: %s", sent.summary())

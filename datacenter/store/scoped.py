@@ -44,6 +44,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from datacenter.recordings.stored import StoredRecording, recordings_of_call
 from datacenter.store import costs
 from datacenter.store.attribution import ATTRIBUTION_COLUMNS, attribute_calls
 from datacenter.store.call_rows import icdr_from_row
@@ -328,6 +329,17 @@ class TenantScope:
             history=tuple(CostChange(**change._asdict()) for change in history),
         )
         return self._masked_detail(detail) if self.mask_digits else detail
+
+    def recordings(self, record_id: str) -> list[StoredRecording]:
+        """The call's recordings, if the call is in the viewer's scope; else none."""
+        in_scope = self._conn.execute(
+            attribute_calls(sa.select(calls.c.record_id)).where(
+                *self._in_scope(), calls.c.record_id == record_id
+            )
+        ).first()
+        if in_scope is None:
+            return []
+        return recordings_of_call(self._conn, self.tenant_id, record_id)
 
     def country(self) -> str | None:
         """The tenant's country (ISO 3166 alpha-2) for showing numbers (see module docstring)."""

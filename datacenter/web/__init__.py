@@ -34,6 +34,8 @@ from datacenter.web import (
     headers,
     metrics,
     portal,
+    recordings,
+    saved_reports,
     tech,
     tenants,
     tokens,
@@ -90,6 +92,8 @@ def create_app(
     app.register_blueprint(auth.bp)
     app.register_blueprint(portal.bp)
     app.register_blueprint(exports.bp)
+    app.register_blueprint(saved_reports.bp)
+    app.register_blueprint(recordings.bp)
     app.register_blueprint(tech.bp)
     app.register_blueprint(directory.bp)
     app.register_blueprint(tokens.bp)

@@ -4,7 +4,7 @@ The rules come from ``app.url_map``, so a new endpoint is covered without touchi
 an endpoint with a URL parameter the matrix cannot fill (``FILLERS``) fails the test until one
 is added. For each viewer (tenant admin, org-wide user, user limited to one department, user
 limited to their own extension, technician assigned to acme, technician of globex only, signed
-out) and each party (a call and user in the viewer's scope, in another scope of the same tenant,
+out) and each party (its call carries a recording, so the audio endpoints answer real audio) (a call and user in the viewer's scope, in another scope of the same tenant,
 in the other tenant), every GET is fetched with the party's ids, and every POST to an object
 the viewer must not reach is sent with a valid CSRF token. A leak is a body showing a party's
 distinctive number or email that the viewer may not see, or a refused POST that was not
@@ -29,6 +29,7 @@ from werkzeug.test import TestResponse
 from datacenter.store.engine import open_store
 from datacenter.store.tables.core import tenants
 from datacenter.store.tables.directory import directory_entries
+from tests.fixtures.saved_reports import party_report
 from tests.fixtures.scopes import (
     ACME_ADMIN,
     EXT_USER,
@@ -44,6 +45,7 @@ from tests.fixtures.web import ACME_USER, GLOBEX_USER, csrf_token, login
 Filler = Callable[[ScopedWorld, Party], str | int]
 FILLERS: dict[str, Filler] = {
     "record_id": lambda world, party: party.record_id,
+    "recording_id": lambda world, party: party.recording_id,
     "tenant_slug": lambda world, party: party.tenant_slug,
     "agent_id": lambda world, party: party.agent_id,
     "alarm_id": lambda world, party: f"{party.name}-alarm",
@@ -52,6 +54,11 @@ FILLERS: dict[str, Filler] = {
     "entry_id": lambda world, party: _entry_id(world, party),
     # no party holds an API token: any id is someone else's, and revoking it must be refused
     "token_id": lambda world, party: 999_000 + sorted(world.parties).index(party.name),
+    # each party's private saved report and its schedule (tests/fixtures/saved_reports.py)
+    "saved_id": lambda world, party: party_report(world, party)[0],
+    "schedule_id": lambda world, party: party_report(world, party)[1],
+    # a signed report link: any forged one must be refused (403) to everyone
+    "token": lambda world, party: f"forged-{party.name}.not-a-signature",
 }
 
 
@@ -178,7 +185,9 @@ def test_no_endpoint_shows_a_viewer_what_is_outside_its_scope(
                     problems.append(f"GET {url}: {response.status_code}")
                 for leak in _leaks(body, scoped_world, sees_calls, sees_emails):
                     problems.append(f"GET {url} ({rule.endpoint}) shows {leak}")
-            if "POST" in methods and party is not None and not _may_change(viewer, party):
+                if _audio(response) and party is not None and party.name not in sees_calls:
+                    problems.append(f"GET {url} ({rule.endpoint}) plays {party.name}'s recording")
+            if "POST" in methods and party is not None and not _may_change(viewer, party, rule):
                 response = client.post(url, data={"csrf_token": token})
                 checked += 1
                 if not _refused(response.status_code, response.headers.get("Location", "")):
@@ -190,8 +199,16 @@ def test_no_endpoint_shows_a_viewer_what_is_outside_its_scope(
     assert problems == []
 
 
-def _may_change(viewer: str, party: Party) -> bool:
+def _audio(response: TestResponse) -> bool:
+    """A body that is a party's data without showing its number: a recording's audio."""
+    return response.status_code in (200, 206) and (response.mimetype or "").startswith("audio/")
+
+
+def _may_change(viewer: str, party: Party, rule: Rule) -> bool:
     """Whether ``viewer`` may act on ``party``'s objects (then the POST is not sent)."""
+    owned = {"saved_id", "schedule_id"}  # a user's own saved reports and schedules
+    if owned & set(rule.arguments) and VIEWERS[viewer][0] == party.user_email:
+        return True
     if viewer in ("tenant-admin", "technician-assigned"):
         return party.tenant_slug == "acme"
     if viewer == "technician-unassigned":

@@ -10,6 +10,8 @@
     accounts.py   user scopes, sessions, sign-in attempts, audit log, recovery codes (v0012)
     api_tokens.py per-user API tokens, hashed (v0010)
     rollups.py    report rollups per tenant, local day and dimension (v0013)
+    saved_reports.py  saved reports, their schedules and runs (v0014)
+    recordings.py call recordings, recording policies, user permissions (v0016)
 
 Importing this package imports every table module, so ``metadata`` holds the whole schema.
 """
@@ -22,7 +24,9 @@ from datacenter.store.tables import (
     directory,
     health,
     rating,
+    recordings,
     rollups,
+    saved_reports,
 )
 from datacenter.store.tables.metadata import metadata
 
@@ -35,5 +39,7 @@ __all__ = [
     "health",
     "metadata",
     "rating",
+    "recordings",
     "rollups",
+    "saved_reports",
 ]
