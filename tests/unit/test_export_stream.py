@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -202,3 +204,22 @@ def test_a_pdf_of_too_many_rows_is_refused_before_a_byte_is_made(
 
 def test_every_format_has_a_media_type() -> None:
     assert set(MEDIA_TYPES) == {"csv", "xlsx", "pdf"}
+
+
+def test_an_xlsx_download_starts_before_openpyxl_is_loaded() -> None:
+    """Loading openpyxl takes seconds on a busy machine: the first chunk must not wait for it."""
+    program = (
+        "import sys\n"
+        "from zoneinfo import ZoneInfo\n"
+        "from datacenter.exports.stream import export_stream\n"
+        "from datacenter.reports.catalog import Column, ReportTable\n"
+        "table = ReportTable('t', (Column('a', 'A', 'text'),), [('x',)])\n"
+        "chunks = export_stream(table, 'xlsx', ZoneInfo('UTC'))\n"
+        "first = next(chunks)\n"
+        "print(first[:2].decode(), 'openpyxl' in sys.modules)\n"
+        "rest = b''.join(chunks)\n"
+        "print('openpyxl' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                         check=True).stdout.split()  # fmt: skip
+    assert out == ["PK", "False", "True"]
