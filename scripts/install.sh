@@ -9,6 +9,8 @@ APT_PACKAGES=(
   unixodbc unixodbc-dev odbc-postgresql libsqliteodbc tdsodbc
   postgresql openssh-server openssh-client openssl iproute2 tcpdump chromium
   faketime slapd ldap-utils
+  poppler-utils  # pdftoppm / pdftotext: the PDF export tests render and read the files
+  fonts-dejavu-core  # the PDF exports' font (Unicode names); Helvetica and "?" without it
   mmdebstrap lintian dpkg-dev fakeroot  # packaging/deb/ and its install tests
 )
 

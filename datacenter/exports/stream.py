@@ -1,10 +1,16 @@
 """A report table as the bytes of a file, produced chunk by chunk.
 
-``export_stream(table, fmt, zone)`` yields the file in chunks while it reads the table's rows,
-so a download starts at once and an export of any number of rows never holds them all. Values
-are written as their column's kind says: money as a plain decimal (no currency sign: the row's
-currency has its own column), seconds as whole seconds, times in the tenant's zone as
-``YYYY-MM-DD HH:MM:SS``.
+``export_stream(table, fmt, zone, heading=None)`` yields the file in chunks while it reads the
+table's rows, so a download starts at once and a CSV or XLSX export of any number of rows never
+holds them all (``xlsx.py`` says how the workbook streams). A PDF (``pdf.py``) is built whole
+and is refused past ``pdf.MAX_ROWS`` rows; ``heading`` (tenant, period, scope) is printed on
+it. The error for an unknown format or a PDF too large is raised when the first chunk is
+asked for, so a caller that takes the first chunk before answering can still answer 400.
+
+CSV values are written as their column's kind says: money as a plain decimal (no currency
+sign: the row's currency has its own column), seconds as whole seconds, times in the tenant's
+zone as ``YYYY-MM-DD HH:MM:SS``, and text that a spreadsheet could take for a formula with a
+``'`` before it (``cells.formula_risk``).
 """
 
 from __future__ import annotations
@@ -17,11 +23,17 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from datacenter.exports.cells import safe_text
+from datacenter.exports.heading import ExportHeading
 from datacenter.reports.catalog import Column, ReportTable
 from shared.errors import ValidationError
 
 CSV_FLUSH_ROWS = 1_000
-MEDIA_TYPES = {"csv": "text/csv; charset=utf-8"}
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+}
 
 
 def csv_value(column: Column, value: Any, zone: ZoneInfo) -> str:
@@ -34,6 +46,8 @@ def csv_value(column: Column, value: Any, zone: ZoneInfo) -> str:
         return "yes" if value else "no"
     if isinstance(value, Decimal):
         return format(value, "f")
+    if isinstance(value, str):
+        return safe_text(value)
     return str(value)
 
 
@@ -54,8 +68,21 @@ def _csv(table: ReportTable, zone: ZoneInfo) -> Iterator[bytes]:
     yield buffer.getvalue().encode()
 
 
-def export_stream(table: ReportTable, fmt: str, zone: ZoneInfo) -> Iterator[bytes]:
+def export_stream(
+    table: ReportTable, fmt: str, zone: ZoneInfo, *, heading: ExportHeading | None = None
+) -> Iterator[bytes]:
     """The file of ``table`` in ``fmt`` (a key of ``MEDIA_TYPES``), in chunks."""
     if fmt == "csv":
         return _csv(table, zone)
+    # The writers are imported when asked for: openpyxl adds about 20 MB to a process, fpdf2
+    # (with the numpy it loads when present) about 50 MB, to every web worker that never makes
+    # such a file (benchmarks/exports.py measures an export's peak RSS).
+    if fmt == "xlsx":
+        from datacenter.exports.xlsx import xlsx_chunks
+
+        return xlsx_chunks(table, zone)
+    if fmt == "pdf":
+        from datacenter.exports.pdf import pdf_chunks
+
+        return pdf_chunks(table, zone, heading)
     raise ValidationError("format", f"{fmt!r} is not one of: {', '.join(MEDIA_TYPES)}")

@@ -145,10 +145,13 @@ def _detail_rows(conn: sa.Connection, params: ReportParams) -> Iterator[tuple[An
         descending=params.descending, limit=MAX_LIMIT,
     )  # fmt: skip
     query = detail_query(request).limit(None).offset(None)
-    result = conn.execution_options(stream_results=True, yield_per=STREAM_BATCH_ROWS).execute(query)
-    for row in result:
-        values = tuple(row)
-        yield (*values[:-1], money(int(values[-1] or 0)))
+    streamed = conn.execution_options(stream_results=True, yield_per=STREAM_BATCH_ROWS)
+    # ``with``: a reader that stops early (an export whose client went away) closes the
+    # generator, and the server-side cursor is closed with it, not left to the collector.
+    with streamed.execute(query) as result:
+        for row in result:
+            values = tuple(row)
+            yield (*values[:-1], money(int(values[-1] or 0)))
 
 
 def _detail(conn: sa.Connection, params: ReportParams) -> ReportTable:

@@ -31,6 +31,7 @@ from datacenter.web import (
     cost_alarms,
     directory,
     errors,
+    exports,
     headers,
     metrics,
     portal,
@@ -91,6 +92,7 @@ def create_app(
     app.jinja_env.filters.update(RATING_FILTERS)
     app.register_blueprint(auth.bp)
     app.register_blueprint(portal.bp)
+    app.register_blueprint(exports.bp)
     app.register_blueprint(saved_reports.bp)
     app.register_blueprint(recordings.bp)
     app.register_blueprint(tech.bp)

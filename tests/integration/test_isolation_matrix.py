@@ -14,9 +14,12 @@ other cases read).
 
 from __future__ import annotations
 
+import io
+import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import openpyxl
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -106,6 +109,10 @@ def _cost_alarm_id(world: ScopedWorld, party: Party) -> str:
     return str(found)
 
 
+# Report pages and exports take their period from the query string (default: this month): the
+# matrix asks for the month of the parties' calls (tests.fixtures.scopes.PARTY_START), so a
+# report that leaked would show it.
+QUERY_STRINGS = {"/reports/": "from=2025-09-01&to=2025-09-30"}
 ACME_PARTIES = ("sales", "ext203", "support")
 ACME_EMAILS = (ACME_ADMIN, ACME_USER, SALES_USER, EXT_USER)
 # viewer -> (email to sign in with, parties whose calls it sees, emails it may see)
@@ -135,7 +142,30 @@ def _url(rule: Rule, world: ScopedWorld, party: Party) -> str:
         url = url.replace(f"<int:{name}>", str(value)).replace(f"<{name}>", str(value))
         url = url.replace(f"<path:{name}>", str(value))
     assert "<" not in url, f"unfilled converter in {rule.rule}"
+    return _with_query(url)
+
+
+def _with_query(url: str) -> str:
+    for prefix, query in QUERY_STRINGS.items():
+        if url.startswith(prefix):
+            return f"{url}?{query}"
     return url
+
+
+def _body_text(response: TestResponse) -> str:
+    """What a response shows a person: the text of a page, a CSV, a workbook's cells or a PDF."""
+    data = response.get_data()
+    if response.status_code != 200:
+        return data.decode(errors="replace")
+    mimetype = response.mimetype or ""
+    if mimetype.endswith("spreadsheetml.sheet"):
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
+        cells = (v for sheet in book for row in sheet.iter_rows(values_only=True) for v in row)
+        return "\n".join(str(v) for v in cells if v is not None)
+    if mimetype == "application/pdf":
+        return subprocess.run(["pdftotext", "-", "-"], input=data, capture_output=True,
+                              check=True).stdout.decode()  # fmt: skip
+    return data.decode(errors="replace")
 
 
 def _secrets(party: Party) -> tuple[str, str]:
@@ -173,13 +203,13 @@ def test_no_endpoint_shows_a_viewer_what_is_outside_its_scope(
     for rule in scoped_app.url_map.iter_rules():
         parties = list(scoped_world.parties.values()) if rule.arguments else [None]
         for party in parties:
-            url = _url(rule, scoped_world, party) if party is not None else rule.rule
+            url = _url(rule, scoped_world, party) if party is not None else _with_query(rule.rule)
             methods = rule.methods or set()
             if "GET" in methods:
                 response = client.get(url)
                 checked += 1
-                body = response.get_data().decode(errors="replace")  # audio is binary
-                response.close()  # static files are streamed from an open file
+                body = _body_text(response)
+                response.close()  # static files and exports are streamed
                 if response.status_code >= 500:
                     problems.append(f"GET {url}: {response.status_code}")
                 for leak in _leaks(body, scoped_world, sees_calls, sees_emails):
@@ -240,6 +270,12 @@ def test_every_viewer_sees_its_own_party(scoped_app: Flask, scoped_world: Scoped
             assert party.number in listing, f"{viewer} does not see {name} in /calls"
             detail = client.get(f"/calls/{party.record_id}")
             assert detail.status_code == 200 and party.number in detail.get_data(as_text=True)
+        for fmt in ("csv", "xlsx"):
+            export = client.get(_with_query(f"/reports/detail/export.{fmt}"))
+            shown = _body_text(export)
+            for name in sees_calls:
+                number = scoped_world.parties[name].number
+                assert number in shown, f"{viewer} does not get {name} in the {fmt} export"
 
 
 @pytest.mark.parametrize("viewer", ["tenant-admin", "technician-assigned"])

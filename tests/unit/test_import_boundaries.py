@@ -36,6 +36,7 @@ PROVIDES = {
     "flask-wtf": {"flask_wtf", "wtforms"},
     "python-dateutil": {"dateutil"},
     "tzdata": set(),  # zoneinfo reads it; nobody imports it
+    "fpdf2": {"fpdf"},
 }
 # A module that may import a package outside its part, and why.
 EXCEPTIONS = {
