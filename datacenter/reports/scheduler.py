@@ -42,6 +42,7 @@ import sqlalchemy as sa
 from datacenter.accounts.scopes import mask_digits, scope_of
 from datacenter.accounts.tenants import Tenant, get_tenant_by_id
 from datacenter.accounts.users import get_user
+from datacenter.exports.heading import ExportHeading
 from datacenter.exports.stream import MEDIA_TYPES, export_stream
 from datacenter.health.notify import Mailer
 from datacenter.reports.catalog import ReportTable
@@ -305,8 +306,11 @@ class ReportScheduler:
                 return self._link_email(run, schedule, saved, tenant, now=now)
             table = report_as_owner(conn, saved, tenant, run, now=now)
             counted = _Counted(table)
-            data = b""
-            for chunk in export_stream(counted.table, schedule.format, tenant.zone):
+            data = bytearray()
+            heading = run_heading(conn, saved, tenant, run)
+            for chunk in export_stream(
+                counted.table, schedule.format, tenant.zone, heading=heading
+            ):
                 data += chunk
                 if len(data) > MAX_ATTACHMENT_BYTES:
                     raise ValidationError(
@@ -318,7 +322,7 @@ class ReportScheduler:
         message = self._email(run, schedule, saved, tenant, now=now,
                               body=_summary_lines(counted, schedule.format))  # fmt: skip
         message.add_attachment(
-            data, **_mime(MEDIA_TYPES[schedule.format]),
+            bytes(data), **_mime(MEDIA_TYPES[schedule.format]),
             filename=attachment_name(saved, run, schedule.format),
         )  # fmt: skip
         return Delivery(message, counted.count)
@@ -425,6 +429,13 @@ def report_as_owner(
     return run_saved(conn, saved, zone=tenant.zone, scope=scope,
                      today=now.astimezone(tenant.zone).date(),
                      days=(run.first_day, run.last_day), mask_digits=masked)  # fmt: skip
+
+
+def run_heading(conn: sa.Connection, saved: SavedReport, tenant: Tenant, run: Run) -> ExportHeading:
+    """What a PDF's heading says of a run: tenant, period and the owner's scope."""
+    scope, _ = owner_view(conn, saved)
+    period = f"{run.first_day.isoformat()} to {run.last_day.isoformat()}"
+    return ExportHeading(tenant.name, period, scope.describe())
 
 
 def attachment_name(saved: SavedReport, run: Run, fmt: str) -> str:

@@ -13,6 +13,7 @@ import io
 import multiprocessing
 import os
 import signal
+import subprocess
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
@@ -95,6 +96,7 @@ def _schedule(
     columns: tuple[str, ...] = ("extension", "calls", "talk_seconds"),
     now: datetime = SCHEDULED_AT,
     name: str = "summary",
+    fmt: str = "csv",
 ) -> tuple[SavedReport, Schedule]:
     user = _user(engine, owner)
     with write_transaction(engine) as conn:
@@ -102,7 +104,7 @@ def _schedule(
                             title="Calls by extension", shared=False, zone=LONDON, now=now)  # fmt: skip
         schedule = add_schedule(
             conn, saved, user, recurrence=recurrence("monthly", "07:00", month_day=1),
-            period="previous_month", recipients=recipients, fmt="csv", delivery=delivery,
+            period="previous_month", recipients=recipients, fmt=fmt, delivery=delivery,
             link_days=link_days, zone=LONDON, now=now,
         )  # fmt: skip
     return saved, schedule
@@ -181,6 +183,27 @@ def test_a_schedule_runs_under_its_owners_scope(
     body = {row[0]: (int(row[1]), int(row[2])) for row in rows[1:-1]}
     assert body == _expected_by_extension(seeded, MARCH, {"201", "203"})
     assert set(body) == {"201", "203"}
+
+
+def test_a_pdf_attachment_says_whose_report_and_which_period(
+    engine: sa.Engine, seeded: SeededStore, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    _schedule(engine, owner=SCOPED_OWNER, fmt="pdf")
+    _scheduler(engine, seeded.settings, mailer_for(smtp_server)).run_due(APRIL_FIRST_DUE)
+    [message] = smtp_server.inbox.messages
+    [part] = list(message.iter_attachments())
+    assert part.get_content_type() == "application/pdf"
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(part.get_content())
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True,
+                          capture_output=True, text=True).stdout  # fmt: skip
+    assert "2025-03-01 to 2025-03-31" in text
+    assert "Extensions: 201, 203" in text
+    expected = _expected_by_extension(seeded, MARCH, {"201", "203"})
+    total_line = next(line for line in text.splitlines() if line.strip().startswith("Total"))
+    talk = sum(t for _, t in expected.values())  # a PDF shows times as H:MM:SS
+    hms = f"{talk // 3600}:{talk % 3600 // 60:02d}:{talk % 60:02d}"
+    assert total_line.split()[1:] == [str(sum(c for c, _ in expected.values())), hms]
 
 
 def test_after_downtime_one_run_covers_the_latest_missed_due_time(
