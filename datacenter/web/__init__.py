@@ -33,6 +33,7 @@ from datacenter.web import (
     headers,
     metrics,
     portal,
+    reports,
     tech,
     tenants,
     tokens,
@@ -88,6 +89,7 @@ def create_app(
     app.jinja_env.filters.update(RATING_FILTERS)
     app.register_blueprint(auth.bp)
     app.register_blueprint(portal.bp)
+    app.register_blueprint(reports.bp)
     app.register_blueprint(tech.bp)
     app.register_blueprint(directory.bp)
     app.register_blueprint(tokens.bp)

@@ -2,7 +2,9 @@
 
 The rules come from ``app.url_map``, so a new endpoint is covered without touching this file;
 an endpoint with a URL parameter the matrix cannot fill (``FILLERS``) fails the test until one
-is added. For each viewer (tenant admin, org-wide user, user limited to one department, user
+is added. A filler may give several values (``report_name``: every report of the catalogue), and
+``QUERIES`` adds the query string an endpoint needs to show the parties' calls (the reports'
+date range, the dashboard's day). For each viewer (tenant admin, org-wide user, user limited to one department, user
 limited to their own extension, technician assigned to acme, technician of globex only, signed
 out) and each party (a call and user in the viewer's scope, in another scope of the same tenant,
 in the other tenant), every GET is fetched with the party's ids, and every POST to an object
@@ -22,6 +24,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
+from datacenter.reports.catalog import REPORTS
 from datacenter.store.engine import open_store
 from datacenter.store.tables.core import tenants
 from datacenter.store.tables.directory import directory_entries
@@ -37,8 +40,10 @@ from tests.fixtures.scopes import (
 )
 from tests.fixtures.web import ACME_USER, GLOBEX_USER, csrf_token, login
 
-Filler = Callable[[ScopedWorld, Party], str | int]
+Filler = Callable[[ScopedWorld, Party], str | int | tuple[str, ...]]
 FILLERS: dict[str, Filler] = {
+    # every report of the catalogue, each fetched for every party (a tuple: one URL per value)
+    "report_name": lambda world, party: tuple(REPORTS),
     "record_id": lambda world, party: party.record_id,
     "tenant_slug": lambda world, party: party.tenant_slug,
     "agent_id": lambda world, party: party.agent_id,
@@ -69,6 +74,12 @@ def _entry_id(world: ScopedWorld, party: Party) -> str:
     return str(found) if found is not None else "0" * 32
 
 
+# Query strings an endpoint needs to show the parties' calls (they are all on 1 September 2025).
+QUERIES: dict[str, str] = {
+    "reports.report_page": "from=2025-09-01&to=2025-09-30",
+    "reports.dashboard": "day=2025-09-01",
+}
+
 ACME_PARTIES = ("sales", "ext203", "support")
 ACME_EMAILS = (ACME_ADMIN, ACME_USER, SALES_USER, EXT_USER)
 # viewer -> (email to sign in with, parties whose calls it sees, emails it may see)
@@ -85,19 +96,31 @@ REFUSED = (403, 404)
 
 
 def _url(rule: Rule, world: ScopedWorld, party: Party) -> str:
-    values = {}
+    return _urls(rule, world, party)[0]
+
+
+def _urls(rule: Rule, world: ScopedWorld, party: Party | None) -> list[str]:
+    """The URLs to fetch ``rule`` with for ``party`` (one per value of a tuple filler), each
+    with the endpoint's query string."""
+    urls = [rule.rule]
     for name in sorted(rule.arguments):
         if name not in FILLERS:
             pytest.fail(
                 f"endpoint {rule.endpoint} ({rule.rule}) has a parameter {name!r} the isolation "
                 "matrix cannot fill: add it to FILLERS in tests/integration/test_isolation_matrix.py"
             )
-        values[name] = FILLERS[name](world, party)
-    url = rule.rule
-    for name, value in values.items():
-        url = url.replace(f"<int:{name}>", str(value)).replace(f"<{name}>", str(value))
-        url = url.replace(f"<path:{name}>", str(value))
-    assert "<" not in url, f"unfilled converter in {rule.rule}"
+        assert party is not None
+        filled = FILLERS[name](world, party)
+        values = filled if isinstance(filled, tuple) else (filled,)
+        urls = [_fill(url, name, str(value)) for url in urls for value in values]
+    query = QUERIES.get(rule.endpoint, "")
+    return [f"{url}?{query}" if query else url for url in urls]
+
+
+def _fill(url: str, name: str, value: str) -> str:
+    url = url.replace(f"<int:{name}>", value).replace(f"<{name}>", value)
+    url = url.replace(f"<path:{name}>", value)
+    assert "<" not in url or f"<{name}" not in url, f"unfilled converter in {url}"
     return url
 
 
@@ -136,17 +159,18 @@ def test_no_endpoint_shows_a_viewer_what_is_outside_its_scope(
     for rule in scoped_app.url_map.iter_rules():
         parties = list(scoped_world.parties.values()) if rule.arguments else [None]
         for party in parties:
-            url = _url(rule, scoped_world, party) if party is not None else rule.rule
+            urls = _urls(rule, scoped_world, party)
+            url = urls[0]
             methods = rule.methods or set()
-            if "GET" in methods:
-                response = client.get(url)
+            for each in urls if "GET" in methods else []:
+                response = client.get(each)
                 checked += 1
                 body = response.get_data(as_text=True)
                 response.close()  # static files are streamed from an open file
                 if response.status_code >= 500:
-                    problems.append(f"GET {url}: {response.status_code}")
+                    problems.append(f"GET {each}: {response.status_code}")
                 for leak in _leaks(body, scoped_world, sees_calls, sees_emails):
-                    problems.append(f"GET {url} ({rule.endpoint}) shows {leak}")
+                    problems.append(f"GET {each} ({rule.endpoint}) shows {leak}")
             if "POST" in methods and party is not None and not _may_change(viewer, party):
                 response = client.post(url, data={"csrf_token": token})
                 checked += 1
@@ -188,9 +212,12 @@ def test_every_viewer_sees_its_own_party(scoped_app: Flask, scoped_world: Scoped
             continue
         client = _client(scoped_app, email)
         listing = client.get("/calls").get_data(as_text=True)
+        detail_report = client.get("/reports/detail?" + QUERIES["reports.report_page"])
+        report_text = detail_report.get_data(as_text=True)
         for name in sees_calls:
             party = scoped_world.parties[name]
             assert party.number in listing, f"{viewer} does not see {name} in /calls"
+            assert party.number in report_text, f"{viewer} does not see {name} in /reports/detail"
             detail = client.get(f"/calls/{party.record_id}")
             assert detail.status_code == 200 and party.number in detail.get_data(as_text=True)
 
