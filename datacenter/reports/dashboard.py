@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from datacenter.reports.scope import Scope
-from datacenter.reports.summaries import SummaryRequest, summary
+from datacenter.reports.summaries import Source, SummaryRequest, summary
 
 Costs = dict[str, int]  # currency -> micro-units
 
@@ -65,16 +65,20 @@ def periods(today: date) -> tuple[tuple[date, date, date, date], tuple[date, dat
 
 def figures(
     conn: sa.Connection, tenant_id: int, zone: ZoneInfo, first: date, last: date,
-    scope: Scope | None,
+    scope: Scope | None, *, source: Source = "auto",
 ) -> Figures:  # fmt: skip
+    """One period's figures; ``source="raw"`` computes them with bare SQL over the raw calls
+    (the benchmark's baseline)."""
+
     def rows(by: str) -> list[tuple[str, str, int]]:
         request = SummaryRequest(tenant_id, zone, by, first, last, scope=scope)
-        return [(str(r.value), r.currency, r.cost_micro) for r in summary(conn, request)]
+        return [(str(r.value), r.currency, r.cost_micro)
+                for r in summary(conn, request, source=source)]  # fmt: skip
 
     request = SummaryRequest(tenant_id, zone, "direction", first, last, scope=scope)
     calls = talk = unanswered = 0
     cost: Costs = defaultdict(int)
-    for r in summary(conn, request):
+    for r in summary(conn, request, source=source):
         calls += r.calls
         talk += r.talk_seconds
         if r.value == "in":
@@ -94,14 +98,15 @@ def _costs(rows: list[tuple[str, str, int]]) -> dict[str, Costs]:
 
 
 def dashboard(
-    conn: sa.Connection, tenant_id: int, zone: ZoneInfo, today: date, scope: Scope | None
-) -> Dashboard:
+    conn: sa.Connection, tenant_id: int, zone: ZoneInfo, today: date, scope: Scope | None,
+    *, source: Source = "auto",
+) -> Dashboard:  # fmt: skip
     day, month = periods(today)
     made = []
     for first, last, previous_first, previous_last in (day, month):
         made.append((
-            figures(conn, tenant_id, zone, first, last, scope),
-            figures(conn, tenant_id, zone, previous_first, previous_last, scope),
+            figures(conn, tenant_id, zone, first, last, scope, source=source),
+            figures(conn, tenant_id, zone, previous_first, previous_last, scope, source=source),
         ))  # fmt: skip
     totals: Counter[str] = Counter()
     for current, previous in made:
