@@ -35,7 +35,7 @@ from datacenter.reports.columns import FILTERS
 from datacenter.reports.dashboard import dashboard as dashboard_figures
 from datacenter.reports.tables import Row
 from datacenter.reports.user_scope import report_scope
-from datacenter.web import charts
+from datacenter.web.charts import dashboard_charts
 from datacenter.web.auth import Viewer, require_viewer, role_required, utc_now
 from datacenter.web.database import store
 from datacenter.web.report_cells import cell_text, is_number
@@ -74,7 +74,7 @@ def dashboard() -> ResponseReturnValue:
     )
     return render_template(
         "reports/dashboard.html", board=figures, zone=zone, today=today,
-        charts=charts.dashboard_charts(figures), error=None,
+        charts=dashboard_charts(figures), error=None,
     )  # fmt: skip
 
 
