@@ -260,7 +260,7 @@ def attributed_summary(conn: sa.Connection, request: SummaryRequest) -> list[Sum
     if query is None:
         return None  # a filter or the scope needs the raw calls: read them by the attribute
     since, until = utc_bounds(request.first_day, request.last_day, request.zone)
-    holders, split = _holders(conn, request.tenant_id, request.by, since, until)
+    holders, split = directory_holders(conn, request.tenant_id, request.by, since, until)
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 6)
     for row in conn.execute(query):
         if row.value in split:
@@ -282,7 +282,7 @@ def _add(totals: dict[tuple[str, str], list[int]], value: str, row: sa.Row[objec
         measures[i] += int(getattr(row, name) or 0)
 
 
-def _holders(
+def directory_holders(
     conn: sa.Connection, tenant_id: int, attribute: str, since: datetime, until: datetime
 ) -> tuple[Holders, set[str]]:
     """Per extension the attribute of the entry that held it all of ``[since, until)``, and the

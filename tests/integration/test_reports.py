@@ -542,6 +542,15 @@ def test_the_dashboard_today_and_this_month_against_the_previous_period(
         board = dashboard(conn, world.tenant_id, world.zone, MON, None)
         sales = report_scope(UserScope(departments=frozenset({"Sales"})))
         scoped = dashboard(conn, world.tenant_id, world.zone, MON, sales)
+        # One read of each rollup for all periods gives what bare SQL per period gives.
+        assert board == dashboard(conn, world.tenant_id, world.zone, MON, None, source="raw")
+        first = dashboard(conn, world.tenant_id, world.zone, TUE, None)  # the 1st of April
+        assert first == dashboard(conn, world.tenant_id, world.zone, TUE, None, source="raw")
+    # On the 1st, yesterday (Monday 31 March) is in neither month's period.
+    assert (first.today.current.calls, first.today.current.unanswered_inbound) == (4, 2)
+    assert first.today.current.talk_seconds == 130  # F 100 + G 30
+    assert first.today.previous.calls == 2 and first.month.current == first.today.current
+    assert (first.month.previous.first_day, first.month.previous.calls) == (date(2025, 3, 1), 0)
     today, yesterday = board.today.current, board.today.previous
     assert (today.calls, today.talk_seconds, today.cost, today.unanswered_inbound) == (
         2, 120, {"GBP": 130_000}, 0,
