@@ -91,10 +91,7 @@ def _summary(conn: sa.Connection, params: ReportParams) -> ReportTable:
     def drill(row: Row) -> dict[str, str] | None:
         if by == "answered":
             return None  # no text filter says "answered"; the detail shows it per call
-        narrow = {by: str(row[0])}
-        if row[1]:
-            narrow["currency"] = row[1]
-        return drill_filters(params, **narrow)
+        return drill_filters(params, **{by: str(row[0]), "currency": row[1]})
 
     title = f"Summary by {label(by).lower()}"
     columns = (Column(by, label(by), "text"), *_SUMMARY_COLUMNS)

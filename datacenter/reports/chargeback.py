@@ -113,10 +113,7 @@ def run(conn: sa.Connection, params: ReportParams) -> ReportTable:
     totals = _subtotal("Total", rows, percent)
 
     def drill(row: Row) -> dict[str, str] | None:
-        narrow = {"cost_centre": row[0], "department": row[1]}
-        if row[2]:
-            narrow["currency"] = row[2]
-        return drill_filters(params, **narrow)
+        return drill_filters(params, cost_centre=row[0], department=row[1], currency=row[2])
 
     return ReportTable("Charge-back by cost centre", COLUMNS, rows, totals,
                        group_by="cost_centre", subtotals=subtotals, drill=drill)  # fmt: skip

@@ -105,20 +105,19 @@ def money(micro: int) -> Decimal:
     return Decimal(micro).scaleb(-MICRO_PLACES)
 
 
-def exact(value: str) -> str | None:
-    """A filter matching exactly ``value`` (its special characters escaped); None for ``""``,
-    which no filter can select."""
-    return format_filter(Filter((Term(False, (value,)),))) if value else None
+EMPTY = "!_%"  # not "one character, then anything": only the empty text
+
+
+def exact(value: str) -> str:
+    """A filter matching exactly ``value`` (its special characters escaped); ``""`` (e.g. calls
+    of extensions nobody held) is matched by ``EMPTY``."""
+    return format_filter(Filter((Term(False, (value,)),))) if value else EMPTY
 
 
 def drill_filters(params: ReportParams, **narrow: str) -> dict[str, str] | None:
-    """The report's own filters narrowed to the row's values; None if a value is ``""``."""
+    """The report's own filters narrowed to the row's values (text columns)."""
     found = {k: v for k, v in params.filters.items() if v.strip()}
-    for name, value in narrow.items():
-        text = exact(value)
-        if text is None:
-            return None
-        found[name] = text
+    found.update({name: exact(value) for name, value in narrow.items()})
     return found
 
 

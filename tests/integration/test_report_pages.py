@@ -84,6 +84,10 @@ def test_a_summary_with_totals_drills_down_to_calls_and_their_explanations(
         "from": ["2025-07-01"], "to": ["2025-07-31"], "f.destination_class": ["mobile"],
         "f.currency": ["GBP"],
     }  # fmt: skip
+    # The incoming call has no charge and no currency: its row drills down with "!_%".
+    unknown = parse_qs(urlsplit(links["0.00"]).query)
+    assert unknown["f.destination_class"] == ["unknown"] and unknown["f.currency"] == ["!_%"]
+    assert len(_LINK_RE.findall(carol.get(links["0.00"]).text)) == 1
     detail = carol.get(links["0.17"]).text
     ids = {href for href, _ in _LINK_RE.findall(detail)}
     assert ids == {f"/calls/{MOBILE.record_id}", f"/calls/{UNANSWERED.record_id}"}

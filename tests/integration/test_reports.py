@@ -394,12 +394,20 @@ def test_the_summary_table_drills_down_to_the_detail_of_each_row(
     assert table.totals == ("Total", "GBP", 4, 4, 295, 360, G("0.21"))
     ann = next(row for row in table.rows if row[0] == "Ann")
     assert table.drill(ann) == {"direction": "out", "person": "Ann", "currency": "GBP"}
-    nobody = next(row for row in table.rows if row[0] == "")
-    assert table.drill(nobody) is None  # no filter selects "nobody": no link
     detail = _run(store, world, "detail", SAT, MON, filters=table.drill(ann), descending=False)
     ids = [row["record_id"] for row in _keyed(detail)]
     assert ids == [CALLS["A"].record_id, CALLS["B"].record_id]
     assert sum(row["cost"] for row in _keyed(detail)) == ann[-1]
+    # "Nobody" (2101's calls) and "no currency" (unrated) are selected with "!_%".
+    nobody = next(row for row in table.rows if row[0] == "")
+    assert table.drill(nobody) == {"direction": "out", "person": "!_%", "currency": "GBP"}
+    detail = _run(store, world, "detail", SAT, MON, filters=table.drill(nobody))
+    assert [row["record_id"] for row in _keyed(detail)] == [CALLS["E"].record_id]
+    by_extension = _run(store, world, "summary", SAT, MON)
+    unrated = next(row for row in by_extension.rows if row[1] == "")
+    assert by_extension.drill(unrated) == {"extension": "2002", "currency": "!_%"}
+    detail = _run(store, world, "detail", SAT, MON, filters=by_extension.drill(unrated))
+    assert [row["record_id"] for row in _keyed(detail)] == [CALLS["D"].record_id]
 
 
 def test_top_n(store: sa.Engine, world: Tenant) -> None:
