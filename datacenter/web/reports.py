@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 from itertools import islice
-from typing import Any
 from urllib.parse import quote, urlencode
 
 from flask import Blueprint, abort, render_template, request, url_for
@@ -114,12 +113,12 @@ def report_page(report_name: str) -> ResponseReturnValue:
         "reports/report.html", spec=spec, table=table, rows=rows, more=more, error=error,
         args=args, zone=zone, filters=_filter_fields(spec, args), page_rows=PAGE_ROWS,
         links=_Links(spec, table, params), cell=cell_text, is_number=is_number, label=label,
-        defaults=_defaults(today),
+        defaults=_defaults(today), export_formats=EXPORT_FORMATS,
     )  # fmt: skip
     return page, 400 if error else 200
 
 
-def _defaults(today: Any) -> dict[str, str]:
+def _defaults(today: date) -> dict[str, str]:
     return {"from": today.replace(day=1).isoformat(), "to": today.isoformat()}
 
 
