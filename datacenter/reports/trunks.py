@@ -62,6 +62,10 @@ def sweep(
         at += 1
     for hour in hours:
         end = hour.start + HOUR
+        # A call that ends as the hour begins is not in progress in it.
+        while at < len(events) and events[at] == (hour.start, -1):
+            level -= 1
+            at += 1
         hour.peak = level
         while at < len(events) and events[at][0] < end:
             level += events[at][1]
