@@ -1,79 +1,52 @@
-"""The catalogue of reports: each report's name, title and the table it produces.
+"""The catalogue of reports: every report's name, title, options and the table it produces.
 
-The report pages, the exports (CSV, XLSX, PDF) and the scheduled reports all go through this
-catalogue, so a report added once is shown, exported and scheduled alike. A report is a
-``ReportSpec``: ``run(conn, params)`` returns a ``ReportTable`` — typed columns, rows (an
-iterable that may stream from the store: the caller keeps ``conn`` open while it reads them)
-and the totals row.
+``REPORTS`` maps a name to its ``ReportSpec`` (``reports.tables``); the pages list it in this
+order, the exports and schedules look reports up with ``report(name)``. Each report module builds
+its own table; this one holds the two general ones (summary, call detail) and the registry.
+Non-streaming tables are sorted here by ``params.sort`` (any column), so every report sorts alike.
 
-Values in rows follow the column's kind: ``money`` is a ``Decimal`` in the currency's units
-(the row's currency in a ``currency`` text column), ``seconds`` and ``integer`` are ``int``,
-``datetime`` an aware UTC ``datetime`` (the presentation converts to the tenant's zone),
-``boolean`` a ``bool``, ``percent`` a ``Decimal`` 0-100, ``text`` a ``str``.
+    summary       calls, answered, time and cost by one dimension (o.by)      summaries.py, attributed.py
+    detail        one row per call (streams)                                  detail.py
+    top           costliest / longest calls, most-called numbers, busiest extensions   top.py
+    hour_of_day   calls per hour of the tenant's day                          profiles.py
+    day_of_week   calls per weekday                                           profiles.py
+    inbound       inbound service by ring-time band                           inbound.py
+    trunks        trunk utilisation per hour, with each trunk's busy hour      trunks.py
+    busy_hour     per trunk: the peak of simultaneous calls and its hour       trunks.py
+    chargeback    cost per cost centre and department with a mark-up          chargeback.py
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import date
-from decimal import Decimal
-from typing import Any, Literal
-from zoneinfo import ZoneInfo
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import sqlalchemy as sa
 
+from datacenter.reports import chargeback, inbound, profiles, top, trunks
 from datacenter.reports.detail import MAX_LIMIT, DetailRequest, detail_query
-from datacenter.reports.scope import Scope
 from datacenter.reports.summaries import DIMENSIONS, SummaryRequest, summary
-from datacenter.store.rollups import MICRO_PLACES
+from datacenter.reports.tables import (
+    Column,
+    ColumnKind,
+    Option,
+    ReportParams,
+    ReportSpec,
+    ReportTable,
+    Row,
+    check_masked_filters,
+    drill_filters,
+    masked_table,
+    money,
+    option,
+    sorted_table,
+)
 from shared.errors import ValidationError
 
-ColumnKind = Literal["text", "integer", "seconds", "money", "percent", "datetime", "boolean"]
-
-
-@dataclass(frozen=True)
-class Column:
-    key: str
-    title: str
-    kind: ColumnKind
-
-
-@dataclass(frozen=True)
-class ReportParams:
-    """What every report is asked with; ``options`` holds a report's own (e.g. ``by``)."""
-
-    tenant_id: int
-    zone: ZoneInfo
-    first_day: date
-    last_day: date  # inclusive
-    filters: Mapping[str, str] = field(default_factory=dict)
-    scope: Scope | None = None
-    sort: str | None = None  # None: the report's own order
-    descending: bool = True
-    options: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ReportTable:
-    title: str
-    columns: tuple[Column, ...]
-    rows: Iterable[tuple[Any, ...]]
-    totals: tuple[Any, ...] | None = None  # one value per column, None where it has no total
-
-
-@dataclass(frozen=True)
-class ReportSpec:
-    name: str
-    title: str
-    run: Callable[[sa.Connection, ReportParams], ReportTable]
-    streams: bool = False  # rows come from the store as they are read (any number of them)
-
-
-def money(micro: int) -> Decimal:
-    """Millionths of a currency unit (the store's report measure) as a Decimal in units."""
-    return Decimal(micro).scaleb(-MICRO_PLACES)
-
+__all__ = [
+    "REPORTS", "Column", "ColumnKind", "Option", "ReportParams", "ReportSpec", "ReportTable",
+    "money", "report",
+]  # fmt: skip
 
 _SUMMARY_COLUMNS = (
     Column("currency", "Currency", "text"),
@@ -83,12 +56,17 @@ _SUMMARY_COLUMNS = (
     Column("billed_seconds", "Billed time", "seconds"),
     Column("cost", "Cost", "money"),
 )
+BY = Option("by", "Summarise by", "extension", DIMENSIONS)
+_LABELS = {"cost_centre": "Cost centre", "destination_class": "Destination class",
+           "account_code": "Account code"}  # fmt: skip
+
+
+def label(name: str) -> str:
+    return _LABELS.get(name, name.replace("_", " ").capitalize())
 
 
 def _summary(conn: sa.Connection, params: ReportParams) -> ReportTable:
-    by = params.options.get("by", "extension")
-    if by not in DIMENSIONS:
-        raise ValidationError("by", f"{by!r} is not one of {', '.join(DIMENSIONS)}")
+    by = option(params, BY)
     request = SummaryRequest(
         params.tenant_id, params.zone, by, params.first_day, params.last_day,
         filters=params.filters, scope=params.scope,
@@ -109,9 +87,15 @@ def _summary(conn: sa.Connection, params: ReportParams) -> ReportTable:
         sum(r.billed_seconds for r in found),
         money(sum(r.cost_micro for r in found)) if len(currencies) <= 1 else None,
     )
-    title = f"Summary by {by.replace('_', ' ')}"
-    return ReportTable(title, (Column(by, by.replace("_", " ").capitalize(), "text"),
-                               *_SUMMARY_COLUMNS), rows, totals)  # fmt: skip
+
+    def drill(row: Row) -> dict[str, str] | None:
+        if by == "answered":
+            return None  # no text filter says "answered"; the detail shows it per call
+        return drill_filters(params, **{by: str(row[0]), "currency": row[1]})
+
+    title = f"Summary by {label(by).lower()}"
+    columns = (Column(by, label(by), "text"), *_SUMMARY_COLUMNS)
+    return ReportTable(title, columns, rows, totals, drill=drill)
 
 
 _DETAIL_COLUMNS = (
@@ -131,12 +115,17 @@ _DETAIL_COLUMNS = (
     Column("destination", "Destination", "text"),
     Column("currency", "Currency", "text"),
     Column("billed_seconds", "Billed time", "seconds"),
+    Column("person", "Person", "text"),
+    Column("department", "Department", "text"),
+    Column("cost_centre", "Cost centre", "text"),
+    Column("site", "Site", "text"),
+    Column("account_code", "Account code", "text"),
     Column("cost", "Cost", "money"),
 )
 STREAM_BATCH_ROWS = 2_000
 
 
-def _detail_rows(conn: sa.Connection, params: ReportParams) -> Iterator[tuple[Any, ...]]:
+def _detail_rows(conn: sa.Connection, params: ReportParams) -> Iterator[Row]:
     # Page through the whole range in one server-side cursor: any number of rows, read
     # STREAM_BATCH_ROWS at a time, never all held at once.
     request = DetailRequest(
@@ -155,14 +144,64 @@ def _detail_rows(conn: sa.Connection, params: ReportParams) -> Iterator[tuple[An
 
 
 def _detail(conn: sa.Connection, params: ReportParams) -> ReportTable:
-    return ReportTable("Call detail", _DETAIL_COLUMNS, _detail_rows(conn, params))
+    # Checked before the first row is read, so a bad sort or filter fails the request, not
+    # the middle of a stream.
+    detail_query(DetailRequest(params.tenant_id, params.zone, params.first_day, params.last_day,
+                               filters=params.filters, sort=params.sort or "start"))  # fmt: skip
+    return ReportTable(
+        "Call detail", _DETAIL_COLUMNS, _detail_rows(conn, params), record_column="record_id"
+    )
+
+
+Run = Callable[[sa.Connection, ReportParams], ReportTable]
+
+
+def _finishing(run: Run, *, streams: bool) -> Run:
+    """``run`` with the viewer's number masking (and, unless it streams, the sort) applied."""
+
+    def finished_run(conn: sa.Connection, params: ReportParams) -> ReportTable:
+        check_masked_filters(params)
+        table = run(conn, params)
+        if not streams:
+            table = sorted_table(replace(table, rows=list(table.rows)), params)
+        table = masked_table(table, params)
+        if not streams:
+            table = replace(table, rows=list(table.rows))
+        return table
+
+    return finished_run
+
+
+def _spec(spec: ReportSpec) -> ReportSpec:
+    return replace(spec, run=_finishing(spec.run, streams=spec.streams))
 
 
 REPORTS: dict[str, ReportSpec] = {
-    spec.name: spec
+    spec.name: _spec(spec)
     for spec in (
-        ReportSpec("summary", "Summary", _summary),
-        ReportSpec("detail", "Call detail", _detail, streams=True),
+        ReportSpec(
+            "summary",
+            "Summary",
+            _summary,
+            options=(BY,),
+            description="Calls, answered, talk and billed time and cost by extension, "
+            "person, department, cost centre, site, account code, trunk, carrier, "
+            "destination or destination class.",
+        ),
+        ReportSpec(
+            "detail",
+            "Call detail",
+            _detail,
+            streams=True,
+            description="Every call with its cost; each cost opens its explanation.",
+        ),
+        top.SPEC,
+        profiles.HOUR_SPEC,
+        profiles.WEEKDAY_SPEC,
+        inbound.SPEC,
+        trunks.UTILISATION_SPEC,
+        trunks.BUSY_HOUR_SPEC,
+        chargeback.SPEC,
     )
 }
 

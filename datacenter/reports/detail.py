@@ -14,25 +14,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from datacenter.reports.filters import FilterError, number_condition, parse_filter, text_condition
+from datacenter.reports import columns as cols
 from datacenter.reports.periods import utc_bounds
 from datacenter.reports.scope import Scope, ScopeTarget, scope_conditions
-from datacenter.reports.summaries import raw_columns, raw_from
-from datacenter.store.rollups import MICRO_PLACES
 from datacenter.store.tables.core import calls
-from datacenter.store.tables.rating import call_costs
 from shared.errors import ValidationError
 
-DETAIL_TEXT = ("extension", "direction", "trunk", "carrier", "destination_class", "currency",
-               "calling", "called", "dialled_digits", "e164", "account_code")  # fmt: skip
-DETAIL_NUMBERS = ("talk_seconds", "ring_seconds", "billed_seconds", "cost")
-SORTS = ("start", "extension", "talk_seconds", "cost", "e164")
+DETAIL_TEXT = cols.TEXT
+DETAIL_NUMBERS = cols.NUMBERS
+SORTS = tuple(name for name in cols.raw_columns() if name not in ("cost_micro", "rated"))
 MAX_LIMIT = 10_000
 
 
@@ -50,41 +45,9 @@ class DetailRequest:
     offset: int = 0
 
 
-def _columns() -> dict[str, sa.ColumnElement[Any]]:
-    raw = raw_columns()
-    return {
-        **raw,
-        "start": calls.c.start_utc,
-        "calling": calls.c.calling,
-        "called": calls.c.called,
-        "dialled_digits": calls.c.dialled_digits,
-        "account_code": calls.c.account_code,
-        "talk_seconds": calls.c.talk_seconds,
-        "ring_seconds": calls.c.ring_seconds,
-        "e164": sa.func.coalesce(call_costs.c.e164, ""),
-        "cost": raw["cost_micro"],
-    }
-
-
-def _micro(number: Decimal) -> int:
-    scaled = number.scaleb(MICRO_PLACES)
-    if scaled != scaled.to_integral_value():
-        raise FilterError("cost", f"{number} has more than {MICRO_PLACES} decimals")
-    return int(scaled)
-
-
-def _whole(name: str) -> Any:
-    def scale(number: Decimal) -> int:
-        if number != number.to_integral_value():
-            raise FilterError(name, f"{number} is not a whole number of seconds")
-        return int(number)
-
-    return scale
-
-
 def detail_query(request: DetailRequest) -> sa.Select[Any]:
     """One page of the call-detail report (module doc)."""
-    columns = _columns()
+    columns = cols.raw_columns()
     if request.sort not in SORTS:
         raise ValidationError("sort", f"{request.sort!r} is not one of {', '.join(SORTS)}")
     if not 0 < request.limit <= MAX_LIMIT or request.offset < 0:
@@ -100,11 +63,7 @@ def detail_query(request: DetailRequest) -> sa.Select[Any]:
         calls.c.tenant_id == request.tenant_id,
         calls.c.start_utc >= since,
         calls.c.start_utc < until,
-        *(
-            _condition(columns, name, text)
-            for name, text in request.filters.items()
-            if text.strip()
-        ),
+        *cols.filter_conditions(columns, request.filters),
         *scoped,
     ]
     order = columns[request.sort]
@@ -124,12 +83,14 @@ def detail_query(request: DetailRequest) -> sa.Select[Any]:
             columns["e164"].label("e164"),
             columns["carrier"].label("carrier"),
             columns["destination_class"].label("destination_class"),
-            sa.func.coalesce(call_costs.c.destination, "").label("destination"),
+            columns["destination"].label("destination"),
             columns["currency"].label("currency"),
             columns["billed_seconds"].label("billed_seconds"),
+            *(columns[name].label(name) for name in cols.ATTRIBUTION),
+            calls.c.account_code,
             columns["cost_micro"].label("cost_micro"),
         )
-        .select_from(raw_from())
+        .select_from(cols.raw_from(attributed=True))
         .where(*conditions)
         .order_by(
             order.desc() if request.descending else order.asc(),
@@ -138,19 +99,6 @@ def detail_query(request: DetailRequest) -> sa.Select[Any]:
         .limit(request.limit)
         .offset(request.offset)
     )
-
-
-def _condition(
-    columns: Mapping[str, sa.ColumnElement[Any]], name: str, text: str
-) -> sa.ColumnElement[bool]:
-    parsed = parse_filter(text, field=name)
-    if name in DETAIL_TEXT:
-        return text_condition(columns[name], parsed)
-    if name in DETAIL_NUMBERS:
-        scale = _micro if name == "cost" else _whole(name)
-        return number_condition(columns[name], parsed, name=name, scale=scale)
-    known = ", ".join((*DETAIL_TEXT, *DETAIL_NUMBERS))
-    raise ValidationError(name, f"no such filter; filters: {known}")
 
 
 def call_detail(conn: sa.Connection, request: DetailRequest) -> list[sa.Row[Any]]:

@@ -3,40 +3,65 @@
 ``summary(conn, request)`` answers "calls, answered, minutes and cost by <dimension>" for the
 tenant-local days ``first_day`` .. ``last_day``, one ``SummaryRow`` per (dimension value,
 currency), ordered by value then currency. Dimensions: ``extension``, ``direction``, ``trunk``,
-``carrier``, ``destination_class`` (the rated number class), ``answered``.
+``carrier``, ``destination_class`` (the rated number class), ``destination``, ``answered``,
+``account_code`` and, through the directory entry that held the extension at the call's start,
+``person``, ``department``, ``cost_centre`` and ``site``.
 
 Where it reads (``summary_source``): the rollup table that has the dimension and every filtered
 dimension (``rollup_extension_days`` for extension, ``rollup_route_days`` for trunk, carrier and
-class; either for direction and answered); the raw calls (``calls`` left-joined to
-``call_costs``) when no rollup has them, when ``source="raw"`` (the benchmark's baseline and the
-tests' cross-check), or when a ``scope`` cannot be carried by the rollup (``reports.scope``).
-Both give the same rows: the rollups hold exactly the raw aggregates (``datacenter.store.rollups``).
+class, either for direction and answered; person, department, cost centre and site from the
+extension rollup read through the directory where that is exact, below); the raw calls
+(``calls`` left-joined to ``call_costs``) when no rollup has them (account code, destination, a
+number filter), when ``source="raw"`` (the benchmark's baseline and the tests' cross-check), or
+when a ``scope`` cannot be carried by the rollup (``reports.scope``). Both give the same rows:
+the rollups hold exactly the raw aggregates (``datacenter.store.rollups``).
 
-``filters`` maps a dimension to a filter string (``reports.filters``); blank strings are ignored.
-Every statement is SQLAlchemy Core with bound parameters.
+``filters`` maps a column of ``reports.columns`` to a filter string (``reports.filters``); blank
+strings are ignored. Every statement is SQLAlchemy Core with bound parameters.
+
+Attribution (``attributed_summary``). A call belongs to whoever held its extension at the call's start (``store.attribution``). Over
+a report's range ``[since, until)`` most extensions are held by one directory entry the whole
+time (or by nobody): every call of such an extension has that entry's person, department, cost
+centre and site, so the extension's rollup rows can be counted under them unchanged. Only an
+extension whose holder changed inside the range ("split") needs each call's start time; those
+extensions are summarised from the raw calls with the directory join.
+
+So it runs two statements (the extension rollup grouped by extension, split extensions left
+out; the raw calls of the split extensions grouped by the attribute) and adds them up per
+(value, currency), ordered as Python orders text. When the rollup cannot answer at all (a filter
+on a column it lacks, a scope it cannot carry) the whole summary reads the raw calls.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from datacenter.reports.columns import FILTERS, filter_conditions, needs_attribution, raw_columns
+from datacenter.reports.columns import raw_from as _raw_from
 from datacenter.reports.filters import parse_filter, text_condition
 from datacenter.reports.periods import utc_bounds
 from datacenter.reports.scope import Scope, ScopeTarget, scope_conditions
-from datacenter.store.rollups import MICRO_PLACES, ROLLUPS, Rollup
+from datacenter.store.rollups import ROLLUPS, Rollup
 from datacenter.store.tables.core import calls
-from datacenter.store.tables.rating import call_costs
+from datacenter.store.tables.directory import directory_entries
 from shared.errors import ValidationError
 
-DIMENSIONS = ("extension", "direction", "trunk", "carrier", "destination_class", "answered")
+DIMENSIONS = ("extension", "direction", "trunk", "carrier", "destination_class", "answered",
+              "person", "department", "cost_centre", "site", "account_code", "destination")  # fmt: skip
+ATTRIBUTED = ("person", "department", "cost_centre", "site")
+# What the rollups answer (``source="rollups"``): their own dimensions and, through the
+# directory, who held the extension.
+ROLLUP_DIMENSIONS = ("extension", "direction", "trunk", "carrier", "destination_class",
+                     "answered", *ATTRIBUTED)  # fmt: skip
 _STORED = {"destination_class": "number_class"}  # report name -> rollup column
-TEXT_FILTERS = ("extension", "direction", "trunk", "carrier", "destination_class", "currency")
+TEXT_FILTERS = FILTERS  # every column of reports.columns
 
 Source = Literal["auto", "rollups", "raw"]
 
@@ -68,21 +93,31 @@ def summary(
     conn: sa.Connection, request: SummaryRequest, *, source: Source = "auto"
 ) -> list[SummaryRow]:
     """The summary ``request`` asks for (module doc)."""
+    if source != "raw" and request.by in ATTRIBUTED:
+        found = attributed_summary(conn, request)
+        if found is not None:
+            return found
     query = summary_query(request, source=source)
     return [
         SummaryRow(row[0], row[1], *(int(v or 0) for v in row[2:])) for row in conn.execute(query)
     ]
 
 
-def summary_query(request: SummaryRequest, *, source: Source = "auto") -> sa.Select[Any]:
-    """The statement behind ``summary`` (for callers that stream or explain it)."""
+def summary_query(
+    request: SummaryRequest,
+    *,
+    source: Source = "auto",
+    where: tuple[sa.ColumnElement[bool], ...] = (),
+) -> sa.Select[Any]:
+    """The statement behind ``summary`` (for callers that stream or explain it); ``where``
+    adds conditions on ``calls`` (the raw query only)."""
     if request.by not in DIMENSIONS:
         raise ValidationError("by", f"{request.by!r} is not one of {', '.join(DIMENSIONS)}")
     filters = {k: v for k, v in request.filters.items() if v.strip()}
     for name in filters:
         if name not in TEXT_FILTERS:
             raise ValidationError(name, f"no such filter; filters: {', '.join(TEXT_FILTERS)}")
-    if source != "raw":
+    if source != "raw" and not where:
         rollup = summary_source(request.by, filters)
         if rollup is not None:
             query = _rollup_query(rollup, request, filters)
@@ -90,14 +125,22 @@ def summary_query(request: SummaryRequest, *, source: Source = "auto") -> sa.Sel
                 return query
         if source == "rollups":
             raise ValidationError("by", f"no rollup answers a summary by {request.by}")
-    return _raw_query(request, filters)
+    return _raw_query(request, filters, where)
 
 
 def summary_source(by: str, filters: Mapping[str, str]) -> Rollup | None:
     """The rollup that has ``by`` and every filtered dimension (the narrowest), or None."""
-    needed = {_STORED.get(name, name) for name in (by, *filters)}
+    needed = {_STORED.get(name, name) for name in (by, *filters) if name != "day"}
     fitting = [r for r in ROLLUPS if needed <= set(r.dimensions)]
     return min(fitting, key=lambda r: len(r.dimensions)) if fitting else None
+
+
+def rollup_summary_query(request: SummaryRequest) -> sa.Select[Any] | None:
+    """The summary from a rollup, or None when none answers it exactly; ``by`` may also be
+    ``day`` (the tenant-local day, which only the rollups hold)."""
+    filters = {k: v for k, v in request.filters.items() if v.strip()}
+    rollup = summary_source(request.by, filters)
+    return None if rollup is None else _rollup_query(rollup, request, filters)
 
 
 def _measures(
@@ -124,7 +167,7 @@ def _rollup_query(
     scoped = scope_conditions(request.scope, target)
     if scoped is None:
         return None  # the scope needs the raw calls
-    column = table.c[_STORED.get(request.by, request.by)]
+    column = table.c[_STORED.get(request.by, request.by)]  # "day": every rollup has it
     conditions = [
         table.c.tenant_id == request.tenant_id,
         table.c.day.between(request.first_day, request.last_day),
@@ -151,37 +194,15 @@ def _rollup_query(
     )
 
 
-def raw_columns() -> dict[str, sa.ColumnElement[Any]]:
-    """Each dimension and measure as an expression over ``calls`` LEFT JOIN ``call_costs``."""
-    factor = sa.case(
-        *((call_costs.c.decimals == d, 10 ** (MICRO_PLACES - d)) for d in range(MICRO_PLACES + 1)),
-        else_=0,
-    )
-    return {
-        "extension": calls.c.extension,
-        "direction": calls.c.direction,
-        "trunk": calls.c.trunk,
-        "answered": calls.c.answered,
-        "carrier": sa.func.coalesce(call_costs.c.carrier, ""),
-        "destination_class": sa.func.coalesce(call_costs.c.number_class, ""),
-        "currency": sa.func.coalesce(call_costs.c.currency, ""),
-        "billed_seconds": sa.func.coalesce(call_costs.c.billed_seconds, 0),
-        "cost_micro": sa.func.coalesce(call_costs.c.cost_minor * factor, 0),
-        "rated": sa.case((call_costs.c.record_id.is_(None), 0), else_=1),
-    }
-
-
 def raw_from() -> sa.FromClause:
-    return calls.outerjoin(
-        call_costs,
-        sa.and_(
-            call_costs.c.tenant_id == calls.c.tenant_id,
-            call_costs.c.record_id == calls.c.record_id,
-        ),
-    )
+    return _raw_from()
 
 
-def _raw_query(request: SummaryRequest, filters: Mapping[str, str]) -> sa.Select[Any]:
+def _raw_query(
+    request: SummaryRequest,
+    filters: Mapping[str, str],
+    where: tuple[sa.ColumnElement[bool], ...] = (),
+) -> sa.Select[Any]:
     columns = raw_columns()
     since, until = utc_bounds(request.first_day, request.last_day, request.zone)
     target = ScopeTarget(request.tenant_id, calls.c.extension, start_utc=calls.c.start_utc)
@@ -204,13 +225,14 @@ def _raw_query(request: SummaryRequest, filters: Mapping[str, str]) -> sa.Select
                 columns["rated"],
             ),
         )
-        .select_from(raw_from())
+        .select_from(_raw_from(attributed=needs_attribution((request.by, *filters))))
         .where(
             calls.c.tenant_id == request.tenant_id,
             calls.c.start_utc >= since,
             calls.c.start_utc < until,
-            *(_filter(columns[name], name, text) for name, text in filters.items()),
+            *filter_conditions(columns, filters),
             *scoped,
+            *where,
         )
         .group_by(column, currency)
         .order_by(column, currency)
@@ -219,3 +241,68 @@ def _raw_query(request: SummaryRequest, filters: Mapping[str, str]) -> sa.Select
 
 def _filter(column: sa.ColumnElement[Any], name: str, text: str) -> sa.ColumnElement[bool]:
     return text_condition(column, parse_filter(text, field=name))
+
+
+# --- summaries by who held the extension ---------------------------------------------------
+
+Holders = dict[str, str]  # extension -> the attribute's value for the whole range
+
+
+def attributed_summary(conn: sa.Connection, request: SummaryRequest) -> list[SummaryRow] | None:
+    """The summary by ``request.by`` (an attribution column), or None (see "Attribution"
+    in the module doc)."""
+    filters = {k: v for k, v in request.filters.items() if v.strip()}
+    by_extension = SummaryRequest(
+        request.tenant_id, request.zone, "extension", request.first_day, request.last_day,
+        filters=filters, scope=request.scope,
+    )  # fmt: skip
+    query = rollup_summary_query(by_extension)
+    if query is None:
+        return None  # a filter or the scope needs the raw calls: read them by the attribute
+    since, until = utc_bounds(request.first_day, request.last_day, request.zone)
+    holders, split = directory_holders(conn, request.tenant_id, request.by, since, until)
+    totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 6)
+    for row in conn.execute(query):
+        if row.value in split:
+            continue
+        _add(totals, holders.get(row.value, ""), row)
+    if split:
+        raw = summary_query(request, source="raw", where=(calls.c.extension.in_(sorted(split)),))
+        for row in conn.execute(raw):
+            _add(totals, row.value, row)
+    return [SummaryRow(value, currency, *measures) for (value, currency), measures in
+            sorted(totals.items())]  # fmt: skip
+
+
+def _add(totals: dict[tuple[str, str], list[int]], value: str, row: sa.Row[object]) -> None:
+    measures = totals[(value, row.currency)]
+    for i, name in enumerate(
+        ("calls", "answered", "talk_seconds", "billed_seconds", "cost_micro", "rated")
+    ):
+        measures[i] += int(getattr(row, name) or 0)
+
+
+def directory_holders(
+    conn: sa.Connection, tenant_id: int, attribute: str, since: datetime, until: datetime
+) -> tuple[Holders, set[str]]:
+    """Per extension the attribute of the entry that held it all of ``[since, until)``, and the
+    extensions whose holder changed inside it (``split``)."""
+    d = directory_entries.c
+    rows = conn.execute(
+        sa.select(d.extension, d.valid_from, d.valid_to, d[attribute]).where(
+            d.tenant_id == tenant_id,
+            d.valid_from < until,
+            sa.or_(d.valid_to.is_(None), d.valid_to > since),
+        )
+    )
+    holders: Holders = {}
+    split: set[str] = set()
+    for extension, valid_from, valid_to, value in rows:
+        covers = valid_from <= since and (valid_to is None or valid_to >= until)
+        if not covers or extension in holders:
+            split.add(extension)
+        else:
+            holders[extension] = value or ""
+    for extension in split:
+        holders.pop(extension, None)
+    return holders, split

@@ -36,6 +36,7 @@ from datacenter.web import (
     metrics,
     portal,
     recordings,
+    reports,
     saved_reports,
     tech,
     tenants,
@@ -95,6 +96,7 @@ def create_app(
     app.register_blueprint(exports.bp)
     app.register_blueprint(saved_reports.bp)
     app.register_blueprint(recordings.bp)
+    app.register_blueprint(reports.bp)
     app.register_blueprint(tech.bp)
     app.register_blueprint(directory.bp)
     app.register_blueprint(tokens.bp)

@@ -68,7 +68,7 @@ LOCKED_MESSAGE = (
 CODE_FAILED_MESSAGE = "That code is not right (or has been used): try the next one."
 PENDING_SECONDS = 300  # time to type the second factor after the password
 # Where each role lands after signing in; roles without pages yet see the start page.
-ROLE_HOME = {"tenant": "portal.calls", "tenant_admin": "portal.calls",
+ROLE_HOME = {"tenant": "reports.dashboard", "tenant_admin": "reports.dashboard",
              "technician": "tech.sites", "admin": "tech.sites"}  # fmt: skip
 TENANT_ROLES = ("tenant", "tenant_admin")
 

@@ -190,6 +190,8 @@ def test_tenant_sees_the_calls_in_the_browser(
     test_every_simulated_call_arrives_exactly_once_with_its_fields(demo)
     page = chromium_page
     log_in(page, demo, "demo@example.com")
+    expect(page).to_have_url(f"{demo.url}/dashboard")  # the landing page
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Calls").click()
     expect(page).to_have_url(f"{demo.url}/calls")
     with demo.store() as db:
         total = db.execute("SELECT count(*) FROM calls").fetchone()[0]

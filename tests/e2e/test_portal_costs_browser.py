@@ -37,6 +37,8 @@ def test_list_with_totals_then_the_cost_explanation(
     page.get_by_label("Email").fill(USER)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(f"{rated_server.url}/dashboard")  # the landing page
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Calls").click()
     expect(page).to_have_url(f"{rated_server.url}/calls")
 
     # Totals of all seven calls above the list (0.17 + 0.10 + 1.60 + 0.07 GBP; 515 s billed).

@@ -51,6 +51,8 @@ def test_tenant_admin_adds_a_department_user_who_sees_only_that_department(
     page.get_by_role("button", name="Log out").click()
 
     sign_in(page, server, NEW_USER, NEW_PASSWORD)
+    expect(page).to_have_url(f"{server.url}/dashboard")  # the landing page
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Calls").click()
     expect(page).to_have_url(f"{server.url}/calls")
     table = page.locator("table#calls")
     # the Department column (the directory's, at each call's start): only Sales calls listed

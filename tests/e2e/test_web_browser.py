@@ -38,6 +38,8 @@ def test_login_list_filter_detail_logout(
     log_in(page, live_server)
 
     # The call list: newest call first, on the tenant's clock, with every column filled.
+    expect(page).to_have_url(f"{live_server.url}/dashboard")  # the landing page
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Calls").click()
     expect(page).to_have_url(f"{live_server.url}/calls")
     expect(page).to_have_title("Calls · callcollect")
     [cookie] = page.context.cookies()

@@ -2,7 +2,9 @@
 
 The rules come from ``app.url_map``, so a new endpoint is covered without touching this file;
 an endpoint with a URL parameter the matrix cannot fill (``FILLERS``) fails the test until one
-is added. For each viewer (tenant admin, org-wide user, user limited to one department, user
+is added. A filler may give several values (``report_name``: every report of the catalogue), and
+``QUERIES`` adds the query string an endpoint needs to show the parties' calls (the reports'
+date range, the dashboard's day). For each viewer (tenant admin, org-wide user, user limited to one department, user
 limited to their own extension, technician assigned to acme, technician of globex only, signed
 out) and each party (its call carries a recording, so the audio endpoints answer real audio) (a call and user in the viewer's scope, in another scope of the same tenant,
 in the other tenant), every GET is fetched with the party's ids, and every POST to an object
@@ -31,6 +33,7 @@ from datacenter.accounts.tenants import get_tenant
 from datacenter.cost_alarms.evaluate import Finding
 from datacenter.cost_alarms.rules import RuleKind
 from datacenter.cost_alarms.store import record_finding
+from datacenter.reports.catalog import REPORTS
 from datacenter.store.engine import open_store, write_transaction
 from datacenter.store.tables.core import tenants
 from datacenter.store.tables.cost_alarms import cost_alarms
@@ -48,8 +51,10 @@ from tests.fixtures.scopes import (
 )
 from tests.fixtures.web import ACME_USER, GLOBEX_USER, csrf_token, login
 
-Filler = Callable[[ScopedWorld, Party], str | int]
+Filler = Callable[[ScopedWorld, Party], str | int | tuple[str, ...]]
 FILLERS: dict[str, Filler] = {
+    # every report of the catalogue, each fetched for every party (a tuple: one URL per value)
+    "report_name": lambda world, party: tuple(REPORTS),
     "record_id": lambda world, party: party.record_id,
     "recording_id": lambda world, party: party.recording_id,
     "tenant_slug": lambda world, party: party.tenant_slug,
@@ -109,10 +114,11 @@ def _cost_alarm_id(world: ScopedWorld, party: Party) -> str:
     return str(found)
 
 
-# Report pages and exports take their period from the query string (default: this month): the
-# matrix asks for the month of the parties' calls (tests.fixtures.scopes.PARTY_START), so a
-# report that leaked would show it.
-QUERY_STRINGS = {"/reports/": "from=2025-09-01&to=2025-09-30"}
+# Query strings an endpoint needs to show the parties' calls (they are all on 1 September 2025):
+# by endpoint, else by URL prefix (report pages and their exports take the period from it).
+QUERIES: dict[str, str] = {"reports.dashboard": "day=2025-09-01"}
+QUERY_PREFIXES: dict[str, str] = {"/reports/": "from=2025-09-01&to=2025-09-30"}
+
 ACME_PARTIES = ("sales", "ext203", "support")
 ACME_EMAILS = (ACME_ADMIN, ACME_USER, SALES_USER, EXT_USER)
 # viewer -> (email to sign in with, parties whose calls it sees, emails it may see)
@@ -129,26 +135,37 @@ REFUSED = (403, 404)
 
 
 def _url(rule: Rule, world: ScopedWorld, party: Party) -> str:
-    values = {}
+    return _urls(rule, world, party)[0]
+
+
+def _urls(rule: Rule, world: ScopedWorld, party: Party | None) -> list[str]:
+    """The URLs to fetch ``rule`` with for ``party`` (one per value of a tuple filler), each
+    with the endpoint's query string."""
+    urls = [rule.rule]
     for name in sorted(rule.arguments):
         if name not in FILLERS:
             pytest.fail(
                 f"endpoint {rule.endpoint} ({rule.rule}) has a parameter {name!r} the isolation "
                 "matrix cannot fill: add it to FILLERS in tests/integration/test_isolation_matrix.py"
             )
-        values[name] = FILLERS[name](world, party)
-    url = rule.rule
-    for name, value in values.items():
-        url = url.replace(f"<int:{name}>", str(value)).replace(f"<{name}>", str(value))
-        url = url.replace(f"<path:{name}>", str(value))
-    assert "<" not in url, f"unfilled converter in {rule.rule}"
-    return _with_query(url)
+        assert party is not None
+        filled = FILLERS[name](world, party)
+        values = filled if isinstance(filled, tuple) else (filled,)
+        urls = [_fill(url, name, str(value)) for url in urls for value in values]
+    return [_with_query(rule, url) for url in urls]
 
 
-def _with_query(url: str) -> str:
-    for prefix, query in QUERY_STRINGS.items():
-        if url.startswith(prefix):
-            return f"{url}?{query}"
+def _with_query(rule: Rule, url: str) -> str:
+    query = QUERIES.get(rule.endpoint) or next(
+        (q for prefix, q in QUERY_PREFIXES.items() if url.startswith(prefix)), ""
+    )
+    return f"{url}?{query}" if query else url
+
+
+def _fill(url: str, name: str, value: str) -> str:
+    url = url.replace(f"<int:{name}>", value).replace(f"<{name}>", value)
+    url = url.replace(f"<path:{name}>", value)
+    assert "<" not in url or f"<{name}" not in url, f"unfilled converter in {url}"
     return url
 
 
@@ -203,19 +220,20 @@ def test_no_endpoint_shows_a_viewer_what_is_outside_its_scope(
     for rule in scoped_app.url_map.iter_rules():
         parties = list(scoped_world.parties.values()) if rule.arguments else [None]
         for party in parties:
-            url = _url(rule, scoped_world, party) if party is not None else _with_query(rule.rule)
+            urls = _urls(rule, scoped_world, party)
+            url = urls[0]
             methods = rule.methods or set()
-            if "GET" in methods:
-                response = client.get(url)
+            for each in urls if "GET" in methods else []:
+                response = client.get(each)
                 checked += 1
                 body = _body_text(response)
                 response.close()  # static files and exports are streamed
                 if response.status_code >= 500:
-                    problems.append(f"GET {url}: {response.status_code}")
+                    problems.append(f"GET {each}: {response.status_code}")
                 for leak in _leaks(body, scoped_world, sees_calls, sees_emails):
-                    problems.append(f"GET {url} ({rule.endpoint}) shows {leak}")
+                    problems.append(f"GET {each} ({rule.endpoint}) shows {leak}")
                 if _audio(response) and party is not None and party.name not in sees_calls:
-                    problems.append(f"GET {url} ({rule.endpoint}) plays {party.name}'s recording")
+                    problems.append(f"GET {each} ({rule.endpoint}) plays {party.name}'s recording")
             if "POST" in methods and party is not None and not _may_change(viewer, party, rule):
                 response = client.post(url, data={"csrf_token": token})
                 checked += 1
@@ -265,13 +283,16 @@ def test_every_viewer_sees_its_own_party(scoped_app: Flask, scoped_world: Scoped
             continue
         client = _client(scoped_app, email)
         listing = client.get("/calls").get_data(as_text=True)
+        detail_report = client.get("/reports/detail?" + QUERY_PREFIXES["/reports/"])
+        report_text = detail_report.get_data(as_text=True)
         for name in sees_calls:
             party = scoped_world.parties[name]
             assert party.number in listing, f"{viewer} does not see {name} in /calls"
+            assert party.number in report_text, f"{viewer} does not see {name} in /reports/detail"
             detail = client.get(f"/calls/{party.record_id}")
             assert detail.status_code == 200 and party.number in detail.get_data(as_text=True)
         for fmt in ("csv", "xlsx"):
-            export = client.get(_with_query(f"/reports/detail/export.{fmt}"))
+            export = client.get(f"/reports/detail/export.{fmt}?" + QUERY_PREFIXES["/reports/"])
             shown = _body_text(export)
             for name in sees_calls:
                 number = scoped_world.parties[name].number

@@ -35,7 +35,7 @@ from datacenter.rating.carriers import load_carrier_rules
 from datacenter.rating.numbering import load_dial_plan
 from datacenter.rating.store import import_tariff_plan, set_site
 from datacenter.rating.tariffs import TariffPlan, load_tariff
-from datacenter.reports.summaries import DIMENSIONS, SummaryRequest, summary
+from datacenter.reports.summaries import ROLLUP_DIMENSIONS, SummaryRequest, summary
 from datacenter.settings import Settings
 from datacenter.store.engine import alembic_config, open_store, upgrade, write_transaction
 from datacenter.store.rollups import differences, rebuild, stored_totals
@@ -162,7 +162,7 @@ def assert_exact(engine: sa.Engine, tenant: Tenant, expected_calls: int) -> None
         assert counted == expected_calls
         for table, totals in held.items():
             assert sum(values[0] for values in totals.values()) == expected_calls, table
-        for by in DIMENSIONS:
+        for by in ROLLUP_DIMENSIONS:
             request = SummaryRequest(
                 tenant.tenant_id, tenant.zone, by, date(2025, 3, 26), date(2025, 4, 3)
             )

@@ -54,7 +54,7 @@ def test_login_redirects_to_calls_and_records_last_login(
         )
         assert response.status_code == 302
         assert response.headers["Location"] == "/"
-        assert client.get("/").headers["Location"] == "/calls"
+        assert client.get("/").headers["Location"] == "/dashboard"
         assert client.get("/calls").status_code == 200
         with engine.connect() as conn:
             after = get_user_by_email(conn, ACME_USER)
