@@ -145,6 +145,13 @@ class _Links:
         path = url_for("reports.report_page", report_name=self.spec.name) + f"/export.{fmt}"
         return f"{path}?{query}" if query else path
 
+    def save(self) -> str:
+        """The saved-report form with this page's report and parameters."""
+        args = {"report": self.spec.name}
+        if self.params is not None:
+            args |= query_args(self.params)
+        return url_for("saved.saved_new") + "?" + urlencode(args)
+
     def sort(self, key: str) -> str:
         if self.params is None:
             return "#"

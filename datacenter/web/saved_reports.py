@@ -310,11 +310,8 @@ def _cells(table: ReportTable, row: Any, tenant: Tenant) -> list[str]:
 
 
 def _report_page_url(saved: SavedReport) -> str:
-    """The report's own page with these parameters, where the app has one (/reports/<name>)."""
-    for endpoint in ("reports.report", "reports.show"):
-        if endpoint in current_app.view_functions:
-            return url_for(endpoint, name=saved.report) + "?" + saved.query
-    return ""
+    """The report's own page (/reports/<name>) with these parameters."""
+    return url_for("reports.report_page", report_name=saved.report) + "?" + saved.query
 
 
 @bp.route("/saved/<int:saved_id>/download")

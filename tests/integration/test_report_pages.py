@@ -151,3 +151,17 @@ def test_another_tenant_sees_none_of_it(rated_app: Flask) -> None:
     assert MOBILE.record_id not in html and "No calls match." in html
     summary = client.get("/reports/summary", query_string=JULY).text
     assert _cells(summary)[2] == "0"
+
+
+def test_a_report_page_offers_to_save_itself_with_its_parameters(carol: FlaskClient) -> None:
+    query = {**JULY, "o.by": "destination_class", "f.destination_class": "m%"}
+    html = carol.get("/reports/summary", query_string=query).text
+    save = urlsplit(unescape(re.search(r'id="save-report" href="([^"]+)"', html)[1]))  # type: ignore[index]
+    assert save.path == "/saved/new"
+    asked = parse_qs(save.query)
+    assert asked["report"] == ["summary"] and asked["f.destination_class"] == ["m%"]
+    form = carol.get(f"{save.path}?{save.query}")
+    assert form.status_code == 200
+    # the form carries the page's parameters (less the report's name) to store with the report
+    stored = re.search(r'name="query"[^>]*value="([^"]*)"', form.text)
+    assert stored is not None and parse_qs(unescape(stored[1]))["o.by"] == ["destination_class"]
