@@ -9,6 +9,7 @@ APT_PACKAGES=(
   unixodbc unixodbc-dev odbc-postgresql libsqliteodbc tdsodbc
   postgresql openssh-server openssh-client openssl iproute2 tcpdump chromium
   faketime slapd ldap-utils
+  patroni etcd-server  # tests/fixtures/patroni.py: failover of the PostgreSQL store (docs/scale.md)
   mmdebstrap lintian dpkg-dev fakeroot  # packaging/deb/ and its install tests
 )
 
