@@ -57,9 +57,9 @@ def test_foreign_keys_stay_on_one_node_or_point_at_reference_tables() -> None:
             referred = [element.column.name for element in key.elements]
             if there == "reference":
                 continue  # every node holds a copy
-            if here == "distributed" and there == "distributed":
-                if columns[0] == referred[0] == "tenant_id":
-                    continue  # co-located: the same tenant's rows are on the same node
+            co_located = columns[0] == referred[0] == "tenant_id"
+            if here == there == "distributed" and co_located:
+                continue  # the same tenant's rows are on the same node
             if here == "coordinator" and there == "coordinator":
                 continue
             wrong.append(f"{table.name}({', '.join(columns)}) -> {target.name} [{here} -> {there}]")
