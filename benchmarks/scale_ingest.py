@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import multiprocessing
+import os
 import pstats
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -32,7 +35,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling end_to_end.py
 
-from end_to_end import AGENT, T0, TENANT, Worker, _place, gen_call, ingest_from, store_for
+from end_to_end import AGENT, T0, TENANT, Worker, _place, gen_call, store_for
 
 from datacenter.ingest.keys import ensure_keys
 from datacenter.settings import Settings, settings_for_data_dir
@@ -42,6 +45,65 @@ from shared.keys import new_agent_identity
 from tests.fixtures.postgres import PgCluster, throwaway_cluster
 
 WORKER_COUNTS = (1, 2, 4)
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    seconds: float  # wall clock, first file placed to last commit
+    worker_cpu: float  # CPU seconds the ingest workers used in that time
+    server_cpu: float  # CPU seconds PostgreSQL's processes used in that time
+
+
+def server_cpu(cluster: PgCluster) -> float:
+    """CPU seconds of the postmaster, its exited children (reaped) and its live children."""
+    postmaster = int((cluster.socket_dir / "data" / "postmaster.pid").read_text().split()[0])
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if pid == postmaster:
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        elif ppid == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+_worker: Worker | None = None  # one per pool process
+
+
+def _start(settings: Settings) -> None:
+    global _worker
+    _worker = Worker(settings)
+
+
+def _one_pass(_index: int) -> tuple[int, float]:
+    """A worker's pass: calls it inserted and the CPU seconds it used."""
+    assert _worker is not None
+    began = time.process_time()
+    inserted = _worker.ingest()
+    return inserted, time.process_time() - began
+
+
+def ingest_with(
+    cluster: PgCluster, settings: Settings, landed: Path, incoming: Path, calls: int, workers: int
+) -> Run:
+    """N worker processes, started (imports, keys, connection) before the clock."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_start, initargs=(settings,)) as pool:
+        pool.map(_one_pass, range(workers))  # all started, nothing to do yet
+        _place(landed, incoming)
+        cpu_before = server_cpu(cluster)
+        began = time.perf_counter()
+        passes = pool.map(_one_pass, range(workers))
+        seconds = time.perf_counter() - began
+        server = server_cpu(cluster) - cpu_before
+    inserted = sum(count for count, _cpu in passes)
+    assert inserted == calls, f"{inserted} of {calls} calls inserted"
+    return Run(seconds, sum(cpu for _count, cpu in passes), server)
 
 
 def land_batches(landed: Path, calls: int, per_batch: int, protect: partial[bytes]) -> None:
@@ -113,14 +175,19 @@ def run(calls: int, per_batch: int, profile: bool) -> None:
                 database = cluster.create_database(f"w{workers}")
                 first_db = first_db or database
                 settings = store_for(dc, cluster.url(database), identity.certificate)
-                seconds = ingest_from(settings, landed, incoming, calls, workers=workers)
-                rates[workers] = calls / seconds
-                print(
-                    f"ingest, {workers} worker(s): {seconds:7.2f} s {rates[workers]:>10,.0f} calls/s"
-                )
-            floor = calls / bare_copy(cluster, first_db, dc, per_batch)
+                run_ = ingest_with(cluster, settings, landed, incoming, calls, workers)
+                rates[workers] = calls / run_.seconds
+                print(f"ingest, {workers} worker(s): {run_.seconds:7.2f} s "
+                      f"{rates[workers]:>10,.0f} calls/s; CPU per 1,000 calls: workers "
+                      f"{1000 * run_.worker_cpu / calls:.3f} s, PostgreSQL "
+                      f"{1000 * run_.server_cpu / calls:.3f} s")  # fmt: skip
+            cpu_before = server_cpu(cluster)
+            copy_seconds = bare_copy(cluster, first_db, dc, per_batch)
+            copy_cpu = server_cpu(cluster) - cpu_before  # reading the rows back included
+            floor = calls / copy_seconds
             print(f"baseline, bare COPY of the same calls and call_costs rows (1 connection): "
-                  f"{floor:>10,.0f} calls/s")  # fmt: skip
+                  f"{floor:>10,.0f} calls/s; PostgreSQL CPU (with the read-back) per 1,000 "
+                  f"calls {1000 * copy_cpu / calls:.3f} s")  # fmt: skip
             if profile:
                 settings = store_for(dc, cluster.url(cluster.create_database("prof")),
                                      identity.certificate)  # fmt: skip

@@ -21,8 +21,10 @@ from click.testing import CliRunner
 
 from datacenter.cli import main
 from datacenter.settings import StoreSettings, settings_for_data_dir
-from datacenter.store.engine import open_store
+from datacenter.store.engine import open_store, upgrade
 from datacenter.store.tables.core import landed_files
+from datacenter.web import create_app
+from datacenter.web.database import store
 from tests.fixtures.ingest_workers import (
     WorkerPool,
     assert_each_call_once,
@@ -52,6 +54,23 @@ def _stored_files(store: sa.Engine) -> int:
             return int(conn.execute(query).scalar_one())
     except sa.exc.OperationalError:
         return 0
+
+
+def test_reports_read_from_the_replica(cluster: PatroniCluster, tmp_path: Path) -> None:
+    """``store.read_url`` with prefer-standby: report reads go to the replica, the rest not."""
+    cluster.psql('CREATE DATABASE "reads"')
+    engine = open_store(cluster.url("reads"))
+    upgrade(engine)
+    engine.dispose()
+    base = settings_for_data_dir(tmp_path / "data")
+    store_settings = StoreSettings(cluster.url("reads"), cluster.url("reads", "prefer-standby"))
+    app = create_app(replace(base, store=store_settings), test_config={"SECRET_KEY": "x" * 32})
+    in_recovery = "SELECT pg_is_in_recovery()"
+    with app.app_context():
+        assert store.report_connection().exec_driver_sql(in_recovery).scalar_one() is True
+        assert store.connection().exec_driver_sql(in_recovery).scalar_one() is False
+    app.extensions["callcollect.store"].dispose()
+    app.extensions["callcollect.store.reports"].dispose()
 
 
 def test_primary_killed_during_ingest_loses_nothing(
