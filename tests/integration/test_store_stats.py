@@ -97,3 +97,31 @@ def test_large_tables_are_estimated_per_tenant(
 def test_unknown_tenant_is_a_store_error(store: sa.Engine, config: Path) -> None:
     result = run(config, "--tenant", "nobody")
     assert result.exit_code == 8 and "no tenant 'nobody'" in result.output
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_partitions_are_listed_with_their_bounds(store: sa.Engine, dc_settings: Settings) -> None:
+    """A range-partitioned ``calls`` (as docs/scale.md plans it) shows its months and their rows."""
+    _fill(store, dc_settings)
+    with store.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE calls RENAME TO calls_unpartitioned")
+        conn.exec_driver_sql(
+            "CREATE TABLE calls (LIKE calls_unpartitioned INCLUDING DEFAULTS) "
+            "PARTITION BY RANGE (start_utc)"
+        )
+        for name, first, after in (("calls_y2026m02", "2026-02-01", "2026-03-01"),
+                                   ("calls_y2026m03", "2026-03-01", "2026-04-01")):  # fmt: skip
+            conn.exec_driver_sql(
+                f"CREATE TABLE {name} PARTITION OF calls "
+                f"FOR VALUES FROM ('{first} 00:00+00') TO ('{after} 00:00+00')"
+            )
+        conn.exec_driver_sql("INSERT INTO calls SELECT * FROM calls_unpartitioned")
+        conn.exec_driver_sql("ANALYZE calls")
+    with store.connect() as conn:
+        found = stats_module.store_stats(conn)
+    table = {t.name: t for t in found.tables}["calls"]
+    assert [p.name for p in table.partitions] == ["calls_y2026m02", "calls_y2026m03"]
+    assert [p.rows for p in table.partitions] == [0, 35] and table.rows == 35
+    assert "FOR VALUES FROM ('2026-03-01" in table.partitions[1].bounds
+    assert table.bytes == sum(p.bytes for p in table.partitions)
