@@ -124,13 +124,28 @@ def rerate(
     with engine.connect() as conn:
         config = load_rating_config(conn, tenant_id)
     stamp = now or datetime.now(UTC)
-    for day_start, day_end in _local_days(since, until, zone):
-        query = _select(tenant_id).where(*_window(tenant_id, day_start, day_end))
-        day = _through_outages(partial(_rerate_day, engine, config, query, stamp))
+    for day_start, day_end in local_days(since, until, zone):
+        day = rerate_day(engine, config, tenant_id, (day_start, day_end), stamp)
         report.add(day)
         if progress is not None:
             progress(day.examined)
     return report
+
+
+def rerate_day(
+    engine: sa.Engine,
+    config: RatingConfig,
+    tenant_id: int,
+    day: tuple[datetime, datetime],
+    stamp: datetime,
+) -> RerateReport:
+    """One (tenant, local day) job: its own transaction, tried again through a store outage.
+
+    Days share no rows (calls, costs, history, rollup rows are all per local day), so jobs of
+    different days may run at once (``datacenter.rating.rerate_jobs``).
+    """
+    query = _select(tenant_id).where(*_window(tenant_id, *day))
+    return _through_outages(partial(_rerate_day, engine, config, query, stamp))
 
 
 def _rerate_day(
@@ -283,7 +298,7 @@ def _history(
     }  # fmt: skip
 
 
-def _local_days(
+def local_days(
     since: datetime, until: datetime, zone: ZoneInfo
 ) -> Iterator[tuple[datetime, datetime]]:
     """``[since, until)`` cut at the tenant's local midnights."""
