@@ -56,6 +56,8 @@ from tests.integration.test_rating_store import AGENT, DEMO, NOW, configure, sto
 
 pytestmark = [
     pytest.mark.postgres,
+    pytest.mark.timeout(900),  # a failover, a re-clone and retries: minutes on a shared machine
+    pytest.mark.xdist_group("patroni"),  # one cluster for the module, on one xdist worker
     pytest.mark.skipif(not patroni_available(), reason="patroni/etcd-server not installed"),
 ]
 

@@ -44,6 +44,7 @@ def write_config(tmp_path: Path, settings: Settings) -> Path:
     return path
 
 
+@pytest.mark.timeout(900)  # each killed claim waits out claim_timeout_seconds (60 s)
 @pytest.mark.parametrize("seed", [18])
 def test_killed_workers_lose_and_duplicate_nothing(
     store: sa.Engine, dc_settings: Settings, tmp_path: Path, seed: int
