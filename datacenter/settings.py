@@ -63,7 +63,8 @@ MIN_SECRET_KEY_CHARS = 32
 SMTP_TLS_MODES = ("starttls", "ssl", "none")
 KEYS_DIR = "keys"  # under data_dir: the default home of the data centre's keys
 # Per-tenant folders under landing.root/<tenant_slug>/.
-LANDING_FOLDERS = ("incoming", "archive", "quarantine", "receipts", "heartbeats")
+LANDING_FOLDERS = ("incoming", "archive", "quarantine", "receipts", "heartbeats", "recordings")
+RECORDINGS_DIR = "recordings"  # under data_dir: the encrypted audio (datacenter.recordings)
 
 
 # Every value may come from the environment (text), so every kind takes text too.
@@ -127,6 +128,11 @@ SETTINGS: tuple[Setting, ...] = (
             "RSA private key that decrypts batch files; default <data_dir>/keys/envelope.key."),
     _setting("keys.receipts_key", PATH, "",
             "Ed25519 private key that signs receipts; default <data_dir>/keys/receipts.key."),
+    _setting("keys.recordings_key", PATH, "",
+            "AES-256 key that encrypts call recordings at rest; default "
+            "<data_dir>/keys/recordings.key (made by `datacenter keys init`)."),
+    _setting("recordings.root", PATH, "",
+            "Folder of the encrypted call recordings; default <data_dir>/recordings."),
     _setting("keys.certificates", PATH, "",
             "The two public certificates agents install (delivery.datacentre_certificates); "
             "default <data_dir>/keys/datacentre-certificates.pem."),
@@ -149,6 +155,9 @@ SETTINGS: tuple[Setting, ...] = (
             "An open, unacknowledged alarm is sent again this often (5-10080)."),
     _setting("alarms.webhook_url", TEXT, "",
             "URL that receives every alarm as a JSON POST (ticketing); empty sends none."),
+    _setting("alarms.tenant_webhooks_private", FLAG, "false",
+            "Let tenants' cost alarm webhooks reach loopback, private and link-local "
+            "addresses (an on-premises receiver); off, such URLs are refused."),
     _setting("alarms.console_url", TEXT, "",
             "The console's address as technicians reach it, for links in emails, e.g. "
             "https://callcollect.example; empty leaves links out."),
@@ -247,6 +256,7 @@ class KeysSettings:
     envelope_key: Path
     receipts_key: Path
     certificates: Path  # the public bundle agents install
+    recordings_key: Path = Path("recordings.key")  # AES-256: call recordings at rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +278,8 @@ class AlarmSettings:
     console_url: str  # "" = no links in emails
     digest_time: str  # "HH:MM", "" = no digest
     digest_timezone: str
+    # Tenants' cost alarm webhooks may reach non-global addresses (datacenter/cost_alarms)
+    tenant_webhooks_private: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +321,7 @@ class Settings:
     metrics: MetricsSettings
     health: HealthSettings
     keys: KeysSettings
+    recordings_root: Path = Path(RECORDINGS_DIR)  # the ``recordings.root`` setting
     source: Path | None = None  # the TOML file read, if any
 
 
@@ -473,6 +486,9 @@ def _build(values: Mapping[str, tuple[Any, Path]], source: Path | None) -> Setti
             max_batch_bytes=max_batch,
         ),
         keys=_keys_section(values, get, data_dir),
+        recordings_root=(
+            get("recordings.root") if values.get("recordings.root") else data_dir / RECORDINGS_DIR
+        ),
         source=source,
         **_alarm_sections(values, get),
         health=_health_section(get),
@@ -519,6 +535,7 @@ def _alarm_sections(values: Mapping[str, tuple[Any, Path]], get: Any) -> dict[st
         interval_seconds=interval, renotify_minutes=renotify,
         webhook_url=get("alarms.webhook_url"), console_url=get("alarms.console_url").rstrip("/"),
         digest_time=digest_time, digest_timezone=zone,
+        tenant_webhooks_private=get("alarms.tenant_webhooks_private"),
     )  # fmt: skip
     return {
         "smtp": smtp,
@@ -538,6 +555,7 @@ def _keys_section(values: Mapping[str, tuple[Any, Path]], get: Any, data_dir: Pa
         envelope_key=path("keys.envelope_key", "envelope.key"),
         receipts_key=path("keys.receipts_key", "receipts.key"),
         certificates=path("keys.certificates", "datacentre-certificates.pem"),
+        recordings_key=path("keys.recordings_key", "recordings.key"),
     )
 
 

@@ -184,15 +184,17 @@ class SourcePipeline:
         self.spool.set_state(self.source_id, key, value)
 
     def may_read(self) -> bool:
-        checked, answer = self._may_read
+        checked, previous = self._may_read
         now = time.monotonic()
-        if now - checked >= MAY_READ_CACHE_SECONDS:
-            answer = self.spool.usage().level is not SpoolLevel.FULL
-            if not answer:
-                log.warning(
-                    "source %s: spool full, not reading until batches leave", self.source_id
-                )
-            self._may_read = (now, answer)
+        if now - checked < MAY_READ_CACHE_SECONDS:
+            return previous
+        answer = self.spool.usage().level is not SpoolLevel.FULL
+        # Said once when it changes, not at every check: a paused source checks every second.
+        if previous and not answer:
+            log.warning("source %s: spool full, not reading until batches leave", self.source_id)
+        elif answer and not previous:
+            log.info("source %s: the spool has room again, reading", self.source_id)
+        self._may_read = (now, answer)
         return answer
 
     # --- supervisor -----------------------------------------------------------------------

@@ -224,7 +224,10 @@ class Service:
             log.warning("delivery.datacentre_certificates is not set: receipts cannot be "
                         "verified, so no batch is ever acknowledged or deleted")  # fmt: skip
         if s.capture.enabled:
-            self._recordings = recording_outbox(s, spool, protect=delivery.protect)
+            self._recordings = recording_outbox(
+                s, spool, protect=delivery.protect,
+                receipts_certificate=delivery.receipts_certificate,
+            )  # fmt: skip
         self._uplink = Uplink(s.uplink, spool=spool, batcher=self._batcher, clock=self.clock,
                               inbox=inbox, on_session=self.health.on_session,
                               receipt_timeout=_minutes(s.delivery.receipt_timeout_minutes),

@@ -10,7 +10,9 @@ The demo site runs three sources side by side: a MiVoice Business SMDR simulator
 simulator, and a Lync / Skype for Business LcsCDR stand-in (a PostgreSQL database with the real
 dbo schema, read through psqlODBC). The data centre also runs its alarm loop.
 
-It prints the web address and two logins (a tenant user and a technician), then runs until
+The demo company has a directory (people, departments, cost centres and sites for every
+extension the simulated PBXs use), so calls show who made them. It prints the web address and
+three logins (a tenant user, the tenant's admin and a technician), then runs until
 Ctrl-C, when it stops every process it started (and only those). State lives in ./demo-run/
 (deleted at start).
 
@@ -47,6 +49,28 @@ SITE_ZONE = "Europe/London"  # the demo site; rated with the London dial plan an
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 LIVE_HISTORY = timedelta(minutes=30)  # the simulated PBXs' calls start this long before now
 SMDR_MEAN_GAP = 30  # seconds between MiVB calls: about 60 at once, then one every half minute
+# The demo company's directory: every extension the simulated PBXs use (MiVB stations, MCS
+# extensions, Lync users by SIP address), so calls show a person and a department.
+DIRECTORY_SINCE = "2025-01-01"
+DIRECTORY = (
+    # extension, person, department, cost centre, site
+    ("2201", "Ann Archer", "Sales", "CC-100", "London"),
+    ("2202", "Bob Baker", "Sales", "CC-100", "London"),
+    ("2203", "Cath Cole", "Support", "CC-200", "London"),
+    ("2204", "Dev Dhillon", "Support", "CC-200", "London"),
+    ("2230", "Eve Evans", "Finance", "CC-300", "London"),
+    ("2245", "Fay Fox", "Finance", "CC-300", "London"),
+    ("2301", "Gus Grant", "Operations", "CC-400", "Leeds"),
+    ("2310", "Hal Hart", "Operations", "CC-400", "Leeds"),
+    ("2318", "Ivy Iles", "Support", "CC-200", "Leeds"),
+    ("2400", "Jo Jones", "Sales", "CC-100", "Leeds"),
+    ("2417", "Kit King", "Operations", "CC-400", "Leeds"),
+    ("alice@example.com", "Alice Adams", "Sales", "CC-100", "London"),
+    ("bob@example.com", "Bob Brown", "Support", "CC-200", "London"),
+    ("carol@example.com", "Carol Clark", "Finance", "CC-300", "London"),
+    ("dave@example.com", "Dave Doyle", "Operations", "CC-400", "Leeds"),
+    ("erin@example.com", "Erin Ellis", "Sales", "CC-100", "Leeds"),
+)
 
 
 @dataclass
@@ -295,6 +319,19 @@ def set_up_datacenter(demo: Demo, password: str) -> None:
     run(dc, "tariff", "import", "--tenant", TENANT, rating / "britline.toml", *cfg)
     run(dc, "tariff", "set-site", "--tenant", TENANT, "--dial-plan", rating / "london.toml",
         "--carriers", rating / "london-routes.toml", *cfg)  # fmt: skip
+    staff = demo.run_dir / "directory.csv"
+    staff.write_text(directory_csv())
+    run(dc, "directory", "import", staff, "--tenant", TENANT, "--apply", *cfg)
+
+
+def directory_csv() -> str:
+    """``DIRECTORY`` as the CSV `datacenter directory import` reads (docs/directory.md)."""
+    lines = ["extension,person,email,department,cost_centre,site,valid_from"]
+    for extension, person, department, cost_centre, site in DIRECTORY:
+        email = f"{person.split()[0].lower()}@demo.example"
+        lines.append(f"{extension},{person},{email},{department},{cost_centre},{site},"
+                     f"{DIRECTORY_SINCE}")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def enrol_agent(demo: Demo) -> None:

@@ -125,23 +125,46 @@ def open_landed(
     ``previous``: envelope keys still accepted during a rotation's overlap; the one the file
     names is used.
     """
+    opened = open_protected(
+        data, recipient=recipient, trusted_signers=trusted_signers,
+        accept_unprotected=accept_unprotected, previous=previous,
+    )  # fmt: skip
+    return LandedBatch(open_batch(opened.content, limits), opened.protection, opened.signer)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedFile:
+    """The content of a landed file, whatever it carries (a CCB1 batch, a recordings tar)."""
+
+    content: bytes
+    protection: str  # "cms" or "none"
+    signer: str | None  # the signer's fingerprint; None for an unprotected file
+
+
+def open_protected(
+    data: bytes,
+    *,
+    recipient: Recipient | None,
+    trusted_signers: Collection[str],
+    accept_unprotected: bool = False,
+    previous: Sequence[Recipient] = (),
+) -> OpenedFile:
+    """Decrypt and verify a landed file (see ``open_landed``) without reading its content."""
     if is_protected(data):
         if recipient is not None and previous:
             recipient = _addressed(data, [recipient, *previous])
         if recipient is None:
             raise EnvelopeError(
-                "a CMS-protected batch arrived but the data centre has no envelope key configured"
+                "a CMS-protected file arrived but the data centre has no envelope key configured"
             )
         opened = unprotect(data, recipient=recipient, trusted_signers=trusted_signers)
-        return LandedBatch(
-            open_batch(opened.content, limits), PROTECTION, opened.signer_fingerprint
-        )
+        return OpenedFile(opened.content, PROTECTION, opened.signer_fingerprint)
     if not accept_unprotected:
         raise EnvelopeError(
             "unprotected batch refused: this data centre accepts only signed, encrypted (cms) "
             'batches; set delivery.protection = "cms" on the agent'
         )
-    return LandedBatch(open_batch(data, limits), "none", None)
+    return OpenedFile(data, "none", None)
 
 
 def _addressed(data: bytes, recipients: Sequence[Recipient]) -> Recipient:

@@ -42,6 +42,10 @@ MAX_MANIFEST_BYTES = 64 * 1024
 INFLATE_CHUNK = 1024 * 1024  # decompressed bytes per step: the limit is checked this often
 GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib reads the gzip framing itself
 _NAME_RE = re.compile(r"^(?P<agent>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})-(?P<seq>\d{10})\.ccb$")
+RECORDINGS_SUFFIX = ".ccr"  # call recordings travel in their own numbered series
+_RECORDINGS_NAME_RE = re.compile(
+    r"^(?P<agent>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})-rec-(?P<seq>\d{10})\.ccr$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,19 @@ def parse_batch_file_name(name: str) -> tuple[str, int] | None:
     if not match:
         return None
     return match["agent"], int(match["seq"])
+
+
+def parse_recordings_file_name(name: str) -> tuple[str, int] | None:
+    """(agent_id, sequence) of a recordings batch name (``AGENT-rec-0000000001.ccr``), or None."""
+    match = _RECORDINGS_NAME_RE.match(name)
+    if not match:
+        return None
+    return match["agent"], int(match["seq"])
+
+
+def parse_delivered_file_name(name: str) -> tuple[str, int] | None:
+    """A call batch's or a recordings batch's (agent_id, sequence): what receipts name."""
+    return parse_batch_file_name(name) or parse_recordings_file_name(name)
 
 
 def seal(

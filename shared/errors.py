@@ -6,7 +6,8 @@
     ├── ValidationError         3  a record or document does not match its schema; names the field
     │   ├── ICDRValidationError 3
     │   ├── TariffImportError   3  (datacenter/rating/tariffs.py) a tariff plan or rate deck
-    │   └── FilterError         3  (datacenter/reports/filters.py) a report filter's syntax
+    │   ├── FilterError         3  (datacenter/reports/filters.py) a report filter's syntax
+    │   └── RuleError           3  (datacenter/cost_alarms/rules.py) a cost alarm rules document
     ├── EnvelopeError           4  a batch file cannot be opened: truncated, tampered, wrong format
     │   └── ReceiptError        4  (shared/receipts.py) a receipt is malformed or not ours
     ├── SourceError             5  a PBX source failed (connect, login, read)

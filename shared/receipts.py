@@ -37,7 +37,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from shared.durable import atomic_write
-from shared.envelope import parse_batch_file_name
+from shared.envelope import parse_batch_file_name, parse_delivered_file_name
 from shared.errors import EnvelopeError, ICDRValidationError
 from shared.icdr import format_time, parse_time
 from shared.keys import fingerprint
@@ -59,11 +59,11 @@ class ReceiptError(EnvelopeError):
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    batch: str  # the batch file name, e.g. "acme-leeds-01-0000000042.ccb"
+    batch: str  # the batch file name, e.g. "acme-leeds-01-0000000042.ccb" or "acme-leeds-01-rec-0000000001.ccr"
     agent_id: str
     sequence: int
     sha256: str  # of the batch file as landed (hex)
-    records: int
+    records: int  # calls, or recordings for a .ccr file
     inserted: int
     duplicates: int
     stored_at: str  # ISO 8601 UTC: when the data centre committed the calls
@@ -77,11 +77,20 @@ def receipt_file_name(batch_name: str) -> str:
 
 
 def batch_name_of(receipt_name: str) -> str | None:
-    """The batch a receipt file name is for, or None (temporary files and strangers)."""
+    """The call batch a receipt file name is for, or None (temporary files, strangers, and
+    receipts for recordings batches: ``recordings_name_of``)."""
     if not receipt_name.endswith(SUFFIX):
         return None
     batch = receipt_name.removesuffix(SUFFIX)
     return batch if parse_batch_file_name(batch) is not None else None
+
+
+def recordings_name_of(receipt_name: str) -> str | None:
+    """The recordings batch (``AGENT-rec-N.ccr``) a receipt file name is for, or None."""
+    batch = receipt_name.removesuffix(SUFFIX)
+    if batch == receipt_name or parse_delivered_file_name(batch) is None:
+        return None
+    return batch if parse_batch_file_name(batch) is None else None
 
 
 def make_receipt(
@@ -96,7 +105,7 @@ def make_receipt(
     certificate: x509.Certificate,
 ) -> bytes:
     """The signed receipt bytes for one stored batch file."""
-    parsed = parse_batch_file_name(batch_name)
+    parsed = parse_delivered_file_name(batch_name)
     if parsed is None:
         raise ValueError(f"{batch_name!r} is not a batch file name")
     receipt = Receipt(
@@ -170,7 +179,7 @@ def _check(raw: Any) -> Receipt:
     for name in ("sequence", "records", "inserted", "duplicates"):
         if not isinstance(raw[name], int) or isinstance(raw[name], bool) or raw[name] < 0:
             raise ReceiptError(f"receipt field '{name}' is not a count")
-    if parse_batch_file_name(raw["batch"]) != (raw["agent_id"], raw["sequence"]):
+    if parse_delivered_file_name(raw["batch"]) != (raw["agent_id"], raw["sequence"]):
         raise ReceiptError("receipt batch name disagrees with its agent id and sequence")
     if not _SHA256_RE.match(raw["sha256"]):
         raise ReceiptError("receipt sha256 is not 64 lower-case hex digits")

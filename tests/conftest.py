@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.fixtures.console",
     "tests.fixtures.slapd",
     "tests.fixtures.debian_root",
+    "tests.fixtures.smtp",
 ]

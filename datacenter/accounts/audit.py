@@ -21,6 +21,11 @@ EVENTS = (
     "password_changed", "password_reset", "user_added", "user_disabled", "user_enabled",
     "role_changed", "scope_changed", "totp_enabled", "totp_disabled", "recovery_code_used",
     "tenant_added", "tenant_admin_assigned", "masking_changed", "export",
+    "report_saved", "report_changed", "report_deleted", "schedule_added", "schedule_changed",
+    "schedule_deleted", "schedule_run_requested", "report_link_fetched", "report_link_refused",
+    "recording_played", "recording_downloaded", "recordings_deleted", "recording_policy_changed",
+    "permission_changed",
+    "cost_alarm_acknowledged", "cost_alarm_rules_changed",
 )  # fmt: skip
 DEFAULT_LIMIT = 200
 

@@ -11,6 +11,7 @@ documented code; ``click.ClickException`` / ``BadParameter`` only for usage prob
     serve.py       serve: the web console under gunicorn
     ingest.py      ingest [--watch]: landed batch files into the store
     alarms.py      alarms run: the polling-health alarm loop
+    cost_alarms.py cost-alarms rules show|set|check, secret, list, run: tenants' cost alarms
     tenant.py      tenant add | list
     agent.py       agent add | certificate | list
     user.py        user add | list

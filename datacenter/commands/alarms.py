@@ -9,12 +9,13 @@ import click
 
 from datacenter.commands.options import config_option, open_configured_store
 from datacenter.health.runner import AlarmRunner, run_forever
+from datacenter.reports.scheduler import ReportScheduler
 from datacenter.signals import run_until_signalled
 
 
 @click.group("alarms")
 def alarms_group() -> None:
-    """Polling-health alarms: email, webhook and the daily digest."""
+    """Polling-health alarms (email, webhook, the daily digest) and tenants' cost alarms."""
 
 
 @alarms_group.command("run")
@@ -27,7 +28,10 @@ def run_command(config_path: Path | None, once: bool) -> None:
     with the open alarms: a new problem raises an alarm and emails the tenant's technicians
     (and POSTs alarms.webhook_url), an open alarm nobody acknowledged is repeated every
     alarms.renotify_minutes, a site that is ok again clears its alarm. After digest.time
-    each technician gets one digest a day.
+    each technician gets one digest a day. Then it evaluates the tenants' cost and fraud alarm
+    rules on the calls ingested or re-rated since, and sends what is due (docs/cost-alarms.md).
+    Each pass also sends the scheduled reports that are due (as `datacenter reports run-due`
+    does).
 
     \b
     Example (systemd runs it like this):
@@ -47,7 +51,10 @@ def run_command(config_path: Path | None, once: bool) -> None:
             return
         run_until_signalled(
             lambda stop: run_forever(
-                runner, interval=settings.alarms.interval_seconds, stop_event=stop
+                runner,
+                interval=settings.alarms.interval_seconds,
+                stop_event=stop,
+                reports=ReportScheduler(engine, settings),
             )
         )
     finally:

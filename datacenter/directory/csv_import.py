@@ -36,7 +36,9 @@ COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 MAX_LENGTHS = {"extension": 64, "person": 200, "email": 254, "department": 200,
                "cost_centre": 200, "site": 200}  # fmt: skip
 MAX_ROWS = 100_000
-_EXTENSION_RE = re.compile(r"^[0-9A-Za-z*#+._-]+$")
+# Digits and dial-string characters, or a SIP address: a Lync / Skype for Business call's
+# extension is its user's SIP address (alice@example.com).
+_EXTENSION_RE = re.compile(r"^[0-9A-Za-z*#+._-]+(@[0-9A-Za-z._-]+)?$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 

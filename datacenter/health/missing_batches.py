@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from datacenter.store.tables.core import landed_files
+from shared.envelope import RECORDINGS_SUFFIX
 
 PRESENT_STATUSES = ("stored", "duplicate", "claimed")
 FIRST_SEQUENCE = 1
@@ -48,7 +49,12 @@ class MissingRange:
 def missing_batches(conn: sa.Connection, tenant_id: int, agent_id: str) -> list[MissingRange]:
     """Every batch number of the agent, up to the highest landed, that is not stored."""
     lf = landed_files
-    mine = (lf.c.tenant_id == tenant_id, lf.c.agent_id == agent_id)
+    # Call batches only: recordings batches (.ccr) are numbered in their own series.
+    mine = (
+        lf.c.tenant_id == tenant_id,
+        lf.c.agent_id == agent_id,
+        lf.c.file_name.not_like(f"%{RECORDINGS_SUFFIX}%"),
+    )
     highest = conn.execute(sa.select(sa.func.max(lf.c.sequence)).where(*mine)).scalar_one()
     if highest is None:
         return []

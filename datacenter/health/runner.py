@@ -8,12 +8,18 @@ Contract:
   technicians, else the admins; the webhook) and record each delivery. Then, once a day at
   ``digest.time`` (in ``digest.timezone``), every technician and admin who looks after at least
   one tenant gets a digest: every site not ok, and what changed since their previous digest.
+  Last, the tenants' cost and fraud alarms (``datacenter.cost_alarms.runner``) are evaluated
+  and delivered; their notices and failures count in the same report.
 - A failed delivery is logged and retried on the next pass (the alarm stays un-notified); a
   store or health error ends the pass with the error logged and the next pass tries again.
   Several runners may run (each decision is one transaction and the store refuses a second
   open alarm per key), but one is enough.
 - Without ``smtp.host`` and ``alarms.webhook_url`` alarms are still raised, cleared and shown on
   the console; nothing is sent.
+
+The loop (``run_forever``) also applies recordings retention once an hour
+(``purge_recordings_if_due``: ``datacenter.recordings.retention``) and sends the scheduled
+reports (``datacenter.reports.scheduler``) after each pass.
 
 The command that runs it is ``datacenter.commands.alarms`` (`datacenter alarms run`).
 """
@@ -33,6 +39,7 @@ import sqlalchemy as sa
 from datacenter.accounts.technicians import alarm_recipients, digest_recipients, tenants_of
 from datacenter.accounts.tenants import list_tenants
 from datacenter.accounts.users import User
+from datacenter.cost_alarms.runner import CostAlarmRunner
 from datacenter.health.alarms import (
     Alarm,
     AlarmKey,
@@ -57,6 +64,8 @@ from datacenter.health.notify import (
     alarm_email,
     digest_email,
 )
+from datacenter.recordings.retention import PURGE_EVERY, purge_expired
+from datacenter.reports.scheduler import ReportScheduler
 from datacenter.settings import Settings
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.alarms import technician_digests
@@ -127,6 +136,13 @@ class AlarmRunner:
         self._mailer = mailer if mailer is not None else Mailer(settings.smtp)
         self._webhook = webhook if webhook is not None else Webhook(settings.alarms.webhook_url)
         self._renotify = timedelta(minutes=settings.alarms.renotify_minutes)
+        self._purged_at: datetime | None = None
+        self._cost_alarms = CostAlarmRunner(
+            engine,
+            mailer=self._mailer,
+            portal_url=settings.alarms.console_url,
+            allow_private_webhooks=settings.alarms.tenant_webhooks_private,
+        )
 
     @property
     def _channels(self) -> bool:
@@ -152,7 +168,17 @@ class AlarmRunner:
             for item in pending:
                 self._deliver(item, now=now, report=report)
         report.digests_sent = self.send_digests(now, sites=sites, report=report)
+        cost = self._cost_alarms.run_once(now)  # tenants' cost and fraud alarms (cost_alarms)
+        report.notices_sent += cost.sent
+        report.failures += cost.failures
         return report
+
+    def purge_recordings_if_due(self, now: datetime) -> int:
+        """Recordings retention (``datacenter.recordings.retention``) once per ``PURGE_EVERY``."""
+        if self._purged_at is not None and now - self._purged_at < PURGE_EVERY:
+            return 0
+        self._purged_at = now
+        return sum(p.recordings for p in purge_expired(self._engine, self._settings, now=now))
 
     # --- notices ---------------------------------------------------------------------------
 
@@ -305,14 +331,36 @@ class AlarmRunner:
         )
 
 
-def run_forever(runner: AlarmRunner, *, interval: float, stop_event: threading.Event) -> None:
-    """A pass every ``interval`` seconds until ``stop_event`` is set; errors are logged."""
+def run_forever(
+    runner: AlarmRunner,
+    *,
+    interval: float,
+    stop_event: threading.Event,
+    reports: ReportScheduler | None = None,
+) -> None:
+    """A pass every ``interval`` seconds until ``stop_event`` is set; errors are logged.
+
+    With ``reports``, each pass also sends the scheduled reports that are due (one loop and
+    one service for everything the data centre sends on its own)."""
     while not stop_event.is_set():
         try:
             report = runner.run_once(datetime.now(UTC))
+            runner.purge_recordings_if_due(datetime.now(UTC))
         except (sa.exc.SQLAlchemyError, OSError) as exc:
             log.error("alarm pass failed, trying again in %.0f s: %s", interval, exc)
         else:
             if report.raised or report.cleared or report.notices_sent or report.failures:
                 log.info("%s", report.summary())
+        if reports is not None:
+            _send_reports(reports)
         stop_event.wait(interval)
+
+
+def _send_reports(reports: ReportScheduler) -> None:
+    try:
+        sent = reports.run_due(datetime.now(UTC))
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        log.error("scheduled reports pass failed, trying again next pass: %s", exc)
+        return
+    if sent.claimed or sent.sent or sent.failures or sent.interrupted:
+        log.info("scheduled reports: %s", sent.summary())

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,18 +70,24 @@ class Landed:
 
 
 def finished_batches(
-    tenant: Tenant, incoming: Path, *, account_agent: str | None = None
+    tenant: Tenant,
+    incoming: Path,
+    *,
+    account_agent: str | None = None,
+    parse: Callable[[str], tuple[str, int] | None] = parse_batch_file_name,
 ) -> Iterator[Landed]:
     """The finished batch files in ``incoming``, by name; not yet read.
 
     ``account_agent``: ``incoming`` is that agent's own account's (``Landed.folder``).
+    ``parse``: which names are finished files (call batches; recordings batches pass
+    ``shared.envelope.parse_recordings_file_name``).
     """
     if not incoming.is_dir() or incoming.is_symlink():
         return
     for path in sorted(incoming.iterdir()):
         if path.name.endswith(PART_SUFFIX):
             continue
-        parsed = parse_batch_file_name(path.name)
+        parsed = parse(path.name)
         if parsed is None:
             continue
         yield Landed(

@@ -7,6 +7,9 @@ Contract:
   and otherwise only loads and checks them: a key is **never replaced** (``O_EXCL``), because a
   new envelope key makes every batch already sealed on the appliances unreadable. A partial set
   (a key lost) is refused with the fix rather than completed with a mismatched key.
+- The recordings key (``datacenter.recordings.vault``: 32 random bytes, AES-256 for call
+  recordings at rest) is made when it is missing, also where the other keys exist already (a
+  data centre set up before recordings), and never replaced either.
 - The private keys are written first (mode 0600, in a 0700 folder), the public bundle last, so
   a complete bundle means a complete set.
 - ``load_ingest_keys(settings)`` is what an ingest worker calls at start. Without key files it
@@ -19,6 +22,7 @@ On disk (defaults, ``keys.*`` settings)::
     <data_dir>/keys/envelope.key                  RSA private key: decrypts batch files
     <data_dir>/keys/receipts.key                  Ed25519 private key: signs receipts
     <data_dir>/keys/datacentre-certificates.pem   both certificates: what every agent installs
+    <data_dir>/keys/recordings.key                AES-256 key: call recordings at rest
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datacenter.recordings.vault import ensure_recordings_key
 from datacenter.settings import KeysSettings, Settings
 from shared.errors import ConfigError
 from shared.keys import (
@@ -88,6 +93,8 @@ def ensure_keys(paths: KeysSettings, *, name: str = DEFAULT_NAME) -> KeysReport:
             "init` again (every agent must then install the new bundle, and batches sealed for "
             "the old key can no longer be read)"
         )
+    if ensure_recordings_key(paths.recordings_key):  # also beside keys made before recordings
+        created.append(paths.recordings_key)
     keys = load_datacentre_keys(paths.envelope_key, paths.receipts_key, paths.certificates)
     return KeysReport(certificates=keys.certificates, bundle=paths.certificates, created=created)
 

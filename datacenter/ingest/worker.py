@@ -41,70 +41,55 @@ Contract:
   reported ``resent``. An identical file sent again is the same case. A *different* file under a name already stored is quarantined as ``NAME~SHA12``: it is
   kept for a technician, never merged silently.
 
-The parts: ``claim`` (the claim protocol), ``files`` (finding and moving files), ``landing_io``
+Recordings batches (``recordings/AGENT-rec-N.ccr`` beside ``incoming/``) are taken in the same
+pass, by ``datacenter.recordings.ingest`` through the same ``intake`` (docs/capture.md); and a
+call batch's commit links recordings that were waiting for its calls.
+
+The parts: ``claim`` (the claim protocol), ``intake`` (refuse, claim, read and decrypt any
+landed file), ``files`` (finding and moving files), ``landing_io``
 (file operations that trust nothing in the landing area), ``rows`` (the rows a batch stores),
 ``receipts`` (signing them); the command is ``datacenter.commands.ingest``.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
-import hashlib
 import logging
 import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 import sqlalchemy as sa
 
-from datacenter.accounts.agents import landing_accounts, trusted_signers
+from datacenter.accounts.agents import landing_accounts
 from datacenter.accounts.tenants import list_tenants
 from datacenter.health.heartbeats import QUARANTINED_HEARTBEATS, ingest_heartbeats
-from datacenter.ingest.claim import (
-    LostClaim,
-    claim_file,
-    crash_reason,
-    mark_quarantined,
-    our_claim,
-    record_conflict,
-)
-from datacenter.ingest.envelope_rotation import previous_recipients
-from datacenter.ingest.files import (
-    FileOutcome,
-    Landed,
-    archive,
-    finished_batches,
-    foreign_agent_reason,
-    move_to_quarantine,
-)
+from datacenter.ingest.claim import LostClaim, our_claim
+from datacenter.ingest.files import FileOutcome, Landed, archive, finished_batches
 from datacenter.ingest.incomplete import complete_stored_calls
+from datacenter.ingest.intake import open_file, quarantine, take_file
 from datacenter.ingest.keys import load_ingest_keys
-from datacenter.ingest.landing_io import (
-    NotRegular,
-    linked_folders,
-    open_regular,
-    read_whole,
-    refusal,
-    sha256_of,
-    unreadable,
-)
-from datacenter.ingest.receipts import receipt_again, write_batch_receipt
+from datacenter.ingest.landing_io import linked_folders
+from datacenter.ingest.receipts import write_batch_receipt
 from datacenter.ingest.rows import CALL_COLUMNS, add_rollups, call_rows, call_values, unique_records
 from datacenter.landing.layout import prune_receipts_now_and_then
 from datacenter.rating.store import rate_batch, write_batch_rating
+from datacenter.recordings.ingest import ingest_recordings_file, landed_recordings
+from datacenter.recordings.linking import link_waiting
+from datacenter.recordings.vault import VaultKey, load_recordings_key
 from datacenter.settings import LANDING_FOLDERS, Settings
 from datacenter.store.bulk import insert_new_rows
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.core import agents, calls, landed_files
-from shared.cms import Recipient, is_protected, open_landed
-from shared.envelope import Batch, BatchLimits
-from shared.errors import EnvelopeError
+from shared.envelope import Batch, BatchLimits, open_batch
+from shared.errors import ConfigError, EnvelopeError
 from shared.keys import DatacentreKeys
 
 log = logging.getLogger(__name__)
@@ -167,6 +152,7 @@ def ingest_once(
         accounts = landing_accounts(conn)
     by_id = {tenant.tenant_id: tenant for tenant in by_slug.values()}
     outcomes: list[FileOutcome] = []
+    vault: VaultKey | None = None  # loaded when the first recordings batch is seen
     unknown: list[str] = []
     refused: list[str] = []
     root = settings.landing.root
@@ -189,19 +175,44 @@ def ingest_once(
             refused.extend(linked)
             continue
         for landed in finished_batches(tenant, folder / "incoming", account_agent=account_agent):
-            try:
-                with _collector_paused():
-                    outcome = _ingest_file(engine, settings, landed, worker=worker, keys=opener)
-            except OSError as exc:  # this file only: the others must not wait for it
-                log.error("%s/%s: %s; left where it is, retried next pass", tenant.slug,
-                          landed.name, exc)  # fmt: skip
-                continue
-            if outcome is not None:
-                log.info("%s/%s: %s %s", tenant.slug, landed.name, outcome.status, outcome.reason)
-                outcomes.append(outcome)
+            ingest = functools.partial(_ingest_file, engine, settings, landed, worker=worker,
+                                       keys=opener)  # fmt: skip
+            _take(ingest, landed, outcomes)
+        for landed in landed_recordings(folder, tenant, account_agent=account_agent):
+            vault = vault or _vault_key(settings)
+            if vault is None:
+                break
+            ingest = functools.partial(ingest_recordings_file, engine, settings, landed,
+                                       worker=worker, keys=opener, vault=vault)  # fmt: skip
+            _take(ingest, landed, outcomes)
     _ingest_heartbeats(engine, settings)
     prune_receipts_now_and_then(root, sorted(accounts))  # agents cannot delete theirs
     return IngestReport(tuple(outcomes), tuple(unknown), tuple(refused))
+
+
+def _take(
+    ingest: Callable[[], FileOutcome | None], landed: Landed, outcomes: list[FileOutcome]
+) -> None:
+    """Ingest one file; an OS error is this file's only: the others must not wait for it."""
+    try:
+        with _collector_paused():
+            outcome = ingest()
+    except OSError as exc:
+        log.error("%s/%s: %s; left where it is, retried next pass", landed.tenant.slug,
+                  landed.name, exc)  # fmt: skip
+        return
+    if outcome is not None:
+        log.info("%s/%s: %s %s", landed.tenant.slug, landed.name, outcome.status, outcome.reason)
+        outcomes.append(outcome)
+
+
+def _vault_key(settings: Settings) -> VaultKey | None:
+    """The recordings key; without it recordings batches wait in the landing area (logged)."""
+    try:
+        return load_recordings_key(settings.keys.recordings_key)
+    except ConfigError as exc:
+        log.error("recordings batches left in the landing area: %s", exc)
+        return None
 
 
 @contextmanager
@@ -263,58 +274,26 @@ def _ingest_file(
     keys: DatacentreKeys | None,
 ) -> FileOutcome | None:
     """Claim, read, verify, store, receipt, archive one file; None if another worker has it."""
-    foreign = foreign_agent_reason(landed)
-    if foreign is not None:  # before the claim: another agent's batch names stay unclaimed
-        account = landed.folder.name if landed.folder else ""
-        return move_to_quarantine(settings, landed, f"{account}~{landed.name}", foreign)
-    with ExitStack() as stack:
-        try:
-            fd, info = stack.enter_context(open_regular(landed.path))
-        except FileNotFoundError:
-            return None  # another worker archived it while we listed
-        except NotRegular as exc:
-            return _refuse(settings, landed, refusal(exc.kind))
-        except PermissionError as exc:
-            return _refuse(settings, landed, unreadable(exc))
-        if info.st_size > settings.ingest.max_file_bytes:
-            return _refuse(settings, landed, _too_large(info.st_size, settings))
-        return _ingest_open_file(engine, settings, landed, fd, worker=worker, keys=keys)
+    return take_file(
+        engine, settings, landed, worker=worker, keys=keys,
+        store=lambda file: _store_batch(engine, settings, file, worker=worker, keys=keys),
+    )  # fmt: skip
 
 
-def _ingest_open_file(
+def _store_batch(
     engine: sa.Engine,
     settings: Settings,
     landed: Landed,
-    fd: int,
     *,
     worker: str,
     keys: DatacentreKeys | None,
 ) -> FileOutcome | None:
-    """The file behind ``fd`` from its claim on; only its SHA-256 is streamed before the claim."""
-    limit = settings.ingest.max_file_bytes
-    landed.sha256, landed.size = sha256_of(fd)
-    if landed.size > limit:  # grew since fstat
-        return _refuse(settings, landed, _too_large(landed.size, settings))
-    claim = claim_file(engine, landed, worker=worker, timeout=settings.ingest.claim_timeout_seconds)
-    if claim == "busy":
-        return None
-    if claim == "resent":
-        return receipt_again(settings, engine, landed, keys)
-    if claim == "conflict":
-        return _quarantine_conflict(engine, settings, landed, worker=worker)
-    if claim == "crashed":
-        return move_to_quarantine(settings, landed, landed.name, crash_reason(engine, landed))
-    # Claimed: from here on a crash leaves the claim, and the claim counts it.
-    data = read_whole(fd, limit)
-    if data is None or hashlib.sha256(data).hexdigest() != landed.sha256:
-        reason = "the file changed while it was being read: a landed file must not be written to"
-        return _quarantine(engine, settings, landed, reason, worker=worker)
-    landed.data = data
+    """A claimed, read call batch: open it, store its calls, receipt and archive it."""
     try:
         batch = _open(engine, settings, landed, keys)
         _check_attribution(landed, batch)
     except EnvelopeError as exc:
-        return _quarantine(engine, settings, landed, str(exc), worker=worker)
+        return quarantine(engine, settings, landed, str(exc), worker=worker)
     try:
         inserted, duplicates = _store(engine, landed, batch, worker=worker)
     except LostClaim:
@@ -323,7 +302,7 @@ def _ingest_open_file(
         # A value the database cannot hold (PostgreSQL: NUL in text, a too-long code). Retrying
         # cannot help, so keep the file for a technician instead of failing on it forever.
         reason = f"the store refused a record in this batch: {exc.orig}; report it with the file"
-        return _quarantine(engine, settings, landed, reason, worker=worker)
+        return quarantine(engine, settings, landed, reason, worker=worker)
     status = "stored" if inserted else "duplicate"
     receipted = write_batch_receipt(
         settings, keys, landed, records=len(batch.records), inserted=inserted,
@@ -345,33 +324,10 @@ def _ingest_open_file(
 def _open(
     engine: sa.Engine, settings: Settings, landed: Landed, keys: DatacentreKeys | None
 ) -> Batch:
-    """Decrypt and verify against the certificate pinned for the agent the file name names."""
-    slug, agent_id = landed.tenant.slug, landed.agent_id
-    with engine.connect() as conn:
-        signers = trusted_signers(conn, landed.tenant.tenant_id, agent_id)
-    if signers is None:
-        raise EnvelopeError(
-            f"agent {agent_id} is not enrolled for tenant {slug}: run "
-            f"`datacenter agent add --tenant {slug} {agent_id}` with --certificate (the "
-            "agent.crt its `edge-agent enroll` printed), then move the file back to incoming/"
-        )
-    if not signers and is_protected(landed.data):
-        raise EnvelopeError(
-            f"agent {agent_id} has no certificate pinned, so its signed batches cannot be "
-            f"checked: run `datacenter agent certificate --tenant {slug} {agent_id} agent.crt` "
-            "with the certificate its `edge-agent enroll` printed, then move the file back to "
-            "incoming/"
-        )
-    recipient = Recipient(keys.certificates.envelope, keys.envelope_key) if keys else None
-    landed_batch = open_landed(
-        landed.data,
-        recipient=recipient,
-        trusted_signers=signers,
-        accept_unprotected=settings.ingest.accept_unprotected,
-        limits=BatchLimits(settings.ingest.max_batch_records, settings.ingest.max_batch_bytes),
-        previous=previous_recipients(settings.keys) if keys else (),  # an envelope rotation
-    )
-    return landed_batch.batch
+    """Decrypt and verify (``intake.open_file``), then open the CCB1 batch inside."""
+    opened = open_file(engine, settings, landed, keys)
+    limits = BatchLimits(settings.ingest.max_batch_records, settings.ingest.max_batch_bytes)
+    return open_batch(opened.content, limits)
 
 
 def _check_attribution(landed: Landed, batch: Batch) -> None:
@@ -413,6 +369,9 @@ def _store(engine: sa.Engine, landed: Landed, batch: Batch, *, worker: str) -> t
             _analyze_calls_if_unsized(conn, len(inserted_ids))
         stored = [r for r in records if r.record_id in inserted_ids]
         add_rollups(conn, tenant, stored, rating.results)
+        if stored:  # recordings that arrived before their calls
+            link_waiting(conn, tenant.tenant_id, min(r.start for r in stored),
+                         max(r.end for r in stored))  # fmt: skip
         write_batch_rating(conn, rating, inserted_ids)  # a cost or queue row per stored call
         complete_stored_calls(
             conn, tenant, records, inserted_ids, rating, now=now,
@@ -475,43 +434,3 @@ def _analyze_calls_if_unsized(conn: sa.Connection, inserted: int) -> None:
     ).scalar_one()
     if counted < inserted:
         conn.execute(sa.text(f"ANALYZE {calls.name}"))
-
-
-def _too_large(size: int, settings: Settings) -> str:
-    return (
-        f"the file is {size} bytes, more than ingest.max_file_bytes "
-        f"({settings.ingest.max_file_bytes}): quarantined unread; no agent sends batches this "
-        "large, so look at where it came from"
-    )
-
-
-def _refuse(settings: Settings, landed: Landed, reason: str) -> FileOutcome | None:
-    """Quarantine an entry unread and unclaimed (not a regular file, or too large).
-
-    No ``landed_files`` row: nothing of it was read, so there is no digest to record; its
-    reason is in ``NAME.reason`` and the log, and its batch number shows as missing.
-    """
-    log.warning("%s/%s refused unread: %s", landed.tenant.slug, landed.name, reason)
-    return move_to_quarantine(settings, landed, landed.name, reason)
-
-
-def _quarantine(
-    engine: sa.Engine, settings: Settings, landed: Landed, reason: str, *, worker: str
-) -> FileOutcome | None:
-    if not mark_quarantined(engine, landed, reason, worker=worker):
-        return None
-    return move_to_quarantine(settings, landed, landed.name, reason)
-
-
-def _quarantine_conflict(
-    engine: sa.Engine, settings: Settings, landed: Landed, *, worker: str
-) -> FileOutcome | None:
-    """A different file under a name already stored: keep it, under ``NAME~SHA12``."""
-    name = f"{landed.name}~{landed.sha256[:12]}"
-    reason = (
-        f"a different file named {landed.name} was already stored for this tenant: the agent's "
-        "batch sequence may have been reset (re-enrolled or restored); compare the two and "
-        "re-send the records under a new sequence"
-    )
-    record_conflict(engine, landed, name, reason, worker=worker)
-    return move_to_quarantine(settings, landed, name, reason)

@@ -5,6 +5,7 @@ Layout under ``landing.root`` (docs/landing.md)::
     <account>/                  root:root 0755      the agent's SFTP chroot (sshd requires root)
       incoming/                 <account>:<svc> 0770 the agent uploads batches; ingest takes them
       heartbeats/               <account>:<svc> 0770 the agent uploads signed heartbeats
+      recordings/               <account>:<svc> 0770 the agent uploads call recordings (.ccr)
       receipts/                 <svc>:<account> 2750 ingest writes receipts (0640, group inherited)
     .keys/                      root:root 0755      outside every chroot
       <account>                 root:<account> 0640 the agent's SSH public key (AuthorizedKeysFile)
@@ -32,7 +33,8 @@ ACCOUNT_PREFIX = "cc_"
 MAX_ACCOUNT = 32  # useradd's limit
 KEYS_DIR = ".keys"
 INCOMING, HEARTBEATS, RECEIPTS = "incoming", "heartbeats", "receipts"
-AGENT_FOLDERS = (INCOMING, HEARTBEATS, RECEIPTS)
+RECORDINGS = "recordings"
+AGENT_FOLDERS = (INCOMING, HEARTBEATS, RECEIPTS, RECORDINGS)
 _UNSAFE = re.compile(r"[^a-z0-9-]")
 ACCOUNT_RE = re.compile(r"^cc_[a-z0-9-]+_[0-9a-f]{6}$")
 
@@ -85,6 +87,7 @@ def create_landing(
         _directory(landing.chroot, root_owner, 0o755),
         _directory(landing.folder(INCOMING), Owner(agent.uid, service.gid), 0o770),
         _directory(landing.folder(HEARTBEATS), Owner(agent.uid, service.gid), 0o770),
+        _directory(landing.folder(RECORDINGS), Owner(agent.uid, service.gid), 0o770),
         _directory(landing.folder(RECEIPTS), Owner(service.uid, agent.gid), 0o2750),
         _directory(landing.authorized_keys.parent, root_owner, 0o755),
     ]

@@ -7,12 +7,18 @@ centres and extensions; a call is in scope when it matches any of them.
 
 ``mask_number`` hides the last N digits of a number ("01632 960123" -> "01632 960xxx").
 Numbers of at most ``MAX_EXTENSION_DIGITS`` digits are extensions, never masked.
+``mask_text`` does it to every run of more digits inside a text (a rating explanation's
+"cleaned to 07700900123", "+447700900123: mobile (GB)"), and ``mask_document`` to every text
+of a JSON document; dates and times (short runs between separators) and amounts (digits around
+a decimal point) stay.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared.errors import ValidationError
 
@@ -20,6 +26,9 @@ SCOPE_KINDS = ("site", "department", "cost_centre", "extension")
 MAX_SCOPE_VALUES = 200
 MAX_SCOPE_VALUE_LENGTH = 200
 MAX_EXTENSION_DIGITS = 6
+# A run of digits longer than an extension, with its '+' if it has one: a phone number in a
+# text. Not the fraction of an amount ("0.1666666667") nor a whole part before one.
+_NUMBER_IN_TEXT = re.compile(rf"(?<![\d.])\+?\d{{{MAX_EXTENSION_DIGITS + 1},}}(?![\d.])")
 _LABELS = {"site": "Sites", "department": "Departments", "cost_centre": "Cost centres",
            "extension": "Extensions"}  # fmt: skip
 
@@ -93,3 +102,21 @@ def mask_number(number: str, digits: int) -> str:
             chars[i] = "x"
             left -= 1
     return "".join(chars)
+
+
+def mask_text(text: str, digits: int) -> str:
+    """``text`` with every number in it (a run of more than an extension's digits) masked."""
+    if digits <= 0:
+        return text
+    return _NUMBER_IN_TEXT.sub(lambda found: mask_number(found.group(), digits), text)
+
+
+def mask_document(value: Any, digits: int) -> Any:
+    """A JSON document (dicts, lists, texts, numbers) with ``mask_text`` applied to every text."""
+    if isinstance(value, str):
+        return mask_text(value, digits)
+    if isinstance(value, dict):
+        return {key: mask_document(item, digits) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_document(item, digits) for item in value]
+    return value

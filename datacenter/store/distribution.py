@@ -44,6 +44,12 @@ COORDINATOR_TABLES: dict[str, str] = {
     "technician_digests": "one row per technician (staff, no tenant)",
     "audit_log": "staff events have no tenant (tenant_id NULL); splitting tenant events into a "
     "distributed table is listed as remaining work in docs/scale.md",
+    "saved_reports": "tenant data keyed by a global autoincrement saved_id; re-keying to "
+    "(tenant_id, saved_id) is remaining work (docs/scale.md); few rows, never joined to calls",
+    "report_schedules": "keyed by a global autoincrement schedule_id and referring to "
+    "saved_reports by it alone; re-keying is remaining work (docs/scale.md)",
+    "schedule_runs": "keyed by a global autoincrement run_id and referring to report_schedules "
+    "by it alone; re-keying is remaining work (docs/scale.md)",
 }
 
 

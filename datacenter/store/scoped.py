@@ -15,8 +15,10 @@ Contract:
   call seen, so a page never repeats or skips a call when new ones arrive.
 - ``day_summary`` reads the ``call_days`` rollup that ingest maintains, never raw call rows.
 - Each listed call carries its rating (``Call.cost``, or ``Call.unrated_reason``), and a page
-  carries the totals of the whole filtered set (``CallTotals``: one ``GROUP BY currency`` query
-  with the list's own conditions). ``get_call`` adds the stored cost explanation, the unrated
+  carries the totals of the whole filtered set (``CallTotals``): read from a report rollup when
+  one answers the filter exactly (whole local days, dimensions the rollup has, a whole-tenant or
+  extension-only scope: ``datacenter.store.rollup_totals``), else one ``GROUP BY currency``
+  query over the raw calls with the list's own conditions. ``get_call`` adds the stored cost explanation, the unrated
   queue's reason and the cost's change history (``datacenter.store.costs``).
 - ``country`` is the tenant's country for showing numbers: the region of its default dial plan
   (agent ``*``), else the one region all its sites' dial plans share, else None.
@@ -27,7 +29,8 @@ Contract:
   scope is "not found", exactly like another tenant's. ``day_summary`` reads a rollup of the
   whole tenant, so a narrowed scope refuses it (``StoreError``).
 - ``mask_digits`` hides the last N digits of every external number in what the scope returns
-  (the call's fields, its raw record and extras); while numbers are masked the ``number``
+  (the call's fields, its raw record and extras, the rating's E.164 number, and every number
+  inside the cost explanation and the unrated queue's detail and explanation); while numbers are masked the ``number``
   filter matches nothing, so it cannot be used to probe the hidden digits.
 """
 
@@ -39,15 +42,22 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from datacenter.store import costs
+from datacenter.recordings.stored import StoredRecording, recordings_of_call
+from datacenter.store import costs, rollup_totals
 from datacenter.store.attribution import ATTRIBUTION_COLUMNS, attribute_calls
 from datacenter.store.call_rows import icdr_from_row
-from datacenter.store.call_scope import WHOLE, UserScope, mask_number
+from datacenter.store.call_scope import (
+    WHOLE,
+    UserScope,
+    mask_document,
+    mask_number,
+    mask_text,
+)
 from datacenter.store.costs import CallCost, CallTotals, CostChange, CostFilter, UnratedInfo
 from datacenter.store.scope_sql import scope_condition
 from datacenter.store.tables.core import call_days, calls, landed_files, tenants
@@ -73,6 +83,7 @@ _READ_TYPES = {
     "direction": "str",
     "completion": "str",
 }
+TotalsSource = Literal["auto", "raw"]
 _NUMBER_COLUMNS = ("calling", "called", "dialled_digits", "third_party", "ani", "dnis")
 
 
@@ -236,6 +247,7 @@ class TenantScope:
         self.zone = ZoneInfo(row.timezone)
         self.user_scope = user_scope
         self.mask_digits = mask_digits
+        self._tariffs: list[tuple[str, str, int]] | None = None
 
     def list_calls(
         self, filter: CallFilter, *, page: int = 1, per_page: int = DEFAULT_PER_PAGE
@@ -283,22 +295,67 @@ class TenantScope:
                 )
             )
         query = (
-            attribute_calls(sa.select(*(calls.c[name] for name in _SUMMARY_COLUMNS)))
+            attribute_calls(
+                sa.select(*(calls.c[name] for name in _SUMMARY_COLUMNS), *costs.list_columns()),
+                base=costs.joined_costs_and_queue(),
+            )
             .where(*conditions)
             .order_by(calls.c.start_utc.desc(), calls.c.record_id.desc())
             .limit(limit)
         )
-        return [self._call(row) for row in self._conn.execute(query)]
+        return [self._call(row, listed=True) for row in self._conn.execute(query)]
 
     def count_calls(self, filter: CallFilter) -> int:
         source = calls if filter.cost_filter.empty else costs.joined_costs()
         query = sa.select(sa.func.count()).select_from(source).where(*self._conditions(filter))
         return int(self._conn.execute(query).scalar_one())
 
-    def call_totals(self, filter: CallFilter) -> CallTotals:
-        """Count, talk and billed time and cost per currency of every call ``filter`` matches."""
+    def call_totals(self, filter: CallFilter, *, source: TotalsSource = "auto") -> CallTotals:
+        """Count, talk and billed time and cost per currency of every call ``filter`` matches.
+
+        From a report rollup when one answers the filter exactly (``totals_source``), else from
+        the raw calls; ``source="raw"`` always reads the raw calls (the tests' cross-check).
+        """
+        decimals: dict[str, int] = {}
+        for _carrier, currency, places in self._tariff_names():
+            decimals[currency] = min(places, decimals.get(currency, places))
+        found = self._totals_plan(filter) if source == "auto" else None
+        if found is not None:
+            query = rollup_totals.totals_query(found, self.tenant_id, self.user_scope)
+            rows = self._conn.execute(query).all()
+            return rollup_totals.totals_from_rollup_rows(rows, decimals)
         rows = self._conn.execute(costs.totals_query(self._conditions(filter))).all()
-        return costs.totals_from_rows(list(rows))
+        return rollup_totals.canonical(costs.totals_from_rows(list(rows)), decimals)
+
+    def totals_source(self, filter: CallFilter) -> str:
+        """The table ``call_totals`` reads for ``filter``: a rollup's name, or "calls"."""
+        found = self._totals_plan(filter)
+        return "calls" if found is None else found.source
+
+    def _totals_plan(self, filter: CallFilter) -> rollup_totals.RollupPlan | None:
+        equals: dict[str, Any] = {}
+        if filter.extension:
+            equals["extension"] = filter.extension.strip()
+        if filter.direction is not None:
+            equals["direction"] = Direction(filter.direction).value
+        if filter.answered is not None:
+            equals["answered"] = filter.answered
+        if filter.number_class:
+            equals["number_class"] = filter.number_class
+        if filter.carrier:
+            equals["carrier"] = filter.carrier
+        number = _NUMBER_PUNCTUATION.sub("", filter.number or "")
+        dated = filter.date_from is not None or filter.date_to is not None
+        return rollup_totals.plan(
+            whole_local_days=not (filter.utc and dated),
+            first_day=filter.date_from,
+            last_day=filter.date_to,
+            equals=equals,
+            other_conditions=bool(number)
+            or filter.cost_min is not None
+            or filter.cost_max is not None,
+            user_scope=self.user_scope,
+        )
 
     def get_call(self, record_id: str) -> CallDetail | None:
         row = self._conn.execute(
@@ -329,6 +386,17 @@ class TenantScope:
         )
         return self._masked_detail(detail) if self.mask_digits else detail
 
+    def recordings(self, record_id: str) -> list[StoredRecording]:
+        """The call's recordings, if the call is in the viewer's scope; else none."""
+        in_scope = self._conn.execute(
+            attribute_calls(sa.select(calls.c.record_id)).where(
+                *self._in_scope(), calls.c.record_id == record_id
+            )
+        ).first()
+        if in_scope is None:
+            return []
+        return recordings_of_call(self._conn, self.tenant_id, record_id)
+
     def country(self) -> str | None:
         """The tenant's country (ISO 3166 alpha-2) for showing numbers (see module docstring)."""
         region = dial_plans.c.plan["region"].as_string()  # not the whole plan: one field
@@ -345,13 +413,17 @@ class TenantScope:
 
     def carriers(self) -> list[str]:
         """The carriers the tenant has tariffs for, by name (the carrier filter's choices)."""
-        query = (
-            sa.select(tariff_versions.c.carrier)
-            .where(tariff_versions.c.tenant_id == self.tenant_id)
-            .distinct()
-            .order_by(tariff_versions.c.carrier)
-        )
-        return [row.carrier for row in self._conn.execute(query)]
+        return sorted({carrier for carrier, _currency, _decimals in self._tariff_names()})
+
+    def _tariff_names(self) -> list[tuple[str, str, int]]:
+        """(carrier, currency, decimals) of the tenant's tariff versions, read once per scope:
+        the carrier filter and the totals' decimals both need them on every list page."""
+        if self._tariffs is None:
+            query = sa.select(
+                tariff_versions.c.carrier, tariff_versions.c.currency, tariff_versions.c.decimals
+            ).where(tariff_versions.c.tenant_id == self.tenant_id)
+            self._tariffs = sorted({(r[0], r[1], int(r[2])) for r in self._conn.execute(query)})
+        return self._tariffs
 
     def day_summary(
         self,
@@ -466,24 +538,46 @@ class TenantScope:
                 text = text.replace(number, hidden[number])
             return text
 
+        if detail.cost is not None and detail.cost.e164:
+            hidden[detail.cost.e164] = mask_number(detail.cost.e164, self.mask_digits)
         record = detail.record
         changes: dict[str, Any] = {name: scrub(getattr(record, name)) for name in _NUMBER_COLUMNS}
         changes["raw"] = scrub(record.raw)
         changes["extra"] = {key: scrub(value) for key, value in record.extra.items()}
         masked_record = dataclasses.replace(record, **changes)
+        unrated = detail.unrated
+        if unrated is not None:  # the engine's detail and explanation name the number
+            unrated = dataclasses.replace(
+                unrated,
+                detail=mask_text(unrated.detail, self.mask_digits),
+                explanation=mask_document(unrated.explanation, self.mask_digits),
+            )
+        explanation = detail.explanation
         return dataclasses.replace(
             detail,
             call=self._call_masked(detail.call),
             raw=scrub(detail.raw),
             record=masked_record,
+            cost=self._cost_masked(detail.cost),
+            explanation=None
+            if explanation is None
+            else mask_document(explanation, self.mask_digits),
+            unrated=unrated,
         )
 
     def _call_masked(self, call: Call) -> Call:
         masked: dict[str, Any] = {
             name: mask_number(getattr(call, name), self.mask_digits) for name in _NUMBER_COLUMNS
         }
+        masked["cost"] = self._cost_masked(call.cost)
         replaced: Call = dataclasses.replace(call, **masked)  # type: ignore[type-var]  # generated
         return replaced
+
+    def _cost_masked(self, cost: CallCost | None) -> CallCost | None:
+        """The cost with its E.164 number masked (the rating's reading of the external party)."""
+        if cost is None or not cost.e164:
+            return cost
+        return dataclasses.replace(cost, e164=mask_number(cost.e164, self.mask_digits))
 
     def _conditions(self, filter: CallFilter) -> list[sa.ColumnElement[bool]]:
         conditions = self._in_scope()

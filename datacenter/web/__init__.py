@@ -28,11 +28,14 @@ from datacenter.web import (
     admin,
     api,
     auth,
+    cost_alarms,
     directory,
     errors,
     headers,
     metrics,
     portal,
+    recordings,
+    saved_reports,
     tech,
     tenants,
     tokens,
@@ -89,6 +92,8 @@ def create_app(
     app.jinja_env.filters.update(RATING_FILTERS)
     app.register_blueprint(auth.bp)
     app.register_blueprint(portal.bp)
+    app.register_blueprint(saved_reports.bp)
+    app.register_blueprint(recordings.bp)
     app.register_blueprint(tech.bp)
     app.register_blueprint(directory.bp)
     app.register_blueprint(tokens.bp)
@@ -97,6 +102,7 @@ def create_app(
     app.register_blueprint(account.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(tenants.bp)
+    app.register_blueprint(cost_alarms.bp)
     metrics.init_app(app)
     _trust_proxies(app, settings)
     return app

@@ -8,9 +8,13 @@ Contract:
   token of a user without a tenant is 403; a call id of another tenant is 404, like one that
   does not exist.
 - ``GET /api/v1/calls`` takes the page's filters (``from``, ``to``, ``direction``,
-  ``extension``, ``number``, ``answered``) and pages by cursor: each page ends with
+  ``extension``, ``number``, ``answered``, ``class``, ``carrier``, ``cost_min``, ``cost_max``)
+  and pages by cursor: each page ends with
   ``next_cursor`` (or null), an opaque token for the ``(start_utc, record_id)`` of its last call;
   calls that arrive meanwhile never shift a page, unlike an offset.
+- Each call carries its ``cost`` (amount as a decimal string in its currency, destination,
+  class, carrier, billed seconds, the rated E.164 number; null when not rated) and
+  ``unrated_reason`` (the unrated queue's code, or null), as the call list shows them.
 - A bad parameter is 400 with the parameter named in the message. Every error has the shape
   errors.py gives every ``/api/`` path. The document: ``/api/v1/openapi.json`` (api_spec.py).
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask import Blueprint, abort, g, jsonify, request
@@ -29,10 +34,13 @@ from werkzeug.wrappers import Response
 from datacenter.accounts.scopes import mask_digits, scope_of
 from datacenter.api_tokens import authenticate_token
 from datacenter.directory.entries import DirectoryEntry, EntryFilter, list_entries
+from datacenter.rating.numbering import NumberClass
+from datacenter.store.costs import CallCost
 from datacenter.store.engine import write_transaction
 from datacenter.store.scoped import DEFAULT_PER_PAGE, MAX_PER_PAGE, Call, CallFilter, TenantScope
 from datacenter.web.api_spec import openapi_document
 from datacenter.web.database import store
+from datacenter.web.portal import MAX_COST_FILTER
 from shared.icdr import Direction
 
 API_PREFIX = "/api/v1"
@@ -92,6 +100,8 @@ def call(record_id: str) -> ResponseReturnValue:
     if detail is None:
         abort(404)
     body = call_json(detail.call)
+    body["cost"] = cost_json(detail.cost)
+    body["unrated_reason"] = detail.unrated.reason if detail.unrated is not None else None
     body["flags"] = list(detail.flags)
     body["ingested_at"] = detail.ingested_at.isoformat()
     return jsonify(call=body)
@@ -133,6 +143,24 @@ def call_json(call: Call) -> dict[str, Any]:
         "department": call.department,
         "cost_centre": call.cost_centre,
         "site": call.site,
+        "cost": cost_json(call.cost),
+        "unrated_reason": call.unrated_reason,
+    }
+
+
+def cost_json(cost: CallCost | None) -> dict[str, Any] | None:
+    if cost is None:
+        return None
+    return {
+        "amount": str(cost.amount),  # a decimal string: exact, in ``currency``
+        "currency": cost.currency,  # "" for no charge without a tariff
+        "destination": cost.destination,
+        "number_class": cost.number_class,
+        "carrier": cost.carrier,
+        "billed_seconds": cost.billed_seconds,
+        "e164": cost.e164,
+        "tariff_version": cost.tariff_version,
+        "zero_reason": cost.zero_reason,
     }
 
 
@@ -176,9 +204,15 @@ def _call_filter() -> CallFilter:
     direction = args.get("direction") or None
     if direction is not None and direction not in {d.value for d in Direction}:
         raise BadParameter("direction", f"is one of {', '.join(d.value for d in Direction)}")
-    for name in ("extension", "number"):
+    for name in ("extension", "number", "carrier"):
         if len(args.get(name, "")) > 64:
             raise BadParameter(name, "is longer than 64 characters")
+    number_class = args.get("class") or None
+    if number_class is not None and number_class not in {c.value for c in NumberClass}:
+        raise BadParameter("class", f"is one of {', '.join(c.value for c in NumberClass)}")
+    cost_min, cost_max = _cost_arg("cost_min"), _cost_arg("cost_max")
+    if cost_min is not None and cost_max is not None and cost_max < cost_min:
+        raise BadParameter("cost_max", "is below 'cost_min'")
     return CallFilter(
         date_from=date_from,
         date_to=date_to,
@@ -186,7 +220,24 @@ def _call_filter() -> CallFilter:
         number=args.get("number", "").strip() or None,
         direction=Direction(direction) if direction else None,
         answered=_bool_arg("answered", args.get("answered", "")),
+        number_class=number_class,
+        carrier=args.get("carrier", "").strip() or None,
+        cost_min=cost_min,
+        cost_max=cost_max,
     )
+
+
+def _cost_arg(name: str) -> Decimal | None:
+    text = request.args.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if not amount.is_finite() or not 0 <= amount <= MAX_COST_FILTER:
+        raise BadParameter(name, f"is an amount from 0 to {MAX_COST_FILTER}, such as 0.10")
+    return amount
 
 
 def _date_arg(name: str) -> date | None:

@@ -36,6 +36,16 @@ _CALL_PROPERTIES: dict[str, Any] = {
     "trunk": _TEXT, "ring_seconds": _INT, "talk_seconds": _INT, "hold_seconds": _INT,
     "answered": {"type": "boolean"}, "completion": _TEXT, "account_code": _TEXT,
     "person": _TEXT, "department": _TEXT, "cost_centre": _TEXT, "site": _TEXT,
+    "cost": {"anyOf": [{"type": "null"}, {"$ref": "#/components/schemas/Cost"}]},
+    "unrated_reason": {"type": ["string", "null"]},
+}  # fmt: skip
+
+_COST_PROPERTIES: dict[str, Any] = {
+    "amount": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$",
+               "description": "Exact decimal, in currency"},
+    "currency": _TEXT, "destination": _TEXT, "number_class": _TEXT, "carrier": _TEXT,
+    "billed_seconds": _INT, "e164": _TEXT, "tariff_version": _TEXT,
+    "zero_reason": {"type": ["string", "null"]},
 }  # fmt: skip
 
 _ENTRY_PROPERTIES: dict[str, Any] = {
@@ -57,6 +67,7 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "CallResponse": _object({"call": _ref("CallDetail")}),
+    "Cost": _object(_COST_PROPERTIES),
     "DirectoryEntry": _object(_ENTRY_PROPERTIES),
     "DirectoryList": _object({"entries": {"type": "array", "items": _ref("DirectoryEntry")}}),
     "Error": _object({"error": _object({"status": _INT, "title": _TEXT, "message": _TEXT})}),
@@ -91,6 +102,11 @@ PATHS: dict[str, Any] = {
             _query("extension", "Exact extension", _TEXT),
             _query("number", "Part of the calling, called or dialled number", _TEXT),
             _query("answered", "true or false", {"type": "string", "enum": ["true", "false"]}),
+            _query("class", "Rated destination class (mobile, international, premium...)",
+                   _TEXT),
+            _query("carrier", "The carrier that rated the call", _TEXT),
+            _query("cost_min", "Cost at least, in the call's currency (0.10)", _TEXT),
+            _query("cost_max", "Cost at most, in the call's currency", _TEXT),
             _query("limit", "Calls per page, 1-500 (default 50)", _INT),
             _query("cursor", "next_cursor of the previous page", _TEXT),
         ],

@@ -42,6 +42,18 @@ def local_time(value: datetime | None, tz: tzinfo) -> str:
     return f"{local.strftime(TIME_FORMAT)} {local.tzname()}"
 
 
+def stored_time(text: str | None, tz: tzinfo) -> str:
+    """An ISO 8601 time held as text (a rating explanation's ``2025-07-14T23:00:00Z``) on the
+    given clock, like ``local_time``; text that is not such a time is shown as it is."""
+    if not text:
+        return ""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return local_time(value, tz)
+
+
 def duration(seconds: int | float | None) -> str:
     """``h:mm:ss`` (hours not wrapped at 24): 0:00:00, 0:01:05, 27:46:40."""
     if seconds is None:
@@ -69,6 +81,7 @@ def utc_offset(minutes: int) -> str:
 
 JINJA_FILTERS = {
     "local_time": local_time,
+    "stored_time": stored_time,
     "duration": duration,
     "direction_label": direction_label,
     "completion_label": completion_label,

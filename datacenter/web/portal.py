@@ -17,7 +17,10 @@ Contract:
   listing everything.
 - ``/calls/<id>`` adds the cost explanation as stored by rating (tariff and version, bands,
   increments, the arithmetic), or for a call that is not rated, why and what fixes it; a
-  re-rated call shows when its cost last changed and what it was before.
+  re-rated call shows when its cost last changed and what it was before; and the call's
+  recordings: a player (and a download link) for a viewer allowed to play them
+  (``datacenter.web.recordings``), or why there is no audio (encrypted media, deleted by
+  retention, not permitted).
 - Times are shown on the tenant's clock with the zone named; durations as h:mm:ss.
 """
 
@@ -41,6 +44,7 @@ from datacenter.web.database import store
 from datacenter.web.display import DIRECTION_LABELS
 from datacenter.web.parties import Parties, PartyNumber, call_parties, format_number
 from datacenter.web.rating_text import CLASS_LABELS, Reason, unrated_reason
+from datacenter.web.recordings import viewer_access
 from shared.icdr import Direction
 
 PER_PAGE = 50
@@ -208,6 +212,8 @@ def call_detail(record_id: str) -> ResponseReturnValue:
         reason = unrated_reason(detail.unrated.reason if detail.unrated else None)
     return render_template(
         "portal/call_detail.html",
+        recordings=scope.recordings(record_id),
+        recording_access=viewer_access(),
         detail=detail,
         call=call,
         row=row,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from cryptography import x509
+
 from edge_agent.capture.health import CAPTURE_DIR
 from edge_agent.capture.process import RECORDINGS_DIR, CaptureSettings
 from edge_agent.capture.recorder import RecorderSettings
@@ -60,7 +62,11 @@ def capture_settings(settings: AgentSettings) -> CaptureSettings:
 
 
 def recording_outbox(
-    settings: AgentSettings, spool: Spool, *, protect: Protect | None
+    settings: AgentSettings,
+    spool: Spool,
+    *,
+    protect: Protect | None,
+    receipts_certificate: x509.Certificate | None = None,
 ) -> RecordingOutbox:
     """The outbox for recording batches, linking against records in ``spool``."""
     config = settings.capture
@@ -76,6 +82,7 @@ def recording_outbox(
             remote_dir=config.remote_dir,
             kbps=max(share, 1) if settings.uplink.max_kbps else 0,
             protect=protect,
+            receipts_certificate=receipts_certificate,
         ),
         recent=lambda since: [ICDR.from_json(body) for body in spool.bodies_spooled_since(since)],
     )

@@ -16,6 +16,7 @@ returned for printing: the config file is the operator's and is not rewritten.
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,8 @@ class Imported:
             f'receipts_dir = "{b.receipts_dir}"',
             "[delivery]",
             f'datacentre_certificates = "{self.certificates}"',
+            "[capture]  # only with call recording: its batches go beside incoming/",
+            f'remote_dir = "{posixpath.join(posixpath.dirname(b.remote_dir.rstrip("/")), "recordings")}"',
         ]
 
 

@@ -20,10 +20,17 @@ Contract:
   the recordings' share of ``uplink.max_kbps``, and moves each to ``STATE/recordings-sent/``.
   The uplink calls it after every record batch of the session is up, so call records are never
   queued behind audio.
+- ``collect_receipts(remote)`` (at the start of ``upload`` when ``receipts_certificate`` is set):
+  a receipt in the landing ``receipts/`` for one of *this* agent's ``.ccr`` files, verified
+  against the pinned data centre receipts certificate and naming the SHA-256 of the file in
+  ``STATE/recordings-sent/``, deletes that file at once (audio is large, and the data centre
+  keys on ``recording_id``, so nothing is lost), then the remote receipt. A receipt that fails
+  verification or names other bytes deletes nothing and is left for a technician (logged).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -34,12 +41,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from edge_agent.capture.linking import RecordingKey, match_record
 from edge_agent.capture.rules import CallFacts, RecordingRules
+from edge_agent.delivery.receipts import RemoteReceipts
 from edge_agent.delivery.uplink import UplinkSession, UploadOutcome
-from shared.durable import atomic_write, durable_move, remove_temporaries
+from shared.durable import atomic_write, durable_move, fsync_dir, remove_temporaries
+from shared.envelope import parse_recordings_file_name
 from shared.errors import TransportError
 from shared.icdr import ICDR
+from shared.receipts import ReceiptError, recordings_name_of, verify_receipt
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +85,7 @@ class OutboxSettings:
     remote_dir: str = "recordings"
     kbps: int = 0  # 0: unthrottled
     protect: Protect | None = None
+    receipts_certificate: x509.Certificate | None = None  # None: sent batches are kept
 
     @property
     def recordings(self) -> Path:
@@ -87,6 +100,7 @@ class RecordingOutbox:
         self.recent = recent
         self.outbox = settings.state_dir / OUTBOX_DIR
         self.sent = settings.state_dir / SENT_DIR
+        self.recorded: set[str] = set()  # receipts the landing would not let us delete
         for folder in (self.outbox, self.sent, settings.recordings):
             folder.mkdir(parents=True, exist_ok=True)
             remove_temporaries(folder)
@@ -183,6 +197,8 @@ class RecordingOutbox:
     # upload
 
     def upload(self, session: UplinkSession) -> list[UploadOutcome]:
+        if self.settings.receipts_certificate is not None:
+            self.collect_receipts(session)
         outcomes: list[UploadOutcome] = []
         files = sorted(self.outbox.glob(f"*{SUFFIX}"))
         if files:
@@ -194,6 +210,50 @@ class RecordingOutbox:
             durable_move(path, self.sent / path.name)
             outcomes.append(outcome)
         return outcomes
+
+    # receipts
+
+    def collect_receipts(self, remote: RemoteReceipts) -> list[str]:
+        """Delete the sent batches the data centre receipted; returns their names."""
+        certificate = self.settings.receipts_certificate
+        names = remote.list_receipts() if certificate is not None else None
+        pruned: list[str] = []
+        for name in names or []:
+            batch = recordings_name_of(name)
+            parsed = parse_recordings_file_name(batch) if batch else None
+            if batch is None or parsed is None or parsed[0] != self.settings.agent_id:
+                continue
+            if name in self.recorded:
+                continue
+            assert certificate is not None
+            if self._acknowledge(remote, name, batch, certificate):
+                pruned.append(batch)
+        if pruned:
+            fsync_dir(self.sent)
+            log.info("recordings: %d sent batch(es) receipted and deleted", len(pruned))
+        return pruned
+
+    def _acknowledge(
+        self, remote: RemoteReceipts, name: str, batch: str, certificate: x509.Certificate
+    ) -> bool:
+        try:
+            receipt = verify_receipt(remote.read_receipt(name), certificate=certificate)
+        except ReceiptError as exc:
+            log.error("recordings receipt %s: %s; left for a technician", name, exc)
+            return False
+        local = self.sent / batch
+        if receipt.batch != batch:
+            log.error("recordings receipt %s names %s; left for a technician", name, receipt.batch)
+            return False
+        if local.exists():
+            if hashlib.sha256(local.read_bytes()).hexdigest() != receipt.sha256:
+                log.error("recordings receipt %s is for other bytes than the %s sent; kept both "
+                          "for a technician", name, batch)  # fmt: skip
+                return False
+            local.unlink()
+        if not remote.remove_receipt(name):
+            self.recorded.add(name)
+        return True
 
 
 def _ensure_remote_dir(session: UplinkSession, folder: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import runpy
 import signal
 import socket
 import sqlite3
@@ -39,6 +40,15 @@ DELIVERY_SECONDS = 150
 DEMO_MEAN_GAP = 30  # scripts/demo.py's SMDR_MEAN_GAP: the simulator runs live with it
 
 
+def _demo_directory() -> dict[str, tuple[str, str]]:
+    """scripts/demo.py's DIRECTORY: extension -> (person, department)."""
+    script = runpy.run_path(str(ROOT / "scripts" / "demo.py"), run_name="demo_script")
+    return {row[0]: (row[1], row[2]) for row in script["DIRECTORY"]}
+
+
+DIRECTORY = _demo_directory()
+
+
 @dataclass
 class DemoRun:
     process: subprocess.Popen[str]
@@ -46,6 +56,7 @@ class DemoRun:
     url: str
     password: str
     smdr_start: datetime  # naive site wall clock of the first simulated call
+    output: str  # what the demo printed on start
 
     def store(self) -> sqlite3.Connection:
         return sqlite3.connect(f"file:{self.run_dir / 'dc' / 'callcollect.db'}?mode=ro", uri=True)
@@ -87,7 +98,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     if match is None:
         stop_demo(process)
         pytest.fail(f"the demo did not start within {STARTUP_SECONDS} s:\n{text}")
-    run = DemoRun(process, run_dir, f"http://127.0.0.1:{port}", match[1], smdr_start)
+    run = DemoRun(process, run_dir, f"http://127.0.0.1:{port}", match[1], smdr_start, text)
     try:
         yield run
     finally:
@@ -188,12 +199,43 @@ def test_tenant_sees_the_calls_in_the_browser(
     # Each simulated outgoing call can be found by its number, with its fields on the row: To
     # is the dialled number (formatted for the UK), never the trunk.
     outgoing = [c for c in expected_calls(demo) if c.dialled_digits and c.direction.value == "out"]
+    # The demo's directory names who made each call: person and department on the row.
     for call in outgoing[:5]:
         page.goto(f"{demo.url}/calls?number={call.dialled_digits}&extension={call.extension}")
         cells = page.locator("table#calls tbody tr").first.locator("td").all_inner_texts()
         assert call.dialled_digits in [cell.replace(" ", "") for cell in cells], cells
         assert call.extension in cells
+        person, department = DIRECTORY[call.extension]
+        assert person in cells and department in cells, cells
     page.screenshot(path=str(tmp_path / "demo-calls.png"), full_page=True)
+
+
+def test_lync_users_are_in_the_directory_by_sip_address(demo: DemoRun, chromium_page: Page) -> None:
+    test_all_three_sources_deliver(demo)
+    page = chromium_page
+    log_in(page, demo, "demo@example.com")
+    page.goto(f"{demo.url}/calls?extension=alice@example.com")
+    rows = page.locator("table#calls tbody tr")
+    expect(rows.first).to_be_visible()
+    for texts in (rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())):
+        assert "Alice Adams" in texts and "Sales" in texts, texts
+
+
+def test_the_demo_prints_a_tenant_admin_login_that_manages_users_and_the_directory(
+    demo: DemoRun, chromium_page: Page, tmp_path: Path
+) -> None:
+    logins = dict(re.findall(r"^\s+(Tenant|Tenant admin|Technician):\s+(\S+)\s+password",
+                             demo.output, re.M))  # fmt: skip
+    assert logins.keys() == {"Tenant", "Tenant admin", "Technician"}, demo.output
+    page = chromium_page
+    log_in(page, demo, logins["Tenant admin"])
+    page.goto(f"{demo.url}/admin/users")
+    expect(page.locator("body")).to_contain_text("demo@example.com")
+    page.goto(f"{demo.url}/directory")
+    for person, department in DIRECTORY.values():
+        expect(page.locator("body")).to_contain_text(person)
+        expect(page.locator("body")).to_contain_text(department)
+    page.screenshot(path=str(tmp_path / "demo-directory.png"), full_page=True)
 
 
 def test_technician_sees_the_site(demo: DemoRun, chromium_page: Page) -> None:

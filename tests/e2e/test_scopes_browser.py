@@ -2,7 +2,8 @@
 
 The journey a customer's administrator takes: sign in, add a user limited to the Sales
 department through the Users page, sign out; the new user signs in and the call list holds only
-calls of Sales extensions (201 and 202 in the directory), never Support's. Screenshots of the
+calls of Sales extensions (201 and 202 in the directory), never Support's, and its totals count
+only those, with the rated Sales call's cost. Screenshots of the
 form and of the user's list are kept in the test's tmp dir.
 """
 
@@ -55,6 +56,12 @@ def test_tenant_admin_adds_a_department_user_who_sees_only_that_department(
     # the Department column (the directory's, at each call's start): only Sales calls listed
     departments = set(table.locator("tbody tr td:nth-child(6)").all_inner_texts())
     assert departments == {"Sales"}, departments
+    # The totals are of the user's calls only, with the cost of the rated Sales call.
+    listed = table.locator("tbody tr").count()
+    expect(page.locator("#total-calls")).to_have_text(str(listed))
+    expect(page.locator("#total-cost")).to_contain_text("GBP")
+    sales_row = page.get_by_role("row", name=re.compile(r"\+?0?1632 ?960 ?701|01632960701"))
+    expect(sales_row.locator("td.money")).to_contain_text("GBP")
     body = page.content()
     assert scoped_world.parties["sales"].number in body
     for other in ("support", "ext203", "globex"):

@@ -237,18 +237,18 @@ def test_ingest_directory_and_fifo_named_like_batches_quarantined(landing: Landi
 CRASHING_WORKER = """
 import os, signal, sys
 from pathlib import Path
-from datacenter.ingest import worker
+from datacenter.ingest import intake, worker
 from datacenter.settings import load_settings
 from datacenter.store.engine import open_store
 
-real_open_landed = worker.open_landed
+real_open_protected = intake.open_protected
 
 def crash_on_poison(data, **kwargs):
     if data.startswith(b"POISON"):  # a bug that kills the worker while it reads this file
         os.kill(os.getpid(), signal.SIGKILL)
-    return real_open_landed(data, **kwargs)
+    return real_open_protected(data, **kwargs)
 
-worker.open_landed = crash_on_poison
+intake.open_protected = crash_on_poison
 settings = load_settings(Path(sys.argv[1]))
 print(worker.ingest_once(open_store(settings.store.url), settings).summary())
 """

@@ -366,6 +366,21 @@ SPEC: dict[str, Spec] = {
     "datacenter rollups rebuild": dc_config_cases("rollups", "rebuild", *TENANT, "--check"),
     "datacenter store stats": dc_config_cases("store", "stats", "--json"),
     "datacenter alarms run": dc_config_cases("alarms", "run", "--once"),
+    "datacenter reports run-due": dc_config_cases("reports", "run-due"),
+    "datacenter recordings policy": dc_config_cases("recordings", "policy", "demo"),
+    "datacenter recordings permit": dc_config_cases("recordings", "permit", "a@example.org"),
+    "datacenter recordings purge": dc_config_cases("recordings", "purge"),
+    "datacenter cost-alarms rules show": dc_config_cases("cost-alarms", "rules", "show", *TENANT),
+    "datacenter cost-alarms rules set": dc_config_cases(
+        "cost-alarms", "rules", "set", *TENANT, str(ROOT / "pyproject.toml")
+    ),
+    "datacenter cost-alarms rules check": {
+        "bad-syntax": NO_CONFIG, "wrong-type": NO_CONFIG, "refused": NO_CONNECT,
+        "missing-file": usage_missing("cost-alarms", "rules", "check"),
+    },
+    "datacenter cost-alarms secret": dc_config_cases("cost-alarms", "secret", *TENANT),
+    "datacenter cost-alarms list": dc_config_cases("cost-alarms", "list", *TENANT),
+    "datacenter cost-alarms run": dc_config_cases("cost-alarms", "run"),
     "datacenter technician assign": dc_config_cases("technician", "assign", "a@example.org",
                                                     "demo"),
     "datacenter technician unassign": dc_config_cases("technician", "unassign", "a@example.org",

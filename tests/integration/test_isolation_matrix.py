@@ -4,7 +4,7 @@ The rules come from ``app.url_map``, so a new endpoint is covered without touchi
 an endpoint with a URL parameter the matrix cannot fill (``FILLERS``) fails the test until one
 is added. For each viewer (tenant admin, org-wide user, user limited to one department, user
 limited to their own extension, technician assigned to acme, technician of globex only, signed
-out) and each party (a call and user in the viewer's scope, in another scope of the same tenant,
+out) and each party (its call carries a recording, so the audio endpoints answer real audio) (a call and user in the viewer's scope, in another scope of the same tenant,
 in the other tenant), every GET is fetched with the party's ids, and every POST to an object
 the viewer must not reach is sent with a valid CSRF token. A leak is a body showing a party's
 distinctive number or email that the viewer may not see, or a refused POST that was not
@@ -15,16 +15,24 @@ other cases read).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
+from werkzeug.test import TestResponse
 
-from datacenter.store.engine import open_store
+from datacenter.accounts.tenants import get_tenant
+from datacenter.cost_alarms.evaluate import Finding
+from datacenter.cost_alarms.rules import RuleKind
+from datacenter.cost_alarms.store import record_finding
+from datacenter.store.engine import open_store, write_transaction
 from datacenter.store.tables.core import tenants
+from datacenter.store.tables.cost_alarms import cost_alarms
 from datacenter.store.tables.directory import directory_entries
+from tests.fixtures.saved_reports import party_report
 from tests.fixtures.scopes import (
     ACME_ADMIN,
     EXT_USER,
@@ -40,14 +48,21 @@ from tests.fixtures.web import ACME_USER, GLOBEX_USER, csrf_token, login
 Filler = Callable[[ScopedWorld, Party], str | int]
 FILLERS: dict[str, Filler] = {
     "record_id": lambda world, party: party.record_id,
+    "recording_id": lambda world, party: party.recording_id,
     "tenant_slug": lambda world, party: party.tenant_slug,
     "agent_id": lambda world, party: party.agent_id,
     "alarm_id": lambda world, party: f"{party.name}-alarm",
     "user_id": lambda world, party: world.user_ids[party.user_email],
     "filename": lambda world, party: "app.css",
     "entry_id": lambda world, party: _entry_id(world, party),
+    "cost_alarm_id": lambda world, party: _cost_alarm_id(world, party),
     # no party holds an API token: any id is someone else's, and revoking it must be refused
     "token_id": lambda world, party: 999_000 + sorted(world.parties).index(party.name),
+    # each party's private saved report and its schedule (tests/fixtures/saved_reports.py)
+    "saved_id": lambda world, party: party_report(world, party)[0],
+    "schedule_id": lambda world, party: party_report(world, party)[1],
+    # a signed report link: any forged one must be refused (403) to everyone
+    "token": lambda world, party: f"forged-{party.name}.not-a-signature",
 }
 
 
@@ -67,6 +82,28 @@ def _entry_id(world: ScopedWorld, party: Party) -> str:
     finally:
         engine.dispose()
     return str(found) if found is not None else "0" * 32
+
+
+def _cost_alarm_id(world: ScopedWorld, party: Party) -> str:
+    """A cost alarm of the party's tenant holding the party's call (made once, then found)."""
+    engine = open_store(world.seeded.settings.store.url)
+    try:
+        with write_transaction(engine) as conn:
+            tenant = get_tenant(conn, party.tenant_slug)
+            assert tenant is not None
+            finding = Finding("matrix", RuleKind.CALL_COST, party.name, "2026-01-01",
+                              "matrix", (party.record_id,))  # fmt: skip
+            record_finding(conn, tenant.tenant_id, finding, now=datetime.now(UTC))
+            found = conn.scalar(
+                sa.select(cost_alarms.c.alarm_id).where(
+                    cost_alarms.c.tenant_id == tenant.tenant_id,
+                    cost_alarms.c.rule_id == "matrix",
+                    cost_alarms.c.subject == party.name,
+                )
+            )
+    finally:
+        engine.dispose()
+    return str(found)
 
 
 ACME_PARTIES = ("sales", "ext203", "support")
@@ -141,13 +178,15 @@ def test_no_endpoint_shows_a_viewer_what_is_outside_its_scope(
             if "GET" in methods:
                 response = client.get(url)
                 checked += 1
-                body = response.get_data(as_text=True)
+                body = response.get_data().decode(errors="replace")  # audio is binary
                 response.close()  # static files are streamed from an open file
                 if response.status_code >= 500:
                     problems.append(f"GET {url}: {response.status_code}")
                 for leak in _leaks(body, scoped_world, sees_calls, sees_emails):
                     problems.append(f"GET {url} ({rule.endpoint}) shows {leak}")
-            if "POST" in methods and party is not None and not _may_change(viewer, party):
+                if _audio(response) and party is not None and party.name not in sees_calls:
+                    problems.append(f"GET {url} ({rule.endpoint}) plays {party.name}'s recording")
+            if "POST" in methods and party is not None and not _may_change(viewer, party, rule):
                 response = client.post(url, data={"csrf_token": token})
                 checked += 1
                 if not _refused(response.status_code, response.headers.get("Location", "")):
@@ -159,8 +198,16 @@ def test_no_endpoint_shows_a_viewer_what_is_outside_its_scope(
     assert problems == []
 
 
-def _may_change(viewer: str, party: Party) -> bool:
+def _audio(response: TestResponse) -> bool:
+    """A body that is a party's data without showing its number: a recording's audio."""
+    return response.status_code in (200, 206) and (response.mimetype or "").startswith("audio/")
+
+
+def _may_change(viewer: str, party: Party, rule: Rule) -> bool:
     """Whether ``viewer`` may act on ``party``'s objects (then the POST is not sent)."""
+    owned = {"saved_id", "schedule_id"}  # a user's own saved reports and schedules
+    if owned & set(rule.arguments) and VIEWERS[viewer][0] == party.user_email:
+        return True
     if viewer in ("tenant-admin", "technician-assigned"):
         return party.tenant_slug == "acme"
     if viewer == "technician-unassigned":
@@ -207,3 +254,17 @@ def test_every_post_endpoint_refuses_a_missing_csrf_token(
         url = _url(rule, scoped_world, scoped_world.parties["sales"])
         response = client.post(url, data={"password": "x", "role": "tenant_admin"})
         assert response.status_code == 400, f"POST {url} without a CSRF token"
+
+
+def test_the_tenant_admin_sees_its_own_parties_cost_alarms(
+    scoped_app: Flask, scoped_world: ScopedWorld
+) -> None:
+    """The cost alarm pages' other half: the admin's own alarms do show their calls."""
+    client = _client(scoped_app, ACME_ADMIN)
+    for name in ACME_PARTIES:
+        party = scoped_world.parties[name]
+        page = client.get(f"/cost-alarms/{_cost_alarm_id(scoped_world, party)}")
+        assert page.status_code == 200
+        assert party.number in page.get_data(as_text=True) or party.number.lstrip("0") in (
+            page.get_data(as_text=True)
+        )

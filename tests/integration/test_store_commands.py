@@ -57,6 +57,7 @@ def test_admin_flow_from_empty_store(config: Path, tmp_path: Path, store_url: st
         "incoming",
         "quarantine",
         "receipts",
+        "recordings",
     ]
     assert "acme\t1\tEurope/London\tAcme Ltd" in ok(config, "tenant", "list")
 

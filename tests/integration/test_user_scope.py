@@ -7,6 +7,7 @@ started, whatever the directory says now.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +18,13 @@ from hypothesis import strategies as st
 
 from datacenter.ingest.worker import ingest_once
 from datacenter.settings import Settings
-from datacenter.store.call_scope import MAX_EXTENSION_DIGITS, WHOLE, mask_number, scope_from
+from datacenter.store.call_scope import (
+    MAX_EXTENSION_DIGITS,
+    WHOLE,
+    mask_number,
+    mask_text,
+    scope_from,
+)
 from datacenter.store.engine import write_transaction
 from datacenter.store.scoped import CallFilter, TenantScope
 from datacenter.store.tables.directory import directory_entries
@@ -155,3 +162,33 @@ def test_mask_number_hides_exactly_the_last_digits(number: str, digits: int) -> 
     assert [c for c in masked if not c.isdigit() and c != "x"] == [
         c for c in number if not c.isdigit()
     ]
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.from_regex(r"\+?[0-9]{7,15}", fullmatch=True),  # a phone number
+            st.sampled_from(["cleaned to ", ": mobile (GB)", " x 125/60 = ", ", prefix "]),
+            st.from_regex(r"[0-9]{1,6}", fullmatch=True),  # an extension, seconds, a prefix
+            st.from_regex(r"[0-9]{1,3}\.[0-9]{1,12}", fullmatch=True),  # an amount
+            st.from_regex(r"20[0-9]{2}-[01][0-9]-[0-3][0-9]", fullmatch=True),  # a date
+        ),
+        max_size=8,
+    ),
+    st.integers(1, 6),
+)
+def test_mask_text_hides_every_long_number_and_keeps_amounts_and_dates(
+    parts: list[str], digits: int
+) -> None:
+    text = " ".join(parts)
+    masked = mask_text(text, digits)
+    assert len(masked) == len(text)
+    for run in re.finditer(
+        r"(?<![\d.])\+?\d{7,}(?![\d.])", text
+    ):  # each number: last digits hidden
+        assert masked[run.start() : run.end()] == mask_number(run.group(), digits)
+        assert masked[run.end() - 1] == "x"
+    for part in parts:
+        if "." in part or "-" in part or len(part.lstrip("+")) <= MAX_EXTENSION_DIGITS:
+            assert part in masked or not part.strip()  # amounts, dates, short runs stay
+    assert mask_text(text, 0) == text

@@ -23,11 +23,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from datacenter.accounts.users import get_user_by_email
+from datacenter.api_tokens import create_token
+from datacenter.store.engine import open_store, write_transaction
 from datacenter.web import create_app
 from shared.icdr import ICDR
 from tests.fixtures.portal import (
@@ -149,6 +153,71 @@ def test_filters_and_their_totals(
     )  # fmt: skip
 
 
+@pytest.fixture
+def carol_token(rated_store: RatedStore) -> str:
+    engine = open_store(rated_store.settings.store.url)
+    try:
+        with write_transaction(engine) as conn:
+            user = get_user_by_email(conn, USER)
+            assert user is not None
+            return create_token(conn, user.user_id, "costs test")[1]
+    finally:
+        engine.dispose()
+
+
+def _api(client: FlaskClient, token: str, path: str, **query: str) -> Any:
+    return client.get(path, query_string=query, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_the_api_lists_each_call_with_its_cost(rated_app: Flask, carol_token: str) -> None:
+    client = rated_app.test_client()
+    body = _api(client, carol_token, "/api/v1/calls").get_json()
+    by_id = {call["record_id"]: call for call in body["calls"]}
+    assert by_id[MOBILE.record_id]["cost"] == {
+        "amount": "0.17", "currency": "GBP", "destination": "UK mobile",
+        "number_class": "mobile", "carrier": "britline", "billed_seconds": 125,
+        "e164": "447700900123", "tariff_version": "britline-2025-07", "zero_reason": None,
+    }  # fmt: skip
+    assert by_id[LOCAL.record_id]["cost"]["amount"] == "0.10"
+    assert by_id[INCOMING.record_id]["cost"]["currency"] == ""  # no charge, no tariff
+    assert by_id[BRAZIL.record_id]["cost"] is None
+    assert by_id[BRAZIL.record_id]["unrated_reason"] == "NO_PREFIX_MATCH"
+    one = _api(client, carol_token, f"/api/v1/calls/{PREMIUM.record_id}").get_json()["call"]
+    assert (one["cost"]["amount"], one["unrated_reason"]) == ("1.60", None)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected_calls"),
+    [({"class": "mobile"}, [MOBILE, UNANSWERED]),
+     ({"cost_min": "0.10"}, [MOBILE, LOCAL, PREMIUM]),
+     ({"cost_max": "0.10"}, [LOCAL, GERMANY, INCOMING, UNANSWERED]),
+     ({"carrier": "britline", "direction": "out", "answered": "true"},
+      [MOBILE, LOCAL, PREMIUM, GERMANY]),
+     ({"class": "premium", "cost_min": "1"}, [PREMIUM])],
+)  # fmt: skip
+def test_the_api_takes_the_pages_cost_filters(
+    rated_app: Flask, carol_token: str, query: dict[str, str], expected_calls: list[ICDR]
+) -> None:
+    body = _api(rated_app.test_client(), carol_token, "/api/v1/calls", **query).get_json()
+    assert {call["record_id"] for call in body["calls"]} == {c.record_id for c in expected_calls}
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [({"class": "cheap"}, "parameter 'class': is one of"),
+     ({"cost_min": "abc"}, "parameter 'cost_min': is an amount"),
+     ({"cost_max": "-1"}, "parameter 'cost_max': is an amount"),
+     ({"cost_min": "NaN"}, "parameter 'cost_min': is an amount"),
+     ({"cost_min": "2", "cost_max": "1"}, "parameter 'cost_max': is below 'cost_min'")],
+)  # fmt: skip
+def test_the_api_refuses_a_bad_cost_filter(
+    rated_app: Flask, carol_token: str, query: dict[str, str], message: str
+) -> None:
+    response = _api(rated_app.test_client(), carol_token, "/api/v1/calls", **query)
+    assert response.status_code == 400
+    assert message in response.get_json()["error"]["message"]
+
+
 def test_totals_are_of_the_filter_not_of_the_page(carol: FlaskClient) -> None:
     """Two pages would show the same totals: they come from the filtered query, not the rows."""
     page_two = carol.get("/calls", query_string={"page": "2"}).get_data(as_text=True)
@@ -186,6 +255,10 @@ def test_detail_explains_the_cost(carol: FlaskClient) -> None:
     assert "prefix +4420 (longest prefix)" in text
     assert "Connection fee 0.0150, minimum charge 0.0300" in text
     assert "cleaned to 02079460123" in text  # the dial plan's steps, as rating recorded them
+    # The explanation's times on the tenant's clock: the version's start, the band's from
+    # (answered at 14:00:05 UTC).
+    assert "in force from 2025-07-15 00:00:00 BST" in text
+    assert "<td>2025-07-16 15:00:05 BST</td>" in html
 
 
 def test_rerated_call_shows_its_current_cost_and_when_it_changed(carol: FlaskClient) -> None:

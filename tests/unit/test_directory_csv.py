@@ -143,3 +143,12 @@ def test_every_bad_line_is_reported_and_every_good_line_kept(
     expected_good = {i + 2 for i, (kind, _v) in enumerate(rows) if kind == "good"}
     assert {p.line for p in preview.problems} == expected_bad
     assert {e.line for e in preview.entries} == expected_good
+
+
+def test_a_sip_address_is_an_extension_and_other_at_signs_are_not() -> None:
+    """A Lync / Skype for Business call's extension is its user's SIP address."""
+    text = "extension,person\nalice@example.com,Alice\nbob@,Bob\na@b@c,Cy\n@x,Di\n"
+    preview = parse_directory_csv(text, LONDON)
+    assert [e.extension for e in preview.entries] == ["alice@example.com"]
+    assert [p.line for p in preview.problems] == [3, 4, 5]
+    assert all("characters an extension cannot have" in p.message for p in preview.problems)

@@ -34,6 +34,7 @@ PROVIDES = {
     "systemd-python": {"systemd"},
     "flask": {"flask", "werkzeug", "markupsafe"},
     "flask-wtf": {"flask_wtf", "wtforms"},
+    "python-dateutil": {"dateutil"},
     "tzdata": set(),  # zoneinfo reads it; nobody imports it
 }
 # A module that may import a package outside its part, and why.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -189,6 +190,30 @@ def test_may_read_is_false_when_the_spool_is_full(tmp_path: Path) -> None:
         assert not pipeline.may_read()
     finally:
         site.crash()
+
+
+def test_a_paused_source_says_so_once_and_again_when_it_reads(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    site = Site(tmp_path, quota=16 * 1024 * 1024)
+    pipeline, _ = site.open()
+    room = site.spool.quota_bytes
+    try:
+        caplog.set_level(logging.INFO, logger="edge_agent.pipeline")
+        site.spool.quota_bytes = site.spool.usage().used_bytes  # 100 % used
+        for _ in range(5):  # five checks past the cache, as a paused source makes
+            pipeline._may_read = (float("-inf"), pipeline._may_read[1])
+            assert not pipeline.may_read()
+        site.spool.quota_bytes = room
+        pipeline._may_read = (float("-inf"), pipeline._may_read[1])
+        assert pipeline.may_read()
+    finally:
+        site.crash()
+    said = [r.getMessage() for r in caplog.records if r.name == "edge_agent.pipeline"]
+    assert said == [
+        "source pbx-1: spool full, not reading until batches leave",
+        "source pbx-1: the spool has room again, reading",
+    ]
 
 
 def test_journal_pruning_follows_the_cursor(tmp_path: Path) -> None:

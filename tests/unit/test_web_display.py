@@ -16,6 +16,7 @@ from datacenter.web.display import (
     direction_label,
     duration,
     local_time,
+    stored_time,
     utc_offset,
 )
 from shared.icdr import Completion, Direction
@@ -91,3 +92,15 @@ def test_every_enum_value_has_a_label() -> None:
     assert set(COMPLETION_LABELS) == {c.value for c in Completion}
     assert direction_label("in") == "Incoming" and completion_label("no_answer") == "No answer"
     assert direction_label("sideways") == "sideways"  # an unknown code is shown as it is
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [("2025-07-14T23:00:00Z", "2025-07-15 00:00:00 BST"),  # a tariff's validity, on the tenant's clock
+     ("2025-07-16T10:00:05+00:00", "2025-07-16 11:00:05 BST"),
+     ("", ""), (None, ""), ("not a time", "not a time"), ("day", "day")],
+)  # fmt: skip
+def test_stored_time_shows_an_explanations_time_on_the_tenants_clock(
+    text: str | None, shown: str
+) -> None:
+    assert stored_time(text, ZoneInfo("Europe/London")) == shown

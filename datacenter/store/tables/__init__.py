@@ -5,11 +5,14 @@
     core.py       tenants, agents, users, landed files, calls, daily rollups (v0001)
     rating.py     tariffs, dial plans, route maps, call costs, the unrated queue (v0002)
     alarms.py     alarms, notifications, technicians' tenants (v0004)
+    cost_alarms.py  per-tenant cost and fraud alarm rules, marks, alarms and their calls (v0015)
     health.py     heartbeats (v0005)
     directory.py  who had which extension when (v0008)
     accounts.py   user scopes, sessions, sign-in attempts, audit log, recovery codes (v0012)
     api_tokens.py per-user API tokens, hashed (v0010)
     rollups.py    report rollups per tenant, local day and dimension (v0013)
+    saved_reports.py  saved reports, their schedules and runs (v0014)
+    recordings.py call recordings, recording policies, user permissions (v0016)
 
 Importing this package imports every table module, so ``metadata`` holds the whole schema.
 """
@@ -19,10 +22,13 @@ from datacenter.store.tables import (
     alarms,
     api_tokens,
     core,
+    cost_alarms,
     directory,
     health,
     rating,
+    recordings,
     rollups,
+    saved_reports,
 )
 from datacenter.store.tables.metadata import metadata
 
@@ -31,9 +37,12 @@ __all__ = [
     "alarms",
     "api_tokens",
     "core",
+    "cost_alarms",
     "directory",
     "health",
     "metadata",
     "rating",
+    "recordings",
     "rollups",
+    "saved_reports",
 ]

@@ -121,6 +121,7 @@ calls = sa.Table(
     *_record_columns[-_LATER:],
     sa.Index(None, "tenant_id", "start_utc"),
     sa.Index(None, "tenant_id", "extension", "start_utc"),
+    sa.Index(None, "tenant_id", "ingested_at"),  # cost alarms read new calls (0015)
 )
 
 call_days = sa.Table(

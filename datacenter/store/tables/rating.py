@@ -93,6 +93,7 @@ call_costs = sa.Table(
     sa.Column("rated_at", UTCDateTime, nullable=False),
     _calls_fk(),
     sa.Index(None, "tenant_id", "carrier", "tariff_version"),
+    sa.Index(None, "tenant_id", "rated_at"),  # cost alarms read new and re-rated costs (0015)
 )
 
 call_cost_history = sa.Table(
