@@ -83,6 +83,10 @@ SETTINGS: tuple[Setting, ...] = (
     _setting("store.url", TEXT, "",
             "SQLAlchemy URL of the store; default sqlite:///<data_dir>/callcollect.db. "
             "PostgreSQL: postgresql+psycopg://USER@HOST/DB."),
+    _setting("store.read_url", TEXT, "",
+            "URL reports may read from (a streaming replica, e.g. both hosts with "
+            "target_session_attrs=prefer-standby); default: store.url. Reads there may lag the "
+            "primary by the replication delay: docs/scale.md."),
     _setting("landing.root", PATH, "",
             "Landing area (the SFTP chroots); default <data_dir>/landing. One chroot per agent "
             "account (incoming/, heartbeats/, receipts/) and one folder per tenant slug "
@@ -206,6 +210,11 @@ _BY_KEY = by_key(SETTINGS)
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
     url: str
+    read_url: str = ""  # reports' reads (a replica); "" = url
+
+    @property
+    def reports_url(self) -> str:
+        return self.read_url or self.url
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,6 +432,11 @@ def _build(values: Mapping[str, tuple[Any, Path]], source: Path | None) -> Setti
     if "://" not in url:
         raise ConfigError("store.url", f"{url!r} is not a database URL",
                           "use sqlite:////path/to/file.db or postgresql+psycopg://USER@HOST/DB")  # fmt: skip
+    read_url: str = get("store.read_url")
+    if read_url and not read_url.startswith("postgresql+psycopg://"):
+        raise ConfigError("store.read_url", f"{read_url!r} is not a PostgreSQL URL",
+                          "point it at a replica, postgresql+psycopg://USER@/DB?host=A:5432&"
+                          "host=B:5432&target_session_attrs=prefer-standby, or leave it out")  # fmt: skip
     landing: Path = get("landing.root") if values.get("landing.root") else data_dir / "landing"
     secret_file: Path = (
         get("web.secret_key_file") if values.get("web.secret_key_file") else data_dir / "secret_key"
@@ -452,7 +466,7 @@ def _build(values: Mapping[str, tuple[Any, Path]], source: Path | None) -> Setti
     check_range("ingest.max_batch_bytes", max_batch, MIB, 4096 * MIB)
     return Settings(
         data_dir=data_dir,
-        store=StoreSettings(url=url),
+        store=StoreSettings(url=url, read_url=read_url),
         landing=LandingSettings(root=landing),
         web=WebSettings(
             secret_key_file=secret_file,

@@ -11,6 +11,7 @@ APT_PACKAGES=(
   faketime slapd ldap-utils
   poppler-utils  # pdftoppm / pdftotext: the PDF export tests render and read the files
   fonts-dejavu-core  # the PDF exports' font (Unicode names); Helvetica and "?" without it
+  patroni etcd-server  # tests/fixtures/patroni.py: failover of the PostgreSQL store (docs/scale.md)
   mmdebstrap lintian dpkg-dev fakeroot  # packaging/deb/ and its install tests
 )
 

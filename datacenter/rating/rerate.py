@@ -12,6 +12,11 @@ Contract:
   count and time updated.
 - The report rollups (``datacenter.store.rollups``) move each changed call's contribution from
   its old cost to its new one in the same transaction as the new cost row.
+- A day whose transaction fails because the store went away (``OperationalError``: a restart,
+  a failover to the replica) is rolled back and tried again on a new connection, for up to
+  ``STORE_OUTAGE_SECONDS``: with a multi-host URL (``target_session_attrs=read-write``) that
+  connection is to the new primary, so a re-rate goes on through a failover by itself. Days
+  already committed are not redone; the day's figures count once, when it commits.
 - ``retry_unrated(engine, tenant_id)`` does the same for every call on the unrated queue, of any
   date: what runs after a configuration change (tariff import, dial plan) so fixed calls leave
   the queue on their own.
@@ -19,10 +24,13 @@ Contract:
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
+from time import monotonic, sleep
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,8 +49,13 @@ from datacenter.store.engine import write_transaction
 from datacenter.store.rollups import Deltas, cost_of_result, cost_of_row, facts_of_row
 from datacenter.store.tables.core import calls
 from datacenter.store.tables.rating import call_cost_history, call_costs, unrated_calls
+from shared.backoff import Backoff, Retries
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1_000  # calls read, rated and written at a time within a day's transaction
+STORE_OUTAGE_SECONDS = 120.0  # a day is retried this long while the store is unreachable
+OUTAGE_BACKOFF = Backoff(min_seconds=0.5, max_seconds=5.0)
 _COMPARED = (
     "cost_minor", "currency", "decimals", "number_class", "e164", "carrier", "destination",
     "prefix", "tariff_version", "billed_seconds", "bands", "zero_reason", "explanation",
@@ -63,6 +76,13 @@ class RerateReport:
     queued: int = 0  # calls still (or newly) on the unrated queue
     old_totals: Counter[tuple[str, int]] = field(default_factory=Counter)
     new_totals: Counter[tuple[str, int]] = field(default_factory=Counter)
+
+    def add(self, other: RerateReport) -> None:
+        """Count another (committed) day's figures in."""
+        for name in ("examined", "unchanged", "changed", "first_rated", "now_unrated", "queued"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.old_totals.update(other.old_totals)
+        self.new_totals.update(other.new_totals)
 
     def summary(self) -> str:
         parts = [
@@ -104,14 +124,54 @@ def rerate(
     with engine.connect() as conn:
         config = load_rating_config(conn, tenant_id)
     stamp = now or datetime.now(UTC)
-    for day_start, day_end in _local_days(since, until, zone):
-        with write_transaction(engine) as conn:
-            query = _select(tenant_id).where(*_window(tenant_id, day_start, day_end))
-            for chunk in _chunks(conn, query):
-                _rerate_chunk(conn, config, chunk, report, stamp, cause="rerate")
-                if progress is not None:
-                    progress(len(chunk))
+    for day_start, day_end in local_days(since, until, zone):
+        day = rerate_day(engine, config, tenant_id, (day_start, day_end), stamp)
+        report.add(day)
+        if progress is not None:
+            progress(day.examined)
     return report
+
+
+def rerate_day(
+    engine: sa.Engine,
+    config: RatingConfig,
+    tenant_id: int,
+    day: tuple[datetime, datetime],
+    stamp: datetime,
+) -> RerateReport:
+    """One (tenant, local day) job: its own transaction, tried again through a store outage.
+
+    Days share no rows (calls, costs, history, rollup rows are all per local day), so jobs of
+    different days may run at once (``datacenter.rating.rerate_jobs``).
+    """
+    query = _select(tenant_id).where(*_window(tenant_id, *day))
+    return _through_outages(partial(_rerate_day, engine, config, query, stamp))
+
+
+def _rerate_day(
+    engine: sa.Engine, config: RatingConfig, query: sa.Select[Any], stamp: datetime
+) -> RerateReport:
+    day = RerateReport()
+    with write_transaction(engine) as conn:
+        for chunk in _chunks(conn, query):
+            _rerate_chunk(conn, config, chunk, day, stamp, cause="rerate")
+    return day
+
+
+def _through_outages(work: Callable[[], RerateReport]) -> RerateReport:
+    """``work()``, tried again while the store is unreachable, for up to STORE_OUTAGE_SECONDS."""
+    retries = Retries(OUTAGE_BACKOFF)
+    give_up = monotonic() + STORE_OUTAGE_SECONDS
+    while True:
+        try:
+            return work()
+        except sa.exc.OperationalError as exc:
+            if monotonic() >= give_up:
+                raise
+            wait = retries.next_delay()
+            log.warning("store unreachable while re-rating (%s): trying the day again in %.1f s",
+                        exc.orig, wait)  # fmt: skip
+            sleep(wait)
 
 
 def retry_unrated(
@@ -238,7 +298,7 @@ def _history(
     }  # fmt: skip
 
 
-def _local_days(
+def local_days(
     since: datetime, until: datetime, zone: ZoneInfo
 ) -> Iterator[tuple[datetime, datetime]]:
     """``[since, until)`` cut at the tenant's local midnights."""

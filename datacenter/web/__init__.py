@@ -85,7 +85,8 @@ def create_app(
     # The cookie lives as long as the longest session may; the store decides when it ends.
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=settings.web.session_lifetime_hours)
 
-    store.init_app(app, web_engine(settings.store.url))
+    read_url = settings.store.read_url
+    store.init_app(app, web_engine(settings.store.url), web_engine(read_url) if read_url else None)
     csrf.init_app(app)
     errors.init_app(app)
     headers.init_app(app)

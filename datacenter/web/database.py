@@ -4,7 +4,9 @@
 which connects lazily, so binding touches no database). A view asks ``store.connection()`` and
 gets the request's connection, opened on first use and closed when the app context ends; work
 a view did not ``commit()`` is rolled back then. Views never build call queries on it directly:
-they hand it to ``TenantScope`` or ``accounts``.
+they hand it to ``TenantScope`` or ``accounts``. ``store.report_connection()`` is the same for
+reports' reads, on ``store.read_url`` (a streaming replica) when it is set, else the same
+connection: never write through it, and expect it to lag the primary by the replication delay.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from datacenter.store.engine import open_store
 # and never run long enough to win it back, so its connections turn JIT off.
 POSTGRES_OPTIONS = "-c jit=off"
 _EXTENSION_KEY = "callcollect.store"
+_READ_EXTENSION_KEY = "callcollect.store.reports"
 _G_KEY = "store_connection"
+_G_READ_KEY = "store_report_connection"
 
 
 def web_engine(url: str) -> Engine:
@@ -33,8 +37,10 @@ def web_engine(url: str) -> Engine:
 class StoreBinding:
     """The extension object; a single module-level instance serves every app."""
 
-    def init_app(self, app: Flask, engine: Engine) -> None:
+    def init_app(self, app: Flask, engine: Engine, reports: Engine | None = None) -> None:
+        """Bind the store's engine, and ``reports`` (a replica's) for report reads if given."""
         app.extensions[_EXTENSION_KEY] = engine
+        app.extensions[_READ_EXTENSION_KEY] = reports
         app.teardown_appcontext(_close_connection)
 
     @property
@@ -52,11 +58,23 @@ class StoreBinding:
             setattr(g, _G_KEY, conn)
         return conn
 
+    def report_connection(self) -> Connection:
+        """The request's connection for reports: on the replica if one is set, else ``connection``."""
+        reports: Engine | None = current_app.extensions.get(_READ_EXTENSION_KEY)
+        if reports is None:
+            return self.connection()
+        conn: Connection | None = g.get(_G_READ_KEY)
+        if conn is None:
+            conn = reports.connect()
+            setattr(g, _G_READ_KEY, conn)
+        return conn
+
 
 def _close_connection(_exc: BaseException | None) -> None:
-    conn: Connection | None = g.pop(_G_KEY, None)
-    if conn is not None:
-        conn.close()
+    for key in (_G_KEY, _G_READ_KEY):
+        conn: Connection | None = g.pop(key, None)
+        if conn is not None:
+            conn.close()
 
 
 store = StoreBinding()

@@ -119,14 +119,34 @@ def test_appending_an_existing_key_raises_and_rolls_back(store: sa.Engine, tenan
 def test_the_postgresql_staging_table_is_empty_after_each_commit(
     store: sa.Engine, tenant_id: int
 ) -> None:
+    """A batch with a taken key goes through the staging table, which each commit empties."""
     if store.dialect.name != "postgresql":
         pytest.skip("SQLite needs no staging table")
+    with write_transaction(store) as conn:
+        append_rows(conn, calls, [_call_row(conn, tenant_id, gen_outgoing_call(0), "f.ccb")])
     with store.connect() as conn:
         for n in (1, 2):
             with conn.begin():
-                insert_new_rows(conn, calls, [_call_row(conn, tenant_id, gen_outgoing_call(n), "f.ccb")],
-                                key="record_id", scope=("tenant_id", tenant_id))  # fmt: skip
+                rows = [_call_row(conn, tenant_id, gen_outgoing_call(k), "f.ccb") for k in (n, 0)]
+                added = insert_new_rows(conn, calls, rows, key="record_id",
+                                        scope=("tenant_id", tenant_id))  # fmt: skip
+                assert added == {rows[0][1]}  # the taken key is not added again
                 staged = conn.exec_driver_sql("SELECT count(*) FROM calls_staging").scalar_one()
-                assert staged == 1  # this transaction's row only
+                assert staged == 2  # this transaction's rows only
             assert conn.exec_driver_sql("SELECT count(*) FROM calls_staging").scalar_one() == 0
             conn.rollback()
+
+
+def test_an_all_new_batch_is_copied_straight_in(store: sa.Engine, tenant_id: int) -> None:
+    """The usual case: every key new, so no staging table is made (PostgreSQL)."""
+    with write_transaction(store) as conn:
+        rows = [_call_row(conn, tenant_id, gen_outgoing_call(k), "f.ccb") for k in range(3)]
+        added = insert_new_rows(conn, calls, rows, key="record_id", scope=("tenant_id", tenant_id))
+        staging = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_class WHERE relname = 'calls_staging'"
+            if conn.dialect.name == "postgresql"
+            else "SELECT 0"
+        ).scalar_one()
+    assert added == {row[1] for row in rows} and staging == 0
+    with store.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(calls)).scalar_one() == 3

@@ -255,7 +255,7 @@ def test_tariff_commands_import_list_export_and_rerate(
     assert result.exit_code == 0, result.output
     assert load_tariff(tmp_path / "out" / "britline.toml").versions[1].version == "britline-2025-07"
     result = invoke(config_file, "rerate", "--tenant", "acme", "--since", "2025-07-01",
-                    "--until", "2025-07-31")  # fmt: skip
+                    "--until", "2025-07-31", "--workers", "2")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "5 call(s) examined" in result.output and "4 rated for the first time" in result.output
     result = invoke(config_file, "rerate", "--tenant", "acme", "--since", "2025-07-01",

@@ -79,6 +79,7 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
         ),
         ('[store]\nurl = "callcollect.db"\n', {}, "store.url", "not a database URL"),
         ("[store]\nurl = 5\n", {}, "store.url", "expected a string"),
+        ('[store]\nread_url = "sqlite:///r.db"\n', {}, "store.read_url", "not a PostgreSQL URL"),
         ("data_dir = 5\n", {}, "data_dir", "expected a path"),
         ("[web]\nport = 80\n", {}, "web.port", "not a known setting"),
         ("[ingest]\nbogus = 1\n", {}, "ingest.bogus", "not a known setting"),
