@@ -124,8 +124,9 @@ class Batcher:
             rows = self.spool.unbatched(self.max_records)
             if not rows:
                 return None
-            oldest = parse_time("created", rows[0].created)
-            if len(rows) < self.max_records and not force and now - oldest < self.max_age:
+            age = now - parse_time("created", rows[0].created)
+            # a negative age is a clock stepped back: waiting for it to catch up could take days
+            if len(rows) < self.max_records and not force and timedelta(0) <= age < self.max_age:
                 return None
             sequence = self.spool.next_batch_sequence()
             content = self._content(rows, sequence, created_at=now)
