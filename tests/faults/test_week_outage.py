@@ -99,6 +99,6 @@ def test_a_week_without_the_data_centre_alarms_then_catches_up(
         f"alarms {' -> '.join(levels)}; heartbeats stored after the return: "
         f"{len(heartbeat_levels)} ({', '.join(sorted(set(heartbeat_levels)))}); catch-up "
         f"{catch_up_seconds:.1f} s = {rate:.0f} calls/s = {rate / NORMAL_RATE:,.0f}x the site's "
-        f"rate ({NORMAL_RATE * 3600:.0f}/h) and {rate / (CALLS / streamed):.1f}x the rate the "
-        f"week was streamed at ({CALLS / streamed:.0f}/s)"
+        f"rate ({NORMAL_RATE * 3600:.0f}/h) and {rate / STREAM_RATE:.1f}x the rate the week was "
+        f"streamed at ({STREAM_RATE:g}/s); the week took {streamed:.1f} s to reach the agent"
     )
