@@ -9,10 +9,10 @@ past the 2 h receipt timeout), 40 days less 5 s, 10 min slow, and back to true.
 
 Judged from what was recorded: the store holds every call exactly once with the record id its
 journal number gives (a number reused or skipped after a jump fails it); the data centre has
-batch numbers 1..N without a gap; no receipt was refused; every batch the agent sealed is
-acknowledged or was deleted by retention only after its receipt (the spool's purge mark); the
-40-day jump made retention delete acknowledged batches, never an unacknowledged one (they are
-all in the store).
+batch numbers 1..N without a gap, no batch name landed twice; no receipt was refused; the
+40-day jump made retention delete acknowledged batches at once (the agent notices the step,
+``edge_agent.health.clock_jump``); the run ends with the clock a day slow, so the last partial
+batch is sealed although its rows look a day younger than zero.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def test_clock_jumps_break_no_number_name_receipt_or_retention(
     assert purged, site.diagnosis("40 days on, retention deleted no acknowledged batch")
     resent = log.count("no receipt for")
     print(
-        f"\nclock jumps {', '.join(f'{o:+g} s' for o in OFFSETS)}: {result.calls} calls, 0 lost, "
+        f"\nclock jumps to {', '.join(f'{o / 3600:+.4g} h' for o in OFFSETS)}: {result.calls} calls, 0 lost, "
         f"0 duplicated; {len(sequences)} batches, no gap; retention deleted "
         f"{sum(int(n) for n in purged)} acknowledged batches after the +40 d jump; {resent} "
         "batches sent again after the receipt timeout passed on the agent's clock"
