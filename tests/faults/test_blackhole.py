@@ -17,6 +17,7 @@ delivers everything: exactly once, no ``.part`` left, no gap in batch numbers.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from collections.abc import Iterator
 from datetime import datetime
@@ -27,7 +28,12 @@ import pytest
 from tests.faults.netns_site import DC_IP, NetnsSite, netns_site, set_blackhole
 from tests.faults.site import SOURCE_ID, Site, SiteOptions, assert_exactly_once
 
-pytestmark = [pytest.mark.faults, pytest.mark.sshd, pytest.mark.netns]
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.sshd,
+    pytest.mark.netns,
+    pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
+]
 
 CALLS = 1500
 TIMEOUT_SECONDS = 3.0
