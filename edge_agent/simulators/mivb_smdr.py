@@ -404,7 +404,8 @@ class SmdrSimulatorServer:
     """Streams SMDR lines to connected collectors, buffering while none is connected.
 
     ``sent`` counts lines written to at least one client; ``wait_until_sent(n)`` blocks until
-    then. ``connections`` counts connections accepted.
+    then. ``connections`` counts connections accepted. ``release_all()`` makes every remaining
+    line due at once (a test that needed a slow stream for a while, then wants the rest).
     """
 
     def __init__(
@@ -487,6 +488,13 @@ class SmdrSimulatorServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def release_all(self) -> None:
+        """From now on every line is due: the rest are sent as fast as the client reads."""
+        self._due_at = None
+        self._rate = 0.0
+        with self._changed:
+            self._changed.notify_all()
 
     def _due(self) -> int:
         """How many lines the PBX has produced by now (all of them at rate 0)."""

@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.sshd]
 CALLS = 1200
 RATE = 40.0
 DAY = 86400.0
+RETENTION_STEP = 40 * DAY  # past delivery.retention_days (30)
 OFFSETS = [-2.0, 600.0, -3 * 3600.0, DAY, -2 * DAY, 40 * DAY, 40 * DAY - 5, -600.0, -DAY]
 
 
@@ -48,7 +49,12 @@ def test_clock_jumps_break_no_number_name_receipt_or_retention(
         sent = CALLS * step // (steps + 1)
         site.wait_until(sent_at_least(site, sent), timeout=60,
                         what=f"the PBX to send {sent} calls")  # fmt: skip
+        if offset >= RETENTION_STEP:  # something acknowledged for retention to delete
+            site.wait_until(lambda: site.batch_statuses().get("acknowledged", 0) > 0,
+                            timeout=60, what="an acknowledged batch")  # fmt: skip
         write_offset(offset_file, offset)
+        if offset >= RETENTION_STEP:  # the agent must see this step before the next one
+            site.wait_log("retention: deleted", timeout=60)
     site.wait_delivered(timeout=120)
     site.agent.stop()
 

@@ -71,7 +71,9 @@ def test_a_week_without_the_data_centre_alarms_then_catches_up(
     streamed = time.monotonic() - streamed_from
     log = site.agent_log.read_text(errors="replace")
     levels = re.findall(r"spool quota (ok|warning|critical|full):", log)
-    assert "warning" in levels and "critical" in levels, site.diagnosis(
+    # The alarm is checked once a cycle; a machine so loaded that a cycle takes seconds can
+    # see the spool go from below 90 % to full between two checks: full is then the 90 % alarm.
+    assert "warning" in levels and {"critical", "full"} & set(levels), site.diagnosis(
         f"the quota alarm did not pass 70 % and 90 %: {levels}"
     )
     ranks = [RANK[SpoolLevel(level)] for level in levels]
