@@ -15,7 +15,8 @@ calls of the journal that survived, under the record ids its numbering gives (a 
 handed out twice, for two lines, fails it: the first line's call would be in the store under a
 number the journal now gives another line); batch numbers at the data centre have no gap and
 no receipt was refused as a mismatch; every PBX line missing from the journal was on the wire or
-in an unsynced write at a crash (``Sampler.window``), never lost elsewhere.
+in an unsynced write at a crash: each run of lost lines is the tail of one PBX connection
+(``lost_at_connection_ends``), never lost elsewhere.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from shared.crashpoints import CRASH_ENV, CRASH_POINTS
 from shared.durable import fsync_dir
 from tests.faults.crash_disk import CrashDisk, loop_devices_usable
 from tests.faults.site import Site, assert_exactly_once, expected_call
-from tests.faults.test_kill_agent import Sampler, lost_in_one_run
+from tests.faults.test_kill_agent import lost_at_connection_ends
 
 pytestmark = [pytest.mark.faults, pytest.mark.sshd]
 
@@ -65,21 +66,19 @@ def crash_disk(tmp_path: Path) -> Iterator[CrashDisk]:
         disk.close()
 
 
-def crash_at(site: Site, disk: CrashDisk, point: str, count: int) -> float:
-    """Start the agent to die at ``point:count``; then the power cut. When it was seen dead."""
+def crash_at(site: Site, disk: CrashDisk, point: str, count: int) -> None:
+    """Start the agent to die at ``point:count``; then the power cut."""
     site.agent.env = {CRASH_ENV: f"{point}:{count}"}
     site.agent.start()
     process = site.agent.process
     assert process is not None
     site.wait_until(lambda: process.poll() is not None, timeout=CRASH_TIMEOUT,
                     what=f"the agent to crash at {point}:{count}")  # fmt: skip
-    dead_at = time.monotonic()
     assert process.returncode == -9, site.diagnosis(
         f"the agent exited {process.returncode} before reaching {point}:{count}"
     )
     site.agent.process = None
     disk.power_loss()
-    return dead_at
 
 
 def test_power_loss_at_24_points_loses_only_unsynced_writes(
@@ -90,14 +89,14 @@ def test_power_loss_at_24_points_loses_only_unsynced_writes(
     crash_disk.sync()  # the enrolled identity, as an installer leaves it
     site.start_ingest()
     began = time.monotonic()
-    with Sampler(site) as sampler:
-        crashed_at = [crash_at(site, crash_disk, point, n) for point, n in CRASH_PLAN]
-        site.agent.env = {}
-        site.agent.start()
-        site.simulator.release_all()
-        site.wait_until(lambda: site.simulator.sent >= CALLS, timeout=180,
-                        what="the PBX to send every call")  # fmt: skip
-        site.wait_delivered(timeout=120)
+    for point, n in CRASH_PLAN:
+        crash_at(site, crash_disk, point, n)
+    site.agent.env = {}
+    site.agent.start()
+    site.simulator.release_all()
+    site.wait_until(lambda: site.simulator.sent >= CALLS, timeout=180,
+                    what="the PBX to send every call")  # fmt: skip
+    site.wait_delivered(timeout=120)
     site.agent.stop()
     elapsed = time.monotonic() - began
 
@@ -115,7 +114,7 @@ def test_power_loss_at_24_points_loses_only_unsynced_writes(
     )
     taken = {line for _, line in journalled}
     lost = [index for index, call in enumerate(site.calls) if call.line not in taken]
-    problems = lost_in_one_run(lost, [sampler.window(at) for at in crashed_at])
+    problems = lost_at_connection_ends(lost, site.simulator.spans())
     assert not problems, site.diagnosis("lines lost beyond the crashes: " + "; ".join(problems))
     sequences = site.batch_sequences()
     assert sequences == list(range(1, len(sequences) + 1)), f"batch number gaps: {sequences}"
