@@ -51,6 +51,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from edge_agent.sources.base import RawUnit, SinkUnavailable
+from shared.crashpoints import crash_point
 from shared.durable import fsync_dir
 from shared.modes import FILE_MODE, make_private_dir
 
@@ -207,9 +208,11 @@ class Journal:
             blob = b"".join(encode_unit(self.source_id, u.seq, u.received_at, u.data) for u in out)
             try:
                 self._write_all(blob)
+                crash_point("journal.written")
                 os.fsync(self._file)
             except OSError as exc:
                 self._roll_back(exc)
+            crash_point("journal.synced")
             self._size += len(blob)
             self._next_seq += len(out)
             return out

@@ -15,7 +15,9 @@ Contract:
   uplink is due, runs a delivery session (receipts in, sealed batches out). A failed session is
   retried after an exponential back-off with jitter; a good one schedules the next by
   ``uplink.schedule`` (continuous: ``uplink.interval_seconds``). A fixed-times schedule waits
-  for its first slot after start; the others deliver at once.
+  for its first slot after start; the others deliver at once. A stepped wall clock
+  (``ClockJumpWatch``: more than 60 s off monotonic time) is logged, and retention and the
+  upload slot, which the wall clock schedules, are re-checked at once.
 - With ``delivery.protection = "cms"`` batches are sealed signed and encrypted
   (``edge_agent.delivery.enrollment.load_delivery``); a missing identity stops ``open()`` with the fix.
 - ``run()`` = open, start, cycle until ``request_stop()`` (SIGTERM/SIGINT in ``edge-agent run``),
@@ -55,6 +57,7 @@ from edge_agent.delivery.receipts import ReceiptInbox, ReceiptOutcome
 from edge_agent.delivery.recordings import RecordingOutbox
 from edge_agent.delivery.retention import Retention
 from edge_agent.delivery.uplink import Uplink, UploadOutcome
+from edge_agent.health.clock_jump import ClockJumpWatch
 from edge_agent.health.quota import QuotaWatch, at_least
 from edge_agent.health.status import ServiceHealth, SourceView
 from edge_agent.journal import Journal
@@ -180,6 +183,7 @@ class Service:
         self._retention: Retention | None = None
         self._quota: QuotaWatch | None = None
         self._next_retention = 0.0  # monotonic time retention is due
+        self._clock_jumps = ClockJumpWatch()
         self.backoff = Retries(
             Backoff(
                 min_seconds=settings.uplink.backoff_min_seconds,
@@ -376,6 +380,9 @@ class Service:
         assert self._batcher is not None and self._uplink is not None, "call open() first"
         assert self._quota is not None and self._retention is not None
         now = self.clock()
+        if self._clock_jumps.observe(now, self.monotonic()) is not None:
+            self._next_retention = 0.0  # what the wall clock schedules is due again
+            self._next_upload = min(self._next_upload, self.monotonic())
         level = self._quota.check().level  # first: the alarm must not wait for a write to work
         purged = self._apply_retention(now, level)  # then room, before anything needs it
         for running in self.sources:

@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge_agent.sources.base import Quarantined
 from shared.clock import utc_now
+from shared.crashpoints import crash_point
 from shared.errors import AgentStateError
 from shared.icdr import ICDR, format_time, lone_surrogate_field, parse_time
 from shared.modes import make_private_dir, restrict_file
@@ -332,7 +333,9 @@ class Spool:
             self._depth = 1
             try:
                 yield self.db
+                crash_point("spool.before_commit")
                 self.db.execute("COMMIT")
+                crash_point("spool.after_commit")
             except BaseException:
                 self.db.rollback()
                 raise

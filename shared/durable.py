@@ -19,6 +19,8 @@ import os
 import secrets
 from pathlib import Path
 
+from shared.crashpoints import crash_point
+
 TEMP_MARK = ".tmp-"
 
 
@@ -39,6 +41,7 @@ def atomic_write(
         _write_new(temp, data, mode=mode, sync=sync)
         if overwrite:
             temp.replace(path)
+            crash_point("durable.renamed")
         else:
             os.link(temp, path)  # FileExistsError if path exists: never replaced
             temp.unlink()

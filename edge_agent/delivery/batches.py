@@ -46,6 +46,7 @@ from pathlib import Path
 
 from edge_agent.delivery.ledger import Ledger, LedgerEntry
 from edge_agent.spool import BatchRow, BatchStatus, Spool, SpooledRow
+from shared.crashpoints import crash_point
 from shared.durable import atomic_write, durable_move, remove_temporaries
 from shared.envelope import batch_file_name, parse_batch_file_name, seal_json
 from shared.errors import AgentStateError
@@ -123,8 +124,9 @@ class Batcher:
             rows = self.spool.unbatched(self.max_records)
             if not rows:
                 return None
-            oldest = parse_time("created", rows[0].created)
-            if len(rows) < self.max_records and not force and now - oldest < self.max_age:
+            age = now - parse_time("created", rows[0].created)
+            # a negative age is a clock stepped back: waiting for it to catch up could take days
+            if len(rows) < self.max_records and not force and timedelta(0) <= age < self.max_age:
                 return None
             sequence = self.spool.next_batch_sequence()
             content = self._content(rows, sequence, created_at=now)
@@ -145,6 +147,8 @@ class Batcher:
                 sequence, row.file_name, row.created, row.content_sha256,
                 tuple(r.record_id for r in rows), self.spool.batch_extent(sequence),
             ))  # fmt: skip
+            crash_point("batch.ledger_written")
+        crash_point("batch.committed")
         path = self.outbox / row.file_name
         try:
             atomic_write(path, data, mode=FILE_MODE)

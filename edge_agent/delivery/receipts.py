@@ -34,6 +34,7 @@ from cryptography import x509
 
 from edge_agent.delivery.ledger import Ledger
 from edge_agent.spool import AckOutcome, Spool
+from shared.crashpoints import crash_point
 from shared.envelope import parse_batch_file_name
 from shared.receipts import ReceiptError, batch_name_of, verify_receipt
 
@@ -125,8 +126,10 @@ class ReceiptInbox:
         outcome = self.spool.acknowledge(
             receipt.batch, sha256=receipt.sha256, receipt=data.decode(), at=self.clock()
         )
+        crash_point("receipt.acknowledged")
         if self.ledger is not None and outcome in (AckOutcome.ACKNOWLEDGED, AckOutcome.ALREADY):
             self.ledger.acknowledge(receipt.batch, data)
+            crash_point("receipt.ledgered")
         detail = f"{receipt.records} records, {receipt.inserted} new, stored {receipt.stored_at}"
         if outcome is AckOutcome.MISMATCH:
             return ReceiptOutcome(

@@ -57,6 +57,7 @@ from edge_agent.delivery.proxy import open_tunnel
 from edge_agent.delivery.receipts import ReceiptInbox, ReceiptOutcome
 from edge_agent.delivery.ssh import paramiko
 from edge_agent.spool import BatchStatus, Spool
+from shared.crashpoints import crash_point
 from shared.durable import durable_move
 from shared.errors import ConfigError, HostKeyMismatch, TransportError
 from shared.receipts import MAX_RECEIPT_BYTES
@@ -338,7 +339,9 @@ class Uplink:
             if not path.exists():  # Batcher.recover rebuilds it on the next start
                 raise TransportError(f"batch file {path} is missing; restart the agent")
             outcome = session.put_file(path, batch.file_name)
+            crash_point("upload.put")
             self.spool.mark_uploaded(batch.sequence, at=self.clock())
+            crash_point("upload.marked")
             if path.parent == self.batcher.outbox:
                 durable_move(path, self.batcher.sent / batch.file_name)
             log.info("uplink: %s %s (%d bytes)", batch.file_name, outcome.status, outcome.bytes)

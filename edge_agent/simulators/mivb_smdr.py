@@ -404,7 +404,10 @@ class SmdrSimulatorServer:
     """Streams SMDR lines to connected collectors, buffering while none is connected.
 
     ``sent`` counts lines written to at least one client; ``wait_until_sent(n)`` blocks until
-    then. ``connections`` counts connections accepted.
+    then. ``connections`` counts connections accepted. ``release_all()`` makes every remaining
+    line due at once (a test that needed a slow stream for a while, then wants the rest).
+    ``spans()`` says which lines went down which connection (a kill test's lost lines must be
+    the tail of one).
     """
 
     def __init__(
@@ -436,6 +439,7 @@ class SmdrSimulatorServer:
         self._rate = rate_per_second
         self._drop_after = drop_after_lines
         self._changed = threading.Condition()
+        self._spans: list[tuple[int, int]] = []  # per connection: (first line, end) written
         self._delivered = 0  # lines written to some client: the PBX buffer holds the rest
         self._started_at = 0.0
         self._server = PbxServer(self._handle, host=host, port=port)
@@ -488,6 +492,18 @@ class SmdrSimulatorServer:
     ) -> None:
         self.stop()
 
+    def spans(self) -> list[range]:
+        """The line indices written on each connection, in the order they were accepted."""
+        with self._changed:
+            return [range(first, end) for first, end in self._spans]
+
+    def release_all(self) -> None:
+        """From now on every line is due: the rest are sent as fast as the client reads."""
+        self._due_at = None
+        self._rate = 0.0
+        with self._changed:
+            self._changed.notify_all()
+
     def _due(self) -> int:
         """How many lines the PBX has produced by now (all of them at rate 0)."""
         if self._due_at is not None:
@@ -501,6 +517,8 @@ class SmdrSimulatorServer:
         conn.settimeout(SEND_TIMEOUT_SECONDS)
         with self._changed:
             cursor = self._delivered  # a new client first gets what the buffer holds
+            span = len(self._spans)
+            self._spans.append((cursor, cursor))
         sent_here = 0
         while not stop.is_set():
             if self._drop_after is not None and sent_here >= self._drop_after:
@@ -518,4 +536,5 @@ class SmdrSimulatorServer:
             sent_here += 1
             with self._changed:
                 self._delivered = max(self._delivered, cursor)
+                self._spans[span] = (self._spans[span][0], cursor)
                 self._changed.notify_all()

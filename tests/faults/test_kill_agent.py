@@ -8,18 +8,17 @@ journal numbering gives, and the batch numbers have no gap.
 A MiVB SMDR PBX gets no acknowledgement (formats.md §2): bytes in the agent's socket buffer, or
 read but not yet journalled, when it dies are gone, and the PBX's next line into the dead
 connection is lost too. The test measures that loss exactly (simulator lines missing from the
-journal) and requires each lost line to have been on the wire at a kill: sent at most
-``IN_FLIGHT_SECONDS`` before it and before the agent reconnected. A line lost anywhere else
-fails the test.
+journal) and requires the lines lost at each kill to be one run of lines sent on the
+connection the kill ended (or into it before the agent reconnected): the tail the agent had not
+journalled yet, however far behind a loaded machine had let it fall. A line lost anywhere else,
+or a gap inside what one connection delivered, fails the test.
 """
 
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
 
@@ -37,71 +36,48 @@ KILLS = 20
 SEED = 20260302
 RUN_MIN_SECONDS = 0.3  # the agent needs ~0.7 s to start: some kills land during start-up
 RUN_MAX_SECONDS = 2.0
-IN_FLIGHT_SECONDS = 1.0  # a line received this long before a kill may not be journalled yet
-SAMPLE_SECONDS = 0.01
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    at: float
-    sent: int
-    connections: int
+def lost_at_connection_ends(lost: list[int], spans: list[range]) -> list[str]:
+    """What is wrong with the lost lines: each must be in the lost tail of a connection.
+
+    A kill can lose only what the connection it ended carried last: lines in the socket
+    buffer, read but not journalled, or written into the dead connection. So once a line of a
+    connection is lost, every later line of that connection is lost too (a connection killed
+    before the agent journalled anything is lost whole). How many depends on how far behind a
+    loaded machine let the agent fall; where they are does not.
+    """
+    missing = set(lost)
+    tails = []  # the first line of each connection's lost tail
+    for span in spans:
+        first = span.stop
+        while first > span.start and first - 1 in missing:
+            first -= 1
+        tails.append(first)
+    stray = [index for index in sorted(missing)
+             if not any(index in span and index >= tail for span, tail in zip(spans, tails, strict=True))]  # fmt: skip
+    if not stray:
+        return []
+    return [f"{len(stray)} lines lost that are not the lost tail of a connection, e.g. "
+            f"{stray[:10]}; connections carried {[(s.start, s.stop) for s in spans]}"]  # fmt: skip
 
 
-class Sampler:
-    """Records the simulator's sent count and connections every ``SAMPLE_SECONDS``."""
-
-    def __init__(self, site: Site) -> None:
-        self.site = site
-        self.samples: list[Sample] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        sim = self.site.simulator
-        while not self._stop.is_set():
-            self.samples.append(Sample(time.monotonic(), sim.sent, sim.connections))
-            self._stop.wait(SAMPLE_SECONDS)
-
-    def window(self, killed_at: float) -> range:
-        """Indices of the lines that may have been on the wire at a kill at ``killed_at``."""
-        before = [s for s in self.samples if s.at <= killed_at - IN_FLIGHT_SECONDS]
-        low = before[-1].sent if before else 0
-        at_kill = [s for s in self.samples if s.at <= killed_at]
-        connections = at_kill[-1].connections if at_kill else 0
-        reconnected = [s for s in self.samples if s.at > killed_at and s.connections > connections]
-        high = reconnected[0].sent if reconnected else self.samples[-1].sent
-        return range(low, high)
-
-
-def kill_repeatedly(site: Site, rng: random.Random, sampler: Sampler) -> list[float]:
-    """Start and ``kill -9`` the agent ``KILLS`` times at random moments; the kill times."""
-    killed_at: list[float] = []
+def kill_repeatedly(site: Site, rng: random.Random) -> None:
+    """Start and ``kill -9`` the agent ``KILLS`` times at random moments."""
     for _ in range(KILLS):
         site.agent.start()
         time.sleep(rng.uniform(RUN_MIN_SECONDS, RUN_MAX_SECONDS))
         assert site.agent.running, site.diagnosis("the agent died on its own before the kill")
-        killed_at.append(time.monotonic())
         site.agent.kill9()
-    return killed_at
 
 
 def test_kill_9_agent_at_random_moments(make_site: Callable[..., Site]) -> None:
     site = make_site(calls=1600, rate_per_second=60.0, batch_max_records=40)
     site.start_ingest()
     began = time.monotonic()
-    with Sampler(site) as sampler:
-        killed_at = kill_repeatedly(site, random.Random(SEED), sampler)
-        site.agent.start()
-        site.wait_delivered(timeout=90)
+    kill_repeatedly(site, random.Random(SEED))
+    site.agent.start()
+    site.wait_delivered(timeout=90)
     site.agent.stop()
     elapsed = time.monotonic() - began
 
@@ -116,11 +92,9 @@ def test_kill_9_agent_at_random_moments(make_site: Callable[..., Site]) -> None:
 
     taken = {line for _, line in journalled}
     lost = [index for index, call in enumerate(site.calls) if call.line not in taken]
-    windows = [sampler.window(at) for at in killed_at]
-    outside = [index for index in lost if not any(index in window for window in windows)]
-    assert not outside, site.diagnosis(
-        f"{len(outside)} PBX lines lost away from any kill (line numbers {outside[:10]}): the "
-        "agent lost records it should have kept"
+    problems = lost_at_connection_ends(lost, site.simulator.spans())
+    assert not problems, site.diagnosis(
+        "the agent lost records it should have kept: " + "; ".join(problems)
     )
     sequences = site.batch_sequences()
     assert sequences == list(range(1, len(sequences) + 1)), (

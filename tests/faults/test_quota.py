@@ -68,8 +68,10 @@ def test_disk_quota_reached_sources_pause_then_drain(make_site: Callable[..., Si
     ranks = [RANK[SpoolLevel(level)] for level in levels]
     assert ranks[: full + 1] == sorted(ranks[: full + 1]), f"the alarm did not climb: {levels}"
     # Below critical, acknowledged batches are kept for delivery.retention_days again, so the
-    # spool may settle at warning with nothing left to send.
-    assert levels[-1] in ("ok", "warning") and quota_level(site) == levels[-1], levels
+    # spool may settle at warning with nothing left to send; and spool.db keeps its freed pages
+    # and the journal is kept journal.retention_days, so it may settle at critical: what must
+    # hold is that it left full (the source reads again) and the alarm says where it is.
+    assert levels[-1] != "full" and quota_level(site) == levels[-1], levels
     assert "early: the spool is nearly full" in log, "retention did not purge under pressure"
     print(
         f"\nspool quota reached: full after {filled:.1f} s with {read_when_full[1]} of {CALLS} "

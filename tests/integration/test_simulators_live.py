@@ -89,6 +89,27 @@ def test_mivb_live_sends_each_record_once_its_call_has_ended() -> None:
             reader.close()
 
 
+def test_mivb_spans_name_each_connections_lines_and_release_all_sends_the_rest() -> None:
+    start = datetime(2026, 5, 14, 9, 0, tzinfo=UTC)
+    calls = generate_calls(count=40, seed=5, start=start, tz="UTC", mean_gap_seconds=60)
+    with SmdrSimulatorServer(calls, rate_per_second=0.5) as server:  # one line now, then slow
+        first = Reader(server.port)
+        try:
+            assert first.wait_for(1)[:1] == [calls[0].line]
+        finally:
+            first.close()
+        server.release_all()  # without it the other 39 lines would take 78 s
+        second = Reader(server.port)
+        try:
+            server.wait_until_sent(len(calls), timeout=RECEIVE_SECONDS)
+            spans = server.spans()
+            got = second.wait_for(len(spans[1]))
+        finally:
+            second.close()
+    assert [span.start for span in spans] == [0, spans[0].stop] and spans[1].stop == len(calls)
+    assert got == [call.line for call in calls[spans[1].start :]]
+
+
 def test_mivb_live_needs_the_calls_times() -> None:
     with pytest.raises(ValueError, match="live mode needs SimCall"):
         SmdrSimulatorServer(["a line"], live=True)

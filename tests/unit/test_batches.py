@@ -44,6 +44,8 @@ def spool_calls(spool: Spool, numbers: range, *, at: datetime = T0) -> None:
         (3, 0, False, [3]),  # full batch at once
         (7, 0, False, [3, 3]),  # full batches; the remainder waits
         (7, 60, False, [3, 3, 1]),  # ... unless old enough
+        (2, -86400, False, [2]),  # the clock was stepped back a day: due now, not in a day
+        (2, -1, False, [2]),
     ],
 )
 def test_when_batches_are_sealed(
