@@ -199,7 +199,10 @@ def test_an_agent_writes_only_its_own_incoming_and_reads_only_its_own_receipts(
             sftp.remove("/receipts/x.receipt")
         assert refused(sftp.posix_rename, "/receipts/x.receipt", "/incoming/x")
         assert refused(sftp.mkdir, "/quarantine")  # the chroot itself is root's
-        assert sorted(sftp.listdir("/")) == ["heartbeats", "incoming", "receipts"]
+        assert sorted(sftp.listdir("/")) == ["heartbeats", "incoming", "receipts", "recordings"]
+        with sftp.open("/recordings/own.ccr.part", "wb") as f:  # call recording batches
+            f.write(b"A's recordings\n")
+        sftp.posix_rename("/recordings/own.ccr.part", "/recordings/own.ccr")
         # B's folders, by every path: write, read, delete, rename all refused
         for where in (f"/{b.account}", f"/../{b.account}", str(landing.root / b.account)):
             assert refused(sftp.open, f"{where}/incoming/evil.ccb", "wb")
@@ -290,8 +293,13 @@ def test_an_agent_delivers_through_its_own_account_end_to_end(
     imported = agent.invoke(agent_main, ["enroll", "-c", str(config), "--import",
                                          str(base / "c.bundle")])  # fmt: skip
     assert imported.exit_code == 0, imported.output
-    uplink_lines = [line.strip() for line in imported.stdout.splitlines()
-                    if line.strip().startswith(("username", "remote_dir", "receipts_dir"))]  # fmt: skip
+    printed = [line.strip() for line in imported.stdout.splitlines()]
+    section = printed[printed.index("[uplink]") + 1 :]  # the [uplink] lines, not [capture]'s
+    section = section[: next((i for i, line in enumerate(section) if line.startswith("[")),
+                             len(section))]  # fmt: skip
+    uplink_lines = [line for line in section
+                    if line.startswith(("username", "remote_dir", "receipts_dir"))]  # fmt: skip
+    assert len(uplink_lines) == 3, imported.stdout
     config.write_text(common.replace("{uplink}", "\n".join(uplink_lines) + "\n"))
     with Journal.open(state / "journal" / "pbx-1", source_id="pbx-1") as journal:
         journal.append_many([call_line(n) for n in range(1, 6)], received_at=datetime.now(UTC))
