@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 
 import sqlalchemy as sa
@@ -183,3 +183,33 @@ def open_file(
         accept_unprotected=settings.ingest.accept_unprotected,
         previous=previous_recipients(settings.keys) if keys else (),  # an envelope rotation
     )
+
+
+def check_attribution(
+    landed: Landed,
+    *,
+    tenant: str,
+    agent_id: str,
+    sequence: int,
+    senders: Iterable[str],
+    items: str,
+) -> None:
+    """The folder decides the tenant; the file's manifest must agree with it, with the file's
+    own name, and every one of its ``items`` (records, recordings) must be its agent's own."""
+    slug = landed.tenant.slug
+    if tenant != slug:
+        raise EnvelopeError(
+            f"manifest names tenant {tenant!r} but the file landed in tenant {slug!r}'s "
+            "folder: check the agent's configured tenant"
+        )
+    if (agent_id, sequence) != (landed.agent_id, landed.sequence):
+        raise EnvelopeError(
+            f"file name says agent {landed.agent_id} sequence {landed.sequence}, manifest says "
+            f"agent {agent_id} sequence {sequence}: the file was renamed"
+        )
+    strangers = set(senders) - {agent_id}
+    if strangers:
+        raise EnvelopeError(
+            f"{items} from agent(s) {', '.join(sorted(strangers))} in a batch from "
+            f"{agent_id}: an agent sends only its own {items}"
+        )

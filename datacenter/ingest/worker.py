@@ -74,7 +74,7 @@ from datacenter.health.heartbeats import QUARANTINED_HEARTBEATS, ingest_heartbea
 from datacenter.ingest.claim import LostClaim, our_claim
 from datacenter.ingest.files import FileOutcome, Landed, archive, finished_batches
 from datacenter.ingest.incomplete import complete_stored_calls
-from datacenter.ingest.intake import open_file, quarantine, take_file
+from datacenter.ingest.intake import check_attribution, open_file, quarantine, take_file
 from datacenter.ingest.keys import load_ingest_keys
 from datacenter.ingest.landing_io import linked_folders
 from datacenter.ingest.receipts import write_batch_receipt
@@ -331,24 +331,11 @@ def _open(
 
 
 def _check_attribution(landed: Landed, batch: Batch) -> None:
-    """The folder decides the tenant; the file must agree with it and with its own name."""
-    manifest, slug = batch.manifest, landed.tenant.slug
-    if manifest.tenant != slug:
-        raise EnvelopeError(
-            f"manifest names tenant {manifest.tenant!r} but the file landed in tenant {slug!r}'s "
-            "folder: check the agent's configured tenant"
-        )
-    if (manifest.agent_id, manifest.sequence) != (landed.agent_id, landed.sequence):
-        raise EnvelopeError(
-            f"file name says agent {landed.agent_id} sequence {landed.sequence}, manifest says "
-            f"agent {manifest.agent_id} sequence {manifest.sequence}: the file was renamed"
-        )
-    strangers = {rec.agent_id for rec in batch.records} - {manifest.agent_id}
-    if strangers:
-        raise EnvelopeError(
-            f"records from agent(s) {', '.join(sorted(strangers))} in a batch from "
-            f"{manifest.agent_id}: an agent sends only its own records"
-        )
+    manifest = batch.manifest
+    check_attribution(
+        landed, tenant=manifest.tenant, agent_id=manifest.agent_id, sequence=manifest.sequence,
+        senders=(rec.agent_id for rec in batch.records), items="records",
+    )  # fmt: skip
 
 
 def _store(engine: sa.Engine, landed: Landed, batch: Batch, *, worker: str) -> tuple[int, int]:

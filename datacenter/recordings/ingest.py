@@ -35,7 +35,7 @@ import sqlalchemy as sa
 
 from datacenter.ingest.claim import LostClaim, our_claim
 from datacenter.ingest.files import FileOutcome, Landed, archive, finished_batches
-from datacenter.ingest.intake import open_file, quarantine, take_file
+from datacenter.ingest.intake import check_attribution, open_file, quarantine, take_file
 from datacenter.ingest.receipts import write_batch_receipt
 from datacenter.recordings.batch import BatchLimits, Sink, read_batch
 from datacenter.recordings.linking import Span, match_call
@@ -182,24 +182,10 @@ def _store_file(
 
 
 def _check_attribution(landed: Landed, manifest: RecordingsManifest) -> None:
-    """The folder decides the tenant; the file must agree with it and with its own name."""
-    slug = landed.tenant.slug
-    if manifest.tenant != slug:
-        raise EnvelopeError(
-            f"manifest names tenant {manifest.tenant!r} but the file landed in tenant {slug!r}'s "
-            "folder: check the agent's configured tenant"
-        )
-    if (manifest.agent_id, manifest.sequence) != (landed.agent_id, landed.sequence):
-        raise EnvelopeError(
-            f"file name says agent {landed.agent_id} sequence {landed.sequence}, manifest says "
-            f"agent {manifest.agent_id} sequence {manifest.sequence}: the file was renamed"
-        )
-    strangers = {m.agent_id for m in manifest.recordings} - {manifest.agent_id}
-    if strangers:
-        raise EnvelopeError(
-            f"recordings from agent(s) {', '.join(sorted(strangers))} in a batch from "
-            f"{manifest.agent_id}: an agent sends only its own recordings"
-        )
+    check_attribution(
+        landed, tenant=manifest.tenant, agent_id=manifest.agent_id, sequence=manifest.sequence,
+        senders=(m.agent_id for m in manifest.recordings), items="recordings",
+    )  # fmt: skip
 
 
 def _commit(
