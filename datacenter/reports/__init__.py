@@ -9,6 +9,9 @@
     detail.py     the call-detail report (raw calls)
     tables.py     ReportSpec, ReportParams, ReportTable: what a report is and produces
     catalog.py    the registry of reports (REPORTS) every page, export and schedule uses
+    query_string.py  a report's parameters in a URL query string, both ways (pages, exports,
+                  saved reports)
+    saved.py, recurrence.py, schedules.py, scheduler.py, links.py   saved and scheduled reports
     top.py, profiles.py, inbound.py, trunks.py, chargeback.py   the catalogue's other reports
     dashboard.py  the tenant dashboard's figures
 

@@ -7,7 +7,7 @@ Contract:
   admins rename, share, delete or schedule it (``can_manage``). Anyone else — another tenant,
   staff, a colleague for a private report — gets ``None`` from ``get_saved``, exactly like an id
   that does not exist, so ids cannot be probed.
-- The parameters are the query string of ``datacenter.web.report_params`` (dates, filters,
+- The parameters are the query string of ``datacenter.reports.query_string`` (dates, filters,
   sort, options); the scope is never stored. ``run_saved`` runs the report under the scope it
   is given — the viewer's on a page, the owner's at the time of a scheduled run — so sharing a
   report never shows anyone more than their own scope.
@@ -29,6 +29,7 @@ import sqlalchemy as sa
 
 from datacenter.accounts.users import User
 from datacenter.reports.catalog import REPORTS, ReportParams, ReportTable, report
+from datacenter.reports.query_string import report_params
 from datacenter.reports.user_scope import report_scope
 from datacenter.store.call_scope import WHOLE, UserScope, mask_number
 from datacenter.store.tables.core import users
@@ -95,10 +96,6 @@ def report_args(
     query: str | dict[str, str], *, tenant_id: int, zone: ZoneInfo, today: date, scope: UserScope
 ) -> ReportParams:
     """The parameters in ``query`` under ``scope``; a bad value raises ``ValidationError``."""
-    # Imported here: datacenter.web's package imports the blueprints, and one of them imports
-    # this module, so a module-level import would be a circle when this side is loaded first.
-    from datacenter.web.report_params import report_params
-
     args = dict(parse_qsl(query)) if isinstance(query, str) else query
     return report_params(
         args, tenant_id=tenant_id, zone=zone, today=today, scope=report_scope(scope)

@@ -4,7 +4,7 @@ Contract:
 
 - One URL per catalogue report and format (``datacenter.reports.catalog.REPORTS`` x
   ``datacenter.exports.stream.MEDIA_TYPES``), endpoint ``exports.<name>_<format>``; the query
-  string is the report page's (``datacenter.web.report_params``), so a page links to its own
+  string is the report page's (``datacenter.reports.query_string``), so a page links to its own
   export with ``export_url``. Only tenant users (``tenant``, ``tenant_admin``) may export, and
   only within their own scope: the report runs with ``report_scope`` of the signed-in user's
   ``UserScope``, and external numbers are masked as the portal masks them.
@@ -37,12 +37,12 @@ from datacenter.accounts.tenants import Tenant
 from datacenter.exports.heading import ExportHeading
 from datacenter.exports.stream import MEDIA_TYPES, export_stream
 from datacenter.reports.catalog import REPORTS, ReportParams, ReportTable
+from datacenter.reports.query_string import query_args, report_params
 from datacenter.reports.user_scope import report_scope
 from datacenter.store.call_scope import mask_number
 from datacenter.store.engine import write_transaction
 from datacenter.web.auth import TENANT_ROLES, Viewer, require_viewer, role_required
 from datacenter.web.database import store
-from datacenter.web.report_params import query_args, report_params
 from shared.errors import ValidationError
 
 # Columns holding an external party's number: masked like the portal's call list.

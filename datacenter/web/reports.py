@@ -32,13 +32,13 @@ from flask.typing import ResponseReturnValue
 from datacenter.reports.catalog import REPORTS, ReportParams, ReportSpec, ReportTable, label
 from datacenter.reports.columns import FILTERS
 from datacenter.reports.dashboard import dashboard as dashboard_figures
+from datacenter.reports.query_string import query_args, report_params
 from datacenter.reports.tables import Row
 from datacenter.reports.user_scope import report_scope
 from datacenter.web.auth import Viewer, require_viewer, role_required, utc_now
 from datacenter.web.charts import dashboard_charts
 from datacenter.web.database import store
 from datacenter.web.report_cells import cell_text, is_number
-from datacenter.web.report_params import query_args, report_params
 from shared.errors import ValidationError
 
 PAGE_ROWS = 500

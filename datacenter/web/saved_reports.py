@@ -9,7 +9,7 @@ Contract:
   a report shared by a tenant admin shows a scoped colleague only their own calls; the preview
   shows ``PREVIEW_ROWS`` rows and the totals, the download streams the whole file.
 - ``/saved/new?report=NAME&<query string>`` saves the report a page shows (its query string,
-  as ``datacenter.web.report_params`` reads it); the form picks the title, the columns and
+  as ``datacenter.reports.query_string`` reads it); the form picks the title, the columns and
   whether the tenant shares it.
 - Schedules: add, pause/resume, delete, "Run now" (a manual run the scheduler sends on its
   next pass), and each schedule's run history with its status and error.

@@ -3,7 +3,7 @@
 Contract:
 
 - ``saved_reports``: a report a user kept — catalogue name, its parameters as the query string
-  of ``datacenter.web.report_params``, the chosen columns (JSON list of column keys, empty for
+  of ``datacenter.reports.query_string``, the chosen columns (JSON list of column keys, empty for
   all), a title, and whether it is shared with the owner's tenant. It never stores a scope: the
   report always runs under the viewer's (or, scheduled, the owner's) scope at the time it runs.
 - ``report_schedules``: when and to whom a saved report is sent: the recurrence (frequency,

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from datacenter.reports.catalog import ReportParams
-from datacenter.web.report_params import query_args, report_params
+from datacenter.reports.query_string import query_args, report_params
 from shared.errors import ValidationError
 
 LONDON = ZoneInfo("Europe/London")
