@@ -28,7 +28,7 @@ def sign_in(page: Page, server: LiveServer) -> None:
     page.get_by_label("Email").fill(ACME_USER)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{server.url}/calls")
+    page.wait_for_url(f"{server.url}/dashboard")  # the tenant landing page
 
 
 def download(page: Page, path: str, folder: Path) -> tuple[str, Path]:

@@ -56,7 +56,9 @@ def test_dashboard_then_a_filtered_summary_then_a_cost_explanation(
     _shot(page, artefacts, "dashboard")
 
     # A summary by destination class, filtered through the form to mobiles and premium rate.
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Reports").click()
+    page.get_by_role("navigation", name="Main").get_by_role(
+        "link", name="Reports", exact=True
+    ).click()
     page.get_by_role("link", name="Summary", exact=True).click()
     page.get_by_label("From").fill("2025-07-01")
     page.get_by_label("To").fill("2025-07-31")
