@@ -22,8 +22,10 @@ chroot per agent account and one folder per tenant for quarantine and archive: d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -350,22 +352,30 @@ def settings_for_data_dir(data_dir: Path) -> Settings:
 def load_secret_key(path: Path) -> str:
     """The session secret in ``path``; created (random, mode 0600) if the file does not exist.
 
-    Creation uses O_EXCL, so several gunicorn workers starting at once agree on one secret.
+    Several gunicorn workers start at once, and each may be the first to look. The secret is
+    written whole to a private temporary file, synced, then published with ``link()``, which
+    fails if the name exists: so every worker reads either nothing (and creates) or a whole
+    secret, never a half-written file, and all agree on the one that was published first.
     """
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if path.exists():
         return _read_secret(path)
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     except OSError as exc:
         raise ConfigError(
             "web.secret_key_file", f"cannot create {path}: {exc.strerror}",
             "create the folder and make it writable by the service user, or point "
             "web.secret_key_file at a writable path",
         ) from exc  # fmt: skip
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(secrets.token_hex(SECRET_KEY_BYTES) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:  # mkstemp makes it 0600
+            fh.write(secrets.token_hex(SECRET_KEY_BYTES) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(FileExistsError):  # another worker published first: use its
+            os.link(temporary, path)
+    finally:
+        Path(temporary).unlink()
     return _read_secret(path)
 
 

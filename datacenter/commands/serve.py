@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from datacenter.commands.options import config_option, open_configured_store
+from datacenter.settings import load_secret_key
 from datacenter.web import metrics
 from datacenter.web.serve import WebServer, gunicorn_options
 
@@ -54,6 +55,7 @@ def serve_command(
     """
     settings, engine = open_configured_store(config_path)  # refuses an un-migrated store
     engine.dispose()  # the workers open their own
+    load_secret_key(settings.web.secret_key_file)  # made once here, and a bad one stops us now
     options = gunicorn_options(
         bind=bind or settings.web.bind, workers=workers or settings.web.workers
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,17 @@ def test_secret_key_is_generated_once_and_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert load_secret_key(path) == first
     assert load_secret_key(tmp_path / "other") != first
+
+
+def test_workers_starting_at_once_agree_on_one_whole_secret(tmp_path: Path) -> None:
+    # gunicorn's workers all load the app at once: before, one could read the file another had
+    # created but not yet written, and die on an empty secret, taking the server down.
+    paths = [tmp_path / f"secret_key_{n}" for n in range(20)]
+    with ProcessPoolExecutor(max_workers=4) as pool:
+        for path in paths:
+            found = list(pool.map(load_secret_key, [path] * 8))
+            assert len(set(found)) == 1 and len(found[0]) >= 64
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
 
 
 def test_short_secret_is_refused(tmp_path: Path) -> None:
