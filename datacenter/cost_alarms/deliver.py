@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import ipaddress
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -189,7 +189,32 @@ def verify_signature(secret: str, timestamp: str, body: bytes, signature: str) -
     return hmac.compare_digest(sign(secret, int(timestamp), body), signature)
 
 
-def check_destination(url: str, *, allow_private: bool) -> None:
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], list[IPAddress]]
+
+
+def is_public(address: IPAddress) -> bool:
+    """Whether a tenant's webhook may reach ``address``: only globally routed unicast.
+    An IPv4-mapped IPv6 address is judged by the IPv4 address inside it, so
+    ``::ffff:<private>`` is not a way round the check. ``is_global`` alone is not enough:
+    Python 3.11 counts reserved IPv6 ranges such as ``::/8`` as global."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return is_public(address.ipv4_mapped)
+        if address.is_site_local:
+            return False
+    special = (address.is_private, address.is_loopback, address.is_link_local,
+               address.is_multicast, address.is_reserved, address.is_unspecified)  # fmt: skip
+    return address.is_global and not any(special)
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address ``host`` resolves to, the zone of a scoped IPv6 address dropped."""
+    infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+
+
+def check_destination(url: str, *, allow_private: bool, resolver: Resolver = resolve) -> None:
     """Refuse a URL whose host resolves to a loopback, private, link-local or otherwise
     non-global address, unless ``allow_private``: a tenant's URL must not reach the data
     centre's own network. (The name is resolved again when connecting; a DNS answer that
@@ -200,15 +225,14 @@ def check_destination(url: str, *, allow_private: bool) -> None:
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+        addresses = resolver(host, port)
     except OSError as exc:
         raise NotifyError(
             f"cost alarm webhook {url}: cannot resolve {host} ({exc}); check "
             "delivery.webhook_url in the tenant's rules"
         ) from exc
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if not address.is_global:
+    for address in addresses:
+        if not is_public(address):
             raise NotifyError(
                 f"cost alarm webhook {url}: {host} is {address}, not a public address; give "
                 "the tenant a public receiver, or set alarms.tenant_webhooks_private for an "
