@@ -199,6 +199,16 @@ def _schedule_or_404(schedule_id: int) -> tuple[Schedule, SavedReport]:
     return found
 
 
+def _posted_schedule(schedule_id: int) -> tuple[Viewer, Tenant, Schedule, SavedReport]:
+    """The schedule a button on its page acts on, once the button's CSRF token is checked."""
+    viewer, tenant = _viewer()
+    found, saved = _schedule_or_404(schedule_id)
+    form = ButtonForm()
+    if not form.validate_on_submit():
+        form_errors(form)
+    return viewer, tenant, found, saved
+
+
 def _download(
     build: Callable[[sa.Connection], ReportTable], fmt: str, tenant: Tenant, filename: str
 ) -> Response:
@@ -456,11 +466,7 @@ def schedule(schedule_id: int) -> ResponseReturnValue:
 @bp.route("/schedules/<int:schedule_id>/run", methods=["POST"])
 @role_required(*TENANT_ROLES)
 def schedule_run_now(schedule_id: int) -> ResponseReturnValue:
-    viewer, tenant = _viewer()
-    found, saved = _schedule_or_404(schedule_id)
-    form = ButtonForm()
-    if not form.validate_on_submit():
-        form_errors(form)
+    viewer, tenant, found, saved = _posted_schedule(schedule_id)
     with write_transaction(store.engine) as conn:
         run_id = queue_run(conn, found, saved, zone=tenant.zone, now=_now(),
                            requested_by=viewer.email)  # fmt: skip
@@ -473,11 +479,7 @@ def schedule_run_now(schedule_id: int) -> ResponseReturnValue:
 @bp.route("/schedules/<int:schedule_id>/pause", methods=["POST"])
 @role_required(*TENANT_ROLES)
 def schedule_pause(schedule_id: int) -> ResponseReturnValue:
-    _, tenant = _viewer()
-    found, saved = _schedule_or_404(schedule_id)
-    form = ButtonForm()
-    if not form.validate_on_submit():
-        form_errors(form)
+    _, tenant, found, saved = _posted_schedule(schedule_id)
     with write_transaction(store.engine) as conn:
         set_active(conn, found, not found.active, zone=tenant.zone, now=_now())
         record_audit(conn, "schedule_changed", tenant_id=tenant.tenant_id, subject=saved.title,
@@ -489,11 +491,7 @@ def schedule_pause(schedule_id: int) -> ResponseReturnValue:
 @bp.route("/schedules/<int:schedule_id>/delete", methods=["POST"])
 @role_required(*TENANT_ROLES)
 def schedule_delete(schedule_id: int) -> ResponseReturnValue:
-    _, tenant = _viewer()
-    found, saved = _schedule_or_404(schedule_id)
-    form = ButtonForm()
-    if not form.validate_on_submit():
-        form_errors(form)
+    _, tenant, found, saved = _posted_schedule(schedule_id)
     with write_transaction(store.engine) as conn:
         delete_schedule(conn, found)
         record_audit(conn, "schedule_deleted", tenant_id=tenant.tenant_id, subject=saved.title,
