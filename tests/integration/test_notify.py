@@ -8,8 +8,6 @@ as mail actually received.
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.policy
 import ipaddress
 import json
 import re
@@ -25,7 +23,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -49,6 +46,7 @@ from tests.fixtures.console import (
     seed_console_store,
 )
 from tests.fixtures.ports import free_port
+from tests.fixtures.smtp import SmtpServer, running_smtp
 from tests.fixtures.web import ACME_AGENT, GLOBEX_AGENT, TECH_USER
 
 TIMEOUT = 5.0
@@ -56,34 +54,6 @@ SMTP_USER, SMTP_PASSWORD = "callcollect", "s3cret-relay-password"
 
 
 # --- a real SMTP server -------------------------------------------------------------------------
-
-
-@dataclass
-class Inbox:
-    """What the SMTP server accepted: one parsed message per DATA."""
-
-    messages: list[EmailMessage] = field(default_factory=list)
-    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        self.messages.append(message)
-        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        return "250 Message accepted for delivery"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        return [m for m in self.messages if address in str(m["To"])]
-
-    def subjects(self) -> list[str]:
-        return sorted(subject(m) for m in self.messages)
-
-
-@dataclass(frozen=True)
-class SmtpServer:
-    port: int
-    inbox: Inbox
-    ca_file: Path | None = None
 
 
 @pytest.fixture(scope="module")
@@ -138,44 +108,27 @@ def _authenticator(
 
 @pytest.fixture
 def plain_smtp() -> Iterator[SmtpServer]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield SmtpServer(port, inbox)
-    finally:
-        controller.stop()
+    with running_smtp() as server:
+        yield server
 
 
 @pytest.fixture
 def starttls_smtp(tls_files: tuple[Path, Path]) -> Iterator[SmtpServer]:
     """STARTTLS required, AUTH required (only after TLS)."""
-    inbox, port = Inbox(), free_port()
-    controller = Controller(
-        inbox, hostname="127.0.0.1", port=port, tls_context=_server_context(tls_files),
-        require_starttls=True, authenticator=_authenticator, auth_required=True,
-        auth_require_tls=True,
-    )  # fmt: skip
-    controller.start()
-    try:
-        yield SmtpServer(port, inbox, ca_file=tls_files[0])
-    finally:
-        controller.stop()
+    with running_smtp(
+        ca_file=tls_files[0], tls_context=_server_context(tls_files), require_starttls=True,
+        authenticator=_authenticator, auth_required=True, auth_require_tls=True,
+    ) as server:  # fmt: skip
+        yield server
 
 
 @pytest.fixture
 def ssl_smtp(tls_files: tuple[Path, Path]) -> Iterator[SmtpServer]:
     """TLS from the first byte (port 465 style)."""
-    inbox, port = Inbox(), free_port()
-    controller = Controller(
-        inbox, hostname="127.0.0.1", port=port, ssl_context=_server_context(tls_files),
-        server_hostname="127.0.0.1",
-    )  # fmt: skip
-    controller.start()
-    try:
-        yield SmtpServer(port, inbox, ca_file=tls_files[0])
-    finally:
-        controller.stop()
+    with running_smtp(
+        ca_file=tls_files[0], ssl_context=_server_context(tls_files), server_hostname="127.0.0.1"
+    ) as server:
+        yield server
 
 
 # --- a real webhook receiver --------------------------------------------------------------------
