@@ -7,20 +7,16 @@ back-off the alarm records, and a later call sends the alarm again with every ca
 
 from __future__ import annotations
 
-import email
-import email.policy
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 
 from datacenter.accounts.users import create_user
 from datacenter.cost_alarms.deliver import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
@@ -31,6 +27,7 @@ from datacenter.settings import Settings, SmtpSettings
 from datacenter.store.engine import write_transaction
 from tests.fixtures.cost_alarms import CostWorld, gen_call, rid, seed_cost_world
 from tests.fixtures.ports import free_port
+from tests.fixtures.smtp import Inbox, running_smtp
 
 DAY = datetime(2025, 7, 16, tzinfo=UTC)
 PREMIUM = "09098790000"
@@ -39,26 +36,10 @@ ADMIN = "admin@acme.example"
 TIMEOUT = 5.0
 
 
-@dataclass
-class Inbox:
-    messages: list[EmailMessage] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        self.messages.append(message)
-        return "250 Message accepted for delivery"
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[int, Inbox]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, inbox
-    finally:
-        controller.stop()
+    with running_smtp() as server:
+        yield server.port, server.inbox
 
 
 @dataclass
