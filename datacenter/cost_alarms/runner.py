@@ -11,7 +11,9 @@ Contract:
   calls and so changes nothing: no second alarm, no second notice.
 - Then, per channel (email to ``delivery.emails`` or else the tenant's admins; the webhook at
   ``delivery.webhook_url``), each alarm with calls the channel has not told about, not
-  acknowledged, and due is sent with all its calls. A failure is recorded on the alarm with the
+  acknowledged, and due is sent with all its calls, once claimed (``store.claim_delivery``
+  moves the try's due time ``CLAIM`` ahead, so a second loop reading the same alarm sends
+  nothing; a loop killed while sending leaves it due again after ``CLAIM``). A failure is recorded on the alarm with the
   next try after ``deliver.backoff`` (1, 2, 4... minutes, at most an hour), up to
   ``deliver.MAX_ATTEMPTS`` tries; success records how many calls were told about.
 - A tenant whose evaluation or delivery fails (store error, a stored document that no longer
@@ -63,6 +65,10 @@ from shared.errors import CallCollectError, NotifyError
 log = logging.getLogger(__name__)
 
 OVERLAP = timedelta(minutes=15)  # longer than any ingest or re-rate transaction
+# A try claimed by one loop is not due for the others for this long: far more than a send
+# takes (SMTP and webhook time out in seconds), short enough that a killed loop's try is
+# soon made by another.
+CLAIM = timedelta(minutes=10)
 PER_CALL_KINDS = frozenset({RuleKind.CALL_COST, RuleKind.LONG_CALL, RuleKind.OFF_HOURS})
 DAY_COST_KINDS = frozenset({RuleKind.EXTENSION_DAY_COST, RuleKind.TENANT_DAY_COST})
 
@@ -339,6 +345,10 @@ class CostAlarmRunner:
         now: datetime,
         report: CostRunReport,
     ) -> None:
+        with write_transaction(self._engine) as conn:
+            if not store.claim_delivery(conn, alarm, channel, now=now, until=now + CLAIM):
+                log.info("cost alarm %s: %s taken by another loop", alarm.alarm_id, channel)
+                return
         try:
             send()
         except NotifyError as exc:

@@ -515,6 +515,26 @@ def pending_deliveries(
     return [CostAlarm(**row._asdict()) for row in conn.execute(query)]
 
 
+def claim_delivery(
+    conn: sa.Connection, alarm: CostAlarm, channel: str, *, now: datetime, until: datetime
+) -> bool:
+    """Take ``channel``'s next try of ``alarm`` until ``until``: True for the one caller whose
+    update finds the try still due. Two alarm loops that read the same due alarm both call
+    this; the second finds ``next_at`` in the future and sends nothing. A sender that dies
+    holding the claim leaves the try due again at ``until``."""
+    next_at = cost_alarms.c[f"{channel}_next_at"]
+    result = conn.execute(
+        cost_alarms.update()
+        .where(
+            cost_alarms.c.tenant_id == alarm.tenant_id,
+            cost_alarms.c.alarm_id == alarm.alarm_id,
+            sa.or_(next_at.is_(None), next_at <= now),
+        )
+        .values({next_at: until})
+    )
+    return bool(result.rowcount)
+
+
 def record_delivery(
     conn: sa.Connection,
     alarm: CostAlarm,

@@ -19,8 +19,9 @@ import pytest
 import sqlalchemy as sa
 
 from datacenter.accounts.users import create_user
+from datacenter.cost_alarms import store as cost_store
 from datacenter.cost_alarms.deliver import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
-from datacenter.cost_alarms.runner import CostAlarmRunner
+from datacenter.cost_alarms.runner import CLAIM, CostAlarmRunner, CostRunReport
 from datacenter.cost_alarms.store import acknowledge, load_rules
 from datacenter.health.notify import Mailer
 from datacenter.settings import Settings, SmtpSettings
@@ -206,3 +207,61 @@ def test_a_webhook_to_a_private_address_is_refused_unless_allowed(
     assert receiver.bodies == [] and "not a public address" in refused.failures[0]
     [alarm] = world.alarms()
     assert "alarms.tenant_webhooks_private" in alarm.webhook_error
+
+
+def _both_read_before_either_sends(monkeypatch: pytest.MonkeyPatch) -> threading.Barrier:
+    """Make two delivering loops read the same due alarms before either goes on: the moment
+    a double send needs, made certain instead of hoped for."""
+    barrier = threading.Barrier(2, timeout=60)
+    read = cost_store.pending_deliveries
+
+    def pending_then_wait(*args: Any, **kwargs: Any) -> list[cost_store.CostAlarm]:
+        due = read(*args, **kwargs)
+        barrier.wait()
+        return due
+
+    monkeypatch.setattr(cost_store, "pending_deliveries", pending_then_wait)
+    return barrier
+
+
+def test_two_alarm_loops_reading_the_same_alarm_send_it_once(
+    world: CostWorld, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.save(RULES + f'[delivery]\nwebhook_url = "{receiver.url}"\n')
+    world.ingest(gen_call("late", start=DAY.replace(hour=20), talk=600, dialled=PREMIUM))
+    now, tenant_id = datetime.now(UTC), world.tenant.tenant_id
+    runner(world, None).evaluate(tenant_id, now=now, report=CostRunReport())
+    _both_read_before_either_sends(monkeypatch)
+    reports = [CostRunReport(), CostRunReport()]
+    loops = [
+        threading.Thread(
+            target=runner(world, None).deliver,
+            args=(tenant_id,),
+            kwargs={"now": now, "report": report},
+        )
+        for report in reports
+    ]
+    for loop in loops:
+        loop.start()
+    for loop in loops:
+        loop.join(TIMEOUT * 12)
+    assert sorted(r.sent for r in reports) == [0, 1] and len(receiver.bodies) == 1
+    [alarm] = world.alarms()
+    assert (alarm.webhook_calls, alarm.webhook_attempts, alarm.webhook_next_at) == (1, 0, None)
+
+
+def test_a_try_claimed_by_a_loop_that_died_is_made_after_the_claim_lapses(
+    world: CostWorld, receiver: Receiver
+) -> None:
+    world.save(RULES + f'[delivery]\nwebhook_url = "{receiver.url}"\n')
+    world.ingest(gen_call("late", start=DAY.replace(hour=20), talk=600, dialled=PREMIUM))
+    now, tenant_id = datetime.now(UTC), world.tenant.tenant_id
+    runner(world, None).evaluate(tenant_id, now=now, report=CostRunReport())
+    [alarm] = world.alarms()
+    with write_transaction(world.engine) as conn:  # a loop claims the try, then is killed
+        assert cost_store.claim_delivery(conn, alarm, "webhook", now=now, until=now + CLAIM)
+        assert not cost_store.claim_delivery(conn, alarm, "webhook", now=now, until=now + CLAIM)
+    early = runner(world, None).run_once(now + CLAIM - timedelta(seconds=1))
+    assert early.sent == 0 and receiver.bodies == []
+    late = runner(world, None).run_once(now + CLAIM)
+    assert late.sent == 1 and len(receiver.bodies) == 1
