@@ -39,6 +39,7 @@ from shared.errors import SourceError
 
 _NOT_DIGIT = re.compile(r"\D")
 _PHONE_PUNCTUATION = re.compile(r"[\s().\-/]")
+_SIP_SCHEMES = ("sip", "sips")
 
 
 @dataclass
@@ -176,8 +177,17 @@ def _entry(config: LdapConfig, dn: str, attributes: dict[str, Any]) -> EntryInpu
     )
 
 
-def _extension(number: str, digits: int) -> str:
-    cleaned = _PHONE_PUNCTUATION.sub("", number)
+def _extension(value: str, digits: int) -> str:
+    """A SIP address (a Lync / Skype for Business user's ``msRTCSIP-PrimaryUserAddress``,
+    ``sip:alice@acme.example``) is kept as the address the user's calls carry: scheme and
+    ``;parameters`` dropped, dots and hyphens kept, ``extension_digits`` not applied. A phone
+    number loses its punctuation and, with ``extension_digits``, all but its last digits."""
+    scheme, colon, rest = value.partition(":")
+    if colon and scheme.lower() in _SIP_SCHEMES:
+        return rest.split(";", 1)[0].strip()[:64]
+    if "@" in value:
+        return value.split(";", 1)[0].strip()[:64]
+    cleaned = _PHONE_PUNCTUATION.sub("", value)
     if digits:
         cleaned = _NOT_DIGIT.sub("", cleaned)[-digits:]
     return cleaned[:64]

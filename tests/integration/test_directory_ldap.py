@@ -88,6 +88,32 @@ def test_fetch_maps_active_directory_attributes_over_pages(
     }
 
 
+def test_a_lync_users_sip_address_is_their_extension(
+    directory_server: SlapdServer, tmp_path: Path
+) -> None:
+    """A Lync / Skype for Business call's extension is its user's SIP address: read from
+    msRTCSIP-PrimaryUserAddress it loses its scheme and parameters, keeps its dots and
+    hyphens, and is not cut to extension_digits; a phone number still is."""
+    dn = "cn=Lyn Lee,ou=people,dc=acme,dc=example"
+    directory_server.ldif(
+        f"dn: {dn}\nobjectClass: user\ncn: Lyn Lee\nsn: Lee\ndisplayName: Lyn Lee\n"
+        "sAMAccountName: lyn\nobjectCategory: person\n"
+        "msRTCSIP-PrimaryUserAddress: sip:Lyn.Lee@acme-corp.example\n",
+        add=True,
+    )
+    try:
+        attributes = '[ldap.attributes]\nextension = ["msRTCSIP-PrimaryUserAddress", "ipPhone",' \
+            ' "telephoneNumber"]\n'  # fmt: skip
+        fetch = fetch_ldap_entries(
+            load_ldap_config(_config(directory_server, tmp_path, attributes))
+        )
+    finally:
+        directory_server.ldif(f"dn: {dn}\nchangetype: delete\n")
+    got = {e.person: e.extension for e in fetch.entries}
+    assert got["Lyn Lee"] == "Lyn.Lee@acme-corp.example"
+    assert got["Ann Archer"] == "201" and got["Bob Baker"] == "202"
+
+
 def test_resync_updates_moves_and_closes_without_losing_history(
     directory_server: SlapdServer, store: sa.Engine, tmp_path: Path
 ) -> None:
