@@ -9,6 +9,8 @@ Contract:
   encrypted files removed and their paths cleared; a crash in between leaves rows marked
   ``deleted`` that still name files, and the next pass removes those first. The metadata row
   stays, so the call page can say the audio was deleted and when.
+- Each pass also sweeps files no recording names (``orphans.sweep_orphans``: left by an ingest
+  killed between writing audio and committing its row), once they are a day old.
 - Run by `datacenter recordings purge` (cron or a systemd timer, e.g. daily) and by the alarm
   loop (`datacenter alarms run`) once per ``PURGE_EVERY``.
 """
@@ -22,6 +24,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from datacenter.accounts.audit import record
+from datacenter.recordings.orphans import sweep_orphans
 from datacenter.settings import Settings
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.core import tenants
@@ -58,6 +61,7 @@ def purge_expired(engine: sa.Engine, settings: Settings, *, now: datetime) -> li
             log.info("retention: %s: %d recording(s) before %s deleted", slug, count, cutoff)
             purged.append(Purged(slug, count, cutoff, days))
     _remove_files_of_deleted(engine, settings)
+    sweep_orphans(engine, settings, now=now)
     return purged
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import shutil
 import tarfile
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from datacenter.accounts.audit import events
 from datacenter.ingest.keys import ensure_keys
 from datacenter.ingest.worker import ingest_once
 from datacenter.recordings.access import RecordingPolicy, set_policy
+from datacenter.recordings.orphans import GRACE, sweep_orphans
 from datacenter.recordings.retention import purge_expired
 from datacenter.recordings.vault import load_recordings_key, open_decrypted
 from datacenter.settings import Settings
@@ -272,3 +274,38 @@ def test_a_defect_found_after_audio_was_written_leaves_no_file_behind(
     assert outcome.status == "quarantined" and "stranger.wav" in outcome.reason
     assert rows(store) == {}
     assert [p for p in dc.recordings_root.rglob("*") if p.is_file()] == []
+
+
+def test_files_no_recording_names_are_swept_once_a_day_old(
+    dc: Settings, store: sa.Engine, tmp_path: Path
+) -> None:
+    """What an ingest killed between writing audio and committing leaves (an encrypted file, a
+    writer's temp file) goes once it is older than the grace period; stored audio, young files
+    (an ingest may still commit them) and what is not a regular file stay."""
+    kept = Recording(start=T0)
+    land_recordings(dc, seal_recordings(tmp_path / "a", [kept], agent_id=AGENT, tenant=TENANT,
+                                        protect=protect))  # fmt: skip
+    ingest_once(store, dc)
+    row = rows(store)[kept.recording_id]
+    month = (dc.recordings_root / row.audio_path).parent
+    orphan, temp, young = (month / "rec-orphan.wav", month / ".rec-x.wav.0f0f.tmp",
+                           month / "rec-young.wav")  # fmt: skip
+    for path in (orphan, temp, young):
+        path.write_bytes(b"encrypted bytes of a call never committed")
+    (month / "linked.wav").symlink_to(dc.recordings_root / row.audio_path)
+    now = datetime.now(UTC)
+    old = (now - GRACE - timedelta(minutes=1)).timestamp()
+    for path in (orphan, temp, dc.recordings_root / row.audio_path):
+        os.utime(path, (old, old))
+
+    swept = sweep_orphans(store, dc, now=now)
+    assert sorted(swept.removed) == sorted(
+        p.relative_to(dc.recordings_root).as_posix() for p in (orphan, temp)
+    )
+    assert swept.skipped == [(month / "linked.wav").relative_to(dc.recordings_root).as_posix()]
+    assert not orphan.exists() and not temp.exists() and young.exists()
+    assert (dc.recordings_root / row.audio_path).exists()
+    assert sweep_orphans(store, dc, now=now).removed == []  # nothing twice
+    # a day later the young file is old too, and retention's pass sweeps it
+    purge_expired(store, dc, now=now + GRACE + timedelta(minutes=1))
+    assert not young.exists() and (dc.recordings_root / row.audio_path).exists()
