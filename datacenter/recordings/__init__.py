@@ -7,5 +7,6 @@ vault.py      audio at rest: AES-256-GCM in chunks, readable at any offset
 linking.py    a recording to its call by time and numbers, in either order of arrival
 access.py     who may play and download; each tenant's policy
 retention.py  deleting audio past a tenant's retention period
+orphans.py    sweeping files no recording names (an interrupted ingest's)
 stored.py     the read model behind TenantScope.recordings
 """
