@@ -9,6 +9,10 @@ Contract:
   change, disabling and a password reset end every session of that user (they sign in again
   under the new rules). An admin cannot disable or demote themselves (a tenant keeps an admin).
 - ``/admin/audit`` lists the tenant's audit log, newest first.
+- ``/admin/recordings`` shows and changes the tenant's recording policy (days of audio kept,
+  whether assigned technicians may play); a tenant user's page grants or takes away playing and
+  downloading recordings (tenant admins always may; technicians only by the policy). Both are
+  audited like the ``datacenter recordings`` commands.
 """
 
 from __future__ import annotations
@@ -29,6 +33,14 @@ from datacenter.accounts.users import (
     set_password,
     set_role,
 )
+from datacenter.recordings.access import (
+    RecordingPolicy,
+    grant,
+    permissions_of,
+    policy_of,
+    revoke,
+    set_policy,
+)
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.directory import directory_entries
 from datacenter.web.auth import end_sessions_of, record_audit, require_viewer, role_required
@@ -38,6 +50,8 @@ from datacenter.web.forms import (
     EditUserForm,
     MaskingForm,
     NewUserForm,
+    RecordingPermissionsForm,
+    RecordingPolicyForm,
     ResetPasswordForm,
     form_errors,
 )
@@ -107,9 +121,13 @@ def user(user_id: int) -> ResponseReturnValue:
         return redirect(url_for("admin.user", user_id=user_id))
     else:
         flash(f"Nothing changed: {form_errors(form)}", "error")
+    held = permissions_of(store.connection(), person)
+    permissions = RecordingPermissionsForm(
+        play="recordings" in held, download="recordings_download" in held, formdata=None
+    )
     return render_template(
         "admin/user.html", tenant=tenant, person=person, form=form, button=ButtonForm(),
-        reset_form=ResetPasswordForm(), known=_known_values(tenant),
+        reset_form=ResetPasswordForm(), known=_known_values(tenant), permissions=permissions,
     )  # fmt: skip
 
 
@@ -178,6 +196,54 @@ def masking() -> ResponseReturnValue:
     for role, digits in mask_settings(store.connection(), tenant.tenant_id).items():
         form[role].data = str(digits)
     return render_template("admin/masking.html", tenant=tenant, form=form)
+
+
+@bp.route("/recordings", methods=["GET", "POST"])
+@role_required(ADMIN)
+def recordings() -> ResponseReturnValue:
+    tenant = _tenant()
+    form = RecordingPolicyForm()
+    if form.validate_on_submit():
+        policy = RecordingPolicy(form.retention_days.data, bool(form.technicians.data))
+        with write_transaction(store.engine) as conn:
+            set_policy(conn, tenant.tenant_id, policy)
+            record_audit(conn, "recording_policy_changed", tenant_id=tenant.tenant_id,
+                         subject=tenant.slug,
+                         details={"retention_days": policy.retention_days,
+                                  "technicians_may_play": policy.technicians_may_play})  # fmt: skip
+        flash("Recording policy saved.", "success")
+        return redirect(url_for("admin.recordings"))
+    if request.method == "POST":
+        flash(f"Nothing changed: {form_errors(form)}", "error")
+    else:
+        current = policy_of(store.connection(), tenant.tenant_id)
+        form.retention_days.data = current.retention_days
+        form.technicians.data = current.technicians_may_play
+    return render_template("admin/recordings.html", tenant=tenant, form=form)
+
+
+@bp.route("/users/<int:user_id>/recordings", methods=["POST"])
+@role_required(ADMIN)
+def recording_permissions(user_id: int) -> ResponseReturnValue:
+    tenant, person = _tenant(), _my_user(user_id)
+    form = RecordingPermissionsForm()
+    if not form.validate_on_submit():
+        flash(f"Nothing changed: {form_errors(form)}", "error")
+        return redirect(url_for("admin.user", user_id=user_id))
+    wanted = {"recordings": bool(form.play.data), "recordings_download": bool(form.download.data)}
+    try:
+        with write_transaction(store.engine) as conn:
+            for permission, granted in wanted.items():
+                change = grant if granted else revoke
+                if change(conn, person, permission):
+                    record_audit(conn, "permission_changed", tenant_id=tenant.tenant_id,
+                                 subject=person.email,
+                                 details={"permission": permission, "granted": granted})  # fmt: skip
+    except CallCollectError as exc:
+        flash(f"Nothing changed: {exc}", "error")
+    else:
+        flash(f"Recording permissions of {person.email} saved.", "success")
+    return redirect(url_for("admin.user", user_id=user_id))
 
 
 @bp.route("/audit")

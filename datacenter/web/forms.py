@@ -10,10 +10,18 @@ from typing import Any
 
 from flask import abort
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, SelectChoice, SelectField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length, Optional
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+)
+from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional
 
 from datacenter.accounts.passwords import MAX_PASSWORD_LENGTH
+from datacenter.recordings.access import MAX_RETENTION_DAYS
 from datacenter.store.call_scope import SCOPE_KINDS, UserScope, scope_from
 
 TENANT_ROLE_CHOICES = [
@@ -89,6 +97,19 @@ class MaskingForm(FlaskForm):  # type: ignore[misc]
     technician = SelectField(
         "Technicians", choices=[SelectChoice(str(n), str(n)) for n in range(13)]
     )
+
+
+class RecordingPolicyForm(FlaskForm):  # type: ignore[misc]
+    retention_days = IntegerField(
+        "Keep audio for (days; empty keeps it for ever)",
+        validators=[Optional(), NumberRange(min=1, max=MAX_RETENTION_DAYS)],
+    )
+    technicians = BooleanField("Assigned technicians may play recordings (never download)")
+
+
+class RecordingPermissionsForm(FlaskForm):  # type: ignore[misc]
+    play = BooleanField("May play the recordings of calls in their scope")
+    download = BooleanField("May download them (WAV)")
 
 
 class NewTenantForm(FlaskForm):  # type: ignore[misc]
