@@ -3,8 +3,6 @@ browser's forms (Flask's client), audited, and only for their own tenant."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -14,16 +12,13 @@ from datacenter.accounts import audit
 from datacenter.accounts.tenants import require_tenant
 from datacenter.accounts.users import User, get_user_by_email
 from datacenter.recordings.access import RecordingPolicy, access_of, policy_of
-from datacenter.store.engine import open_store
-from tests.fixtures.scopes import ACME_ADMIN, SALES_USER, ScopedWorld
+from tests.fixtures.scopes import ACME_ADMIN, SALES_USER
 from tests.fixtures.web import ACME_USER, GLOBEX_USER, csrf_token, login
 
 
 @pytest.fixture
-def engine(scoped_world: ScopedWorld) -> Iterator[sa.Engine]:
-    engine = open_store(scoped_world.seeded.settings.store.url)
-    yield engine
-    engine.dispose()
+def engine(scoped_engine: sa.Engine) -> sa.Engine:
+    return scoped_engine
 
 
 def _client(app: Flask, email: str) -> FlaskClient:

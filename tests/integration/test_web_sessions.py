@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pyotp
@@ -21,7 +20,7 @@ from flask.testing import FlaskClient
 from datacenter.accounts.tenants import require_tenant
 from datacenter.accounts.throttle import ThrottlePolicy
 from datacenter.accounts.users import create_user, get_user_by_email
-from datacenter.store.engine import open_store, write_transaction
+from datacenter.store.engine import write_transaction
 from datacenter.store.tables.accounts import login_attempts, user_sessions
 from datacenter.web import create_app
 from datacenter.web.auth import LOCKED_MESSAGE, LOGIN_FAILED_MESSAGE
@@ -34,10 +33,8 @@ NO_WAIT = ThrottlePolicy(base=timedelta(0), lock_after=3)
 
 
 @pytest.fixture
-def engine(scoped_world: ScopedWorld) -> Iterator[sa.Engine]:
-    engine = open_store(scoped_world.seeded.settings.store.url)
-    yield engine
-    engine.dispose()
+def engine(scoped_engine: sa.Engine) -> sa.Engine:
+    return scoped_engine
 
 
 def _app(world: ScopedWorld, policy: ThrottlePolicy) -> Flask:
