@@ -4,7 +4,10 @@ Contract:
 
 - ``QuotaWatch.check()`` measures the spool (``Spool.usage``) and, when its level changed since
   the last check, logs one line at a severity that matches (``warning`` → WARNING, ``critical``
-  → ERROR, ``full`` → CRITICAL, back to ``ok`` → INFO) and stores the new level in the spool's
+  → ERROR, ``full`` → CRITICAL, back to ``ok`` → INFO). Rising past more than one level
+  between two checks (a burst, a slow cycle) logs every level passed, in order, so a
+  monitoring rule keyed on the ``critical`` line fires even when the spool went straight to
+  full. It stores the new level in the spool's
   state (``QUOTA_STATE_KEY``, JSON: level, percent, used and quota bytes, since) so ``status``
   and the health heartbeat in other threads or processes report the same alarm.
 - The measure is ``Spool.usage``: everything the agent keeps in its state directory against the
@@ -84,6 +87,10 @@ class QuotaWatch:
     def check(self) -> SpoolUsage:
         usage = self.spool.usage()
         if usage.level is not self.level:
+            for passed in _levels_between(self.level, usage.level):
+                log.log(SEVERITY[passed], "spool quota %s: passed on the way to %s (%.1f %% of "
+                        "%.1f MB used); %s", passed, usage.level, usage.percent,
+                        usage.quota_bytes / 2**20, ADVICE[passed])  # fmt: skip
             log.log(
                 SEVERITY[usage.level],
                 "spool quota %s: %.1f %% of %.1f MB used%s; %s",
@@ -98,6 +105,11 @@ class QuotaWatch:
             except SpoolError as exc:
                 log.error("spool quota %s not recorded for status: %s", usage.level, exc)
         return usage
+
+
+def _levels_between(old: SpoolLevel, new: SpoolLevel) -> list[SpoolLevel]:
+    """The levels strictly between ``old`` and ``new`` when rising; none when falling."""
+    return [level for level in SpoolLevel if RANK[old] < RANK[level] < RANK[new]]
 
 
 def _disk_note(usage: SpoolUsage) -> str:

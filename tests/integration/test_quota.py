@@ -44,7 +44,10 @@ def set_fill(spool: Spool, percent: float) -> None:
     [
         ([10, 75, 80, 95, 100, 50], ["warning", "critical", "full", "ok"],
          [logging.WARNING, logging.ERROR, logging.CRITICAL, logging.INFO]),
-        ([91, 92], ["critical"], [logging.ERROR]),
+        # rising past levels between two checks logs each level passed, in order
+        ([91, 92], ["warning", "critical"], [logging.WARNING, logging.ERROR]),
+        ([10, 100, 95, 20], ["warning", "critical", "full", "critical", "ok"],
+         [logging.WARNING, logging.ERROR, logging.CRITICAL, logging.ERROR, logging.INFO]),
         ([10, 20], [], []),
     ],
 )  # fmt: skip
