@@ -196,9 +196,8 @@ def test_an_expired_claim_is_taken_over_and_the_old_worker_changes_nothing(
     assert run_job(store, first).status == "lost"  # a's claim is gone: it writes nothing
     assert run_job(store, second).status == "done"
     (row,) = list_jobs(store)
-    assert (row.status, row.claimed_by, row.attempts, row.result) == ("done", "b", 2,
-                                                                      {"rows": row.result["rows"]})  # fmt: skip
-    assert row.result["rows"] > 0
+    assert (row.status, row.claimed_by, row.attempts) == ("done", "b", 2)
+    assert row.result is not None and row.result["rows"] > 0  # b rebuilt the day's rows
 
 
 def test_a_job_whose_workers_keep_dying_is_failed_not_taken_again(store: sa.Engine) -> None:
