@@ -29,15 +29,14 @@ from datacenter.jobs.kinds import KINDS
 from datacenter.rating.rerate import STORE_OUTAGE_SECONDS
 from datacenter.store.engine import write_transaction
 from datacenter.store.jobs import (
-    FINISHED,
     Job,
     JobKey,
     LostJob,
     claim_job,
     finish,
-    list_jobs,
     lock_claimed,
     record_failure,
+    unfinished_keys,
 )
 
 log = logging.getLogger(__name__)
@@ -86,7 +85,8 @@ def _name(job: Job) -> str:
 
 def unfinished(engine: sa.Engine, keys: Sequence[JobKey]) -> int:
     """How many of these jobs are not yet ``done`` or ``failed``."""
-    return sum(row.status not in FINISHED for row in list_jobs(engine, keys=keys))
+    waiting = unfinished_keys(engine)
+    return sum(key in waiting for key in keys)
 
 
 def work_until_finished(

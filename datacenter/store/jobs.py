@@ -5,15 +5,15 @@ Contract (table: ``datacenter.store.tables.jobs``):
 - ``queue_jobs`` inserts a job per day or asks again for one already there: a finished (``done``
   or ``failed``) job goes back to ``queued`` with its attempts reset; a claimed one keeps running
   and its new ``requested_at`` sends it back to ``queued`` when it finishes (``finish``).
-- ``claim_job`` takes the first job that is ``queued``, or ``claimed`` longer than ``timeout``
-  seconds ago (a dead worker's), or ``claimed`` by this very worker (an earlier attempt of it
-  failed on the store). On PostgreSQL the candidate row is read ``FOR UPDATE SKIP LOCKED``, so
+- ``claim_job`` takes first a job ``claimed`` longer than ``timeout`` seconds ago (a dead
+  worker's) or by this very worker (an earlier attempt of it failed on the store), else the
+  oldest request's ``queued`` job. On PostgreSQL the candidate row is read ``FOR UPDATE SKIP LOCKED``, so
   workers never wait on each other and never take the same row; on SQLite the claim is one
   ``BEGIN IMMEDIATE`` transaction, so claims are serialised. ``attempts`` counts claims. An
   expired claim already taken ``MAX_ATTEMPTS`` times is not taken again: the job becomes
   ``failed`` with ``DIED_REASON`` (the job kills its worker: retrying forever helps no one).
-- ``run_claimed`` runs the job's work and its completion in *one* transaction that first locks
-  the job row as ours (``FOR UPDATE``; SQLite: the write lock). So a job's effect commits
+- A job's work and its completion (``finish``) run in *one* transaction that first locks the
+  job row as ours (``lock_claimed``; ``datacenter.jobs.run`` does it) (``FOR UPDATE``; SQLite: the write lock). So a job's effect commits
   exactly once with its ``done``: a worker killed mid-job leaves nothing but its claim, and a
   running job cannot be taken over (its row is locked, and ``SKIP LOCKED`` passes it by; on
   SQLite no claim runs during another transaction). A worker whose claim was taken over before
@@ -108,28 +108,40 @@ def claim_job(
     stamp = now or datetime.now(UTC)
     expired = stamp - timedelta(seconds=timeout)
     c = store_jobs.c
-    takeable = sa.or_(
-        c.status == "queued",
-        sa.and_(c.status == "claimed", sa.or_(c.claimed_at < expired, c.claimed_by == worker)),
+    # Claimed rows are few (one per live or dead worker): a dead worker's or our own first, so
+    # a long queue does not keep them waiting; then the oldest request's queued jobs. Each query
+    # is answered by an index on (status, ...), so a claim costs the same whatever the queue.
+    candidates = (
+        sa.select(store_jobs)
+        .where(c.status == "claimed", sa.or_(c.claimed_at < expired, c.claimed_by == worker))
+        .order_by(c.claimed_at),
+        sa.select(store_jobs)
+        .where(c.status == "queued")
+        .order_by(c.requested_at, c.tenant_id, c.kind, c.day),
     )
+    job = None
     with write_transaction(engine) as conn:
-        while True:
-            row = conn.execute(
-                sa.select(store_jobs)
-                .where(takeable)
-                .order_by(c.requested_at, c.tenant_id, c.kind, c.day)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            ).one_or_none()
-            if row is None:
-                job = None
-                break
-            job = _take(conn, row, worker=worker, now=stamp)
+        for query in candidates:
+            job = _first_taken(conn, query, worker=worker, now=stamp)
             if job is not None:
                 break
     if job is not None:
         crash_point("jobs.claimed")  # fault tests: killed holding the claim, before any work
     return job
+
+
+def _first_taken(
+    conn: sa.Connection, query: sa.Select[Any], *, worker: str, now: datetime
+) -> Job | None:
+    """Take the first row of ``query`` not locked by another worker (SKIP LOCKED); a row that
+    ``_take`` fails instead (its workers kept dying) is passed over for the next."""
+    while True:
+        row = conn.execute(query.limit(1).with_for_update(skip_locked=True)).one_or_none()
+        if row is None:
+            return None
+        job = _take(conn, row, worker=worker, now=now)
+        if job is not None:
+            return job
 
 
 def _take(conn: sa.Connection, row: Any, *, worker: str, now: datetime) -> Job | None:
@@ -257,3 +269,13 @@ def status_counts(engine: sa.Engine) -> dict[tuple[str, str], int]:
             sa.select(c.kind, c.status, sa.func.count()).group_by(c.kind, c.status)
         ).all()
     return {(kind, status): int(count) for kind, status, count in rows}
+
+
+def unfinished_keys(engine: sa.Engine) -> set[JobKey]:
+    """Every job not yet ``done`` or ``failed``: one query, however many a request waits on."""
+    c = store_jobs.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(c.tenant_id, c.kind, c.day).where(c.status.in_(("queued", "claimed")))
+        ).all()
+    return {(int(tenant), str(kind), day) for tenant, kind, day in rows}

@@ -38,5 +38,6 @@ store_jobs = sa.Table(
     sa.Column("result", JSONDocument, nullable=True),
     sa.CheckConstraint("kind IN ('rerate', 'rollups')", name="kind"),
     sa.CheckConstraint("status IN ('queued', 'claimed', 'done', 'failed')", name="status"),
-    sa.Index(None, "status", "claimed_at"),  # what a worker looks for: queued or expired
+    sa.Index(None, "status", "claimed_at"),  # a claim: expired (or our own) claimed jobs
+    sa.Index(None, "status", "requested_at"),  # then the oldest request's queued jobs
 )

@@ -51,8 +51,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("tenant_id", "kind", "day", name="pk_store_jobs"),
     )
     op.create_index("ix_store_jobs_status_claimed_at", "store_jobs", ["status", "claimed_at"])
+    op.create_index(
+        "ix_store_jobs_status_requested_at", "store_jobs", ["status", "requested_at"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_store_jobs_status_requested_at", table_name="store_jobs")
     op.drop_index("ix_store_jobs_status_claimed_at", table_name="store_jobs")
     op.drop_table("store_jobs")
