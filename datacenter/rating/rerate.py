@@ -4,7 +4,8 @@ Contract:
 
 - ``rerate(engine, tenant_id, since=..., until=...)`` rates again every call of the tenant that
   started in ``[since, until)``, one tenant-local day per transaction (a day is the unit of
-  work, so a long run can be interrupted and resumed, and workers could split it by day).
+  work, so a long run can be interrupted and resumed, and store jobs run it by day:
+  ``rerate_day_in`` in a job's transaction, ``datacenter.rating.rerate_jobs``).
 - Idempotent: a call whose new result equals its stored one (cost, currency, version,
   destination, bands, explanation...) is not written. A call whose result changed gets its
   new row and a ``call_cost_history`` row with old -> new cost; so a second run with the same
@@ -46,12 +47,7 @@ from datacenter.rating.store import (
 )
 from datacenter.store.call_rows import icdr_from_row
 from datacenter.store.engine import write_transaction
-from datacenter.store.rollups import (
-    Deltas,
-    cost_of_result,
-    cost_of_row,
-    facts_of_row,
-)
+from datacenter.store.rollups import Deltas, cost_of_result, cost_of_row, facts_of_row
 from datacenter.store.tables.core import calls
 from datacenter.store.tables.rating import call_cost_history, call_costs, unrated_calls
 from shared.backoff import Backoff, Retries
