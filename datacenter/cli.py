@@ -29,6 +29,7 @@ COMMANDS = {
     "directory": "datacenter.commands.directory:directory_group",
     "token": "datacenter.commands.token:token_group",
     "rollups": "datacenter.commands.rollups:rollups_group",
+    "jobs": "datacenter.commands.jobs:jobs_group",
     "store": "datacenter.commands.store:store_group",
     "reports": "datacenter.commands.reports:reports_group",
     "recordings": "datacenter.commands.recordings:recordings_group",

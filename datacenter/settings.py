@@ -55,6 +55,7 @@ DEFAULT_WORKERS = 2
 MAX_PROXY_HOPS = 5
 DEFAULT_POLL_SECONDS = 5.0
 DEFAULT_CLAIM_TIMEOUT_SECONDS = 600.0
+DEFAULT_JOB_CLAIM_TIMEOUT_SECONDS = 60.0
 MIB = 1024 * 1024
 DEFAULT_MAX_FILE_BYTES = 256 * MIB
 DEFAULT_MAX_BATCH_RECORDS = 100_000  # the most an agent may put in one (spool.batch_max_records)
@@ -114,6 +115,10 @@ SETTINGS: tuple[Setting, ...] = (
     _setting("ingest.claim_timeout_seconds", NUMBER, str(DEFAULT_CLAIM_TIMEOUT_SECONDS),
             "A claim on a landed file older than this is taken to be from a dead worker and "
             "may be taken over (60-86400)."),
+    _setting("ingest.job_claim_timeout_seconds", NUMBER, str(DEFAULT_JOB_CLAIM_TIMEOUT_SECONDS),
+            "A claim on a store job (a re-rate or rollup day) older than this is taken to be "
+            "from a dead worker and may be taken over (1-86400). A running job holds its row "
+            "locked, so it is never taken over while it runs, however long it takes."),
     _setting("ingest.accept_unprotected", FLAG, "false",
             "Also accept plain (unsigned, unencrypted) batch files, from agents not yet switched "
             "to delivery.protection = \"cms\". Only during a transition: with it, a stolen SFTP "
@@ -245,6 +250,7 @@ class WebSettings:
 class IngestSettings:
     poll_seconds: float
     claim_timeout_seconds: float
+    job_claim_timeout_seconds: float = DEFAULT_JOB_CLAIM_TIMEOUT_SECONDS
     accept_unprotected: bool = False  # plain CCB1 files too (a transition to cms only)
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES  # larger landed files: quarantined unread
     max_batch_records: int = DEFAULT_MAX_BATCH_RECORDS
@@ -468,6 +474,8 @@ def _build(values: Mapping[str, tuple[Any, Path]], source: Path | None) -> Setti
     check_range("ingest.poll_seconds", poll, 0.1, 3600)
     claim: float = get("ingest.claim_timeout_seconds")
     check_range("ingest.claim_timeout_seconds", claim, 60, 86400)
+    job_claim: float = get("ingest.job_claim_timeout_seconds")
+    check_range("ingest.job_claim_timeout_seconds", job_claim, 1, 86400)
     max_file: int = get("ingest.max_file_bytes")
     check_range("ingest.max_file_bytes", max_file, MIB, 4096 * MIB)
     max_records: int = get("ingest.max_batch_records")
@@ -490,6 +498,7 @@ def _build(values: Mapping[str, tuple[Any, Path]], source: Path | None) -> Setti
         ingest=IngestSettings(
             poll_seconds=poll,
             claim_timeout_seconds=claim,
+            job_claim_timeout_seconds=job_claim,
             accept_unprotected=get("ingest.accept_unprotected"),
             max_file_bytes=max_file,
             max_batch_records=max_records,

@@ -6,7 +6,8 @@ Contract:
   ``CALLCOLLECT_CRASH_AT=NAME:N`` (``CRASH_ENV``); then the N-th time the process passes the
   point called NAME it sends itself ``SIGKILL``: no handler runs, nothing is flushed, closed or
   fsynced, exactly as if the power went or the kernel killed it there.
-- The names are the steps of the agent's write path (``CRASH_POINTS``): each is placed between
+- The names are the steps of the agent's write path (``CRASH_POINTS``), and three of the data
+  centre's (``DATACENTER_CRASH_POINTS``: a worker holding a claim on a file or a job): each is placed between
   two operations whose order durability depends on (a write and its fsync, a commit and the file
   it promises, an upload and the mark that records it). ``tests/faults/test_power_loss.py``
   stops the agent at each of them and then throws away every write that was not yet durable.
@@ -36,6 +37,13 @@ CRASH_POINTS = frozenset({
     "receipt.ledgered",  # the ledger holds the receipt, the remote receipt not yet removed
 })  # fmt: skip
 
+# The data centre's workers, for tests that kill one holding a claim (test_ingest_workers_killed).
+DATACENTER_CRASH_POINTS = frozenset({
+    "ingest.claimed",  # a landed file's claim committed, the file not yet read
+    "ingest.before_commit",  # a file's calls, rollups and completion written, not committed
+    "jobs.claimed",  # a store job's claim committed, its work not yet begun
+})  # fmt: skip
+
 _lock = threading.Lock()
 _passed: dict[str, int] = {}
 
@@ -45,10 +53,11 @@ def _target() -> tuple[str, int] | None:
     if not value:
         return None
     name, _, count = value.rpartition(":")
-    if name not in CRASH_POINTS or not count.isdigit() or int(count) < 1:
+    known = CRASH_POINTS | DATACENTER_CRASH_POINTS
+    if name not in known or not count.isdigit() or int(count) < 1:
         raise ValueError(
             f"{CRASH_ENV}={value!r}: expected NAME:N with N >= 1 and NAME one of "
-            + ", ".join(sorted(CRASH_POINTS))
+            + ", ".join(sorted(known))
         )
     return name, int(count)
 

@@ -16,7 +16,8 @@
     ├── TransportError          6  the uplink to the data centre failed
     │   └── HostKeyMismatch     7  the server presented a key other than the pinned one
     ├── StoreError              8  the data centre store refused an operation
-    │   └── RollupMismatch     12  (datacenter/store/rollups.py) rollups differ from the raw calls
+    │   ├── RollupMismatch     12  (datacenter/store/rollups.py) rollups differ from the raw calls
+    │   └── JobsUnfinished     13  (datacenter/jobs/workers.py) store jobs failed or left undone
     ├── AgentStateError         9  the agent's state directory refused an operation
     │   ├── SpoolError          9  (edge_agent/spool.py) the spool database
     │   │   └── SpoolCorrupt    9  (edge_agent/spool.py) spool.db is damaged: rebuild it

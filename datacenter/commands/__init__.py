@@ -18,6 +18,8 @@ documented code; ``click.ClickException`` / ``BadParameter`` only for usage prob
     technician.py  technician assign | unassign | list
     keys.py        keys init | show
     rate.py        rate: ICDRs against tariff files, without a database
-    rerate.py      rerate: stored calls again with the current tariffs
+    rerate.py      rerate: stored calls again with the current tariffs (store jobs per day)
+    rollups.py     rollups rebuild [--check] [--workers N]: the report rollups (jobs per day)
+    jobs.py        jobs list | run: the store jobs (re-rate and rollup days) any worker claims
     tariff.py      tariff import | export | list; dial plans and routes
 """

@@ -9,8 +9,10 @@ import click
 
 from datacenter.accounts.tenants import require_tenant
 from datacenter.commands.options import config_option, open_configured_store
-from datacenter.rating.rerate import count_calls, local_midnight
+from datacenter.jobs.workers import JobsUnfinished
+from datacenter.rating.rerate import count_calls
 from datacenter.rating.rerate_jobs import rerate_with_workers
+from datacenter.reports.periods import local_midnight
 
 
 @click.command("rerate")
@@ -35,9 +37,11 @@ def rerate_command(
 
     Run it after fixing a tariff version or a dial plan. It is idempotent: calls whose cost
     does not change are left alone, and each changed call keeps its old cost in the history
-    table (old -> new). Days are the tenant's local days; each day is one transaction, and
-    with --workers N, N processes take days in turn. A day interrupted by the store going away
-    (a failover) is tried again.
+    table (old -> new). Days are the tenant's local days; each day is one store job (its own
+    transaction) queued in the store, and --workers N processes take them in turn, helped by
+    any `datacenter ingest --watch` or `datacenter jobs run` worker with nothing else to do. A
+    failing day is retried (3 attempts) and then listed with its error; see `datacenter jobs
+    list`.
 
     \b
     Example:
@@ -48,17 +52,29 @@ def rerate_command(
         with engine.connect() as conn:
             tenant = require_tenant(conn, tenant_slug)
         zone = tenant.zone
-        first = local_midnight(since.date(), zone)
         last_day = until.date() if until is not None else datetime.now(zone).date()
         if last_day < since.date():
             raise click.BadParameter("is before --since", param_hint="--until")
-        end = local_midnight(last_day + timedelta(days=1), zone)
+        first, end = (
+            local_midnight(since.date(), zone),
+            local_midnight(last_day + timedelta(1), zone),
+        )
         total = count_calls(engine, tenant.tenant_id, first, end)
-        with click.progressbar(length=total, label=f"re-rating {total} call(s)", file=None) as bar:
-            report = rerate_with_workers(
-                settings.store.url, tenant.tenant_id, since=first, until=end, zone=zone,
-                workers=workers, progress=bar.update,
+        days = (last_day - since.date()).days + 1
+        label = f"re-rating {total} call(s), {days} day job(s)"
+        with click.progressbar(length=days, label=label, file=None) as bar:
+            outcome = rerate_with_workers(
+                settings.store.url, tenant.tenant_id, first_day=since.date(), last_day=last_day,
+                workers=workers, timeout=settings.ingest.job_claim_timeout_seconds,
+                progress=lambda done: bar.update(done - bar.pos),
             )  # fmt: skip
     finally:
         engine.dispose()
-    click.echo(report.summary())
+    click.echo(outcome.report.summary())
+    if outcome.failed:
+        for row in outcome.failed:
+            click.echo(f"{row.day}: {row.status} after {row.attempts} attempt(s): {row.error}")
+        raise JobsUnfinished(
+            f"{len(outcome.failed)} day(s) not re-rated (listed above): fix the cause and run "
+            "the same command again (days already done find their calls unchanged)"
+        )

@@ -28,6 +28,7 @@ from datacenter.ingest.files import Landed
 from datacenter.store.dialect import dialect_insert
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.core import landed_files
+from shared.crashpoints import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,13 @@ def claim_file(engine: sa.Engine, landed: Landed, *, worker: str, timeout: float
     """``claimed`` (ours), ``busy`` (another worker's live claim), ``resent``, ``conflict``, or
     ``crashed`` (the row is now quarantined with ``CRASH_REASON``: move the file, do not read it).
     """
+    outcome = _claim(engine, landed, worker=worker, timeout=timeout)
+    if outcome == "claimed":
+        crash_point("ingest.claimed")  # fault tests: killed holding the claim, file unread
+    return outcome
+
+
+def _claim(engine: sa.Engine, landed: Landed, *, worker: str, timeout: float) -> str:
     now = datetime.now(UTC)
     key = (landed_files.c.tenant_id == landed.tenant.tenant_id) & (
         landed_files.c.file_name == landed.name

@@ -45,6 +45,9 @@ Recordings batches (``recordings/AGENT-rec-N.ccr`` beside ``incoming/``) are tak
 pass, by ``datacenter.recordings.ingest`` through the same ``intake`` (docs/capture.md); and a
 call batch's commit links recordings that were waiting for its calls.
 
+- ``run_forever`` (``--watch``) also runs the store's jobs (``datacenter.jobs``: re-rate and
+  rollup days) after a scan that found no file, one job per scan, so any idle worker helps.
+
 The parts: ``claim`` (the claim protocol), ``intake`` (refuse, claim, read and decrypt any
 landed file), ``files`` (finding and moving files), ``landing_io``
 (file operations that trust nothing in the landing area), ``rows`` (the rows a batch stores),
@@ -79,6 +82,7 @@ from datacenter.ingest.keys import load_ingest_keys
 from datacenter.ingest.landing_io import linked_folders
 from datacenter.ingest.receipts import write_batch_receipt
 from datacenter.ingest.rows import CALL_COLUMNS, add_rollups, call_rows, call_values, unique_records
+from datacenter.jobs.run import run_next_job
 from datacenter.landing.layout import prune_receipts_now_and_then
 from datacenter.rating.store import rate_batch, write_batch_rating
 from datacenter.recordings.ingest import ingest_recordings_file, landed_recordings
@@ -88,6 +92,7 @@ from datacenter.settings import LANDING_FOLDERS, Settings
 from datacenter.store.bulk import insert_new_rows
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.core import agents, calls, landed_files
+from shared.crashpoints import crash_point
 from shared.envelope import Batch, BatchLimits, open_batch
 from shared.errors import ConfigError, EnvelopeError
 from shared.keys import DatacentreKeys
@@ -247,7 +252,8 @@ def run_forever(
     stop_event: threading.Event,
     worker_id: str | None = None,
 ) -> None:
-    """Scan every ``ingest.poll_seconds`` until ``stop_event`` is set.
+    """Scan every ``ingest.poll_seconds`` until ``stop_event`` is set; between scans that found
+    no file, run the store's jobs (``datacenter.jobs.run``), one per scan.
 
     A store outage is logged and retried on the next pass; the files wait in ``incoming/``.
     """
@@ -257,11 +263,18 @@ def run_forever(
     while not stop_event.is_set():
         try:
             report = ingest_once(engine, settings, worker_id=worker, keys=keys)
+            # No file for us: help with the store's jobs (re-rate and rollup days), one at a
+            # time, so a file landing meanwhile waits for one job at most.
+            job = None if report.outcomes else run_next_job(
+                engine, worker=worker, timeout=settings.ingest.job_claim_timeout_seconds
+            )  # fmt: skip
         except sa.exc.OperationalError as exc:
             log.error("store unavailable, retrying in %s s: %s", settings.ingest.poll_seconds, exc)
         else:
             if report.outcomes:
                 log.info("%s", report.summary())
+            if job is not None:
+                continue  # maybe more jobs: look again at once
         stop_event.wait(settings.ingest.poll_seconds)
 
 
@@ -398,6 +411,7 @@ def _store(engine: sa.Engine, landed: Landed, batch: Batch, *, worker: str) -> t
         )
         if done.rowcount != 1:
             raise LostClaim(landed.name)  # rolls the whole transaction back
+        crash_point("ingest.before_commit")  # fault tests: killed with everything but COMMIT
     return inserted, duplicates
 
 

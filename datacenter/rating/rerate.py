@@ -4,7 +4,8 @@ Contract:
 
 - ``rerate(engine, tenant_id, since=..., until=...)`` rates again every call of the tenant that
   started in ``[since, until)``, one tenant-local day per transaction (a day is the unit of
-  work, so a long run can be interrupted and resumed, and workers could split it by day).
+  work, so a long run can be interrupted and resumed, and store jobs run it by day:
+  ``rerate_day_in`` in a job's transaction, ``datacenter.rating.rerate_jobs``).
 - Idempotent: a call whose new result equals its stored one (cost, currency, version,
   destination, bands, explanation...) is not written. A call whose result changed gets its
   new row and a ``call_cost_history`` row with old -> new cost; so a second run with the same
@@ -28,7 +29,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from functools import partial
 from time import monotonic, sleep
 from typing import Any
@@ -62,6 +63,7 @@ _COMPARED = (
 )  # fmt: skip
 
 Progress = Callable[[int], None]
+_COUNTS = ("examined", "unchanged", "changed", "first_rated", "now_unrated", "queued")
 
 
 @dataclass
@@ -79,10 +81,30 @@ class RerateReport:
 
     def add(self, other: RerateReport) -> None:
         """Count another (committed) day's figures in."""
-        for name in ("examined", "unchanged", "changed", "first_rated", "now_unrated", "queued"):
+        for name in _COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.old_totals.update(other.old_totals)
         self.new_totals.update(other.new_totals)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON document of the figures (a store job's ``result``)."""
+        counts = {name: getattr(self, name) for name in _COUNTS}
+        money = {
+            name: [[code, places, amount] for (code, places), amount in sorted(totals.items())]
+            for name, totals in (("old_totals", self.old_totals), ("new_totals", self.new_totals))
+        }
+        return counts | money
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> RerateReport:
+        report = cls()
+        for name in _COUNTS:
+            setattr(report, name, int(document[name]))
+        for name in ("old_totals", "new_totals"):
+            totals: Counter[tuple[str, int]] = getattr(report, name)
+            for code, places, amount in document[name]:
+                totals[(str(code), int(places))] += int(amount)
+        return report
 
     def summary(self) -> str:
         parts = [
@@ -151,10 +173,27 @@ def rerate_day(
 def _rerate_day(
     engine: sa.Engine, config: RatingConfig, query: sa.Select[Any], stamp: datetime
 ) -> RerateReport:
-    day = RerateReport()
     with write_transaction(engine) as conn:
-        for chunk in _chunks(conn, query):
-            _rerate_chunk(conn, config, chunk, day, stamp, cause="rerate")
+        return _rerate_query(conn, config, query, stamp)
+
+
+def rerate_day_in(
+    conn: sa.Connection,
+    config: RatingConfig,
+    day: tuple[datetime, datetime],
+    stamp: datetime,
+) -> RerateReport:
+    """One (tenant, local day) in the caller's transaction (a store job's: ``datacenter.jobs``)."""
+    query = _select(config.tenant_id).where(*_window(config.tenant_id, *day))
+    return _rerate_query(conn, config, query, stamp)
+
+
+def _rerate_query(
+    conn: sa.Connection, config: RatingConfig, query: sa.Select[Any], stamp: datetime
+) -> RerateReport:
+    day = RerateReport()
+    for chunk in _chunks(conn, query):
+        _rerate_chunk(conn, config, chunk, day, stamp, cause="rerate")
     return day
 
 
@@ -311,7 +350,3 @@ def local_days(
         end = min(next_midnight, until)
         yield start, end
         start, day = end, day + timedelta(days=1)
-
-
-def local_midnight(day: date, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)

@@ -1,77 +1,54 @@
-"""Re-rating split into (tenant, local day) jobs that several worker processes take in turn.
+"""Re-rating as (tenant, local day) store jobs that any worker claims (``datacenter rerate``).
 
 Contract:
 
-- ``rerate_with_workers(url, tenant_id, since=..., until=..., zone=..., workers=N)`` does what
-  ``rerate.rerate`` does, with N processes: each opens its own engine on ``url`` and loads the
-  tenant's rating configuration once, then takes days from a shared queue
-  (``rerate.rerate_day``: one transaction per day, retried through a store outage). Days share no
-  rows, so the result is the same as one process's, in any order; the report adds the days up.
-- ``workers=1`` runs in this process (``rerate.rerate``). Progress is reported per finished day.
-- The queue lives in the command that started the workers: jobs are not claimed through the
-  store, so two ``datacenter rerate`` runs of the same month would both do it (the second finds
-  every call unchanged and writes nothing). Claiming jobs through the store is planned
-  (docs/scale.md).
+- ``rerate_with_workers(url, tenant_id, first_day=..., last_day=..., workers=N)`` does what
+  ``rerate.rerate`` does over the tenant's local days ``first_day..last_day``: it queues one
+  ``rerate`` store job per day (``datacenter.store.jobs``) and runs N workers until every one is
+  finished (``datacenter.jobs.workers``). Each job is ``rerate.rerate_day_in`` in the job's own
+  transaction, with the request's time stamp, so days share no rows and the result is the same
+  as one process's, in any order and whoever runs them (any ``datacenter ingest --watch`` or
+  ``datacenter jobs run`` worker on any host helps). The report adds the days' results up.
+- A day whose job failed (``failed`` after its attempts) is in ``RerateOutcome.failed`` with
+  its error; the days that finished count in the report all the same.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 
-import sqlalchemy as sa
+from datacenter.jobs.workers import queue_and_run
+from datacenter.rating.rerate import RerateReport
+from datacenter.store.jobs import JobRow
 
-from datacenter.rating.rerate import RerateReport, local_days, rerate, rerate_day
-from datacenter.rating.store import RatingConfig, load_rating_config
-from datacenter.store.engine import open_store
 
-_engine: sa.Engine | None = None  # one per worker process
-_config: RatingConfig | None = None
+@dataclass
+class RerateOutcome:
+    report: RerateReport
+    failed: list[JobRow] = field(default_factory=list)
 
 
 def rerate_with_workers(
     url: str,
     tenant_id: int,
     *,
-    since: datetime,
-    until: datetime,
-    zone: ZoneInfo,
+    first_day: date,
+    last_day: date,
     workers: int,
+    timeout: float,
     progress: Callable[[int], None] | None = None,
     now: datetime | None = None,
-) -> RerateReport:
-    """Re-rate the tenant's calls in ``[since, until)`` with ``workers`` processes, a day a job."""
-    stamp = now or datetime.now(UTC)
-    if workers <= 1:
-        engine = open_store(url)
-        try:
-            return rerate(engine, tenant_id, since=since, until=until, zone=zone,
-                          progress=progress, now=stamp)  # fmt: skip
-        finally:
-            engine.dispose()
-    report = RerateReport()
-    context = multiprocessing.get_context("spawn")  # no inherited connections or locks
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start,
-                             initargs=(url, tenant_id)) as pool:  # fmt: skip
-        jobs = [pool.submit(_job, tenant_id, day, stamp) for day in local_days(since, until, zone)]
-        for done in as_completed(jobs):
-            day = done.result()
-            report.add(day)
-            if progress is not None:
-                progress(day.examined)
-    return report
-
-
-def _start(url: str, tenant_id: int) -> None:
-    global _engine, _config
-    _engine = open_store(url)
-    with _engine.connect() as conn:
-        _config = load_rating_config(conn, tenant_id)
-
-
-def _job(tenant_id: int, day: tuple[datetime, datetime], stamp: datetime) -> RerateReport:
-    assert _engine is not None and _config is not None  # set by _start in this process
-    return rerate_day(_engine, _config, tenant_id, day, stamp)
+) -> RerateOutcome:
+    """Re-rate the tenant's local days ``first_day..last_day`` as store jobs (module doc)."""
+    days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
+    rows = queue_and_run(url, tenant_id, "rerate", days, workers=workers, timeout=timeout,
+                         now=now or datetime.now(UTC), progress=progress)  # fmt: skip
+    outcome = RerateOutcome(RerateReport())
+    for row in rows:
+        if row.status == "done" and row.result is not None:
+            outcome.report.add(RerateReport.from_json(row.result))
+        else:
+            outcome.failed.append(row)
+    return outcome

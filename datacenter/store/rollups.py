@@ -11,7 +11,8 @@ Contract:
   row or cost changed, then ``write`` applies them with one upsert per rollup table, in the
   caller's transaction, and deletes the rows whose ``calls`` fell to 0. Keys are written in
   sorted order so two workers adding to the same rows lock them in the same order.
-- ``rebuild`` replaces a tenant's rows by the aggregate of its raw calls; ``differences`` lists
+- ``rebuild`` replaces a tenant's rows by the aggregate of its raw calls (``rebuild_day``: one
+  local day's, a store job of ``datacenter rollups rebuild``); ``differences`` lists
   where the stored rows and that aggregate disagree (empty: exact). Both cover ``call_days``
   too (the dashboard's per day and direction totals that ingest keeps), so a time zone change
   is one rebuild. Both read every call of the
@@ -23,13 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from datacenter.rating.engine import RatedCall, RatingResult
+from datacenter.reports.periods import local_midnight
 from datacenter.store.dialect import dialect_insert
 from datacenter.store.tables.core import call_days, calls
 from datacenter.store.tables.rating import call_costs
@@ -254,17 +256,25 @@ def stored_facts(
     return found
 
 
-def _stream(conn: sa.Connection, tenant_id: int) -> Iterator[Any]:
+Window = tuple[datetime, datetime]  # [start, end) of ``calls.start_utc``
+
+
+def _stream(conn: sa.Connection, tenant_id: int, window: Window | None) -> Iterator[Any]:
+    query = raw_select(tenant_id)
+    if window is not None:
+        query = query.where(calls.c.start_utc >= window[0], calls.c.start_utc < window[1])
     # On the statement, not the connection: Connection.execution_options changes the connection.
-    yield from conn.execute(raw_select(tenant_id).execution_options(yield_per=STREAM_ROWS))
+    yield from conn.execute(query.execution_options(yield_per=STREAM_ROWS))
 
 
-def raw_totals(conn: sa.Connection, tenant_id: int, zone: ZoneInfo) -> dict[str, Totals]:
+def raw_totals(
+    conn: sa.Connection, tenant_id: int, zone: ZoneInfo, window: Window | None = None
+) -> dict[str, Totals]:
     """What every rollup table (and ``call_days``) should hold for the tenant, from its raw calls
-    and costs."""
+    and costs (those that started in ``window`` when one is given)."""
     deltas = Deltas()
     days: Totals = {}
-    for row in _stream(conn, tenant_id):
+    for row in _stream(conn, tenant_id, window):
         facts = facts_of_row(row, zone, cost=cost_of_row(row))
         deltas.add(facts)
         total = days.setdefault((facts.day, facts.direction), [0, 0, 0])
@@ -300,16 +310,59 @@ def stored_totals(conn: sa.Connection, tenant_id: int) -> dict[str, Totals]:
 
 def rebuild(conn: sa.Connection, tenant_id: int, zone: ZoneInfo) -> int:
     """Replace the tenant's rollup rows by the aggregate of its raw calls; returns rows written."""
-    wanted = raw_totals(conn, tenant_id, zone)
+    return _replace(conn, tenant_id, raw_totals(conn, tenant_id, zone), day=None)
+
+
+def rebuild_day(conn: sa.Connection, tenant_id: int, zone: ZoneInfo, day: date) -> int:
+    """``rebuild`` of one tenant-local day: its rows replaced by the aggregate of the calls that
+    started that day (a store job's work). Days share no rollup rows, so rebuilding every day
+    that has calls or rows (``rollup_days``) equals ``rebuild``; returns rows written."""
+    window = (local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone))
+    return _replace(conn, tenant_id, raw_totals(conn, tenant_id, zone, window), day=day)
+
+
+def rollup_days(conn: sa.Connection, tenant_id: int, zone: ZoneInfo) -> list[date]:
+    """Every local day a rebuild must cover: days with rollup rows, and each day from the
+    tenant's first call to its last (the ``(tenant_id, start_utc)`` index answers both ends)."""
+    days: set[date] = set()
+    for table in (*(r.table for r in ROLLUPS), call_days):
+        query = sa.select(table.c.day).where(table.c.tenant_id == tenant_id).distinct()
+        days.update(conn.execute(query).scalars())
+    first, last = conn.execute(
+        sa.select(sa.func.min(calls.c.start_utc), sa.func.max(calls.c.start_utc)).where(
+            calls.c.tenant_id == tenant_id
+        )
+    ).one()
+    if first is not None:
+        day, end = _as_utc(first).astimezone(zone).date(), _as_utc(last).astimezone(zone).date()
+        while day <= end:
+            days.add(day)
+            day += timedelta(days=1)
+    return sorted(days)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """``min``/``max`` bypass the column type on SQLite: a naive or text UTC time comes back."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _replace(
+    conn: sa.Connection, tenant_id: int, wanted: dict[str, Totals], *, day: date | None
+) -> int:
+    """Delete the tenant's rows (of ``day`` only, when given) and write ``wanted`` instead."""
     written = 0
+    for table in (*(r.table for r in ROLLUPS), call_days):
+        where = [table.c.tenant_id == tenant_id]
+        if day is not None:
+            where.append(table.c.day == day)
+        conn.execute(table.delete().where(*where))
     for rollup in ROLLUPS:
-        table = rollup.table
-        conn.execute(table.delete().where(table.c.tenant_id == tenant_id))
-        rows = _rows(rollup, tenant_id, wanted[table.name])
+        rows = _rows(rollup, tenant_id, wanted[rollup.table.name])
         for start in range(0, len(rows), INSERT_ROWS):
-            conn.execute(table.insert(), rows[start : start + INSERT_ROWS])
+            conn.execute(rollup.table.insert(), rows[start : start + INSERT_ROWS])
         written += len(rows)
-    conn.execute(call_days.delete().where(call_days.c.tenant_id == tenant_id))
     day_rows = [
         {"tenant_id": tenant_id, "day": day, "direction": direction,
          **dict(zip(DAY_MEASURES, values, strict=True))}

@@ -365,6 +365,8 @@ SPEC: dict[str, Spec] = {
     "datacenter rerate": dc_config_cases("rerate", *TENANT, "--since", "2024-01-01"),
     "datacenter rollups rebuild": dc_config_cases("rollups", "rebuild", *TENANT, "--check"),
     "datacenter store stats": dc_config_cases("store", "stats", "--json"),
+    "datacenter jobs list": dc_config_cases("jobs", "list", "--json"),
+    "datacenter jobs run": dc_config_cases("jobs", "run"),
     "datacenter alarms run": dc_config_cases("alarms", "run", "--once"),
     "datacenter reports run-due": dc_config_cases("reports", "run-due"),
     "datacenter recordings policy": dc_config_cases("recordings", "policy", "demo"),

@@ -13,6 +13,7 @@
     rollups.py    report rollups per tenant, local day and dimension (v0013)
     saved_reports.py  saved reports, their schedules and runs (v0014)
     recordings.py call recordings, recording policies, user permissions (v0016)
+    jobs.py       store jobs: (tenant, kind, day) work any worker claims (v0019)
 
 Importing this package imports every table module, so ``metadata`` holds the whole schema.
 """
@@ -25,6 +26,7 @@ from datacenter.store.tables import (
     cost_alarms,
     directory,
     health,
+    jobs,
     rating,
     recordings,
     rollups,
@@ -40,6 +42,7 @@ __all__ = [
     "cost_alarms",
     "directory",
     "health",
+    "jobs",
     "metadata",
     "rating",
     "recordings",
