@@ -562,6 +562,23 @@ class Site:
         pending = self.spool_rows("SELECT COUNT(*) FROM batches WHERE status != 'acknowledged'")
         return (int(unbatched[0][0]) if unbatched else 0, int(pending[0][0]) if pending else 0)
 
+    def wait_all_uploaded(self, *, timeout: float) -> int:
+        """Until every line the PBX has is journalled, batched and uploaded (no receipts yet, as
+        no ingest runs); the number of batches. Never assume calls / batch_max_records: an agent
+        that read the lines in more than one go seals a partial batch when it ages out."""
+        total = self.simulator.total
+
+        def uploaded_all() -> bool:
+            cursor = self.spool_rows("SELECT seq FROM cursors WHERE source_id = ?", (SOURCE_ID,))
+            unbatched, pending = self.agent_backlog()
+            return (bool(cursor) and int(cursor[0][0]) >= total and unbatched == 0
+                    and pending > 0 and self.batch_statuses().get("uploaded", 0) == pending)  # fmt: skip
+
+        self.wait_until(
+            uploaded_all, timeout=timeout, what=f"the agent to upload all {total} lines"
+        )
+        return self.batch_statuses()["uploaded"]
+
     def wait_delivered(self, *, timeout: float) -> float:
         """Until the agent has nothing left and the store stopped growing for ``SETTLE_SECONDS``.
 

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from datacenter.store.tables.core import calls, landed_files
-from tests.faults.site import SOURCE_ID, Site, assert_exactly_once, stored_count
+from tests.faults.site import Site, assert_exactly_once, stored_count
 
 pytestmark = [pytest.mark.faults, pytest.mark.sshd]
 
@@ -50,16 +50,7 @@ def test_kill_9_ingest_worker_mid_file(make_site: Callable[..., Site]) -> None:
     site = make_site(calls=3000, rate_per_second=0.0, batch_max_records=1000)
     site.agent.start()
 
-    # 3,000 lines at batch_max_records 1,000 make three batches, or more when the agent read
-    # them in more than one go and a partial batch aged out first: wait for all, not for three
-    def uploaded_all() -> bool:
-        statuses = site.batch_statuses()
-        unbatched, pending = site.agent_backlog()
-        cursor = site.spool_rows("SELECT seq FROM cursors WHERE source_id = ?", (SOURCE_ID,))
-        return (bool(cursor) and int(cursor[0][0]) >= 3000 and unbatched == 0 and pending > 0
-                and statuses.get("uploaded", 0) == pending)  # fmt: skip
-
-    site.wait_until(uploaded_all, timeout=60, what="the agent to upload all its batches")
+    site.wait_all_uploaded(timeout=120)  # three batches, or more if a partial one aged out
 
     site.ingest_process.start()
     claim: list[tuple[str, str]] = []
