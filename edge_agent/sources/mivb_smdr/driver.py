@@ -14,10 +14,14 @@ Contract (formats.md §2):
 - Timing follows §2.3: incoming ``answer = start + TTA`` and ``end = answer + duration``;
   outgoing ``end = start + duration``, with the per-site unsupervised allowance when the trunk
   gave no answer supervision.
-- ``record_id`` = agent, source, journal sequence and SHA-256 of the raw line, so re-reading the
-  journal gives the same ids. The scheme is unchanged since ``mivb-smdr/1`` on purpose: records
-  already delivered must keep their ids when their journalled lines are read again (a cheaper
-  hash would need a per-journal-position switch to stay safe, for about 0.5 us a line). ``raw`` is the line decoded as Latin-1 exactly as received.
+- ``record_id`` is made of agent, source, journal sequence and the raw line, so re-reading the
+  journal gives the same ids. From the journal position ``ctx.line_ids_from`` on (fixed by the
+  journal when an agent that knows it first opened it) it is scheme 2, one BLAKE2b
+  (``shared.icdr.make_line_record_id``); before it, and for every line when the context gives
+  no position, scheme 1 as since ``mivb-smdr/1``: ``make_record_id(agent, source, seq,
+  SHA-256 of the line)``. A line delivered before the upgrade and read again after it keeps its
+  id, so the data centre never stores the call twice. ``raw`` is the line decoded as Latin-1
+  exactly as received.
 - A parser caches what repeats between lines (each printed hour with its date, clock reading
   and UTC start; durations; parties; the columns kept in ``extra``). The caches are bounded
   and change speed only: a line reads the same to a fresh parser.
@@ -61,6 +65,7 @@ from edge_agent.sources.streams.lines import split_lines
 from shared.errors import ConfigError, ICDRValidationError
 from shared.icdr import (
     ICDR,
+    LINE_ID_PERSON,
     MAX_CALL_SECONDS,
     MAX_NAME,
     MAX_RAW,
@@ -69,10 +74,13 @@ from shared.icdr import (
     Completion,
     Direction,
     checked_builder,
+    line_id_head,
     source_checked_builder,
 )
 
 _sha256 = hashlib.sha256
+_blake2b = hashlib.blake2b
+_NEVER = 1 << 62  # line_ids_from when the context gives none: scheme 1 for every line
 KIND = "mivb-smdr"
 PARSER_VERSION = "mivb-smdr/1"
 DEFAULT_PORT = 1752
@@ -257,10 +265,13 @@ class MivbSmdrParser:
 
     def __init__(self, ctx: SourceContext, settings: ParserSettings | None = None) -> None:
         self._ctx = ctx
-        # The record id's fixed head (agent, source), encoded once: see _record_id.
-        self._id_prefix = f"{ctx.agent_id}\x1f{ctx.source_id}\x1f".encode(
-            "utf-8", "surrogateescape"
+        # The record id's fixed head (agent, source), encoded once, and for scheme 2 already
+        # hashed: each line copies that state (see _record_id).
+        self._id_prefix = line_id_head(ctx.agent_id, ctx.source_id)
+        self._id_head = _blake2b(
+            self._id_prefix, digest_size=RECORD_ID_LENGTH // 2, person=LINE_ID_PERSON
         )
+        self._line_ids_from = _NEVER if ctx.line_ids_from is None else ctx.line_ids_from
         # Records are built with source_checked when what it skips is guaranteed: times and enums
         # by this parser's types, text by the layout's column widths (per line) and the context.
         fits = len(ctx.agent_id) <= MAX_NAME and len(ctx.source_id) <= MAX_TEXT
@@ -512,8 +523,14 @@ class MivbSmdrParser:
         )
 
     def _record_id(self, seq: int, data: bytes) -> str:
-        """``make_record_id(agent, source, str(seq), sha256(data).hexdigest())``, the same bytes
-        hashed without joining and encoding the fixed head again for every line."""
+        """Scheme 2 from ``line_ids_from`` on: ``make_line_record_id(agent, source, seq, data)``
+        from the head's hashed state. Before it, scheme 1: ``make_record_id(agent, source,
+        str(seq), sha256(data).hexdigest())``, the same bytes hashed without joining and
+        encoding the fixed head again for every line."""
+        if seq >= self._line_ids_from:
+            hashed = self._id_head.copy()
+            hashed.update(b"%d\x1f%s" % (seq, data))
+            return hashed.hexdigest()
         inner = _sha256(data).hexdigest().encode("ascii")
         return _sha256(b"%s%d\x1f%s" % (self._id_prefix, seq, inner)).hexdigest()[:RECORD_ID_LENGTH]
 
