@@ -136,8 +136,10 @@ class ICDR:
     # identity
     record_id: str = field(
         metadata=spec(
-            "Stable id from the source key: MiVB SMDR `agent, source, journal seq, SHA-256(line)`; "
-            "LcsCDR `SessionIdTime + SessionIdSeq`; IP SMDR `CallID + segment`; OAI `Call_ID + "
+            "Stable id from the source key: MiVB SMDR `agent, source, journal seq, line`, one "
+            "BLAKE2b of them from the journal position where the source switched to scheme 2, "
+            "`SHA-256(line)` then SHA-256 before it "
+            "([agent.md](agent.md#journal-edge_agentjournalpy)); LcsCDR `SessionIdTime + SessionIdSeq`; IP SMDR `CallID + segment`; OAI `Call_ID + "
             "first-event time`.",
             non_empty=True,
             max_length=MAX_RECORD_ID,
