@@ -213,3 +213,23 @@ def test_property_any_tear_yields_a_prefix(
     with open_journal(directory) as journal:
         got = [u.data for u in journal.read_from(1)]
     assert got == units[: len(got)]
+
+
+@settings(max_examples=60)
+@given(content=st.binary(max_size=24))
+def test_property_the_scheme_position_is_a_number_or_refused(
+    tmp_path_factory: pytest.TempPathFactory, content: bytes
+) -> None:
+    """Whatever bytes the file holds, the journal reads the positive number they spell or refuses
+    to open: it never guesses a position."""
+    directory = tmp_path_factory.mktemp("j")
+    with open_journal(directory) as journal:
+        journal.append(b"a", received_at=T0)
+    (directory / LINE_IDS_FILE).write_bytes(content)
+    text = content.decode("ascii", "replace")
+    if text.strip().isdecimal() and int(text) >= 1:
+        with open_journal(directory) as journal:
+            assert journal.line_ids_from == int(text)
+    else:
+        with pytest.raises(AgentStateError):
+            open_journal(directory)
