@@ -16,8 +16,8 @@ issue #11 compared with SMDR-Miner, the standard layout and every option on; ``-
   every driver pays whatever its parsing costs, with ``ICDR()`` and with ``source_checked``
   (which the parser uses: it skips what the parser's types and column widths guarantee);
 - record floor: the baseline plus what the ICDR contract makes every MiVB parser do for each
-  line whatever its parsing costs: the record id (SHA-256 of the line, then of the id's key,
-  computed as the parser does) and a validated ICDR built from ready-made fields
+  line whatever its parsing costs: the record id (scheme 2, one BLAKE2b, computed as the parser
+  does) and a validated ICDR built from ready-made fields
   (``source_checked``, by keyword). Parsing proper is the rest.
 
 Each measurement first runs untimed over the first lines (``WARM_UP``), so the figures are the
@@ -25,15 +25,28 @@ steady state of a running agent rather than the process's first allocations. Tim
 seconds of this process (``time.process_time``), so other load on a shared machine distorts
 them less; wall-clock seconds are printed beside them. The ratio parse / baseline is what parsing
 costs on top of reading. It prints which build ran (compiled by scripts/compile.sh, or the
-sources) and ends with one line per layout. Target: ahead of SMDR-Miner on every layout, i.e.
-282,000 lines/s with a fixed layout (its figure on layout A, measured on another machine).
+sources) and ends with one line per layout.
+
+The old parser is the baseline: the commit before issue #11's speed-ups (``--old-rev``) is
+taken from git (``git archive``) into a temporary directory and run in a child process
+(``smdr_parse_old.py``) over the same bytes with the same timing loop, so "x old" is a ratio
+measured in the same sitting, whatever the machine's load. The old parser computes scheme-1 ids
+(two SHA-256), as every line cost before. Target (issue #11): twice the old parser's rate on
+every layout with a fixed layout, which is what it takes to be ahead of SMDR-Miner (282,000
+lines/s on layout A where the old parser ran 164,000, on another machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
+import json
+import os
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +56,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from smdr_timing import WARM_UP, Kit, Timing, run
 
 from edge_agent.simulators.mivb_smdr import generate_calls
 from edge_agent.sources.base import RawUnit, SourceContext
@@ -54,10 +70,9 @@ from shared.icdr import ICDR, source_checked
 
 ZONE = ZoneInfo("Europe/London")
 POOL = 20_000  # distinct simulated calls; the stream repeats them
-CHUNK = 65536  # bytes per simulated recv()
-GROUP = 100  # units per delivery, each group stamped with one receive time
 TARGET = 282_000  # SMDR-Miner's fixed-column path on layout A (issue #11): ahead of it everywhere
-WARM_UP = 2_000  # lines run untimed before each measurement
+KIT = Kit(LineFramer, RawUnit, ICDR)
+OLD_REV = "7bfcf7a"  # main as issue #11 measured it: the last commit before the parser's speed-ups
 
 
 def stream_of(lines: int, layout: str) -> tuple[bytes, datetime]:
@@ -68,37 +83,6 @@ def stream_of(lines: int, layout: str) -> tuple[bytes, datetime]:
     repeats, rest = divmod(lines, len(calls))
     tail = b"".join(call.line.encode("latin-1") + b"\r\n" for call in calls[:rest])
     return pool * repeats + tail, calls[-1].received_at + timedelta(minutes=1)
-
-
-@dataclass(frozen=True)
-class Timing:
-    cpu: float
-    wall: float
-    produced: int
-
-
-def run(data: bytes, received: datetime, work: Callable[[RawUnit], object]) -> Timing:
-    """Frame, wrap and hand each unit to ``work``; seconds taken and ICDRs produced."""
-    _frame(data[: WARM_UP * 100], received, work)  # about WARM_UP lines
-    started = time.perf_counter()
-    cpu_started = time.process_time()
-    produced = _frame(data, received, work)
-    return Timing(time.process_time() - cpu_started, time.perf_counter() - started, produced)
-
-
-def _frame(data: bytes, received: datetime, work: Callable[[RawUnit], object]) -> int:
-    framer = LineFramer()
-    seq = 0
-    produced = 0
-    for offset in range(0, len(data), CHUNK):
-        units = framer.feed(data[offset : offset + CHUNK])
-        for first in range(0, len(units), GROUP):
-            stamp = received + timedelta(microseconds=seq)  # a new object per delivery
-            for unit in units[first : first + GROUP]:
-                seq += 1
-                result = work(RawUnit("pbx1", seq, stamp, unit))
-                produced += result.__class__ is list and result[0].__class__ is ICDR
-    return produced
 
 
 def ready_fields(data: bytes, received: datetime, parser: MivbSmdrParser) -> list[dict[str, Any]]:
@@ -127,7 +111,7 @@ def record_floor(
         values = rest[unit.seq % len(rest)]
         return [source_checked(record_id=record_id(unit.seq, unit.data), raw=raw, **values)]
 
-    return run(data, received, build)
+    return run(KIT, data, received, build)
 
 
 def icdr_floor(fields: list[dict[str, Any]], lines: int, build: Callable[..., ICDR]) -> Timing:
@@ -150,29 +134,67 @@ class LayoutResult:
     base: Timing
     fixed: Timing
     auto: Timing
+    old_fixed: Timing
+    old_auto: Timing
 
 
-def measure_layout(layout: str, lines: int, ctx: SourceContext) -> LayoutResult:
-    """Print one layout's table (every figure beside the baseline of the same run)."""
+def old_tree(rev: str, into: Path) -> Path:
+    """The parser as commit ``rev`` had it: ``git archive`` of its packages, never imported here."""
+    root = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", rev, "edge_agent", "shared"],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        raise SystemExit(f"git archive {rev}: {archive.stderr.decode(errors='replace').strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into)  # this repository's own history: trusted
+    return into
+
+
+def old_rates(tree: Path, data: bytes, received: datetime, layout: str) -> tuple[Timing, Timing]:
+    """The old parser's fixed and auto runs over the same bytes, in a child process."""
+    with tempfile.NamedTemporaryFile(suffix=".smdr") as held:
+        held.write(data)
+        held.flush()
+        script = Path(__file__).resolve().parent / "smdr_parse_old.py"
+        child = subprocess.run(
+            [sys.executable, str(script), str(tree), held.name, layout, received.isoformat()],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if child.returncode != 0:
+        raise SystemExit(f"the old parser's run failed:\n{child.stderr}")
+    out = json.loads(child.stdout)
+    return Timing(**out["fixed"]), Timing(**out["auto"])
+
+
+def measure_layout(layout: str, lines: int, ctx: SourceContext, old: Path) -> LayoutResult:
+    """Print one layout's table (every figure beside the baselines of the same run)."""
     data, received = stream_of(lines, layout)
     fixed_settings = ParserSettings(layout=LayoutFlags.parse(layout))
     fixed = MivbSmdrParser(ctx, fixed_settings)
     auto = MivbSmdrParser(ctx, ParserSettings(layout=None))
-    base = run(data, received, lambda unit: unit.data.decode("latin-1"))
-    fixed_run = run(data, received, fixed.feed)
-    auto_run = run(data, received, auto.feed)
+    base = run(KIT, data, received, lambda unit: unit.data.decode("latin-1"))
+    old_fixed, old_auto = old_rates(old, data, received, layout)
+    fixed_run = run(KIT, data, received, fixed.feed)
+    auto_run = run(KIT, data, received, auto.feed)
     fields = ready_fields(data, received, MivbSmdrParser(ctx, fixed_settings))
     floor = icdr_floor(fields, lines, ICDR)
     checked_floor = icdr_floor(fields, lines, source_checked)
     records = record_floor(data, received, fields, fixed)
-    if {fixed_run.produced, auto_run.produced, records.produced} != {lines}:
-        got = f"{fixed_run.produced}, {auto_run.produced}, {records.produced}"
-        raise SystemExit(f"expected {lines} ICDRs from each run, got {got}")
+    produced = {t.produced for t in (fixed_run, auto_run, records, old_fixed, old_auto)}
+    if produced != {lines}:
+        raise SystemExit(f"expected {lines} ICDRs from each run, got {sorted(produced)}")
 
     print(f"\nlines: {lines:,} ({layout} layout, {len(data):,} bytes)")
     print(f"{'':34}{'CPU s':>8} {'lines/s (CPU)':>14} {'wall s':>8}")
     for name, timing in (
         ("baseline (frame + decode)", base),
+        ("old parser, fixed layout", old_fixed),
+        ("old parser, auto layout", old_auto),
         ("parse, fixed layout", fixed_run),
         ("parse, auto layout", auto_run),
         ("ICDR floor (ICDR())", floor),
@@ -180,11 +202,17 @@ def measure_layout(layout: str, lines: int, ctx: SourceContext) -> LayoutResult:
         ("record floor (frame, id, ICDR)", records),
     ):
         print(f"{name:34}{timing.cpu:8.2f} {lines / timing.cpu:14,.0f} {timing.wall:8.2f}")
+    print(f"speed-up over the old parser: fixed {old_fixed.cpu / fixed_run.cpu:.2f}x, ", end="")
+    print(f"auto {old_auto.cpu / auto_run.cpu:.2f}x")
     print(f"ratio fixed / baseline: {fixed_run.cpu / base.cpu:.1f}x")
     print(f"ratio auto / baseline:  {auto_run.cpu / base.cpu:.1f}x")
     print(f"share of fixed-layout time spent constructing ICDRs: {floor.cpu / fixed_run.cpu:.0%}")
     print(f"share of fixed-layout time that is the record floor: {records.cpu / fixed_run.cpu:.0%}")
-    return LayoutResult(layout, base, fixed_run, auto_run)
+    return LayoutResult(layout, base, fixed_run, auto_run, old_fixed, old_auto)
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{each:.2f}" for each in os.getloadavg())
 
 
 def main() -> None:
@@ -196,27 +224,41 @@ def main() -> None:
         action="append",
         help=f"SMDR layout of the lines, repeatable (default: {', '.join(LAYOUTS)})",
     )
+    parser.add_argument(
+        "--old-rev",
+        default=OLD_REV,
+        help=f"the commit whose parser is the baseline (default {OLD_REV}, before issue #11)",
+    )
     args = parser.parse_args()
     lines = args.lines or (20_000 if args.quick else 1_000_000)
-    ctx = SourceContext(agent_id="bench", source_id="pbx1", timezone=ZONE)
+    # record ids of scheme 2 from the first line, as a new source (or an upgraded one) journals
+    ctx = SourceContext(agent_id="bench", source_id="pbx1", timezone=ZONE, line_ids_from=1)
     build = "compiled (mypyc)" if driver.__file__.endswith(".so") else "pure Python"
-    print(f"parser build: {build} ({Path(driver.__file__).name})")
-    results = [measure_layout(layout, lines, ctx) for layout in args.layout or LAYOUTS]
+    print(f"parser build: {build} ({Path(driver.__file__).name}); old parser: {args.old_rev}")
+    print(f"at start: {load()} on {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory() as scratch:
+        old = old_tree(args.old_rev, Path(scratch))
+        results = [measure_layout(layout, lines, ctx, old) for layout in args.layout or LAYOUTS]
+    print(f"\nat end: {load()}")
 
-    print(f"\nper layout, lines/s (CPU), {lines:,} lines, {build}:")
+    print(f"\nper layout, lines/s (CPU), {lines:,} lines, {build}, against {args.old_rev}:")
     print(
-        f"{'layout':14}{'baseline':>12}{'fixed':>10}{'auto':>10}{'fixed/base':>12}{'auto/base':>11}"
+        f"{'layout':14}{'baseline':>10}{'old fixed':>11}{'fixed':>9}{'x old':>7}"
+        f"{'old auto':>10}{'auto':>9}{'x old':>7}"
     )
     for each in results:
         rate = {name: lines / t.cpu for name, t in vars(each).items() if isinstance(t, Timing)}
         print(
-            f"{each.layout:14}{rate['base']:12,.0f}{rate['fixed']:10,.0f}{rate['auto']:10,.0f}"
-            f"{each.fixed.cpu / each.base.cpu:11.1f}x{each.auto.cpu / each.base.cpu:10.1f}x"
+            f"{each.layout:14}{rate['base']:10,.0f}{rate['old_fixed']:11,.0f}{rate['fixed']:9,.0f}"
+            f"{rate['fixed'] / rate['old_fixed']:6.2f}x{rate['old_auto']:10,.0f}"
+            f"{rate['auto']:9,.0f}{rate['auto'] / rate['old_auto']:6.2f}x"
         )
     slowest = min(lines / each.fixed.cpu for each in results)
+    least = min(each.old_fixed.cpu / each.fixed.cpu for each in results)
     print(
-        f"target {TARGET:,} lines/s, fixed layout, every layout: "
-        f"{'met' if slowest >= TARGET else 'missed'} (slowest {slowest:,.0f})"
+        f"target: twice the old parser's rate, fixed layout, every layout: "
+        f"{'met' if least >= 2 else 'missed'} (least {least:.2f}x); "
+        f"SMDR-Miner's {TARGET:,} lines/s (another machine): slowest here {slowest:,.0f}"
     )
 
 

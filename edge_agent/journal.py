@@ -21,11 +21,19 @@ Contract:
   has its own magic and CRC), so the newest segment is never emptied by it.
 - Damage in the middle of a segment (a flipped bit on disk) is skipped on read by searching for
   the next intact unit; ``stats.corrupt_bytes`` counts it and a warning names the segment.
+- ``line_ids_from``: the first sequence number whose records use record-id scheme 2 (one BLAKE2b,
+  ``shared.icdr.make_line_record_id``); units before it keep scheme 1 whenever they are parsed
+  again, so a record already delivered keeps its id (the data centre stores each id once). It is
+  fixed the first time a journal is opened by an agent that knows scheme 2: the next sequence
+  number then (1 for a new source), written durably in ``LINE_IDS_FILE`` before any unit
+  after it is appended, and read from there ever after. A file that does not read as a number is
+  refused (``AgentStateError``): guessing the position could give delivered calls new ids.
 - ``prune(below=cursor, now=...)`` deletes segments whose units are all <= ``cursor`` (parsed and
   spooled) AND whose last write is older than the retention period. The newest segment is kept.
 
 On disk, one directory per source (``STATE/journal/SOURCE_ID/``) of segment files named by their
-first sequence number (``00000000000000000001.seg``). A segment is ``b"CCJ1"`` then units::
+first sequence number (``00000000000000000001.seg``), and ``LINE_IDS_FILE`` (the decimal
+``line_ids_from``, then a newline). A segment is ``b"CCJ1"`` then units::
 
     MAGIC  b"\\xcc\\x01"   2 bytes
     seq    u64 BE         8
@@ -52,7 +60,8 @@ from pathlib import Path
 
 from edge_agent.sources.base import RawUnit, SinkUnavailable
 from shared.crashpoints import crash_point
-from shared.durable import fsync_dir
+from shared.durable import atomic_write, fsync_dir
+from shared.errors import AgentStateError
 from shared.modes import FILE_MODE, make_private_dir
 
 log = logging.getLogger(__name__)
@@ -66,6 +75,7 @@ MAX_UNIT_BYTES = 16 * 1024 * 1024  # far above any PBX record; a larger length i
 DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024
 DEFAULT_RETENTION = timedelta(days=7)
 SEGMENT_SUFFIX = ".seg"
+LINE_IDS_FILE = "line-ids-v2.from"  # see line_ids_from in the module docstring
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -163,6 +173,7 @@ class Journal:
         self._size = 0  # bytes in the newest segment
         self._next_seq = 1
         self._needs_truncate = False  # a failed append's bytes are not cut off yet
+        self.line_ids_from = 1  # read or fixed by open(): see the module docstring
 
     @classmethod
     def open(
@@ -177,6 +188,11 @@ class Journal:
             directory, source_id=source_id, segment_bytes=segment_bytes, retention=retention
         )
         journal._recover()
+        try:
+            journal.line_ids_from = journal._read_or_fix_line_ids_from()
+        except BaseException:
+            journal.close()
+            raise
         return journal
 
     # --- writing --------------------------------------------------------------------------
@@ -365,6 +381,28 @@ class Journal:
             self._truncate_tail(path, buf, valid_end)
         os.lseek(self._file, 0, os.SEEK_END)
         self._size = valid_end
+
+    def _read_or_fix_line_ids_from(self) -> int:
+        """``line_ids_from`` as recorded; else the next sequence number, recorded durably now."""
+        path = self.directory / LINE_IDS_FILE
+        try:
+            text = path.read_text("ascii")
+        except FileNotFoundError:
+            atomic_write(path, f"{self._next_seq}\n".encode("ascii"), mode=FILE_MODE)
+            return self._next_seq
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AgentStateError(self._line_ids_problem(path, f"cannot be read ({exc})")) from exc
+        if not text.strip().isdecimal() or int(text) < 1:
+            raise AgentStateError(self._line_ids_problem(path, f"holds {text[:40]!r}"))
+        return int(text)
+
+    def _line_ids_problem(self, path: Path, what: str) -> str:
+        return (
+            f"journal {self.source_id}: {path} {what}, not the journal position from which "
+            "records use record-id scheme 2. Fix: restore the file from a backup, or write the "
+            "sequence number the agent was upgraded at (the first unit journalled after the "
+            "upgrade); never a lower one, or calls already delivered get new ids"
+        )
 
     def _truncate_tail(self, path: Path, buf: bytes, valid_end: int) -> None:
         """Cut what follows the last intact unit: a crash tore it before ``fsync`` returned."""

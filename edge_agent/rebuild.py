@@ -143,13 +143,15 @@ def _replay(
     clock: Clock,
     make_source: SourceFactory,
 ) -> SourceRecovery:
-    ctx = SourceContext(agent_id=settings.agent.id, source_id=source_id,
-                        timezone=settings.agent.timezone)  # fmt: skip
-    source = make_source(kind, ctx, options)
     recovery = SourceRecovery(source_id)
     with Journal.open(state_dir_journal(settings.agent.state_dir, source_id),
                       source_id=source_id, segment_bytes=settings.journal.segment_bytes,
                       retention=timedelta(days=settings.journal.retention_days)) as journal:  # fmt: skip
+        # the journal says from where record ids use scheme 2: every record gets its old id
+        ctx = SourceContext(agent_id=settings.agent.id, source_id=source_id,
+                            timezone=settings.agent.timezone,
+                            line_ids_from=journal.line_ids_from)  # fmt: skip
+        source = make_source(kind, ctx, options)
         expected = 1
         for unit in journal.read_from(1):
             if recovery.units == 0:

@@ -260,18 +260,23 @@ class Service:
         return spool
 
     def _open_source(self, settings: SourceSettings, spool: Spool) -> RunningSource:
-        ctx = SourceContext(
-            agent_id=self.settings.agent.id,
-            source_id=settings.id,
-            timezone=self.settings.agent.timezone,
-        )
-        source = self.make_source(settings.kind, ctx, settings.options)
         journal = Journal.open(
             self.state_dir / JOURNAL_DIR / settings.id,
             source_id=settings.id,
             segment_bytes=self.settings.journal.segment_bytes,
             retention=timedelta(days=self.settings.journal.retention_days),
         )
+        ctx = SourceContext(
+            agent_id=self.settings.agent.id,
+            source_id=settings.id,
+            timezone=self.settings.agent.timezone,
+            line_ids_from=journal.line_ids_from,
+        )
+        try:
+            source = self.make_source(settings.kind, ctx, settings.options)
+        except BaseException:
+            journal.close()
+            raise
         pipeline = SourcePipeline.open(
             source_id=settings.id,
             parser=source.parser,

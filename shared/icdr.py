@@ -75,6 +75,30 @@ def make_record_id(*key_parts: str) -> str:
     return hashlib.sha256(joined).hexdigest()[:RECORD_ID_LENGTH]
 
 
+# Record-id scheme 2 for a record that is one journalled unit (MiVB SMDR): one BLAKE2b, its
+# personalisation keeping these ids a domain of their own. Scheme 1 (make_record_id of agent,
+# source, sequence and the SHA-256 of the unit) stays for units journalled before a source
+# switched: the journal records where (edge_agent.journal, ``line_ids_from``).
+LINE_ID_PERSON = b"callcollect-id/2"
+
+
+def line_id_head(agent_id: str, source_id: str) -> bytes:
+    """The fixed start of what ``make_line_record_id`` hashes, for callers that hash many units."""
+    return f"{agent_id}\x1f{source_id}\x1f".encode("utf-8", "surrogateescape")
+
+
+def make_line_record_id(agent_id: str, source_id: str, seq: int, data: bytes) -> str:
+    """Record-id scheme 2: BLAKE2b of agent, source, journal sequence and the unit's bytes.
+
+    The ids cannot contain the separator, the sequence is digits, and the unit's bytes come last,
+    so two different (agent, source, seq, data) never hash the same input.
+    """
+    hashed = b"%s%d\x1f%s" % (line_id_head(agent_id, source_id), seq, data)
+    return hashlib.blake2b(
+        hashed, digest_size=RECORD_ID_LENGTH // 2, person=LINE_ID_PERSON
+    ).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class Spec:
     """What the declaration says of a field besides its name, type and default."""
@@ -112,8 +136,10 @@ class ICDR:
     # identity
     record_id: str = field(
         metadata=spec(
-            "Stable id from the source key: MiVB SMDR `agent, source, journal seq, SHA-256(line)`; "
-            "LcsCDR `SessionIdTime + SessionIdSeq`; IP SMDR `CallID + segment`; OAI `Call_ID + "
+            "Stable id from the source key: MiVB SMDR `agent, source, journal seq, line`, one "
+            "BLAKE2b of them from the journal position where the source switched to scheme 2, "
+            "`SHA-256(line)` then SHA-256 before it "
+            "([agent.md](agent.md#journal-edge_agentjournalpy)); LcsCDR `SessionIdTime + SessionIdSeq`; IP SMDR `CallID + segment`; OAI `Call_ID + "
             "first-event time`.",
             non_empty=True,
             max_length=MAX_RECORD_ID,

@@ -38,6 +38,11 @@ class SourceContext:
     agent_id: str
     source_id: str
     timezone: ZoneInfo
+    # The journal position from which this source's records use record-id scheme 2 (the
+    # journal's ``line_ids_from``); None: scheme 1 for every unit, what a parser not fed from the
+    # source's journal (a capture preview) uses. Only drivers whose record is one journalled
+    # unit (MiVB SMDR) read it.
+    line_ids_from: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

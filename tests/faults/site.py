@@ -24,7 +24,6 @@ landing folder), ``agent/agent.toml``, ``agent/state/``, ``agent/agent.log``, ``
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -57,7 +56,7 @@ from edge_agent import config as agent_config
 from edge_agent.delivery.enrollment import enroll, identity_paths
 from edge_agent.journal import Journal
 from edge_agent.simulators.mivb_smdr import SimCall, SmdrSimulatorServer, generate_calls
-from shared.icdr import make_record_id
+from shared.icdr import make_line_record_id
 from shared.keys import load_certificates
 from tests.fixtures.sshd import SshdServer
 
@@ -113,9 +112,9 @@ class ExactlyOnce:
 def line_record_id(
     line: str, seq: int, *, agent_id: str = AGENT_ID, source_id: str = SOURCE_ID
 ) -> str:
-    """The id the MiVB SMDR driver gives the line journalled as unit ``seq``."""
-    digest = hashlib.sha256(line.encode("latin-1")).hexdigest()
-    return make_record_id(agent_id, source_id, str(seq), digest)
+    """The id the MiVB SMDR driver gives the line journalled as unit ``seq``: record-id scheme 2,
+    as a site's agent starts with a new journal (``line_ids_from`` 1)."""
+    return make_line_record_id(agent_id, source_id, seq, line.encode("latin-1"))
 
 
 def expected_call(call: SimCall, seq: int) -> ExpectedCall:

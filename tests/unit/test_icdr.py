@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from shared.icdr import (
     format_time,
     loads_lines,
     lone_surrogate_field,
+    make_line_record_id,
     make_record_id,
 )
 from tests.factories import gen_mivb_call
@@ -122,6 +124,22 @@ def test_record_id_is_stable_and_separates_parts() -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", make_record_id("x"))
     with pytest.raises(ValueError):
         make_record_id()
+
+
+def test_line_record_id_is_stable_and_separates_every_part() -> None:
+    base = make_line_record_id("agent", "pbx", 12, b"line")
+    assert base == make_line_record_id("agent", "pbx", 12, b"line")
+    assert re.fullmatch(r"[0-9a-f]{32}", base)
+    others = {
+        make_line_record_id("agent", "pbx", 12, b"line "),
+        make_line_record_id("agent", "pbx", 13, b"line"),
+        make_line_record_id("agent", "pbx", 1, b"2\x1fline"),
+        make_line_record_id("agen", "tpbx", 12, b"line"),
+        make_line_record_id("agent", "pbx2", 12, b"line"),
+    }
+    assert len(others) == 5 and base not in others
+    # scheme 2 never repeats scheme 1's id of the same line
+    assert base != make_record_id("agent", "pbx", "12", hashlib.sha256(b"line").hexdigest())
 
 
 def test_every_field_is_documented() -> None:

@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent.journal import HEADER_BYTES, SEGMENT_MAGIC, Journal, segment_name
+from edge_agent.journal import (
+    HEADER_BYTES,
+    LINE_IDS_FILE,
+    SEGMENT_MAGIC,
+    Journal,
+    segment_name,
+)
+from shared.errors import AgentStateError
 
 T0 = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=UTC)
 
@@ -37,6 +44,38 @@ def test_sequence_continues_after_reopen(tmp_path: Path) -> None:
         journal.append_many([b"a", b"b"], received_at=T0)
     with open_journal(tmp_path / "j") as journal:
         assert journal.append(b"c", received_at=T0).seq == 3
+
+
+def test_a_new_journal_uses_record_id_scheme_2_from_its_first_unit(tmp_path: Path) -> None:
+    with open_journal(tmp_path / "j") as journal:
+        assert journal.line_ids_from == 1
+        journal.append_many([b"a", b"b"], received_at=T0)
+    assert (tmp_path / "j" / LINE_IDS_FILE).read_text() == "1\n"
+    with open_journal(tmp_path / "j") as journal:
+        assert journal.line_ids_from == 1  # read back, not moved to the next unit
+
+
+def test_an_upgraded_journal_keeps_scheme_1_for_every_unit_it_already_holds(
+    tmp_path: Path,
+) -> None:
+    with open_journal(tmp_path / "j") as journal:
+        journal.append_many([b"a", b"b", b"c"], received_at=T0)
+    (tmp_path / "j" / LINE_IDS_FILE).unlink()  # as an agent older than scheme 2 left it
+    with open_journal(tmp_path / "j") as journal:
+        assert journal.line_ids_from == 4
+        assert journal.append(b"d", received_at=T0).seq == 4
+    with open_journal(tmp_path / "j") as journal:
+        assert journal.line_ids_from == 4
+    assert (tmp_path / "j" / LINE_IDS_FILE).read_text() == "4\n"
+
+
+@pytest.mark.parametrize("text", ["", "x\n", "0\n", "-3\n", "\xff"])
+def test_a_damaged_scheme_position_is_refused_with_the_fix(tmp_path: Path, text: str) -> None:
+    with open_journal(tmp_path / "j") as journal:
+        journal.append(b"a", received_at=T0)
+    (tmp_path / "j" / LINE_IDS_FILE).write_bytes(text.encode("latin-1"))
+    with pytest.raises(AgentStateError, match="never a lower one"):
+        open_journal(tmp_path / "j")
 
 
 def test_naive_time_is_refused(tmp_path: Path) -> None:
@@ -174,3 +213,23 @@ def test_property_any_tear_yields_a_prefix(
     with open_journal(directory) as journal:
         got = [u.data for u in journal.read_from(1)]
     assert got == units[: len(got)]
+
+
+@settings(max_examples=60)
+@given(content=st.binary(max_size=24))
+def test_property_the_scheme_position_is_a_number_or_refused(
+    tmp_path_factory: pytest.TempPathFactory, content: bytes
+) -> None:
+    """Whatever bytes the file holds, the journal reads the positive number they spell or refuses
+    to open: it never guesses a position."""
+    directory = tmp_path_factory.mktemp("j")
+    with open_journal(directory) as journal:
+        journal.append(b"a", received_at=T0)
+    (directory / LINE_IDS_FILE).write_bytes(content)
+    text = content.decode("ascii", "replace")
+    if text.strip().isdecimal() and int(text) >= 1:
+        with open_journal(directory) as journal:
+            assert journal.line_ids_from == int(text)
+    else:
+        with pytest.raises(AgentStateError):
+            open_journal(directory)

@@ -22,7 +22,7 @@ from edge_agent.sources.mivb_smdr.layout import (
 from edge_agent.sources.streams.lines import split_lines
 from edge_agent.sources.streams.tcp import TcpClientAcquirer
 from shared.errors import ConfigError
-from shared.icdr import ICDR, Completion, Direction, make_record_id
+from shared.icdr import ICDR, Completion, Direction, make_line_record_id, make_record_id
 
 LONDON = ZoneInfo("Europe/London")
 TORONTO = ZoneInfo("America/Toronto")
@@ -755,6 +755,28 @@ def test_record_id_raw_and_version() -> None:
     assert rec.raw == EXAMPLE_OUT
     assert rec.parser_version == mivb_smdr.PARSER_VERSION
     assert (rec.agent_id, rec.source_id, rec.source_kind) == ("agent-1", "pbx1", "mivb-smdr")
+
+
+def test_record_ids_use_scheme_2_from_the_journal_position_the_context_gives() -> None:
+    ctx = SourceContext(agent_id="agent-1", source_id="pbx1", timezone=TORONTO, line_ids_from=42)
+    parser = mivb_smdr.MivbSmdrParser(ctx, mivb_smdr.ParserSettings())
+    data = EXAMPLE_OUT.encode("latin-1")
+    ids = {}
+    for seq in (41, 42, 43):
+        result = parser.feed(RawUnit("pbx1", seq, RECEIVED.astimezone(UTC), data))[0]
+        assert isinstance(result, ICDR)
+        ids[seq] = result.record_id
+    digest = hashlib.sha256(data).hexdigest()
+    assert ids[41] == make_record_id("agent-1", "pbx1", "41", digest)  # scheme 1 before it
+    assert ids[42] == make_line_record_id("agent-1", "pbx1", 42, data)
+    assert ids[43] == make_line_record_id("agent-1", "pbx1", 43, data)
+    assert ids[42] != make_record_id("agent-1", "pbx1", "42", digest)
+
+
+def test_without_a_journal_position_every_record_id_is_scheme_1() -> None:
+    assert call(EXAMPLE_OUT, seq=10**9).record_id == make_record_id(
+        "agent-1", "pbx1", str(10**9), hashlib.sha256(EXAMPLE_OUT.encode()).hexdigest()
+    )
 
 
 def test_a_replayed_duplicate_keeps_its_id_only_at_the_same_journal_position() -> None:

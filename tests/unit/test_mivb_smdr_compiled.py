@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = Path(mivb_smdr.__file__).parent
 BUILT = any(PACKAGE.glob("driver*.so"))
 
-# Parses 3,000 simulated lines of two layouts; prints where the driver came from, then the records.
+# Parses 3,000 simulated lines of two layouts (ids of both schemes); prints where the driver came from, then the records.
 PARSE = """
 import sys
 from datetime import datetime
@@ -30,7 +30,8 @@ from edge_agent.sources.base import RawUnit, SourceContext
 from edge_agent.sources.mivb_smdr import driver
 from edge_agent.sources.mivb_smdr.layout import LayoutFlags
 zone = ZoneInfo("Europe/London")
-ctx = SourceContext(agent_id="a1", source_id="pbx1", timezone=zone)
+# record ids switch to scheme 2 half-way through each run (the journal's line_ids_from)
+ctx = SourceContext(agent_id="a1", source_id="pbx1", timezone=zone, line_ids_from=750)
 print(driver.__file__)
 for layout in ("L2", "A"):
     calls = generate_calls(count=1500, seed=5, start=datetime(2026, 3, 20), layout=layout, tz=zone)

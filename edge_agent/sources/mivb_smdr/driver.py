@@ -14,10 +14,14 @@ Contract (formats.md §2):
 - Timing follows §2.3: incoming ``answer = start + TTA`` and ``end = answer + duration``;
   outgoing ``end = start + duration``, with the per-site unsupervised allowance when the trunk
   gave no answer supervision.
-- ``record_id`` = agent, source, journal sequence and SHA-256 of the raw line, so re-reading the
-  journal gives the same ids. The scheme is unchanged since ``mivb-smdr/1`` on purpose: records
-  already delivered must keep their ids when their journalled lines are read again (a cheaper
-  hash would need a per-journal-position switch to stay safe, for about 0.5 us a line). ``raw`` is the line decoded as Latin-1 exactly as received.
+- ``record_id`` is made of agent, source, journal sequence and the raw line, so re-reading the
+  journal gives the same ids. From the journal position ``ctx.line_ids_from`` on (fixed by the
+  journal when an agent that knows it first opened it) it is scheme 2, one BLAKE2b
+  (``shared.icdr.make_line_record_id``); before it, and for every line when the context gives
+  no position, scheme 1 as since ``mivb-smdr/1``: ``make_record_id(agent, source, seq,
+  SHA-256 of the line)``. A line delivered before the upgrade and read again after it keeps its
+  id, so the data centre never stores the call twice. ``raw`` is the line decoded as Latin-1
+  exactly as received.
 - A parser caches what repeats between lines (each printed hour with its date, clock reading
   and UTC start; durations; parties; the columns kept in ``extra``). The caches are bounded
   and change speed only: a line reads the same to a fresh parser.
@@ -35,7 +39,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from edge_agent.sources.base import (
@@ -61,6 +65,7 @@ from edge_agent.sources.streams.lines import split_lines
 from shared.errors import ConfigError, ICDRValidationError
 from shared.icdr import (
     ICDR,
+    LINE_ID_PERSON,
     MAX_CALL_SECONDS,
     MAX_NAME,
     MAX_RAW,
@@ -69,12 +74,15 @@ from shared.icdr import (
     Completion,
     Direction,
     checked_builder,
+    line_id_head,
     source_checked_builder,
 )
 
-_sha256 = hashlib.sha256
-KIND = "mivb-smdr"
-PARSER_VERSION = "mivb-smdr/1"
+_sha256: Final = hashlib.sha256
+_blake2b: Final = hashlib.blake2b
+_NEVER: Final = 1 << 62  # line_ids_from when the context gives none: scheme 1 for every line
+KIND: Final = "mivb-smdr"
+PARSER_VERSION: Final = "mivb-smdr/1"
 DEFAULT_PORT = 1752
 DEFAULT_LAYOUT = AUTO
 DEFAULT_CLOCK = "auto"
@@ -85,12 +93,12 @@ DEFAULT_YEAR_TOLERANCE_DAYS = 1.0
 DEFAULT_IDLE_RECONNECT_SECONDS = 900.0
 OVERFLOW_SECONDS = 100 * 3600  # `99:99:99` means "100 hours or more" (§2.3)
 OVERFLOW_FIELD = "99"
-MAX_LINE_CHARS = MAX_RAW
+MAX_LINE_CHARS: Final = MAX_RAW
 YEARS_BACK = 8  # enough to reach the previous 29 February, even across 2100
 BLANK_CODE = "blank"
 _DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # leap year: 29 Feb is valid
 # Control bytes are removed from the parser's copy only; the journal and `raw` keep them.
-_CONTROL = dict.fromkeys([*range(0x20), 0x7F, *range(0x80, 0xA0)])
+_CONTROL: Final = dict.fromkeys([*range(0x20), 0x7F, *range(0x80, 0xA0)])
 
 # Normalised outcome per (direction, completion letter), formats.md §2.4. A letter missing here
 # (blank, account-code markers C/R, anything unknown) is judged from the evidence instead: TTA
@@ -113,18 +121,15 @@ DEFAULT_COMPLETION: Mapping[tuple[Direction, str], Completion] = {
     (Direction.INTERNAL, "B"): Completion.BUSY,
 }
 # Enum member access is slow on Python 3.11; the hot path uses these module constants.
-_IN, _OUT, _INTERNAL, _TANDEM, _UNKNOWN = (
-    Direction.IN,
-    Direction.OUT,
-    Direction.INTERNAL,
-    Direction.TANDEM,
-    Direction.UNKNOWN,
-)
-_ANSWERED, _NO_ANSWER, _UNKNOWN_COMPLETION = (
-    Completion.ANSWERED,
-    Completion.NO_ANSWER,
-    Completion.UNKNOWN,
-)
+# Final: the compiled build reads them as C statics, not from the module's dict.
+_IN: Final = Direction.IN
+_OUT: Final = Direction.OUT
+_INTERNAL: Final = Direction.INTERNAL
+_TANDEM: Final = Direction.TANDEM
+_UNKNOWN: Final = Direction.UNKNOWN
+_ANSWERED: Final = Completion.ANSWERED
+_NO_ANSWER: Final = Completion.NO_ANSWER
+_UNKNOWN_COMPLETION: Final = Completion.UNKNOWN
 # The ICDR fields _parse passes, positionally and in this order: matching some thirty keyword
 # arguments cost about as much as building the record (the builders are generated for this order).
 _RECORD_FIELDS = (
@@ -160,10 +165,10 @@ _RECORD_FIELDS = (
     "parser_version",
     "extra",
 )
-_BUILD_CHECKED = checked_builder(_RECORD_FIELDS)
-_BUILD_SOURCE_CHECKED = source_checked_builder(_RECORD_FIELDS)
-TRANSFER_LETTERS = frozenset("TX")
-CONFERENCE_LETTERS = frozenset("C")
+_BUILD_CHECKED: Final = checked_builder(_RECORD_FIELDS)
+_BUILD_SOURCE_CHECKED: Final = source_checked_builder(_RECORD_FIELDS)
+TRANSFER_LETTERS: Final = frozenset("TX")
+CONFERENCE_LETTERS: Final = frozenset("C")
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,10 +262,13 @@ class MivbSmdrParser:
 
     def __init__(self, ctx: SourceContext, settings: ParserSettings | None = None) -> None:
         self._ctx = ctx
-        # The record id's fixed head (agent, source), encoded once: see _record_id.
-        self._id_prefix = f"{ctx.agent_id}\x1f{ctx.source_id}\x1f".encode(
-            "utf-8", "surrogateescape"
+        # The record id's fixed head (agent, source), encoded once, and for scheme 2 already
+        # hashed: each line copies that state (see _record_id).
+        self._id_prefix = line_id_head(ctx.agent_id, ctx.source_id)
+        self._id_head = _blake2b(
+            self._id_prefix, digest_size=RECORD_ID_LENGTH // 2, person=LINE_ID_PERSON
         )
+        self._line_ids_from = _NEVER if ctx.line_ids_from is None else ctx.line_ids_from
         # Records are built with source_checked when what it skips is guaranteed: times and enums
         # by this parser's types, text by the layout's column widths (per line) and the context.
         fits = len(ctx.agent_id) <= MAX_NAME and len(ctx.source_id) <= MAX_TEXT
@@ -273,6 +281,17 @@ class MivbSmdrParser:
             if self._settings.layout is None
             else compile_layout(self._settings.layout, self._settings.columns)
         )
+        # What the hot path reads of a fixed layout and the context, as the parser's own
+        # attributes: the compiled build reads those natively, a layout's through Python.
+        layout = self._layout
+        self._agent_id = ctx.agent_id
+        self._source_id = ctx.source_id
+        self._head_match = None if layout is None else layout.head.match
+        self._cut_text = None if layout is None else layout.text
+        self._length = 0 if layout is None else layout.length
+        self._fixed_build = self._build_fast
+        if layout is not None and layout.widest_text > MAX_TEXT:
+            self._fixed_build = self._build_full
         self._clock = self._settings.clock
         self._routes = _routes(self._settings.completion_map)
         self._allowance = self._settings.unsupervised_allowance_seconds
@@ -321,15 +340,21 @@ class MivbSmdrParser:
             if found is None:
                 return _unmatched(line, None)
             layout, head = found
-            if len(line) < layout.length:
-                line = line.ljust(layout.length)
+            width = layout.length
+            if len(line) < width:
+                line = line.ljust(width)
+            text = layout.text(line)
+            build = self._build_fast if layout.widest_text <= MAX_TEXT else self._build_full
         else:
-            if len(line) < layout.length:
-                line = line.ljust(layout.length)
-            matched = layout.head.match(line)
+            width = self._length
+            if len(line) < width:
+                line = line.ljust(width)
+            matched = self._head_match(line)  # type: ignore[misc]  # set with the layout
             if matched is None:
                 return _unmatched(line, layout)
             head = matched.groups()
+            text = self._cut_text(line)  # type: ignore[misc]
+            build = self._fixed_build
         (
             _long_call,
             date_hour,
@@ -357,7 +382,7 @@ class MivbSmdrParser:
             dnis,
             oli_call_id,
             oli_associated,
-        ) = layout.text(line)
+        ) = text
 
         # when: the printed hour (date and clock) is read once, then the minutes and seconds
         hour = self._hours.get(date_hour + am_pm) or self._read_hour(date_hour, am_pm)
@@ -459,8 +484,8 @@ class MivbSmdrParser:
         if known is None:
             known = self._read_extras(columns)
         extra = known.copy() if self._layout is not None else {"layout": layout.name, **known}
-        if len(line) > layout.length:
-            rest = line[layout.length :].rstrip()
+        if len(line) > width:
+            rest = line[width:].rstrip()
             if rest.strip():
                 extra["unparsed_suffix"] = rest
 
@@ -476,11 +501,10 @@ class MivbSmdrParser:
             trunk = calling
             extra["outgoing_trunk"] = called
         transfer = transfer.strip()
-        build = self._build_fast if layout.widest_text <= MAX_TEXT else self._build_full
         return build(  # positionally, in _RECORD_FIELDS order
             self._record_id(unit.seq, data),  # record_id
-            self._ctx.agent_id,  # agent_id
-            self._ctx.source_id,  # source_id
+            self._agent_id,  # agent_id
+            self._source_id,  # source_id
             KIND,  # source_kind
             start,  # start
             None if answer_after is None else start + _seconds(answer_after),  # answer
@@ -512,8 +536,14 @@ class MivbSmdrParser:
         )
 
     def _record_id(self, seq: int, data: bytes) -> str:
-        """``make_record_id(agent, source, str(seq), sha256(data).hexdigest())``, the same bytes
-        hashed without joining and encoding the fixed head again for every line."""
+        """Scheme 2 from ``line_ids_from`` on: ``make_line_record_id(agent, source, seq, data)``
+        from the head's hashed state. Before it, scheme 1: ``make_record_id(agent, source,
+        str(seq), sha256(data).hexdigest())``, the same bytes hashed without joining and
+        encoding the fixed head again for every line."""
+        if seq >= self._line_ids_from:
+            hashed = self._id_head.copy()
+            hashed.update(b"%d\x1f%s" % (seq, data))
+            return hashed.hexdigest()
         inner = _sha256(data).hexdigest().encode("ascii")
         return _sha256(b"%s%d\x1f%s" % (self._id_prefix, seq, inner)).hexdigest()[:RECORD_ID_LENGTH]
 
@@ -658,9 +688,11 @@ def _routes(
     return routes
 
 
-_DELTAS = tuple(timedelta(seconds=count) for count in range(3600))  # the first hour, prebuilt
-_SECONDS: dict[int, timedelta] = {}
-_SECONDS_LIMIT = 100_000
+_DELTAS: Final = tuple(
+    timedelta(seconds=count) for count in range(3600)
+)  # the first hour, prebuilt
+_SECONDS: Final[dict[int, timedelta]] = {}
+_SECONDS_LIMIT: Final = 100_000
 
 
 def _seconds(count: int) -> timedelta:
