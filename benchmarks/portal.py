@@ -7,7 +7,8 @@ Issue 12's benchmark. A store holds ``--total-calls`` calls (5,000,000; ``--quic
 of five tenants, ``--tenant-calls`` (1,000,000; ``--quick``: 20,000) of them the measured
 tenant's, spread over 2025, each rated (a ``call_costs`` row; one call in a hundred on the
 unrated queue instead). Rows are bulk loaded (PostgreSQL ``COPY``, SQLite ``executemany``),
-not ingested: this measures reading.
+not ingested: this measures reading. They are loaded into a store at revision 0016, which is
+then migrated to head, timed: revision 0017 fills ``call_costs.start_utc`` from the calls.
 
 Each request is ``GET /calls`` with the filters below, through the real WSGI app (the Flask
 test client, signed in as a tenant user: the session check, the scope, the list query, the
@@ -77,6 +78,7 @@ CHUNK = 50_000
 LOAD_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 TARGET_P95_MS = 150.0
 YEAR_REQUESTS = 20
+LOADED_AT = "0016"  # the store is loaded at this revision, then migrated to head (timed)
 EMPTY_PAGE = {"from": "2030-06-01", "to": "2030-06-30"}  # no calls: the page's fixed cost
 FILTERS: dict[str, dict[str, str]] = {
     "June, outgoing": {"from": "2025-06-01", "to": "2025-06-30", "direction": "out"},
@@ -153,11 +155,24 @@ def calls_of(tenant_id: int, count: int, *, sqlite: bool) -> Iterator[tuple[tupl
         cost = (billed * (7 + i % 5)) // 60 if direction == "out" else 0
         carrier = "northtel" if i % 5 == 0 else "britline"
         row = (
-            tenant_id, record_id, cost, "GBP", 2, number_class if direction == "out" else "unknown",
-            e164, carrier, destination, e164[:3], "britline-2025-01", billed, '["day"]',
-            None if direction == "out" else "inbound_not_tariffed", "{}", "1",
-            _time(LOAD_TIME, sqlite), when,
-        )  # fmt: skip
+            tenant_id,
+            record_id,
+            cost,
+            "GBP",
+            2,
+            number_class if direction == "out" else "unknown",
+            e164,
+            carrier,
+            destination,
+            e164[:3],
+            "britline-2025-01",
+            billed,
+            '["day"]',
+            None if direction == "out" else "inbound_not_tariffed",
+            "{}",
+            "1",
+            _time(LOAD_TIME, sqlite),
+        )  # fmt: skip  (no start_utc: loaded at revision 0016, filled by 0017)
         yield call, row, (True,)
 
 
@@ -169,7 +184,7 @@ def _time(value: datetime, sqlite: bool) -> Any:
 
 
 def set_up(engine: sa.Engine, settings: Settings) -> list[int]:
-    upgrade(engine)
+    upgrade(engine, revision=LOADED_AT)
     with write_transaction(engine) as conn:
         ids = []
         for n in range(TENANTS):
@@ -236,14 +251,28 @@ def _by_table(rows: list[tuple[tuple[Any, ...], ...]]) -> list[tuple[sa.Table, l
     ]
 
 
+def _loaded(table: sa.Table) -> list[str]:
+    """The columns a table has at ``LOADED_AT`` (0017 adds ``call_costs.start_utc``)."""
+    return [c.name for c in table.c if not (table is call_costs and c.name == "start_utc")]
+
+
+def migrate(engine: sa.Engine) -> tuple[float, int]:
+    """Upgrade the loaded store to head (0017 fills ``call_costs.start_utc``): (seconds, rows)."""
+    with engine.connect() as conn:
+        rows = int(conn.execute(sa.select(sa.func.count()).select_from(call_costs)).scalar_one())
+    began = time.perf_counter()
+    upgrade(engine)
+    return time.perf_counter() - began, rows
+
+
 def _sqlite_chunk(raw: Any, rows: list[tuple[tuple[Any, ...], ...]]) -> None:
     cursor = raw.cursor()
     # The store's SQLite connections leave transactions to SQLAlchemy (the driver's own
     # implicit ones are off), so a bare executemany would commit every row: one per chunk.
     cursor.execute("BEGIN")
     for table, values in _by_table(rows):
-        marks = ", ".join("?" for _ in table.c)
-        names = ", ".join(column.name for column in table.c)  # the migrated order may differ
+        marks = ", ".join("?" for _ in _loaded(table))
+        names = ", ".join(_loaded(table))  # the migrated order may differ
         cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", values)
     cursor.execute("COMMIT")
 
@@ -251,7 +280,7 @@ def _sqlite_chunk(raw: Any, rows: list[tuple[tuple[Any, ...], ...]]) -> None:
 def _copy_chunk(raw: Any, rows: list[tuple[tuple[Any, ...], ...]]) -> None:
     cursor = raw.cursor()
     for table, values in _by_table(rows):
-        columns = ", ".join(c.name for c in table.c)
+        columns = ", ".join(_loaded(table))
         with cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
             for value in values:
                 copy.write_row(value)
@@ -340,6 +369,9 @@ def run_store(name: str, url: str, data_dir: Path, args: argparse.Namespace) -> 
         seconds = load(engine, ids, args.tenant_calls, args.total_calls)
         print(f"{name}: loaded {args.total_calls:,} calls ({args.tenant_calls:,} the tenant's) "
               f"in {seconds:.0f} s", flush=True)  # fmt: skip
+        seconds, rows = migrate(engine)
+        print(f"{name}: migrated {LOADED_AT} -> head (0017 fills call_costs.start_utc of "
+              f"{rows:,} rows) in {seconds:.0f} s", flush=True)  # fmt: skip
         seconds = build_rollups(engine, ids[0])
         print(f"{name}: the measured tenant's rollups rebuilt in {seconds:.0f} s", flush=True)
         measure(engine, settings, EMPTY_PAGE, min(args.requests, 20))  # warm up: not reported
