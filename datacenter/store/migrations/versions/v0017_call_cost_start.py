@@ -61,7 +61,7 @@ WHERE c.tenant_id = cc.tenant_id AND c.record_id = cc.record_id AND cc.start_utc
 _UPPER = """
 SELECT tenant_id, record_id FROM call_costs
 WHERE (tenant_id, record_id) > (:lower_tenant, :lower_record)
-ORDER BY tenant_id, record_id OFFSET :skip LIMIT 1
+ORDER BY tenant_id, record_id LIMIT 1 OFFSET :skip
 """
 
 
