@@ -190,7 +190,7 @@ def test_the_fill_walks_the_cost_rows_in_batches(store_url: str) -> None:
             conn.exec_driver_sql(f"ALTER TABLE call_costs ADD COLUMN start_utc {kind}")
             batches = _migration().fill_in_batches(conn, batch_rows=5)
         rated = 2 * sum(1 for n in range(CALLS) if _cost(n) is not None)
-        assert batches == rated // 5 + 1  # full batches, then the rest (maybe none)
+        assert batches == 2 * (rated // 2 // 5 + 1)  # per tenant: full batches, then the rest
         assert cost_start_mismatches(engine) == (rated, [])
         with engine.connect() as conn:
             empty = conn.execute(
