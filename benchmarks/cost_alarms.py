@@ -92,7 +92,7 @@ def _rows(tenant_id: int, first: int, count: int, start: datetime, step: timedel
             "e164": f"44163296{i % 5000:04d}", "carrier": "britline", "destination": "UK",
             "prefix": "441", "tariff_version": "v1", "billed_seconds": talk, "bands": [],
             "zero_reason": None, "explanation": {}, "engine_version": "bench",
-            "rated_at": ingested_at,
+            "rated_at": ingested_at, "start_utc": begins,
         })  # fmt: skip
     return call_rows, cost_rows
 

@@ -126,7 +126,7 @@ def _rows(
                 "destination": "UK", "prefix": "441", "tariff_version": "v1",
                 "billed_seconds": (talk + 59) // 60 * 60, "bands": json_text(["day"]),
                 "zero_reason": None, "explanation": json_text({}), "engine_version": "bench",
-                "rated_at": rated_at,
+                "rated_at": rated_at, "start_utc": encode(start),
             }  # fmt: skip
             cost_chunk.append(tuple(values[name] for name in cost_names))
         if len(call_chunk) >= CHUNK:

@@ -71,7 +71,14 @@ def complete_stored_calls(
         _move(rollup, (old.start_utc.astimezone(tenant.zone).date(), old.direction), old, -1)
         _move(rollup, (new.start.astimezone(tenant.zone).date(), new.direction.value), new, 1)
     _write_rollup(conn, tenant.tenant_id, rollup)
-    write_results(conn, tenant.tenant_id, [rating.results[rid] for rid in stale], now=now)
+    # The complete version's start (a cost row carries its call's start, which may have moved).
+    write_results(
+        conn,
+        tenant.tenant_id,
+        [rating.results[rid] for rid in stale],
+        starts=rating.starts,
+        now=now,
+    )
     _move_report_rollups(conn, tenant, before)
     return sorted(stale)
 

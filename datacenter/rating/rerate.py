@@ -290,7 +290,7 @@ def _rerate_chunk(
             elif row.reason is not None:
                 report.unchanged += 1
             continue
-        new = cost_row(tenant_id, result, now)
+        new = cost_row(tenant_id, result, row.start_utc, now)
         if had_cost and all(new[name] == row._mapping[f"old_{name}"] for name in _COMPARED):
             report.unchanged += 1
             continue
@@ -303,7 +303,8 @@ def _rerate_chunk(
             report.new_totals[(result.currency, result.decimals)] += result.cost
         else:
             report.first_rated += 1
-    write_results(conn, tenant_id, changed, now=now)
+    starts = {row.record_id: row.start_utc for row in rows}
+    write_results(conn, tenant_id, changed, starts=starts, now=now)
     _move_rollups(conn, config, rows, changed)
     if history:
         conn.execute(call_cost_history.insert(), history)

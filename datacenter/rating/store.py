@@ -344,6 +344,7 @@ class BatchRating:
     results: dict[str, RatingResult]  # by record id
     cost_rows: dict[str, Row]
     queue_rows: dict[str, Row]
+    starts: dict[str, datetime]  # each call's start (its cost row's ``start_utc``), by record id
 
 
 def rate_batch(
@@ -352,8 +353,11 @@ def rate_batch(
     """Rate a batch's calls (record ids unique) and encode their result rows; writes nothing."""
     config = load_rating_config(conn, tenant_id)
     results = {icdr.record_id: config.rate(icdr) for icdr in icdrs}
+    starts = {icdr.record_id: icdr.start for icdr in icdrs}
     costs = {
-        rid: cost_row(tenant_id, r, now) for rid, r in results.items() if isinstance(r, RatedCall)
+        rid: cost_row(tenant_id, r, starts[rid], now)
+        for rid, r in results.items()
+        if isinstance(r, RatedCall)
     }
     queued = {
         rid: unrated_row(tenant_id, r, now) for rid, r in results.items() if isinstance(r, Unrated)
@@ -362,6 +366,7 @@ def rate_batch(
         results,
         dict(zip(costs, encoded_rows(conn, call_costs, costs.values()), strict=True)),
         dict(zip(queued, encoded_rows(conn, unrated_calls, queued.values()), strict=True)),
+        starts,
     )
 
 
@@ -384,7 +389,10 @@ def rate_calls_for_ingest(
     return list(rating.results.values())
 
 
-def cost_row(tenant_id: int, result: RatedCall, now: datetime) -> dict[str, Any]:
+def cost_row(
+    tenant_id: int, result: RatedCall, start_utc: datetime, now: datetime
+) -> dict[str, Any]:
+    """The ``call_costs`` row of a rated call (``start_utc``: the call's ``calls.start_utc``)."""
     return {
         "tenant_id": tenant_id, "record_id": result.record_id, "cost_minor": result.cost,
         "currency": result.currency, "decimals": result.decimals,
@@ -394,7 +402,7 @@ def cost_row(tenant_id: int, result: RatedCall, now: datetime) -> dict[str, Any]
         "billed_seconds": result.billed_seconds, "bands": list(result.bands),
         "zero_reason": result.zero_reason or None,
         "explanation": result.explanation.to_dict(),
-        "engine_version": ENGINE_VERSION, "rated_at": now,
+        "engine_version": ENGINE_VERSION, "rated_at": now, "start_utc": start_utc,
     }  # fmt: skip
 
 
@@ -407,14 +415,23 @@ def unrated_row(tenant_id: int, result: Unrated, now: datetime) -> dict[str, Any
 
 
 def write_results(
-    conn: sa.Connection, tenant_id: int, results: Iterable[RatingResult], *, now: datetime
+    conn: sa.Connection,
+    tenant_id: int,
+    results: Iterable[RatingResult],
+    *,
+    starts: Mapping[str, datetime],
+    now: datetime,
 ) -> None:
-    """Insert or replace each call's cost row or queue row (removing the other kind)."""
+    """Insert or replace each call's cost row or queue row (removing the other kind).
+
+    ``starts``: each call's ``calls.start_utc`` by record id (a cost row carries it).
+    """
     rated = [r for r in results if isinstance(r, RatedCall)]
     queued = [r for r in results if isinstance(r, Unrated)]
     if rated:
         _delete(conn, unrated_calls, tenant_id, [r.record_id for r in rated])
-        _upsert(conn, call_costs, [cost_row(tenant_id, r, now) for r in rated],
+        _upsert(conn, call_costs,
+                [cost_row(tenant_id, r, starts[r.record_id], now) for r in rated],
                 ("tenant_id", "record_id"))  # fmt: skip
     if queued:
         _delete(conn, call_costs, tenant_id, [r.record_id for r in queued])

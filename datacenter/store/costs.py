@@ -11,6 +11,12 @@ place every call query goes through.
 - ``CostFilter`` conditions: destination class, carrier, cost at least / at most (inclusive,
   in major units of each call's own currency, compared exactly in minor units; a no-charge
   call costs 0, so "at most" includes it). Calls that are not rated match no cost condition.
+- A cost range (``has_cost_range``) is read the other way round: ``costs_then_calls`` scans
+  ``call_costs`` by its ``(tenant_id, start_utc, cost_minor)`` index over the period and joins
+  each matching cost to its call, instead of joining every call of the period to its cost (for
+  a month of a 1,000,000-call tenant, 82,000 primary-key probes). ``call_costs.start_utc`` is
+  its call's start (every writer copies it), so the queries put the period and the order on
+  ``call_costs.start_utc`` (``start_column``); the join is by the calls' primary key.
 """
 
 from __future__ import annotations
@@ -130,6 +136,39 @@ def joined_costs() -> sa.Join:
     )
 
 
+def has_cost_range(filter: CostFilter) -> bool:
+    return filter.cost_min is not None or filter.cost_max is not None
+
+
+def costs_then_calls() -> sa.Join:
+    """``call_costs`` joined to their calls: a cost range's source (only rated calls match)."""
+    return call_costs.join(
+        calls,
+        # By the calls' primary key only: equating the starts too (true, but unknown to the
+        # planner) makes PostgreSQL estimate one row and probe calls by start instead.
+        sa.and_(
+            calls.c.tenant_id == call_costs.c.tenant_id,
+            calls.c.record_id == call_costs.c.record_id,
+        ),
+    )
+
+
+def start_column(filter: CostFilter) -> sa.ColumnElement[datetime]:
+    """The start the period and the order are put on: the cost row's for a cost range."""
+    return call_costs.c.start_utc if has_cost_range(filter) else calls.c.start_utc
+
+
+def record_column(filter: CostFilter) -> sa.ColumnElement[str]:
+    return call_costs.c.record_id if has_cost_range(filter) else calls.c.record_id
+
+
+def source(filter: CostFilter) -> sa.FromClause:
+    """What a count or totals query reads for ``filter``."""
+    if has_cost_range(filter):
+        return costs_then_calls()
+    return joined_costs()
+
+
 def joined_costs_and_queue() -> sa.Join:
     """``calls`` with their cost row and their unrated-queue row (at most one of the two)."""
     return joined_costs().outerjoin(
@@ -141,10 +180,17 @@ def joined_costs_and_queue() -> sa.Join:
     )
 
 
-def list_columns() -> list[sa.ColumnElement[Any]]:
+def list_base(filter: CostFilter) -> sa.Join:
+    """What the list reads: every call with its cost and queue rows, or for a cost range the
+    costs with their calls (a rated call is never on the queue)."""
+    return costs_then_calls() if has_cost_range(filter) else joined_costs_and_queue()
+
+
+def list_columns(filter: CostFilter) -> list[sa.ColumnElement[Any]]:
     """The cost columns (``cost_*`` labels) and the queue reason a list row carries."""
+    reason: sa.ColumnElement[Any] = sa.null() if has_cost_range(filter) else unrated_calls.c.reason
     return [call_costs.c[name].label(f"cost_{name}") for name in COST_COLUMNS] + [
-        unrated_calls.c.reason.label("unrated_reason")
+        reason.label("unrated_reason")
     ]
 
 
@@ -170,7 +216,9 @@ def _minor_bound(amount: Decimal, to_int: Any) -> sa.ColumnElement[int]:
     return sa.case(*whens, else_=int(to_int(amount.scaleb(MAX_DECIMALS))))
 
 
-def totals_query(conditions: list[sa.ColumnElement[bool]]) -> sa.Select[Any]:
+def totals_query(
+    conditions: list[sa.ColumnElement[bool]], *, source: sa.FromClause
+) -> sa.Select[Any]:
     return (
         sa.select(
             call_costs.c.currency,
@@ -180,7 +228,7 @@ def totals_query(conditions: list[sa.ColumnElement[bool]]) -> sa.Select[Any]:
             sa.func.coalesce(sa.func.sum(call_costs.c.billed_seconds), 0).label("billed"),
             sa.func.coalesce(sa.func.sum(call_costs.c.cost_minor), 0).label("cost"),
         )
-        .select_from(joined_costs())
+        .select_from(source)
         .where(*conditions)
         .group_by(call_costs.c.currency, call_costs.c.decimals)
     )

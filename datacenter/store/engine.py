@@ -13,7 +13,7 @@ Contract:
   ``BEGIN IMMEDIATE``, so a read-then-write transaction cannot fail half-way on a lock upgrade
   (writers queue on the busy timeout instead). Plain ``engine.connect()`` is for reads.
 - ``upgrade(engine)`` runs the Alembic migrations shipped in ``datacenter/store/migrations`` to
-  head; ``current_revision(engine)`` says where a database is. Only ``datacenter init`` (and
+  head, one transaction per revision; ``current_revision(engine)`` says where a database is. Only ``datacenter init`` (and
   tests) call ``upgrade``: the web app never migrates.
 """
 
@@ -117,9 +117,18 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
 
 
 def upgrade(engine: sa.Engine, *, revision: str = "head") -> None:
-    """Migrate the store to ``revision`` (default: the newest). Safe to run again."""
-    with write_transaction(engine) as conn:
+    """Migrate the store to ``revision`` (default: the newest). Safe to run again.
+
+    Alembic runs each revision in its own transaction (``migrations/env.py``), so a revision
+    may commit part of its work and fill a large table in short transactions (0017); a run that
+    stops leaves the store at its last whole revision, and running it again goes on from there.
+    On SQLite each of those transactions takes the write lock at ``BEGIN IMMEDIATE``.
+    """
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
         command.upgrade(alembic_config(conn), revision)
+        conn.commit()  # what Alembic read outside a revision (its version table)
 
 
 def head_revision() -> str:

@@ -62,7 +62,12 @@ from datacenter.store.costs import CallCost, CallTotals, CostChange, CostFilter,
 from datacenter.store.scope_sql import scope_condition
 from datacenter.store.tables.core import call_days, calls, landed_files, tenants
 from datacenter.store.tables.icdr_columns import column_name
-from datacenter.store.tables.rating import TENANT_DEFAULT_SITE, dial_plans, tariff_versions
+from datacenter.store.tables.rating import (
+    TENANT_DEFAULT_SITE,
+    call_costs,
+    dial_plans,
+    tariff_versions,
+)
 from shared.errors import StoreError, ValidationError
 from shared.icdr import FIELDS, ICDR, Direction
 
@@ -256,14 +261,8 @@ class TenantScope:
             raise ValidationError("page", "pages start at 1")
         if not 1 <= per_page <= MAX_PER_PAGE:
             raise ValidationError("per_page", f"must be between 1 and {MAX_PER_PAGE}")
-        columns = [calls.c[name] for name in _SUMMARY_COLUMNS]
         query = (
-            attribute_calls(
-                sa.select(*columns, *costs.list_columns()),
-                base=costs.joined_costs_and_queue(),
-            )
-            .where(*self._conditions(filter))
-            .order_by(calls.c.start_utc.desc(), calls.c.record_id.desc())
+            self._listing(filter, self._conditions(filter))
             .limit(per_page)
             .offset((page - 1) * per_page)
         )
@@ -288,25 +287,34 @@ class TenantScope:
         conditions = self._conditions(filter)
         if after is not None:
             start, record_id = after
+            start_column = costs.start_column(filter.cost_filter)
+            record_column = costs.record_column(filter.cost_filter)
             conditions.append(
                 sa.or_(
-                    calls.c.start_utc < start,
-                    sa.and_(calls.c.start_utc == start, calls.c.record_id < record_id),
+                    start_column < start,
+                    sa.and_(start_column == start, record_column < record_id),
                 )
             )
-        query = (
-            attribute_calls(
-                sa.select(*(calls.c[name] for name in _SUMMARY_COLUMNS), *costs.list_columns()),
-                base=costs.joined_costs_and_queue(),
-            )
-            .where(*conditions)
-            .order_by(calls.c.start_utc.desc(), calls.c.record_id.desc())
-            .limit(limit)
-        )
+        query = self._listing(filter, conditions).limit(limit)
         return [self._call(row, listed=True) for row in self._conn.execute(query)]
 
+    def _listing(
+        self, filter: CallFilter, conditions: list[sa.ColumnElement[bool]]
+    ) -> sa.Select[Any]:
+        """The list's rows for ``conditions``, newest first, before paging (a cost range reads
+        ``call_costs`` first: ``datacenter.store.costs``)."""
+        wanted = filter.cost_filter
+        columns = [calls.c[name] for name in _SUMMARY_COLUMNS]
+        return (
+            attribute_calls(
+                sa.select(*columns, *costs.list_columns(wanted)), base=costs.list_base(wanted)
+            )
+            .where(*conditions)
+            .order_by(costs.start_column(wanted).desc(), costs.record_column(wanted).desc())
+        )
+
     def count_calls(self, filter: CallFilter) -> int:
-        source = calls if filter.cost_filter.empty else costs.joined_costs()
+        source = calls if filter.cost_filter.empty else costs.source(filter.cost_filter)
         query = sa.select(sa.func.count()).select_from(source).where(*self._conditions(filter))
         return int(self._conn.execute(query).scalar_one())
 
@@ -324,7 +332,10 @@ class TenantScope:
             query = rollup_totals.totals_query(found, self.tenant_id, self.user_scope)
             rows = self._conn.execute(query).all()
             return rollup_totals.totals_from_rollup_rows(rows, decimals)
-        rows = self._conn.execute(costs.totals_query(self._conditions(filter))).all()
+        query = costs.totals_query(
+            self._conditions(filter), source=costs.source(filter.cost_filter)
+        )
+        rows = self._conn.execute(query).all()
         return rollup_totals.canonical(costs.totals_from_rows(list(rows)), decimals)
 
     def totals_source(self, filter: CallFilter) -> str:
@@ -581,14 +592,13 @@ class TenantScope:
 
     def _conditions(self, filter: CallFilter) -> list[sa.ColumnElement[bool]]:
         conditions = self._in_scope()
+        if costs.has_cost_range(filter.cost_filter):  # read by call_costs' own index
+            conditions.append(call_costs.c.tenant_id == self.tenant_id)
+        start = costs.start_column(filter.cost_filter)
         if filter.date_from is not None:
-            conditions.append(
-                calls.c.start_utc >= self.day_bounds(filter.date_from, utc=filter.utc)[0]
-            )
+            conditions.append(start >= self.day_bounds(filter.date_from, utc=filter.utc)[0])
         if filter.date_to is not None:
-            conditions.append(
-                calls.c.start_utc < self.day_bounds(filter.date_to, utc=filter.utc)[1]
-            )
+            conditions.append(start < self.day_bounds(filter.date_to, utc=filter.utc)[1])
         if filter.extension:
             conditions.append(calls.c.extension == filter.extension.strip())
         if filter.direction is not None:

@@ -20,7 +20,7 @@ from datacenter.store.tables.core import call_days, calls
 from datacenter.store.tables.rating import call_costs, unrated_calls
 from shared.icdr import ICDR
 from tests.factories import gen_outgoing_call
-from tests.fixtures.store import gen_agent, gen_batch, gen_tenant, land
+from tests.fixtures.store import cost_start_mismatches, gen_agent, gen_batch, gen_tenant, land
 
 DEMO = Path(__file__).resolve().parents[2] / "datacenter" / "rating" / "demo"
 # Monday 3 March 2025, 09:00 GMT: britline-2025-01's weekday "day" band.
@@ -93,6 +93,26 @@ def test_complete_version_replaces_the_incomplete_call_and_is_rated(
     with engine.connect() as conn:
         stored = conn.execute(sa.select(calls.c.raw, calls.c.end_utc)).one()
     assert (stored.raw, stored.end_utc) == (complete.raw, complete.end)
+
+
+def test_the_completed_calls_cost_row_carries_its_new_start(
+    setup: tuple[sa.Engine, Settings],
+) -> None:
+    """A complete version whose start moved (a source that corrects it) moves the cost row's
+    ``start_utc`` with the call: a cost-range filter reads the cost row by that start."""
+    engine, settings = setup
+    incomplete, complete = _versions()
+    assert complete.answer is not None
+    moved = replace(complete, start=complete.start + timedelta(seconds=2),
+                    answer=complete.answer + timedelta(seconds=2),
+                    end=complete.end + timedelta(seconds=2))  # fmt: skip
+    _ingest(settings, engine, [incomplete], 1)
+    assert cost_start_mismatches(engine) == (0, [])  # queued: no cost row yet
+    _ingest(settings, engine, [moved], 2)
+    assert cost_start_mismatches(engine) == (1, [])
+    with engine.connect() as conn:
+        start = conn.execute(sa.select(call_costs.c.start_utc)).scalar_one()
+    assert start == moved.start != incomplete.start
 
 
 def test_nothing_else_is_ever_replaced(setup: tuple[sa.Engine, Settings]) -> None:

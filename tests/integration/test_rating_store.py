@@ -33,7 +33,7 @@ from datacenter.store.tables.rating import (
 )
 from shared.errors import StoreError
 from shared.icdr import ICDR, Direction, make_record_id
-from tests.fixtures.store import gen_agent, gen_batch, gen_tenant, land
+from tests.fixtures.store import cost_start_mismatches, gen_agent, gen_batch, gen_tenant, land
 
 DEMO = Path(__file__).resolve().parents[2] / "datacenter" / "rating" / "demo"
 AGENT = "edge-london"
@@ -129,6 +129,7 @@ def test_ingest_rates_every_stored_call_in_its_transaction(
     assert report.inserted == 5
     assert sorted(cost for cost, _ in costs(store).values()) == [6, 7, 8, 309]
     assert list(queue(store).values()) == [("NO_PREFIX_MATCH", 1)]
+    assert cost_start_mismatches(store) == (4, [])  # each cost row carries its call's start
 
 
 def test_calls_of_a_site_without_dial_plan_are_queued_then_retried(store: sa.Engine) -> None:
@@ -143,6 +144,7 @@ def test_calls_of_a_site_without_dial_plan_are_queued_then_retried(store: sa.Eng
     assert (report.examined, report.queued, queue(store)) == (2, 0, {})
     assert sorted(cost for cost, _ in costs(store).values()) == [8, 309]
     assert history_count(store) == 2  # unrated -> rated is a recorded change
+    assert cost_start_mismatches(store) == (2, [])  # the retry's cost rows carry the starts
 
 
 def test_rerate_after_a_rate_fix_records_old_and_new_and_is_idempotent(store: sa.Engine) -> None:
@@ -176,6 +178,7 @@ def test_rerate_after_a_rate_fix_records_old_and_new_and_is_idempotent(store: sa
     ids = [r.record_id for r in records]
     assert (first.examined, first.changed, first.unchanged, first.queued) == (5, 1, 4, 1)
     assert costs(store)[ids[2]] == (12, "britline-2025-07")  # 0.1200 x 61/60 = 0.122 -> 0.12
+    assert cost_start_mismatches(store) == (4, [])  # the re-rated row keeps its call's start
     with store.connect() as conn:
         change = conn.execute(sa.select(call_cost_history)).one()
     assert (change.record_id, change.old_cost_minor, change.new_cost_minor) == (ids[2], 7, 12)

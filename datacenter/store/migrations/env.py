@@ -24,6 +24,9 @@ def run_migrations() -> None:
         # SQLite cannot ALTER most things: batch mode rebuilds the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # One transaction per revision: a revision may commit early to fill a big table in
+        # short transactions (``op.get_context().autocommit_block()``, 0017).
+        transaction_per_migration=True,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -11,6 +11,11 @@ Contract:
   a reason) or an ``unrated_calls`` row (the unrated queue, with reason and attempt counts).
   Both reference ``calls`` and go with it. Costs live beside ``calls`` rather than in it so a
   re-rate rewrites a narrow row, not the call, and so ingest's call insert is untouched.
+- ``call_costs.start_utc`` is always its call's ``calls.start_utc`` (every writer passes the
+  call's start: ingest, re-rate, completion of an end-pending call), so a cost-range filter
+  reads the costs of a period by the ``(tenant_id, start_utc, cost_minor)`` index and joins
+  only the calls that match. It is also the partition key ``call_costs`` will need when calls
+  are partitioned by month (docs/scale.md).
 - ``call_cost_history`` keeps every change a re-rate made: old -> new cost, version and the old
   explanation, for audit. A re-rate that changes nothing writes nothing.
 """
@@ -91,9 +96,13 @@ call_costs = sa.Table(
     sa.Column("explanation", JSONDocument, nullable=False),
     sa.Column("engine_version", sa.String(16), nullable=False),
     sa.Column("rated_at", UTCDateTime, nullable=False),
+    # The call's calls.start_utc, copied (0017): a cost range is read from this table by
+    # (tenant, start, cost) and joined to the matching calls only, not every call of the period.
+    sa.Column("start_utc", UTCDateTime, nullable=False),
     _calls_fk(),
     sa.Index(None, "tenant_id", "carrier", "tariff_version"),
     sa.Index(None, "tenant_id", "rated_at"),  # cost alarms read new and re-rated costs (0015)
+    sa.Index(None, "tenant_id", "start_utc", "cost_minor"),  # the call list's cost range (0017)
 )
 
 call_cost_history = sa.Table(
