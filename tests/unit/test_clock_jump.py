@@ -26,9 +26,11 @@ def test_a_step_is_reported_with_its_sign(jump: float, caplog: pytest.LogCapture
     assert "the wall clock jumped" in caplog.text
 
 
+# Drift up to the threshold less a millisecond: a datetime keeps microseconds, so a drift of
+# exactly 60 s came back as 60.0000005 s and was rightly a jump (hypothesis found it).
 @given(
     elapsed=st.floats(min_value=0, max_value=86400),
-    drift=st.floats(min_value=-60, max_value=60),
+    drift=st.floats(min_value=-59.999, max_value=59.999),
 )
 def test_time_passing_and_small_drift_are_not_jumps(elapsed: float, drift: float) -> None:
     watch = ClockJumpWatch()
