@@ -1,6 +1,7 @@
 """Report queries from the rollups against the same reports as bare SQL over the raw calls.
 
     .venv/bin/python benchmarks/reports.py [--quick] [--backend sqlite|postgres|both] [--runs N]
+                                           [--url STORE_URL]
 
 Loads one big tenant (5,000,000 calls over a year; --quick: 300,000 over six months) and three
 other tenants with a quarter of its calls each, straight into ``calls`` and ``call_costs`` (COPY
@@ -42,7 +43,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datacenter.accounts.agents import enroll_agent
-from datacenter.accounts.tenants import Tenant, create_tenant
+from datacenter.accounts.tenants import Tenant, create_tenant, get_tenant
 from datacenter.ingest.rows import CALL_COLUMNS, call_values
 from datacenter.reports.dashboard import dashboard
 from datacenter.reports.detail import DetailRequest, detail_query
@@ -204,7 +205,8 @@ def p(times: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def bench(engine: sa.Engine, backend: str, quick: bool, runs: int) -> None:
+def build(engine: sa.Engine, backend: str, quick: bool) -> list[Tenant]:
+    """Load the tenants and their calls, the directory, then rebuild the rollups and ANALYZE."""
     big = 300_000 if quick else 5_000_000
     days = 182 if quick else 365
     print(f"[{backend}] loading {big:,} calls for one tenant + 3 x {big // 4:,} for others ...")
@@ -222,6 +224,22 @@ def bench(engine: sa.Engine, backend: str, quick: bool, runs: int) -> None:
     print(f"[{backend}] rollups rebuilt in {rebuilt:.1f} s ({big * 7 / 4 / rebuilt:,.0f} calls/s)")
     with engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
+    return tenants
+
+
+def loaded_tenants(engine: sa.Engine) -> list[Tenant]:
+    """The tenants an earlier ``--url`` run loaded (t0 first), or none."""
+    with engine.connect() as conn:
+        found = [get_tenant(conn, f"t{n}") for n in range(4)]
+    return [t for t in found if t is not None]
+
+
+def bench(engine: sa.Engine, backend: str, quick: bool, runs: int) -> None:
+    tenants = loaded_tenants(engine)
+    if tenants:
+        print(f"[{backend}] reusing the {len(tenants)} tenants already loaded")
+    else:
+        tenants = build(engine, backend, quick)
     tenant = tenants[0]
     month = (date(2025, 3, 1), date(2025, 3, 31))
     for by in ("extension", "destination_class"):
@@ -258,8 +276,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="300,000 calls instead of 5,000,000")
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--runs", type=int, default=0, help="timed runs per query (20 / 50)")
+    parser.add_argument(
+        "--url",
+        help="a store URL to use instead of a throwaway one; loaded on the first run, reused by "
+        "the next (to measure a change without loading millions of calls again)",
+    )
     args = parser.parse_args()
     runs = args.runs or (20 if args.quick else 50)
+    if args.url:
+        engine = open_store(args.url)
+        upgrade(engine)
+        bench(engine, engine.dialect.name, args.quick, runs)
+        engine.dispose()
+        return
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as folder:
             engine = open_store(f"sqlite:///{folder}/store.db")

@@ -86,7 +86,7 @@ def _export(name: str, fmt: str) -> ResponseReturnValue:
     # The export's own connection, not the request's: Flask tears the request's down when the
     # view returns, before the body is read (stream_with_context pushes the context again only
     # then), and a streamed result must keep its connection until the last row.
-    download = _Download(store.engine.connect())
+    download = _Download(store.report_engine.connect())
     try:
         params = _params(tenant, viewer)
         table = _masked(REPORTS[name].run(download.conn, params), viewer.mask_digits)
