@@ -9,8 +9,10 @@ How (``_from_rollups``, for a viewer who sees the whole tenant): the four period
 disjoint buckets of days (today, yesterday, the rest of this month, the previous month's days)
 and each rollup is read once for all of them, grouped by bucket: ``rollup_route_days`` for the
 totals, unanswered incoming calls and cost by class; ``rollup_extension_days`` joined to the
-directory entry that held each extension over the whole span for cost by site. Extensions whose
-holder changed inside the span are read from the raw calls (their calls bucketed by start time).
+directory entry that held each extension over the whole span for cost by site. An extension whose
+site changed inside the span (``reports.holdings``) is read from the same rollup per day, each
+day under the site that held it all day, and from the raw calls (bucketed by start time) only on
+the days its site changed at an instant other than local midnight.
 A period's figures are the sum of its buckets. A scoped viewer gets the same figures through
 ``summaries.summary`` per period (which reads raw calls where the rollups cannot carry the scope),
 and ``source="raw"`` computes everything as bare SQL over the raw calls (the benchmark's
@@ -23,14 +25,16 @@ import calendar
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from datacenter.reports.columns import raw_columns, raw_from
-from datacenter.reports.periods import local_midnight, utc_bounds
+from datacenter.reports.holdings import Holdings, holdings, raw_condition
+from datacenter.reports.periods import utc_bounds
 from datacenter.reports.scope import Scope
-from datacenter.reports.summaries import Source, SummaryRequest, directory_holders, summary
+from datacenter.reports.summaries import Source, SummaryRequest, summary
 from datacenter.store.tables.core import calls
 from datacenter.store.tables.directory import directory_entries
 from datacenter.store.tables.rollups import rollup_extension_days, rollup_route_days
@@ -222,10 +226,11 @@ def _from_rollups(conn: sa.Connection, tenant_id: int, zone: ZoneInfo, today: da
 
 def _add_sites(conn: sa.Connection, tenant_id: int, zone: ZoneInfo, today: date,
                sums: dict[Bucket, _Sums]) -> None:  # fmt: skip
+    """Cost by site: the extension rollup under the site that held each extension all day, the
+    raw calls only for the days on which an extension changed site (``reports.holdings``)."""
     (_, _, yesterday, _), (_, _, previous_first, _) = periods(today)
-    since = local_midnight(min(previous_first, yesterday), zone)
-    until = local_midnight(today + timedelta(days=1), zone)
-    _, split = directory_holders(conn, tenant_id, "site", since, until)
+    held = holdings(conn, tenant_id, "site", min(previous_first, yesterday), today, zone)
+    since, until = utc_bounds(min(previous_first, yesterday), today, zone)
     e, d = rollup_extension_days.c, directory_entries.c
     bucket, wanted = _bucket_of_day(e.day, today)
     # The entry that held the extension over the whole span (at most one: periods never overlap).
@@ -236,26 +241,63 @@ def _add_sites(conn: sa.Connection, tenant_id: int, zone: ZoneInfo, today: date,
     )  # fmt: skip
     site = sa.func.coalesce(d.site, "")
     keys = (bucket, site, e.currency)
+    split = held.split
     query = (
         sa.select(*keys, sa.func.sum(e.cost_micro)).select_from(joined)
         .where(e.tenant_id == tenant_id, wanted, e.currency != "",
-               *([e.extension.not_in(sorted(split))] if split else []))
+               *([e.extension.not_in(split)] if split else []))
         .group_by(*keys)
     )  # fmt: skip
-    rows = list(conn.execute(query))
-    if split:
+    rows: list[Any] = list(conn.execute(query))
+    if held.segments:
+        rows += _split_days(conn, tenant_id, today, held)
+    raw_days = raw_condition(held, zone, calls.c.extension, calls.c.start_utc)
+    if raw_days is not None:
         columns = raw_columns()
         raw_bucket, raw_wanted = _bucket_of_start(calls.c.start_utc, today, zone)
         raw_keys = (raw_bucket, columns["site"], columns["currency"])
         rows += list(conn.execute(
             sa.select(*raw_keys, sa.func.sum(columns["cost_micro"]))
             .select_from(raw_from(attributed=True))
-            .where(calls.c.tenant_id == tenant_id, raw_wanted,
-                   calls.c.extension.in_(sorted(split)), columns["currency"] != "")
+            .where(calls.c.tenant_id == tenant_id, raw_wanted, raw_days,
+                   columns["currency"] != "")
             .group_by(*raw_keys)
         ))  # fmt: skip
     for row in rows:
         sums[row[0]].by_site[row[1]][row[2]] += int(row[3] or 0)
+
+
+def _split_days(
+    conn: sa.Connection, tenant_id: int, today: date, held: Holdings
+) -> list[tuple[Bucket, str, str, int]]:
+    """(bucket, site, currency, cost) of the extensions that changed site, from their rollup
+    rows of the days one site held them all day."""
+    e = rollup_extension_days.c
+    _, wanted = _bucket_of_day(e.day, today)
+    keys = (e.day, e.extension, e.currency)
+    found = []
+    for day, extension, currency, cost in conn.execute(
+        sa.select(*keys, sa.func.sum(e.cost_micro))
+        .where(e.tenant_id == tenant_id, wanted, e.currency != "",
+               e.extension.in_(sorted(held.segments)))
+        .group_by(*keys)
+    ):  # fmt: skip
+        site, bucket = held.day_value(extension, day), _day_bucket(day, today)
+        if site is not None and bucket is not None:
+            found.append((bucket, site, currency, int(cost or 0)))
+    return found
+
+
+def _day_bucket(day: date, today: date) -> Bucket | None:
+    """``_bucket_of_day`` in Python."""
+    (_, _, yesterday, _), (first, _, previous_first, previous_last) = periods(today)
+    if day == today:
+        return "T"
+    if day == yesterday:
+        return "Y"
+    if first <= day <= today:
+        return "M"
+    return "P" if previous_first <= day <= previous_last else None
 
 
 def _figures(first: date, last: date, parts: list[_Sums]) -> Figures:
