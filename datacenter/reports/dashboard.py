@@ -25,7 +25,6 @@ import calendar
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -230,6 +229,30 @@ def _add_sites(conn: sa.Connection, tenant_id: int, zone: ZoneInfo, today: date,
     raw calls only for the days on which an extension changed site (``reports.holdings``)."""
     (_, _, yesterday, _), (_, _, previous_first, _) = periods(today)
     held = holdings(conn, tenant_id, "site", min(previous_first, yesterday), today, zone)
+    rows = _rollup_sites(conn, tenant_id, zone, today, held)
+    raw_days = raw_condition(held, zone, calls.c.extension, calls.c.start_utc)
+    if raw_days is not None:
+        columns = raw_columns()
+        raw_bucket, raw_wanted = _bucket_of_start(calls.c.start_utc, today, zone)
+        raw_keys = (raw_bucket, columns["site"], columns["currency"])
+        rows += [tuple(row) for row in conn.execute(
+            sa.select(*raw_keys, sa.func.sum(columns["cost_micro"]))
+            .select_from(raw_from(attributed=True))
+            .where(calls.c.tenant_id == tenant_id, raw_wanted, raw_days,
+                   columns["currency"] != "")
+            .group_by(*raw_keys)
+        )]  # fmt: skip
+    for bucket, site, currency, cost in rows:
+        sums[bucket].by_site[site][currency] += int(cost or 0)
+
+
+def _rollup_sites(
+    conn: sa.Connection, tenant_id: int, zone: ZoneInfo, today: date, held: Holdings
+) -> list[tuple[Bucket, str, str, int]]:
+    """(bucket, site, currency, cost) from one read of the extension rollup: an extension held
+    by one entry over the whole span under that entry's site (joined in SQL), one that changed
+    site per day under the site that held it all day (``held``); raw days left out."""
+    (_, _, yesterday, _), (_, _, previous_first, _) = periods(today)
     since, until = utc_bounds(min(previous_first, yesterday), today, zone)
     e, d = rollup_extension_days.c, directory_entries.c
     bucket, wanted = _bucket_of_day(e.day, today)
@@ -239,65 +262,27 @@ def _add_sites(conn: sa.Connection, tenant_id: int, zone: ZoneInfo, today: date,
         sa.and_(d.tenant_id == e.tenant_id, d.extension == e.extension, d.valid_from <= since,
                 sa.or_(d.valid_to.is_(None), d.valid_to >= until)),
     )  # fmt: skip
-    site = sa.func.coalesce(d.site, "")
-    keys = (bucket, site, e.currency)
-    split = held.split
+    per_day = sorted(held.segments)
+    raw_only = sorted(set(held.raw_days) - set(per_day))
+    changed = e.extension.in_(per_day) if per_day else sa.false()
+    keys = (
+        bucket, sa.func.coalesce(d.site, ""), e.currency,
+        sa.case((changed, e.extension), else_=None), sa.case((changed, e.day), else_=None),
+    )  # fmt: skip
     query = (
         sa.select(*keys, sa.func.sum(e.cost_micro)).select_from(joined)
         .where(e.tenant_id == tenant_id, wanted, e.currency != "",
-               *([e.extension.not_in(split)] if split else []))
+               *([e.extension.not_in(raw_only)] if raw_only else []))
         .group_by(*keys)
     )  # fmt: skip
-    rows: list[Any] = list(conn.execute(query))
-    if held.segments:
-        rows += _split_days(conn, tenant_id, today, held)
-    raw_days = raw_condition(held, zone, calls.c.extension, calls.c.start_utc)
-    if raw_days is not None:
-        columns = raw_columns()
-        raw_bucket, raw_wanted = _bucket_of_start(calls.c.start_utc, today, zone)
-        raw_keys = (raw_bucket, columns["site"], columns["currency"])
-        rows += list(conn.execute(
-            sa.select(*raw_keys, sa.func.sum(columns["cost_micro"]))
-            .select_from(raw_from(attributed=True))
-            .where(calls.c.tenant_id == tenant_id, raw_wanted, raw_days,
-                   columns["currency"] != "")
-            .group_by(*raw_keys)
-        ))  # fmt: skip
-    for row in rows:
-        sums[row[0]].by_site[row[1]][row[2]] += int(row[3] or 0)
-
-
-def _split_days(
-    conn: sa.Connection, tenant_id: int, today: date, held: Holdings
-) -> list[tuple[Bucket, str, str, int]]:
-    """(bucket, site, currency, cost) of the extensions that changed site, from their rollup
-    rows of the days one site held them all day."""
-    e = rollup_extension_days.c
-    _, wanted = _bucket_of_day(e.day, today)
-    keys = (e.day, e.extension, e.currency)
     found = []
-    for day, extension, currency, cost in conn.execute(
-        sa.select(*keys, sa.func.sum(e.cost_micro))
-        .where(e.tenant_id == tenant_id, wanted, e.currency != "",
-               e.extension.in_(sorted(held.segments)))
-        .group_by(*keys)
-    ):  # fmt: skip
-        site, bucket = held.day_value(extension, day), _day_bucket(day, today)
-        if site is not None and bucket is not None:
-            found.append((bucket, site, currency, int(cost or 0)))
+    for bucket_, site, currency, extension, day, cost in conn.execute(query):
+        if extension is not None:
+            site = held.day_value(extension, day)
+            if site is None:
+                continue  # a raw day: read from the raw calls
+        found.append((bucket_, site, currency, int(cost or 0)))
     return found
-
-
-def _day_bucket(day: date, today: date) -> Bucket | None:
-    """``_bucket_of_day`` in Python."""
-    (_, _, yesterday, _), (first, _, previous_first, previous_last) = periods(today)
-    if day == today:
-        return "T"
-    if day == yesterday:
-        return "Y"
-    if first <= day <= today:
-        return "M"
-    return "P" if previous_first <= day <= previous_last else None
 
 
 def _figures(first: date, last: date, parts: list[_Sums]) -> Figures:

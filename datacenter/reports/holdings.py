@@ -23,7 +23,6 @@ A change that keeps the attribute's value (a person renamed, for a summary by si
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -112,19 +111,39 @@ def _days_of(
         {e.valid_from for e in held if since < e.valid_from < until}
         | {e.valid_to for e in held if e.valid_to is not None and since < e.valid_to < until}
     )
-    # Between two cuts the entries holding the extension do not change; a day is whole when
-    # no cut falls strictly inside it, or the cuts inside it keep the value.
-    pieces = [since, *cuts, until]
-    values = [_value_at(held, start) for start in pieces[:-1]]
+    # Between two cuts the entries holding the extension do not change. Pieces of equal value
+    # are merged (a cut that keeps the value cuts no day); a day holding a remaining cut other
+    # than at its midnight, or a piece where entries overlap (value None), is read raw.
+    pieces: list[tuple[datetime, datetime, str | None]] = []
+    for start, end in zip([since, *cuts], [*cuts, until], strict=True):
+        value = _value_at(held, start)
+        if pieces and pieces[-1][2] == value and value is not None:
+            pieces[-1] = (pieces[-1][0], end, value)
+        else:
+            pieces.append((start, end, value))
     raw: set[date] = set()
-    for n, cut in enumerate(cuts, start=1):
-        day = cut.astimezone(zone).date()
-        if local_midnight(day, zone) != cut and (values[n] != values[n - 1] or values[n] is None):
-            raw.add(day)
-    for n, value in enumerate(values):
-        if value is None:  # entries overlap: the raw join decides
-            raw.update(_days_between(pieces[n], pieces[n + 1], zone))
-    return _segments(held, first_day, last_day, zone, raw), sorted(raw)
+    segments: list[Segment] = []
+    for start, end, value in pieces:
+        first, last = _local_day(start, zone), _local_day(end - _INSTANT, zone)
+        if value is None:
+            raw.update(first + timedelta(days=n) for n in range((last - first).days + 1))
+            continue
+        if local_midnight(first, zone) != start:
+            raw.add(first)
+            first += timedelta(days=1)
+        if local_midnight(last + timedelta(days=1), zone) != end:
+            raw.add(last)
+            last -= timedelta(days=1)
+        if first <= last:
+            segments.append(Segment(first, last, value))
+    return segments, sorted(raw)
+
+
+_INSTANT = timedelta(microseconds=1)
+
+
+def _local_day(instant: datetime, zone: ZoneInfo) -> date:
+    return instant.astimezone(zone).date()
 
 
 def _value_at(held: list[_Entry], instant: datetime) -> str | None:
@@ -138,34 +157,6 @@ def _value_at(held: list[_Entry], instant: datetime) -> str | None:
 
 def _ends_after_strict(entry: _Entry, instant: datetime) -> bool:
     return entry.valid_to is None or instant < entry.valid_to
-
-
-def _days_between(start: datetime, end: datetime, zone: ZoneInfo) -> Iterable[date]:
-    """The local days that ``[start, end)`` touches."""
-    day, last = start.astimezone(zone).date(), (end - timedelta(microseconds=1)).astimezone(zone)
-    while day <= last.date():
-        yield day
-        day += timedelta(days=1)
-
-
-def _segments(
-    held: list[_Entry], first_day: date, last_day: date, zone: ZoneInfo, raw: set[date]
-) -> list[Segment]:
-    """The runs of days outside ``raw`` with their value (the value at each day's start)."""
-    segments: list[Segment] = []
-    day = first_day
-    while day <= last_day:
-        if day in raw:
-            day += timedelta(days=1)
-            continue
-        value = _value_at(held, local_midnight(day, zone))
-        assert value is not None  # a day whose entries overlap is a raw day
-        if segments and segments[-1].value == value and segments[-1].last_day == day - timedelta(1):
-            segments[-1] = Segment(segments[-1].first_day, day, value)
-        else:
-            segments.append(Segment(day, day, value))
-        day += timedelta(days=1)
-    return segments
 
 
 def raw_condition(
