@@ -12,16 +12,21 @@ times, for the big tenant's busiest month:
 - the monthly summary by extension and the destination-class summary, from the rollups
   (``reports.summaries``, ``source="auto"``) and as the bare aggregate over the raw calls
   (``source="raw"``: ``calls`` LEFT JOIN ``call_costs`` grouped in SQL), same rows checked;
+- the month's summary by site (through the directory: ``DIRECTORY_CHANGES`` extensions change
+  site on 15 March, so that day of theirs is read raw), against the same summary over the raw
+  calls with the directory join;
 - the call-detail first page of that month (raw calls; no rollup involved), for reference;
 - the tenant dashboard (``reports.dashboard``) for 20 March: today and yesterday, 1-20 March and
   1-20 February, each as calls, talk, cost, unanswered inbound, cost by class and by site, from
   the rollups (site through the directory: ``DIRECTORY_CHANGES`` extensions change hands on
-  15 March, so their March calls are read raw) against the same figures as bare SQL over the
-  raw calls (``source="raw"``), same figures checked. Target: p95 <= 100 ms on PostgreSQL.
+  15 March at midday, so their calls of that day are read raw) against the same figures as
+  bare SQL over the raw calls (``source="raw"``), same figures checked. Target: p95 <= 100 ms
+  on PostgreSQL.
 
 Prints load and rebuild times, p50/p95 per query and the raw/rollup ratio. Target (issue #13):
 p95 <= 300 ms on PostgreSQL for every report. Needs PostgreSQL 15 (scripts/install.sh) for the
-postgres backend; it runs a throwaway cluster (tests/fixtures/postgres.py).
+postgres backend; it runs a throwaway cluster (tests/fixtures/postgres.py). ``--url`` uses a
+store of your own instead: the first run loads it, later runs reuse what it holds.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from datacenter.accounts.tenants import Tenant, create_tenant, get_tenant
 from datacenter.ingest.rows import CALL_COLUMNS, call_values
 from datacenter.reports.dashboard import dashboard
 from datacenter.reports.detail import DetailRequest, detail_query
-from datacenter.reports.summaries import SummaryRequest, summary_query
+from datacenter.reports.summaries import SummaryRequest, summary, summary_query
 from datacenter.store.bulk import append_rows, json_text, time_encoder
 from datacenter.store.engine import open_store, upgrade, write_transaction
 from datacenter.store.rollups import rebuild
@@ -251,6 +256,14 @@ def bench(engine: sa.Engine, backend: str, quick: bool, runs: int) -> None:
               f"p95 {p(fast, .95):7.1f} ms | raw SQL p50 {p(slow, .5):7.1f} ms "
               f"p95 {p(slow, .95):7.1f} ms | raw/rollups x{p(slow, .5) / p(fast, .5):.1f} "
               f"({len(fast_rows)} rows)")  # fmt: skip
+    site = SummaryRequest(tenant.tenant_id, ZoneInfo(ZONE), "site", *month)
+    fast, fast_rows = timed_calls(engine, lambda conn: summary(conn, site), runs)
+    slow, slow_rows = timed_calls(engine, lambda conn: summary(conn, site, source="raw"), runs)
+    assert fast_rows == slow_rows, "the summary by site differs from the raw calls'"
+    print(f"[{backend}] month by site (directory)   rollups p50 {p(fast, .5):7.1f} ms "
+          f"p95 {p(fast, .95):7.1f} ms | raw SQL p50 {p(slow, .5):7.1f} ms "
+          f"p95 {p(slow, .95):7.1f} ms | raw/rollups x{p(slow, .5) / p(fast, .5):.1f} "
+          f"({len(fast_rows)} rows)")  # fmt: skip
     detail = detail_query(DetailRequest(tenant.tenant_id, ZoneInfo(ZONE), *month))
     page, _ = timed(engine, detail, runs)
     print(f"[{backend}] month call detail first page p50 {p(page, .5):.1f} ms "
