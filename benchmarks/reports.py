@@ -1,7 +1,7 @@
 """Report queries from the rollups against the same reports as bare SQL over the raw calls.
 
     .venv/bin/python benchmarks/reports.py [--quick] [--backend sqlite|postgres|both] [--runs N]
-                                           [--url STORE_URL]
+                                           [--raw-runs N] [--url STORE_URL]
 
 Loads one big tenant (5,000,000 calls over a year; --quick: 300,000 over six months) and three
 other tenants with a quarter of its calls each, straight into ``calls`` and ``call_costs`` (COPY
@@ -239,7 +239,7 @@ def loaded_tenants(engine: sa.Engine) -> list[Tenant]:
     return [t for t in found if t is not None]
 
 
-def bench(engine: sa.Engine, backend: str, quick: bool, runs: int) -> None:
+def bench(engine: sa.Engine, backend: str, quick: bool, runs: int, raw_runs: int) -> None:
     tenants = loaded_tenants(engine)
     if tenants:
         print(f"[{backend}] reusing the {len(tenants)} tenants already loaded")
@@ -250,7 +250,7 @@ def bench(engine: sa.Engine, backend: str, quick: bool, runs: int) -> None:
     for by in ("extension", "destination_class"):
         request = SummaryRequest(tenant.tenant_id, ZoneInfo(ZONE), by, *month)
         fast, fast_rows = timed(engine, summary_query(request), runs)
-        slow, slow_rows = timed(engine, summary_query(request, source="raw"), runs)
+        slow, slow_rows = timed(engine, summary_query(request, source="raw"), raw_runs)
         assert [tuple(r) for r in fast_rows] == [tuple(r) for r in slow_rows], by
         print(f"[{backend}] month by {by:<17} rollups p50 {p(fast, .5):7.1f} ms "
               f"p95 {p(fast, .95):7.1f} ms | raw SQL p50 {p(slow, .5):7.1f} ms "
@@ -258,7 +258,7 @@ def bench(engine: sa.Engine, backend: str, quick: bool, runs: int) -> None:
               f"({len(fast_rows)} rows)")  # fmt: skip
     site = SummaryRequest(tenant.tenant_id, ZoneInfo(ZONE), "site", *month)
     fast, fast_rows = timed_calls(engine, lambda conn: summary(conn, site), runs)
-    slow, slow_rows = timed_calls(engine, lambda conn: summary(conn, site, source="raw"), runs)
+    slow, slow_rows = timed_calls(engine, lambda conn: summary(conn, site, source="raw"), raw_runs)
     assert fast_rows == slow_rows, "the summary by site differs from the raw calls'"
     print(f"[{backend}] month by site (directory)   rollups p50 {p(fast, .5):7.1f} ms "
           f"p95 {p(fast, .95):7.1f} ms | raw SQL p50 {p(slow, .5):7.1f} ms "
@@ -276,7 +276,7 @@ def bench(engine: sa.Engine, backend: str, quick: bool, runs: int) -> None:
         )
 
     fast, fast_board = timed_calls(engine, board("auto"), runs)
-    slow, slow_board = timed_calls(engine, board("raw"), runs)
+    slow, slow_board = timed_calls(engine, board("raw"), raw_runs)
     assert fast_board == slow_board, "the dashboard's figures differ from the raw calls'"
     print(f"[{backend}] dashboard {DASHBOARD_DAY} rollups p50 {p(fast, .5):7.1f} ms "
           f"p95 {p(fast, .95):7.1f} ms | raw SQL p50 {p(slow, .5):7.1f} ms "
@@ -290,29 +290,36 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--runs", type=int, default=0, help="timed runs per query (20 / 50)")
     parser.add_argument(
+        "--raw-runs",
+        type=int,
+        default=0,
+        help="timed runs of each bare-SQL baseline (default: --runs; 25 s each at full size)",
+    )
+    parser.add_argument(
         "--url",
         help="a store URL to use instead of a throwaway one; loaded on the first run, reused by "
         "the next (to measure a change without loading millions of calls again)",
     )
     args = parser.parse_args()
     runs = args.runs or (20 if args.quick else 50)
+    raw_runs = args.raw_runs or runs
     if args.url:
         engine = open_store(args.url)
         upgrade(engine)
-        bench(engine, engine.dialect.name, args.quick, runs)
+        bench(engine, engine.dialect.name, args.quick, runs, raw_runs)
         engine.dispose()
         return
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as folder:
             engine = open_store(f"sqlite:///{folder}/store.db")
             upgrade(engine)
-            bench(engine, "sqlite", args.quick, runs)
+            bench(engine, "sqlite", args.quick, runs, raw_runs)
             engine.dispose()
     if args.backend in ("postgres", "both"):
         with _cluster() as url:
             engine = open_store(url)
             upgrade(engine)
-            bench(engine, "postgres", args.quick, runs)
+            bench(engine, "postgres", args.quick, runs, raw_runs)
             engine.dispose()
 
 
