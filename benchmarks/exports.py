@@ -1,6 +1,7 @@
 """Exports of the call-detail report through the real WSGI app: peak RSS and time to first byte.
 
     .venv/bin/python benchmarks/exports.py [--quick] [--rows N] [--sqlite-only | --postgresql-only]
+                                           [--formats csv,xlsx]
 
 Issue 13's export benchmark. A store holds ``--rows`` calls (1,000,000; ``--quick``: 50,000) of
 the measured tenant over 2025 plus a quarter as many shared by four other tenants, bulk loaded by
@@ -48,6 +49,7 @@ QUERY = {"from": "2025-01-01", "to": "2025-12-31"}
 ZONE = "Europe/London"  # benchmarks/reports.py's tenants
 TARGET_RSS_MB = 150.0
 TARGET_FIRST_BYTE_S = 1.0
+PROGRESS_SECONDS = 60.0
 # The test fixtures are not imported by the measured process: they would add to its RSS.
 _CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
@@ -66,6 +68,12 @@ def peak_rss_mb() -> float:
 def reset_peak_rss() -> None:
     """Start the peak (VmHWM) again from the current RSS (Linux: /proc/PID/clear_refs)."""
     Path("/proc/self/clear_refs").write_text("5")
+
+
+def _progress(line: str) -> None:
+    """A line the parent prints as it comes: a run cut short (a million-row XLSX takes half an
+    hour on a loaded machine) still tells its first byte and its peak RSS so far."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def _settings(url: str, data_dir: Path) -> Settings:
@@ -90,10 +98,16 @@ def export_once(url: str, data_dir: Path, fmt: str, email: str, password: str) -
     chunks = iter(response.response)
     head = next(chunks)
     first = time.perf_counter() - began
+    _progress(f"first byte {first * 1000:.0f} ms, peak RSS so far {peak_rss_mb():.0f} MB")
     size, lines = len(head), head.count(b"\n") if fmt == "csv" else 0
+    reported = began
     for chunk in chunks:
         size += len(chunk)
         lines += chunk.count(b"\n") if fmt == "csv" else 0
+        if time.perf_counter() - reported > PROGRESS_SECONDS:
+            reported = time.perf_counter()
+            _progress(f"{reported - began:.0f} s: {size / 1e6:.1f} MB sent, peak RSS so far "
+                      f"{peak_rss_mb():.0f} MB")  # fmt: skip
     response.close()
     drained = time.perf_counter() - began
     app.extensions["callcollect.store"].dispose()
@@ -124,12 +138,19 @@ def bare_once(url: str, tenant_id: int) -> dict[str, Any]:
     return {"first": first, "drained": drained, "rows": rows, "peak_mb": peak_rss_mb()}
 
 
-def _child(*args: str) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True,
-                          text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(args[:1])} failed:\n{done.stderr}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+def _child(*args: str, label: str = "") -> dict[str, Any]:
+    """Run one measurement in a fresh process; its progress lines are printed as they come."""
+    child = subprocess.Popen([sys.executable, __file__, "--child", *args], text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert child.stderr is not None and child.stdout is not None
+    errors = []
+    for line in child.stderr:
+        errors.append(line)
+        print(f"{label} ... {line.rstrip()}" if label else line.rstrip(), flush=True)
+    out = child.stdout.read()
+    if child.wait() != 0:
+        raise SystemExit(f"{' '.join(args[:1])} failed:\n{''.join(errors)}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
 
 
@@ -151,7 +172,7 @@ def _load(url: str, rows: int) -> tuple[int, float]:
         engine.dispose()
 
 
-def run_store(name: str, url: str, data_dir: Path, rows: int) -> None:
+def run_store(name: str, url: str, data_dir: Path, rows: int, formats: list[str]) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     tenant_id, loaded = _load(url, rows)
     print(f"[{name}] loaded {rows + rows // 4:,} calls ({rows:,} for the measured tenant) in "
@@ -161,8 +182,9 @@ def run_store(name: str, url: str, data_dir: Path, rows: int) -> None:
     print(f"[{name}] bare query: first row {bare['first'] * 1000:.0f} ms, drained "
           f"{bare['drained']:.1f} s, {bare['rows']:,} rows, peak RSS {bare['peak_mb']:.0f} MB",
           flush=True)  # fmt: skip
-    for fmt in FORMATS:
-        got = _child("export", url, str(data_dir), fmt, EMAIL, PASSWORD)
+    for fmt in formats:
+        got = _child("export", url, str(data_dir), fmt, EMAIL, PASSWORD,
+                     label=f"[{name}] {fmt.upper()}")  # fmt: skip
         rate = bare["rows"] / got["drained"]
         rows_note = f", {got['csv_lines']:,} lines" if fmt == "csv" else ""
         verdict = ("ok" if got["peak_mb"] < TARGET_RSS_MB and got["first"] < TARGET_FIRST_BYTE_S
@@ -188,20 +210,24 @@ def main() -> None:
     parser.add_argument("--rows", type=int, help="the measured tenant's calls (1,000,000)")
     parser.add_argument("--sqlite-only", action="store_true")
     parser.add_argument("--postgresql-only", action="store_true")
+    parser.add_argument("--formats", default=",".join(FORMATS), help="csv,xlsx (both)")
     args = parser.parse_args()
     rows = args.rows or (50_000 if args.quick else 1_000_000)
+    formats = [f for f in args.formats.split(",") if f]
+    if not set(formats) <= set(FORMATS):
+        parser.error(f"--formats: {args.formats!r}; choose from {', '.join(FORMATS)}")
     print(f"call-detail export of {rows:,} rows; targets: peak RSS < {TARGET_RSS_MB:.0f} MB, "
           f"first byte < {TARGET_FIRST_BYTE_S:.0f} s", flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="cc-export-bench-") as tmp:
         root = Path(tmp)
         if not args.postgresql_only:
-            run_store("SQLite", f"sqlite:///{root / 'exports.db'}", root / "sqlite", rows)
+            run_store("SQLite", f"sqlite:///{root / 'exports.db'}", root / "sqlite", rows, formats)
         if not args.sqlite_only:
             from tests.fixtures.postgres import throwaway_cluster  # the parent only
 
             with throwaway_cluster() as cluster:
                 url = cluster.url(cluster.create_database("exports"))
-                run_store("PostgreSQL", url, root / "postgresql", rows)
+                run_store("PostgreSQL", url, root / "postgresql", rows, formats)
 
 
 if __name__ == "__main__":

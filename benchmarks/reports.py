@@ -1,6 +1,7 @@
 """Report queries from the rollups against the same reports as bare SQL over the raw calls.
 
     .venv/bin/python benchmarks/reports.py [--quick] [--backend sqlite|postgres|both] [--runs N]
+                                           [--raw-runs N] [--url STORE_URL]
 
 Loads one big tenant (5,000,000 calls over a year; --quick: 300,000 over six months) and three
 other tenants with a quarter of its calls each, straight into ``calls`` and ``call_costs`` (COPY
@@ -11,16 +12,21 @@ times, for the big tenant's busiest month:
 - the monthly summary by extension and the destination-class summary, from the rollups
   (``reports.summaries``, ``source="auto"``) and as the bare aggregate over the raw calls
   (``source="raw"``: ``calls`` LEFT JOIN ``call_costs`` grouped in SQL), same rows checked;
+- the month's summary by site (through the directory: ``DIRECTORY_CHANGES`` extensions change
+  site on 15 March, so that day of theirs is read raw), against the same summary over the raw
+  calls with the directory join;
 - the call-detail first page of that month (raw calls; no rollup involved), for reference;
 - the tenant dashboard (``reports.dashboard``) for 20 March: today and yesterday, 1-20 March and
   1-20 February, each as calls, talk, cost, unanswered inbound, cost by class and by site, from
   the rollups (site through the directory: ``DIRECTORY_CHANGES`` extensions change hands on
-  15 March, so their March calls are read raw) against the same figures as bare SQL over the
-  raw calls (``source="raw"``), same figures checked. Target: p95 <= 100 ms on PostgreSQL.
+  15 March at midday, so their calls of that day are read raw) against the same figures as
+  bare SQL over the raw calls (``source="raw"``), same figures checked. Target: p95 <= 100 ms
+  on PostgreSQL.
 
 Prints load and rebuild times, p50/p95 per query and the raw/rollup ratio. Target (issue #13):
 p95 <= 300 ms on PostgreSQL for every report. Needs PostgreSQL 15 (scripts/install.sh) for the
-postgres backend; it runs a throwaway cluster (tests/fixtures/postgres.py).
+postgres backend; it runs a throwaway cluster (tests/fixtures/postgres.py). ``--url`` uses a
+store of your own instead: the first run loads it, later runs reuse what it holds.
 """
 
 from __future__ import annotations
@@ -42,11 +48,11 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datacenter.accounts.agents import enroll_agent
-from datacenter.accounts.tenants import Tenant, create_tenant
+from datacenter.accounts.tenants import Tenant, create_tenant, get_tenant
 from datacenter.ingest.rows import CALL_COLUMNS, call_values
 from datacenter.reports.dashboard import dashboard
 from datacenter.reports.detail import DetailRequest, detail_query
-from datacenter.reports.summaries import SummaryRequest, summary_query
+from datacenter.reports.summaries import SummaryRequest, summary, summary_query
 from datacenter.store.bulk import append_rows, json_text, time_encoder
 from datacenter.store.engine import open_store, upgrade, write_transaction
 from datacenter.store.rollups import rebuild
@@ -204,7 +210,8 @@ def p(times: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def bench(engine: sa.Engine, backend: str, quick: bool, runs: int) -> None:
+def build(engine: sa.Engine, backend: str, quick: bool) -> list[Tenant]:
+    """Load the tenants and their calls, the directory, then rebuild the rollups and ANALYZE."""
     big = 300_000 if quick else 5_000_000
     days = 182 if quick else 365
     print(f"[{backend}] loading {big:,} calls for one tenant + 3 x {big // 4:,} for others ...")
@@ -222,17 +229,41 @@ def bench(engine: sa.Engine, backend: str, quick: bool, runs: int) -> None:
     print(f"[{backend}] rollups rebuilt in {rebuilt:.1f} s ({big * 7 / 4 / rebuilt:,.0f} calls/s)")
     with engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
+    return tenants
+
+
+def loaded_tenants(engine: sa.Engine) -> list[Tenant]:
+    """The tenants an earlier ``--url`` run loaded (t0 first), or none."""
+    with engine.connect() as conn:
+        found = [get_tenant(conn, f"t{n}") for n in range(4)]
+    return [t for t in found if t is not None]
+
+
+def bench(engine: sa.Engine, backend: str, quick: bool, runs: int, raw_runs: int) -> None:
+    tenants = loaded_tenants(engine)
+    if tenants:
+        print(f"[{backend}] reusing the {len(tenants)} tenants already loaded")
+    else:
+        tenants = build(engine, backend, quick)
     tenant = tenants[0]
     month = (date(2025, 3, 1), date(2025, 3, 31))
     for by in ("extension", "destination_class"):
         request = SummaryRequest(tenant.tenant_id, ZoneInfo(ZONE), by, *month)
         fast, fast_rows = timed(engine, summary_query(request), runs)
-        slow, slow_rows = timed(engine, summary_query(request, source="raw"), runs)
+        slow, slow_rows = timed(engine, summary_query(request, source="raw"), raw_runs)
         assert [tuple(r) for r in fast_rows] == [tuple(r) for r in slow_rows], by
         print(f"[{backend}] month by {by:<17} rollups p50 {p(fast, .5):7.1f} ms "
               f"p95 {p(fast, .95):7.1f} ms | raw SQL p50 {p(slow, .5):7.1f} ms "
               f"p95 {p(slow, .95):7.1f} ms | raw/rollups x{p(slow, .5) / p(fast, .5):.1f} "
               f"({len(fast_rows)} rows)")  # fmt: skip
+    site = SummaryRequest(tenant.tenant_id, ZoneInfo(ZONE), "site", *month)
+    fast, fast_rows = timed_calls(engine, lambda conn: summary(conn, site), runs)
+    slow, slow_rows = timed_calls(engine, lambda conn: summary(conn, site, source="raw"), raw_runs)
+    assert fast_rows == slow_rows, "the summary by site differs from the raw calls'"
+    print(f"[{backend}] month by site (directory)   rollups p50 {p(fast, .5):7.1f} ms "
+          f"p95 {p(fast, .95):7.1f} ms | raw SQL p50 {p(slow, .5):7.1f} ms "
+          f"p95 {p(slow, .95):7.1f} ms | raw/rollups x{p(slow, .5) / p(fast, .5):.1f} "
+          f"({len(fast_rows)} rows)")  # fmt: skip
     detail = detail_query(DetailRequest(tenant.tenant_id, ZoneInfo(ZONE), *month))
     page, _ = timed(engine, detail, runs)
     print(f"[{backend}] month call detail first page p50 {p(page, .5):.1f} ms "
@@ -245,7 +276,7 @@ def bench(engine: sa.Engine, backend: str, quick: bool, runs: int) -> None:
         )
 
     fast, fast_board = timed_calls(engine, board("auto"), runs)
-    slow, slow_board = timed_calls(engine, board("raw"), runs)
+    slow, slow_board = timed_calls(engine, board("raw"), raw_runs)
     assert fast_board == slow_board, "the dashboard's figures differ from the raw calls'"
     print(f"[{backend}] dashboard {DASHBOARD_DAY} rollups p50 {p(fast, .5):7.1f} ms "
           f"p95 {p(fast, .95):7.1f} ms | raw SQL p50 {p(slow, .5):7.1f} ms "
@@ -258,19 +289,37 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="300,000 calls instead of 5,000,000")
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--runs", type=int, default=0, help="timed runs per query (20 / 50)")
+    parser.add_argument(
+        "--raw-runs",
+        type=int,
+        default=0,
+        help="timed runs of each bare-SQL baseline (default: --runs; 25 s each at full size)",
+    )
+    parser.add_argument(
+        "--url",
+        help="a store URL to use instead of a throwaway one; loaded on the first run, reused by "
+        "the next (to measure a change without loading millions of calls again)",
+    )
     args = parser.parse_args()
     runs = args.runs or (20 if args.quick else 50)
+    raw_runs = args.raw_runs or runs
+    if args.url:
+        engine = open_store(args.url)
+        upgrade(engine)
+        bench(engine, engine.dialect.name, args.quick, runs, raw_runs)
+        engine.dispose()
+        return
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as folder:
             engine = open_store(f"sqlite:///{folder}/store.db")
             upgrade(engine)
-            bench(engine, "sqlite", args.quick, runs)
+            bench(engine, "sqlite", args.quick, runs, raw_runs)
             engine.dispose()
     if args.backend in ("postgres", "both"):
         with _cluster() as url:
             engine = open_store(url)
             upgrade(engine)
-            bench(engine, "postgres", args.quick, runs)
+            bench(engine, "postgres", args.quick, runs, raw_runs)
             engine.dispose()
 
 

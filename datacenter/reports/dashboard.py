@@ -9,8 +9,10 @@ How (``_from_rollups``, for a viewer who sees the whole tenant): the four period
 disjoint buckets of days (today, yesterday, the rest of this month, the previous month's days)
 and each rollup is read once for all of them, grouped by bucket: ``rollup_route_days`` for the
 totals, unanswered incoming calls and cost by class; ``rollup_extension_days`` joined to the
-directory entry that held each extension over the whole span for cost by site. Extensions whose
-holder changed inside the span are read from the raw calls (their calls bucketed by start time).
+directory entry that held each extension over the whole span for cost by site. An extension whose
+site changed inside the span (``reports.holdings``) is read from the same rollup per day, each
+day under the site that held it all day, and from the raw calls (bucketed by start time) only on
+the days its site changed at an instant other than local midnight.
 A period's figures are the sum of its buckets. A scoped viewer gets the same figures through
 ``summaries.summary`` per period (which reads raw calls where the rollups cannot carry the scope),
 and ``source="raw"`` computes everything as bare SQL over the raw calls (the benchmark's
@@ -28,9 +30,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from datacenter.reports.columns import raw_columns, raw_from
-from datacenter.reports.periods import local_midnight, utc_bounds
+from datacenter.reports.holdings import Holdings, holdings, raw_condition
+from datacenter.reports.periods import utc_bounds
 from datacenter.reports.scope import Scope
-from datacenter.reports.summaries import Source, SummaryRequest, directory_holders, summary
+from datacenter.reports.summaries import Source, SummaryRequest, summary
 from datacenter.store.tables.core import calls
 from datacenter.store.tables.directory import directory_entries
 from datacenter.store.tables.rollups import rollup_extension_days, rollup_route_days
@@ -222,10 +225,35 @@ def _from_rollups(conn: sa.Connection, tenant_id: int, zone: ZoneInfo, today: da
 
 def _add_sites(conn: sa.Connection, tenant_id: int, zone: ZoneInfo, today: date,
                sums: dict[Bucket, _Sums]) -> None:  # fmt: skip
+    """Cost by site: the extension rollup under the site that held each extension all day, the
+    raw calls only for the days on which an extension changed site (``reports.holdings``)."""
     (_, _, yesterday, _), (_, _, previous_first, _) = periods(today)
-    since = local_midnight(min(previous_first, yesterday), zone)
-    until = local_midnight(today + timedelta(days=1), zone)
-    _, split = directory_holders(conn, tenant_id, "site", since, until)
+    held = holdings(conn, tenant_id, "site", min(previous_first, yesterday), today, zone)
+    rows = _rollup_sites(conn, tenant_id, zone, today, held)
+    raw_days = raw_condition(held, zone, calls.c.extension, calls.c.start_utc)
+    if raw_days is not None:
+        columns = raw_columns()
+        raw_bucket, raw_wanted = _bucket_of_start(calls.c.start_utc, today, zone)
+        raw_keys = (raw_bucket, columns["site"], columns["currency"])
+        rows += [tuple(row) for row in conn.execute(
+            sa.select(*raw_keys, sa.func.sum(columns["cost_micro"]))
+            .select_from(raw_from(attributed=True))
+            .where(calls.c.tenant_id == tenant_id, raw_wanted, raw_days,
+                   columns["currency"] != "")
+            .group_by(*raw_keys)
+        )]  # fmt: skip
+    for bucket, site, currency, cost in rows:
+        sums[bucket].by_site[site][currency] += int(cost or 0)
+
+
+def _rollup_sites(
+    conn: sa.Connection, tenant_id: int, zone: ZoneInfo, today: date, held: Holdings
+) -> list[tuple[Bucket, str, str, int]]:
+    """(bucket, site, currency, cost) from one read of the extension rollup: an extension held
+    by one entry over the whole span under that entry's site (joined in SQL), one that changed
+    site per day under the site that held it all day (``held``); raw days left out."""
+    (_, _, yesterday, _), (_, _, previous_first, _) = periods(today)
+    since, until = utc_bounds(min(previous_first, yesterday), today, zone)
     e, d = rollup_extension_days.c, directory_entries.c
     bucket, wanted = _bucket_of_day(e.day, today)
     # The entry that held the extension over the whole span (at most one: periods never overlap).
@@ -234,28 +262,27 @@ def _add_sites(conn: sa.Connection, tenant_id: int, zone: ZoneInfo, today: date,
         sa.and_(d.tenant_id == e.tenant_id, d.extension == e.extension, d.valid_from <= since,
                 sa.or_(d.valid_to.is_(None), d.valid_to >= until)),
     )  # fmt: skip
-    site = sa.func.coalesce(d.site, "")
-    keys = (bucket, site, e.currency)
+    per_day = sorted(held.segments)
+    raw_only = sorted(set(held.raw_days) - set(per_day))
+    changed = e.extension.in_(per_day) if per_day else sa.false()
+    keys = (
+        bucket, sa.func.coalesce(d.site, ""), e.currency,
+        sa.case((changed, e.extension), else_=None), sa.case((changed, e.day), else_=None),
+    )  # fmt: skip
     query = (
         sa.select(*keys, sa.func.sum(e.cost_micro)).select_from(joined)
         .where(e.tenant_id == tenant_id, wanted, e.currency != "",
-               *([e.extension.not_in(sorted(split))] if split else []))
+               *([e.extension.not_in(raw_only)] if raw_only else []))
         .group_by(*keys)
     )  # fmt: skip
-    rows = list(conn.execute(query))
-    if split:
-        columns = raw_columns()
-        raw_bucket, raw_wanted = _bucket_of_start(calls.c.start_utc, today, zone)
-        raw_keys = (raw_bucket, columns["site"], columns["currency"])
-        rows += list(conn.execute(
-            sa.select(*raw_keys, sa.func.sum(columns["cost_micro"]))
-            .select_from(raw_from(attributed=True))
-            .where(calls.c.tenant_id == tenant_id, raw_wanted,
-                   calls.c.extension.in_(sorted(split)), columns["currency"] != "")
-            .group_by(*raw_keys)
-        ))  # fmt: skip
-    for row in rows:
-        sums[row[0]].by_site[row[1]][row[2]] += int(row[3] or 0)
+    found = []
+    for bucket_, site, currency, extension, day, cost in conn.execute(query):
+        if extension is not None:
+            site = held.day_value(extension, day)
+            if site is None:
+                continue  # a raw day: read from the raw calls
+        found.append((bucket_, site, currency, int(cost or 0)))
+    return found
 
 
 def _figures(first: date, last: date, parts: list[_Sums]) -> Figures:

@@ -19,17 +19,20 @@ the rollups hold exactly the raw aggregates (``datacenter.store.rollups``).
 ``filters`` maps a column of ``reports.columns`` to a filter string (``reports.filters``); blank
 strings are ignored. Every statement is SQLAlchemy Core with bound parameters.
 
-Attribution (``attributed_summary``). A call belongs to whoever held its extension at the call's start (``store.attribution``). Over
-a report's range ``[since, until)`` most extensions are held by one directory entry the whole
-time (or by nobody): every call of such an extension has that entry's person, department, cost
-centre and site, so the extension's rollup rows can be counted under them unchanged. Only an
-extension whose holder changed inside the range ("split") needs each call's start time; those
-extensions are summarised from the raw calls with the directory join.
+Attribution (``attributed_summary``). A call belongs to whoever held its extension at the
+call's start (``store.attribution``); ``reports.holdings`` says, per extension and tenant-local
+day of the range, which value of the attribute held it all day. Most extensions are held by one
+directory entry the whole range (or by nobody): their rows of the extension rollup count under
+that value unchanged. An extension that changed hands inside the range is read per day from the
+same rollup, each day counted under the value that held it all day; only the days on which the
+value changed at an instant other than local midnight (the change's day) are read from the raw
+calls with the directory join, for that extension alone.
 
-So it runs two statements (the extension rollup grouped by extension, split extensions left
-out; the raw calls of the split extensions grouped by the attribute) and adds them up per
-(value, currency), ordered as Python orders text. When the rollup cannot answer at all (a filter
-on a column it lacks, a scope it cannot carry) the whole summary reads the raw calls.
+So it runs up to three statements (the extension rollup grouped by extension; the same for the
+extensions that changed hands grouped by extension and day; the raw calls of their change days
+grouped by the attribute) and adds them up per (value, currency), ordered as Python orders
+text. When the rollup cannot answer at all (a filter on a column it lacks, a scope it cannot
+carry) the whole summary reads the raw calls.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -46,11 +49,12 @@ import sqlalchemy as sa
 from datacenter.reports.columns import FILTERS, filter_conditions, needs_attribution, raw_columns
 from datacenter.reports.columns import raw_from as _raw_from
 from datacenter.reports.filters import parse_filter, text_condition
+from datacenter.reports.holdings import holdings, raw_condition
 from datacenter.reports.periods import utc_bounds
 from datacenter.reports.scope import Scope, ScopeTarget, scope_conditions
 from datacenter.store.rollups import ROLLUPS, Rollup
 from datacenter.store.tables.core import calls
-from datacenter.store.tables.directory import directory_entries
+from datacenter.store.tables.rollups import rollup_extension_days
 from shared.errors import ValidationError
 
 DIMENSIONS = ("extension", "direction", "trunk", "carrier", "destination_class", "answered",
@@ -245,8 +249,6 @@ def _filter(column: sa.ColumnElement[Any], name: str, text: str) -> sa.ColumnEle
 
 # --- summaries by who held the extension ---------------------------------------------------
 
-Holders = dict[str, str]  # extension -> the attribute's value for the whole range
-
 
 def attributed_summary(conn: sa.Connection, request: SummaryRequest) -> list[SummaryRow] | None:
     """The summary by ``request.by`` (an attribution column), or None (see "Attribution"
@@ -259,19 +261,35 @@ def attributed_summary(conn: sa.Connection, request: SummaryRequest) -> list[Sum
     query = rollup_summary_query(by_extension)
     if query is None:
         return None  # a filter or the scope needs the raw calls: read them by the attribute
-    since, until = utc_bounds(request.first_day, request.last_day, request.zone)
-    holders, split = directory_holders(conn, request.tenant_id, request.by, since, until)
+    held = holdings(conn, request.tenant_id, request.by, request.first_day, request.last_day,
+                    request.zone)  # fmt: skip
+    split = set(held.split)
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 6)
     for row in conn.execute(query):
-        if row.value in split:
-            continue
-        _add(totals, holders.get(row.value, ""), row)
-    if split:
-        raw = summary_query(request, source="raw", where=(calls.c.extension.in_(sorted(split)),))
-        for row in conn.execute(raw):
+        if row.value not in split:
+            _add(totals, held.whole.get(row.value, ""), row)
+    if held.segments:
+        for row in conn.execute(_per_day(query, sorted(held.segments))):
+            value = held.day_value(row.value, row.day)
+            if value is not None:  # None: a raw day, read below
+                _add(totals, value, row)
+    raw_days = raw_condition(held, request.zone, calls.c.extension, calls.c.start_utc)
+    if raw_days is not None:
+        for row in conn.execute(summary_query(request, source="raw", where=(raw_days,))):
             _add(totals, row.value, row)
     return [SummaryRow(value, currency, *measures) for (value, currency), measures in
             sorted(totals.items())]  # fmt: skip
+
+
+def _per_day(by_extension: sa.Select[Any], extensions: list[str]) -> sa.Select[Any]:
+    """The extension rollup summary ``by_extension``, for ``extensions`` only, per day too."""
+    e = rollup_extension_days.c
+    return (
+        by_extension.add_columns(e.day.label("day"))
+        .where(e.extension.in_(extensions))
+        .group_by(e.day)
+        .order_by(None)
+    )
 
 
 def _add(totals: dict[tuple[str, str], list[int]], value: str, row: sa.Row[object]) -> None:
@@ -280,29 +298,3 @@ def _add(totals: dict[tuple[str, str], list[int]], value: str, row: sa.Row[objec
         ("calls", "answered", "talk_seconds", "billed_seconds", "cost_micro", "rated")
     ):
         measures[i] += int(getattr(row, name) or 0)
-
-
-def directory_holders(
-    conn: sa.Connection, tenant_id: int, attribute: str, since: datetime, until: datetime
-) -> tuple[Holders, set[str]]:
-    """Per extension the attribute of the entry that held it all of ``[since, until)``, and the
-    extensions whose holder changed inside it (``split``)."""
-    d = directory_entries.c
-    rows = conn.execute(
-        sa.select(d.extension, d.valid_from, d.valid_to, d[attribute]).where(
-            d.tenant_id == tenant_id,
-            d.valid_from < until,
-            sa.or_(d.valid_to.is_(None), d.valid_to > since),
-        )
-    )
-    holders: Holders = {}
-    split: set[str] = set()
-    for extension, valid_from, valid_to, value in rows:
-        covers = valid_from <= since and (valid_to is None or valid_to >= until)
-        if not covers or extension in holders:
-            split.add(extension)
-        else:
-            holders[extension] = value or ""
-    for extension in split:
-        holders.pop(extension, None)
-    return holders, split

@@ -35,7 +35,11 @@ from datacenter.store.call_scope import mask_number
 from datacenter.store.rollups import MICRO_PLACES
 from shared.errors import ValidationError
 
-NUMBER_COLUMNS = ("calling", "called", "dialled_digits", "e164", "number")  # masked per viewer
+# Columns holding external numbers: the last ``ReportParams.mask_digits`` digits hidden for a
+# viewer whose role masks numbers. ``masked_table`` is the one place report rows are masked: the
+# pages, exports, saved reports and scheduled runs all get their tables from the catalogue.
+NUMBER_COLUMNS = frozenset(("calling", "called", "dialled_digits", "third_party", "ani", "dnis",
+                            "e164", "number"))  # fmt: skip
 ColumnKind = Literal["text", "integer", "seconds", "money", "percent", "datetime", "boolean"]
 Row = tuple[Any, ...]
 

@@ -7,6 +7,8 @@ a view did not ``commit()`` is rolled back then. Views never build call queries 
 they hand it to ``TenantScope`` or ``accounts``. ``store.report_connection()`` is the same for
 reports' reads, on ``store.read_url`` (a streaming replica) when it is set, else the same
 connection: never write through it, and expect it to lag the primary by the replication delay.
+Every report read goes through it: the report pages and the dashboard, saved reports' previews,
+and exports, whose streams open their own connection on ``store.report_engine``.
 """
 
 from __future__ import annotations
@@ -57,6 +59,13 @@ class StoreBinding:
             conn = self.engine.connect()
             setattr(g, _G_KEY, conn)
         return conn
+
+    @property
+    def report_engine(self) -> Engine:
+        """The engine of report reads: the replica's when ``store.read_url`` is set, else the
+        store's (for a streamed export, which needs a connection that outlives the request)."""
+        reports: Engine | None = current_app.extensions.get(_READ_EXTENSION_KEY)
+        return self.engine if reports is None else reports
 
     def report_connection(self) -> Connection:
         """The request's connection for reports: on the replica if one is set, else ``connection``."""

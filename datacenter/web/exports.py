@@ -39,14 +39,11 @@ from datacenter.exports.stream import MEDIA_TYPES, export_stream
 from datacenter.reports.catalog import REPORTS, ReportParams, ReportTable
 from datacenter.reports.query_string import query_args, report_params
 from datacenter.reports.user_scope import report_scope
-from datacenter.store.call_scope import mask_number
 from datacenter.store.engine import write_transaction
 from datacenter.web.auth import TENANT_ROLES, Viewer, require_viewer, role_required
 from datacenter.web.database import store
 from shared.errors import ValidationError
 
-# Columns holding an external party's number: masked like the portal's call list.
-NUMBER_COLUMNS = frozenset({"calling", "called", "dialled_digits", "e164", "ani", "dnis"})
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 bp = Blueprint("exports", __name__)
@@ -86,10 +83,10 @@ def _export(name: str, fmt: str) -> ResponseReturnValue:
     # The export's own connection, not the request's: Flask tears the request's down when the
     # view returns, before the body is read (stream_with_context pushes the context again only
     # then), and a streamed result must keep its connection until the last row.
-    download = _Download(store.engine.connect())
+    download = _Download(store.report_engine.connect())
     try:
         params = _params(tenant, viewer)
-        table = _masked(REPORTS[name].run(download.conn, params), viewer.mask_digits)
+        table = REPORTS[name].run(download.conn, params)
         download.rows = table.rows
         table = _peeked(table)  # runs the query: a bad filter is an error now, not mid-file
         download.chunks = export_stream(
@@ -142,26 +139,11 @@ class _Download:
 
 def _params(tenant: Tenant, viewer: Viewer) -> ReportParams:
     today = datetime.now(UTC).astimezone(tenant.zone).date()
-    return report_params(
+    params = report_params(
         request.args, tenant_id=tenant.tenant_id, zone=tenant.zone, today=today,
         scope=report_scope(viewer.scope),
     )  # fmt: skip
-
-
-def _masked(table: ReportTable, digits: int) -> ReportTable:
-    masked = [i for i, c in enumerate(table.columns) if c.key in NUMBER_COLUMNS]
-    if not digits or not masked:
-        return table
-
-    def rows() -> Iterator[tuple[Any, ...]]:
-        for row in table.rows:
-            values = list(row)
-            for i in masked:
-                if isinstance(values[i], str):
-                    values[i] = mask_number(values[i], digits)
-            yield tuple(values)
-
-    return replace(table, rows=rows())
+    return replace(params, mask_digits=viewer.mask_digits)  # the catalogue masks the rows
 
 
 def _peeked(table: ReportTable) -> ReportTable:

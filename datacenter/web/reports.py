@@ -69,7 +69,7 @@ def dashboard() -> ResponseReturnValue:
             message = f"'day': {asked!r} is not a date; write YYYY-MM-DD"
             return render_template("reports/dashboard.html", error=message, zone=zone), 400
     figures = dashboard_figures(
-        store.connection(), viewer.tenant.tenant_id, zone, today, report_scope(viewer.scope)
+        store.report_connection(), viewer.tenant.tenant_id, zone, today, report_scope(viewer.scope)
     )
     return render_template(
         "reports/dashboard.html", board=figures, zone=zone, today=today,
@@ -103,7 +103,7 @@ def report_page(report_name: str) -> ResponseReturnValue:
         params = report_params(args, tenant_id=viewer.tenant.tenant_id, zone=zone, today=today,
                                scope=report_scope(viewer.scope))  # fmt: skip
         params = replace(params, mask_digits=viewer.mask_digits)
-        table = spec.run(store.connection(), params)
+        table = spec.run(store.report_connection(), params)
         rows = list(islice(table.rows, PAGE_ROWS + 1))
         more = len(rows) > PAGE_ROWS
         rows = rows[:PAGE_ROWS]

@@ -214,7 +214,7 @@ def _download(
 ) -> Response:
     """Stream the report ``build`` makes, on a connection of its own: the request's connection
     is closed when the view returns, long before a large file has been read."""
-    engine = store.engine
+    engine = store.report_engine
 
     def chunks() -> Iterator[bytes]:
         with engine.connect() as conn:
@@ -254,7 +254,7 @@ def saved_new() -> ResponseReturnValue:
                             _now(), _now())  # fmt: skip
         if probe.report not in REPORTS:
             raise CallCollectError(f"no report {probe.report!r}")
-        table = run_saved(store.connection(), probe, zone=tenant.zone, scope=viewer.scope,
+        table = run_saved(store.report_connection(), probe, zone=tenant.zone, scope=viewer.scope,
                           today=_now().astimezone(tenant.zone).date())  # fmt: skip
         columns = [(c.key, c.title) for c in table.columns]
     except CallCollectError as exc:
@@ -293,7 +293,7 @@ def saved_report(saved_id: int) -> ResponseReturnValue:
     rows: list[list[str]] = []
     totals: list[str] | None = None
     try:
-        table = run_saved(conn, saved, zone=tenant.zone, scope=viewer.scope,
+        table = run_saved(store.report_connection(), saved, zone=tenant.zone, scope=viewer.scope,
                           today=_now().astimezone(tenant.zone).date(),
                           mask_digits=viewer.mask_digits)  # fmt: skip
         rows = [_cells(table, row, tenant) for row in islice(table.rows, PREVIEW_ROWS)]

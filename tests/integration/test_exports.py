@@ -337,3 +337,22 @@ def test_numbers_are_masked_in_an_export_as_in_the_call_list(
     assert [row[called] for row in rows] == ["901632960xxx", "901632960xxx"]  # A and B
     assert all(row[e164].endswith("xxx") for row in rows)
     assert "901632960123" not in detail
+
+
+def test_a_masked_export_hides_the_most_called_numbers_and_refuses_a_number_filter(
+    app: Flask, store: sa.Engine, tenant: Tenant
+) -> None:
+    """Exports mask through the catalogue (``ReportParams.mask_digits``), so every number column
+    of every report is hidden, and a number filter (which would reveal the digits by counts)
+    is refused, as on the report page."""
+    with write_transaction(store) as conn:
+        set_mask_digits(conn, tenant.tenant_id, "tenant", 3)
+    client = _client(app, OWN)
+    top = client.get(f"/reports/top/export.csv?{PERIOD}&o.kind=numbers&o.n=10")
+    assert top.status_code == 200
+    header, *rows = list(csv.reader(io.StringIO(top.get_data().decode("utf-8-sig"))))
+    number = header.index("Number")
+    numbers = [row[number] for row in rows if row[0] != "Total"]
+    assert numbers and all(n.endswith("xxx") and n[:-3].isdigit() for n in numbers)
+    refused = client.get(DETAIL.format(fmt="csv") + "&f.called=901632960123")
+    assert refused.status_code == 400 and "cannot be filtered" in refused.get_data(as_text=True)

@@ -61,9 +61,12 @@ def test_rows_are_read_as_the_file_is_written() -> None:
             yield (None, str(n), False, n, Decimal(n))
 
     chunks = export_stream(ReportTable("t", COLUMNS, rows()), "csv", LONDON)
+    header = next(chunks)
+    assert produced == 0  # the header left before any row was read
+    assert _read([header]) == [[c.title for c in COLUMNS]]
     first = next(chunks)
-    assert produced == CSV_FLUSH_ROWS  # the first chunk left before the rest were read
-    assert len(_read([first])) == CSV_FLUSH_ROWS + 1  # with the header
+    assert produced == CSV_FLUSH_ROWS  # the first rows left before the rest were read
+    assert len(_read([header, first])) == CSV_FLUSH_ROWS + 1
     assert len(_read(list(chunks))) == CSV_FLUSH_ROWS * 2
 
 
