@@ -251,7 +251,7 @@ def _rerate_chunk(
             elif row.reason is not None:
                 report.unchanged += 1
             continue
-        new = cost_row(tenant_id, result, now)
+        new = cost_row(tenant_id, result, now, row.start_utc)
         if had_cost and all(new[name] == row._mapping[f"old_{name}"] for name in _COMPARED):
             report.unchanged += 1
             continue
@@ -264,7 +264,8 @@ def _rerate_chunk(
             report.new_totals[(result.currency, result.decimals)] += result.cost
         else:
             report.first_rated += 1
-    write_results(conn, tenant_id, changed, now=now)
+    starts = {row.record_id: row.start_utc for row in rows}
+    write_results(conn, tenant_id, changed, starts=starts, now=now)
     _move_rollups(conn, config, rows, changed)
     if history:
         conn.execute(call_cost_history.insert(), history)
@@ -294,7 +295,7 @@ def _history(
         "new_cost_minor": result.cost if isinstance(result, RatedCall) else None,
         "new_currency": result.currency if isinstance(result, RatedCall) else None,
         "new_tariff_version": result.tariff_version if isinstance(result, RatedCall) else None,
-        "cause": cause,
+        "cause": cause, "start_utc": row.start_utc,
     }  # fmt: skip
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -254,17 +254,22 @@ def stored_facts(
     return found
 
 
-def _stream(conn: sa.Connection, tenant_id: int) -> Iterator[Any]:
+def _stream(conn: sa.Connection, tenant_id: int, until: datetime | None) -> Iterator[Any]:
+    query = raw_select(tenant_id)
+    if until is not None:
+        query = query.where(calls.c.start_utc < until)
     # On the statement, not the connection: Connection.execution_options changes the connection.
-    yield from conn.execute(raw_select(tenant_id).execution_options(yield_per=STREAM_ROWS))
+    yield from conn.execute(query.execution_options(yield_per=STREAM_ROWS))
 
 
-def raw_totals(conn: sa.Connection, tenant_id: int, zone: ZoneInfo) -> dict[str, Totals]:
+def raw_totals(
+    conn: sa.Connection, tenant_id: int, zone: ZoneInfo, *, until: datetime | None = None
+) -> dict[str, Totals]:
     """What every rollup table (and ``call_days``) should hold for the tenant, from its raw calls
-    and costs."""
+    and costs (``until``: only the calls that start before it)."""
     deltas = Deltas()
     days: Totals = {}
-    for row in _stream(conn, tenant_id):
+    for row in _stream(conn, tenant_id, until):
         facts = facts_of_row(row, zone, cost=cost_of_row(row))
         deltas.add(facts)
         total = days.setdefault((facts.day, facts.direction), [0, 0, 0])
@@ -300,16 +305,30 @@ def stored_totals(conn: sa.Connection, tenant_id: int) -> dict[str, Totals]:
 
 def rebuild(conn: sa.Connection, tenant_id: int, zone: ZoneInfo) -> int:
     """Replace the tenant's rollup rows by the aggregate of its raw calls; returns rows written."""
-    wanted = raw_totals(conn, tenant_id, zone)
+    return _replace(conn, tenant_id, raw_totals(conn, tenant_id, zone), before=None)
+
+
+def rebuild_before(conn: sa.Connection, tenant_id: int, zone: ZoneInfo, day: date) -> int:
+    """Replace the tenant's rollup rows of the local days before ``day`` by the aggregate of its
+    raw calls of those days (after retention deleted or dropped calls); rows written."""
+    until = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+    return _replace(conn, tenant_id, raw_totals(conn, tenant_id, zone, until=until), before=day)
+
+
+def _replace(
+    conn: sa.Connection, tenant_id: int, wanted: dict[str, Totals], *, before: date | None
+) -> int:
     written = 0
     for rollup in ROLLUPS:
         table = rollup.table
-        conn.execute(table.delete().where(table.c.tenant_id == tenant_id))
+        conn.execute(table.delete().where(table.c.tenant_id == tenant_id, *_days(table, before)))
         rows = _rows(rollup, tenant_id, wanted[table.name])
         for start in range(0, len(rows), INSERT_ROWS):
             conn.execute(table.insert(), rows[start : start + INSERT_ROWS])
         written += len(rows)
-    conn.execute(call_days.delete().where(call_days.c.tenant_id == tenant_id))
+    conn.execute(
+        call_days.delete().where(call_days.c.tenant_id == tenant_id, *_days(call_days, before))
+    )
     day_rows = [
         {"tenant_id": tenant_id, "day": day, "direction": direction,
          **dict(zip(DAY_MEASURES, values, strict=True))}
@@ -318,6 +337,10 @@ def rebuild(conn: sa.Connection, tenant_id: int, zone: ZoneInfo) -> int:
     for start in range(0, len(day_rows), INSERT_ROWS):
         conn.execute(call_days.insert(), day_rows[start : start + INSERT_ROWS])
     return written + len(day_rows)
+
+
+def _days(table: sa.Table, before: date | None) -> tuple[sa.ColumnElement[bool], ...]:
+    return () if before is None else (table.c.day < before,)
 
 
 @dataclass(frozen=True, slots=True)

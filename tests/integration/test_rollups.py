@@ -282,7 +282,7 @@ def test_revision_0013_fills_the_rollups_from_the_calls_already_stored(store_url
                 "prefix": "1416", "tariff_version": "v1", "billed_seconds": 120, "bands": [],
                 "explanation": {}, "engine_version": "test", "rated_at": BASE,
             }])  # fmt: skip
-        upgrade(engine)
+        upgrade(engine, revision="0013")  # 0018 (partitioned calls) has no way down
         with engine.connect() as conn:
             assert differences(conn, tenant.tenant_id, tenant.zone) == []
             held = stored_totals(conn, tenant.tenant_id)["rollup_route_days"]

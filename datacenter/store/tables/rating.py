@@ -13,6 +13,9 @@ Contract:
   re-rate rewrites a narrow row, not the call, and so ingest's call insert is untouched.
 - ``call_cost_history`` keeps every change a re-rate made: old -> new cost, version and the old
   explanation, for audit. A re-rate that changes nothing writes nothing.
+- The three result tables carry their call's ``start_utc`` (migration 0018): on PostgreSQL they
+  are partitioned by month with ``calls`` (``tables/partitioning.py``), their keys then include
+  it and their foreign keys point at ``call_keys``; on SQLite they are as declared here.
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ call_costs = sa.Table(
     sa.Column("explanation", JSONDocument, nullable=False),
     sa.Column("engine_version", sa.String(16), nullable=False),
     sa.Column("rated_at", UTCDateTime, nullable=False),
+    sa.Column("start_utc", UTCDateTime, nullable=False),  # the call's: the partition key (0018)
     _calls_fk(),
     sa.Index(None, "tenant_id", "carrier", "tariff_version"),
     sa.Index(None, "tenant_id", "rated_at"),  # cost alarms read new and re-rated costs (0015)
@@ -110,6 +114,7 @@ call_cost_history = sa.Table(
     sa.Column("new_currency", sa.String(3), nullable=True),
     sa.Column("new_tariff_version", sa.String(NAME_LENGTH), nullable=True),
     sa.Column("cause", sa.String(REASON_LENGTH), nullable=False),  # "rerate", "retry"
+    sa.Column("start_utc", UTCDateTime, nullable=False),  # the call's (0018)
     _calls_fk(),
 )
 
@@ -124,6 +129,7 @@ unrated_calls = sa.Table(
     sa.Column("first_attempt_at", UTCDateTime, nullable=False),
     sa.Column("last_attempt_at", UTCDateTime, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("start_utc", UTCDateTime, nullable=False),  # the call's (0018)
     _calls_fk(),
     sa.Index(None, "tenant_id", "reason"),
 )
