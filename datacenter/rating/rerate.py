@@ -201,12 +201,14 @@ def _select(tenant_id: int) -> sa.Select[Any]:
                 sa.and_(
                     call_costs.c.tenant_id == calls.c.tenant_id,
                     call_costs.c.record_id == calls.c.record_id,
+                    call_costs.c.start_utc == calls.c.start_utc,  # the partition key (0018)
                 ),
             ).outerjoin(
                 unrated_calls,
                 sa.and_(
                     unrated_calls.c.tenant_id == calls.c.tenant_id,
                     unrated_calls.c.record_id == calls.c.record_id,
+                    unrated_calls.c.start_utc == calls.c.start_utc,  # the partition key (0018)
                 ),
             )
         )

@@ -45,6 +45,8 @@ from datacenter.store.tables.rating import call_cost_history, call_costs, unrate
 from shared.errors import StoreError
 
 DELETE_BATCH = 5_000  # calls per transaction of a tenant's retention
+PARTITIONS_AHEAD = 3  # months the alarm loop keeps ready beyond the current one
+PARTITIONS_EVERY = timedelta(days=1)  # how often it looks
 _LOCK = "callcollect.partitions"
 _MONTH_NAME = re.compile(r"^calls_y(\d{4})m(\d{2})$")
 
@@ -143,6 +145,7 @@ def create_months(engine: sa.Engine, months: Iterable[date]) -> list[str]:
     made: list[str] = []
     for month in sorted({month_start(m) for m in months}):
         with write_transaction(engine) as conn:
+            require_partitioned(conn)
             _lock(conn)
             if month in attached_months(conn):
                 continue
@@ -167,6 +170,14 @@ def convert(
         if progress is not None:
             progress(MonthMoved(month, moved, done, len(pending)))
     return ConvertResult(tuple(pending), rows, time.monotonic() - started)
+
+
+def default_rows(conn: sa.Connection) -> int:
+    """The calls the DEFAULT partition holds (counted: after conversion it is small)."""
+    require_partitioned(conn)
+    return int(
+        conn.execute(sa.text(f"SELECT count(*) FROM {default_partition('calls')}")).scalar_one()
+    )
 
 
 def _default_months(conn: sa.Connection) -> list[date]:

@@ -234,6 +234,7 @@ def raw_select(tenant_id: int) -> sa.Select[Any]:
                 sa.and_(
                     call_costs.c.tenant_id == calls.c.tenant_id,
                     call_costs.c.record_id == calls.c.record_id,
+                    call_costs.c.start_utc == calls.c.start_utc,  # the partition key (0018)
                 ),
             )
         )
