@@ -126,7 +126,7 @@ def _rows(
                 "destination": "UK", "prefix": "441", "tariff_version": "v1",
                 "billed_seconds": (talk + 59) // 60 * 60, "bands": json_text(["day"]),
                 "zero_reason": None, "explanation": json_text({}), "engine_version": "bench",
-                "rated_at": rated_at,
+                "rated_at": rated_at, "start_utc": encode(start),
             }  # fmt: skip
             cost_chunk.append(tuple(values[name] for name in cost_names))
         if len(call_chunk) >= CHUNK:
@@ -149,8 +149,8 @@ def load(engine: sa.Engine, sizes: list[int], days: int) -> list[Tenant]:
                 append_rows(conn, calls, call_rows)
                 if chunk == 0 and conn.dialect.name == "postgresql":
                     # Statistics first, or each call_costs foreign-key check may scan the
-                    # tenant's calls (see ingest's _analyze_calls_if_unsized).
-                    conn.exec_driver_sql("ANALYZE calls")
+                    # call keys (see ingest's _analyze_keys_if_unsized).
+                    conn.exec_driver_sql("ANALYZE call_keys")
                 append_rows(conn, call_costs, cost_rows)
         tenants.append(tenant)
     return tenants
