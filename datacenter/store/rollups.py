@@ -221,7 +221,11 @@ def _apply(conn: sa.Connection, rollup: Rollup, tenant_id: int, totals: Totals) 
 
 
 def raw_select(tenant_id: int) -> sa.Select[Any]:
-    """Each call of the tenant with the columns its facts need (cost columns NULL if unrated)."""
+    """Each call of the tenant with the columns its facts need (cost columns NULL if unrated).
+
+    The join does not name ``start_utc`` (the partition key since 0018): migration 0013 runs this
+    code on a store whose ``call_costs`` has no such column yet.
+    """
     return (
         sa.select(
             calls.c.record_id,
@@ -234,7 +238,6 @@ def raw_select(tenant_id: int) -> sa.Select[Any]:
                 sa.and_(
                     call_costs.c.tenant_id == calls.c.tenant_id,
                     call_costs.c.record_id == calls.c.record_id,
-                    call_costs.c.start_utc == calls.c.start_utc,  # the partition key (0018)
                 ),
             )
         )

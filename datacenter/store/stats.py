@@ -172,7 +172,8 @@ _PG_PARTITIONS = sa.text(
     """
     SELECT parent.relname AS parent, child.relname AS name,
            pg_get_expr(child.relpartbound, child.oid) AS bounds,
-           GREATEST(child.reltuples::bigint, COALESCE(s.n_live_tup, 0)) AS rows,
+           CASE WHEN child.reltuples >= 0 THEN child.reltuples::bigint
+                ELSE COALESCE(s.n_live_tup, 0) END AS rows,
            COALESCE(s.n_dead_tup, 0) AS dead,
            pg_total_relation_size(child.oid) AS bytes
     FROM pg_inherits i
