@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from datacenter.cli import main
+from datacenter.health.runner import AlarmRunner
 from datacenter.ingest.rows import CALL_COLUMNS, call_values
 from datacenter.ingest.worker import ingest_once
 from datacenter.rating import load_carrier_rules, load_dial_plan
@@ -435,3 +436,36 @@ def test_the_partitions_command_makes_converts_and_drops(
     with store.connect() as conn:
         assert partitions.attached_months(conn)[0] == date(2026, 1, 1)
         assert date(2031, 5, 1) in partitions.attached_months(conn)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_the_alarm_loop_keeps_months_ahead_once_a_day(
+    store: sa.Engine, dc_settings: Settings
+) -> None:
+    runner = AlarmRunner(store, dc_settings)
+    now = datetime(2027, 11, 20, 6, 0, tzinfo=UTC)  # the store has months up to 2027-12
+    made = runner.make_partitions_if_due(now)
+    assert made == [
+        f"{name}_y{year}m{month:02d}"
+        for year, month in ((2028, 1), (2028, 2))
+        for name in PARTITIONED_TABLES
+    ]
+    later = datetime(2028, 2, 10, tzinfo=UTC)  # months on, but the same runner looked today
+    assert runner.make_partitions_if_due(now + timedelta(hours=23)) == []
+    assert runner.make_partitions_if_due(later) == [
+        f"{name}_y{year}m{month:02d}"
+        for year, month in ((2028, 3), (2028, 4), (2028, 5))
+        for name in PARTITIONED_TABLES
+    ]
+
+
+def test_the_alarm_loop_makes_no_partitions_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'callcollect.db'}"
+    engine = open_store(url)
+    try:
+        upgrade(engine)
+        runner = AlarmRunner(engine, settings_for(tmp_path, url))
+        assert runner.make_partitions_if_due(datetime.now(UTC)) == []
+    finally:
+        engine.dispose()
