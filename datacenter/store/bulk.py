@@ -20,10 +20,11 @@ Contract:
   usual case: every key is new); if a key is taken, that is rolled back to the savepoint and the
   rows go by COPY into a temporary staging table, then one ``INSERT ... SELECT ... ON CONFLICT DO
   NOTHING RETURNING`` (for ``calls``: one statement that inserts the keys into ``call_keys ... ON
-  CONFLICT DO NOTHING RETURNING`` and the calls of the keys it returned). Both stay right with concurrent writers (a unique key is checked against
-  uncommitted rows too: the COPY waits for the other transaction, then fails or goes on). SQLite: the
-  taken keys are looked up first, which is exact because the caller's ``write_transaction`` holds
-  SQLite's single write lock from ``BEGIN IMMEDIATE``.
+  CONFLICT DO NOTHING RETURNING`` and the calls of the keys it returned). Both stay right with
+  concurrent writers (a unique key is checked against uncommitted rows too: the COPY waits for
+  the other transaction, then fails or goes on). SQLite: the taken keys are looked up first,
+  which is exact because the caller's ``write_transaction`` holds SQLite's single write lock
+  from ``BEGIN IMMEDIATE``.
 
 Why not SQLAlchemy's executemany: on psycopg it sends "insertmanyvalues" statements of up to
 1,000 rows, each too long for psycopg's query cache, so psycopg re-parses every one with a regular

@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from datacenter.store.engine import write_transaction
 from datacenter.store.rollups import rebuild_before
 from datacenter.store.tables.core import call_days, calls, tenants
-from datacenter.store.tables.partitioning import PARTITIONED_TABLES, RESULT_TABLES, call_keys
+from datacenter.store.tables.partitioning import PARTITIONED_TABLES, call_keys
 from datacenter.store.tables.rating import call_cost_history, call_costs, unrated_calls
 from shared.errors import StoreError
 
@@ -321,8 +321,7 @@ def delete_calls_before(
 
 def move_call_start(conn: sa.Connection, tenant_id: int, record_id: str, start: datetime) -> None:
     """A stored call's start changed: its result rows (and ``call_keys`` month) follow it."""
-    for name in RESULT_TABLES:
-        table = {t.name: t for t in (call_costs, unrated_calls, call_cost_history)}[name]
+    for table in (call_costs, unrated_calls, call_cost_history):
         conn.execute(
             table.update()
             .where(table.c.tenant_id == tenant_id, table.c.record_id == record_id)
