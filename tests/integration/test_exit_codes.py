@@ -365,6 +365,10 @@ SPEC: dict[str, Spec] = {
     "datacenter rerate": dc_config_cases("rerate", *TENANT, "--since", "2024-01-01"),
     "datacenter rollups rebuild": dc_config_cases("rollups", "rebuild", *TENANT, "--check"),
     "datacenter store stats": dc_config_cases("store", "stats", "--json"),
+    "datacenter store partitions": dc_config_cases("store", "partitions", "--ahead", "1"),
+    "datacenter store delete-calls": dc_config_cases(
+        "store", "delete-calls", *TENANT, "--before", "2024-01-01"
+    ),
     "datacenter alarms run": dc_config_cases("alarms", "run", "--once"),
     "datacenter reports run-due": dc_config_cases("reports", "run-due"),
     "datacenter recordings policy": dc_config_cases("recordings", "policy", "demo"),
