@@ -21,8 +21,8 @@ Contract (the layout is ``tables/partitioning.py``'s; docs/scale.md has the figu
 - ``delete_calls_before(engine, tenant_id, before)`` is retention for one tenant, on both
   dialects: its calls and their results before ``before``, ``batch`` calls per transaction,
   then its rollups of those days rebuilt.
-- Every function but ``delete_calls_before`` and ``move_call_start`` raises ``NotPartitioned``
-  (a ``StoreError``) on SQLite, which stays one table per kind.
+- Every function but ``delete_calls_before`` and ``move_call_start`` raises ``StoreError`` on
+  SQLite, which stays one table per kind.
 - Concurrent runs queue on one advisory lock; a month is never made twice.
 """
 
@@ -49,10 +49,6 @@ PARTITIONS_AHEAD = 3  # months the alarm loop keeps ready beyond the current one
 PARTITIONS_EVERY = timedelta(days=1)  # how often it looks
 _LOCK = "callcollect.partitions"
 _MONTH_NAME = re.compile(r"^calls_y(\d{4})m(\d{2})$")
-
-
-class NotPartitioned(StoreError):
-    """The store is not a partitioned PostgreSQL store (SQLite, or not migrated to 0018)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +105,7 @@ def is_partitioned(conn: sa.Connection) -> bool:
 
 def require_partitioned(conn: sa.Connection) -> None:
     if not is_partitioned(conn):
-        raise NotPartitioned(
+        raise StoreError(
             "this store's calls are not partitioned: only PostgreSQL stores are (SQLite stays "
             "one table); on PostgreSQL run `datacenter init` to migrate the store first"
         )

@@ -31,6 +31,7 @@ from datacenter.store.rollups import differences
 from datacenter.store.scoped import CallFilter, TenantScope
 from datacenter.store.stats import store_stats
 from datacenter.store.tables.partitioning import PARTITIONED_TABLES
+from shared.errors import StoreError
 from shared.icdr import ICDR, make_record_id
 from tests.fixtures.cost_alarms import AGENT, DEMO, gen_call, seed_cost_world
 from tests.fixtures.postgres import PgCluster
@@ -388,9 +389,9 @@ def test_sqlite_is_not_partitioned_and_says_so(tmp_path: Path) -> None:
     engine = open_store(f"sqlite:///{tmp_path / 'callcollect.db'}")
     try:
         upgrade(engine)
-        with pytest.raises(partitions.NotPartitioned, match="only PostgreSQL"):
+        with pytest.raises(StoreError, match="only PostgreSQL"):
             partitions.create_ahead(engine, 1)
-        with pytest.raises(partitions.NotPartitioned, match="only PostgreSQL"):
+        with pytest.raises(StoreError, match="only PostgreSQL"):
             partitions.drop_months_before(engine, date(2024, 1, 1))
     finally:
         engine.dispose()
