@@ -35,6 +35,7 @@ from datacenter.cost_alarms.store import Marks, list_alarms, save_marks, save_ru
 from datacenter.health.notify import Mailer
 from datacenter.ingest.rows import CALL_COLUMNS, call_values
 from datacenter.settings import SmtpSettings
+from datacenter.store.bulk import append_rows, encoded_rows
 from datacenter.store.engine import open_store, upgrade, write_transaction
 from datacenter.store.rollups import rebuild
 from datacenter.store.tables.core import calls
@@ -106,14 +107,14 @@ def seed(engine: sa.Engine, n_calls: int, batch: int) -> tuple[int, datetime]:
             count = min(10_000, n_calls - first)
             start = NOW - HISTORY + first * step
             call_rows, cost_rows = _rows(tenant_id, first, count, start, step, NOW - HISTORY)
-            conn.execute(calls.insert(), call_rows)
+            append_rows(conn, calls, encoded_rows(conn, calls, call_rows))  # with call_keys
             conn.execute(call_costs.insert(), cost_rows)
         rebuild(conn, tenant_id, ZONE)
         mark = NOW - timedelta(hours=1)
         save_rules(conn, tenant_id, RULES, actor="bench", now=mark)
         call_rows, cost_rows = _rows(tenant_id, n_calls, batch, NOW - timedelta(minutes=25),
                                      timedelta(minutes=20) / batch, NOW)  # fmt: skip
-        conn.execute(calls.insert(), call_rows)
+        append_rows(conn, calls, encoded_rows(conn, calls, call_rows))
         conn.execute(call_costs.insert(), cost_rows)
         rebuild(conn, tenant_id, ZONE)
     return tenant_id, mark

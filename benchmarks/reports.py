@@ -155,8 +155,8 @@ def load(engine: sa.Engine, sizes: list[int], days: int) -> list[Tenant]:
                 append_rows(conn, calls, call_rows)
                 if chunk == 0 and conn.dialect.name == "postgresql":
                     # Statistics first, or each call_costs foreign-key check may scan the
-                    # tenant's calls (see ingest's _analyze_calls_if_unsized).
-                    conn.exec_driver_sql("ANALYZE calls")
+                    # call keys (see ingest's _analyze_keys_if_unsized).
+                    conn.exec_driver_sql("ANALYZE call_keys")
                 append_rows(conn, call_costs, cost_rows)
         tenants.append(tenant)
     return tenants

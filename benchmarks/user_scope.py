@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datacenter.accounts.tenants import create_tenant
 from datacenter.ingest.rows import CALL_COLUMNS, call_values
+from datacenter.store.bulk import append_rows, encoded_rows
 from datacenter.store.call_scope import WHOLE, UserScope, scope_from
 from datacenter.store.engine import open_store, upgrade, write_transaction
 from datacenter.store.scoped import CallFilter, TenantScope
@@ -62,7 +63,7 @@ def seed(engine: sa.Engine, n_calls: int) -> int:
                     "end_utc": start + timedelta(minutes=2), "answer_utc": start,
                     "extension": str(2000 + i % EXTENSIONS), "called": f"0163296{i:07d}",
                 })  # fmt: skip
-            conn.execute(calls.insert(), rows)
+            append_rows(conn, calls, encoded_rows(conn, calls, rows))  # with call_keys
         conn.execute(directory_entries.insert(), list(_directory(tenant_id)))
     return tenant_id
 

@@ -13,6 +13,8 @@ from datacenter.settings import load_secret_key
 from datacenter.store.engine import current_revision, head_revision, upgrade
 from shared.errors import ConfigError
 
+PARTITIONED_SINCE = "0018"  # the revision that partitions calls on PostgreSQL
+
 
 @click.command("init")
 @config_option
@@ -34,6 +36,7 @@ def init_command(config_path: Path | None) -> None:
         before = current_revision(engine)
         upgrade(engine)
         after = head_revision()
+        partitioned_now = engine.dialect.name == "postgresql"
     except sa.exc.OperationalError as exc:
         raise unreachable_store(settings, exc, doing="migrate") from exc
     finally:
@@ -52,6 +55,11 @@ def init_command(config_path: Path | None) -> None:
         click.echo(f"store is up to date (revision {after})")
     else:
         click.echo(f"store migrated from {before or 'empty'} to revision {after}")
+        if partitioned_now and before is not None and before < PARTITIONED_SINCE:
+            click.echo(
+                "calls are now partitioned by month, all of them in the DEFAULT partition: run "
+                "`datacenter store partitions --convert` (online) and `--ahead 3`"
+            )
     click.echo(f"landing area: {settings.landing.root}")
     for line in keys.describe():
         click.echo(line)

@@ -18,8 +18,10 @@ Contract:
   the console; nothing is sent.
 
 The loop (``run_forever``) also applies recordings retention once an hour
-(``purge_recordings_if_due``: ``datacenter.recordings.retention``) and sends the scheduled
-reports (``datacenter.reports.scheduler``) after each pass.
+(``purge_recordings_if_due``: ``datacenter.recordings.retention``), makes the next months'
+partitions of calls once a day on PostgreSQL (``make_partitions_if_due``:
+``datacenter.store.partitions``) and sends the scheduled reports
+(``datacenter.reports.scheduler``) after each pass.
 
 The command that runs it is ``datacenter.commands.alarms`` (`datacenter alarms run`).
 """
@@ -68,6 +70,7 @@ from datacenter.recordings.retention import PURGE_EVERY, purge_expired
 from datacenter.reports.scheduler import ReportScheduler
 from datacenter.settings import Settings
 from datacenter.store.engine import write_transaction
+from datacenter.store.partitions import PARTITIONS_AHEAD, PARTITIONS_EVERY, create_ahead
 from datacenter.store.tables.alarms import technician_digests
 from shared.errors import NotifyError
 
@@ -137,6 +140,7 @@ class AlarmRunner:
         self._webhook = webhook if webhook is not None else Webhook(settings.alarms.webhook_url)
         self._renotify = timedelta(minutes=settings.alarms.renotify_minutes)
         self._purged_at: datetime | None = None
+        self._partitioned_at: datetime | None = None
         self._cost_alarms = CostAlarmRunner(
             engine,
             mailer=self._mailer,
@@ -172,6 +176,22 @@ class AlarmRunner:
         report.notices_sent += cost.sent
         report.failures += cost.failures
         return report
+
+    def make_partitions_if_due(self, now: datetime) -> list[str]:
+        """The next months' partitions of calls (PostgreSQL), once per ``PARTITIONS_EVERY``.
+
+        Ingest never makes partitions (no DDL in its transactions); this keeps
+        ``PARTITIONS_AHEAD`` months ready (``datacenter.store.partitions``).
+        """
+        if self._engine.dialect.name != "postgresql":
+            return []
+        if self._partitioned_at is not None and now - self._partitioned_at < PARTITIONS_EVERY:
+            return []
+        self._partitioned_at = now
+        made = create_ahead(self._engine, PARTITIONS_AHEAD, today=now.date())
+        if made:
+            log.info("partitions made ahead: %s", ", ".join(made))
+        return made
 
     def purge_recordings_if_due(self, now: datetime) -> int:
         """Recordings retention (``datacenter.recordings.retention``) once per ``PURGE_EVERY``."""
@@ -346,6 +366,7 @@ def run_forever(
         try:
             report = runner.run_once(datetime.now(UTC))
             runner.purge_recordings_if_due(datetime.now(UTC))
+            runner.make_partitions_if_due(datetime.now(UTC))
         except (sa.exc.SQLAlchemyError, OSError) as exc:
             log.error("alarm pass failed, trying again in %.0f s: %s", interval, exc)
         else:

@@ -15,7 +15,9 @@ after the batch's new rows are inserted):
 - The daily rollup and the report rollups move from the old values (and cost) to the new ones
   (same call count).
 - The call's rating is replaced by the result the batch's rating computed for it: the cost row
-  is written and the ``END_PENDING`` queue row goes (``write_results``, as re-rating does).
+  is written and the ``END_PENDING`` queue row goes (``write_results``, as re-rating does). A
+  complete version with another start moves its result rows' ``start_utc`` (and, on PostgreSQL,
+  its ``call_keys`` month) with it first, so each stays in its call's month partition.
 - All of it commits or rolls back with the batch. Returns the record ids replaced.
 """
 
@@ -32,6 +34,7 @@ from datacenter.accounts.tenants import Tenant
 from datacenter.rating.engine import END_PENDING_FLAG
 from datacenter.rating.store import BatchRating, write_results
 from datacenter.store.dialect import dialect_insert
+from datacenter.store.partitions import move_call_start
 from datacenter.store.rollups import Deltas, stored_facts
 from datacenter.store.tables.core import call_days, calls
 from shared.icdr import ICDR
@@ -71,13 +74,12 @@ def complete_stored_calls(
         _move(rollup, (old.start_utc.astimezone(tenant.zone).date(), old.direction), old, -1)
         _move(rollup, (new.start.astimezone(tenant.zone).date(), new.direction.value), new, 1)
     _write_rollup(conn, tenant.tenant_id, rollup)
-    # The complete version's start (a cost row carries its call's start, which may have moved).
+    starts = {rid: candidates[rid].start for rid in stale}
+    for record_id, old in stale.items():
+        if old.start_utc != starts[record_id]:  # its results follow it to its new month
+            move_call_start(conn, tenant.tenant_id, record_id, starts[record_id])
     write_results(
-        conn,
-        tenant.tenant_id,
-        [rating.results[rid] for rid in stale],
-        starts=rating.starts,
-        now=now,
+        conn, tenant.tenant_id, [rating.results[rid] for rid in stale], starts=starts, now=now
     )
     _move_report_rollups(conn, tenant, before)
     return sorted(stale)

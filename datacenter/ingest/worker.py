@@ -92,7 +92,7 @@ from datacenter.settings import LANDING_FOLDERS, Settings
 from datacenter.store.bulk import insert_new_rows
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.core import agents, calls, landed_files
-from shared.crashpoints import crash_point
+from datacenter.store.tables.partitioning import call_keys
 from shared.envelope import Batch, BatchLimits, open_batch
 from shared.errors import ConfigError, EnvelopeError
 from shared.keys import DatacentreKeys
@@ -366,7 +366,7 @@ def _store(engine: sa.Engine, landed: Landed, batch: Batch, *, worker: str) -> t
             conn, calls, rows, key="record_id", scope=("tenant_id", tenant.tenant_id)
         )
         if conn.dialect.name == "postgresql":
-            _analyze_calls_if_unsized(conn, len(inserted_ids))
+            _analyze_keys_if_unsized(conn, len(inserted_ids))
         stored = [r for r in records if r.record_id in inserted_ids]
         add_rollups(conn, tenant, stored, rating.results)
         if stored:  # recordings that arrived before their calls
@@ -415,23 +415,24 @@ def _store(engine: sa.Engine, landed: Landed, batch: Batch, *, worker: str) -> t
     return inserted, duplicates
 
 
-def _analyze_calls_if_unsized(conn: sa.Connection, inserted: int) -> None:
-    """ANALYZE ``calls`` (PostgreSQL) while its statistics count fewer rows than this batch added.
+def _analyze_keys_if_unsized(conn: sa.Connection, inserted: int) -> None:
+    """ANALYZE ``call_keys`` (PostgreSQL) while its statistics count fewer rows than this batch
+    added.
 
     Why: each call_costs/unrated_calls row written by rating fires a foreign-key check, ``SELECT 1
-    FROM calls WHERE tenant_id = $1 AND record_id = $2``. Without statistics (a new store, before
-    autovacuum's first pass) the planner sizes ``calls`` from its declared column widths, expects
-    about one row per tenant and may plan that check as a scan of a ``(tenant_id, ...)`` secondary
-    index filtered on ``record_id``: every check then reads all the tenant's calls, so a batch
-    costs O(batch x calls) and ingest crawls. ANALYZE inside this transaction counts the rows just
-    inserted (and rolls back with it), so the checks use ``pk_calls``. Once the statistics are
-    realistic this is one catalogue read per batch; autovacuum keeps them so.
+    FROM call_keys WHERE tenant_id = $1 AND record_id = $2`` (``calls`` itself, partitioned, is
+    referred to by nothing). Without statistics (a new store, before autovacuum's first pass)
+    the planner sizes the table from its declared widths and may plan that check as a scan:
+    every check then reads all the keys, so a batch costs O(batch x calls) and ingest crawls
+    (it did, on ``calls``, before 0018). ANALYZE inside this transaction counts the rows just
+    inserted (and rolls back with it), so the checks use ``pk_call_keys``. Once the statistics
+    are realistic this is one catalogue read per batch; autovacuum keeps them so.
     """
     if inserted == 0:
         return
     counted = conn.execute(
         sa.text("SELECT reltuples FROM pg_class WHERE oid = CAST(:table AS regclass)"),
-        {"table": calls.name},
+        {"table": call_keys.name},
     ).scalar_one()
     if counted < inserted:
-        conn.execute(sa.text(f"ANALYZE {calls.name}"))
+        conn.execute(sa.text(f"ANALYZE {call_keys.name}"))

@@ -240,12 +240,14 @@ def _select(tenant_id: int) -> sa.Select[Any]:
                 sa.and_(
                     call_costs.c.tenant_id == calls.c.tenant_id,
                     call_costs.c.record_id == calls.c.record_id,
+                    call_costs.c.start_utc == calls.c.start_utc,  # the partition key (0018)
                 ),
             ).outerjoin(
                 unrated_calls,
                 sa.and_(
                     unrated_calls.c.tenant_id == calls.c.tenant_id,
                     unrated_calls.c.record_id == calls.c.record_id,
+                    unrated_calls.c.start_utc == calls.c.start_utc,  # the partition key (0018)
                 ),
             )
         )
@@ -334,7 +336,7 @@ def _history(
         "new_cost_minor": result.cost if isinstance(result, RatedCall) else None,
         "new_currency": result.currency if isinstance(result, RatedCall) else None,
         "new_tariff_version": result.tariff_version if isinstance(result, RatedCall) else None,
-        "cause": cause,
+        "cause": cause, "start_utc": row.start_utc,
     }  # fmt: skip
 
 

@@ -52,6 +52,7 @@ from datacenter.rating.tariffs import (
 )
 from datacenter.store.bulk import Row, append_rows, encoded_rows
 from datacenter.store.tables.core import tenants
+from datacenter.store.tables.partitioning import result_key
 from datacenter.store.tables.rating import (
     TENANT_DEFAULT_SITE,
     call_costs,
@@ -360,7 +361,9 @@ def rate_batch(
         if isinstance(r, RatedCall)
     }
     queued = {
-        rid: unrated_row(tenant_id, r, now) for rid, r in results.items() if isinstance(r, Unrated)
+        rid: unrated_row(tenant_id, r, now, starts[rid])
+        for rid, r in results.items()
+        if isinstance(r, Unrated)
     }
     return BatchRating(
         results,
@@ -402,15 +405,17 @@ def cost_row(
         "billed_seconds": result.billed_seconds, "bands": list(result.bands),
         "zero_reason": result.zero_reason or None,
         "explanation": result.explanation.to_dict(),
-        "engine_version": ENGINE_VERSION, "rated_at": now, "start_utc": start_utc,
+    ``starts``: each call's ``calls.start_utc`` by record id (a result row carries it; on
+    PostgreSQL it is part of the key).
     }  # fmt: skip
 
 
-def unrated_row(tenant_id: int, result: Unrated, now: datetime) -> dict[str, Any]:
+def unrated_row(tenant_id: int, result: Unrated, now: datetime, start: datetime) -> dict[str, Any]:
+    """An ``unrated_calls`` row; ``start``: the call's own start (the partition key)."""
     return {
         "tenant_id": tenant_id, "record_id": result.record_id, "reason": result.reason.value,
         "detail": result.detail, "explanation": result.explanation.to_dict(),
-        "first_attempt_at": now, "last_attempt_at": now, "attempts": 1,
+        "first_attempt_at": now, "last_attempt_at": now, "attempts": 1, "start_utc": start,
     }  # fmt: skip
 
 
@@ -424,10 +429,13 @@ def write_results(
 ) -> None:
     """Insert or replace each call's cost row or queue row (removing the other kind).
 
-    ``starts``: each call's ``calls.start_utc`` by record id (a cost row carries it).
+        _upsert(conn, call_costs,
+                [cost_row(tenant_id, r, starts[r.record_id], now) for r in rated],
+                key)  # fmt: skip
     """
     rated = [r for r in results if isinstance(r, RatedCall)]
     queued = [r for r in results if isinstance(r, Unrated)]
+    key = result_key(conn.dialect.name)
     if rated:
         _delete(conn, unrated_calls, tenant_id, [r.record_id for r in rated])
         _upsert(conn, call_costs,
@@ -435,8 +443,8 @@ def write_results(
                 ("tenant_id", "record_id"))  # fmt: skip
     if queued:
         _delete(conn, call_costs, tenant_id, [r.record_id for r in queued])
-        _upsert(conn, unrated_calls, [unrated_row(tenant_id, r, now) for r in queued],
-                ("tenant_id", "record_id"), keep=("first_attempt_at",),
+        _upsert(conn, unrated_calls, [unrated_row(tenant_id, r, now, starts[r.record_id])
+                                      for r in queued], key, keep=("first_attempt_at",),
                 increment="attempts")  # fmt: skip
 
 

@@ -11,14 +11,20 @@ Contract:
 - ``append_rows(conn, table, rows)`` adds rows none of which may exist yet: a key conflict raises
   and so rolls back the caller's transaction. PostgreSQL: one ``COPY ... FROM STDIN``; SQLite: one
   prepared ``executemany``.
+- On PostgreSQL ``calls`` is partitioned by month and its identity lives in ``call_keys``
+  (``tables/partitioning.py``): every call written here has its ``call_keys`` row written first,
+  in the same transaction, and it is ``call_keys``'s primary key that refuses a call stored
+  before, whichever month's partition the copy would fall into.
 - ``insert_new_rows(conn, table, rows, key=...)`` adds the rows whose key is not taken and returns
   their key values. PostgreSQL: first one COPY straight into the table under a savepoint (the
   usual case: every key is new); if a key is taken, that is rolled back to the savepoint and the
   rows go by COPY into a temporary staging table, then one ``INSERT ... SELECT ... ON CONFLICT DO
-  NOTHING RETURNING``. Both stay right with concurrent writers (a unique key is checked against
-  uncommitted rows too: the COPY waits for the other transaction, then fails or goes on). SQLite: the
-  taken keys are looked up first, which is exact because the caller's ``write_transaction`` holds
-  SQLite's single write lock from ``BEGIN IMMEDIATE``.
+  NOTHING RETURNING`` (for ``calls``: one statement that inserts the keys into ``call_keys ... ON
+  CONFLICT DO NOTHING RETURNING`` and the calls of the keys it returned). Both stay right with
+  concurrent writers (a unique key is checked against uncommitted rows too: the COPY waits for
+  the other transaction, then fails or goes on). SQLite: the taken keys are looked up first,
+  which is exact because the caller's ``write_transaction`` holds SQLite's single write lock
+  from ``BEGIN IMMEDIATE``.
 
 Why not SQLAlchemy's executemany: on psycopg it sends "insertmanyvalues" statements of up to
 1,000 rows, each too long for psycopg's query cache, so psycopg re-parses every one with a regular
@@ -28,7 +34,7 @@ expression (65 ms per statement for 36 columns): ingest into PostgreSQL ran at 2
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -37,6 +43,7 @@ import sqlalchemy as sa
 
 from datacenter.store.dialect import same
 from datacenter.store.tables.metadata import UTCDateTime
+from datacenter.store.tables.partitioning import PARTITION_KEY, call_keys
 
 LOOKUP_CHUNK = 500  # keys per IN (...) look-up, well under SQLite's parameter limit
 
@@ -53,6 +60,8 @@ def append_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Row]) -> No
     if not rows:
         return
     if conn.dialect.name == "postgresql":
+        if table.name == "calls":
+            _copy(conn, call_keys.name, _names(call_keys), _key_rows(table, rows))
         _copy(conn, table.name, _names(table), rows)
     else:
         conn.exec_driver_sql(_insert_sql(table), list(rows))
@@ -110,7 +119,7 @@ def _insert_new_postgres(
     # PostgreSQL's CPU per ingested call (benchmarks/scale_ingest.py, docs/scale.md).
     try:
         with conn.begin_nested():
-            _copy(conn, table.name, _names(table), rows)
+            append_rows(conn, table, rows)
     except sa.exc.IntegrityError:
         return _insert_new_through_staging(conn, table, rows, key, scope_column)
     position = _names(table).index(key)
@@ -129,11 +138,38 @@ def _insert_new_through_staging(
         f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
     _copy(conn, staging, _names(table), rows)
-    added = conn.exec_driver_sql(
-        f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {staging} "
-        f"ON CONFLICT ({scope_column}, {key}) DO NOTHING RETURNING {key}"
-    )
+    if table.name == "calls":
+        added = conn.exec_driver_sql(_INSERT_NEW_CALLS.format(columns=columns, staging=staging))
+    else:
+        added = conn.exec_driver_sql(
+            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {staging} "
+            f"ON CONFLICT ({scope_column}, {key}) DO NOTHING RETURNING {key}"
+        )
     return set(added.scalars())
+
+
+# Exactly-once on the partitioned calls, in one statement: the keys call_keys did not have are
+# inserted (a concurrent writer's uncommitted key makes ON CONFLICT wait for its transaction),
+# and only the calls of the keys returned are.
+_INSERT_NEW_CALLS = (
+    "WITH new AS (INSERT INTO call_keys (tenant_id, record_id, start_month) "
+    "SELECT tenant_id, record_id, date_trunc('month', start_utc AT TIME ZONE 'UTC')::date "
+    "FROM {staging} ON CONFLICT (tenant_id, record_id) DO NOTHING "
+    "RETURNING tenant_id, record_id) "
+    "INSERT INTO calls ({columns}) SELECT {columns} FROM {staging} "
+    "JOIN new USING (tenant_id, record_id) RETURNING record_id"
+)
+
+
+def _key_rows(table: sa.Table, rows: Sequence[Row]) -> list[Row]:
+    """The ``call_keys`` rows of these ``calls`` rows (the start as an aware datetime)."""
+    names = _names(table)
+    tenant, record, start = (names.index(n) for n in ("tenant_id", "record_id", PARTITION_KEY))
+    return [(row[tenant], row[record], _month(row[start])) for row in rows]
+
+
+def _month(start: datetime) -> date:
+    return start.astimezone(UTC).date().replace(day=1)
 
 
 def _copy(conn: sa.Connection, target: str, columns: list[str], rows: Sequence[Row]) -> None:

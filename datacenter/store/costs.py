@@ -132,6 +132,7 @@ def joined_costs() -> sa.Join:
         sa.and_(
             call_costs.c.tenant_id == calls.c.tenant_id,
             call_costs.c.record_id == calls.c.record_id,
+            call_costs.c.start_utc == calls.c.start_utc,  # the partition key (0018)
         ),
     )
 
@@ -176,6 +177,7 @@ def joined_costs_and_queue() -> sa.Join:
         sa.and_(
             unrated_calls.c.tenant_id == calls.c.tenant_id,
             unrated_calls.c.record_id == calls.c.record_id,
+            unrated_calls.c.start_utc == calls.c.start_utc,  # the partition key (0018)
         ),
     )
 

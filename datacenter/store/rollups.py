@@ -223,7 +223,11 @@ def _apply(conn: sa.Connection, rollup: Rollup, tenant_id: int, totals: Totals) 
 
 
 def raw_select(tenant_id: int) -> sa.Select[Any]:
-    """Each call of the tenant with the columns its facts need (cost columns NULL if unrated)."""
+    """Each call of the tenant with the columns its facts need (cost columns NULL if unrated).
+
+    The join does not name ``start_utc`` (the partition key since 0018): migration 0013 runs this
+    code on a store whose ``call_costs`` has no such column yet.
+    """
     return (
         sa.select(
             calls.c.record_id,
@@ -256,13 +260,17 @@ def stored_facts(
     return found
 
 
-Window = tuple[datetime, datetime]  # [start, end) of ``calls.start_utc``
+# [start, end) of ``calls.start_utc``; no start: from the tenant's first call
+Window = tuple[datetime | None, datetime]
+DaySpan = tuple[date | None, date]  # [first, end) of tenant-local rollup days, the same way
 
 
 def _stream(conn: sa.Connection, tenant_id: int, window: Window | None) -> Iterator[Any]:
     query = raw_select(tenant_id)
     if window is not None:
-        query = query.where(calls.c.start_utc >= window[0], calls.c.start_utc < window[1])
+        if window[0] is not None:
+            query = query.where(calls.c.start_utc >= window[0])
+        query = query.where(calls.c.start_utc < window[1])
     # On the statement, not the connection: Connection.execution_options changes the connection.
     yield from conn.execute(query.execution_options(yield_per=STREAM_ROWS))
 
@@ -310,7 +318,7 @@ def stored_totals(conn: sa.Connection, tenant_id: int) -> dict[str, Totals]:
 
 def rebuild(conn: sa.Connection, tenant_id: int, zone: ZoneInfo) -> int:
     """Replace the tenant's rollup rows by the aggregate of its raw calls; returns rows written."""
-    return _replace(conn, tenant_id, raw_totals(conn, tenant_id, zone), day=None)
+    return _replace(conn, tenant_id, raw_totals(conn, tenant_id, zone), span=None)
 
 
 def rebuild_day(conn: sa.Connection, tenant_id: int, zone: ZoneInfo, day: date) -> int:
@@ -318,7 +326,15 @@ def rebuild_day(conn: sa.Connection, tenant_id: int, zone: ZoneInfo, day: date) 
     started that day (a store job's work). Days share no rollup rows, so rebuilding every day
     that has calls or rows (``rollup_days``) equals ``rebuild``; returns rows written."""
     window = (local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone))
-    return _replace(conn, tenant_id, raw_totals(conn, tenant_id, zone, window), day=day)
+    return _replace(conn, tenant_id, raw_totals(conn, tenant_id, zone, window),
+                    span=(day, day + timedelta(days=1)))  # fmt: skip
+
+
+def rebuild_before(conn: sa.Connection, tenant_id: int, zone: ZoneInfo, day: date) -> int:
+    """Replace the tenant's rollup rows of the local days before ``day`` by the aggregate of its
+    raw calls of those days (after retention deleted or dropped calls); rows written."""
+    window = (None, local_midnight(day, zone))
+    return _replace(conn, tenant_id, raw_totals(conn, tenant_id, zone, window), span=(None, day))
 
 
 def rollup_days(conn: sa.Connection, tenant_id: int, zone: ZoneInfo) -> list[date]:
@@ -349,15 +365,13 @@ def _as_utc(moment: datetime) -> datetime:
 
 
 def _replace(
-    conn: sa.Connection, tenant_id: int, wanted: dict[str, Totals], *, day: date | None
+    conn: sa.Connection, tenant_id: int, wanted: dict[str, Totals], *, span: DaySpan | None
 ) -> int:
-    """Delete the tenant's rows (of ``day`` only, when given) and write ``wanted`` instead."""
+    """Delete the tenant's rows (of the days in ``span`` only, when given) and write ``wanted``
+    instead."""
     written = 0
     for table in (*(r.table for r in ROLLUPS), call_days):
-        where = [table.c.tenant_id == tenant_id]
-        if day is not None:
-            where.append(table.c.day == day)
-        conn.execute(table.delete().where(*where))
+        conn.execute(table.delete().where(table.c.tenant_id == tenant_id, *_days(table, span)))
     for rollup in ROLLUPS:
         rows = _rows(rollup, tenant_id, wanted[rollup.table.name])
         for start in range(0, len(rows), INSERT_ROWS):
@@ -371,6 +385,13 @@ def _replace(
     for start in range(0, len(day_rows), INSERT_ROWS):
         conn.execute(call_days.insert(), day_rows[start : start + INSERT_ROWS])
     return written + len(day_rows)
+
+
+def _days(table: sa.Table, span: DaySpan | None) -> tuple[sa.ColumnElement[bool], ...]:
+    if span is None:
+        return ()
+    first, end = span
+    return (table.c.day < end,) if first is None else (table.c.day >= first, table.c.day < end)
 
 
 @dataclass(frozen=True, slots=True)

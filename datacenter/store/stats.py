@@ -14,7 +14,10 @@ Contract:
     ``WHERE tenant_id = ?`` (its most-common-values statistics), never a scan.
 - A tenant's oldest and newest call come from ``min``/``max`` of ``start_utc``, which the
   ``(tenant_id, start_utc)`` index answers without reading the calls, on both backends.
-- Partitions (PostgreSQL declarative partitioning) are listed per table with their bounds.
+- Partitions (PostgreSQL declarative partitioning) are listed per table with their bounds: the
+  month partitions and the DEFAULT one (``DEFAULT``), whose rows are calls of a month that had
+  no partition when they came (``datacenter store partitions --ahead``, docs/scale.md).
+  ``call_keys`` (PostgreSQL only) is listed with the tables.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import sqlalchemy as sa
 
 from datacenter.store.tables import metadata
 from datacenter.store.tables.core import calls, tenants
+from datacenter.store.tables.partitioning import postgres_metadata
 
 EXACT_BELOW = 1_000_000  # PostgreSQL: per-tenant counts of smaller tables are exact
 
@@ -121,11 +125,30 @@ def _tenant(
 
 
 def _planner_rows(conn: sa.Connection, table: sa.Table, tenant_id: int) -> int:
-    """PostgreSQL's estimate of the table's rows for one tenant, from its statistics."""
+    """PostgreSQL's estimate of the table's rows for one tenant, from its statistics.
+
+    A partitioned table's plan appends one scan per partition, and the planner never estimates
+    a scan below one row: the partitions ANALYZE found empty (made ahead, or emptied) are left
+    out of the sum, or 36 empty months would add 36 rows.
+    """
     plan = conn.exec_driver_sql(
         f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table.name} WHERE tenant_id = {int(tenant_id)}"
     ).scalar_one()
-    return int(plan[0]["Plan"]["Plan Rows"])
+    top = plan[0]["Plan"]
+    if top["Node Type"] != "Append":
+        return int(top["Plan Rows"])
+    empty = set(
+        conn.execute(
+            sa.text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = to_regclass(:name) AND c.reltuples = 0"
+            ),
+            {"name": table.name},
+        ).scalars()
+    )
+    return sum(
+        int(child["Plan Rows"]) for child in top["Plans"] if child.get("Relation Name") not in empty
+    )
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------
@@ -149,7 +172,8 @@ _PG_PARTITIONS = sa.text(
     """
     SELECT parent.relname AS parent, child.relname AS name,
            pg_get_expr(child.relpartbound, child.oid) AS bounds,
-           GREATEST(child.reltuples::bigint, COALESCE(s.n_live_tup, 0)) AS rows,
+           CASE WHEN child.reltuples >= 0 THEN child.reltuples::bigint
+                ELSE COALESCE(s.n_live_tup, 0) END AS rows,
            COALESCE(s.n_dead_tup, 0) AS dead,
            pg_total_relation_size(child.oid) AS bytes
     FROM pg_inherits i
@@ -164,7 +188,7 @@ _PG_PARTITIONS = sa.text(
 
 
 def _postgres_tables(conn: sa.Connection) -> tuple[TableStats, ...]:
-    names = sorted(metadata.tables)
+    names = sorted([*metadata.tables, *postgres_metadata.tables])  # with call_keys
     parts: dict[str, list[Any]] = {}
     for row in conn.execute(_PG_PARTITIONS, {"names": names}):
         parts.setdefault(row.parent, []).append(row)

@@ -98,6 +98,7 @@ def test_appended_rows_keep_json_times_and_nulls(store: sa.Engine, tenant_id: in
             "tenant_id": tenant_id, "record_id": rec.record_id, "reason": "no_dial_plan",
             "detail": "agent 'edge-1' has no dial plan", "explanation": explanation,
             "first_attempt_at": NOW, "last_attempt_at": NOW, "attempts": 1,
+            "start_utc": rec.start,
         }  # fmt: skip
         append_rows(conn, unrated_calls, encoded_rows(conn, unrated_calls, [row]))
     with store.connect() as conn:

@@ -367,6 +367,10 @@ SPEC: dict[str, Spec] = {
     "datacenter store stats": dc_config_cases("store", "stats", "--json"),
     "datacenter jobs list": dc_config_cases("jobs", "list", "--json"),
     "datacenter jobs run": dc_config_cases("jobs", "run"),
+    "datacenter store partitions": dc_config_cases("store", "partitions", "--ahead", "1"),
+    "datacenter store delete-calls": dc_config_cases(
+        "store", "delete-calls", *TENANT, "--before", "2024-01-01"
+    ),
     "datacenter alarms run": dc_config_cases("alarms", "run", "--once"),
     "datacenter reports run-due": dc_config_cases("reports", "run-due"),
     "datacenter recordings policy": dc_config_cases("recordings", "policy", "demo"),

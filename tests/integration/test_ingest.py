@@ -425,10 +425,11 @@ def test_a_record_the_database_refuses_quarantines_the_file(
 def test_rating_finds_each_new_call_by_primary_key_on_a_fresh_postgres_store(
     setup: tuple[sa.Engine, Settings], backend: str
 ) -> None:
-    """Rating's per-row foreign-key checks into ``calls`` must use ``pk_calls``.
+    """Rating's per-row foreign-key checks into ``call_keys`` must use ``pk_call_keys``.
 
-    On a never-analysed store PostgreSQL planned them as a scan of a ``(tenant_id, ...)``
-    secondary index, reading every call of the tenant per check (ingest went quadratic).
+    On a never-analysed store PostgreSQL planned them (then into ``calls``) as a scan of a
+    ``(tenant_id, ...)`` secondary index, reading every call of the tenant per check (ingest
+    went quadratic).
     """
     if backend != "postgres":
         pytest.skip("the plan in question is PostgreSQL's")
@@ -437,7 +438,7 @@ def test_rating_finds_each_new_call_by_primary_key_on_a_fresh_postgres_store(
     assert ingest_once(engine, settings).inserted == 2000
     # The foreign-key check's own query (ri_triggers.c), planned as the check plans it.
     check = sa.text(
-        "EXPLAIN (FORMAT JSON) SELECT 1 FROM ONLY calls x WHERE tenant_id = :tenant "
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM ONLY call_keys x WHERE tenant_id = :tenant "
         "AND record_id::text = :record FOR KEY SHARE OF x"
     )
     with engine.connect() as conn:
@@ -446,7 +447,7 @@ def test_rating_finds_each_new_call_by_primary_key_on_a_fresh_postgres_store(
             check, {"tenant": tenant, "record": gen_outgoing_call(7).record_id}
         ).scalar_one()
     scan = plan["Plan"]["Plans"][0]
-    assert (scan["Node Type"], scan.get("Index Name")) == ("Index Scan", "pk_calls")
+    assert (scan["Node Type"], scan.get("Index Name")) == ("Index Scan", "pk_call_keys")
 
 
 def test_run_forever_ingests_until_stopped(setup: tuple[sa.Engine, Settings]) -> None:

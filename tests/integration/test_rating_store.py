@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from datacenter.cli import main
-from datacenter.ingest.rows import CALL_COLUMNS, call_values
+from datacenter.ingest.rows import call_rows
 from datacenter.ingest.worker import ingest_once
 from datacenter.rating.carriers import load_carrier_rules
 from datacenter.rating.numbering import load_dial_plan
@@ -23,6 +23,7 @@ from datacenter.rating.store import (
 )
 from datacenter.rating.tariffs import TariffPlan, load_tariff, parse_rates_csv
 from datacenter.settings import Settings
+from datacenter.store.bulk import append_rows
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.core import calls
 from datacenter.store.tables.rating import (
@@ -63,10 +64,7 @@ def london_calls() -> list[ICDR]:
 def store_calls(engine: sa.Engine, tenant_id: int, records: list[ICDR]) -> None:
     """Insert call rows as ingest does (its own row builder), without rating them."""
     with write_transaction(engine) as conn:
-        conn.execute(calls.insert(), [
-            dict(zip(CALL_COLUMNS, call_values(tenant_id, rec, "test.ccb", NOW), strict=True))
-            for rec in records
-        ])  # fmt: skip
+        append_rows(conn, calls, call_rows(conn, tenant_id, records, "test.ccb", NOW))
 
 
 def configure(engine: sa.Engine, tenant_id: int) -> None:

@@ -282,9 +282,8 @@ def test_revision_0013_fills_the_rollups_from_the_calls_already_stored(store_url
                 "prefix": "1416", "tariff_version": "v1", "billed_seconds": 120, "bands": [],
                 "explanation": {}, "engine_version": "test", "rated_at": BASE,
             }])  # fmt: skip
-        upgrade(engine)
+        upgrade(engine, revision="0013")
         with engine.connect() as conn:
-            assert differences(conn, tenant.tenant_id, tenant.zone) == []
             held = stored_totals(conn, tenant.tenant_id)["rollup_route_days"]
         assert sum(v[0] for v in held.values()) == 5
         assert sum(v[3] for v in held.values()) == 1_234_000  # 1.234 CAD in micro-units
@@ -294,5 +293,9 @@ def test_revision_0013_fills_the_rollups_from_the_calls_already_stored(store_url
             command.downgrade(alembic_config(conn), "0008")
         with engine.connect() as conn:
             assert "rollup_route_days" not in sa.inspect(conn).get_table_names()
+        upgrade(engine)  # up again, through 0018 (which fills call_costs.start_utc)
+        with engine.connect() as conn:
+            assert differences(conn, tenant.tenant_id, tenant.zone) == []
+            assert stored_totals(conn, tenant.tenant_id)["rollup_route_days"] == held
     finally:
         engine.dispose()

@@ -11,8 +11,12 @@ import sqlalchemy as sa
 
 from datacenter.store.distribution import COORDINATOR_TABLES, REFERENCE_TABLES, placement
 from datacenter.store.tables import metadata
+from datacenter.store.tables.partitioning import postgres_metadata
 
-TABLES = sorted(metadata.tables.values(), key=lambda table: table.name)
+# with call_keys, PostgreSQL's identity table of the partitioned calls (tables/partitioning.py)
+TABLES = sorted(
+    [*metadata.tables.values(), *postgres_metadata.tables.values()], key=lambda table: table.name
+)
 
 
 def unique_keys(table: sa.Table) -> list[tuple[str, list[str]]]:

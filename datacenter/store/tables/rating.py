@@ -14,10 +14,12 @@ Contract:
 - ``call_costs.start_utc`` is always its call's ``calls.start_utc`` (every writer passes the
   call's start: ingest, re-rate, completion of an end-pending call), so a cost-range filter
   reads the costs of a period by the ``(tenant_id, start_utc, cost_minor)`` index and joins
-  only the calls that match. It is also the partition key ``call_costs`` will need when calls
-  are partitioned by month (docs/scale.md).
+  only the calls that match.
 - ``call_cost_history`` keeps every change a re-rate made: old -> new cost, version and the old
   explanation, for audit. A re-rate that changes nothing writes nothing.
+- The three result tables carry their call's ``start_utc`` (migration 0018): on PostgreSQL they
+  are partitioned by month with ``calls`` (``tables/partitioning.py``), their keys then include
+  it and their foreign keys point at ``call_keys``; on SQLite they are as declared here.
 """
 
 from __future__ import annotations
@@ -97,7 +99,8 @@ call_costs = sa.Table(
     sa.Column("engine_version", sa.String(16), nullable=False),
     sa.Column("rated_at", UTCDateTime, nullable=False),
     # The call's calls.start_utc, copied (0017): a cost range is read from this table by
-    # (tenant, start, cost) and joined to the matching calls only, not every call of the period.
+    # (tenant, start, cost) and joined to the matching calls only; on PostgreSQL it is also the
+    # partition key (0018).
     sa.Column("start_utc", UTCDateTime, nullable=False),
     _calls_fk(),
     sa.Index(None, "tenant_id", "carrier", "tariff_version"),
@@ -119,6 +122,7 @@ call_cost_history = sa.Table(
     sa.Column("new_currency", sa.String(3), nullable=True),
     sa.Column("new_tariff_version", sa.String(NAME_LENGTH), nullable=True),
     sa.Column("cause", sa.String(REASON_LENGTH), nullable=False),  # "rerate", "retry"
+    sa.Column("start_utc", UTCDateTime, nullable=False),  # the call's (0018)
     _calls_fk(),
 )
 
@@ -133,6 +137,7 @@ unrated_calls = sa.Table(
     sa.Column("first_attempt_at", UTCDateTime, nullable=False),
     sa.Column("last_attempt_at", UTCDateTime, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("start_utc", UTCDateTime, nullable=False),  # the call's (0018)
     _calls_fk(),
     sa.Index(None, "tenant_id", "reason"),
 )

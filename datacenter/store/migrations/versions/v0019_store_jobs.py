@@ -1,7 +1,7 @@
 """Store jobs: (tenant, kind, day) units of work claimed by any worker.
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-06 10:30:00
 
 ``store_jobs`` (datacenter/store/tables/jobs.py; docs/scale.md): re-rating and rollup rebuilds
@@ -18,7 +18,7 @@ from alembic import op
 from datacenter.store.tables.metadata import JSONDocument, UTCDateTime
 
 revision: str = "0019"
-down_revision: str | Sequence[str] | None = "0017"
+down_revision: str | Sequence[str] | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
