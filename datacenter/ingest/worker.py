@@ -93,6 +93,7 @@ from datacenter.store.bulk import insert_new_rows
 from datacenter.store.engine import write_transaction
 from datacenter.store.tables.core import agents, calls, landed_files
 from datacenter.store.tables.partitioning import call_keys
+from shared.crashpoints import crash_point
 from shared.envelope import Batch, BatchLimits, open_batch
 from shared.errors import ConfigError, EnvelopeError
 from shared.keys import DatacentreKeys

@@ -405,8 +405,7 @@ def cost_row(
         "billed_seconds": result.billed_seconds, "bands": list(result.bands),
         "zero_reason": result.zero_reason or None,
         "explanation": result.explanation.to_dict(),
-    ``starts``: each call's ``calls.start_utc`` by record id (a result row carries it; on
-    PostgreSQL it is part of the key).
+        "engine_version": ENGINE_VERSION, "rated_at": now, "start_utc": start_utc,
     }  # fmt: skip
 
 
@@ -429,9 +428,8 @@ def write_results(
 ) -> None:
     """Insert or replace each call's cost row or queue row (removing the other kind).
 
-        _upsert(conn, call_costs,
-                [cost_row(tenant_id, r, starts[r.record_id], now) for r in rated],
-                key)  # fmt: skip
+    ``starts``: each call's ``calls.start_utc`` by record id (a result row carries it; on
+    PostgreSQL it is part of the key).
     """
     rated = [r for r in results if isinstance(r, RatedCall)]
     queued = [r for r in results if isinstance(r, Unrated)]
@@ -440,7 +438,7 @@ def write_results(
         _delete(conn, unrated_calls, tenant_id, [r.record_id for r in rated])
         _upsert(conn, call_costs,
                 [cost_row(tenant_id, r, starts[r.record_id], now) for r in rated],
-                ("tenant_id", "record_id"))  # fmt: skip
+                key)  # fmt: skip
     if queued:
         _delete(conn, call_costs, tenant_id, [r.record_id for r in queued])
         _upsert(conn, unrated_calls, [unrated_row(tenant_id, r, now, starts[r.record_id])
