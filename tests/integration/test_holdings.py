@@ -77,6 +77,7 @@ def _store_calls(
                 "prefix": "441", "tariff_version": "v1", "billed_seconds": talk,
                 "bands": json_text(["day"]), "zero_reason": None, "explanation": json_text({}),
                 "engine_version": "test", "rated_at": encode(BASE),
+                "start_utc": encode(call.start),
             }  # fmt: skip
             cost_rows.append(tuple(values[name] for name in cost_names))
     append_rows(conn, calls, call_rows)
