@@ -159,7 +159,8 @@ def _wait_ready(_index: int) -> None:
 
 
 def bare_copy(cluster: PgCluster, source_db: str, per_batch: int) -> float:
-    """Seconds for one connection to COPY the stored calls and call_costs into a fresh store."""
+    """Seconds for one connection to COPY the stored calls (with their ``call_keys`` rows, which
+    the partitioned store's foreign keys need) and call_costs into a fresh store."""
     target_db = cluster.create_database("copy")
     engine = open_store(cluster.url(target_db))
     upgrade(engine)
@@ -167,7 +168,7 @@ def bare_copy(cluster: PgCluster, source_db: str, per_batch: int) -> float:
     dsn = f"host=127.0.0.1 port={cluster.port} user=postgres dbname="
     dumped: dict[str, list[bytes]] = {}
     with psycopg.connect(dsn + source_db) as source:
-        for table in ("tenants", "agents", "calls", "call_costs"):
+        for table in ("tenants", "agents", "call_keys", "calls", "call_costs"):
             buffer = bytearray()
             order = " ORDER BY tenant_id, record_id" if table.startswith("call") else ""
             with source.cursor().copy(f"COPY (SELECT * FROM {table}{order}) TO STDOUT") as copy:
@@ -181,15 +182,17 @@ def bare_copy(cluster: PgCluster, source_db: str, per_batch: int) -> float:
                 with cursor.copy(f"COPY {table} FROM STDIN") as copy:
                     copy.write(b"".join(dumped[table]))
         sink.commit()
-        calls, costs = dumped["calls"], dumped["call_costs"]
-        assert len(calls) == len(costs), "every call is rated in this benchmark"
+        keys, calls, costs = dumped["call_keys"], dumped["calls"], dumped["call_costs"]
+        assert len(keys) == len(calls) == len(costs), "every call is rated in this benchmark"
         for number, first in enumerate(range(0, len(calls), per_batch)):
             began = time.perf_counter()
             with sink.cursor() as cursor:
+                with cursor.copy("COPY call_keys FROM STDIN") as copy:
+                    copy.write(b"".join(keys[first : first + per_batch]))
                 with cursor.copy("COPY calls FROM STDIN") as copy:
                     copy.write(b"".join(calls[first : first + per_batch]))
-                if number == 0:  # as ingest does: sized statistics, so FK checks use pk_calls
-                    cursor.execute("ANALYZE calls")
+                if number == 0:  # as ingest does: sized statistics, so FK checks use the key
+                    cursor.execute("ANALYZE call_keys")
                 with cursor.copy("COPY call_costs FROM STDIN") as copy:
                     copy.write(b"".join(costs[first : first + per_batch]))
             sink.commit()
