@@ -205,12 +205,12 @@ def disk(engine: sa.Engine, calls: int) -> None:
         conn.exec_driver_sql("ANALYZE")
 
         def total(tables: tuple[str, ...]) -> int:
-            # A partitioned table has no storage of its own: sum its partitions (a plain table's
-            # tree is itself).
+            # A partitioned table has no storage of its own: sum its partitions (a plain table
+            # has no partition tree: its own size).
             return sum(
                 int(conn.exec_driver_sql(
-                    "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
-                    f"FROM pg_partition_tree('{t}')"
+                    "SELECT coalesce((SELECT sum(pg_total_relation_size(relid)) FROM "
+                    f"pg_partition_tree('{t}')), pg_total_relation_size('{t}'))"
                 ).scalar_one())
                 for t in tables
             )  # fmt: skip
