@@ -34,20 +34,22 @@ def test_replayed_old_batch_stored_once(make_site: Callable[..., Site]) -> None:
     before = {
         row.file_name: (row.status, row.sha256, row.inserted) for row in site.landed_file_rows()
     }
-    assert len(before) == BATCHES
+    batches = len(before)  # BATCHES, or more when a partial batch aged out on a slow machine
+    assert batches >= BATCHES and sum(inserted for *_, inserted in before.values()) == BATCHES * 30
 
     began = time.monotonic()
     old = next(p for p in site.landed("archive") if p.name.endswith(f"{REPLAYED:010d}.ccb"))
     shutil.copyfile(old, site.landing / "incoming" / old.name)
     site.wait_log(f"{old.name}: resent", timeout=30, log=site.ingest_log)
     # the data centre receipts the replay too (0 new); the agent takes it as "already" acknowledged
-    site.wait_log(f"receipt {old.name}.receipt: already 30 records, 0 new", timeout=30)
+    records = before[old.name][2]
+    site.wait_log(f"receipt {old.name}.receipt: already {records} records, 0 new", timeout=30)
 
     since = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
     resend = site.agent_command("resend", "--since", since)
-    assert resend.returncode == 0 and f"{BATCHES} batches re-queued" in resend.stdout, resend
+    assert resend.returncode == 0 and f"{batches} batches re-queued" in resend.stdout, resend
     site.agent.signal(signal.SIGUSR1)
-    site.wait_until(lambda: site.ingest_log.read_text().count(": resent") >= BATCHES + 1,
+    site.wait_until(lambda: site.ingest_log.read_text().count(": resent") >= batches + 1,
                     timeout=60, what="every re-sent batch to be recognised")  # fmt: skip
     site.wait_delivered(timeout=60)
     result = assert_exactly_once(site.engine, site.expected())
@@ -57,7 +59,7 @@ def test_replayed_old_batch_stored_once(make_site: Callable[..., Site]) -> None:
     assert after == before, "a replay changed what the data centre recorded"
     assert not site.landed("quarantine"), "a replay was quarantined"
     print(
-        f"\nreplayed old batch + resend of all {BATCHES}: {result.calls} calls, 0 lost, "
-        f"0 duplicated; {BATCHES + 1} files recognised as resent and receipted again, all "
+        f"\nreplayed old batch + resend of all {batches}: {result.calls} calls, 0 lost, "
+        f"0 duplicated; {batches + 1} files recognised as resent and receipted again, all "
         f"acknowledged {time.monotonic() - began:.1f} s after the replay"
     )
