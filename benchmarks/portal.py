@@ -59,6 +59,7 @@ from datacenter.rating.numbering import load_dial_plan
 from datacenter.rating.store import import_tariff_plan, set_site
 from datacenter.rating.tariffs import load_tariff
 from datacenter.settings import Settings, StoreSettings, settings_for_data_dir
+from datacenter.store import partitions
 from datacenter.store.engine import open_store, upgrade, write_transaction
 from datacenter.store.rollups import rebuild
 from datacenter.store.tables.core import calls
@@ -252,12 +253,15 @@ def _by_table(rows: list[tuple[tuple[Any, ...], ...]]) -> list[tuple[sa.Table, l
 
 
 def _loaded(table: sa.Table) -> list[str]:
-    """The columns a table has at ``LOADED_AT`` (0017 adds ``call_costs.start_utc``)."""
-    return [c.name for c in table.c if not (table is call_costs and c.name == "start_utc")]
+    """The columns a table has at ``LOADED_AT`` (0017 adds ``call_costs.start_utc``, 0018 the
+    same to ``unrated_calls``)."""
+    return [c.name for c in table.c if not (table is not calls and c.name == "start_utc")]
 
 
 def migrate(engine: sa.Engine) -> tuple[float, int]:
-    """Upgrade the loaded store to head (0017 fills ``call_costs.start_utc``): (seconds, rows)."""
+    """Upgrade the loaded store to head (0017 fills ``call_costs.start_utc``; on PostgreSQL
+    0018 partitions the calls by month, all in the DEFAULT partition until ``datacenter store
+    partitions --convert`` moves them): (seconds, rows)."""
     with engine.connect() as conn:
         rows = int(conn.execute(sa.select(sa.func.count()).select_from(call_costs)).scalar_one())
     began = time.perf_counter()
@@ -372,6 +376,10 @@ def run_store(name: str, url: str, data_dir: Path, args: argparse.Namespace) -> 
         seconds, rows = migrate(engine)
         print(f"{name}: migrated {LOADED_AT} -> head (0017 fills call_costs.start_utc of "
               f"{rows:,} rows) in {seconds:.0f} s", flush=True)  # fmt: skip
+        if engine.dialect.name == "postgresql":  # the months out of DEFAULT, as an operator does
+            converted = partitions.convert(engine)
+            print(f"{name}: partitions --convert moved {converted.rows:,} rows in "
+                  f"{converted.seconds:.0f} s", flush=True)  # fmt: skip
         seconds = build_rollups(engine, ids[0])
         print(f"{name}: the measured tenant's rollups rebuilt in {seconds:.0f} s", flush=True)
         measure(engine, settings, EMPTY_PAGE, min(args.requests, 20))  # warm up: not reported
