@@ -79,6 +79,7 @@ INCOMPLETE_FLAG = "end_pending"  # superseded by the next version of the record 
 SUPERSEDED_MARK = "~superseded~"  # key suffix of a batched row a complete version superseded
 LOOKUP_CHUNK = 500
 PURGED_SEQUENCE_KEY = "batch_sequence_purged"  # highest batch number retention deleted
+WAL_SIZE_LIMIT_BYTES = 1 << 20  # the write-ahead log is cut back to this after a checkpoint
 # What the agent writes beside spool.db, all counted against the quota: the journal
 # (edge_agent.service), outbox/, sent/ and damaged/ (edge_agent.delivery.batches) and the batch
 # ledger (edge_agent.delivery.ledger). Named here because those modules import this one.
@@ -254,6 +255,10 @@ class Spool:
         try:
             with self._mapped("open"):
                 self.db.execute("PRAGMA journal_mode=WAL")
+                # The WAL file keeps its largest size after a checkpoint unless limited, and the
+                # quota counts it: a burst left megabytes of it counted long after the data had
+                # gone, holding a drained spool at "full". Truncated to this after checkpoints.
+                self.db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
                 self.db.execute("PRAGMA synchronous=FULL")
                 self.db.execute("PRAGMA foreign_keys=ON")
                 self.db.executescript(_SCHEMA)

@@ -258,8 +258,13 @@ class SiteOptions:
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     if not path.exists():
         return f"({path.name}: no log yet)"
-    text = path.read_text(errors="replace").splitlines()[-lines:]
-    return f"--- last {len(text)} lines of {path} ---\n" + "\n".join(text)
+    # paramiko logs every SFTP session at INFO: an agent cycling each second fills the tail
+    # with them and hides what the agent itself said (a disk-full failure showed nothing else)
+    own = [
+        line for line in path.read_text(errors="replace").splitlines() if " paramiko." not in line
+    ]
+    text = own[-lines:]
+    return f"--- last {len(text)} lines of {path} (paramiko's omitted) ---\n" + "\n".join(text)
 
 
 @dataclass
