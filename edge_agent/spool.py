@@ -80,6 +80,9 @@ SUPERSEDED_MARK = "~superseded~"  # key suffix of a batched row a complete versi
 LOOKUP_CHUNK = 500
 PURGED_SEQUENCE_KEY = "batch_sequence_purged"  # highest batch number retention deleted
 WAL_SIZE_LIMIT_BYTES = 1 << 20  # the write-ahead log is cut back to this after a checkpoint
+WAL_CHECKPOINT_PAGES = 256  # ... and checkpointed at about that size (4 KiB pages), so its file
+# stays near 1 MiB instead of growing to 4 MiB and shrinking: with a small quota that swing
+# made the quota alarm flap between levels
 # What the agent writes beside spool.db, all counted against the quota: the journal
 # (edge_agent.service), outbox/, sent/ and damaged/ (edge_agent.delivery.batches) and the batch
 # ledger (edge_agent.delivery.ledger). Named here because those modules import this one.
@@ -259,6 +262,7 @@ class Spool:
                 # quota counts it: a burst left megabytes of it counted long after the data had
                 # gone, holding a drained spool at "full". Truncated to this after checkpoints.
                 self.db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
+                self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
                 self.db.execute("PRAGMA synchronous=FULL")
                 self.db.execute("PRAGMA foreign_keys=ON")
                 self.db.executescript(_SCHEMA)
