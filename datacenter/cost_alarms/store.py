@@ -520,15 +520,20 @@ def claim_delivery(
 ) -> bool:
     """Take ``channel``'s next try of ``alarm`` until ``until``: True for the one caller whose
     update finds the try still due. Two alarm loops that read the same due alarm both call
-    this; the second finds ``next_at`` in the future and sends nothing. A sender that dies
+    this; the second finds ``next_at`` in the future, or the calls told about moved on if the
+    first already finished, and sends nothing. A sender that dies
     holding the claim leaves the try due again at ``until``."""
     next_at = cost_alarms.c[f"{channel}_next_at"]
+    told = cost_alarms.c[f"{channel}_calls"]
     result = conn.execute(
         cost_alarms.update()
         .where(
             cost_alarms.c.tenant_id == alarm.tenant_id,
             cost_alarms.c.alarm_id == alarm.alarm_id,
             sa.or_(next_at.is_(None), next_at <= now),
+            # still as the caller read it: a loop that already sent it and recorded the
+            # success has cleared next_at again, but moved this count on
+            told == getattr(alarm, f"{channel}_calls"),
         )
         .values({next_at: until})
     )
