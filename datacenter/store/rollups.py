@@ -325,16 +325,20 @@ def rebuild_day(conn: sa.Connection, tenant_id: int, zone: ZoneInfo, day: date) 
     """``rebuild`` of one tenant-local day: its rows replaced by the aggregate of the calls that
     started that day (a store job's work). Days share no rollup rows, so rebuilding every day
     that has calls or rows (``rollup_days``) equals ``rebuild``; returns rows written."""
-    window = (local_midnight(day, zone), local_midnight(day + timedelta(days=1), zone))
-    return _replace(conn, tenant_id, raw_totals(conn, tenant_id, zone, window),
-                    span=(day, day + timedelta(days=1)))  # fmt: skip
+    return _rebuild_days(conn, tenant_id, zone, (day, day + timedelta(days=1)))
 
 
 def rebuild_before(conn: sa.Connection, tenant_id: int, zone: ZoneInfo, day: date) -> int:
     """Replace the tenant's rollup rows of the local days before ``day`` by the aggregate of its
     raw calls of those days (after retention deleted or dropped calls); rows written."""
-    window = (None, local_midnight(day, zone))
-    return _replace(conn, tenant_id, raw_totals(conn, tenant_id, zone, window), span=(None, day))
+    return _rebuild_days(conn, tenant_id, zone, (None, day))
+
+
+def _rebuild_days(conn: sa.Connection, tenant_id: int, zone: ZoneInfo, span: DaySpan) -> int:
+    """The rows of the local days in ``span`` from the calls that started in them."""
+    first, end = span
+    window = (None if first is None else local_midnight(first, zone), local_midnight(end, zone))
+    return _replace(conn, tenant_id, raw_totals(conn, tenant_id, zone, window), span=span)
 
 
 def rollup_days(conn: sa.Connection, tenant_id: int, zone: ZoneInfo) -> list[date]:
