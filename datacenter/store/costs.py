@@ -16,12 +16,15 @@ place every call query goes through.
   each matching cost to its call, instead of joining every call of the period to its cost (for
   a month of a 1,000,000-call tenant, 82,000 primary-key probes). ``call_costs.start_utc`` is
   its call's start (every writer copies it), so the queries put the period and the order on
-  ``call_costs.start_utc`` (``start_column``); the join is by the calls' primary key.
+  ``call_costs.start_utc`` (``start_column``); the join is by the calls' primary key. Without
+  a period, the cost bound itself is read from the ``(tenant_id, decimals, cost_minor)`` index
+  (``_in_minor_units``), so "at least 1.50 ever" reads only the calls that cost that much.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -32,7 +35,7 @@ import sqlalchemy as sa
 from datacenter.store.tables.core import calls
 from datacenter.store.tables.rating import call_cost_history, call_costs, unrated_calls
 
-MAX_DECIMALS = 6  # tariffs keep at most micro-units (docs/rating.md)
+MAX_DECIMALS = 6  # tariffs keep at most micro-units: a tariff with more is refused
 COST_COLUMNS = (
     "cost_minor", "currency", "decimals", "number_class", "e164", "carrier", "destination",
     "tariff_version", "billed_seconds", "zero_reason", "rated_at",
@@ -203,19 +206,27 @@ def cost_conditions(filter: CostFilter) -> list[sa.ColumnElement[bool]]:
     if filter.carrier:
         out.append(call_costs.c.carrier == filter.carrier)
     if filter.cost_min is not None:
-        out.append(call_costs.c.cost_minor >= _minor_bound(filter.cost_min, math.ceil))
+        out.append(_in_minor_units(filter.cost_min, math.ceil, operator.ge))
     if filter.cost_max is not None:
-        out.append(call_costs.c.cost_minor <= _minor_bound(filter.cost_max, math.floor))
+        out.append(_in_minor_units(filter.cost_max, math.floor, operator.le))
     return out
 
 
-def _minor_bound(amount: Decimal, to_int: Any) -> sa.ColumnElement[int]:
-    """``amount`` in each row's minor units: exact per currency decimals (0-6)."""
-    whens = [
-        (call_costs.c.decimals == places, int(to_int(amount.scaleb(places))))
-        for places in range(MAX_DECIMALS + 1)
-    ]
-    return sa.case(*whens, else_=int(to_int(amount.scaleb(MAX_DECIMALS))))
+def _in_minor_units(amount: Decimal, to_int: Any, compare: Any) -> sa.ColumnElement[bool]:
+    """``cost compare amount``, exact in each row's own minor units: one term per number of
+    decimals a currency can have (0-6, which tariffs enforce), ``decimals = d AND cost_minor >=
+    ceil(amount * 10**d)``. Each term is a range of the ``(tenant_id, decimals, cost_minor)``
+    index (0020), so a cost range without dates reads only the matching costs; a per-row
+    ``CASE`` over the decimals (before 0020) could use no index and read all of them."""
+    return sa.or_(
+        *(
+            sa.and_(
+                call_costs.c.decimals == places,
+                compare(call_costs.c.cost_minor, int(to_int(amount.scaleb(places)))),
+            )
+            for places in range(MAX_DECIMALS + 1)
+        )
+    )
 
 
 def totals_query(

@@ -14,7 +14,8 @@ Contract:
 - ``call_costs.start_utc`` is always its call's ``calls.start_utc`` (every writer passes the
   call's start: ingest, re-rate, completion of an end-pending call), so a cost-range filter
   reads the costs of a period by the ``(tenant_id, start_utc, cost_minor)`` index and joins
-  only the calls that match.
+  only the calls that match; without a period it reads the matching costs by the
+  ``(tenant_id, decimals, cost_minor)`` index (0020: costs compare in each row's minor units).
 - ``call_cost_history`` keeps every change a re-rate made: old -> new cost, version and the old
   explanation, for audit. A re-rate that changes nothing writes nothing.
 - The three result tables carry their call's ``start_utc`` (migration 0018): on PostgreSQL they
@@ -106,6 +107,7 @@ call_costs = sa.Table(
     sa.Index(None, "tenant_id", "carrier", "tariff_version"),
     sa.Index(None, "tenant_id", "rated_at"),  # cost alarms read new and re-rated costs (0015)
     sa.Index(None, "tenant_id", "start_utc", "cost_minor"),  # the call list's cost range (0017)
+    sa.Index(None, "tenant_id", "decimals", "cost_minor"),  # a cost range without dates (0020)
 )
 
 call_cost_history = sa.Table(
