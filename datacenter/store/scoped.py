@@ -594,11 +594,14 @@ class TenantScope:
         conditions = self._in_scope()
         if costs.has_cost_range(filter.cost_filter):  # read by call_costs' own index
             conditions.append(call_costs.c.tenant_id == self.tenant_id)
-        start = costs.start_column(filter.cost_filter)
-        if filter.date_from is not None:
-            conditions.append(start >= self.day_bounds(filter.date_from, utc=filter.utc)[0])
-        if filter.date_to is not None:
-            conditions.append(start < self.day_bounds(filter.date_to, utc=filter.utc)[1])
+        # A cost range's period is on the cost row's start (its index) and again on the call's
+        # (the same value), which on PostgreSQL confines the join to the period's partitions of
+        # calls instead of probing every month's for each matching cost.
+        for start in dict.fromkeys((costs.start_column(filter.cost_filter), calls.c.start_utc)):
+            if filter.date_from is not None:
+                conditions.append(start >= self.day_bounds(filter.date_from, utc=filter.utc)[0])
+            if filter.date_to is not None:
+                conditions.append(start < self.day_bounds(filter.date_to, utc=filter.utc)[1])
         if filter.extension:
             conditions.append(calls.c.extension == filter.extension.strip())
         if filter.direction is not None:
