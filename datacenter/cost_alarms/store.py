@@ -213,6 +213,7 @@ def _facts_select(tenant_id: int) -> sa.Select[Any]:
                 sa.and_(
                     call_costs.c.tenant_id == calls.c.tenant_id,
                     call_costs.c.record_id == calls.c.record_id,
+                    call_costs.c.start_utc == calls.c.start_utc,  # the partition key (0018)
                 ),
             )
         )

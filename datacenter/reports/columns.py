@@ -78,6 +78,7 @@ def raw_from(*, attributed: bool = False) -> sa.FromClause:
         sa.and_(
             call_costs.c.tenant_id == calls.c.tenant_id,
             call_costs.c.record_id == calls.c.record_id,
+            call_costs.c.start_utc == calls.c.start_utc,  # the partition key (0018)
         ),
     )
     return attribution_join(base) if attributed else base

@@ -73,7 +73,7 @@ def _fill() -> None:
     conn = op.get_bind()
     tenants = conn.execute(sa.text("SELECT tenant_id, timezone FROM tenants")).all()
     for tenant_id, zone in tenants:
-        rebuild(conn, tenant_id, ZoneInfo(zone))
+        rebuild(conn, tenant_id, ZoneInfo(zone), costs_by_start=False)  # no start_utc yet
 
 
 def downgrade() -> None:
