@@ -178,9 +178,12 @@ def main() -> None:
             bench(engine, n_calls, args.batch, repeat)
             engine.dispose()
     if args.backend in ("postgres", "both"):
-        from tests.fixtures.postgres import throwaway_cluster  # only when benchmarking PostgreSQL
+        from tests.fixtures.postgres import (  # only when benchmarking PostgreSQL
+            server_memory,
+            throwaway_cluster,
+        )
 
-        with throwaway_cluster() as cluster:
+        with throwaway_cluster(server_memory()) as cluster:
             engine = open_store(cluster.url(cluster.create_database("bench")))
             bench(engine, n_calls, args.batch, repeat)
             engine.dispose()

@@ -58,7 +58,7 @@ from edge_agent.spool import Spool
 from shared import cms
 from shared.icdr import ICDR, Completion, Direction, make_record_id
 from shared.keys import new_agent_identity
-from tests.fixtures.postgres import throwaway_cluster
+from tests.fixtures.postgres import server_memory, throwaway_cluster
 from tests.fixtures.sshd import SshdServer, make_sshd
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -290,7 +290,7 @@ def measure(root: Path, sshd: SshdServer, calls: int, per_batch: int, workers: i
 
     sqlite = store_for(dc, f"sqlite:///{root / 'dc' / 'bench.db'}", identity.certificate)
     sqlite_s = ingest_from(sqlite, landed, incoming, calls, workers=workers)
-    with throwaway_cluster() as cluster:
+    with throwaway_cluster(server_memory()) as cluster:
         postgres = store_for(
             dc, cluster.url(cluster.create_database("bench")), identity.certificate
         )

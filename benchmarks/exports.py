@@ -223,9 +223,9 @@ def main() -> None:
         if not args.postgresql_only:
             run_store("SQLite", f"sqlite:///{root / 'exports.db'}", root / "sqlite", rows, formats)
         if not args.sqlite_only:
-            from tests.fixtures.postgres import throwaway_cluster  # the parent only
+            from tests.fixtures.postgres import server_memory, throwaway_cluster  # the parent only
 
-            with throwaway_cluster() as cluster:
+            with throwaway_cluster(server_memory()) as cluster:
                 url = cluster.url(cluster.create_database("exports"))
                 run_store("PostgreSQL", url, root / "postgresql", rows, formats)
 

@@ -43,7 +43,7 @@ from datacenter.store import partitions
 from datacenter.store.engine import open_store, upgrade, write_transaction
 from datacenter.store.rollups import rebuild
 from shared.icdr import ICDR, Completion, Direction
-from tests.fixtures.postgres import throwaway_cluster
+from tests.fixtures.postgres import server_memory, throwaway_cluster
 
 FIRST = date(2026, 1, 1)
 MONTHS = 6
@@ -148,7 +148,7 @@ def main() -> None:
     args = parser.parse_args()
     calls = 100_000 if args.quick else args.calls
     print(f"load average at start: {os.getloadavg()[0]:.1f} (2 shared cores)")
-    with throwaway_cluster() as cluster:
+    with throwaway_cluster(server_memory()) as cluster:
         engine = open_store(cluster.url(cluster.create_database("bench")))
         try:
             upgrade(engine, revision="0016")

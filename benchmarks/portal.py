@@ -66,7 +66,7 @@ from datacenter.store.tables.core import calls
 from datacenter.store.tables.rating import call_costs, unrated_calls
 from datacenter.web import create_app
 from datacenter.web.database import web_engine
-from tests.fixtures.postgres import throwaway_cluster
+from tests.fixtures.postgres import server_memory, throwaway_cluster
 from tests.fixtures.web import csrf_token
 
 DEMO = Path(__file__).resolve().parents[1] / "datacenter" / "rating" / "demo"
@@ -451,7 +451,7 @@ def main() -> None:
         if not args.postgresql_only:
             run_store("SQLite", f"sqlite:///{root / 'portal.db'}", root / "sqlite", args)
         if not args.sqlite_only:
-            with throwaway_cluster() as cluster:
+            with throwaway_cluster(server_memory()) as cluster:
                 url = cluster.url(cluster.create_database("portal"))
                 run_store("PostgreSQL", url, root / "postgresql", args)
 

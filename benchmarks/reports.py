@@ -325,9 +325,12 @@ def main() -> None:
 
 @contextmanager
 def _cluster() -> Iterator[str]:
-    from tests.fixtures.postgres import throwaway_cluster  # only when benchmarking PostgreSQL
+    from tests.fixtures.postgres import (  # only when benchmarking PostgreSQL
+        server_memory,
+        throwaway_cluster,
+    )
 
-    with throwaway_cluster() as cluster:
+    with throwaway_cluster(server_memory()) as cluster:
         yield cluster.url(cluster.create_database("bench"))
 
 

@@ -70,7 +70,7 @@ from shared import cms
 from shared.envelope import batch_file_name, seal
 from shared.icdr import ICDR, make_record_id
 from shared.keys import AgentIdentity, new_agent_identity
-from tests.fixtures.postgres import PgCluster, throwaway_cluster
+from tests.fixtures.postgres import PgCluster, server_memory, throwaway_cluster
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 ZONE = "Europe/London"
@@ -372,7 +372,10 @@ def drop_month(engine: sa.Engine, month: date) -> None:
 
 def run(calls: int, tenants: int, months: int, per_batch: int) -> None:
     counts = sizes(calls, tenants)
-    with tempfile.TemporaryDirectory(prefix="cc-scale-") as tmp, throwaway_cluster() as cluster:
+    with (
+        tempfile.TemporaryDirectory(prefix="cc-scale-") as tmp,
+        throwaway_cluster(server_memory()) as cluster,
+    ):
         dc = settings_for_data_dir(Path(tmp) / "dc")
         bundle = ensure_keys(dc.keys).certificates
         identity: AgentIdentity = new_agent_identity(AGENT)

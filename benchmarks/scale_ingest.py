@@ -42,7 +42,7 @@ from datacenter.settings import Settings, settings_for_data_dir
 from shared import cms
 from shared.envelope import batch_file_name, seal
 from shared.keys import new_agent_identity
-from tests.fixtures.postgres import PgCluster, throwaway_cluster
+from tests.fixtures.postgres import PgCluster, server_memory, throwaway_cluster
 
 WORKER_COUNTS = (1, 2, 4)
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -176,7 +176,7 @@ def run(calls: int, per_batch: int, profile: bool) -> None:
         incoming = dc.landing.tenant_dir(TENANT, "incoming")
         incoming.mkdir(parents=True)
         rates: dict[int, float] = {}
-        with throwaway_cluster() as cluster:
+        with throwaway_cluster(server_memory()) as cluster:
             first_db = ""
             for workers in WORKER_COUNTS:
                 database = cluster.create_database(f"w{workers}")
