@@ -156,6 +156,17 @@ class CycleResult:
     spool_level: SpoolLevel = SpoolLevel.OK
 
 
+def _report_failure(running: RunningSource, message: str) -> None:
+    """Record an acquirer's failure for ``edge-agent status``. The record goes to the spool, and
+    on a full disk (often why the acquirer failed) it cannot be written: that is logged, and the
+    acquirer is restarted all the same. Raising here ended the source's thread for good, so it
+    never read the PBX again once the disk had room (seen in the disk-full fault test)."""
+    try:
+        running.pipeline.report(ok=False, message=message)
+    except (CallCollectError, OSError) as exc:
+        log.error("source %s: cannot record its failure for status: %s", running.settings.id, exc)
+
+
 class Service:
     """The agent's supervisor (see the module docstring)."""
 
@@ -318,7 +329,7 @@ class Service:
                 return
             except Exception as exc:  # a driver bug must not stop the other sources
                 log.exception("source %s: acquirer failed", running.settings.id)
-                running.pipeline.report(ok=False, message=f"acquirer failed: {exc}")
+                _report_failure(running, f"acquirer failed: {exc}")
                 self.stop_event.wait(restart.next_delay())
 
     def run(self) -> None:
