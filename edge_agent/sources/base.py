@@ -107,7 +107,8 @@ class UnitSink(Protocol):
         ...
 
     def report(self, *, ok: bool, message: str = "", records: int = 0) -> None:
-        """Record the outcome of one poll or connection attempt for health reporting."""
+        """Record the outcome of one poll or connection attempt for health reporting (best
+        effort: a report the spool cannot take is logged, never raised)."""
         ...
 
     def get_state(self, key: str) -> str | None:

@@ -171,6 +171,23 @@ def test_report_is_kept_in_the_spool(site: Site) -> None:
     assert report.last_ok_at == "2026-03-02T09:00:00Z"
 
 
+def test_a_report_the_spool_cannot_take_is_logged_not_raised(
+    site: Site, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a full disk the source holding what it read reports it; the report must not end the
+    source (its connection, and what the PBX sent on it, would go)."""
+    pipeline, _ = site.open()
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise SpoolError("spool spool.db: write failed: database or disk is full")
+
+    monkeypatch.setattr(site.spool, "set_state", full)
+    with caplog.at_level(logging.ERROR, logger="edge_agent.pipeline"):
+        pipeline.report(ok=False, message="holding 100 units")
+    assert "pbx-1: status not recorded (holding 100 units): spool spool.db" in caplog.text
+    assert pipeline.last_report() is None
+
+
 def test_state_is_per_source_and_durable(site: Site) -> None:
     pipeline, _ = site.open()
     pipeline.set_state("watermark", "42")
