@@ -140,6 +140,12 @@ def joined_costs() -> sa.Join:
     )
 
 
+def only_rated(filter: CostFilter) -> bool:
+    """True when ``filter`` puts a condition on the cost row, so every call it admits is rated
+    (has one): a class, a carrier or a cost range."""
+    return bool(filter.number_class or filter.carrier) or has_cost_range(filter)
+
+
 def has_cost_range(filter: CostFilter) -> bool:
     return filter.cost_min is not None or filter.cost_max is not None
 

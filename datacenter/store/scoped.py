@@ -594,10 +594,15 @@ class TenantScope:
         conditions = self._in_scope()
         if costs.has_cost_range(filter.cost_filter):  # read by call_costs' own index
             conditions.append(call_costs.c.tenant_id == self.tenant_id)
-        # A cost range's period is on the cost row's start (its index) and again on the call's
-        # (the same value), which on PostgreSQL confines the join to the period's partitions of
-        # calls instead of probing every month's for each matching cost.
-        for start in dict.fromkeys((costs.start_column(filter.cost_filter), calls.c.start_utc)):
+        # The period is on the call's start and, where a cost condition makes every listed call
+        # a rated one, on its cost row's start too (the same value: a cost range reads by it).
+        # On PostgreSQL each side is then read from the period's monthly partitions only: named
+        # on one side, the other was read whole (a week of one carrier read all the tenant's
+        # costs of that carrier, every month: 381 ms instead of a few).
+        starts = [calls.c.start_utc]
+        if costs.only_rated(filter.cost_filter):
+            starts.append(call_costs.c.start_utc)
+        for start in starts:
             if filter.date_from is not None:
                 conditions.append(start >= self.day_bounds(filter.date_from, utc=filter.utc)[0])
             if filter.date_to is not None:
