@@ -4,18 +4,21 @@ On SQLite and PostgreSQL: the revision indexes a populated store, goes down and 
 on PostgreSQL (``call_costs`` partitioned by month), builds one index per partition and attaches
 it, going on where an interrupted run stopped. That a cost range's results equal a plain
 reference is ``test_call_cost_start.py``'s hypothesis test; what the index saves,
-``benchmarks/portal.py`` measures ("a year, cost >= 1.50").
+``benchmarks/portal.py`` measures ("a year, cost >= 1.50"). And revision 0013, which runs
+today's rollup rebuild on a store whose cost rows have no start yet: its join must not name it.
 """
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 
 from datacenter.store import partitions
 from datacenter.store.engine import alembic_config, open_store, upgrade, write_transaction
+from datacenter.store.rollups import raw_totals, stored_totals
 from tests.fixtures.store import gen_tenant
-from tests.integration.test_call_cost_start import _write
+from tests.integration.test_call_cost_start import CALLS, ZONE, _write
 from tests.integration.test_store_engine import schema_differences
 
 INDEX = "ix_call_costs_tenant_id_decimals_cost_minor"
@@ -115,3 +118,21 @@ def _partitions_of(conn: sa.Connection) -> list[str]:
             "WHERE p.inhparent = to_regclass('call_costs')"
         ).scalars()
     )
+
+
+def test_revision_0013_fills_the_rollups_of_a_store_without_cost_starts(store_url: str) -> None:
+    """Migration 0013 runs today's rollup rebuild on a store from before 0017, whose cost rows
+    have no ``start_utc``: the rebuild's join must not name it there (``costs_by_start``)."""
+    engine = open_store(store_url)
+    try:
+        upgrade(engine, revision="0012")
+        tenant = gen_tenant(engine, "acme")
+        _write(engine, tenant, at_head=False)
+        upgrade(engine, revision="0013")  # ran today's rebuild: it did not name start_utc
+        with engine.connect() as conn:
+            rolled = stored_totals(conn, tenant.tenant_id)["rollup_extension_days"]
+            assert sum(measures[0] for measures in rolled.values()) == CALLS  # every call
+            with pytest.raises(sa.exc.DBAPIError, match="start_utc"):  # what the flag avoids
+                raw_totals(conn, tenant.tenant_id, ZONE)
+    finally:
+        engine.dispose()
