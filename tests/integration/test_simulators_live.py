@@ -106,7 +106,11 @@ def test_mivb_spans_name_each_connections_lines_and_release_all_sends_the_rest()
             got = second.wait_for(len(spans[1]))
         finally:
             second.close()
-    assert [span.start for span in spans] == [0, spans[0].stop] and spans[1].stop == len(calls)
+    # The first connection may still send a line after the reader closed it (release_all made
+    # every line due before the server's next send failed): that line went nowhere and the
+    # second connection starts from it again. So the spans may overlap but never leave a gap.
+    assert spans[0].start == 0 and spans[0].stop >= 1
+    assert spans[1].start <= spans[0].stop and spans[1].stop == len(calls)
     assert got == [call.line for call in calls[spans[1].start :]]
 
 
