@@ -354,7 +354,16 @@ def enrol_agent(demo: Demo) -> None:
         certificate, "--config", demo.dc_config)  # fmt: skip
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    # Ctrl-C is how the demo stops, even when it was started with SIGINT ignored (what a
+    # background job of a script, nohup or a CI runner hands down: Python then never raises
+    # KeyboardInterrupt); SIGTERM stops it the same way.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--web-port", type=int, default=8080)
     parser.add_argument("--smdr-calls", type=int, default=5000, help="SMDR calls to play")
