@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from datacenter.cost_alarms.evaluate import CallFact, Finding
 from datacenter.cost_alarms.rules import RuleSet, parse_rules
 from datacenter.store.call_scope import mask_number
+from datacenter.store.costs import joined_costs
 from datacenter.store.dialect import dialect_insert
 from datacenter.store.rollups import micro
 from datacenter.store.tables.core import calls
@@ -207,16 +208,7 @@ def _facts_select(tenant_id: int) -> sa.Select[Any]:
             call_costs.c.e164,
             call_costs.c.rated_at,
         )
-        .select_from(
-            calls.outerjoin(
-                call_costs,
-                sa.and_(
-                    call_costs.c.tenant_id == calls.c.tenant_id,
-                    call_costs.c.record_id == calls.c.record_id,
-                    call_costs.c.start_utc == calls.c.start_utc,  # the partition key (0018)
-                ),
-            )
-        )
+        .select_from(joined_costs())
         .where(calls.c.tenant_id == tenant_id)
     )
 

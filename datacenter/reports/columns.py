@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from datacenter.reports.filters import FilterError, number_condition, parse_filter, text_condition
 from datacenter.store.attribution import ATTRIBUTION_COLUMNS, attribution_join
+from datacenter.store.costs import joined_costs
 from datacenter.store.rollups import MICRO_PLACES
 from datacenter.store.tables.core import calls
 from datacenter.store.tables.directory import directory_entries
@@ -73,14 +74,7 @@ def raw_columns() -> dict[str, sa.ColumnElement[Any]]:
 
 def raw_from(*, attributed: bool = False) -> sa.FromClause:
     """``calls`` LEFT JOIN ``call_costs`` (and the directory entry when ``attributed``)."""
-    base = calls.outerjoin(
-        call_costs,
-        sa.and_(
-            call_costs.c.tenant_id == calls.c.tenant_id,
-            call_costs.c.record_id == calls.c.record_id,
-            call_costs.c.start_utc == calls.c.start_utc,  # the partition key (0018)
-        ),
-    )
+    base = joined_costs()
     return attribution_join(base) if attributed else base
 
 

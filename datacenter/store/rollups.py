@@ -32,6 +32,7 @@ import sqlalchemy as sa
 
 from datacenter.rating.engine import RatedCall, RatingResult
 from datacenter.reports.periods import local_midnight
+from datacenter.store.costs import joined_costs
 from datacenter.store.dialect import dialect_insert
 from datacenter.store.tables.core import call_days, calls
 from datacenter.store.tables.rating import call_costs
@@ -230,19 +231,20 @@ def raw_select(tenant_id: int, *, costs_by_start: bool = True) -> sa.Select[Any]
     instead of 4). Migration 0013 runs this code on a store whose ``call_costs`` has no such
     column yet: ``costs_by_start=False``.
     """
-    on = [
-        call_costs.c.tenant_id == calls.c.tenant_id,
-        call_costs.c.record_id == calls.c.record_id,
-    ]
-    if costs_by_start:
-        on.append(call_costs.c.start_utc == calls.c.start_utc)
+    source = joined_costs() if costs_by_start else calls.outerjoin(
+        call_costs,
+        sa.and_(
+            call_costs.c.tenant_id == calls.c.tenant_id,
+            call_costs.c.record_id == calls.c.record_id,
+        ),
+    )  # fmt: skip
     return (
         sa.select(
             calls.c.record_id,
             *(calls.c[name] for name in CALL_COLUMNS),
             *(call_costs.c[name] for name in COST_COLUMNS),
         )
-        .select_from(calls.outerjoin(call_costs, sa.and_(*on)))
+        .select_from(source)
         .where(calls.c.tenant_id == tenant_id)
     )
 
