@@ -310,8 +310,7 @@ def measure(
         captured = _capture(app.extensions["callcollect.store"])
         first = client.get("/calls", query_string=filters)
         assert first.status_code == 200, first.status_code
-        statements = [s for s in captured if _DATA_STATEMENT.search(s[0])]
-        assert len(statements) == 2, [s[0][:80] for s in captured]
+        statements = _data_statements(captured)
         app_times = [
             _timed(lambda: client.get("/calls", query_string=filters)) for _ in range(requests)
         ]
@@ -324,20 +323,24 @@ def measure(
         def bare() -> None:
             for sql, params in statements:
                 cursor.execute(sql, params)
-                cursor.fetchall()
+                if cursor.description is not None:
+                    cursor.fetchall()
 
         bare()
         bare_times = [_timed(bare) for _ in range(requests)]
         if explain and engine.dialect.name == "postgresql":
             for sql, params in statements:
-                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
-                print("\n".join(row[0] for row in cursor.fetchall()), flush=True)
-        cursor.execute(*statements[1])
+                if sql.startswith("SELECT"):
+                    cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+                    print("\n".join(row[0] for row in cursor.fetchall()), flush=True)
+                else:  # the totals' planner settings (datacenter.store.probe_plan)
+                    cursor.execute(sql, params)
+        cursor.execute(*_totals_statement(statements))
         position = [column[0] for column in cursor.description].index("calls")
         matched = sum(int(row[position]) for row in cursor.fetchall())
     finally:
         raw.close()
-    found = _DATA_STATEMENT.search(statements[1][0])
+    found = _DATA_STATEMENT.search(_totals_statement(statements)[0])
     source = found.group(1) if found else "?"
     return Timing.of(app_times), Timing.of(bare_times), matched, source
 
@@ -345,6 +348,25 @@ def measure(
 # The list's and the totals' statements: over the calls (for a cost range, over call_costs
 # joined to them), or the totals over a rollup.
 _DATA_STATEMENT = re.compile(r"FROM (calls|call_costs|rollup_\w+)\b")
+
+
+def _data_statements(captured: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """From the list's statement to the totals' statement, with what the store sent between
+    and right after them (for a cost range without dates, the planner's estimates and the join
+    settings of datacenter.store.probe_plan): the bare query replays all of it."""
+    data = [
+        i for i, (sql, _params) in enumerate(captured)
+        if sql.startswith("SELECT") and _DATA_STATEMENT.search(sql)
+    ]  # fmt: skip
+    assert len(data) == 2, [sql[:80] for sql, _params in captured]
+    last = data[1]
+    while last + 1 < len(captured) and captured[last + 1][0].startswith("SET LOCAL"):
+        last += 1
+    return captured[data[0] : last + 1]
+
+
+def _totals_statement(statements: list[tuple[str, Any]]) -> tuple[str, Any]:
+    return [s for s in statements if s[0].startswith("SELECT") and _DATA_STATEMENT.search(s[0])][-1]
 
 
 def _capture(engine: sa.Engine) -> list[tuple[str, Any]]:

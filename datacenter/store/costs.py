@@ -150,17 +150,20 @@ def has_cost_range(filter: CostFilter) -> bool:
     return filter.cost_min is not None or filter.cost_max is not None
 
 
-def costs_then_calls() -> sa.Join:
-    """``call_costs`` joined to their calls: a cost range's source (only rated calls match)."""
-    return call_costs.join(
-        calls,
-        # By the calls' primary key only: equating the starts too (true, but unknown to the
-        # planner) makes PostgreSQL estimate one row and probe calls by start instead.
-        sa.and_(
-            calls.c.tenant_id == call_costs.c.tenant_id,
-            calls.c.record_id == call_costs.c.record_id,
-        ),
-    )
+def costs_then_calls(*, by_start: bool = False) -> sa.Join:
+    """``call_costs`` joined to their calls: a cost range's source (only rated calls match).
+
+    By the calls' primary key only: equating the starts too (true, but unknown to the planner)
+    makes PostgreSQL estimate one row and probe calls by start instead. ``by_start`` equates
+    them, for ``probe_plan``: each probe then reads its call's month only.
+    """
+    keys = [
+        calls.c.tenant_id == call_costs.c.tenant_id,
+        calls.c.record_id == call_costs.c.record_id,
+    ]
+    if by_start:
+        keys.append(calls.c.start_utc == call_costs.c.start_utc)
+    return call_costs.join(calls, sa.and_(*keys))
 
 
 def start_column(filter: CostFilter) -> sa.ColumnElement[datetime]:
@@ -172,10 +175,10 @@ def record_column(filter: CostFilter) -> sa.ColumnElement[str]:
     return call_costs.c.record_id if has_cost_range(filter) else calls.c.record_id
 
 
-def source(filter: CostFilter) -> sa.FromClause:
-    """What a count or totals query reads for ``filter``."""
+def source(filter: CostFilter, *, by_start: bool = False) -> sa.FromClause:
+    """What a count or totals query reads for ``filter`` (``by_start``: ``costs_then_calls``')."""
     if has_cost_range(filter):
-        return costs_then_calls()
+        return costs_then_calls(by_start=by_start)
     return joined_costs()
 
 

@@ -48,7 +48,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from datacenter.recordings.stored import StoredRecording, recordings_of_call
-from datacenter.store import costs, rollup_totals
+from datacenter.store import costs, probe_plan, rollup_totals
 from datacenter.store.attribution import ATTRIBUTION_COLUMNS, attribute_calls
 from datacenter.store.call_rows import icdr_from_row
 from datacenter.store.call_scope import (
@@ -332,11 +332,23 @@ class TenantScope:
             query = rollup_totals.totals_query(found, self.tenant_id, self.user_scope)
             rows = self._conn.execute(query).all()
             return rollup_totals.totals_from_rollup_rows(rows, decimals)
+        probing = self._probes_costs(filter)
         query = costs.totals_query(
-            self._conditions(filter), source=costs.source(filter.cost_filter)
+            self._conditions(filter), source=costs.source(filter.cost_filter, by_start=probing)
         )
-        rows = self._conn.execute(query).all()
+        with probe_plan.probing_joins(self._conn, probing):
+            rows = self._conn.execute(query).all()
         return rollup_totals.canonical(costs.totals_from_rows(list(rows)), decimals)
+
+    def _probes_costs(self, filter: CallFilter) -> bool:
+        """A cost range without dates whose few matches are cheaper probed (``probe_plan``)."""
+        if filter.date_from is not None or filter.date_to is not None:
+            return False
+        if not costs.has_cost_range(filter.cost_filter):
+            return False
+        return probe_plan.worth_probing(
+            self._conn, self.tenant_id, costs.cost_conditions(filter.cost_filter)
+        )
 
     def totals_source(self, filter: CallFilter) -> str:
         """The table ``call_totals`` reads for ``filter``: a rollup's name, or "calls"."""
