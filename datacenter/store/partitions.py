@@ -11,7 +11,8 @@ Contract (the layout is ``tables/partitioning.py``'s; docs/scale.md has the figu
   calls ``create_ahead`` once a day, and a call of a month without one lands in DEFAULT.
 - ``convert(engine, progress)`` moves everything out of the DEFAULT partitions (a store just
   converted by migration 0018 holds all its calls there), oldest month first, one month per
-  transaction, calling ``progress`` after each. Ingest goes on meanwhile: a month being moved
+  transaction (which also analyses the month's new partitions), calling ``progress`` after
+  each, then vacuums the DEFAULT partitions of the dead rows the moves left. Ingest goes on meanwhile: a month being moved
   is locked only while it is moved, and the calls of other months never wait.
 - ``drop_months_before(engine, month)`` detaches and drops every whole month before ``month``
   of all four tables (one transaction per month: the parent is locked only for the catalogue
@@ -163,10 +164,34 @@ def convert(
         with write_transaction(engine) as conn:
             _lock(conn)
             moved = 0 if month in attached_months(conn) else _add_month(conn, month)
+            if moved:
+                _analyze_month(conn, month)
         rows += moved
         if progress is not None:
             progress(MonthMoved(month, moved, done, len(pending)))
+    if rows:
+        _vacuum_defaults(engine)
     return ConvertResult(tuple(pending), rows, time.monotonic() - started)
+
+
+def _analyze_month(conn: sa.Connection, month: date) -> None:
+    """Statistics for a month's new partitions, in its own transaction: until autovacuum
+    analyses them, the planner guesses their sizes (a cost range without dates then hashed all
+    of a tenant's calls instead of probing a few: ``probe_plan`` decides from these figures)."""
+    for table in PARTITIONED_TABLES:
+        conn.exec_driver_sql(f"ANALYZE {partition_name(table, month)}")
+
+
+def _vacuum_defaults(engine: sa.Engine) -> None:
+    """Vacuum the DEFAULT partitions the rows left (outside a transaction, as VACUUM must be).
+
+    Every moved row stays there as a dead tuple until vacuumed, and an index scan of DEFAULT,
+    which every query that cannot prune it makes, walks all of them: after moving 5,000,000
+    calls, autovacuum may take minutes to get there.
+    """
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in PARTITIONED_TABLES:
+            conn.exec_driver_sql(f"VACUUM (ANALYZE) {default_partition(table)}")
 
 
 def default_rows(conn: sa.Connection) -> int:

@@ -178,6 +178,19 @@ def test_conversion_keeps_every_call_and_cost_while_ingest_goes_on(
         late_ids = {rec.record_id for rec in late}
         for name in PARTITIONED_TABLES:  # nothing left in DEFAULT, every month in its own
             assert conn.execute(sa.text(f"SELECT count(*) FROM {name}_default")).scalar() == 0
+        # The new months have statistics (-1: never analysed) and DEFAULT was vacuumed.
+        names = [partitions.partition_name(t, m) for t in PARTITIONED_TABLES for m in MONTHS]
+        analysed = conn.execute(
+            sa.text("SELECT relname, reltuples FROM pg_class WHERE relname = ANY(:names)"),
+            {"names": names},
+        ).all()
+        assert len(analysed) == len(PARTITIONED_TABLES) * len(MONTHS), analysed
+        assert all(tuples >= 0 for _name, tuples in analysed), analysed
+        vacuumed = conn.execute(sa.text(
+            "SELECT relname FROM pg_stat_user_tables "
+            "WHERE relname LIKE '%\\_default' AND last_vacuum IS NOT NULL"
+        )).scalars()  # fmt: skip
+        assert sorted(vacuumed) == sorted(f"{name}_default" for name in PARTITIONED_TABLES)
         kept = conn.execute(
             sa.text("SELECT count(*) FROM calls_y2025m12 WHERE record_id = ANY(:ids)"),
             {"ids": sorted(late_ids)},
