@@ -307,14 +307,17 @@ class TenantScope:
         columns = [calls.c[name] for name in _SUMMARY_COLUMNS]
         return (
             attribute_calls(
-                sa.select(*columns, *costs.list_columns(wanted)), base=costs.list_base(wanted)
+                sa.select(*columns, *costs.list_columns(wanted)),
+                base=costs.list_base(wanted, costs_dated=self._period_on_costs(filter)),
             )
             .where(*conditions)
             .order_by(costs.start_column(wanted).desc(), costs.record_column(wanted).desc())
         )
 
     def count_calls(self, filter: CallFilter) -> int:
-        source = calls if filter.cost_filter.empty else costs.source(filter.cost_filter)
+        source: sa.FromClause = calls
+        if not filter.cost_filter.empty:
+            source = costs.source(filter.cost_filter, costs_dated=self._period_on_costs(filter))
         query = sa.select(sa.func.count()).select_from(source).where(*self._conditions(filter))
         return int(self._conn.execute(query).scalar_one())
 
@@ -333,12 +336,19 @@ class TenantScope:
             rows = self._conn.execute(query).all()
             return rollup_totals.totals_from_rollup_rows(rows, decimals)
         probing = self._probes_costs(filter)
-        query = costs.totals_query(
-            self._conditions(filter), source=costs.source(filter.cost_filter, by_start=probing)
+        read = costs.source(
+            filter.cost_filter, probing=probing, costs_dated=self._period_on_costs(filter)
         )
+        query = costs.totals_query(self._conditions(filter), source=read)
         with probe_plan.probing_joins(self._conn, probing):
             rows = self._conn.execute(query).all()
         return rollup_totals.canonical(costs.totals_from_rows(list(rows)), decimals)
+
+    @staticmethod
+    def _period_on_costs(filter: CallFilter) -> bool:
+        """Whether ``_conditions`` puts the period on the cost row's start as well."""
+        dated = filter.date_from is not None or filter.date_to is not None
+        return dated and costs.only_rated(filter.cost_filter)
 
     def _probes_costs(self, filter: CallFilter) -> bool:
         """A cost range without dates whose few matches are cheaper probed (``probe_plan``)."""
@@ -612,7 +622,7 @@ class TenantScope:
         # on one side, the other was read whole (a week of one carrier read all the tenant's
         # costs of that carrier, every month: 381 ms instead of a few).
         starts = [calls.c.start_utc]
-        if costs.only_rated(filter.cost_filter):
+        if self._period_on_costs(filter):
             starts.append(call_costs.c.start_utc)
         for start in starts:
             if filter.date_from is not None:

@@ -4,7 +4,8 @@ On PostgreSQL, for a tenant of a few thousand calls over four months of which a 
 the planner's estimates make a rare cost range probe and a common one hash; the probed totals
 are sent with hash and merge joins off and the start in the join, equal a plain reference, and
 leave the connection's settings as they were; a dated filter asks no estimate. On SQLite
-nothing changes. That probing and hashing give the same results over thresholds, periods and
+nothing changes. And a dated filter on the cost row (a carrier) joins costs without the start,
+which both sides' periods make redundant (``costs.joined_costs``). That probing and hashing give the same results over thresholds, periods and
 scopes is ``test_call_cost_start.py``'s hypothesis test (it forces either); what probing saves,
 ``benchmarks/portal.py`` measures ("a year, cost >= 1.50").
 """
@@ -128,7 +129,7 @@ def test_the_probed_plan_joins_by_nested_loop_only(store: sa.Engine) -> None:
         query = costs.totals_query(
             [calls.c.tenant_id == tenant.tenant_id, call_costs.c.tenant_id == tenant.tenant_id,
              *costs.cost_conditions(RARE.cost_filter)],
-            source=costs.source(RARE.cost_filter, by_start=True),
+            source=costs.source(RARE.cost_filter, probing=True),
         )  # fmt: skip
         compiled = query.compile(dialect=conn.dialect)
         with probe_plan.probing_joins(conn, True):
@@ -170,3 +171,29 @@ def test_sqlite_never_probes(tmp_path: Path) -> None:
         assert not [sql for sql in sent if sql.startswith(("EXPLAIN", "SET"))], sent
     finally:
         engine.dispose()
+
+
+def test_a_dated_filter_on_the_cost_row_joins_without_the_start(tmp_path: Path) -> None:
+    """Both sides carry the period, so the join leaves the start out (``costs.joined_costs``):
+    with it PostgreSQL expected two rows and sorted a week's 15,000 for a page of 50."""
+    engine = open_store(f"sqlite:///{tmp_path / 'callcollect.db'}")
+    try:
+        upgrade(engine)
+        tenant = gen_tenant(engine, "acme")
+        _write(engine, tenant.tenant_id)
+        first, last = date(2025, 3, 3), date(2025, 3, 9)
+        with engine.connect() as conn:
+            sent = _statements(conn)
+            view = TenantScope(conn, tenant.tenant_id)
+            carrier = view.list_calls(CallFilter(carrier="britline", date_from=first, date_to=last))
+            everything = view.list_calls(CallFilter(date_from=first, date_to=last))
+        ids = [call.record_id for call in carrier.calls]  # every call here is britline's
+        assert ids == [call.record_id for call in everything.calls] and len(ids) == 50
+    finally:
+        engine.dispose()
+    lists = [sql for sql in sent if sql.startswith("SELECT calls.record_id")]
+    assert len(lists) == 2, lists
+    with_carrier, without = lists
+    assert "call_costs.carrier" in with_carrier
+    assert "call_costs.start_utc = calls.start_utc" not in with_carrier
+    assert "call_costs.start_utc = calls.start_utc" in without  # no period on the cost rows
