@@ -137,6 +137,8 @@ class LayoutResult:
     auto: Timing
     old_fixed: Timing
     old_auto: Timing
+    peer: Timing | None = None  # --peer: SMDR-Miner (or another), records made in ``produced``
+    peer_refused: int = 0
 
 
 def old_tree(rev: str, into: Path) -> Path:
@@ -156,20 +158,30 @@ def old_tree(rev: str, into: Path) -> Path:
 
 def old_rates(tree: Path, data: bytes, received: datetime, layout: str) -> tuple[Timing, Timing]:
     """The old parser's fixed and auto runs over the same bytes, in a child process."""
+    script = Path(__file__).resolve().parent / "smdr_parse_old.py"
+    out = child_run([sys.executable, str(script), str(tree)], data, [layout, received.isoformat()])
+    return Timing(**out["fixed"]), Timing(**out["auto"])
+
+
+def peer_rate(bundle: Path, data: bytes) -> tuple[Timing, int]:
+    """A peer parser's run over the same bytes (``smdr_peer.mjs`` on Node): timing, lines refused."""
+    script = Path(__file__).resolve().parent / "smdr_peer.mjs"
+    out = child_run(["node", str(script), str(bundle)], data, [str(WARM_UP)])
+    return Timing(out["cpu"], out["wall"], out["records"]), int(out["refused"])
+
+
+def child_run(command: list[str], data: bytes, after: list[str]) -> dict[str, Any]:
+    """``command FILE *after`` with ``data`` in FILE; its one JSON line of output."""
     with tempfile.NamedTemporaryFile(suffix=".smdr") as held:
         held.write(data)
         held.flush()
-        script = Path(__file__).resolve().parent / "smdr_parse_old.py"
         child = subprocess.run(
-            [sys.executable, str(script), str(tree), held.name, layout, received.isoformat()],
-            capture_output=True,
-            text=True,
-            check=False,
+            [*command, held.name, *after], capture_output=True, text=True, check=False
         )
     if child.returncode != 0:
-        raise SystemExit(f"the old parser's run failed:\n{child.stderr}")
-    out = json.loads(child.stdout)
-    return Timing(**out["fixed"]), Timing(**out["auto"])
+        raise SystemExit(f"{' '.join(command)} failed:\n{child.stderr}")
+    out: dict[str, Any] = json.loads(child.stdout)
+    return out
 
 
 def best(timings: list[Timing]) -> Timing:
@@ -179,7 +191,7 @@ def best(timings: list[Timing]) -> Timing:
 
 
 def measure_layout(
-    layout: str, lines: int, ctx: SourceContext, old: Path, rounds: int
+    layout: str, lines: int, ctx: SourceContext, old: Path, rounds: int, peer: Path | None = None
 ) -> LayoutResult:
     """Print one layout's table (every figure beside the baselines of the same run). The old
     and today's parsers run in turn ``rounds`` times, each time fresh (caches empty), and the
@@ -188,9 +200,11 @@ def measure_layout(
     fixed_settings = ParserSettings(layout=LayoutFlags.parse(layout))
     fixed = MivbSmdrParser(ctx, fixed_settings)
     base = run(KIT, data, received, lambda unit: unit.data.decode("latin-1"))
-    olds, fixeds, autos = [], [], []
+    olds, fixeds, autos, peers = [], [], [], []
     for _ in range(rounds):
         olds.append(old_rates(old, data, received, layout))
+        if peer is not None:
+            peers.append(peer_rate(peer, data))
         fixed = MivbSmdrParser(ctx, fixed_settings)
         fixeds.append(run(KIT, data, received, fixed.feed))
         auto = MivbSmdrParser(ctx, ParserSettings(layout=None))
@@ -218,13 +232,17 @@ def measure_layout(
         ("record floor (frame, id, ICDR)", records),
     ):
         print(f"{name:34}{timing.cpu:8.2f} {lines / timing.cpu:14,.0f} {timing.wall:8.2f}")
+    peer_run, refused = min(peers, key=lambda each: each[0].cpu) if peers else (None, 0)
+    if peer_run is not None:
+        print(f"{'peer (--peer, Node)':34}{peer_run.cpu:8.2f} {lines / peer_run.cpu:14,.0f} "
+              f"{peer_run.wall:8.2f}  ({peer_run.produced:,} records, {refused:,} refused)")  # fmt: skip
     print(f"speed-up over the old parser: fixed {old_fixed.cpu / fixed_run.cpu:.2f}x, ", end="")
     print(f"auto {old_auto.cpu / auto_run.cpu:.2f}x")
     print(f"ratio fixed / baseline: {fixed_run.cpu / base.cpu:.1f}x")
     print(f"ratio auto / baseline:  {auto_run.cpu / base.cpu:.1f}x")
     print(f"share of fixed-layout time spent constructing ICDRs: {floor.cpu / fixed_run.cpu:.0%}")
     print(f"share of fixed-layout time that is the record floor: {records.cpu / fixed_run.cpu:.0%}")
-    return LayoutResult(layout, base, fixed_run, auto_run, old_fixed, old_auto)
+    return LayoutResult(layout, base, fixed_run, auto_run, old_fixed, old_auto, peer_run, refused)
 
 
 def load() -> str:
@@ -251,6 +269,12 @@ def main() -> None:
         default=OLD_REV,
         help=f"the commit whose parser is the baseline (default {OLD_REV}, before issue #11)",
     )
+    parser.add_argument(
+        "--peer",
+        type=Path,
+        help="an ES module exporting SMDRParser (SMDR-Miner's, bundled: docs/sources.md), "
+        "timed by smdr_peer.mjs on Node over the same bytes, in the same rounds",
+    )
     args = parser.parse_args()
     lines = args.lines or (20_000 if args.quick else 1_000_000)
     # record ids of scheme 2 from the first line, as a new source (or an upgraded one) journals
@@ -261,7 +285,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         old = old_tree(args.old_rev, Path(scratch))
         results = [
-            measure_layout(layout, lines, ctx, old, args.rounds)
+            measure_layout(layout, lines, ctx, old, args.rounds, args.peer)
             for layout in args.layout or LAYOUTS
         ]
     print(f"\nat end: {load()}")
@@ -281,10 +305,27 @@ def main() -> None:
     slowest = min(lines / each.fixed.cpu for each in results)
     least = min(each.old_fixed.cpu / each.fixed.cpu for each in results)
     print(
-        f"target: twice the old parser's rate, fixed layout, every layout: "
-        f"{'met' if least >= 2 else 'missed'} (least {least:.2f}x); "
-        f"SMDR-Miner's {TARGET:,} lines/s (another machine): slowest here {slowest:,.0f}"
+        f"twice the old parser's rate, fixed layout, every layout: "
+        f"{'met' if least >= 2 else 'missed'} (least {least:.2f}x)"
     )
+    peers = [each for each in results if each.peer is not None]
+    if not peers:
+        print(f"SMDR-Miner's {TARGET:,} lines/s (another machine, issue #11): slowest here "
+              f"{slowest:,.0f}; --peer measures it here")  # fmt: skip
+        return
+    print(f"\nagainst the peer (--peer {args.peer}), lines/s (CPU), same bytes, same rounds:")
+    print(
+        f"{'layout':14}{'peer':>9}{'refused':>9}{'fixed':>9}{'x peer':>8}{'auto':>9}{'x peer':>8}"
+    )
+    for each in peers:
+        assert each.peer is not None
+        peer = lines / each.peer.cpu
+        fixed, auto = lines / each.fixed.cpu, lines / each.auto.cpu
+        print(f"{each.layout:14}{peer:9,.0f}{each.peer_refused:9,}{fixed:9,.0f}"
+              f"{fixed / peer:7.2f}x{auto:9,.0f}{auto / peer:7.2f}x")  # fmt: skip
+    behind = min(each.peer.cpu / each.fixed.cpu for each in peers if each.peer is not None)
+    print(f"target (issue #11): ahead of the peer on every layout, fixed layout: "
+          f"{'met' if behind > 1 else 'missed'} (least {behind:.2f}x)")  # fmt: skip
 
 
 if __name__ == "__main__":

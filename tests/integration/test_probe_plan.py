@@ -72,6 +72,18 @@ def _write(engine: sa.Engine, tenant_id: int) -> list[ICDR]:
     return records
 
 
+ON_POSTGRES = pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+
+
+@pytest.fixture
+def written(store: sa.Engine) -> tuple[int, list[ICDR]]:
+    """A tenant's calls and costs in ``store``: (tenant id, the calls)."""
+    tenant = gen_tenant(store, "acme")
+    return tenant.tenant_id, _write(store, tenant.tenant_id)
+
+
 def _statements(conn: sa.Connection) -> list[str]:
     seen: list[str] = []
 
@@ -82,29 +94,26 @@ def _statements(conn: sa.Connection) -> list[str]:
     return seen
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("backend", ["postgres"])
-def test_a_rare_cost_range_probes_and_a_common_one_hashes(store: sa.Engine) -> None:
-    tenant = gen_tenant(store, "acme")
-    _write(store, tenant.tenant_id)
+@ON_POSTGRES
+def test_a_rare_cost_range_probes_and_a_common_one_hashes(
+    store: sa.Engine, written: tuple[int, list[ICDR]]
+) -> None:
+    tenant_id, _records = written
     with store.connect() as conn:
-        assert probe_plan.worth_probing(
-            conn, tenant.tenant_id, costs.cost_conditions(RARE.cost_filter)
-        )
-        assert not probe_plan.worth_probing(
-            conn, tenant.tenant_id, costs.cost_conditions(COMMON.cost_filter)
-        )
+        conditions = {f: costs.cost_conditions(f.cost_filter) for f in (RARE, COMMON)}
+        assert probe_plan.worth_probing(conn, tenant_id, conditions[RARE])
+        assert not probe_plan.worth_probing(conn, tenant_id, conditions[COMMON])
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("backend", ["postgres"])
-def test_probed_totals_equal_the_reference_and_put_the_settings_back(store: sa.Engine) -> None:
-    tenant = gen_tenant(store, "acme")
-    records = _write(store, tenant.tenant_id)
+@ON_POSTGRES
+def test_probed_totals_equal_the_reference_and_put_the_settings_back(
+    store: sa.Engine, written: tuple[int, list[ICDR]]
+) -> None:
+    tenant_id, records = written
     dear = [rec for n, rec in enumerate(records) if n % DEAR_EVERY == 0]
     with store.connect() as conn:
         sent = _statements(conn)
-        totals = TenantScope(conn, tenant.tenant_id).call_totals(RARE)
+        totals = TenantScope(conn, tenant_id).call_totals(RARE)
         assert conn.exec_driver_sql("SHOW enable_hashjoin").scalar_one() == "on"
         assert conn.exec_driver_sql("SHOW enable_mergejoin").scalar_one() == "on"
     assert totals.calls == len(dear) == CALLS // DEAR_EVERY
@@ -117,17 +126,17 @@ def test_probed_totals_equal_the_reference_and_put_the_settings_back(store: sa.E
         "SET LOCAL enable_hashjoin TO DEFAULT", "SET LOCAL enable_mergejoin TO DEFAULT",
     ]  # fmt: skip
     assert settings[1] < totals_at < settings[2]
-    assert "calls.start_utc = call_costs.start_utc" in sent[totals_at]
+    assert "call_costs.start_utc = calls.start_utc" in sent[totals_at]
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("backend", ["postgres"])
-def test_the_probed_plan_joins_by_nested_loop_only(store: sa.Engine) -> None:
-    tenant = gen_tenant(store, "acme")
-    _write(store, tenant.tenant_id)
+@ON_POSTGRES
+def test_the_probed_plan_joins_by_nested_loop_only(
+    store: sa.Engine, written: tuple[int, list[ICDR]]
+) -> None:
+    tenant_id, _records = written
     with store.connect() as conn:
         query = costs.totals_query(
-            [calls.c.tenant_id == tenant.tenant_id, call_costs.c.tenant_id == tenant.tenant_id,
+            [calls.c.tenant_id == tenant_id, call_costs.c.tenant_id == tenant_id,
              *costs.cost_conditions(RARE.cost_filter)],
             source=costs.source(RARE.cost_filter, probing=True),
         )  # fmt: skip
@@ -141,16 +150,16 @@ def test_the_probed_plan_joins_by_nested_loop_only(store: sa.Engine) -> None:
     assert "Hash Join" not in plan and "Merge Join" not in plan, plan
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("backend", ["postgres"])
-def test_a_dated_cost_range_asks_no_estimate(store: sa.Engine) -> None:
-    tenant = gen_tenant(store, "acme")
-    _write(store, tenant.tenant_id)
+@ON_POSTGRES
+def test_a_dated_cost_range_asks_no_estimate(
+    store: sa.Engine, written: tuple[int, list[ICDR]]
+) -> None:
+    tenant_id, _records = written
     dated = CallFilter(cost_min=Decimal("1.00"), date_from=date(2025, 3, 1),
                        date_to=date(2025, 3, 31))  # fmt: skip
     with store.connect() as conn:
         sent = _statements(conn)
-        totals = TenantScope(conn, tenant.tenant_id).call_totals(dated)
+        totals = TenantScope(conn, tenant_id).call_totals(dated)
     assert totals.calls > 0
     assert not [sql for sql in sent if sql.startswith(("EXPLAIN", "SET"))], sent
 
