@@ -172,7 +172,7 @@ def old_rates(tree: Path, data: bytes, received: datetime, layout: str) -> tuple
 def peer_rate(bundle: Path, data: bytes) -> tuple[Timing, int]:
     """A peer parser's run over the same bytes (``smdr_peer.mjs`` on Node): timing, lines refused."""
     script = Path(__file__).resolve().parent / "smdr_peer.mjs"
-    out = child_run(["node", str(script), str(bundle)], data, [str(WARM_UP)])
+    out = child_run(["node", str(script), str(bundle)], data, [])
     return Timing(out["cpu"], out["wall"], out["records"]), int(out["refused"])
 
 
