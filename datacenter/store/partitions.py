@@ -12,8 +12,9 @@ Contract (the layout is ``tables/partitioning.py``'s; docs/scale.md has the figu
 - ``convert(engine, progress)`` moves everything out of the DEFAULT partitions (a store just
   converted by migration 0018 holds all its calls there), oldest month first, one month per
   transaction (which also analyses the month's new partitions), calling ``progress`` after
-  each, then vacuums the DEFAULT partitions of the dead rows the moves left. Ingest goes on meanwhile: a month being moved
-  is locked only while it is moved, and the calls of other months never wait.
+  each, then vacuums the DEFAULT partitions of the dead rows the moves left. Ingest goes on
+  meanwhile: a month being moved is locked only while it is moved, and the calls of other
+  months never wait.
 - ``drop_months_before(engine, month)`` detaches and drops every whole month before ``month``
   of all four tables (one transaction per month: the parent is locked only for the catalogue
   change), deletes what the DEFAULT partitions hold before it, then rebuilds the rollups of the

@@ -231,13 +231,7 @@ def raw_select(tenant_id: int, *, costs_by_start: bool = True) -> sa.Select[Any]
     instead of 4). Migration 0013 runs this code on a store whose ``call_costs`` has no such
     column yet: ``costs_by_start=False``.
     """
-    source = joined_costs() if costs_by_start else calls.outerjoin(
-        call_costs,
-        sa.and_(
-            call_costs.c.tenant_id == calls.c.tenant_id,
-            call_costs.c.record_id == calls.c.record_id,
-        ),
-    )  # fmt: skip
+    source = joined_costs(by_start=costs_by_start)
     return (
         sa.select(
             calls.c.record_id,

@@ -117,6 +117,11 @@ class CallFilter:
     def cost_filter(self) -> CostFilter:
         return CostFilter(self.number_class, self.carrier, self.cost_min, self.cost_max)
 
+    @property
+    def dated(self) -> bool:
+        """Whether a period bounds the calls (a first or a last day)."""
+        return self.date_from is not None or self.date_to is not None
+
 
 def _start_site(call: Any) -> datetime:
     """Start on the site's wall clock (the PBX's offset when the call began)."""
@@ -347,14 +352,11 @@ class TenantScope:
     @staticmethod
     def _period_on_costs(filter: CallFilter) -> bool:
         """Whether ``_conditions`` puts the period on the cost row's start as well."""
-        dated = filter.date_from is not None or filter.date_to is not None
-        return dated and costs.only_rated(filter.cost_filter)
+        return filter.dated and costs.only_rated(filter.cost_filter)
 
     def _probes_costs(self, filter: CallFilter) -> bool:
         """A cost range without dates whose few matches are cheaper probed (``probe_plan``)."""
-        if filter.date_from is not None or filter.date_to is not None:
-            return False
-        if not costs.has_cost_range(filter.cost_filter):
+        if filter.dated or not costs.has_cost_range(filter.cost_filter):
             return False
         return probe_plan.worth_probing(
             self._conn, self.tenant_id, costs.cost_conditions(filter.cost_filter)
@@ -378,9 +380,8 @@ class TenantScope:
         if filter.carrier:
             equals["carrier"] = filter.carrier
         number = _NUMBER_PUNCTUATION.sub("", filter.number or "")
-        dated = filter.date_from is not None or filter.date_to is not None
         return rollup_totals.plan(
-            whole_local_days=not (filter.utc and dated),
+            whole_local_days=not (filter.utc and filter.dated),
             first_day=filter.date_from,
             last_day=filter.date_to,
             equals=equals,
