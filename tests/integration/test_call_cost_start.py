@@ -25,7 +25,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datacenter.accounts.tenants import Tenant
-from datacenter.ingest.rows import CALL_COLUMNS, call_values
 from datacenter.store import probe_plan
 from datacenter.store.call_scope import WHOLE, UserScope
 from datacenter.store.engine import (
@@ -36,13 +35,11 @@ from datacenter.store.engine import (
     write_transaction,
 )
 from datacenter.store.scoped import CallFilter, TenantScope
-from datacenter.store.tables.core import calls
 from datacenter.store.tables.directory import directory_entries
-from datacenter.store.tables.partitioning import call_keys
 from datacenter.store.tables.rating import call_costs, unrated_calls
 from shared.icdr import ICDR, Direction
 from tests.factories import gen_outgoing_call
-from tests.fixtures.store import cost_start_mismatches, gen_tenant
+from tests.fixtures.store import cost_row, cost_start_mismatches, gen_tenant, insert_calls
 from tests.integration.test_store_engine import schema_differences
 
 BASE = datetime(2025, 3, 28, 21, 0, tzinfo=UTC)  # the clocks go forward in London on the 30th
@@ -95,38 +92,18 @@ def _cost(n: int) -> tuple[int, str, int, str] | None:
     return minor, currency, decimals, CLASSES[n % 3]
 
 
-def _cost_row(tenant_id: int, rec: ICDR, cost: tuple[int, str, int, str]) -> dict[str, Any]:
-    minor, currency, decimals, number_class = cost
-    return {
-        "tenant_id": tenant_id, "record_id": rec.record_id, "cost_minor": minor,
-        "currency": currency, "decimals": decimals, "number_class": number_class,
-        "e164": "441632960001", "carrier": "britline", "destination": "UK", "prefix": "441",
-        "tariff_version": "v1", "billed_seconds": rec.talk_seconds, "bands": [],
-        "zero_reason": None if currency else "internal", "explanation": {},
-        "engine_version": "test", "rated_at": BASE,
-    }  # fmt: skip
-
-
 def _write(engine: sa.Engine, tenant: Tenant, *, at_head: bool = True) -> list[Stored]:
     """The calls, cost rows and queue rows of one tenant, into a store at head or at 0016
     (no ``start_utc`` on the results yet, no ``call_keys``)."""
     out = []
     with write_transaction(engine) as conn:
         records = _records()
-        if at_head and conn.dialect.name == "postgresql":  # the partitioned calls' identities
-            conn.execute(call_keys.insert(), [
-                {"tenant_id": tenant.tenant_id, "record_id": rec.record_id,
-                 "start_month": rec.start.date().replace(day=1)} for rec in records
-            ])  # fmt: skip
-        conn.execute(calls.insert(), [
-            dict(zip(CALL_COLUMNS, call_values(tenant.tenant_id, rec, "f.ccb", BASE), strict=True))
-            for rec in records
-        ])  # fmt: skip
+        insert_calls(conn, tenant.tenant_id, records, received_at=BASE, with_keys=at_head)
         costs, queued = [], []
         for n, rec in enumerate(records):
             cost = _cost(n)
             if cost is not None:
-                row = _cost_row(tenant.tenant_id, rec, cost)
+                row = cost_row(tenant.tenant_id, rec, cost, rated_at=BASE)
                 costs.append(row | {"start_utc": rec.start} if at_head else row)
             elif n % 2:  # half the unrated calls are on the queue, half have no row yet
                 queue_row = {

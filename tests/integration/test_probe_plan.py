@@ -20,16 +20,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from datacenter.ingest.rows import CALL_COLUMNS, call_values
 from datacenter.store import costs, probe_plan
 from datacenter.store.engine import open_store, upgrade, write_transaction
 from datacenter.store.scoped import CallFilter, TenantScope
 from datacenter.store.tables.core import calls
-from datacenter.store.tables.partitioning import call_keys
 from datacenter.store.tables.rating import call_costs
 from shared.icdr import ICDR
 from tests.factories import gen_outgoing_call
-from tests.fixtures.store import gen_tenant
+from tests.fixtures.store import cost_row, gen_tenant, insert_calls
 
 BASE = datetime(2025, 3, 1, tzinfo=UTC)
 CALLS = 3000
@@ -48,22 +46,10 @@ def _records() -> list[ICDR]:
 def _write(engine: sa.Engine, tenant_id: int) -> list[ICDR]:
     records = _records()
     with write_transaction(engine) as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(call_keys.insert(), [
-                {"tenant_id": tenant_id, "record_id": rec.record_id,
-                 "start_month": rec.start.date().replace(day=1)} for rec in records
-            ])  # fmt: skip
-        conn.execute(calls.insert(), [
-            dict(zip(CALL_COLUMNS, call_values(tenant_id, rec, "f.ccb", BASE), strict=True))
-            for rec in records
-        ])  # fmt: skip
+        insert_calls(conn, tenant_id, records, received_at=BASE)
         conn.execute(call_costs.insert(), [
-            {"tenant_id": tenant_id, "record_id": rec.record_id, "start_utc": rec.start,
-             "cost_minor": 500 if n % DEAR_EVERY == 0 else 5, "currency": "GBP", "decimals": 2,
-             "number_class": "national", "e164": "441632960001", "carrier": "britline",
-             "destination": "UK", "prefix": "441", "tariff_version": "v1",
-             "billed_seconds": rec.talk_seconds, "bands": [], "zero_reason": None,
-             "explanation": {}, "engine_version": "test", "rated_at": BASE}
+            cost_row(tenant_id, rec, (500 if n % DEAR_EVERY == 0 else 5, "GBP", 2, "national"),
+                     rated_at=BASE) | {"start_utc": rec.start}
             for n, rec in enumerate(records)
         ])  # fmt: skip
         if conn.dialect.name == "postgresql":
