@@ -354,10 +354,7 @@ def _data_statements(captured: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     """From the list's statement to the totals' statement, with what the store sent between
     and right after them (for a cost range without dates, the planner's estimates and the join
     settings of datacenter.store.probe_plan): the bare query replays all of it."""
-    data = [
-        i for i, (sql, _params) in enumerate(captured)
-        if sql.startswith("SELECT") and _DATA_STATEMENT.search(sql)
-    ]  # fmt: skip
+    data = [i for i, (sql, _params) in enumerate(captured) if _reads_data(sql)]
     assert len(data) == 2, [sql[:80] for sql, _params in captured]
     last = data[1]
     while last + 1 < len(captured) and captured[last + 1][0].startswith("SET LOCAL"):
@@ -366,7 +363,12 @@ def _data_statements(captured: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
 
 
 def _totals_statement(statements: list[tuple[str, Any]]) -> tuple[str, Any]:
-    return [s for s in statements if s[0].startswith("SELECT") and _DATA_STATEMENT.search(s[0])][-1]
+    return [each for each in statements if _reads_data(each[0])][-1]
+
+
+def _reads_data(sql: str) -> bool:
+    """The list's or the totals' statement (not an ``EXPLAIN`` of the planner's estimates)."""
+    return sql.startswith("SELECT") and _DATA_STATEMENT.search(sql) is not None
 
 
 def _capture(engine: sa.Engine) -> list[tuple[str, Any]]:

@@ -278,7 +278,7 @@ def main() -> None:
     parser.add_argument(
         "--peer",
         type=Path,
-        help="an ES module exporting SMDRParser (SMDR-Miner's, bundled: docs/sources.md), "
+        help="an ES module exporting SMDRParser (SMDR-Miner's, bundled: docs/sources/mivb-smdr.md), "
         "timed by smdr_peer.mjs on Node over the same bytes, in the same rounds",
     )
     args = parser.parse_args()
